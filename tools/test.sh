@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite (README quick-start line 2 runs this after installing the dev dependencies).
+#   bash tools/test.sh            everything
+#   bash tools/test.sh --flags api gpu   also run notebook cells flagged api/gpu (needs a key / a GPU)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONHASHSEED=0 MPLBACKEND=Agg
+flags=""
+if [ "${1:-}" = "--flags" ]; then shift; flags="$*"; fi
+start=$(date +%s)
+
+echo "== 1/5 library in step with the notebooks (nbdev_export changes nothing)"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  before=$(git status --porcelain -- rcc_rank)
+  nbdev_export
+  after=$(git status --porcelain -- rcc_rank)
+  if [ "$before" != "$after" ]; then
+    echo "nbdev_export changed rcc_rank/: export the notebooks and commit the library"; git status --porcelain -- rcc_rank; exit 1
+  fi
+  echo "== 2/5 notebooks clean (nbdev_clean changes nothing)"
+  before=$(git status --porcelain -- nbs index.ipynb)
+  nbdev_clean
+  after=$(git status --porcelain -- nbs index.ipynb)
+  if [ "$before" != "$after" ]; then
+    echo "nbdev_clean changed notebooks: run nbdev_clean (or nbdev_install_hooks) and commit"; git status --porcelain -- nbs index.ipynb; exit 1
+  fi
+else
+  echo "(not a git checkout: sync and clean checks skipped)"
+fi
+
+echo "== 3/5 README.md generated from index.ipynb"
+python3 tools/docs.py readme --check
+
+echo "== 4/5 notebooks (nbdev_test)"
+if [ -n "$flags" ]; then nbdev_test --n_workers 2 --timing --flags "$flags"; else nbdev_test --n_workers 2 --timing; fi
+
+echo "== 5/5 system tests (pytest tests/)"
+echo "(elapsed before pytest: $(( $(date +%s) - start )) s)"
+python3 -m pytest -q tests

@@ -16,4 +16,8 @@ d = { 'settings': { 'branch': 'main',
                                'rcc_rank.core.redact': ('core.html#redact', 'rcc_rank/core.py'),
                                'rcc_rank.core.secret_values': ('core.html#secret_values', 'rcc_rank/core.py'),
                                'rcc_rank.core.set_seed': ('core.html#set_seed', 'rcc_rank/core.py'),
-                               'rcc_rank.core.stable_hash': ('core.html#stable_hash', 'rcc_rank/core.py')}}}
+                               'rcc_rank.core.stable_hash': ('core.html#stable_hash', 'rcc_rank/core.py')},
+            'rcc_rank.evaluate': { 'rcc_rank.evaluate._np': ('evaluate.html#_np', 'rcc_rank/evaluate.py'),
+                                   'rcc_rank.evaluate._summarise': ('evaluate.html#_summarise', 'rcc_rank/evaluate.py'),
+                                   'rcc_rank.evaluate.chain_metrics': ('evaluate.html#chain_metrics', 'rcc_rank/evaluate.py'),
+                                   'rcc_rank.evaluate.ranking_metrics': ('evaluate.html#ranking_metrics', 'rcc_rank/evaluate.py')}}}

@@ -109,6 +109,13 @@ def test_question_chains_from_rule_chains(rule_chains, tmp_path):
         else:
             assert q.varies == 'prompt' and q.meta['caption_index'] == list(range(len(src)))[::-1]
             assert q.meta['answers'][-1] == 'yes' and set(q.meta['answers'][:-1]) == {'no'}
+    spans = question_chains(rule_chains, kinds=['mcq'], choices='spans')
+    used = [q for q in spans if q.prompts[0].startswith('Which of these is correct for the video?')]
+    assert len(used) >= len(rule_chains) // 2   # most rule chains record usable spans; the rest fall back
+    for q in used:
+        src = by_id[q.meta['source_chain']]
+        best = q.meta['choices'][q.meta['labels'].index(q.responses[0])]
+        assert best == '; '.join(m.before for m in src.mutations)
     write_question_chains(qs, tmp_path / 'q.jsonl')
     assert read_question_chains(tmp_path / 'q.jsonl') == qs
 

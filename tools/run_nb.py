@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def tst_flags():
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
-    return set(cfg['DEFAULT'].get('tst_flags', '').split('|')) - {''}
+    return set(re.split(r'[\s|]+', cfg['DEFAULT'].get('tst_flags', ''))) - {''}
 
 def directives(src):
     "nbdev directives of a cell (`#| key value`) as a dict of lists"

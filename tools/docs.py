@@ -213,6 +213,7 @@ def _exporter(**kw):
 def render_page(path, pages, names):
     "(output file name, HTML) of one notebook as a docs page"
     path = Path(path)
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))  # the checkout's rcc_rank, for show_doc
     nb = processed_nb(path)
     fm = getattr(nb, 'frontmatter_', {}) or {}
     name = page_name(path)

@@ -1,0 +1,96 @@
+"""Packaging as a user meets it: `python -m build` makes an sdist and a wheel; the wheel installs into a fresh
+venv and its console scripts run from there (`--help` for each, and `rcc-demo --quick` end to end).
+
+The venv uses `--system-site-packages` so torch & co. come from this machine, and the wheel goes in with
+`--no-deps`; the tests check the venv imports the wheel's `rcc_rank`, not the checkout's."""
+import configparser, os, re, subprocess, sys, tarfile, time, zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+SCRIPTS = dict(s.split('=') for s in cfg['DEFAULT']['console_scripts'].split())   # name -> 'module:function'
+
+def _env(tmp):
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV', 'PYTHONHOME')}
+    env.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', MPLBACKEND='Agg',
+               TOKENIZERS_PARALLELISM='false', RCC_RANK_HOME=str(tmp/'home'), PIP_NO_INDEX='1',
+               PIP_DISABLE_PIP_VERSION_CHECK='1')
+    return env
+
+def _run(cmd, tmp, timeout=300, **kw):
+    return subprocess.run(cmd, cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=timeout, **kw)
+
+@pytest.fixture(scope='module')
+def dist(tmp_path_factory):
+    "sdist and wheel from `python -m build` (the wheel is built from the sdist, so the sdist must be complete)"
+    out = tmp_path_factory.mktemp('dist')
+    t = time.time()
+    r = subprocess.run([sys.executable, '-m', 'build', '--no-isolation', '--outdir', str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f'python -m build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    print(f'python -m build: {time.time()-t:.0f} s')
+    sdists, wheels = list(out.glob('*.tar.gz')), list(out.glob('*.whl'))
+    assert len(sdists) == 1 and len(wheels) == 1, list(out.iterdir())
+    return sdists[0], wheels[0]
+
+@pytest.fixture(scope='module')
+def venv(dist, tmp_path_factory):
+    "A fresh venv (seeing this machine's packages) with the wheel installed, no dependencies fetched"
+    tmp = tmp_path_factory.mktemp('venv')
+    r = _run([sys.executable, '-m', 'venv', '--system-site-packages', str(tmp/'venv')], tmp)
+    assert r.returncode == 0, r.stderr
+    py = tmp/'venv'/'bin'/'python'
+    r = _run([str(py), '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', str(dist[1])], tmp)
+    assert r.returncode == 0, f'pip install of the wheel failed:\n{r.stdout}\n{r.stderr}'
+    return tmp, tmp/'venv'/'bin'
+
+def test_sdist_and_wheel_contents(dist):
+    sdist, wheel = dist
+    modules = sorted(p.name for p in (ROOT/'rcc_rank').glob('*.py'))
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
+        eps = z.read(entry).decode()
+    for m in modules: assert f'rcc_rank/{m}' in names, f'{m} missing from the wheel'
+    for name, target in SCRIPTS.items(): assert f'{name} = {target}' in eps, f'{name} missing from the entry points'
+    with tarfile.open(sdist) as t: snames = t.getnames()
+    for f in ('settings.ini', 'setup.py', 'README.md', 'LICENSE', 'rcc_rank/core.py'):
+        assert any(n.endswith('/' + f) for n in snames), f'{f} missing from the sdist'
+
+def test_venv_imports_the_wheel_not_the_checkout(venv):
+    tmp, bin = venv
+    r = _run([str(bin/'python'), '-c', 'import rcc_rank; print(rcc_rank.__file__, rcc_rank.__version__)'], tmp)
+    assert r.returncode == 0, r.stderr
+    path, version = r.stdout.split()
+    assert Path(path).resolve().is_relative_to((tmp/'venv').resolve()), f'imported {path}, not the wheel in {tmp/"venv"}'
+    assert version == cfg['DEFAULT']['version']
+
+def _script(venv, name):
+    "Path of an installed console script, failing clearly when its module is not written yet"
+    mod = SCRIPTS[name].split(':')[0]
+    src = ROOT/(mod.replace('.', '/') + '.py')
+    fn = SCRIPTS[name].split(':')[1]
+    if not src.exists(): pytest.fail(f'{name}: its module {mod} ({src.relative_to(ROOT)}) is not exported yet, so the wheel has no {name}')
+    if not re.search(rf'^(def {fn}\b|{fn}\s*=|@call_parse\s*\ndef {fn}\b)', src.read_text(), re.M):
+        pytest.fail(f'{name}: {mod} has no function {fn} yet (settings.ini console_scripts points at {SCRIPTS[name]})')
+    exe = venv[1]/name
+    assert exe.exists(), f'{name}: not installed into the venv'
+    return exe
+
+@pytest.mark.parametrize('name', sorted(SCRIPTS))
+def test_console_script_help(venv, name):
+    exe = _script(venv, name)
+    r = _run([str(exe), '--help'], venv[0], timeout=120)
+    assert r.returncode == 0, f'{name} --help exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}'
+    assert 'usage' in r.stdout.lower(), f'{name} --help printed no usage:\n{r.stdout[-1000:]}'
+
+def test_demo_quick_from_the_wheel(venv):
+    exe = _script(venv, 'rcc-demo')
+    t = time.time()
+    r = _run([str(exe), '--quick'], venv[0], timeout=240)
+    dt = time.time() - t
+    assert r.returncode == 0, f'rcc-demo --quick exited {r.returncode} after {dt:.0f} s:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    print(f'rcc-demo --quick: {dt:.0f} s')
+    assert 'Traceback' not in r.stderr

@@ -91,6 +91,10 @@ def test_demo_quick_from_the_wheel(venv):
     t = time.time()
     r = _run([str(exe), '--quick'], venv[0], timeout=240)
     dt = time.time() - t
-    assert r.returncode == 0, f'rcc-demo --quick exited {r.returncode} after {dt:.0f} s:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    hint = ''
+    if r.returncode == 1 and 'Traceback' not in r.stderr and r.stderr.strip():
+        hint = ('\n(no traceback, exit 1, and a value on stderr: the entry function returned a non-int value, '
+                'which a console script hands to sys.exit; return None or an int)')
+    assert r.returncode == 0, f'rcc-demo --quick exited {r.returncode} after {dt:.0f} s{hint}:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}'
     print(f'rcc-demo --quick: {dt:.0f} s')
     assert 'Traceback' not in r.stderr

@@ -1,0 +1,149 @@
+"""System tests for rcc_rank.evaluate that do not fit a notebook: data-parallel evaluation under `accelerate launch`
+(two CPU processes) must equal a single-process run, and the `rcc-evaluate` command as a subprocess against the local
+fake Claude server (judge, ARGUS, VDC, table), including a rerun served entirely from the judge cache."""
+import json, os, re, subprocess, sys, textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+ROOT = Path(__file__).resolve().parent.parent
+
+from rcc_rank.core import append_jsonl, read_jsonl
+from rcc_rank.chains import Chain, Mutation, write_chains
+from rcc_rank.fake_claude import FakeClaude, request_text
+
+def _env(**kw):
+    env = dict(os.environ, HF_HUB_OFFLINE='1', TOKENIZERS_PARALLELISM='false', PYTHONPATH=str(ROOT), **kw)
+    env.pop('ANTHROPIC_API_KEY', None)
+    env.update(kw)
+    return env
+
+def _data(tmp):
+    "Video files, chains, MCQ items and caption items; 5 of each so the two shards are uneven (3 + 2)"
+    from rcc_rank.video import write_test_video
+    vids = [str(write_test_video(tmp / f'v{i}.mp4', n=8 + 2 * i, size=(56, 56))) for i in range(5)]
+    caps = ['A red square moves right.', 'A blue square moves right.', 'A blue square moves left.', 'Two blue squares move left.']
+    errs = ['colour', 'direction', 'count']
+    chains = [Chain(f'c{i}', caps[:2 + i % 3], [Mutation(e, 'x', 'y') for e in errs[:1 + i % 3]], video=vids[i]) for i in range(5)]
+    write_chains(chains, tmp / 'chains.jsonl')
+    mcq = [dict(id=f'q{i}', video=vids[i], question='Where does the square go?',
+                choices=['It moves to the right side.', 'It moves to the left side.', 'It stays still.'], answer=i % 3) for i in range(5)]
+    append_jsonl(tmp / 'mcq.jsonl', mcq)
+    append_jsonl(tmp / 'gen.jsonl', [dict(id=f'g{i}', video=vids[i]) for i in range(5)])
+    return chains, mcq
+
+SCRIPT = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    from accelerate import Accelerator
+    from rcc_rank.core import read_jsonl
+    from rcc_rank.chains import read_chains
+    from rcc_rank.models import tiny_model
+    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, rcc_evaluate
+    tmp = Path(sys.argv[1])
+    acc = Accelerator(cpu=True)
+    model, proc = tiny_model('qwen2_5_vl', seed=0)
+    rk = rank_chains(model, proc, read_chains(tmp / 'chains.jsonl'), batch_size=2, num_frames=4, accelerator=acc, progress=False)
+    gen = generate_captions(model, proc, read_jsonl(tmp / 'gen.jsonl'), batch_size=2, num_frames=4, max_new_tokens=5,
+                            accelerator=acc, progress=False)
+    mq = mcq_evaluate(model, proc, read_jsonl(tmp / 'mcq.jsonl'), batch_size=2, num_frames=4, accelerator=acc, progress=False)
+    cli = rcc_evaluate('rank', model='tiny:qwen2_5_vl', data=str(tmp / 'chains.jsonl'), out=str(tmp / 'cli_rank.json'),
+                       batch_size=2, num_frames=4, quiet=True)
+    if acc.is_main_process:
+        (tmp / 'dp.json').write_text(json.dumps(dict(n=acc.num_processes, rank=rk, gen=gen, mcq=mq)))
+''')
+
+def test_data_parallel_equals_single_process(tmp_path):
+    "rank_chains, generate_captions, mcq_evaluate and `rcc-evaluate rank` on 2 CPU processes == one process"
+    from rcc_rank.models import tiny_model
+    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate
+    chains, mcq = _data(tmp_path)
+    (tmp_path / 'dp.py').write_text(SCRIPT)
+    cmd = ['accelerate', 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+           '--dynamo_backend', 'no', str(tmp_path / 'dp.py'), str(tmp_path)]
+    p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    dp = json.loads((tmp_path / 'dp.json').read_text())
+    assert dp['n'] == 2
+    model, proc = tiny_model('qwen2_5_vl', seed=0)
+    rk = rank_chains(model, proc, chains, batch_size=2, num_frames=4, progress=False)
+    gen = generate_captions(model, proc, read_jsonl(tmp_path / 'gen.jsonl'), batch_size=2, num_frames=4, max_new_tokens=5, progress=False)
+    mq = mcq_evaluate(model, proc, mcq, batch_size=2, num_frames=4, progress=False)
+    # same items, same order, same numbers
+    assert [c['id'] for c in dp['rank']['per_chain']] == [c.id for c in chains]
+    for a, b in zip(dp['rank']['per_chain'], rk['per_chain']):
+        assert a['ntokens'] == b['ntokens'] and a['errors'] == b['errors']
+        np.testing.assert_allclose(a['logps'], b['logps'], atol=1e-4)
+    for k in ('n_chains', 'n_pairs', 'top1', 'pairwise', 'kendall_tau', 'adjacent', 'by_error_type', 'top1_norm', 'kendall_tau_norm'):
+        assert dp['rank'][k] == pytest.approx(rk[k]), k
+    assert [g['id'] for g in dp['gen']] == [f'g{i}' for i in range(5)]
+    assert [g['caption'] for g in dp['gen']] == [g['caption'] for g in gen]
+    assert [m['pred'] for m in dp['mcq']['per_item']] == [m['pred'] for m in mq['per_item']]
+    assert dp['mcq']['mcq_acc'] == mq['mcq_acc']
+    for a, b in zip(dp['mcq']['per_item'], mq['per_item']):
+        np.testing.assert_allclose(list(a['logprobs'].values()), list(b['logprobs'].values()), atol=1e-4)
+    # the console-script path under accelerate wrote the same metrics once (main process)
+    cli = json.loads((tmp_path / 'cli_rank.json').read_text())
+    assert cli['task'] == 'rank' and cli['top1'] == pytest.approx(rk['top1']) and cli['n_chains'] == 5
+
+def _judge_responder(body):
+    "Caption scores by tool use, ARGUS lines by tool use, VDC answers and reviews as text"
+    t = request_text(body)
+    tools = [x['name'] for x in body.get('tools', [])]
+    if 'record_scores' in tools:
+        pred = re.search(r'<prediction>\n(.*?)\n</prediction>', t, re.S).group(1)
+        return {'tool_use': {'name': 'record_scores', 'input': {'relevance': 9 if 'blue' in pred else 3, 'descriptiveness': 6,
+                                                                 'temporal_consistency': 7, 'fluency': 8}}}
+    if 'record_lines' in tools:
+        src, tgt = re.findall(r'"""\n(.*?)\n"""', t, re.S)
+        lines = [dict(line=s, type='dynamic-action', evidence=s if s in src else '', reasoning='',
+                      verdict='entailment' if s in src else 'contradiction') for s in re.split(r'(?<=\.) ', tgt)]
+        return {'tool_use': {'name': 'record_lines', 'input': {'lines': lines}}}
+    if t.startswith('Detailed description'):
+        return 'blue' if 'blue' in t.split('Question:')[0] else 'red'
+    q = dict(re.findall(r'(Correct answer|Predicted answer): (.*)', t))
+    return "{'pred': 'yes', 'score': 4.6}" if q['Correct answer'] == q['Predicted answer'] else "{'pred': 'no', 'score': 1}"
+
+def _cli(args, env, cwd):
+    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+def test_cli_judges_against_fake_claude(tmp_path):
+    "judge / argus / vdc / table through `python -m rcc_rank.evaluate`, faults injected, rerun costs no requests"
+    ref = 'A man walks a blue dog. The dog jumps over a fence.'
+    rows = [dict(id='a', prediction='A man walks a blue dog. The dog jumps over a fence.', reference=ref),
+            dict(id='b', prediction='The dog jumps over a fence. A man walks a blue dog.', reference=ref),
+            dict(id='c', prediction='A man walks a red dog.', reference=ref)]
+    append_jsonl(tmp_path / 'caps.jsonl', rows)
+    append_jsonl(tmp_path / 'vdc.jsonl', [dict(id=r['id'], prediction=r['prediction'], qa=[dict(question='Dog colour?', answer='blue')])
+                                          for r in rows])
+    cache = str(tmp_path / 'cache.jsonl')
+    with FakeClaude(responder=_judge_responder) as srv:
+        env = _env(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key', RCC_RANK_HOME=str(tmp_path / 'home'))
+        srv.inject('429', times=2); srv.inject('529'); srv.inject('malformed')
+        common = ['--cache', cache, '--judge', 'claude:claude-fake', '--quiet']
+        j = json.loads(_cli(['judge', '--data', str(tmp_path / 'caps.jsonl'), '--out', str(tmp_path / 'judge.json'), *common], env, tmp_path))
+        assert j['relevance'] == pytest.approx((9 + 9 + 3) / 3) and j['n_items'] == 3
+        assert srv.pending == []   # every injected fault was served and survived
+        a = json.loads(_cli(['argus', '--data', str(tmp_path / 'caps.jsonl'), '--out', str(tmp_path / 'argus.json'), *common], env, tmp_path))
+        # a: in order -> Cost-H 0; b: swapped actions -> 0.1/0.1 = 1; c: one contradicted line -> 1/1 = 1
+        assert [x['cost_h'] for x in json.loads((tmp_path / 'argus.json').read_text())['per_item']] == pytest.approx([0, 1, 1])
+        assert a['cost_h'] == pytest.approx(2 / 3) and a['n_failed'] == 0
+        v = json.loads(_cli(['vdc', '--data', str(tmp_path / 'vdc.jsonl'), '--out', str(tmp_path / 'vdc.json'), *common], env, tmp_path))
+        vo = json.loads(_cli(['vdc', '--rule', 'official', '--data', str(tmp_path / 'vdc.jsonl'), *common], env, tmp_path))
+        # lmms-eval: int(4.6) = 4 for a and b, 1 for c -> score 3, acc 2/3; official: 4.6, c dropped (accuracy 0)
+        assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(3.0), pytest.approx(2 / 3), 3)
+        assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
+        n = len(srv.requests)
+        for task in ('judge', 'argus', 'vdc'):
+            _cli([task, '--data', str(tmp_path / ('vdc.jsonl' if task == 'vdc' else 'caps.jsonl')), *common], env, tmp_path)
+        assert len(srv.requests) == n   # reruns are served from the append-only cache
+    md = _cli(['table', '--data', ','.join(str(tmp_path / f) for f in ('judge.json', 'argus.json', 'vdc.json')),
+               '--out', str(tmp_path / 'table')], env, tmp_path)
+    csv = (tmp_path / 'table.csv').read_text().splitlines()
+    assert len(csv) == 4 and csv[0].startswith('run,task,relevance') and 'cost_h' in csv[0] and 'vdc_score' in csv[0]
+    assert md.count('\n| ') >= 3
+    assert 'test-key' not in (tmp_path / 'cache.jsonl').read_text()

@@ -138,8 +138,14 @@ def test_cli_judges_against_fake_claude(tmp_path):
         assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(3.0), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
-        for task in ('judge', 'argus', 'vdc'):
-            _cli([task, '--data', str(tmp_path / ('vdc.jsonl' if task == 'vdc' else 'caps.jsonl')), *common], env, tmp_path)
+        from rcc_rank.evaluate import rcc_evaluate   # reruns in-process (same code path, no interpreter start-up)
+        os.environ.update(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key')
+        try:
+            for task in ('judge', 'argus', 'vdc'):
+                again = rcc_evaluate(task, data=str(tmp_path / ('vdc.jsonl' if task == 'vdc' else 'caps.jsonl')), cache=cache,
+                                     judge='claude:claude-fake', quiet=True)
+                if task == 'judge': assert again['relevance'] == j['relevance']
+        finally: del os.environ['ANTHROPIC_BASE_URL'], os.environ['ANTHROPIC_API_KEY']
         assert len(srv.requests) == n   # reruns are served from the append-only cache
     md = _cli(['table', '--data', ','.join(str(tmp_path / f) for f in ('judge.json', 'argus.json', 'vdc.json')),
                '--out', str(tmp_path / 'table')], env, tmp_path)

@@ -16,8 +16,8 @@ from scipy.stats import rankdata
 from .chains import Chain, Mutation, read_chains, diff_html
 
 # %% auto #0
-__all__ = ['CHAIN_CSS', 'KEY_COLUMNS', 'VIEWS', 'frame_strip', 'caption_ranks', 'ChainViewer', 'load_results', 'ablation_data',
-           'ablation_figure', 'AblationExplorer']
+__all__ = ['CHAIN_CSS', 'WIDGET_VIEW_MIME', 'KEY_COLUMNS', 'VIEWS', 'frame_strip', 'caption_ranks', 'ChainViewer',
+           'static_widget_outputs', 'load_results', 'ablation_data', 'ablation_figure', 'AblationExplorer']
 
 # %% ../nbs/13_widgets.ipynb #37e2eed8
 CHAIN_CSS = ('<style>.rcc-chain del{background:#ffd7d5;color:#82071e}'
@@ -241,6 +241,15 @@ def _snapshot(self:ChainViewer):
     return HTML(self.render(all_steps=True))
 
 ChainViewer._repr_mimebundle_, ChainViewer.snapshot = _repr_mimebundle_, _snapshot
+
+# %% ../nbs/13_widgets.ipynb #1d5151b5
+WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json'
+
+def static_widget_outputs(cell):
+    "nbdev processor: drop the live-widget view from outputs that also carry an HTML snapshot"
+    for o in cell.get('outputs', None) or []:
+        data = o.get('data', {})
+        if WIDGET_VIEW_MIME in data and 'text/html' in data: del data[WIDGET_VIEW_MIME]
 
 # %% ../nbs/13_widgets.ipynb #baa93bcb
 KEY_COLUMNS = ('run', 'objective', 'freeze_vision', 'chain_length', 'step')

@@ -175,17 +175,20 @@ def _frames_for(self:ChainViewer, chain:Chain)->np.ndarray|None:
     self._frame_cache[chain.id] = v
     return v
 
-def _model_scores(model, chain:Chain)->Sequence[float]:
+def _model_scores(self:ChainViewer, chain:Chain)->Sequence[float]:
     "Log-probs of one chain's captions from a scoring function or a `(model, processor)` pair"
-    if callable(model) and not isinstance(model, tuple): return model(chain)
-    m, proc = model
+    if callable(self.model) and not isinstance(self.model, tuple): return self.model(chain)
+    m, proc = self.model
     from rcc_rank.evaluate import rank_chains
-    return rank_chains(m, proc, [chain], progress=False)['per_chain'][0]['logps']
+    from rcc_rank.scoring import ChainCollator
+    # the model sees the frames the viewer shows
+    col = ChainCollator(proc, num_frames=self.num_frames, frames=lambda c: self.frames_for(c))
+    return rank_chains(m, proc, [chain], progress=False, collator=col)['per_chain'][0]['logps']
 
 def _scores_for(self:ChainViewer, chain:Chain)->np.ndarray|None:
     "One log-prob per caption (NaN where missing), or None when neither scores nor a model were given"
     if chain.id not in self._scores and self.model is not None:
-        self._scores.update(_score_table({chain.id: _model_scores(self.model, chain)}, self.chains))
+        self._scores.update(_score_table({chain.id: _model_scores(self, chain)}, self.chains))
     return self._scores.get(chain.id)
 
 ChainViewer.frames_for, ChainViewer.scores_for = _frames_for, _scores_for

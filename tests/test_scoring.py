@@ -34,10 +34,10 @@ def random_chains(rng, n, size=56, frames=8):
     return chains
 
 @pytest.mark.parametrize('arch', ['qwen2_5_vl', 'perception_lm'])
-@pytest.mark.parametrize('seed', [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_random_batches_paths_agree(arch, seed, qwen, plm):
     model, proc = qwen if arch == 'qwen2_5_vl' else plm
-    chains = random_chains(np.random.default_rng(seed), 4)
+    chains = random_chains(np.random.default_rng(seed), 5)
     batch = ChainCollator(proc)(chains)
     r = compare_paths(model, batch)
     assert r['max_abs_logp_diff'] < 1e-4, r

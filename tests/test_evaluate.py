@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent('''
     from rcc_rank.core import read_jsonl
     from rcc_rank.chains import read_chains
     from rcc_rank.models import tiny_model
-    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, rcc_evaluate
+    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, evaluate_task
     tmp = Path(sys.argv[1])
     acc = Accelerator(cpu=True)
     model, proc = tiny_model('qwen2_5_vl', seed=0)
@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent('''
     gen = generate_captions(model, proc, read_jsonl(tmp / 'gen.jsonl'), batch_size=2, num_frames=4, max_new_tokens=5,
                             accelerator=acc, progress=False)
     mq = mcq_evaluate(model, proc, read_jsonl(tmp / 'mcq.jsonl'), batch_size=2, num_frames=4, accelerator=acc, progress=False)
-    cli = rcc_evaluate('rank', model='tiny:qwen2_5_vl', data=str(tmp / 'chains.jsonl'), out=str(tmp / 'cli_rank.json'),
+    cli = evaluate_task('rank', model='tiny:qwen2_5_vl', data=str(tmp / 'chains.jsonl'), out=str(tmp / 'cli_rank.json'),
                        batch_size=2, num_frames=4, quiet=True)
     if acc.is_main_process:
         (tmp / 'dp.json').write_text(json.dumps(dict(n=acc.num_processes, rank=rk, gen=gen, mcq=mq)))
@@ -108,7 +108,7 @@ def _judge_responder(body):
 
 def _cli(args, env, cwd):
     p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.returncode == 0, p.stderr[-3000:]   # exit status 0: the command returns nothing (a console script exits with it)
     return p.stdout
 
 def test_cli_judges_against_fake_claude(tmp_path):
@@ -138,11 +138,11 @@ def test_cli_judges_against_fake_claude(tmp_path):
         assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(3.0), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
-        from rcc_rank.evaluate import rcc_evaluate   # reruns in-process (same code path, no interpreter start-up)
+        from rcc_rank.evaluate import evaluate_task   # reruns in-process (same code path, no interpreter start-up)
         os.environ.update(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key')
         try:
             for task in ('judge', 'argus', 'vdc'):
-                again = rcc_evaluate(task, data=str(tmp_path / ('vdc.jsonl' if task == 'vdc' else 'caps.jsonl')), cache=cache,
+                again = evaluate_task(task, data=str(tmp_path / ('vdc.jsonl' if task == 'vdc' else 'caps.jsonl')), cache=cache,
                                      judge='claude:claude-fake', quiet=True)
                 if task == 'judge': assert again['relevance'] == j['relevance']
         finally: del os.environ['ANTHROPIC_BASE_URL'], os.environ['ANTHROPIC_API_KEY']

@@ -118,6 +118,12 @@ def _directives(src:str)->tuple[dict, str]:
 
 def _join(v): return ''.join(v) if isinstance(v, list) else v
 
+_PANDOC_LINK = re.compile(r'\[([^\]\n]+)\]\(([^)\s]+)\)\{((?:\s*[\w-]+="[^"]*")+)\s*\}')
+
+def _pandoc_links(md:str)->str:
+    "Pandoc's `[text](url){key=\"value\"}` (show_doc's source links) as an HTML link; mistune does not know the syntax"
+    return _PANDOC_LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}" {m.group(3).strip()}>{m.group(1)}</a>', md)
+
 def _nb_node(nb):
     "An nbformat node from nbdev's processed notebook, with Quarto's cell options applied"
     from nbformat import from_dict
@@ -127,6 +133,7 @@ def _nb_node(nb):
         d['source'] = src = _join(d.get('source', ''))
         d['metadata'] = dict(d.get('metadata', {}))
         if c.cell_type == 'raw' and src.lstrip().startswith('---'): continue  # front matter: shown as the page title
+        if c.cell_type == 'markdown': d['source'] = _pandoc_links(src)
         if c.cell_type == 'code':
             opts, d['source'] = _directives(src)
             if opts.get('include') == 'false': continue
@@ -136,7 +143,7 @@ def _nb_node(nb):
             for o in outs:
                 o = dict(o)
                 if 'text' in o: o['text'] = _join(o['text'])
-                if 'data' in o: o['data'] = {k: _join(v) for k, v in o['data'].items()}
+                if 'data' in o: o['data'] = {k: _pandoc_links(_join(v)) if k == 'text/markdown' else _join(v) for k, v in o['data'].items()}
                 o.setdefault('metadata', {}) if o.get('output_type') in ('display_data', 'execute_result') else None
                 d['outputs'].append(o)
             d.setdefault('execution_count', None)

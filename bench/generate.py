@@ -5,7 +5,8 @@
     python bench/generate.py --c1-chains 24        # fewer chains for concurrency 1 (200 x 5 x 0.2 s = 200 s otherwise)
 
 Claude path: the real `anthropic.AsyncAnthropic` client against `rcc_rank.fake_claude.FakeClaude` with a fixed
-latency per request. The ideal wall time is `steps x latency x ceil(chains / concurrency)` (steps = length - 1);
+latency per request, the server in its own process (as the real API is elsewhere; in one process the server's
+threads would compete with the generator for the GIL). The ideal wall time is `steps x latency x ceil(chains / concurrency)` (steps = length - 1);
 the ratio is measured / ideal. The mutator's applicable types are the rule back end's (so the fake, which answers
 with rule edits, never refuses and every chain takes exactly `steps` requests unless it runs out of sites).
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
@@ -19,8 +20,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core import read_jsonl
-from rcc_rank.fake_claude import FakeClaude
-from rcc_rank.degrade import ClaudeMutator, RuleMutator, abuild_chains, rule_responder, rule_types
+from rcc_rank.degrade import ClaudeMutator, RuleMutator, abuild_chains, rule_types
 
 _SUBJ = ['A man', 'A woman', 'Two boys', 'Three girls', 'An elderly man', 'A young woman']
 _COL = ['red', 'blue', 'green', 'yellow', 'white', 'black']
@@ -35,21 +35,31 @@ def items(n, seed=0):
         f'{rng.choice(_COL)} {rng.choice(_OBJ)}. A brown dog {rng.choice(_ACT)} next to a wooden bench while {rng.randint(2, 9)} '
         f'birds fly above. Then the camera pans left as a tall man opens a red door on the right.')} for i in range(n)]
 
-async def claude_run(n, length, concurrency, latency, tmp):
-    rm = RuleMutator()
+def _serve(latency, q, stop):
+    "Child process: run the fake server until told to stop, then report how many requests it answered"
+    from rcc_rank.fake_claude import FakeClaude
+    from rcc_rank.degrade import rule_responder
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
-        m = ClaudeMutator(model='claude-fake', client=srv.async_client(max_retries=2, timeout=60), types=rule_types(), tagger='keywords')
-        m.applicable = rm.applicable
-        out = Path(tmp)/f'claude-c{concurrency}.jsonl'
-        t = time.perf_counter()
-        s = await abuild_chains(items(n), m, length=length, seed=0, out_path=out, concurrency=concurrency, progress=False)
-        wall = time.perf_counter() - t
-        nreq = len(srv.requests)
+        q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
+
+async def claude_run(n, length, concurrency, latency, tmp, base_url):
+    import anthropic
+    rm = RuleMutator()
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60)
+    m = ClaudeMutator(model='claude-fake', client=client, types=rule_types(), tagger='keywords')
+    m.applicable = rm.applicable
+    out = Path(tmp)/f'claude-c{concurrency}.jsonl'
+    t, c = time.perf_counter(), time.process_time()
+    s = await abuild_chains(items(n), m, length=length, seed=0, out_path=out, concurrency=concurrency, progress=False)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    await client.close()
     steps = length - 1
     ideal = steps * latency * math.ceil(n / concurrency)
     return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'wall_s': round(wall, 3),
-            'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'requests': nreq, 'requests_ideal': n * steps,
-            'finished': s['finished'], 'ended_early': s['ended_early'], 'invalid': s['invalid'], 'refusals': s['refusals']}
+            'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3),
+            'client_cpu_ms_per_request': round(1000 * cpu / max(1, s['steps'] + s['invalid'] + s['refusals']), 2),
+            'steps': s['steps'], 'steps_ideal': n * steps, 'finished': s['finished'], 'ended_early': s['ended_early'],
+            'invalid': s['invalid'], 'refusals': s['refusals']}
 
 def rules_run(n, length, tmp):
     out = Path(tmp)/'rules.jsonl'
@@ -69,11 +79,19 @@ if __name__ == '__main__':
     ap.add_argument('--c1-chains', type=int, default=None, help='chains for concurrency 1 (default: --chains)')
     ap.add_argument('--rule-chains', type=int, default=1000)
     a = ap.parse_args()
-    res = {'claude_fake': [], 'rules': None, 'cpu_count': os.cpu_count(), 'loadavg': os.getloadavg()}
+    res = {'claude_fake': [], 'rules': None, 'cpu_count': os.cpu_count(), 'loadavg_before': [round(x, 2) for x in os.getloadavg()]}
+    import multiprocessing as mp
+    ctx = mp.get_context('spawn')
     with tempfile.TemporaryDirectory() as tmp:
         for c in a.concurrency:
+            q, stop = ctx.Queue(), ctx.Event()
+            server = ctx.Process(target=_serve, args=(a.latency, q, stop), daemon=True); server.start()
+            base_url = q.get(timeout=120)
             n = a.c1_chains if (c == 1 and a.c1_chains) else a.chains
-            res['claude_fake'].append(asyncio.run(claude_run(n, a.length, c, a.latency, tmp)))
-            print(json.dumps(res['claude_fake'][-1]), file=sys.stderr)
+            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url))
+            stop.set(); r['server_requests'] = q.get(timeout=60); server.join(10)
+            res['claude_fake'].append(r)
+            print(json.dumps(r), file=sys.stderr)
         res['rules'] = rules_run(a.rule_chains, a.length, tmp)
+    res['loadavg_after'] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(res))

@@ -101,6 +101,7 @@ def main():
     p.add_argument('--hidden', type=int, default=64, help='--tiny: text hidden size')
     p.add_argument('--layers', type=int, default=2, help='--tiny: text layers')
     p.add_argument('--vision-depth', type=int, default=1, help='--tiny: vision blocks')
+    p.add_argument('--shared', default='packed', choices=['packed', 'cache'], help='which shared-prefix variant to time')
     p.add_argument('--no-reexec', action='store_true', help=argparse.SUPPRESS)
     a = p.parse_args()
     device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -127,7 +128,7 @@ def main():
         prefix_tokens = int(batch['attention_mask'][0].sum())
         warm = not a.tiny or K == a.ks[0]          # on CPU one warm-up is enough; each costs as much as a timed run
         n_s, n_m, n_lp = measure(model, batch, False, repeats, device, warm)
-        s_s, s_m, s_lp = measure(model, batch, True, repeats, device, warm)
+        s_s, s_m, s_lp = measure(model, batch, a.shared, repeats, device, warm)
         results.append(dict(K=K, naive_s=round(n_s / a.chains, 4), shared_s=round(s_s / a.chains, 4), speedup=round(n_s / s_s, 3),
                             ideal_speedup=round(ideal_speedup(prefix_tokens, a.caption_tokens, K), 3),
                             naive_peak_mb=round(n_m / a.chains, 1), shared_peak_mb=round(s_m / a.chains, 1),

@@ -39,9 +39,10 @@ def test_random_batches_paths_agree(arch, seed, qwen, plm):
     model, proc = qwen if arch == 'qwen2_5_vl' else plm
     chains = random_chains(np.random.default_rng(seed), 5)
     batch = ChainCollator(proc)(chains)
-    r = compare_paths(model, batch)
-    assert r['max_abs_logp_diff'] < 1e-4, r
-    assert r['grad_rel_diff'] < 1e-4 and r['max_param_grad_rel_diff'] < 1e-4, r
+    for way in ('packed', 'cache'):
+        r = compare_paths(model, batch, shared=way)
+        assert r['max_abs_logp_diff'] < 1e-4, (way, r)
+        assert r['grad_rel_diff'] < 1e-4 and r['max_param_grad_rel_diff'] < 1e-4, (way, r)
     s = chain_logps(model, batch)
     assert torch.equal(s.mask, batch['mask']) and (s.logps[s.mask] < 0).all() and (s.logps[~s.mask] == 0).all()
     assert torch.equal(s.ntokens > 0, s.mask)

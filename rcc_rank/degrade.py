@@ -961,5 +961,4 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
     else:
         s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
                          progress=not quiet, durable=durable)
-    print(json.dumps(s))
-    return s
+    print(json.dumps(s))  # no return value: a console script passes it to sys.exit

@@ -617,13 +617,13 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
 
 # %% ../nbs/09_train.ipynb #d10adf3b
 def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
-             )->dict:
-    "Command-line entry point of `rcc-train` (`rcc-train --help` lists every option)"
+             ):
+    "Command-line entry point of `rcc-train` (`rcc-train --help` lists every option); prints a JSON summary"
     cfg = parse_config(argv)
     res = train(cfg)
     if int(os.environ.get('RANK', 0)) == 0:
         print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times')}, default=str))
-    return res
+    # no return value: a console script passes it to sys.exit, and a dict there means exit status 1
 
 # %% ../nbs/09_train.ipynb #5f9aa68a
 if __name__ == "__main__" and not in_ipython(): rcc_train()

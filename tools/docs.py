@@ -41,7 +41,15 @@ def nb_markdown(path):
                    'nbformat': 4, 'nbformat_minor': 5})
     for c in d.cells:
         c.setdefault('metadata', {})
-        if c.cell_type == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
+        if c.cell_type == 'code':
+            c.setdefault('execution_count', None)
+            # images stay on the docs site; the README is text only (no generated image files in the repo)
+            c['outputs'] = [o for o in c.get('outputs', []) if not any(k.startswith('image/') for k in o.get('data', {}))]
+            for o in c['outputs']:   # execnb keeps multi-line values as lists of lines; nbconvert wants strings
+                if isinstance(o.get('text'), list): o['text'] = ''.join(o['text'])
+                for k, v in o.get('data', {}).items():
+                    if isinstance(v, list): o['data'][k] = ''.join(v)
+    d.metadata.setdefault('language_info', {'name': 'python'})
     md, _ = MarkdownExporter(exclude_raw=False).from_notebook_node(d)
     fm, body = split_frontmatter(md.lstrip())
     head = f"# {fm.get('title', Path(path).stem)}\n\n"
@@ -270,7 +278,9 @@ def build_html(out='_site', workers:int=2, only=None, keep_going:bool=False)->tu
     # workers import this file as the module `docs`: nbdev's show_doc runner (an IPython shell) takes over `__main__`
     if str(ROOT/'tools') not in sys.path: sys.path.insert(0, str(ROOT/'tools'))
     import docs
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawn, not fork: a forked child of a process that already runs torch's thread pools can deadlock
+    import multiprocessing as mp
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context('spawn')) as pool:
         futs = {pool.submit(docs.render_page, p, pages, names): p for p in todo}
         for f, p in futs.items():
             try: name, page = f.result()

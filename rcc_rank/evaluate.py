@@ -72,7 +72,7 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
 def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption (tensor, array or lists)
                     mask=None, # (B, K) bool, True where a caption exists; default all True
                     ntokens=None, # (B, K) caption token counts; adds the length-normalised `*_norm` metrics
-                    error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`Chain.errors`)
+                    error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`chain.errors`)
                    )->dict:
     "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of a batch of chain scores (sum and length-normalised)"
     s = _np(logps, 'logps')

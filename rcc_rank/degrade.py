@@ -19,8 +19,8 @@ __all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'PRICES
            'check_step', 'error_type_text', 'system_prompt', 'user_prompt', 'ClaudeMutator', 'rule_responder',
            'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'side_paths', 'trim_partial_line', 'step_seed',
            'normalise_items', 'estimate_cost', 'classify_error', 'retry_delay', 'abuild_chains', 'build_chains',
-           'highlight', 'failures', 'abuild_chains_batched', 'build_chains_batched', 'arecaption', 'arecaption_items',
-           'recaption', 'read_items', 'make_mutator', 'rcc_generate']
+           'failures', 'abuild_chains_batched', 'build_chains_batched', 'arecaption', 'arecaption_items', 'recaption',
+           'read_items', 'make_mutator', 'rcc_generate']
 
 # %% ../nbs/03_degrade.ipynb #84dac099
 log = get_logger(__name__)
@@ -703,18 +703,6 @@ async def abuild_chains(items:Iterable[dict], # rows {"id", "caption", "video"?,
 def build_chains(items, mutator, length, seed, out_path, concurrency=8, **kw)->dict:
     "Synchronous `abuild_chains` (also callable from a notebook)"
     return run_sync(abuild_chains(items, mutator, length, seed, out_path, concurrency=concurrency, **kw))
-
-# %% ../nbs/03_degrade.ipynb #f36f7572
-def highlight(chain:Chain)->str:
-    "Markdown: the chain step by step, each step's change highlighted"
-    lines = [f'**{chain.id}**' + (f' (ended early: {chain.ended_early})' if chain.ended_early else ''), '', f'0. {chain.captions[0]}']
-    for k, (c, m) in enumerate(zip(chain.captions[1:], chain.mutations), 1):
-        if m.after and m.after in c:
-            i = c.index(m.after)
-            shown = c[:i] + f'~~{m.before}~~ **{m.after}**' + c[i+len(m.after):]
-        else: shown = c
-        lines.append(f'{k}. `{m.error_type}`: {shown}')
-    return '\n'.join(lines)
 
 # %% ../nbs/03_degrade.ipynb #363ad520
 def failures(out_path:str|Path)->list[dict]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from .core import get_logger, rcc_home
 from .judges import JudgeCache, JudgeError, gather_limited, run_async
@@ -20,8 +21,8 @@ log = get_logger(__name__)
 # %% auto #0
 __all__ = ['log', 'MIN_LINE_CHARS', 'KINDS', 'VERDICTS', 'ARGUS_PROMPT_VERSION', 'ARGUS_SYSTEM', 'ARGUS_EXAMPLE', 'ARGUS_TOOL',
            'split_sentences', 'LineJudgment', 'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter',
-           'argus_prompt', 'parse_line_judgments', 'aargus_lines', 'argus_direction', 'aargus_costs', 'argus_costs',
-           'argus_score']
+           'argus_prompt', 'parse_line_judgments', 'aargus_lines', 'argus_direction', 'argus_average', 'aargus_costs',
+           'argus_costs', 'argus_score']
 
 # %% ../nbs/10b_argus.ipynb #305af47e
 _BREAK_SENT = re.compile(r'([.!?])\s+([A-Z])')
@@ -282,6 +283,26 @@ def argus_direction(lines:Sequence[dict], # the judge's line dicts (`aargus_line
     r['judgments'] = js
     return r
 
+# %% ../nbs/10b_argus.ipynb #6081067b
+def argus_average(per_item:Sequence[dict] # per item: 'cost_h' / 'cost_o', or 'error_h' / 'error_o' where that direction failed
+                 )->dict:
+    "Mean Cost-H and Cost-O as JARVVVIS/argus@2f21672 `compute_metrics.py` averages them (per direction, NaN skipped)"
+    out, notes = {}, []
+    for d, name, line in (('h', 'Cost-H', 338), ('o', 'Cost-O', 393)):
+        ok = [i for i, p in enumerate(per_item) if p.get(f'error_{d}') is None]
+        vals = pd.Series([per_item[i][f'cost_{d}'] for i in ok], dtype='float64')
+        nan = [i for i, v in zip(ok, vals) if math.isnan(v)]
+        out[f'cost_{d}'] = float(vals.mean())   # pandas' mean skips NaN (official `main()`, lines 396-397)
+        out[f'n_{d}'], out[f'nan_{d}'] = len(ok) - len(nan), nan
+        out[f'failed_{d}'] = [i for i, p in enumerate(per_item) if p.get(f'error_{d}') is not None]
+        if per_item and not ok:
+            notes.append(f"every item failed {name}, so it is NaN; the official compute_metrics.py stops here with a "
+                         f"KeyError (line {line}: its {name} table is empty)")
+        elif nan: notes.append(f"{len(nan)} {name} value(s) are NaN (0/0) and are skipped by the mean, as pandas does in the official main()")
+        if any(math.isinf(v) for v in vals): notes.append(f"{name} has an infinite value (1/0), so its mean is infinite, as in the official code")
+    out['notes'] = notes
+    return out
+
 # %% ../nbs/10b_argus.ipynb #16554577
 async def aargus_costs(prediction:str, reference:str, judge, order_penalty:float=0.1, cache:JudgeCache|None=None)->dict:
     "Async `argus_costs`"
@@ -300,26 +321,45 @@ def argus_costs(prediction:str, # the model's caption
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
     return run_async(aargus_costs(prediction, reference, judge, order_penalty, JudgeCache(path)))
 
+# %% ../nbs/10b_argus.ipynb #7107d998
+async def _aargus_item(prediction, reference, judge, order_penalty, cache)->dict:
+    "Both directions of one item, each failing on its own; Cost-O is asked only after the Cost-H reply was read (official `nli_eval.py`)"
+    row, lines = {}, {}
+    for d, src, tgt in (('h', reference, prediction), ('o', prediction, reference)):
+        try: lines[d] = await aargus_lines(src, tgt, judge, cache)
+        except JudgeError as e:
+            row[f'error_{d}'] = f"judge reply: {e}"
+            if d == 'h': row['error_o'] = "not asked: the Cost-H reply failed (the official nli_eval.py asks for Cost-O only after it)"; break
+    for d, src in (('h', reference), ('o', prediction)):
+        if d not in lines: continue
+        try: r = argus_direction(lines[d], src, order_penalty)
+        except ValueError as e: row[f'error_{d}'] = str(e); continue
+        row.update({f'cost_{d}': r['normalized'], f'cost_{d}_raw': r['cost']})
+    errs = [f"Cost-{d.upper()}: {row[f'error_{d}']}" for d in 'ho' if f'error_{d}' in row]
+    if errs: row['error'] = '; '.join(errs)
+    return row
+
 def argus_score(predictions:Sequence[str], # model captions
                 references:Sequence[str], # human captions, same order
                 judge, # the entailment judge
                 order_penalty:float=0.1, # the order-penalty factor
                 cache_path:str|Path|None='default', # JSONL cache
-                concurrency:int=8, # items in flight (two judge calls each)
+                concurrency:int=8, # items in flight (two judge calls each, one after the other)
                 progress:bool=True, # tqdm bar
                )->dict:
-    "Mean ARGUS Cost-H and Cost-O over items (failed items left out and counted)"
+    "Mean ARGUS Cost-H and Cost-O over items, averaged as JARVVVIS/argus@2f21672 does (`argus_average`); failures counted"
     if len(predictions) != len(references): raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
-    cache = JudgeCache(path)
-    async def one(i):
-        try: return await aargus_costs(predictions[i], references[i], judge, order_penalty, cache)
-        except (JudgeError, ValueError) as e:
-            log.warning(f"ARGUS item {i} failed: {e}"); return dict(error=str(e))
-    async def go(): return await gather_limited([lambda i=i: one(i) for i in range(len(predictions))], concurrency, progress and 'argus')
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        if not isinstance(p, str) or not isinstance(r, str): raise ValueError(f"ARGUS item {i}: prediction and reference must be strings")
+    cache = JudgeCache(rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path)
+    async def go(): return await gather_limited([lambda i=i: _aargus_item(predictions[i], references[i], judge, order_penalty, cache)
+                                                 for i in range(len(predictions))], concurrency, progress and 'argus')
     per = run_async(go())
-    ok = [p for p in per if 'error' not in p]
-    mean = lambda k: float(np.mean([p[k] for p in ok])) if ok else float('nan')
-    return dict(cost_h=mean('cost_h'), cost_o=mean('cost_o'), n_items=len(ok), n_failed=len(per) - len(ok),
-                failed=[i for i, p in enumerate(per) if 'error' in p],
-                per_item=[{k: p.get(k) for k in ('cost_h', 'cost_o', 'cost_h_raw', 'cost_o_raw', 'error') if k in p} for p in per])
+    for i, p in enumerate(per):
+        if 'error' in p: log.warning(f"ARGUS item {i} failed: {p['error']}")
+    out = argus_average(per)
+    for n in out['notes']: log.warning(f"ARGUS: {n}")
+    failed = [i for i, p in enumerate(per) if 'error' in p]
+    keys = ('cost_h', 'cost_o', 'cost_h_raw', 'cost_o_raw', 'error_h', 'error_o', 'error')
+    return dict(cost_h=out.pop('cost_h'), cost_o=out.pop('cost_o'), n_items=len(per) - len(failed), n_failed=len(failed), failed=failed,
+                **out, per_item=[{k: p.get(k) for k in keys if k in p} for p in per])

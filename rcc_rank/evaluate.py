@@ -16,10 +16,10 @@ from .core import get_logger, append_jsonl, read_jsonl, stable_hash, set_seed
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TASKS', 'chain_metrics', 'ranking_metrics', 'map_shards',
-           'rank_chains', 'results_table', 'generate_captions', 'mcq_prompt', 'mcq_evaluate', 'tempcompass_prompt',
-           'tempcompass_match', 'tempcompass_accuracy', 'caption_matching', 'make_judge', 'make_model', 'evaluate_task',
-           'rcc_evaluate']
+__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'TASKS', 'chain_metrics',
+           'ranking_metrics', 'map_shards', 'rank_chains', 'results_table', 'generate_captions', 'mcq_prompt',
+           'mcq_evaluate', 'tempcompass_prompt', 'tempcompass_match', 'tempcompass_accuracy', 'tempcompass_records',
+           'caption_matching', 'make_judge', 'make_model', 'evaluate_task', 'rcc_evaluate']
 
 # %% ../nbs/10_evaluate.ipynb #176ea1d0
 def _np(x, name:str, dtype=np.float64)->np.ndarray|None:
@@ -339,20 +339,27 @@ def mcq_evaluate(model, # a VLM from `rcc_rank.models`
 
 # %% ../nbs/10_evaluate.ipynb #a811c649
 TEMPCOMPASS_SUFFIX = "\nPlease directly give the best option:"
+TEMPCOMPASS_RULES = ('tempcompass', 'lmms-eval')
 
 def tempcompass_prompt(question:str)->str:
     "The caption-matching question with the official answer suffix"
     return question + TEMPCOMPASS_SUFFIX
 
-def tempcompass_match(output:str, # the model's reply
+def tempcompass_match(output:str|None, # the model's reply (None: no reply)
                       question:str, # the question: a first line, then one option per line ('Caption A: ...')
                       answer:str, # the correct option line ('Caption A: ...')
+                      rule:str='tempcompass', # 'tempcompass' (llyx97/TempCompass@c2ec41e) or 'lmms-eval' (no stripping)
                      )->int|None:
-    "1 (correct), 0 (wrong) or None (no option matched) by the official TempCompass rule"
-    output = output.replace('</s>', '')
+    "1 (correct), 0 (wrong) or None (no reply, or no option matched) by `eval_caption_matching.py` at llyx97/TempCompass@c2ec41e"
+    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
+    if output is None: return None   # official lines 56-59: rated 0, not matched
+    if not isinstance(output, str): raise TypeError(f"the reply must be a string or None, got {type(output).__name__}")
+    if rule == 'tempcompass': output = output.replace('</s>', '').strip()   # official line 61
     opts = question.split('\n')[1:]
-    try: sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
-    except IndexError: raise ValueError(f"question options must look like 'Caption A: ...', got {opts}") from None
+    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
+    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
+    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
+    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
     pred = None
     for o in opts:
         if o == output: pred = o
@@ -361,34 +368,64 @@ def tempcompass_match(output:str, # the model's reply
     for i in inds:
         if i == output or i == output.replace('.', ''): pred = i
     if pred is None: return None
-    return int(pred == answer or pred == answer.split(':')[0] or pred == answer.split(': ')[1])
+    label = answer.split(': ')[0].split()
+    return int(pred == answer or pred == answer.split(':')[0] or pred == answer.split(': ')[1] or (len(label) > 1 and pred == label[1]))
 
 # %% ../nbs/10_evaluate.ipynb #e7f065ed
-def tempcompass_accuracy(records:Sequence[dict] # {'dim', 'question', 'answer', 'prediction'}
+TEMPCOMPASS_DIMS = ('action', 'direction', 'speed', 'order', 'attribute_change')
+
+def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer', 'prediction'}
+                         rule:str='tempcompass', # 'tempcompass' (the benchmark's own) or 'lmms-eval'
                         )->dict:
-    "Accuracy per dimension and overall; unmatched replies count as wrong"
-    if not records: raise ValueError("tempcompass_accuracy: no records")
-    by, unmatched = defaultdict(list), 0
-    for r in records:
-        m = tempcompass_match(r['prediction'], r['question'], r['answer'])
-        unmatched += m is None
+    "Accuracy per dimension and overall; unmatched or missing replies count as wrong"
+    by, unmatched, no_reply, notes = defaultdict(list), 0, 0, []
+    for k, r in enumerate(records):
+        try: m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
+        except (KeyError, TypeError, ValueError) as e: raise ValueError(f"TempCompass item {r.get('id', k)}: {e!r}") from None
+        unmatched += m is None; no_reply += r['prediction'] is None
         by[r.get('dim', 'all')].append(m or 0)
-    out = dict(tempcompass_acc=float(np.mean([x for v in by.values() for x in v])), n_items=len(records), n_unmatched=unmatched)
+    allm = [x for v in by.values() for x in v]
+    out = dict(tempcompass_acc=float(np.mean(allm)) if allm else float('nan'), n_items=len(records), n_unmatched=unmatched,
+               n_no_reply=no_reply, rule=rule)
     out.update({f'tempcompass/{d}': float(np.mean(v)) for d, v in sorted(by.items())})
+    if not records: notes.append("no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)")
+    missing = [d for d in TEMPCOMPASS_DIMS if d not in by]
+    if by and set(by) <= set(TEMPCOMPASS_DIMS) and missing:
+        notes.append(f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)")
+    if no_reply and rule == 'lmms-eval': notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
+    out['notes'] = notes
     return out
 
+# %% ../nbs/10_evaluate.ipynb #9a6dee81
+def tempcompass_records(predictions:dict|str|Path # the official predictions layout {video_id: {dim: [{question, answer, prediction}]}}, or its JSON file
+                       )->list[dict]:
+    "Flat records for `tempcompass_accuracy` from a TempCompass predictions file; an empty file gives none"
+    if not isinstance(predictions, dict):
+        text = Path(predictions).read_text()
+        predictions = json.loads(text) if text.strip() else {}
+    out = []
+    for vid, dims in predictions.items():
+        for dim, preds in dims.items():
+            for p in preds:
+                pred = p['prediction'] if 'prediction' in p else p.get('response')
+                out.append(dict(id=vid, dim=dim, question=p['question'], answer=p['answer'], prediction=pred))
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #f4c7eb7e
 def caption_matching(model, processor, # a VLM and its processor
                      items:Sequence[dict], # {'id', 'frames' or 'video', 'dim', 'question', 'answer'}
                      max_new_tokens:int=32, # reply budget
+                     rule:str='tempcompass', # matching rule: 'tempcompass' (the benchmark's own) or 'lmms-eval'
                      **kw # passed to `generate_captions` (batch_size, num_frames, accelerator, progress, out_path)
                     )->dict:
     "TempCompass caption matching: greedy replies to the suffixed question, scored by the official rule"
+    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
     items = [_item(x, i) for i, x in enumerate(items)]
     for d in items: d['prompt'] = tempcompass_prompt(d['question'])
     recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
     rows = [dict(id=d['id'], dim=d.get('dim', 'all'), question=d['question'], answer=d['answer'], prediction=r['caption'])
             for d, r in zip(items, recs)]
-    out = tempcompass_accuracy(rows); out['per_item'] = rows
+    out = tempcompass_accuracy(rows, rule); out['per_item'] = rows
     return out
 
 # %% ../nbs/10_evaluate.ipynb #b8f867c0

@@ -377,38 +377,58 @@ def vdc_review_prompt(question:str, answer:str, predicted:str)->str:
 
 VDC_RULES = ('lmms-eval', 'official')
 
-def parse_vdc_review(review:str, # the judge's reply text
-                     rule:str='lmms-eval', # 'lmms-eval' or 'official'
-                    )->tuple[float, bool]|None:
-    "(score, correct) from a VDC review; None when the official rule would abort the video"
-    if rule not in VDC_RULES: raise ValueError(f"rule must be one of {VDC_RULES}, got {rule!r}")
-    try:
-        d = ast.literal_eval(review)
-        if rule == 'lmms-eval':
-            try: score = int(d.get('score', 0))
-            except Exception: score = 0
-            try: pred = str(d.get('pred', 'no'))
-            except Exception: pred = 'no'
-            return float(score), pred == 'yes'
-        return float(d['score']), d['pred'] == 'yes'
-    except Exception:
-        return (0.0, False) if rule == 'lmms-eval' else None
+# %% ../nbs/10a_judges.ipynb #9af414a0
+def _lmms_review(d)->dict:
+    "One review under lmms-eval's `llmms_eval` (v0.3.0-v0.7.2 `lmms_eval/tasks/vdc/utils.py`, lines 270-281)"
+    try: has = 'pred' in d and 'score' in d   # line 272
+    except TypeError as e: return dict(status='error', reason=f"not a container ({e})")
+    if not has: return dict(status='skip', reason="no 'pred' or no 'score'")
+    try: score, pred = d['score'], d['pred']
+    except Exception as e: return dict(status='error', reason=f"cannot read 'pred'/'score' ({e!r})")
+    if isinstance(score, complex) or not isinstance(score, (int, float)): return dict(status='error', reason=f"score {score!r} is not a number")
+    return dict(status='ok', score=float(score), correct=pred == 'yes')
 
-def vdc_aggregate(per_video:dict[str, list], # video id -> its questions' (score, correct), or None for an unparsed review
+def _aurora_review(d)->dict:
+    "One review under rese1f/aurora@2bf68d5 `post_eval/process_vdc_result.py` (lines 250-258)"
+    qa = {}
+    try:
+        qa.update(d)   # line 250: a dict or (key, value) pairs
+        return dict(status='ok', score=float(qa['score']), correct=qa['pred'] == 'yes')   # lines 255, 257
+    except Exception as e: return dict(status='drop', reason=f"{type(e).__name__}: {e}")
+
+def parse_vdc_review(review:str|None, # the judge's reply text (None: the judge call failed)
+                     rule:str='lmms-eval', # 'lmms-eval' or 'official'
+                    )->dict:
+    "One review as {'status': 'ok', 'score', 'correct'} or {'status': 'skip'|'drop'|'error', 'reason'} under the chosen rule"
+    if rule not in VDC_RULES: raise ValueError(f"rule must be one of {VDC_RULES}, got {rule!r}")
+    bad = 'error' if rule == 'lmms-eval' else 'drop'
+    if review is None: return dict(status=bad, reason='no reply (the judge call failed)')
+    try: d = ast.literal_eval(review)
+    except Exception as e: return dict(status=bad, reason=f"unreadable ({type(e).__name__})")
+    return _lmms_review(d) if rule == 'lmms-eval' else _aurora_review(d)
+
+# %% ../nbs/10a_judges.ipynb #3af4e839
+def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply texts or `parse_vdc_review` results
                   rule:str='lmms-eval')->dict:
     "Average per video, then over videos, under the chosen rule"
-    scores, accs, dropped = {}, {}, []
+    scores, accs, dropped, failed, failed_rev, n_skip = {}, {}, [], [], [], 0
     for vid, qs in per_video.items():
-        if not qs: dropped.append(vid); continue
-        if rule == 'official' and any(q is None for q in qs): dropped.append(vid); continue
-        qs = [q if q is not None else (0.0, False) for q in qs]
-        s = float(np.mean([q[0] for q in qs])); a = float(np.mean([q[1] for q in qs]))
-        if rule == 'official' and not (s and a): dropped.append(vid); continue
+        qs = [q if isinstance(q, dict) else parse_vdc_review(q, rule) for q in qs]
+        failed_rev += [dict(id=vid, question=k, reason=q['reason']) for k, q in enumerate(qs) if q['status'] == 'error']
+        n_skip += sum(q['status'] == 'skip' for q in qs)
+        if any(q['status'] == 'drop' for q in qs): dropped.append(vid); continue
+        ok = [q for q in qs if q['status'] == 'ok']
+        if not ok: (dropped if rule == 'official' else failed).append(vid); continue
+        s, a = sum(q['score'] for q in ok) / len(ok), sum(q['correct'] for q in ok) / len(ok)
+        if rule == 'official' and not (s and a): dropped.append(vid); continue   # aurora line 262
         scores[vid], accs[vid] = s, a
-    return dict(vdc_score=float(np.mean(list(scores.values()))) if scores else 0.0,
-                vdc_acc=float(np.mean(list(accs.values()))) if accs else 0.0,
-                n_videos=len(scores), n_dropped=len(dropped), dropped=dropped, rule=rule,
-                per_video={v: dict(score=scores[v], acc=accs[v]) for v in scores})
+    notes = [f"{len(failed_rev)} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if failed_rev else []
+    if failed: notes.append(f"{len(failed)} video(s) have no usable review and are left out; lmms-eval divides by zero there")
+    if not scores: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
+    mean = lambda v: float(sum(v.values()) / len(v)) if v else float('nan')   # summed in order, as both official scripts do
+    return dict(vdc_score=mean(scores), vdc_acc=mean(accs), n_videos=len(scores), n_dropped=len(dropped), dropped=dropped,
+                n_failed=len(failed), failed=failed, n_failed_reviews=len(failed_rev), failed_reviews=failed_rev,
+                n_skipped_reviews=n_skip, rule=rule, notes=notes, per_video={v: dict(score=scores[v], acc=accs[v]) for v in scores})
 
 # %% ../nbs/10a_judges.ipynb #9aa1d55c
 async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:JudgeCache|None=None,
@@ -419,35 +439,37 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
     for i, it in enumerate(items):
         if not isinstance(it.get('prediction'), str) or not it.get('qa'):
             raise ValueError(f"VDC item {it.get('id', i)}: needs a 'prediction' string and a non-empty 'qa' list")
+    ids = [it.get('id', i) for i, it in enumerate(items)]
+    if len(set(map(str, ids))) != len(ids): raise ValueError(f"VDC items: ids must be unique, got {len(ids) - len(set(map(str, ids)))} duplicates")
     async def cached(kind, system, user, max_tokens):
         k = JudgeCache.key(kind, system, user, judge.name, VDC_PROMPT_VERSION)
         hit = cache.get(k)
         if hit is not None: return hit
         try: text = await judge.atext(system, user, max_tokens)
         except JudgeError as e:
-            log.warning(f"VDC {kind} call failed ({e}); counted as an empty reply"); return ''
+            log.warning(f"VDC {kind} call failed ({e}); the review is recorded as failed"); return None
         cache.put(k, text, kind=kind, judge=judge.name, prompt_version=VDC_PROMPT_VERSION)
         return text
     async def one(it, qa):
         ans = await cached('vdc-answer', VDC_ANSWER_SYSTEM, vdc_answer_prompt(it['prediction'], qa['question']), 64)
-        rev = await cached('vdc-review', VDC_REVIEW_SYSTEM, vdc_review_prompt(qa['question'], qa['answer'], ans), 64)
+        rev = None if ans is None else await cached('vdc-review', VDC_REVIEW_SYSTEM, vdc_review_prompt(qa['question'], qa['answer'], ans), 64)
         return dict(id=it.get('id'), question=qa['question'], answer=qa['answer'], predicted=ans, review=rev)
-    jobs = [(it, qa) for it in items for qa in it['qa']]
-    rows = await gather_limited([lambda j=j: one(*j) for j in jobs], concurrency, progress and 'vdc')
-    per_video = defaultdict(list)
-    for i, it in enumerate(items): per_video[it.get('id', i)]
-    for (it, _), r in zip(jobs, rows): per_video[it.get('id', items.index(it))].append(parse_vdc_review(r['review'], rule))
-    out = vdc_aggregate(dict(per_video), rule)
+    jobs = [(vid, qa) for vid, it in zip(ids, items) for qa in it['qa']]
+    rows = await gather_limited([lambda j=j: one(items[ids.index(j[0])], j[1]) for j in jobs], concurrency, progress and 'vdc')
+    per_video = {vid: [] for vid in ids}
+    for (vid, _), r in zip(jobs, rows): per_video[vid].append(parse_vdc_review(r['review'], rule))
+    out = vdc_aggregate(per_video, rule)
+    for n in out['notes']: log.warning(f"VDC: {n}")
     out['qa'] = rows
     return out
 
 def vdc_score(items:Sequence[dict], # [{'id', 'prediction', 'qa': [{'question', 'answer'}]}]
               judge, # a `ClaudeJudge` or `HFJudge`
-              rule:str='lmms-eval', # 'lmms-eval' (default) or 'official' (AuroraCap's dropping rule)
+              rule:str='lmms-eval', # 'lmms-eval' (releases v0.3.0-v0.7.2, default) or 'official' (rese1f/aurora@2bf68d5)
               cache_path:str|Path|None='default', # JSONL cache ('default': `rcc_home('judge_cache.jsonl')`)
               concurrency:int=8, # calls in flight
               progress:bool=True, # tqdm bar
              )->dict:
-    "VDC score and accuracy of predicted captions by question polling"
+    "VDC score and accuracy of predicted captions by question polling, by lmms-eval's rule or AuroraCap's"
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
     return run_async(avdc_score(list(items), judge, rule, JudgeCache(path), concurrency, progress))

@@ -134,8 +134,9 @@ def test_cli_judges_against_fake_claude(tmp_path):
         assert a['cost_h'] == pytest.approx(2 / 3) and a['n_failed'] == 0
         v = json.loads(_cli(['vdc', '--data', str(tmp_path / 'vdc.jsonl'), '--out', str(tmp_path / 'vdc.json'), *common], env, tmp_path))
         vo = json.loads(_cli(['vdc', '--rule', 'official', '--data', str(tmp_path / 'vdc.jsonl'), *common], env, tmp_path))
-        # lmms-eval: int(4.6) = 4 for a and b, 1 for c -> score 3, acc 2/3; official: 4.6, c dropped (accuracy 0)
-        assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(3.0), pytest.approx(2 / 3), 3)
+        # lmms-eval (v0.3.0-v0.7.2 lmms_eval/tasks/vdc/utils.py line 280 adds the score as it is): 4.6 for a and b, 1 for c
+        # -> score 3.4, acc 2/3; official (rese1f/aurora@2bf68d5 process_vdc_result.py line 262): 4.6, c dropped (accuracy 0)
+        assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(10.2 / 3), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
         from rcc_rank.evaluate import evaluate_task   # reruns in-process (same code path, no interpreter start-up)

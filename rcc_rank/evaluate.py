@@ -432,7 +432,7 @@ def caption_matching(model, processor, # a VLM and its processor
 from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
                              judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
-                            parse_line_judgments, argus_costs, argus_score)
+                            parse_line_judgments, argus_costs, argus_score, argus_average)
 
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 from fastcore.script import call_parse, Param, store_true

@@ -154,3 +154,34 @@ def test_cli_judges_against_fake_claude(tmp_path):
     assert len(csv) == 4 and csv[0].startswith('run,task,relevance') and 'cost_h' in csv[0] and 'vdc_score' in csv[0]
     assert md.count('\n| ') >= 3
     assert 'test-key' not in (tmp_path / 'cache.jsonl').read_text()
+
+def test_official_scoring_rules(tmp_path):
+    "TempCompass, VDC and ARGUS averaging on inputs in the official layouts; expected values read off the official code"
+    from rcc_rank.evaluate import tempcompass_records, tempcompass_accuracy, vdc_aggregate, argus_average
+    # TempCompass predictions file (llyx97/TempCompass@c2ec41e predictions/<model>/caption_matching.json layout): replies with a
+    # leading space, as Reka-core's are; eval_caption_matching.py line 61 strips them, lmms-eval (utils.py line 233) does not
+    q = "Which caption matches the video better?\nCaption A: The man is dribbling.\nCaption B: The man is dunking."
+    q2 = "Which description is a more suitable match for the video?\nOption 1: It speeds up.\nOption 2: It slows down."
+    preds = {'v1': {'action': [dict(question=q, answer='Caption B: The man is dunking.', prediction=' Caption B: The man is dunking.'),
+                               dict(question=q2, answer='Option 2: It slows down.', prediction=' 2')]},
+             'v2': {'speed': [dict(question=q2, answer='Option 1: It speeds up.', prediction=None),      # lines 56-59: rated 0
+                              dict(question=q, answer='Caption A: The man is dribbling.', response='A')]}}   # lines 53-54, bare label
+    (tmp_path / 'cm.json').write_text(json.dumps(preds))
+    recs = tempcompass_records(tmp_path / 'cm.json')
+    tc, lm = tempcompass_accuracy(recs), tempcompass_accuracy(recs, 'lmms-eval')
+    assert (tc['tempcompass_acc'], tc['tempcompass/action'], tc['tempcompass/speed'], tc['n_unmatched']) == (0.75, 1.0, 0.5, 1)
+    assert (lm['tempcompass_acc'], lm['n_unmatched']) == (0.25, 3)
+    (tmp_path / 'empty.json').write_text('')
+    assert tempcompass_accuracy(tempcompass_records(tmp_path / 'empty.json'))['n_items'] == 0
+    # VDC: lmms-eval v0.3.0-v0.7.2 keeps 4.8 (line 280) and skips a review without 'score' (line 272); aurora@2bf68d5 accepts
+    # (key, value) pairs through dict.update (line 250) and aborts a video whose review lacks a key (line 255)
+    pv = {'a': ["{'pred': 'yes', 'score': 4.8}", "{'pred': 'no'}"], 'b': ["[('pred', 'yes'), ('score', 3)]", "{'pred': 'no', 'score': 1}"]}
+    v, vo = vdc_aggregate(pv), vdc_aggregate(pv, 'official')
+    # lmms-eval: a = 4.8 (its 2nd review skipped), b = 1 (its pairs review skipped: 'pred' in a list is false) -> 2.9, acc 0.5
+    assert (v['vdc_score'], v['vdc_acc'], v['n_skipped_reviews'], v['failed']) == (pytest.approx(2.9), 0.5, 2, [])
+    # official: a aborted (KeyError 'score'), b = (3 + 1) / 2, acc 0.5
+    assert vdc_aggregate({'a': ["{'pred': 'yes'}"]})['failed'] == ['a']   # lmms-eval divides by zero here; we record it
+    assert (vo['vdc_score'], vo['vdc_acc'], vo['dropped']) == (2.0, 0.5, ['a'])
+    # ARGUS (JARVVVIS/argus@2f21672 compute_metrics.py): per direction, NaN skipped by pandas' mean (lines 396-397)
+    av = argus_average([dict(cost_h=0.5, cost_o=0.2), dict(cost_h=float('nan'), cost_o=0.4), dict(error_h='headings', cost_o=0.6)])
+    assert (av['cost_h'], av['cost_o'], av['failed_h'], av['nan_h']) == (0.5, pytest.approx(0.4), [2], [1])

@@ -378,6 +378,7 @@ def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer',
                          rule:str='tempcompass', # 'tempcompass' (the benchmark's own) or 'lmms-eval'
                         )->dict:
     "Accuracy per dimension and overall; unmatched or missing replies count as wrong"
+    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
     by, unmatched, no_reply, notes = defaultdict(list), 0, 0, []
     for k, r in enumerate(records):
         try: m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
@@ -403,11 +404,13 @@ def tempcompass_records(predictions:dict|str|Path # the official predictions lay
     if not isinstance(predictions, dict):
         text = Path(predictions).read_text()
         predictions = json.loads(text) if text.strip() else {}
+    if not isinstance(predictions, dict): raise ValueError(f"TempCompass predictions must map video ids to {{dim: [...]}}, got a {type(predictions).__name__}")
     out = []
     for vid, dims in predictions.items():
         for dim, preds in dims.items():
             for p in preds:
-                pred = p['prediction'] if 'prediction' in p else p.get('response')
+                if 'prediction' not in p and 'response' not in p: raise ValueError(f"TempCompass video {vid} ({dim}): a record has no 'prediction'")
+                pred = p['prediction'] if 'prediction' in p else p['response']
                 out.append(dict(id=vid, dim=dim, question=p['question'], answer=p['answer'], prediction=pred))
     return out
 

@@ -454,10 +454,10 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
         ans = await cached('vdc-answer', VDC_ANSWER_SYSTEM, vdc_answer_prompt(it['prediction'], qa['question']), 64)
         rev = None if ans is None else await cached('vdc-review', VDC_REVIEW_SYSTEM, vdc_review_prompt(qa['question'], qa['answer'], ans), 64)
         return dict(id=it.get('id'), question=qa['question'], answer=qa['answer'], predicted=ans, review=rev)
-    jobs = [(vid, qa) for vid, it in zip(ids, items) for qa in it['qa']]
-    rows = await gather_limited([lambda j=j: one(items[ids.index(j[0])], j[1]) for j in jobs], concurrency, progress and 'vdc')
+    jobs = [(vid, it, qa) for vid, it in zip(ids, items) for qa in it['qa']]
+    rows = await gather_limited([lambda j=j: one(*j[1:]) for j in jobs], concurrency, progress and 'vdc')
     per_video = {vid: [] for vid in ids}
-    for (vid, _), r in zip(jobs, rows): per_video[vid].append(parse_vdc_review(r['review'], rule))
+    for (vid, _, _), r in zip(jobs, rows): per_video[vid].append(parse_vdc_review(r['review'], rule))
     out = vdc_aggregate(per_video, rule)
     for n in out['notes']: log.warning(f"VDC: {n}")
     out['qa'] = rows

@@ -385,15 +385,18 @@ def refusal(msg)->MutationResult|None:
     text = f'model refused (stop_reason=refusal, category={cat})' + (f': {why}' if why else '')
     return MutationResult(None, None, refused=text, usage=_usage(msg), policy=True, category=cat)
 
+_JSON_TYPES = {'string': str, 'array': list, 'boolean': bool, 'object': dict, 'integer': int, 'number': (int, float)}
+
 def tool_input(msg, name:str, schema:dict)->dict:
-    "The input of a complete call of tool `name`, its required fields present as strings; raises `Truncated`/`MalformedReply`"
+    "The input of a complete call of tool `name`, its required fields present with their schema types; raises `Truncated`/`MalformedReply`"
     msg = _message(msg); usage = _usage(msg); stop = msg.stop_reason
     if stop in ('max_tokens', 'model_context_window_exceeded'): raise Truncated(f'reply cut off (stop_reason={stop})', usage)
     calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == name]
     if stop != 'tool_use' or not calls: raise MalformedReply(f'no complete {name} call in the reply (stop_reason={stop})', usage)
     inp = calls[0].input if isinstance(calls[0].input, dict) else {}
     if (inp.get('refused') or '').strip() and not (inp.get('caption') or '').strip(): return inp
-    missing = [k for k in schema.get('required', ()) if not isinstance(inp.get(k), str)]
+    props = schema.get('properties', {})
+    missing = [k for k in schema.get('required', ()) if not isinstance(inp.get(k), _JSON_TYPES.get(props.get(k, {}).get('type'), object)) or k not in inp]
     if missing: raise MalformedReply(f'the {name} call lacks required field(s) {missing}', usage)
     return inp
 

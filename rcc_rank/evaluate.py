@@ -397,6 +397,9 @@ from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_ch
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score)
 
+# %% ../nbs/10_evaluate.ipynb #09797cc4
+from .degrade import DEFAULT_MODEL   # one default model for every module
+
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 from fastcore.script import call_parse, Param, store_true
 
@@ -407,7 +410,7 @@ def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
               ):
     "A judge from a command-line spec"
     kind, _, name = spec.partition(':')
-    if kind == 'claude': return ClaudeJudge(model=name or 'claude-sonnet-4-6', max_retries=max_retries)
+    if kind == 'claude': return ClaudeJudge(model=name or DEFAULT_MODEL, max_retries=max_retries)
     if kind == 'tiny': return HFJudge(*tiny_chat_model(), name='tiny-chat')
     if kind == 'hf':
         if not name: raise ValueError("--judge hf:<folder or hub id> needs a model")
@@ -437,7 +440,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                   model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                  judge:str='claude:claude-sonnet-4-6', # claude:<model>, hf:<model> or tiny
+                  judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                   other:str=None, # agreement: the second judge's result JSON
                   run:str=None, # a name for this run (the `run` column of results tables)
                   rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official
@@ -519,7 +522,7 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                  data:str=None, # input JSONL (table: comma-separated result JSON files)
                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                 judge:str='claude:claude-sonnet-4-6', # claude:<model>, hf:<model> or tiny
+                 judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                  other:str=None, # agreement: the second judge's result JSON
                  run:str=None, # a name for this run (the `run` column of results tables)
                  rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official

@@ -752,7 +752,7 @@ def retry_delay(e:BaseException, # the error
         except (TypeError, ValueError): pass
     return min(base * 2 ** attempt, cap) * (0.75 + 0.25 * random.random())
 
-# %% ../nbs/03_degrade.ipynb #4b1d5b80
+# %% ../nbs/03_degrade.ipynb #d5b26e12
 POLICY_REFUSALS = 4   # policy refusals in one step after which the chain stops: such a refusal is about the caption, so
                       # trying every other type (12 paid calls) would not help; fewer would stop chains on a chance refusal
 
@@ -778,6 +778,7 @@ def _end_refused(run:_Run, chain:Chain, res:MutationResult|None)->str:
     if len(chain.captions) < 2: return 'failed'
     run.record_end(chain, f"refused by the model (category: {res.category if res else 'see failures'})"); return 'ended'
 
+# %% ../nbs/03_degrade.ipynb #4b1d5b80
 async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, backoff:float)->str:
     "Add one step to `chain`: 'ok', 'ended' (no type left, or refused) or 'failed' (API errors outlasted, or refused at the start)"
     k, struck, api_errors = len(chain.mutations) + 1, set(), 0
@@ -911,6 +912,7 @@ class BatchLedger:
     def rounds(self)->int: return len({r['round'] for r in self._ev('submitted')})
     def intent(self, h:str)->dict|None: return next((r for r in self._ev('intent') if r['hash'] == h), None)
 
+# %% ../nbs/03_degrade.ipynb #6e025fa3
 async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
     "The workspace's batch created for `intent` (same request count, made after it, not recorded), if any"
     found = None
@@ -996,6 +998,7 @@ def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->
         reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)}); meta[custom] = [cid, k, et]
     return reqs, meta
 
+# %% ../nbs/03_degrade.ipynb #f6ae7f1c
 def _take(run:_Run, mutator, ch:Chain, et:str, msg):
     "Judge one succeeded batch result exactly as `_step` judges a reply"
     try: res = mutator.parse(ch, et, msg)
@@ -1114,6 +1117,7 @@ def frame_blocks(frames:Iterable, # (H, W, 3) uint8 arrays or PIL images
     if size > 0.95 * L['max_request_bytes']: raise ValueError(f"{n} frames take {size / 2**20:.1f} MiB, over the 32 MB request limit")
     return blocks, tokens
 
+# %% ../nbs/03_degrade.ipynb #820f31b3
 def recaption_request(caption:str, frames:Iterable, model:str=DEFAULT_MODEL, max_tokens:int=1024)->tuple[dict, int]:
     "The Messages API parameters of one recaption, and the image tokens they carry"
     blocks, itok = frame_blocks(frames)
@@ -1142,6 +1146,7 @@ async def arecaption(caption:str, # the short human caption
     text, usage = parse_recaption(await client.messages.create(**params))
     return text, {**usage, 'image_tokens': itok}
 
+# %% ../nbs/03_degrade.ipynb #7c776811
 def _frames_for(it:dict, num_frames:int):
     if it.get('frames') is not None: return it['frames']
     if it.get('video'):
@@ -1199,6 +1204,7 @@ class _Recap:
         c['out'], c['failures_file'] = str(self.out), str(self.side['failures'])
         return c
 
+# %% ../nbs/03_degrade.ipynb #88d09273
 async def _recap_one(rc:_Recap, it:dict, num_frames:int, max_attempts:int):
     "Recaption one row (its frames resized to the API's limits); any failure is recorded with the row's id, and the run goes on"
     try: params, itok = await asyncio.to_thread(lambda: recaption_request(it['caption'], _frames_for(it, num_frames), rc.m.model))
@@ -1229,7 +1235,7 @@ async def arecaption_file(items:Iterable[dict], # rows {'id', 'caption', 'video'
     await asyncio.gather(*[one(it) for it in rc.todo])
     return rc.summary()
 
-# %% ../nbs/03_degrade.ipynb #69383747
+# %% ../nbs/03_degrade.ipynb #fd662ad7
 async def _recap_parts(rc:_Recap, rows:list[dict], rnd:int, num_frames:int, budgets:dict, limits:tuple):
     "Yield (part, meta) batches of recaption requests, built row by row so that frames of one batch at most are in memory"
     part, meta, size = [], {}, 0
@@ -1243,6 +1249,7 @@ async def _recap_parts(rc:_Recap, rows:list[dict], rnd:int, num_frames:int, budg
         part.append(r); meta[r['custom_id']] = [it['id'], itok]; size += n
     if part: yield part, meta
 
+# %% ../nbs/03_degrade.ipynb #69383747
 async def arecaption_file_batched(items:Iterable[dict], mutator:ClaudeMutator, out_path:str|Path, num_frames:int=8,
                                   poll_interval:float=30.0, # seconds between status checks
                                   max_rounds:int=4, # rounds (resubmitting expired, transient and cut-off requests)

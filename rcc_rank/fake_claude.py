@@ -228,30 +228,34 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, _error_body('authentication_error', 'missing x-api-key'))
         path = self.path.split('?')[0].rstrip('/')
         fault = fake._pop_fault(group, http_only=True)
-        if fault == 'lost_reply':                 # done on the server, the reply never arrives
-            if method == 'POST' and path == '/v1/messages/batches': fake._create_batch(body)
-            elif method == 'POST' and path == '/v1/messages': fake.requests.append(body)
-            fault = 'drop'
-        if fault and self._http_fault(fault): return
+        if fault and self._http_fault(fault, method, path, body): return
         if method == 'POST' and path == '/v1/messages': return self._messages(body)
         if method == 'POST' and path == '/v1/messages/batches': return self._send(200, fake._create_batch(body))
         if method == 'GET' and path == '/v1/messages/batches': return self._send(200, fake._list_batches(self.path))
         m = re.fullmatch(r'/v1/messages/batches/([\w-]+)(/results|/cancel)?', path)
-        if m:
-            b = fake.batches.get(m.group(1))
-            if b is None: return self._send(404, _error_body('not_found_error', f'no batch {m.group(1)}'))
-            if m.group(2) == '/results':
-                if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
-                lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
-                return self._send(200, raw=lines.encode(), ctype='application/binary')
-            if m.group(2) == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
-            if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
-            return self._send(200, fake._poll_batch(b))
+        if m: return self._batch(method, m.group(1), m.group(2))
         return self._send(404, _error_body('not_found_error', f'{method} {path} is not implemented by the fake'))
 
-    def _http_fault(self, fault:str)->bool:
+    def _batch(self, method:str, bid:str, sub:str|None):
+        "The routes of one batch: retrieve, results, cancel, delete"
+        fake = self.server.fake
+        b = fake.batches.get(bid)
+        if b is None: return self._send(404, _error_body('not_found_error', f'no batch {bid}'))
+        if sub == '/results':
+            if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
+            lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
+            return self._send(200, raw=lines.encode(), ctype='application/binary')
+        if sub == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
+        if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
+        return self._send(200, fake._poll_batch(b))
+
+    def _http_fault(self, fault:str, method:str='', path:str='', body:dict|None=None)->bool:
         "Serve an HTTP-level fault; True if the request was answered (or dropped) by it"
         fake = self.server.fake
+        if fault == 'lost_reply':                 # carried out on the server; the reply never arrives
+            if method == 'POST' and path == '/v1/messages/batches': fake._create_batch(body or {})
+            elif method == 'POST' and path == '/v1/messages': fake.requests.append(body or {})
+            fault = 'drop'
         if fault in _HTTP_FAULTS:
             status, kind = _HTTP_FAULTS[fault]
             hdrs = {'retry-after': f'{fake.retry_after:g}'} if fault == '429' else {}

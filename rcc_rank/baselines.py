@@ -23,7 +23,7 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder', 'unconditioned_world_chains', 'make_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
-from .degrade import cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
+from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
 
 # %% ../nbs/14_baselines.ipynb #03ebd514
 log = get_logger(__name__)
@@ -156,7 +156,7 @@ class Teacher:
         self._client, self._kw = client, dict(max_retries=max_retries, timeout=timeout)
         self.usage = {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
         self.failures:list[dict] = []   # rows the teacher could not answer: {'id', 'task', 'reason'}
-        self.system = cached_system(TEACHER_SYSTEM, model)
+        self.system = cached_system(TEACHER_SYSTEM, model); check_model(model)
         self._loop = None
 
     def run(self, coro):

@@ -352,7 +352,12 @@ def deprecated_models()->dict[str, str]:
 def check_model(model:str)->str|None:
     "Log a warning when the SDK lists `model` as deprecated; returns its end-of-life date (None when current)"
     eol = deprecated_models().get(model)
-    if eol: log.warning(f'model {model!r} is deprecated and reaches end-of-life on {eol}; use a current model such as {DEFAULT_MODEL!r}')
+    if not eol: return None
+    import datetime
+    try: past = datetime.datetime.strptime(re.sub(r'(\d)(st|nd|rd|th)\b', r'\1', eol), '%B %d, %Y').date() < datetime.date.today()
+    except ValueError: past = False
+    when = f'was retired on {eol} (its requests will fail)' if past else f'reaches end-of-life on {eol}'
+    log.warning(f'model {model!r} is deprecated and {when}; use a current model such as {DEFAULT_MODEL!r}')
     return eol
 
 # %% ../nbs/03_degrade.ipynb #cd14578e

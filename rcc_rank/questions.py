@@ -21,7 +21,7 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
            'allm_question_chains', 'llm_question_chains', 'rule_question_responder']
 
 # %% ../nbs/04_questions.ipynb #466860ed
-from .degrade import DEFAULT_MODEL, cached_system, tool_choice   # one default model, caching and tool choice for every module
+from .degrade import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
 
 # %% ../nbs/04_questions.ipynb #0a7fde11
 log = get_logger(__name__)
@@ -382,6 +382,7 @@ async def allm_question_chains(chains:Iterable[Chain], # source chains
                               )->tuple[list[QuestionChain], list[dict]]:
     "Question chains written by Claude, and the failures `{'id', 'kind', 'reason'}`"
     import anthropic
+    check_model(model)
     if client is None: client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'))
     jobs = [(c, k) for c in chains if len(c.captions) >= 2 for k in kinds]
     sem = asyncio.Semaphore(concurrency)

@@ -1394,6 +1394,9 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []
+    ledgers = [side_paths(output)['batches'], side_paths(Path(output).with_name(Path(output).stem + '.recaptioned.jsonl'))['batches']]
+    unknown = set(forget) - set().union(*(BatchLedger(p).ids for p in ledgers if p.exists()))
+    if unknown: raise SystemExit(f"--forget_batch: no batch {', '.join(sorted(unknown))} is recorded in {' or '.join(map(str, ledgers))}")
     try:
         rsum = None
         if recaption:

@@ -70,14 +70,16 @@ def test_restart_between_intent_and_submission_adopts(tmp_path):
 def test_batch_results_by_type(tmp_path):
     out = tmp_path/'c.jsonl'
     with FakeClaude(responder=rule_responder()) as srv:
-        srv.inject('invalid'); srv.inject('expired'); srv.inject('errored')
+        srv.inject('invalid'); srv.inject('expired'); srv.inject('errored'); srv.inject('max_tokens')
         s = batched(srv, out)
+        budgets = sorted({r['params']['max_tokens'] for b in srv.batches.values() for r in b['_requests']})
         by_id = {}
         for b in srv.batches.values():
             for r in b['_requests']: by_id.setdefault(r['custom_id'].rsplit('-r', 1)[0], []).append(r['custom_id'])
     f = failures(out)
     kinds = {x['kind']: x for x in f}
-    assert {'rejected', 'expired', 'api'} <= set(kinds)
+    assert {'rejected', 'expired', 'api', 'truncated'} <= set(kinds)
+    assert budgets == [2048, 8192]                           # the cut-off step went again with the larger budget
     rej = kinds['rejected']
     assert 'invalid_request_error' in rej['reason'] and 'fake invalid request' in rej['reason']   # the API's message kept
     step_key = next(k for k in by_id if k.startswith(rej['id'][:24]) and k.endswith(f"s{rej['step']}"))
@@ -104,6 +106,10 @@ def test_vanished_batch_names_the_way_on(tmp_path):
         srv.batch_polls = 0
         s = batched(srv, out, forget=[s1['open_batch']])
     assert s['finished'] == len(ITEMS)
+    from rcc_rank.degrade import rcc_generate
+    append_jsonl(tmp_path/'in.jsonl', ITEMS)
+    with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):   # a typo is named, not silently ignored
+        rcc_generate(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
 
 def test_rounds_split_at_the_size_limits(tmp_path):
     out = tmp_path/'c.jsonl'

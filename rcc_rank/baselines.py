@@ -22,6 +22,9 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'support_f1', 'teacher_responder', 'error_injection', 'response_improvement', 'response_comparison',
            'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder', 'unconditioned_world_chains', 'make_baseline']
 
+# %% ../nbs/14_baselines.ipynb #ed62ae5b
+from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
+
 # %% ../nbs/14_baselines.ipynb #03ebd514
 log = get_logger(__name__)
 
@@ -151,8 +154,9 @@ class Teacher:
         self.model, self.max_tokens, self.max_attempts, self.concurrency = model, max_tokens, max_attempts, concurrency
         self.name = f'claude:{model}'
         self._client, self._kw = client, dict(max_retries=max_retries, timeout=timeout)
-        self.usage = {'input_tokens': 0, 'output_tokens': 0, 'requests': 0, 'malformed': 0}
-        self.system = [{'type': 'text', 'text': TEACHER_SYSTEM, 'cache_control': {'type': 'ephemeral'}}]
+        self.usage = {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+        self.failures:list[dict] = []   # rows the teacher could not answer: {'id', 'task', 'reason'}
+        self.system = cached_system(TEACHER_SYSTEM, model); check_model(model)
         self._loop = None
 
     def run(self, coro):
@@ -176,7 +180,7 @@ class Teacher:
         if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
         tool = TEACHER_TOOLS[task]
         return dict(model=self.model, max_tokens=self.max_tokens, system=self.system, tools=[tool],
-                    tool_choice={'type': 'tool', 'name': tool['name']}, messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}])
+                    tool_choice=tool_choice(self.model, tool['name']), messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}])
 
     async def ask(self, task:str, **kw)->dict:
         "The tool input of the teacher's answer to one task (retrying malformed replies)"
@@ -184,14 +188,21 @@ class Teacher:
         for attempt in range(self.max_attempts):
             msg = await self.client.messages.create(**self.request(task, **kw))
             self.usage['requests'] += 1
-            for k in ('input_tokens', 'output_tokens'): self.usage[k] += int(getattr(msg.usage, k, 0) or 0)
-            calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == TEACHER_TOOLS[task]['name']]
+            for k, v in _usage(msg).items(): self.usage[k] += v
             try:
-                if not calls: raise MalformedReply(f'no {TEACHER_TOOLS[task]["name"]} call (stop_reason={msg.stop_reason})')
-                return _check_answer(task, dict(calls[0].input), kw)
+                ref = refusal(msg)
+                if ref is not None: raise MalformedReply(ref.refused)
+                return _check_answer(task, dict(tool_input(msg, TEACHER_TOOLS[task]['name'], TEACHER_TOOLS[task]['input_schema'])), kw)
             except MalformedReply as e:
                 self.usage['malformed'] += 1; last = e
         raise MalformedReply(f'teacher task {task!r}: {self.max_attempts} malformed replies; last: {last}')
+
+    async def try_ask(self, item_id:str, task:str, **kw)->dict|None:
+        "`ask`, but a row the teacher cannot answer is recorded in `failures` and gives None, so the other rows' results stay"
+        try: return await self.ask(task, **kw)
+        except MalformedReply as e:
+            self.failures.append({'id': item_id, 'task': task, 'reason': str(e)}); log.warning(f'teacher: row {item_id!r}: {e}')
+            return None
 
 def _check_answer(task:str, ans:dict, kw:dict)->dict:
     if task == 'improve' and not (isinstance(ans.get('caption'), str) and ans['caption'].strip()): raise MalformedReply('no caption')
@@ -239,7 +250,7 @@ def teacher_responder()->Callable[[dict], dict]:
         found = re.findall(rf'<{t}>(.*?)</{t}>', text, flags=re.S)
         return found[-1].strip() if found else ''
     def respond(body:dict)->dict:
-        name = (body.get('tool_choice') or {}).get('name')
+        name = ((body.get('tools') or [{}])[0]).get('name')   # the one tool sent (the choice may be `auto`)
         text = request_text(body); ref = tag(text, 'reference')
         if name == TEACHER_TOOLS['improve']['name']:
             resp = tag(text, 'response')
@@ -307,7 +318,8 @@ def response_improvement(items:Iterable[dict], # rows with the reference `captio
     async def one(x):
         it, y = x
         if not y.strip(): return None
-        ans = await teacher.ask('improve', reference=it['caption'], candidates=[y])
+        ans = await teacher.try_ask(it['id'], 'improve', reference=it['caption'], candidates=[y])
+        if ans is None: return None
         return _pair_chain(it, [ans['caption'], y], 'response_improvement', teacher.name, simulated_policy=_sim(sampler))
     return [c for c in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) if c is not None]
 
@@ -325,8 +337,8 @@ def response_comparison(items:Iterable[dict], # rows with the reference `caption
     async def one(x):
         it, (a, b) = x
         if not a.strip() or not b.strip() or a.strip() == b.strip(): return None
-        ans = await teacher.ask('compare', reference=it['caption'], candidates=[a, b])
-        if ans['winner'] == 'tie': return None
+        ans = await teacher.try_ask(it['id'], 'compare', reference=it['caption'], candidates=[a, b])
+        if ans is None or ans['winner'] == 'tie': return None
         w, l = (a, b) if ans['winner'] == 'A' else (b, a)
         return _pair_chain(it, [w, l], 'response_comparison', teacher.name, reason=str(ans.get('reason', '')), simulated_policy=_sim(sampler))
     return [c for c in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) if c is not None]
@@ -343,14 +355,16 @@ def rlaif_v(items:Iterable[dict], # rows with the reference `caption`
     if n_samples < 2: raise ValueError(f"n_samples must be >= 2, got {n_samples}")
     rows = normalise_items(items)
     samples = sampler(rows, n_samples, seed)
-    async def score(y, ref):
-        cl = (await teacher.ask('claims', candidates=[y]))['claims']
-        v = (await teacher.ask('judge', reference=ref, claims=cl))['verdicts']
+    async def score(y, ref, iid):
+        cl = await teacher.try_ask(iid, 'claims', candidates=[y])
+        v = cl and await teacher.try_ask(iid, 'judge', reference=ref, claims=cl['claims'])
+        if not v: return None
+        cl, v = cl['claims'], v['verdicts']
         return {'caption': y, 'claims': len(cl), 'rejected': v.count(False), 'score': -v.count(False), 'precision': sum(v) / len(v)}
     async def one(x):
         it, ys = x
         ys = list(dict.fromkeys(y.strip() for y in ys if y.strip()))
-        scored = [await score(y, it['caption']) for y in ys]
+        scored = [s for y in ys if (s := await score(y, it['caption'], it['id'])) is not None]
         scored.sort(key=lambda s: (s['score'], s['precision']), reverse=True)
         out = []
         if pairs == 0:
@@ -383,34 +397,20 @@ full new caption, the exact changed span (`before`, `after`) and a short name fo
 
 class FreeMutator(ClaudeMutator):
     "Degradation without error-type conditioning: the LLM picks each error itself"
+    tool, tool_name = FREE_TOOL, FREE_TOOL_NAME
     def __init__(self, model:str=DEFAULT_MODEL, client=None, **kw):
-        super().__init__(model=model, client=client, **kw)
+        super().__init__(model=model, client=client, **kw)   # the same client, stop-reason and retry rules as `ClaudeMutator`
         self.name = f'claude-free:{model}'
-        self.system = [{'type': 'text', 'text': FREE_SYSTEM, 'cache_control': {'type': 'ephemeral'}}]
+    def system_text(self)->str: return FREE_SYSTEM
     def applicable(self, chain:Chain)->list[str]:
         "Always the one pseudo-type 'unknown' (the model chooses)"
         return ['unknown']
-    def request(self, chain:Chain, error_type:str)->dict:
+    def user_text(self, chain:Chain, error_type:str)->str:
         earlier = '\n'.join(f'<change>{m.after}</change>' for m in chain.mutations if m.after) or '(none)'
-        text = f'<caption>{chain.captions[-1]}</caption>\n<earlier_changes>\n{earlier}\n</earlier_changes>\nIntroduce exactly one new error.'
-        return dict(model=self.model, max_tokens=self.max_tokens, system=self.system, tools=[FREE_TOOL],
-                    tool_choice={'type': 'tool', 'name': FREE_TOOL_NAME}, messages=[{'role': 'user', 'content': text}])
-    def parse(self, chain:Chain, error_type:str, msg)->MutationResult:
-        if isinstance(msg, dict):
-            from anthropic.types import Message
-            msg = Message.model_validate(msg)
-        usage = {k: int(getattr(msg.usage, k, 0) or 0) for k in ('input_tokens', 'output_tokens')}
-        if msg.stop_reason == 'refusal': return MutationResult(None, None, refused='model refused', usage=usage)
-        calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == FREE_TOOL_NAME]
-        if not calls: raise MalformedReply(f'no {FREE_TOOL_NAME} call (stop_reason={msg.stop_reason})')
-        inp = calls[0].input if isinstance(calls[0].input, dict) else {}
-        if (inp.get('refused') or '').strip() and not (inp.get('caption') or '').strip():
-            return MutationResult(None, None, refused=str(inp['refused']), usage=usage)
-        cap = inp.get('caption')
-        if not isinstance(cap, str) or not cap.strip(): raise MalformedReply('the tool call has no caption')
-        kind = str(inp.get('error_kind') or 'unspecified').strip()
-        mut = Mutation('unknown', str(inp.get('before') or ''), str(inp.get('after') or ''), note=f'chose: {kind}', mutator=self.name)
-        return MutationResult(cap.strip(), mut, usage=usage)
+        return f'<caption>{chain.captions[-1]}</caption>\n<earlier_changes>\n{earlier}\n</earlier_changes>\nIntroduce exactly one new error.'
+    def mutation(self, error_type:str, inp:dict)->Mutation:
+        kind = str(inp.get('error_kind') or '').strip() or 'unspecified'
+        return Mutation('unknown', inp['before'], inp['after'], note=f'chose: {kind}', mutator=self.name)
 
 def chosen_kinds(chains:Iterable[Chain])->dict[str, int]:
     "How often each self-chosen error kind occurs in unconditioned chains (from the `chose:` notes)"

@@ -14,13 +14,18 @@ from .chains import Chain, Mutation
 from . import errors as _errors
 
 # %% auto #0
-__all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'PRICES', 'RECAPTION_SYSTEM', 'MutationResult',
-           'run_sync', 'MalformedReply', 'Mutator', 'rule_types', 'Site', 'rule_sites', 'RuleMutator', 'similarity',
-           'check_step', 'error_type_text', 'system_prompt', 'user_prompt', 'ClaudeMutator', 'rule_responder',
+__all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'CACHE_MIN_TOKENS', 'FORCED_TOOL_REJECTED', 'PRICES',
+           'POLICY_REFUSALS', 'BATCH_MAX_REQUESTS', 'BATCH_MAX_BYTES', 'TRANSIENT_ERRORS', 'MAX_TRANSIENT',
+           'RECAPTION_SYSTEM', 'IMAGE_LIMITS', 'FRAME_SIDE', 'MutationResult', 'run_sync', 'MalformedReply', 'Mutator',
+           'rule_types', 'Site', 'rule_sites', 'RuleMutator', 'similarity', 'check_step', 'error_type_text',
+           'system_prompt', 'user_prompt', 'cache_min_tokens', 'approx_tokens', 'cached_system', 'tool_choice',
+           'deprecated_models', 'check_model', 'Truncated', 'refusal', 'tool_input', 'ClaudeMutator', 'rule_responder',
            'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'side_paths', 'trim_partial_line', 'step_seed',
-           'normalise_items', 'estimate_cost', 'classify_error', 'retry_delay', 'abuild_chains', 'build_chains',
-           'failures', 'abuild_chains_batched', 'build_chains_batched', 'arecaption', 'arecaption_items', 'recaption',
-           'read_items', 'make_mutator', 'rcc_generate']
+           'normalise_items', 'estimate_cost', 'RunStopped', 'classify_error', 'retry_delay', 'mutation_problem',
+           'abuild_chains', 'build_chains', 'failures', 'BatchError', 'split_batches', 'BatchLedger', 'submit_batch',
+           'wait_batch', 'result_error', 'abuild_chains_batched', 'build_chains_batched', 'frame_blocks',
+           'recaption_request', 'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
+           'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator', 'rcc_generate']
 
 # %% ../nbs/03_degrade.ipynb #84dac099
 log = get_logger(__name__)
@@ -33,6 +38,8 @@ class MutationResult:
     mutation: Mutation|None    # the change, as recorded in the chain
     refused: str|None = None   # reason when the mutator refuses this error type
     usage: dict = field(default_factory=dict)   # token counts when an LLM was called
+    policy: bool = False       # the model declined on policy grounds (`stop_reason="refusal"`), not because the type does not fit
+    category: str|None = None  # that refusal's category from `stop_details` (None when the API names none)
 
 def run_sync(coro):
     "Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)"
@@ -43,6 +50,8 @@ def run_sync(coro):
 
 class MalformedReply(ValueError):
     "A mutator got a reply it could not read (bad JSON, missing fields): worth another attempt"
+    def __init__(self, msg:str='', usage:dict|None=None):
+        super().__init__(msg); self.usage = dict(usage or {})   # the billed tokens of the unreadable reply
 
 class Mutator:
     "Base class: which error types apply to a chain's last caption, and apply one"
@@ -259,7 +268,7 @@ def check_step(prev:str, # the previous caption
     return None
 
 # %% ../nbs/03_degrade.ipynb #7174c90f
-DEFAULT_MODEL = 'claude-sonnet-4-6'
+DEFAULT_MODEL = 'claude-sonnet-5-5'   # the current Sonnet of the SDK's model list; every module uses this one
 TOOL_NAME = 'record_degraded_caption'
 DEGRADE_TOOL = {
     'name': TOOL_NAME,
@@ -301,14 +310,105 @@ def user_prompt(chain:Chain, error_type:str)->str:
     return (f'<caption>{chain.captions[-1]}</caption>\n<error_type>{error_type_text(error_type)}</error_type>\n'
             f'<earlier_changes>\n{earlier}\n</earlier_changes>\nIntroduce exactly one new error of type "{error_type}".')
 
+# %% ../nbs/03_degrade.ipynb #1a918f67
+CACHE_MIN_TOKENS = {   # the shortest prefix each model family caches, in tokens (the longest matching name wins)
+    'claude-sonnet-5-5': 512, 'claude-opus-5': 512, 'claude-fable-5': 512, 'claude-mythos-5': 512,
+    'claude-sonnet-5': 1024, 'claude-opus-4-8': 1024, 'claude-sonnet-4-6': 2048, 'claude-sonnet-4': 1024,
+    'claude-opus-4-5': 4096, 'claude-opus-4-6': 4096, 'claude-opus-4-7': 4096, 'claude-opus-4': 1024, 'claude-haiku-4-5': 4096}
+FORCED_TOOL_REJECTED = ('claude-sonnet-5-5', 'claude-opus-5-5', 'claude-fable-5-1', 'claude-fable-5-2')   # these 400 on a forced tool_choice
+
+def _by_prefix(table:dict, model:str, default):
+    for k in sorted(table, key=len, reverse=True):
+        if model.startswith(k): return table[k]
+    return default
+
+def cache_min_tokens(model:str)->int:
+    "The shortest prefix `model` caches, in tokens (4096, the strictest known minimum, for an unknown model)"
+    return _by_prefix(CACHE_MIN_TOKENS, model, 4096)
+
+def approx_tokens(x)->int:
+    "A low estimate of the tokens of text or JSON (four characters a token), so that a cache mark is never wasted"
+    return len(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) // 4
+
+def cached_system(text:str, # the system text
+                  model:str, # the model it goes to
+                  tools:Iterable[dict]=() # tool definitions sent before it (part of the cached prefix)
+                 )->list[dict]:
+    "System blocks with a `cache_control` breakpoint only when tools + system reach `model`'s caching minimum"
+    block = {'type': 'text', 'text': text}
+    if approx_tokens([*tools, text]) >= cache_min_tokens(model): block['cache_control'] = {'type': 'ephemeral'}
+    return [block]
+
+def tool_choice(model:str, name:str)->dict:
+    "Force the tool `name`, except on models that reject a forced choice (there: `auto`, and the stop reason decides)"
+    return {'type': 'auto'} if model.startswith(FORCED_TOOL_REJECTED) else {'type': 'tool', 'name': name}
+
+def deprecated_models()->dict[str, str]:
+    "The SDK's `DEPRECATED_MODELS`: model name -> end-of-life date"
+    try: from anthropic.resources.messages.messages import DEPRECATED_MODELS
+    except ImportError: return {}
+    return dict(DEPRECATED_MODELS)
+
+def check_model(model:str)->str|None:
+    "Log a warning when the SDK lists `model` as deprecated; returns its end-of-life date (None when current)"
+    eol = deprecated_models().get(model)
+    if not eol: return None
+    import datetime
+    try: past = datetime.datetime.strptime(re.sub(r'(\d)(st|nd|rd|th)\b', r'\1', eol), '%B %d, %Y').date() < datetime.date.today()
+    except ValueError: past = False
+    when = f'was retired on {eol} (its requests will fail)' if past else f'reaches end-of-life on {eol}'
+    log.warning(f'model {model!r} is deprecated and {when}; use a current model such as {DEFAULT_MODEL!r}')
+    return eol
+
 # %% ../nbs/03_degrade.ipynb #cd14578e
 def _usage(msg)->dict:
     u = getattr(msg, 'usage', None)
     if u is None: return {}
     return {k: int(getattr(u, k, 0) or 0) for k in ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens')}
 
+def _add_usage(*us:dict)->dict:
+    out = {}
+    for u in us:
+        for k, v in (u or {}).items(): out[k] = out.get(k, 0) + int(v or 0)
+    return out
+
+class Truncated(MalformedReply):
+    "A reply cut off by its budget (`max_tokens`) or the context window: worth one retry with a larger budget"
+
+def _message(msg):
+    if isinstance(msg, dict):
+        from anthropic.types import Message
+        msg = Message.model_validate(msg)
+    return msg
+
+def refusal(msg)->MutationResult|None:
+    "A policy refusal (`stop_reason` refusal) as a result with its `stop_details` category; None for any other reply"
+    msg = _message(msg)
+    if msg.stop_reason != 'refusal': return None
+    det = getattr(msg, 'stop_details', None)
+    cat, why = getattr(det, 'category', None), getattr(det, 'explanation', None)
+    text = f'model refused (stop_reason=refusal, category={cat})' + (f': {why}' if why else '')
+    return MutationResult(None, None, refused=text, usage=_usage(msg), policy=True, category=cat)
+
+_JSON_TYPES = {'string': str, 'array': list, 'boolean': bool, 'object': dict, 'integer': int, 'number': (int, float)}
+
+def tool_input(msg, name:str, schema:dict)->dict:
+    "The input of a complete call of tool `name`, its required fields present with their schema types; raises `Truncated`/`MalformedReply`"
+    msg = _message(msg); usage = _usage(msg); stop = msg.stop_reason
+    if stop in ('max_tokens', 'model_context_window_exceeded'): raise Truncated(f'reply cut off (stop_reason={stop})', usage)
+    calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == name]
+    if stop != 'tool_use' or not calls: raise MalformedReply(f'no complete {name} call in the reply (stop_reason={stop})', usage)
+    inp = calls[0].input if isinstance(calls[0].input, dict) else {}
+    if (inp.get('refused') or '').strip() and not (inp.get('caption') or '').strip(): return inp
+    props = schema.get('properties', {})
+    missing = [k for k in schema.get('required', ()) if not isinstance(inp.get(k), _JSON_TYPES.get(props.get(k, {}).get('type'), object)) or k not in inp]
+    if missing: raise MalformedReply(f'the {name} call lacks required field(s) {missing}', usage)
+    return inp
+
+# %% ../nbs/03_degrade.ipynb #16f95d41
 class ClaudeMutator(Mutator):
     "Mutator backed by Claude through the official async SDK (tool use, prompt caching)"
+    tool, tool_name = DEGRADE_TOOL, TOOL_NAME
     def __init__(self,
                  model:str=DEFAULT_MODEL, # any Messages API model name
                  client=None, # an `anthropic.AsyncAnthropic`; default: one built from the environment
@@ -317,56 +417,77 @@ class ClaudeMutator(Mutator):
                  timeout:float=120.0, # seconds per request
                  types:Iterable[str]|None=None, # restrict error types (default: the taxonomy)
                  base_url:str|None=None, # API base URL (default: the SDK's, or `$ANTHROPIC_BASE_URL`)
-                 tagger:str='spacy' # how applicability is decided: 'spacy' or 'keywords' (see `rcc_rank.errors`)
+                 tagger:str='spacy', # how applicability is decided: 'spacy' or 'keywords' (see `rcc_rank.errors`)
+                 retry_max_tokens:int=8192 # the budget of the one retry after a reply cut off by `max_tokens`
                 ):
-        self.model, self.max_tokens, self.tagger = model, max_tokens, tagger
+        self.model, self.max_tokens, self.tagger, self.retry_max_tokens = model, max_tokens, tagger, retry_max_tokens
         self.name = f'claude:{model}'
         self.types = list(types) if types is not None else None
-        self._client, self._client_kw = client, dict(max_retries=max_retries, timeout=timeout, base_url=base_url)
-        self._owns_client = client is None
-        self.system = [{'type': 'text', 'text': system_prompt(self.types), 'cache_control': {'type': 'ephemeral'}}]
+        self._given, self._client, self._client_kw, self._client_loop = client, None, dict(max_retries=max_retries, timeout=timeout, base_url=base_url), None
+        check_model(model)
+        self.system = cached_system(self.system_text(), model, [self.tool])
+
+    def system_text(self)->str: return system_prompt(self.types)
 
     @property
     def client(self):
-        "The async SDK client (built on first use; the key comes from the environment only)"
+        "The async SDK client, one per event loop (the key comes from the environment only; a client passed in serves its first loop)"
+        try: loop = asyncio.get_running_loop()
+        except RuntimeError: loop = None
+        if self._client is not None and loop is not None and self._client_loop not in (None, loop):
+            self._client = None              # its connections belong to a loop that has ended: never reuse them
         if self._client is None:
             import anthropic
-            kw = {k: v for k, v in self._client_kw.items() if v is not None}
-            self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **kw)
+            if self._given is None:
+                kw = {k: v for k, v in self._client_kw.items() if v is not None}
+                self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **kw)
+            elif self._client_loop is None: self._client = self._given
+            else: self._client = self._given.copy(http_client=anthropic.DefaultAsyncHttpxClient())   # same settings, own connections
+        if loop is not None: self._client_loop = loop
         return self._client
 
     async def aclose(self):
         "Close the client this mutator built itself (its connections belong to one event loop); a client passed in stays open"
-        if self._owns_client and self._client is not None:
+        if self._client is not None and self._client is not self._given:
             c, self._client = self._client, None
             await c.close()
 
-    def request(self, chain:Chain, error_type:str)->dict:
+    def user_text(self, chain:Chain, error_type:str)->str: return user_prompt(chain, error_type)
+
+    def request(self, chain:Chain, error_type:str, max_tokens:int|None=None)->dict:
         "The Messages API parameters for one step"
-        return dict(model=self.model, max_tokens=self.max_tokens, system=self.system,
-                    tools=[DEGRADE_TOOL], tool_choice={'type': 'tool', 'name': TOOL_NAME},
-                    messages=[{'role': 'user', 'content': user_prompt(chain, error_type)}])
+        return dict(model=self.model, max_tokens=max_tokens or self.max_tokens, system=self.system,
+                    tools=[self.tool], tool_choice=tool_choice(self.model, self.tool_name),
+                    messages=[{'role': 'user', 'content': self.user_text(chain, error_type)}])
 
     def parse(self, chain:Chain, error_type:str, msg)->MutationResult:
-        "Read a reply (SDK `Message` or dict) into a `MutationResult`; raises `MalformedReply` if unreadable"
-        if isinstance(msg, dict):
-            from anthropic.types import Message
-            msg = Message.model_validate(msg)
-        usage = _usage(msg)
-        if msg.stop_reason == 'refusal': return MutationResult(None, None, refused='model refused (stop_reason=refusal)', usage=usage)
-        calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == TOOL_NAME]
-        if not calls: raise MalformedReply(f'no {TOOL_NAME} call in the reply (stop_reason={msg.stop_reason})')
-        inp = calls[0].input if isinstance(calls[0].input, dict) else {}
+        "Read a reply (SDK `Message` or dict): only a complete tool call is a step; raises `Truncated`/`MalformedReply`"
+        msg = _message(msg)
+        ref = refusal(msg)
+        if ref is not None: return ref
+        usage, inp = _usage(msg), tool_input(msg, self.tool_name, self.tool['input_schema'])
         if (inp.get('refused') or '').strip() and not (inp.get('caption') or '').strip():
             return MutationResult(None, None, refused=str(inp['refused']).strip(), usage=usage)
-        cap = inp.get('caption')
-        if not isinstance(cap, str) or not cap.strip(): raise MalformedReply('the tool call has no caption')
-        mut = Mutation(error_type, str(inp.get('before') or ''), str(inp.get('after') or ''), note=str(inp.get('note') or ''), mutator=self.name)
-        return MutationResult(cap.strip(), mut, usage=usage)
+        cap, after = inp['caption'].strip(), inp['after'].strip()
+        if not cap: raise MalformedReply('the tool call has an empty caption', usage)
+        if not after: raise MalformedReply('the tool call has an empty `after` span (later steps could not protect the edit)', usage)
+        return MutationResult(cap, self.mutation(error_type, inp), usage=usage)
+
+    def mutation(self, error_type:str, inp:dict)->Mutation:
+        return Mutation(error_type, inp['before'], inp['after'], note=str(inp.get('note') or ''), mutator=self.name)
 
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         msg = await self.client.messages.create(**self.request(chain, error_type))
-        return self.parse(chain, error_type, msg)
+        try: return self.parse(chain, error_type, msg)
+        except Truncated as e:
+            if self.retry_max_tokens <= self.max_tokens: raise
+            first = e.usage
+        msg = await self.client.messages.create(**self.request(chain, error_type, max_tokens=self.retry_max_tokens))
+        try: res = self.parse(chain, error_type, msg)
+        except MalformedReply as e:
+            e.usage = _add_usage(first, e.usage); raise
+        res.usage = _add_usage(first, res.usage)
+        return res
 
 # %% ../nbs/03_degrade.ipynb #fc020dfc
 def _tag(text:str, tag:str)->str|None:
@@ -511,18 +632,20 @@ def normalise_items(items:Iterable[dict])->list[dict]:
     return out
 
 # %% ../nbs/03_degrade.ipynb #0ac2e8d7
-PRICES = {'opus': (5.0, 25.0), 'sonnet': (3.0, 15.0), 'haiku': (1.0, 5.0)}
+PRICES = {'sonnet-5-5': (2.0, 10.0, 0.10), 'sonnet-5': (2.0, 10.0), 'opus-5-5': (4.0, 20.0), 'fable-5-2': (8.0, 40.0), 'fable': (10.0, 50.0),
+          'opus': (5.0, 25.0), 'sonnet': (3.0, 15.0), 'haiku': (1.0, 5.0)}   # USD per Mtok: in, out (, cache read); the first key found in the name wins
 
 def estimate_cost(usage:dict, # summed token counts
                   model:str, # the model name
-                  prices:dict|None=None, # {substring: (usd per Mtok in, usd per Mtok out)}
+                  prices:dict|None=None, # {substring: (usd per Mtok in, usd per Mtok out[, cache read])}
                   batch:bool=False # Message Batches discount (50%)
                  )->float|None:
-    "Estimated USD for `usage` on `model` (None when the model's price is unknown)"
-    for k, (pin, pout) in (prices or PRICES).items():
+    "Estimated USD for `usage` on `model` (None when the model's price is unknown); cache writes 1.25x input, reads 0.1x unless priced"
+    for k, p in (prices or PRICES).items():
         if k in model:
+            pin, pout, pread = p[0], p[1], (p[2] if len(p) > 2 else p[0] * 0.1)
             c = (usage.get('input_tokens', 0) * pin + usage.get('output_tokens', 0) * pout
-                 + usage.get('cache_creation_input_tokens', 0) * pin * 1.25 + usage.get('cache_read_input_tokens', 0) * pin * 0.1) / 1e6
+                 + usage.get('cache_creation_input_tokens', 0) * pin * 1.25 + usage.get('cache_read_input_tokens', 0) * pread) / 1e6
             return round(c * (0.5 if batch else 1.0), 6)
     return None
 
@@ -599,8 +722,13 @@ class _Run:
         return c
 
 # %% ../nbs/03_degrade.ipynb #30d734be
+class RunStopped(RuntimeError):
+    "The run cannot go on (bad key, spend limit or credit exhausted): fix the account, then rerun to resume"
+
+_SPEND = re.compile(r'spend(ing)? limit|usage limit|credit balance|billing|purchase credits', re.I)
+
 def classify_error(e:BaseException)->str:
-    "'api' (transient: wait and retry), 'malformed' (retry with a new seed), 'auth' (stop the run) or 'other'"
+    "'api' (transient), 'malformed' (retry with a new seed), 'auth' or 'spend' (stop the run), or 'other'"
     try: import anthropic
     except ImportError: anthropic = None
     if isinstance(e, (MalformedReply, json.JSONDecodeError)): return 'malformed'
@@ -611,6 +739,7 @@ def classify_error(e:BaseException)->str:
         if isinstance(e, (anthropic.APIConnectionError, anthropic.APITimeoutError)): return 'api'
         if isinstance(e, anthropic.APIStatusError):
             s = e.status_code
+            if s in (400, 402, 429) and _SPEND.search(str(e)): return 'spend'
             return 'api' if s in (408, 409, 429) or s >= 500 else 'other'
     if isinstance(e, ValueError) and 'JSON' in str(e): return 'malformed'
     return 'other'
@@ -628,10 +757,38 @@ def retry_delay(e:BaseException, # the error
         except (TypeError, ValueError): pass
     return min(base * 2 ** attempt, cap) * (0.75 + 0.25 * random.random())
 
+# %% ../nbs/03_degrade.ipynb #d5b26e12
+POLICY_REFUSALS = 4   # policy refusals in one step after which the chain stops: such a refusal is about the caption, so
+                      # trying every other type (12 paid calls) would not help; fewer would stop chains on a chance refusal
+
+def mutation_problem(res:MutationResult, error_type:str)->str|None:
+    "Why a step's recorded change does not match its caption or request (None when it does)"
+    m = res.mutation
+    if m.error_type != error_type: return f'mutation records {m.error_type!r}, asked {error_type!r}'
+    if m.after and _norm(m.after) not in _norm(res.caption): return f'the `after` span {m.after!r} is not in the new caption'
+    return None
+
+def _refusal_fields(res:MutationResult)->dict: return {'policy': True, 'category': res.category} if res.policy else {}
+
+def _policy_refused(run:_Run, chain:Chain, k:int)->int:
+    "Policy refusals already recorded for step `k` of `chain` (read once per run from the failures file)"
+    if not hasattr(run, '_policy'):
+        from collections import Counter
+        run._policy = Counter((f['id'], f['step']) for f in read_jsonl(run.side['failures']) if f.get('policy'))
+    return run._policy[(chain.id, k)]
+
+def _end_refused(run:_Run, chain:Chain, res:MutationResult|None)->str:
+    "Stop a chain the model refuses: a chain with steps ends early (category kept); a bare caption is left out"
+    run.counts['policy_stops'] = run.counts.get('policy_stops', 0) + 1
+    if len(chain.captions) < 2: return 'failed'
+    run.record_end(chain, f"refused by the model (category: {res.category if res else 'see failures'})"); return 'ended'
+
 # %% ../nbs/03_degrade.ipynb #4b1d5b80
 async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, backoff:float)->str:
-    "Add one step to `chain`: 'ok', 'ended' (no type left) or 'failed' (API errors outlasted)"
+    "Add one step to `chain`: 'ok', 'ended' (no type left, or refused) or 'failed' (API errors outlasted, or refused at the start)"
     k, struck, api_errors = len(chain.mutations) + 1, set(), 0
+    policy = _policy_refused(run, chain, k)
+    if policy >= POLICY_REFUSALS: return _end_refused(run, chain, None)
     for draw in range(10_000):
         types = sorted(t for t in run.mutator.applicable(chain) if t not in struck)
         if not types: run.record_end(chain, 'no applicable error type left'); return 'ended'
@@ -642,8 +799,10 @@ async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, bac
             except Exception as e:
                 kind = classify_error(e)
                 msg = f'{type(e).__name__}: {e}'
-                if kind == 'auth': raise RuntimeError(redact(f'authentication failed: {msg}')) from None
-                run.fail(chain, kind, msg, error_type=et, attempt=attempt)
+                run.add_usage(getattr(e, 'usage', None) or {})
+                if kind == 'auth': raise RunStopped(redact(f'authentication failed: {msg}')) from None
+                if kind == 'spend': raise RunStopped(redact(f'the API says the spend limit or credit is exhausted; raise it in the Console, then rerun to resume: {msg}')) from None
+                run.fail(chain, 'truncated' if isinstance(e, Truncated) else kind, msg, error_type=et, attempt=attempt)
                 if kind == 'api':
                     run.counts['api_errors'] += 1; api_errors += 1
                     if api_errors > max_api_errors: return 'failed'
@@ -652,9 +811,13 @@ async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, bac
                 run.counts['invalid'] += 1; attempt += 1; continue
             run.add_usage(res.usage)
             if res.refused:
-                run.counts['refusals'] += 1; run.fail(chain, 'refused', res.refused, error_type=et); break
+                run.counts['refusals'] += 1; run.fail(chain, 'refused', res.refused, error_type=et, **_refusal_fields(res))
+                if res.policy:
+                    policy += 1
+                    if policy >= POLICY_REFUSALS: return _end_refused(run, chain, res)
+                break
             problem = check_step(chain.captions[-1], res.caption, chain.mutations, **run.check_kw)
-            if problem is None and res.mutation is not None and res.mutation.error_type != et: problem = f'mutation records {res.mutation.error_type!r}, asked {et!r}'
+            if problem is None and res.mutation is not None: problem = mutation_problem(res, et)
             if problem is None:
                 run.record_step(chain, res); return 'ok'
             run.counts['invalid'] += 1; run.fail(chain, 'invalid', problem, error_type=et, attempt=attempt); attempt += 1
@@ -669,7 +832,7 @@ async def abuild_chains(items:Iterable[dict], # rows {"id", "caption", "video"?,
                         out_path:str|Path, # output JSONL (progress/failures files go beside it)
                         concurrency:int=8, # chains in flight at once
                         max_attempts:int=3, # invalid/malformed replies per error type before it is struck
-                        max_api_errors:int=6, # API errors per step (after the SDK's retries) before the chain waits for the next run
+                        max_api_errors:int=0, # our retries of API errors on top of the SDK's own (0: one retry layer; the chain waits for the next run)
                         backoff:float=1.0, # first backoff delay for API errors without `retry-after` (seconds)
                         check_kw:dict|None=None, # options for `check_step`
                         progress:bool=True, # show a tqdm progress bar
@@ -715,6 +878,162 @@ def _custom_id(chain_id:str, step:int, rnd:int)->str:
     safe = re.sub(r'[^A-Za-z0-9_-]', '_', chain_id)[:24]
     return f'{safe}-{stable_hash(chain_id, n=10)}-s{step}-r{rnd}'
 
+BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = 100_000, 256 * 1024**2 - 2**20   # the API's limits per batch (bytes: 1 MiB kept for the envelope)
+TRANSIENT_ERRORS = ('api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error')   # errored batch items worth resubmitting
+MAX_TRANSIENT = 3   # transient errors of one request before its chain waits for a later run
+
+class BatchError(RuntimeError):
+    "A batch needs the user: it was cancelled, or it is gone from the API (the message says what to do)"
+
+def split_batches(reqs:list[dict], # batch requests {'custom_id', 'params'}
+                  max_requests:int=BATCH_MAX_REQUESTS, # requests per batch
+                  max_bytes:int=BATCH_MAX_BYTES # JSON bytes per batch
+                 )->list[list[dict]]:
+    "Cut a round's requests into batches within the API's size limits"
+    out, cur, size = [], [], 0
+    for r in reqs:
+        n = len(json.dumps(r, ensure_ascii=False).encode()) + 2
+        if n > max_bytes: raise ValueError(f"request {r['custom_id']}: {n} bytes, over the {max_bytes}-byte batch limit")
+        if cur and (len(cur) >= max_requests or size + n > max_bytes): out.append(cur); cur, size = [], 0
+        cur.append(r); size += n
+    return out + ([cur] if cur else [])
+
+# %% ../nbs/03_degrade.ipynb #c74f565a
+class BatchLedger:
+    "The batches side file: each batch's intent (before `create`), submission, and end (processed or forgotten)"
+    def __init__(self, path:str|Path, # the `.batches.jsonl` file
+                 forget:Iterable[str]=() # batch ids to give up on (gone from the API)
+                ):
+        self.path = Path(path); trim_partial_line(self.path); self.state = read_jsonl(self.path)
+        for b in forget:
+            if b in self.ids and b not in self.closed: self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
+    def add(self, rec:dict)->dict: append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
+    def _ev(self, e): return [r for r in self.state if r.get('event') == e]
+    @property
+    def ids(self)->set[str]: return {r['batch_id'] for r in self._ev('submitted')}
+    @property
+    def closed(self)->set[str]: return {r['batch_id'] for r in self.state if r.get('event') in ('processed', 'forgotten')}
+    def open(self)->list[dict]: return [r for r in self._ev('submitted') if r['batch_id'] not in self.closed]
+    def rounds(self)->int: return len({r['round'] for r in self._ev('submitted')})
+    def intent(self, h:str)->dict|None: return next((r for r in self._ev('intent') if r['hash'] == h), None)
+
+# %% ../nbs/03_degrade.ipynb #6e025fa3
+async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
+    "The workspace's batch created for `intent` (same request count, made after it, not recorded), if any"
+    found = None
+    async for b in client.messages.batches.list(limit=100):
+        t = b.created_at.timestamp()
+        if t < intent['time'] - skew: break                     # newest first: older ones cannot be it
+        n = sum(getattr(b.request_counts, k) for k in ('processing', 'succeeded', 'errored', 'canceled', 'expired'))
+        if n == intent['n'] and b.id not in led.ids: found = b   # keep going: the earliest match wins
+    return found
+
+async def submit_batch(client, led:BatchLedger, part:list[dict], meta:dict, rnd:int, j:int, tries:int=4)->dict:
+    "Create one batch, its intent recorded first; a batch already made for the same intent is adopted, never made twice"
+    h = stable_hash(json.dumps(part, sort_keys=True, ensure_ascii=False))
+    intent, b = led.intent(h), None
+    if intent is not None: b = await _adopt(client, led, intent)     # a run that died between create and its record
+    else: intent = led.add({'event': 'intent', 'hash': h, 'round': rnd, 'part': j, 'n': len(part),
+                            'custom_ids': [r['custom_id'] for r in part], 'time': round(time.time(), 3)})
+    adopted = b is not None
+    for attempt in range(tries):
+        if b is not None: break
+        try: b = await client.with_options(max_retries=0).messages.batches.create(requests=part)   # no blind retry: it may exist
+        except Exception as e:
+            if classify_error(e) != 'api' or attempt == tries - 1: raise
+            await asyncio.sleep(retry_delay(e, attempt, 0.5))
+            b = await _adopt(client, led, intent); adopted = b is not None
+    return led.add({'event': 'submitted', 'batch_id': b.id, 'hash': h, 'round': rnd, 'part': j, 'adopted': adopted,
+                    'requests': {r['custom_id']: meta[r['custom_id']] for r in part}, 'time': round(time.time(), 3)})
+
+# %% ../nbs/03_degrade.ipynb #94f389ba
+async def wait_batch(client, sub:dict, # the ledger's 'submitted' record
+                     poll_interval:float, max_wait:float|None, path:str|Path)->bool:
+    "Poll a batch until it ends (True) or `max_wait` passes (False); a batch gone from the API raises `BatchError`"
+    import anthropic
+    t0, bid = time.time(), sub['batch_id']
+    while True:
+        try: b = await client.messages.batches.retrieve(bid)
+        except anthropic.NotFoundError:
+            raise BatchError(f'batch {bid} (recorded in {path}) no longer exists on the API (results are kept 29 days; a batch can '
+                             f'also be deleted). Rerun with --forget_batch {bid} to submit its requests again.') from None
+        if b.processing_status == 'ended': return True
+        if max_wait is not None and time.time() - t0 >= max_wait:
+            log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it'); return False
+        await asyncio.sleep(poll_interval)
+
+def result_error(result)->tuple[str, str]:
+    "(kind, reason) of a batch result that did not succeed: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
+    if result.type in ('expired', 'canceled'): return result.type, f'batch request {result.type}'
+    err = getattr(getattr(result, 'error', None), 'error', None)
+    etype, emsg = getattr(err, 'type', 'api_error'), getattr(err, 'message', '')
+    return ('api' if etype in TRANSIENT_ERRORS else 'rejected'), f'{etype}: {emsg}'
+
+# %% ../nbs/03_degrade.ipynb #176079a1
+def _step_state(recs:list[dict], max_attempts:int)->dict:
+    "What the failures file says about one step: struck types, a type to retry with a larger budget, and why to hold it"
+    from collections import Counter
+    tries = Counter(f['error_type'] for f in recs if f['kind'] in ('invalid', 'malformed', 'truncated'))
+    cut = Counter(f['error_type'] for f in recs if f['kind'] == 'truncated')
+    struck = {f['error_type'] for f in recs if f['kind'] == 'refused' and not f.get('policy')}
+    struck |= {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
+    last = recs[-1] if recs else {}
+    policy = [f for f in recs if f.get('policy')]
+    return dict(struck=struck, n=len(recs), retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
+                policy=len(policy), category=(policy[-1].get('category') if policy else None),
+                hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT)
+
+def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->tuple[list, dict]:
+    "The next step of every chain that can go on, as batch requests; chains with nothing left end here"
+    fails = {}
+    for f in read_jsonl(run.side['failures']): fails.setdefault((f['id'], f['step']), []).append(f)
+    reqs, meta = [], {}
+    for cid, ch in chains.items():
+        k = len(ch.mutations) + 1
+        st = _step_state(fails.get((cid, k), []), max_attempts)
+        if st['hold']: continue                                # a permanent error, or transient ones outlasted: see the failures file
+        if st['policy'] >= POLICY_REFUSALS:
+            if len(ch.captions) >= 2: run.record_end(ch, f"refused by the model (category: {st['category']})")
+            continue
+        types = sorted(t for t in mutator.applicable(ch) if t not in st['struck'])
+        if not types: run.record_end(ch, 'no applicable error type left'); continue
+        et = st['retry'] if st['retry'] in types else random.Random(step_seed(run.seed, cid, k, st['n'])).choice(types)
+        custom = _custom_id(cid, k, rnd)
+        budget = mutator.retry_max_tokens if st['retry'] == et else None
+        reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)}); meta[custom] = [cid, k, et]
+    return reqs, meta
+
+# %% ../nbs/03_degrade.ipynb #f6ae7f1c
+def _take(run:_Run, mutator, ch:Chain, et:str, msg):
+    "Judge one succeeded batch result exactly as `_step` judges a reply"
+    try: res = mutator.parse(ch, et, msg)
+    except MalformedReply as e:
+        run.add_usage(e.usage); run.counts['invalid'] += 1
+        return run.fail(ch, 'truncated' if isinstance(e, Truncated) else 'malformed', str(e), error_type=et)
+    run.add_usage(res.usage)
+    if res.refused: run.counts['refusals'] += 1; return run.fail(ch, 'refused', res.refused, error_type=et, **_refusal_fields(res))
+    problem = check_step(ch.captions[-1], res.caption, ch.mutations, **run.check_kw)
+    if problem is None and res.mutation is not None: problem = mutation_problem(res, et)
+    if problem: run.counts['invalid'] += 1; return run.fail(ch, 'invalid', problem, error_type=et)
+    run.record_step(ch, res)
+
+async def _process(client, run:_Run, mutator, chains:dict, sub:dict)->int:
+    "Read a finished batch's results by type; returns how many requests were cancelled"
+    canceled = 0
+    async for r in await client.messages.batches.results(sub['batch_id']):
+        if r.custom_id not in sub['requests']: continue
+        cid, k, et = sub['requests'][r.custom_id]
+        ch = chains.get(cid)
+        if ch is None or len(ch.mutations) + 1 != k: continue      # already advanced (a result seen before a restart)
+        if r.result.type == 'succeeded': _take(run, mutator, ch, et, r.result.message); continue
+        kind, reason = result_error(r.result)
+        canceled += kind == 'canceled'
+        key = {'api': 'api_errors', 'rejected': 'rejected', 'expired': 'expired'}.get(kind)
+        if key: run.counts[key] = run.counts.get(key, 0) + 1
+        run.fail(ch, kind, reason, error_type=et, batch_id=sub['batch_id'])
+    return canceled
+
+# %% ../nbs/03_degrade.ipynb #7e3509f3
 async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
                                 mutator:ClaudeMutator, # a Claude back end (its client submits the batches)
                                 length:int, # captions per chain
@@ -722,80 +1041,49 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
                                 out_path:str|Path, # output JSONL
                                 poll_interval:float=30.0, # seconds between status checks
                                 max_attempts:int=3, # invalid replies per type before it is struck
-                                max_rounds:int=100, # give up after this many batches
+                                max_rounds:int=100, # give up after this many rounds
                                 check_kw:dict|None=None, # options for `check_step`
                                 progress:bool=True, # log each round
-                                max_wait:float|None=None # stop waiting on an open batch after this many seconds (rerun to resume); None: wait
+                                max_wait:float|None=None, # stop waiting on an open batch after this many seconds (rerun to resume); None: wait
+                                forget:Iterable[str]=(), # batch ids gone from the API: give them up and resubmit their requests
+                                max_requests:int=BATCH_MAX_REQUESTS, # requests per batch (the API's limit)
+                                max_bytes:int=BATCH_MAX_BYTES # bytes per batch (the API's limit)
                                )->dict:
-    "Build chains with one Message Batch per step round; resumable, including an open batch"
-    try: return await _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait)
+    "Build chains with Message Batches, one round per step (split at the API's size limits); resumable, never billed twice"
+    try: return await _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress,
+                               max_wait, forget, (max_requests, max_bytes))
     finally: await mutator.aclose()
 
-async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait):
+async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait, forget, limits):
     run = _Run(items, mutator, length, seed, out_path, check_kw, durable=True)
-    client = mutator.client
-    state = read_jsonl(run.side['batches'])
-    processed = {r['batch_id'] for r in state if r.get('event') == 'processed'}
-    rounds = sum(r.get('event') == 'submitted' for r in state)
+    client, led = mutator.client, BatchLedger(run.side['batches'], forget)
+    for k in ('rejected', 'expired'): run.counts.setdefault(k, 0)
     chains = {it['id']: run.chain(it) for it in run.items if it['id'] not in run.done}
     run.counts['skipped'] = len(run.items) - len(chains)
-    def step_state(fails, cid, k):
-        recs = fails.get((cid, k), [])
-        struck = {f['error_type'] for f in recs if f['kind'] == 'refused'}
-        tries = {}
-        for f in recs:
-            if f['kind'] in ('invalid', 'malformed'): tries[f['error_type']] = tries.get(f['error_type'], 0) + 1
-        return struck | {t for t, n in tries.items() if n >= max_attempts}, len(recs)
-    for _ in range(max_rounds):
+    def settle():
         for cid, ch in list(chains.items()):
             if ch.ended_early or len(ch.captions) >= run.length: run.finish(ch); del chains[cid]
+    def summary(**kw):
+        s = run.summary(batch=True); s.update(batches=len(led.closed), **kw); return s
+    for _ in range(max_rounds):
+        settle()
         if not chains: break
-        open_ = [r for r in state if r.get('event') == 'submitted' and r['batch_id'] not in processed]
-        if open_: sub = open_[-1]
-        else:
-            reqs, meta, fails = [], {}, {}
-            for f in read_jsonl(run.side['failures']): fails.setdefault((f['id'], f['step']), []).append(f)
-            for cid, ch in chains.items():
-                k = len(ch.mutations) + 1
-                struck, ntried = step_state(fails, cid, k)
-                types = sorted(t for t in mutator.applicable(ch) if t not in struck)
-                if not types: run.record_end(ch, 'no applicable error type left'); continue
-                et = random.Random(step_seed(run.seed, cid, k, ntried)).choice(types)
-                custom = _custom_id(cid, k, rounds)
-                reqs.append({'custom_id': custom, 'params': mutator.request(ch, et)}); meta[custom] = [cid, k, et]
-            if not reqs: continue
-            b = await client.messages.batches.create(requests=reqs)
-            sub = {'event': 'submitted', 'batch_id': b.id, 'round': rounds, 'requests': meta, 'time': round(time.time(), 3)}
-            append_jsonl(run.side['batches'], sub); state.append(sub); rounds += 1
-            if progress: log.info(f'batch {b.id}: {len(reqs)} steps submitted (round {rounds})')
-        t_wait = time.time()
-        while True:
-            b = await client.messages.batches.retrieve(sub['batch_id'])
-            if b.processing_status == 'ended': break
-            if max_wait is not None and time.time() - t_wait >= max_wait:
-                s = run.summary(batch=True); s.update(batches=len(processed), open_batch=sub['batch_id'])
-                log.info(f"batch {sub['batch_id']} still {b.processing_status}; rerun to resume polling it")
-                return s
-            await asyncio.sleep(poll_interval)
-        async for r in await client.messages.batches.results(sub['batch_id']):
-            if r.custom_id not in sub['requests']: continue
-            cid, k, et = sub['requests'][r.custom_id]
-            ch = chains.get(cid)
-            if ch is None or len(ch.mutations) + 1 != k: continue      # already advanced (a result seen before a restart)
-            if r.result.type != 'succeeded':
-                run.counts['api_errors'] += 1; run.fail(ch, 'api', f'batch result {r.result.type}', error_type=et); continue
-            try: res = mutator.parse(ch, et, r.result.message)
-            except MalformedReply as e:
-                run.counts['invalid'] += 1; run.fail(ch, 'malformed', str(e), error_type=et); continue
-            run.add_usage(res.usage)
-            if res.refused: run.counts['refusals'] += 1; run.fail(ch, 'refused', res.refused, error_type=et); continue
-            problem = check_step(ch.captions[-1], res.caption, ch.mutations, **run.check_kw)
-            if problem: run.counts['invalid'] += 1; run.fail(ch, 'invalid', problem, error_type=et); continue
-            run.record_step(ch, res)
-        append_jsonl(run.side['batches'], {'event': 'processed', 'batch_id': sub['batch_id']}); processed.add(sub['batch_id'])
-    s = run.summary(batch=True)
-    s['batches'] = len(processed)
-    return s
+        subs = led.open()
+        if not subs:
+            rnd = led.rounds()
+            reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
+            if not reqs: settle(); break
+            subs = [await submit_batch(client, led, part, meta, rnd, j) for j, part in enumerate(split_batches(reqs, *limits))]
+            if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
+        for sub in subs:
+            if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return summary(open_batch=sub['batch_id'])
+            canceled = await _process(client, run, mutator, chains, sub)
+            led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
+            if canceled:
+                settle(); run.sync()
+                raise BatchError(f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
+                                 f"are saved. Rerun to submit the rest again.")
+    return summary()
 
 def build_chains_batched(items, mutator, length, seed, out_path, **kw)->dict:
     "Synchronous `abuild_chains_batched`"
@@ -809,12 +1097,48 @@ colours, sizes, materials and counts; where things are relative to each other; t
 they happen; the setting; and the camera's motion. Describe only what the frames show; where the short
 caption and the frames disagree, trust the frames. Reply with the caption only."""
 
-def _frame_block(frame)->dict:
-    import base64, io, numpy as np
+IMAGE_LIMITS = dict(max_side=8000, max_side_many=2000, many=20, max_images=100, max_request_bytes=32 * 1024**2)
+FRAME_SIDE = 1568   # the long edge the API scales larger images down to anyway: sending more only costs bytes
+
+def frame_blocks(frames:Iterable, # (H, W, 3) uint8 arrays or PIL images
+                 max_side:int=FRAME_SIDE, # longest edge sent (further capped by the API's limits)
+                 quality:int=85 # JPEG quality
+                )->tuple[list[dict], int]:
+    "Image blocks resized to the API's limits, and their image tokens (w*h/750 each); raises ValueError when they cannot be sent"
+    import base64, io, math, numpy as np
     from PIL import Image
-    img = frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame, dtype=np.uint8))
-    buf = io.BytesIO(); img.convert('RGB').save(buf, format='JPEG', quality=85)
-    return {'type': 'image', 'source': {'type': 'base64', 'media_type': 'image/jpeg', 'data': base64.b64encode(buf.getvalue()).decode()}}
+    frames = list(frames); n = len(frames); L = IMAGE_LIMITS
+    if n > L['max_images']: raise ValueError(f"{n} frames: the API takes at most {L['max_images']} images a request")
+    side = min(max_side, L['max_side_many'] if n > L['many'] else L['max_side'])
+    blocks, tokens, size = [], 0, 0
+    for f in frames:
+        img = (f if isinstance(f, Image.Image) else Image.fromarray(np.asarray(f, dtype=np.uint8))).convert('RGB')
+        if max(img.size) > side:
+            s = side / max(img.size); img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+        buf = io.BytesIO(); img.save(buf, format='JPEG', quality=quality)
+        data = base64.b64encode(buf.getvalue()).decode(); size += len(data)
+        tokens += math.ceil(img.width * img.height / 750)
+        blocks.append({'type': 'image', 'source': {'type': 'base64', 'media_type': 'image/jpeg', 'data': data}})
+    if size > 0.95 * L['max_request_bytes']: raise ValueError(f"{n} frames take {size / 2**20:.1f} MiB, over the 32 MB request limit")
+    return blocks, tokens
+
+# %% ../nbs/03_degrade.ipynb #820f31b3
+def recaption_request(caption:str, frames:Iterable, model:str=DEFAULT_MODEL, max_tokens:int=1024)->tuple[dict, int]:
+    "The Messages API parameters of one recaption, and the image tokens they carry"
+    blocks, itok = frame_blocks(frames)
+    content = blocks + [{'type': 'text', 'text': f'Short caption: <caption>{caption}</caption>\nWrite the detailed caption.'}]
+    return dict(model=model, max_tokens=max_tokens, system=cached_system(RECAPTION_SYSTEM, model),
+                messages=[{'role': 'user', 'content': content}]), itok
+
+def parse_recaption(msg)->tuple[str, dict]:
+    "(caption, usage) of a recaption reply; a refusal, cut-off or empty reply raises `MalformedReply` (`Truncated`)"
+    msg = _message(msg); usage = _usage(msg)
+    ref = refusal(msg)
+    if ref is not None: raise MalformedReply(ref.refused, usage)
+    if msg.stop_reason in ('max_tokens', 'model_context_window_exceeded'): raise Truncated(f'recaption cut off (stop_reason={msg.stop_reason})', usage)
+    text = ' '.join(b.text for b in msg.content if getattr(b, 'type', None) == 'text').strip()
+    if not text: raise MalformedReply('recaption reply has no text', usage)
+    return text, usage
 
 async def arecaption(caption:str, # the short human caption
                      frames:Iterable, # frames of the video (H, W, 3) uint8 arrays or PIL images, in time order
@@ -823,21 +1147,21 @@ async def arecaption(caption:str, # the short human caption
                      max_tokens:int=1024 # reply budget
                     )->tuple[str, dict]:
     "A detailed caption from a short one and video frames; returns (caption, usage)"
-    content = [_frame_block(f) for f in frames] + [{'type': 'text', 'text': f'Short caption: <caption>{caption}</caption>\nWrite the detailed caption.'}]
-    msg = await client.messages.create(model=model, max_tokens=max_tokens,
-                                       system=[{'type': 'text', 'text': RECAPTION_SYSTEM, 'cache_control': {'type': 'ephemeral'}}],
-                                       messages=[{'role': 'user', 'content': content}])
-    if msg.stop_reason == 'refusal': raise MalformedReply('recaption refused (stop_reason=refusal)')
-    text = ' '.join(b.text for b in msg.content if getattr(b, 'type', None) == 'text').strip()
-    if not text: raise MalformedReply('recaption reply has no text')
-    return text, _usage(msg)
+    params, itok = recaption_request(caption, frames, model, max_tokens)
+    text, usage = parse_recaption(await client.messages.create(**params))
+    return text, {**usage, 'image_tokens': itok}
 
+# %% ../nbs/03_degrade.ipynb #7c776811
 def _frames_for(it:dict, num_frames:int):
     if it.get('frames') is not None: return it['frames']
     if it.get('video'):
         from rcc_rank.video import load_video
         return load_video(it['video'], num_frames=num_frames)
     raise ValueError(f"row {it.get('id')!r}: no 'frames' and no 'video' to sample frames from")
+
+def _recaptioned(it:dict, text:str, usage:dict, model:str)->dict:
+    meta = {**(it.get('meta') or {}), 'short_caption': it['caption'], 'recaption_model': model, 'recaption_usage': usage}
+    return {'id': it['id'], 'caption': text, 'video': it.get('video'), 'meta': meta}
 
 async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL, num_frames:int=8, concurrency:int=8, max_attempts:int=3)->list[dict]:
     "Recaption rows {'id', 'caption', 'video' or 'frames'} concurrently; rows ready for `build_chains`"
@@ -848,10 +1172,8 @@ async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL
             for attempt in range(max_attempts):
                 try: text, usage = await arecaption(it['caption'], frames, client, model); break
                 except Exception as e:
-                    if classify_error(e) not in ('api', 'malformed') or attempt == max_attempts - 1: raise
-                    await asyncio.sleep(retry_delay(e, attempt, 0.5))
-            meta = {**(it.get('meta') or {}), 'short_caption': it['caption'], 'recaption_model': model, 'recaption_usage': usage}
-            return {'id': it['id'], 'caption': text, 'video': it.get('video'), 'meta': meta}
+                    if classify_error(e) != 'malformed' or attempt == max_attempts - 1: raise
+            return _recaptioned(it, text, usage, model)
     return list(await asyncio.gather(*[one(it) for it in items]))
 
 def recaption(items, client=None, model=DEFAULT_MODEL, **kw)->list[dict]:
@@ -860,6 +1182,141 @@ def recaption(items, client=None, model=DEFAULT_MODEL, **kw)->list[dict]:
         import anthropic
         client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'))
     return run_sync(arecaption_items(items, client, model, **kw))
+
+# %% ../nbs/03_degrade.ipynb #d192bad6
+_PERMANENT = ('unsendable', 'rejected', 'refused')   # recaption failures a rerun does not pay for again
+
+class _Recap:
+    "The recaption output (one row appended as soon as it is written), its failures file and its counts"
+    def __init__(self, items, mutator, out_path, batch):
+        self.out, self.side, self.m, self.batch = Path(out_path), side_paths(out_path), mutator, batch
+        for p in (self.out, self.side['failures']): trim_partial_line(p)
+        done = {r['id'] for r in read_jsonl(self.out)}
+        gave_up = {f['id'] for f in read_jsonl(self.side['failures']) if f['kind'] in _PERMANENT}
+        items = list(items)   # frames given in memory stay with their rows
+        rows = [{**r, 'frames': it['frames']} if it.get('frames') is not None else r for r, it in zip(normalise_items(items), items)]
+        self.todo = [it for it in rows if it['id'] not in done | gave_up]
+        self.counts = dict(rows=len(rows), skipped=len(rows) - len(self.todo), recaptioned=0, failed=0, image_tokens=0, **{k: 0 for k in _TOKEN_KEYS})
+    def add_usage(self, u:dict):
+        for k in (*_TOKEN_KEYS, 'image_tokens'): self.counts[k] += int((u or {}).get(k, 0) or 0)
+    def done(self, it:dict, text:str, usage:dict):
+        append_jsonl(self.out, _recaptioned(it, text, usage, self.m.model), fsync=True); self.add_usage(usage); self.counts['recaptioned'] += 1
+    def fail(self, it:dict, kind:str, reason:str, **kw):
+        append_jsonl(self.side['failures'], {'id': it['id'], 'kind': kind, 'reason': redact(reason), 'time': round(time.time(), 3), **kw}, fsync=True)
+        self.counts['failed'] += 1
+    def summary(self)->dict:
+        c = dict(self.counts); c['usd_estimate'] = estimate_cost(c, self.m.model, batch=self.batch)
+        c['out'], c['failures_file'] = str(self.out), str(self.side['failures'])
+        return c
+
+# %% ../nbs/03_degrade.ipynb #88d09273
+async def _recap_one(rc:_Recap, it:dict, num_frames:int, max_attempts:int):
+    "Recaption one row (its frames resized to the API's limits); any failure is recorded with the row's id, and the run goes on"
+    try: params, itok = await asyncio.to_thread(lambda: recaption_request(it['caption'], _frames_for(it, num_frames), rc.m.model))
+    except Exception as e: return rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}')
+    for attempt in range(max_attempts):
+        try: text, usage = parse_recaption(await rc.m.client.messages.create(**params))
+        except Exception as e:
+            kind = classify_error(e); rc.add_usage(getattr(e, 'usage', None))
+            if kind in ('auth', 'spend'): raise RunStopped(redact(f'recaption stopped ({kind}): {type(e).__name__}: {e}')) from None
+            if isinstance(e, Truncated): params = {**params, 'max_tokens': rc.m.retry_max_tokens}
+            if kind == 'malformed' and 'stop_reason=refusal' in str(e): return rc.fail(it, 'refused', str(e))
+            if kind == 'malformed' and attempt < max_attempts - 1: continue
+            return rc.fail(it, {'api': 'api', 'malformed': 'malformed'}.get(kind, 'rejected'), f'{type(e).__name__}: {e}')
+        return rc.done(it, text, {**usage, 'image_tokens': itok})
+
+async def arecaption_file(items:Iterable[dict], # rows {'id', 'caption', 'video' or 'frames'}
+                          mutator:ClaudeMutator, # its model and client are used
+                          out_path:str|Path, # recaptioned rows JSONL (appended row by row; rerun to resume)
+                          num_frames:int=8, # frames sampled per video
+                          concurrency:int=8, # requests in flight
+                          max_attempts:int=3 # unreadable replies per row before it is recorded as failed
+                         )->dict:
+    "Recaption rows into `out_path`, each row saved as soon as it is written; failures recorded per row; returns counts and cost"
+    rc = _Recap(items, mutator, out_path, batch=False)
+    sem = asyncio.Semaphore(max(1, concurrency))
+    async def one(it):
+        async with sem: await _recap_one(rc, it, num_frames, max_attempts)
+    await asyncio.gather(*[one(it) for it in rc.todo])
+    return rc.summary()
+
+# %% ../nbs/03_degrade.ipynb #fd662ad7
+async def _recap_parts(rc:_Recap, rows:list[dict], rnd:int, num_frames:int, budgets:dict, limits:tuple):
+    "Yield (part, meta) batches of recaption requests, built row by row so that frames of one batch at most are in memory"
+    part, meta, size = [], {}, 0
+    for it in rows:
+        try: params, itok = await asyncio.to_thread(lambda: recaption_request(it['caption'], _frames_for(it, num_frames), rc.m.model))
+        except Exception as e: rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}'); continue
+        if it['id'] in budgets: params['max_tokens'] = budgets[it['id']]
+        r = {'custom_id': _custom_id(it['id'], 0, rnd), 'params': params}
+        n = len(json.dumps(r).encode()) + 2
+        if part and (len(part) >= limits[0] or size + n > limits[1]): yield part, meta; part, meta, size = [], {}, 0
+        part.append(r); meta[r['custom_id']] = [it['id'], itok]; size += n
+    if part: yield part, meta
+
+# %% ../nbs/03_degrade.ipynb #69383747
+async def arecaption_file_batched(items:Iterable[dict], mutator:ClaudeMutator, out_path:str|Path, num_frames:int=8,
+                                  poll_interval:float=30.0, # seconds between status checks
+                                  max_rounds:int=4, # rounds (resubmitting expired, transient and cut-off requests)
+                                  max_wait:float|None=None, # stop waiting after this many seconds (rerun to resume)
+                                  forget:Iterable[str]=(), # batch ids gone from the API
+                                  max_requests:int=BATCH_MAX_REQUESTS, max_bytes:int=BATCH_MAX_BYTES)->dict:
+    "`arecaption_file` through Message Batches (half price): intents recorded, batches adopted on resume, results by type"
+    rc = _Recap(items, mutator, out_path, batch=True)
+    client, led, byid, budgets = mutator.client, BatchLedger(rc.side['batches'], forget), {it['id']: it for it in rc.todo}, {}
+    for _ in range(max_rounds):
+        subs = led.open()
+        if not subs:
+            done = {r['id'] for r in read_jsonl(rc.out)}
+            gave_up = {f['id'] for f in read_jsonl(rc.side['failures']) if f['kind'] in _PERMANENT}
+            rows = [it for it in rc.todo if it['id'] not in done | gave_up]
+            if not rows: break
+            rnd = led.rounds()
+            subs = [await submit_batch(client, led, part, meta, rnd, j) async for j, (part, meta) in _aenum(_recap_parts(rc, rows, rnd, num_frames, budgets, (max_requests, max_bytes)))]
+            if not subs: break
+        for sub in subs:
+            if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return {**rc.summary(), 'open_batch': sub['batch_id']}
+            canceled = 0
+            async for r in await client.messages.batches.results(sub['batch_id']):
+                if r.custom_id not in sub['requests']: continue
+                rid, itok = sub['requests'][r.custom_id]; it = byid.get(rid)
+                if it is None: continue
+                if r.result.type != 'succeeded':
+                    kind, reason = result_error(r.result); canceled += kind == 'canceled'
+                    rc.fail(it, kind, reason, batch_id=sub['batch_id']); continue
+                try: text, usage = parse_recaption(r.result.message)
+                except MalformedReply as e:
+                    rc.add_usage(e.usage); budgets[rid] = mutator.retry_max_tokens
+                    rc.fail(it, 'refused' if 'stop_reason=refusal' in str(e) else 'truncated' if isinstance(e, Truncated) else 'malformed', str(e)); continue
+                rc.done(it, text, {**usage, 'image_tokens': itok})
+            led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
+            if canceled: raise BatchError(f"recaption batch {sub['batch_id']} was cancelled: {canceled} rows did not run; rerun to submit them again.")
+    return rc.summary()
+
+async def _aenum(agen):
+    i = 0
+    async for x in agen: yield i, x; i += 1
+
+# %% ../nbs/03_degrade.ipynb #fa628066
+def recaption_rows(items, mutator:ClaudeMutator, out_path, batch:bool=False, poll_interval:float=30.0, forget=(), **kw)->dict:
+    "Synchronous recaption of rows into `out_path` (through Batches when `batch`): every row once, resumable; returns counts and cost"
+    async def go():
+        try:
+            if batch:
+                kw.pop('concurrency', None)
+                return await arecaption_file_batched(items, mutator, out_path, poll_interval=poll_interval, forget=forget, **kw)
+            return await arecaption_file(items, mutator, out_path, **kw)
+        finally: await mutator.aclose()   # its connections end with this event loop; the builder opens its own
+    return run_sync(go())
+
+def with_recaption(s:dict, # a chain builder's summary
+                   rsum:dict|None # the recaption summary (None: no recaption)
+                  )->dict:
+    "The summary with the recaption's counts under 'recaption' and its cost added to `usd_estimate`"
+    if not rsum: return s
+    s = {**s, 'recaption': rsum}
+    if s.get('usd_estimate') is not None and rsum.get('usd_estimate') is not None: s['usd_estimate'] = round(s['usd_estimate'] + rsum['usd_estimate'], 6)
+    return s
 
 # %% ../nbs/03_degrade.ipynb #c7a35bde
 def read_items(path:str|Path, # JSONL/JSON, CSV, or a `datasets` folder (save_to_disk)
@@ -928,6 +1385,7 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
                  poll_interval:float=30.0, # seconds between batch status checks
                  recaption:store_true=False, # first write detailed captions from short ones + frames (claude)
                  num_frames:int=8, # frames per video for --recaption
+                 forget_batch:str=None, # comma-separated batch ids gone from the API: give them up and resubmit their requests
                  durable:store_true=False, # fsync every record (survives power loss; slower)
                  quiet:store_true=False # no progress bar
                 ):
@@ -935,18 +1393,22 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
     rows = read_items(input, split=split)[:limit]
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
-    if recaption:
-        if not isinstance(m, ClaudeMutator): raise SystemExit('--recaption needs --mutator claude')
-        rpath = side_paths(output)['progress'].with_name(Path(output).stem + '.recaptioned.jsonl')
-        have = {r['id'] for r in read_jsonl(rpath)}
-        todo = [r for r in normalise_items(rows) if r['id'] not in have]
-        for i in range(0, len(todo), 64):
-            append_jsonl(rpath, run_sync(arecaption_items(todo[i:i+64], m.client, m.model, num_frames=num_frames, concurrency=concurrency)))
-        rows = read_jsonl(rpath)
-    if batch:
-        if not isinstance(m, ClaudeMutator): raise SystemExit('--batch needs --mutator claude')
-        s = build_chains_batched(rows, m, length, seed, output, poll_interval=poll_interval, max_attempts=max_attempts, progress=not quiet)
-    else:
-        s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
-                         progress=not quiet, durable=durable)
-    print(json.dumps(s))  # no return value: a console script passes it to sys.exit
+    forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []
+    ledgers = [side_paths(output)['batches'], side_paths(Path(output).with_name(Path(output).stem + '.recaptioned.jsonl'))['batches']]
+    unknown = set(forget) - set().union(*(BatchLedger(p).ids for p in ledgers if p.exists()))
+    if unknown: raise SystemExit(f"--forget_batch: no batch {', '.join(sorted(unknown))} is recorded in {' or '.join(map(str, ledgers))}")
+    try:
+        rsum = None
+        if recaption:
+            if not isinstance(m, ClaudeMutator): raise SystemExit('--recaption needs --mutator claude')
+            rpath = side_paths(output)['progress'].with_name(Path(output).stem + '.recaptioned.jsonl')
+            rsum = recaption_rows(rows, m, rpath, num_frames=num_frames, concurrency=concurrency, batch=batch, poll_interval=poll_interval, forget=forget)
+            rows = read_jsonl(rpath)
+        if batch:
+            if not isinstance(m, ClaudeMutator): raise SystemExit('--batch needs --mutator claude')
+            s = build_chains_batched(rows, m, length, seed, output, poll_interval=poll_interval, max_attempts=max_attempts, progress=not quiet, forget=forget)
+        else:
+            s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
+                             progress=not quiet, durable=durable)
+    except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
+    print(json.dumps(with_recaption(s, rsum)))  # no return value: a console script passes it to sys.exit

@@ -11,7 +11,8 @@ from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from typing import Callable, Any
 
 # %% auto #0
-__all__ = ['FAULTS', 'ntokens', 'make_message', 'request_text', 'request_caption', 'wreck', 'apply_caption_fault', 'FakeClaude']
+__all__ = ['FAULTS', 'ntokens', 'make_message', 'request_text', 'request_caption', 'wreck', 'apply_caption_fault', 'Rejected',
+           'prompt_parts', 'check_tool_choice', 'cut_reply', 'FakeClaude']
 
 # %% ../nbs/03a_fake_claude.ipynb #508a2e77
 FAULTS = {
@@ -24,7 +25,14 @@ FAULTS = {
     'refusal': 'a reply with `stop_reason="refusal"`',
     'unchanged': "the reply's caption is the request's caption, unchanged",
     'wreck': "the reply's caption is scrambled and cut (its structure wrecked)",
-    'errored': 'in a batch: the item\'s result is `errored` (batches only)',
+    'errored': 'in a batch: the item\'s result is `errored` with a transient `api_error` (batches only)',
+    'invalid': 'in a batch: the item\'s result is `errored` with a permanent `invalid_request_error` (batches only)',
+    'expired': 'in a batch: the item\'s result is `expired` (the batch ran past 24 hours; batches only)',
+    'max_tokens': 'the reply is cut at half its length with `stop_reason="max_tokens"` (a tool call loses its later fields)',
+    'missing_field': "the tool call lacks its `before` and `after` fields (complete, `stop_reason=\"tool_use\"`)",
+    'spend_limit': 'HTTP 429 saying the workspace reached its spend limit',
+    'credit': 'HTTP 400 saying the credit balance is too low',
+    'lost_reply': 'the request is carried out (a batch is created, a message billed), then the connection drops before the reply',
 }
 
 def ntokens(x:Any # text or any JSON value
@@ -55,7 +63,8 @@ def make_message(reply:str|dict, # what the responder returned
         return out
     if isinstance(reply, str): content, stop, details = [{'type': 'text', 'text': reply}], 'end_turn', None
     elif isinstance(reply, dict) and 'refusal' in reply:
-        content, stop, details = [{'type': 'text', 'text': str(reply['refusal'] or "I can't help with that.")}], 'refusal', {'category': None, 'explanation': None}
+        content, stop, details = [{'type': 'text', 'text': str(reply['refusal'] or "I can't help with that.")}], 'refusal', {
+            'type': 'refusal', 'category': reply.get('category'), 'explanation': reply.get('explanation')}
     elif isinstance(reply, dict) and 'tool_use' in reply:
         tu = reply['tool_use']
         content = ([{'type': 'text', 'text': reply['text']}] if reply.get('text') else []) + [
@@ -101,6 +110,67 @@ def apply_caption_fault(reply:str|dict, kind:str, body:dict)->str|dict:
         return {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
     return reply
 
+# %% ../nbs/03a_fake_claude.ipynb #cd2aaaab
+class Rejected(Exception):
+    "A request the real API would refuse before answering: its HTTP status, error type and message"
+    def __init__(self, status:int, kind:str, msg:str): super().__init__(msg); self.status, self.kind = status, kind
+
+def _blocks(content)->list[dict]:
+    return [{'type': 'text', 'text': content}] if isinstance(content, str) else [b for b in (content or []) if isinstance(b, dict)]
+
+def _image_tokens(block:dict, i:int, limit:int, many:bool)->int:
+    import base64, io, math
+    from PIL import Image
+    try: w, h = Image.open(io.BytesIO(base64.b64decode(block['source']['data']))).size
+    except Exception: raise Rejected(400, 'invalid_request_error', f'messages.0.content.{i}.image.source.base64: invalid image data') from None
+    if max(w, h) > limit:
+        raise Rejected(400, 'invalid_request_error', f'messages.0.content.{i}.image.source.base64.data: At least one of the image dimensions '
+                                                     f"exceed max allowed size{' for many-image requests' if many else ''}: {limit} pixels")
+    return math.ceil(w * h / 750)
+
+def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
+    "The prompt in cache order (tools, system, messages) as (tokens, has a breakpoint, cache key); checks images and breakpoints"
+    sys_ = body.get('system')
+    items = [(t, t) for t in body.get('tools') or []] + [(b, b.get('text', '')) for b in _blocks(sys_)]
+    msg_blocks = [b for m in body.get('messages', []) for b in _blocks(m.get('content'))]
+    imgs = [b for b in msg_blocks if b.get('type') == 'image']
+    if len(imgs) > 100: raise Rejected(400, 'invalid_request_error', f'too many images: {len(imgs)} (at most 100 per request)')
+    limit = 2000 if len(imgs) > 20 else 8000
+    parts = [(ntokens(x), bool(b.get('cache_control')), json.dumps(x, sort_keys=True, default=str)) for b, x in items]
+    for i, b in enumerate(msg_blocks):
+        if b.get('type') == 'image': parts.append((_image_tokens(b, i, limit, len(imgs) > 20), bool(b.get('cache_control')), b['source'].get('data', '')[:64]))
+        else: parts.append((ntokens(b.get('text', b)), bool(b.get('cache_control')), json.dumps(b, sort_keys=True, default=str)))
+    n = sum(p[1] for p in parts)
+    if n > 4: raise Rejected(400, 'invalid_request_error', f'A maximum of 4 blocks with cache_control may be provided. Found {n}.')
+    return parts
+
+def check_tool_choice(body:dict):
+    "A forced tool choice on a model that rejects it raises `Rejected`"
+    from rcc_rank.degrade import FORCED_TOOL_REJECTED
+    if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(FORCED_TOOL_REJECTED):
+        raise Rejected(400, 'invalid_request_error', f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'")
+
+def cut_reply(msg:dict, budget:int)->dict:
+    "The reply cut at `budget` output tokens, as the API cuts it at `max_tokens` (a tool call keeps the fields finished in time)"
+    out, left = [], budget
+    for b in msg['content']:
+        if left <= 0: break
+        if b.get('type') == 'text': out.append({**b, 'text': b['text'][:left * 4]}); left -= ntokens(b['text'])
+        elif b.get('type') == 'tool_use':
+            inp = {}
+            for k, v in b.get('input', {}).items():
+                n = ntokens(json.dumps(v))
+                if n > left:
+                    if isinstance(v, str): inp[k] = v[:max(0, left) * 4]
+                    left = 0; break
+                inp[k] = v; left -= n
+            out.append({**b, 'input': inp})
+        else: out.append(b)
+    return {**msg, 'content': out, 'stop_reason': 'max_tokens', 'stop_details': None}
+
+def _out_tokens(content:list)->int:
+    return sum(ntokens(b.get('text', '')) if b.get('type') == 'text' else ntokens(b.get('input', b)) for b in content)
+
 # %% ../nbs/03a_fake_claude.ipynb #02651656
 def _default_responder(body:dict)->str:
     return f"fake reply to: {request_text(body)[:200]}"
@@ -108,7 +178,11 @@ def _default_responder(body:dict)->str:
 def _error_body(kind:str, msg:str)->dict:
     return {'type': 'error', 'error': {'type': kind, 'message': msg}}
 
-_HTTP_FAULTS = {'429': (429, 'rate_limit_error'), '529': (529, 'overloaded_error'), '500': (500, 'api_error')}
+_HTTP_FAULTS = {'429': (429, 'rate_limit_error'), '529': (529, 'overloaded_error'), '500': (500, 'api_error'),
+                'spend_limit': (429, 'rate_limit_error'), 'credit': (400, 'invalid_request_error')}
+_FAULT_MESSAGES = {'spend_limit': 'You have reached your specified API usage limits. You will regain access on 2027-01-01 at 00:00 UTC.',
+                   'credit': 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.'}
+_MAX_BYTES = {'messages': 32 * 1024**2, 'batches': 256 * 1024**2}
 
 def _iso(t:datetime)->str: return t.isoformat().replace('+00:00', 'Z')
 
@@ -144,36 +218,48 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method):
         fake = self.server.fake
+        group = 'batches' if self.path.startswith('/v1/messages/batches') else 'messages'
+        if int(self.headers.get('content-length') or 0) > _MAX_BYTES[group]:
+            self.close_connection = True
+            return self._send(413, _error_body('request_too_large', 'Request exceeds the maximum allowed number of bytes.'))
         try: body = self._body() if method == 'POST' else {}
         except json.JSONDecodeError: return self._send(400, _error_body('invalid_request_error', 'body is not JSON'))
         if not (self.headers.get('x-api-key') or self.headers.get('authorization')):
             return self._send(401, _error_body('authentication_error', 'missing x-api-key'))
         path = self.path.split('?')[0].rstrip('/')
-        group = 'batches' if path.startswith('/v1/messages/batches') else 'messages'
         fault = fake._pop_fault(group, http_only=True)
-        if fault and self._http_fault(fault): return
+        if fault and self._http_fault(fault, method, path, body): return
         if method == 'POST' and path == '/v1/messages': return self._messages(body)
         if method == 'POST' and path == '/v1/messages/batches': return self._send(200, fake._create_batch(body))
+        if method == 'GET' and path == '/v1/messages/batches': return self._send(200, fake._list_batches(self.path))
         m = re.fullmatch(r'/v1/messages/batches/([\w-]+)(/results|/cancel)?', path)
-        if m:
-            b = fake.batches.get(m.group(1))
-            if b is None: return self._send(404, _error_body('not_found_error', f'no batch {m.group(1)}'))
-            if m.group(2) == '/results':
-                if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
-                lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
-                return self._send(200, raw=lines.encode(), ctype='application/binary')
-            if m.group(2) == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
-            if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
-            return self._send(200, fake._poll_batch(b))
+        if m: return self._batch(method, m.group(1), m.group(2))
         return self._send(404, _error_body('not_found_error', f'{method} {path} is not implemented by the fake'))
 
-    def _http_fault(self, fault:str)->bool:
+    def _batch(self, method:str, bid:str, sub:str|None):
+        "The routes of one batch: retrieve, results, cancel, delete"
+        fake = self.server.fake
+        b = fake.batches.get(bid)
+        if b is None: return self._send(404, _error_body('not_found_error', f'no batch {bid}'))
+        if sub == '/results':
+            if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
+            lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
+            return self._send(200, raw=lines.encode(), ctype='application/binary')
+        if sub == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
+        if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
+        return self._send(200, fake._poll_batch(b))
+
+    def _http_fault(self, fault:str, method:str='', path:str='', body:dict|None=None)->bool:
         "Serve an HTTP-level fault; True if the request was answered (or dropped) by it"
         fake = self.server.fake
+        if fault == 'lost_reply':                 # carried out on the server; the reply never arrives
+            if method == 'POST' and path == '/v1/messages/batches': fake._create_batch(body or {})
+            elif method == 'POST' and path == '/v1/messages': fake.requests.append(body or {})
+            fault = 'drop'
         if fault in _HTTP_FAULTS:
             status, kind = _HTTP_FAULTS[fault]
             hdrs = {'retry-after': f'{fake.retry_after:g}'} if fault == '429' else {}
-            self._send(status, _error_body(kind, f'fake {kind}'), headers=hdrs); return True
+            self._send(status, _error_body(kind, _FAULT_MESSAGES.get(fault, f'fake {kind}')), headers=hdrs); return True
         if fault == 'drop':
             self.close_connection = True
             try: self.connection.shutdown(socket.SHUT_RDWR)
@@ -190,6 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.latency: time.sleep(fake.latency)
         fault = fake._pop_fault('messages', http_only=False)
         try: msg = fake._answer(body, fault)
+        except Rejected as e: return self._send(e.status, _error_body(e.kind, str(e)))
         except Exception as e: return self._send(500, _error_body('api_error', f'responder failed: {type(e).__name__}: {e}'))
         self._send(200, msg)
 
@@ -209,10 +296,12 @@ class FakeClaude:
                  retry_after:float=0.05, # the `retry-after` header (seconds) sent with a 429
                  slow_seconds:float=2.0, # how long a 'slow' fault waits before answering
                  batch_polls:int=1, # retrievals that still report `in_progress` before a batch ends
-                 port:int=0 # 0: a random free port
+                 port:int=0, # 0: a random free port
+                 refusal_category:str|None='cyber' # the `stop_details.category` of a 'refusal' fault
                 ):
         self.responder = responder or _default_responder
         self.latency, self.retry_after, self.slow_seconds, self.batch_polls = latency, retry_after, slow_seconds, batch_polls
+        self.refusal_category = refusal_category
         try: self._takes_fault = len(inspect.signature(self.responder).parameters) >= 2
         except (TypeError, ValueError): self._takes_fault = False
         self.requests:list[dict] = []
@@ -279,7 +368,7 @@ class FakeClaude:
         with self._lock: return list(self._faults['messages']) + list(self._faults['batches'])
 
     def _pop_fault(self, group:str, http_only:bool)->str|None:
-        http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow'}
+        http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow', 'lost_reply'}
         with self._lock:
             q = self._faults[group]
             if q and ((q[0] in http) == http_only) and (group == 'messages' or http_only):
@@ -288,18 +377,32 @@ class FakeClaude:
 
     def _answer(self, body:dict, fault:str|None)->dict:
         "Call the responder and build the full message, applying a content-level fault"
-        if fault == 'refusal': reply = {'refusal': "I can't help with that request."}
+        check_tool_choice(body); parts = prompt_parts(body)     # what the API refuses before answering
+        if fault == 'refusal': reply = {'refusal': "I can't help with that request.", 'category': self.refusal_category}
         else:
             reply = self.responder(body, fault) if self._takes_fault else self.responder(body)
             if fault in ('unchanged', 'wreck') and not self._takes_fault: reply = apply_caption_fault(reply, fault, body)
+            if fault == 'missing_field' and isinstance(reply, dict) and 'tool_use' in reply:
+                inp = {k: v for k, v in reply['tool_use'].get('input', {}).items() if k not in ('before', 'after')}
+                reply = {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
         msg = make_message(reply, body)
-        sys_text = _cached_system(body)
-        if sys_text is not None:
-            n = ntokens(sys_text)
-            with self._lock:
-                hit = sys_text in self._seen_systems; self._seen_systems.add(sys_text)
-            msg['usage']['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
+        if fault == 'max_tokens': msg = cut_reply(msg, max(1, _out_tokens(msg['content']) // 2))
+        elif _out_tokens(msg['content']) > int(body.get('max_tokens') or 10**9): msg = cut_reply(msg, int(body['max_tokens']))
+        msg['usage'] = self._usage(body, parts, msg)
         return msg
+
+    def _usage(self, body:dict, parts:list, msg:dict)->dict:
+        "Usage as the API bills it: the prefix up to the last breakpoint cached only when it reaches the model's minimum"
+        from rcc_rank.degrade import cache_min_tokens
+        total, model = sum(p[0] for p in parts), str(body.get('model', ''))
+        u = {'input_tokens': total, 'output_tokens': _out_tokens(msg['content']), 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
+        last = max((i for i, p in enumerate(parts) if p[1]), default=-1)
+        n = sum(p[0] for p in parts[:last + 1])
+        if last >= 0 and n >= cache_min_tokens(model):
+            key = model + '\x00' + '\x00'.join(p[2] for p in parts[:last + 1])
+            with self._lock: hit = key in self._seen_systems; self._seen_systems.add(key)
+            u['input_tokens'] -= n; u['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
+        return u
 
     def _create_batch(self, body:dict)->dict:
         reqs = body.get('requests') or []
@@ -308,7 +411,7 @@ class FakeClaude:
              'request_counts': {'processing': len(reqs), 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0},
              'created_at': _iso(now), 'expires_at': _iso(now + timedelta(hours=24)), 'ended_at': None,
              'cancel_initiated_at': None, 'archived_at': None, 'results_url': None,
-             '_requests': reqs, '_polls': 0, '_results': None}
+             '_requests': reqs, '_polls': 0, '_results': None, '_seq': len(self.batches)}
         with self._lock: self.batches[b['id']] = b; self.requests += [r.get('params', {}) for r in reqs]
         return self._public(b)
 
@@ -319,11 +422,15 @@ class FakeClaude:
         for r in b['_requests']:
             if canceled: res.append({'custom_id': r['custom_id'], 'result': {'type': 'canceled'}}); continue
             fault = self._pop_fault('messages', http_only=False)
-            if fault == 'errored':
-                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {
-                    'type': 'error', 'error': {'type': 'api_error', 'message': 'fake errored item'}}}})
+            if fault in ('errored', 'invalid'):
+                kind, why = ('api_error', 'fake errored item') if fault == 'errored' else ('invalid_request_error', 'fake invalid request')
+                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
                 continue
+            if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
             try: msg = self._answer(r.get('params', {}), fault)
+            except Rejected as e:
+                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})
+                continue
             except Exception as e:
                 res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {
                     'type': 'error', 'error': {'type': 'api_error', 'message': f'responder failed: {e}'}}}})
@@ -333,6 +440,26 @@ class FakeClaude:
         for r in res: counts[r['result']['type']] += 1
         b.update(_results=res, request_counts=counts, processing_status='ended', ended_at=_iso(datetime.now(timezone.utc)),
                  results_url=f"{self.base_url}/v1/messages/batches/{b['id']}/results")
+
+    def _list_batches(self, url:str)->dict:
+        "GET /v1/messages/batches: newest first, `limit` a page, `after_id` for the next page"
+        from urllib.parse import urlparse, parse_qs
+        q = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+        with self._lock: bs = sorted(self.batches.values(), key=lambda b: b['_seq'], reverse=True)
+        if q.get('after_id'):
+            ids = [b['id'] for b in bs]
+            bs = bs[ids.index(q['after_id']) + 1:] if q['after_id'] in ids else []
+        page = bs[:int(q.get('limit', 20))]
+        return {'data': [self._public(b) for b in page], 'has_more': len(bs) > len(page),
+                'first_id': page[0]['id'] if page else None, 'last_id': page[-1]['id'] if page else None}
+
+    def vanish(self, batch_id:str):
+        "Forget a batch, as the API does 29 days after creation (or after a delete): every call on it answers 404"
+        with self._lock: self.batches.pop(batch_id)
+
+    def cancel(self, batch_id:str):
+        "Cancel a batch as a person in the Console would: its unfinished requests come back `canceled`"
+        self._cancel_batch(self.batches[batch_id])
 
     def _poll_batch(self, b:dict)->dict:
         with self._lock: b['_polls'] += 1; due = b['_polls'] > self.batch_polls and b['_results'] is None

@@ -20,6 +20,9 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
            'question_chains', 'QuestionReplyError', 'question_request', 'parse_question_reply', 'allm_question_chain',
            'allm_question_chains', 'llm_question_chains', 'rule_question_responder']
 
+# %% ../nbs/04_questions.ipynb #466860ed
+from .degrade import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
+
 # %% ../nbs/04_questions.ipynb #0a7fde11
 log = get_logger(__name__)
 
@@ -303,7 +306,7 @@ class QuestionReplyError(ValueError):
 
 def question_request(chain:Chain, # the source chain
                      kind:str, # 'mcq' or 'yesno'
-                     model:str='claude-sonnet-4-5', # Messages API model name
+                     model:str=DEFAULT_MODEL, # Messages API model name
                      max_tokens:int=2048 # reply budget
                     )->dict:
     "Messages API parameters asking for the question texts of `chain`"
@@ -315,8 +318,8 @@ def question_request(chain:Chain, # the source chain
     user = (f'<kind>{kind}</kind>\n<captions>\n{caps}\n</captions>\n<changes>\n{changes}\n</changes>\n'
             f'Write the {kind} texts: exactly {len(chain.captions)} of them, one per caption, in caption order.')
     return dict(model=model, max_tokens=max_tokens,
-                system=[{'type': 'text', 'text': QUESTION_SYSTEM, 'cache_control': {'type': 'ephemeral'}}],
-                tools=[QUESTION_TOOL], tool_choice={'type': 'tool', 'name': QUESTION_TOOL['name']},
+                system=cached_system(QUESTION_SYSTEM, model, [QUESTION_TOOL]),
+                tools=[QUESTION_TOOL], tool_choice=tool_choice(model, QUESTION_TOOL['name']),
                 messages=[{'role': 'user', 'content': user}])
 
 def parse_question_reply(chain:Chain, # the source chain
@@ -354,7 +357,7 @@ def parse_question_reply(chain:Chain, # the source chain
 async def allm_question_chain(chain:Chain, # the source chain
                               kind:str, # 'mcq' or 'yesno'
                               client, # an `anthropic.AsyncAnthropic` (retries 429/529/5xx itself)
-                              model:str='claude-sonnet-4-5', # Messages API model name
+                              model:str=DEFAULT_MODEL, # Messages API model name
                               seed:int=0, # MCQ shuffle seed
                               max_tokens:int=2048 # reply budget
                              )->QuestionChain:
@@ -372,13 +375,14 @@ def _run_sync(coro):
 async def allm_question_chains(chains:Iterable[Chain], # source chains
                                client=None, # `anthropic.AsyncAnthropic`; default: built from the environment
                                kinds:Iterable[str]=QUESTION_KINDS, # which kinds
-                               model:str='claude-sonnet-4-5', # Messages API model name
+                               model:str=DEFAULT_MODEL, # Messages API model name
                                seed:int=0, # MCQ shuffle seed
                                concurrency:int=8, # requests in flight
                                max_attempts:int=2 # tries per chain and kind for malformed replies
                               )->tuple[list[QuestionChain], list[dict]]:
     "Question chains written by Claude, and the failures `{'id', 'kind', 'reason'}`"
     import anthropic
+    check_model(model)
     if client is None: client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'))
     jobs = [(c, k) for c in chains if len(c.captions) >= 2 for k in kinds]
     sem = asyncio.Semaphore(concurrency)

@@ -816,14 +816,17 @@ def _frame_block(frame)->dict:
     buf = io.BytesIO(); img.convert('RGB').save(buf, format='JPEG', quality=85)
     return {'type': 'image', 'source': {'type': 'base64', 'media_type': 'image/jpeg', 'data': base64.b64encode(buf.getvalue()).decode()}}
 
-async def arecaption(caption:str, # the short human caption
+async def arecaption(caption:str|list[str], # the short human caption, or several (e.g. MSR-VTT's references)
                      frames:Iterable, # frames of the video (H, W, 3) uint8 arrays or PIL images, in time order
                      client, # an `anthropic.AsyncAnthropic`
                      model:str=DEFAULT_MODEL, # the model
                      max_tokens:int=1024 # reply budget
                     )->tuple[str, dict]:
     "A detailed caption from a short one and video frames; returns (caption, usage)"
-    content = [_frame_block(f) for f in frames] + [{'type': 'text', 'text': f'Short caption: <caption>{caption}</caption>\nWrite the detailed caption.'}]
+    refs = [caption] if isinstance(caption, str) else list(caption)
+    text = (f'Short caption: <caption>{refs[0]}</caption>' if len(refs) == 1 else
+            'Short captions by different annotators:\n' + '\n'.join(f'<caption>{c}</caption>' for c in refs))
+    content = [_frame_block(f) for f in frames] + [{'type': 'text', 'text': text + '\nWrite the detailed caption.'}]
     msg = await client.messages.create(model=model, max_tokens=max_tokens,
                                        system=[{'type': 'text', 'text': RECAPTION_SYSTEM, 'cache_control': {'type': 'ephemeral'}}],
                                        messages=[{'role': 'user', 'content': content}])
@@ -846,7 +849,8 @@ async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL
         async with sem:
             frames = await asyncio.to_thread(_frames_for, it, num_frames)
             for attempt in range(max_attempts):
-                try: text, usage = await arecaption(it['caption'], frames, client, model); break
+                refs = it.get('captions') or (it.get('meta') or {}).get('captions') or it['caption']
+                try: text, usage = await arecaption(refs, frames, client, model); break
                 except Exception as e:
                     if classify_error(e) not in ('api', 'malformed') or attempt == max_attempts - 1: raise
                     await asyncio.sleep(retry_delay(e, attempt, 0.5))
@@ -909,8 +913,12 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
 from fastcore.script import call_parse, Param, store_true
 
 @call_parse
-def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional)
-                 output:str, # chains JSONL (rerun the same command to resume)
+def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source", str, opt=False, nargs='?')=None,
+                 output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
+                 source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
+                 questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
+                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card
+                 push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
                  mutator:str='rules', # rules, claude or hf
                  length:int=6, # captions per chain (steps = length - 1)
                  seed:int=0, # base seed
@@ -932,7 +940,17 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
                  quiet:store_true=False # no progress bar
                 ):
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes"
-    rows = read_items(input, split=split)[:limit]
+    if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
+    if output is None or bool(input) == bool(source): raise SystemExit('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    from rcc_rank.sources import source_items, finish_generate, load_source, parse_source_spec, ssv2_chains
+    settings = {k: v for k, v in dict(locals()).items() if k in ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')}
+    if source and parse_source_spec(source)[0] == 'ssv2':   # SSv2 chains come from its templates and placeholders
+        from rcc_rank.chains import write_chains
+        have = {r['id'] for r in read_jsonl(output)}
+        new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(source)[1], split), length, seed) if c.id not in have][:limit]
+        write_chains(new, output, append=True)
+        print(json.dumps({'finished': len(new), 'skipped': len(have), **finish_generate(output, dataset, push_to_hub, questions, settings, source)})); return
+    rows = (source_items(source, split) if source else read_items(input, split=split))[:limit]
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     if recaption:
@@ -949,4 +967,5 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
     else:
         s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
                          progress=not quiet, durable=durable)
+    s.update(finish_generate(output, dataset, push_to_hub, questions, settings, source or ''))
     print(json.dumps(s))  # no return value: a console script passes it to sys.exit

@@ -400,7 +400,7 @@ from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, i
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 from fastcore.script import call_parse, Param, store_true
 
-TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table')
+TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table', 'make-lfmcqa')
 
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
                max_retries:int=4, # SDK retries (claude)
@@ -433,7 +433,7 @@ def _rows(path, task):
 def _summary(res:dict)->dict:
     return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
 
-def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table
+def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                   model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
@@ -454,9 +454,17 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   prompt:str=None, # caption instruction (generate)
                   quiet:bool=False, # no progress bars
                   echo:bool=False, # print the summary (JSON; table: markdown) on the main process
+                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                  source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
+                  split:str=None, # make-lfmcqa: the source split
+                  n:int=None, # make-lfmcqa / --benchmark: at most this many items
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
+        from rcc_rank.benchmarks import benchmark_task
+        return benchmark_task(task, benchmark, source, split, n, out, model, judge, seed, rule=rule, order_penalty=order_penalty, cache=cache,
+                              concurrency=concurrency, batch_size=batch_size, num_frames=num_frames, max_new_tokens=max_new_tokens, quiet=quiet, run=run, echo=echo)
     cache_path = None if cache == 'none' else cache
     progress = not quiet
     acc, main = None, True
@@ -515,7 +523,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
     return res
 
 @call_parse
-def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table
+def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                  data:str=None, # input JSONL (table: comma-separated result JSON files)
                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
@@ -535,6 +543,10 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                  seed:int=0, # sampling seed
                  prompt:str=None, # caption instruction (generate)
                  quiet:store_true=False, # no progress bars
+                 benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                 source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
+                 split:str=None, # make-lfmcqa: the source split
+                 n:int=None, # make-lfmcqa / --benchmark: at most this many items
                 ):
     "Run one evaluation and print its summary as JSON (`--out` saves the full result)"
     kw = dict(locals())

@@ -169,11 +169,16 @@ def _world_qa(scene:dict)->list[dict]:
 
 def judged_set(e:str, # one of `JUDGED_EVALS`
                n:int, seed:int, # items and seed (world sets)
-               path:str|None=None # the published benchmark (vdc, argus, tempcompass) or an LF-MCQA JSONL
+               path:str|None=None # the published benchmark (vdc, argus, tempcompass), an LF-MCQA JSONL, or (judge) held-out chains
               )->list[dict]:
     "Items of a judged evaluation: the benchmark's first `n`, or held-out world scenes"
     if e in ('lf_mcqa', 'tempcompass') and not path: raise ValueError(f"evaluation {e!r} needs benchmarks.{e}: PATH in the config")
     if e == 'lf_mcqa': return read_jsonl(path, missing_ok=False)[:n]
+    if e == 'judge' and path:   # held-out chains (e.g. Rcc-PVD's test split): the first caption is the reference
+        from rcc_rank.chains import read_chains
+        chains = read_chains(path[5:] if path.startswith('file:') else path)
+        test = [c for c in chains if (c.meta or {}).get('split') == 'test'] or chains
+        return [{'id': c.id, 'video': c.video, 'reference': c.captions[0]} for c in test[:n]]
     if path:
         from rcc_rank.benchmarks import load_benchmark
         return load_benchmark('vdc' if e == 'judge' else e, path)[:n]

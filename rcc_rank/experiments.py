@@ -111,10 +111,10 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
                                        meta={**it.get('meta', {}), 'prompt': it['prompt']}))
     return out
 
-def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4)->dict:
+def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Accuracy of picking the letter with the highest log-probability (`acc`), and the number of items"
     from rcc_rank.evaluate import rank_chains
-    r = rank_chains(model, processor, attach_frames(choice_chains(items)), batch_size=batch_size, num_frames=num_frames, progress=False)
+    r = rank_chains(model, processor, attach_frames(choice_chains(items)), batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
     return {'acc': r['top1'], 'n': r['n_chains']}
 
 # %% ../nbs/15_experiments.ipynb #1bf801d4
@@ -142,17 +142,18 @@ def eval_sets(evals:Sequence[str], # names from `EVALS`
 
 def evaluate_model(model, processor, sets:dict, # from `eval_sets`
                    num_frames:int=8, batch_size:int=4,
-                   judge:dict|None=None # for judged evaluations: {'judge': a judge object, 'cache', 'rule', 'order_penalty', 'concurrency'}
+                   judge:dict|None=None, # for judged evaluations: {'judge': a judge object, 'cache', 'rule', 'order_penalty', 'concurrency'}
+                   accelerator=None # an `accelerate.Accelerator`: each process evaluates its shard (judge calls on the main process)
                   )->dict:
     "Flat metrics `{'rank/top1': ..., 'lf_mcq/acc': ...}` of `model` on every evaluation set"
     from rcc_rank.evaluate import rank_chains
     out = {}
     for e, data in sets.items():
         if e == 'rank':
-            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, progress=False)
+            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
             out.update({f'rank/{k}': float(r[k]) for k in RANK_KEYS if k in r})
-        elif e in JUDGED_EVALS: out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size))
-        else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size)['acc'])
+        elif e in JUDGED_EVALS: out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size, accelerator))
+        else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size, accelerator)['acc'])
     return out
 
 # %% ../nbs/15_experiments.ipynb #744e1903
@@ -187,24 +188,24 @@ def judged_set(e:str, # one of `JUDGED_EVALS`
     return items
 
 # %% ../nbs/15_experiments.ipynb #527bef2d
-def judged_metrics(e:str, items:Sequence[dict], model, processor, judge:dict|None, num_frames:int=8, batch_size:int=4)->dict:
+def judged_metrics(e:str, items:Sequence[dict], model, processor, judge:dict|None, num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Flat metrics of one judged evaluation (`judge/<axis>`, `vdc/score`, `argus/cost_h`, `lf_mcqa/acc`, `tempcompass/acc`)"
     from rcc_rank.evaluate import generate_captions, mcq_evaluate
-    from rcc_rank.benchmarks import run_benchmark
+    from rcc_rank.benchmarks import run_benchmark, on_main
     from rcc_rank.judges import judge_captions, judge_summary
     j = judge or {}
-    if e == 'lf_mcqa': return {'lf_mcqa/acc': float(mcq_evaluate(model, processor, items, batch_size=batch_size, num_frames=num_frames, progress=False)['mcq_acc'])}
+    if e == 'lf_mcqa': return {'lf_mcqa/acc': float(mcq_evaluate(model, processor, items, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)['mcq_acc'])}
     if e == 'tempcompass':
-        r = run_benchmark('tempcompass', items, model, processor, num_frames=num_frames, batch_size=batch_size)
+        r = run_benchmark('tempcompass', items, model, processor, num_frames=num_frames, batch_size=batch_size, accelerator=accelerator)
         return {'tempcompass/acc': float(r['tempcompass_acc']), **{k: v for k, v in r.items() if k.startswith('tempcompass/')}}
     if j.get('judge') is None: raise ValueError(f"evaluation {e!r} needs a judge (the config's judge block)")
     kw = dict(cache_path=j.get('cache'), concurrency=j.get('concurrency', 8), num_frames=num_frames, batch_size=batch_size,
               max_new_tokens=j.get('max_new_tokens', 128))
     if e in ('vdc', 'argus'):
-        r = run_benchmark(e, items, model, processor, j['judge'], j.get('rule', 'lmms-eval'), j.get('order_penalty', 0.1), **kw)
+        r = run_benchmark(e, items, model, processor, j['judge'], j.get('rule', 'lmms-eval'), j.get('order_penalty', 0.1), accelerator=accelerator, **kw)
         return {k: float(v) for k, v in r.items() if k.startswith(f'{e}/')}
-    recs = generate_captions(model, processor, items, num_frames=num_frames, batch_size=batch_size, max_new_tokens=kw['max_new_tokens'], progress=False)
-    s = judge_summary(judge_captions([r['caption'] for r in recs], [it['reference'] for it in items], j['judge'], kw['cache_path'], kw['concurrency'], False))
+    recs = generate_captions(model, processor, items, num_frames=num_frames, batch_size=batch_size, max_new_tokens=kw['max_new_tokens'], accelerator=accelerator, progress=False)
+    s = judge_summary(on_main(lambda: judge_captions([r['caption'] for r in recs], [it['reference'] for it in items], j['judge'], kw['cache_path'], kw['concurrency'], False), accelerator))
     return {f'judge/{k.replace("judge_", "")}': float(v) for k, v in s.items()}
 
 # %% ../nbs/15_experiments.ipynb #76eb28c4
@@ -331,6 +332,14 @@ def _judge(opts:dict|None)->dict|None:
     j = _cached(('judge', opts['spec']), lambda: make_judge(opts['spec']))
     return {**opts, 'judge': j, 'cache': opts.get('cache')}
 
+def _eval_accelerator():
+    "An `Accelerator` when launched on several processes (evaluation is then sharded), else None"
+    import torch
+    from accelerate import PartialState
+    if PartialState(cpu=not torch.cuda.is_available()).num_processes == 1: return None
+    from accelerate import Accelerator
+    return Accelerator(cpu=not torch.cuda.is_available())
+
 def run_cell(cell:dict, # from `grid_cells`
              out_dir:str|Path, # the experiment folder (the cell trains in `runs/<key>`)
             )->dict:
@@ -353,7 +362,8 @@ def run_cell(cell:dict, # from `grid_cells`
         model, processor, steps = res['model'], res['processor'], res['steps']
         train_metrics = {f'train/{k}': v for k, v in (res['train'] or {}).items() if k in ('loss', 'pref', 'ntp', 'reward_acc', 'batch_top1')}
     model.eval()
-    metrics = evaluate_model(model, processor, sets, num_frames=nf, batch_size=int(full['eval_batch_size']), judge=_judge(cell.get('judge_runtime')))
+    metrics = evaluate_model(model, processor, sets, num_frames=nf, batch_size=int(full['eval_batch_size']), judge=_judge(cell.get('judge_runtime')),
+                             accelerator=_eval_accelerator())
     del model
     import gc, torch
     gc.collect()
@@ -402,7 +412,7 @@ def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or l
     "Run (or resume) every cell of an experiment; write its rows and table; returns paths, rows and the table"
     import torch
     from accelerate import PartialState
-    main = PartialState().is_main_process   # in a multi-process launch only the main process writes
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process   # in a multi-process launch only the main process writes
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment(config, quick=quick, **overrides)
     out = Path(out_dir or Path('experiments')/cfg.name)
     if main: out.mkdir(parents=True, exist_ok=True)

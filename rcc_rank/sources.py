@@ -327,12 +327,15 @@ def _check_rows(rows:list[dict], name:str)->list[dict]:
     return rows
 
 def load_source(name:str, # 'pe-video', 'msr-vtt' or 'ssv2'
-                path, # the dataset as downloaded (folder or file), or a `datasets` object / Hub-layout folder
+                path, # the dataset as downloaded (folder or file), a `datasets` object, a Hub-layout folder or a Hub id
                 split:str|None=None, # one split (the source's own split names)
                 cache_dir:str|Path|None=None # where videos that arrive as bytes are written
                )->list[dict]:
     "Rows `{id, caption or captions, video, split, meta}` of a published video-caption dataset"
     key = name.lower().replace('_', '-')
+    if isinstance(path, str) and not Path(path).exists() and key != 'ssv2' and path.count('/') == 1:   # a Hub id, e.g. facebook/PE-Video
+        import datasets
+        path = datasets.load_dataset(path, split=split) if split else datasets.load_dataset(path)
     if key in ('pe-video', 'pvd'): rows = pe_video_rows(path, split, cache_dir)
     elif key in ('msr-vtt', 'msrvtt'): rows = msr_vtt_rows(path, split, cache_dir)
     elif key in ('ssv2', 'something-something-v2'): rows = ssv2_rows(path, split)

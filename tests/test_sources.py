@@ -147,3 +147,14 @@ def test_tempcompass_benchmark_in_one_command(tmp_path):
     tc = write_tempcompass_fixture(tmp_path/'TempCompass')
     res = evaluate_task('tempcompass', benchmark=str(tc), model='tiny:qwen2_5_vl', num_frames=2, out=str(tmp_path/'tc.json'), quiet=True)
     assert res['n_items'] == 4 and set(json.loads((tmp_path/'tc.json').read_text())) >= {'tempcompass_acc', 'tempcompass/direction', 'per_item'}
+
+
+def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
+    from rcc_rank.evaluate import evaluate_task
+    vdc = evaluate_task('vdc', benchmark=str(write_vdc_fixture(tmp_path/'VDC', n=1)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
+                        num_frames=2, max_new_tokens=6, out=str(tmp_path/'vdc.json'), quiet=True)
+    assert {f'vdc/{d}/score' for d in ('short', 'detailed', 'background', 'main_object', 'camera')} <= set(vdc)
+    assert vdc['n_items'] == 5 and len(vdc['per_item']) == 5 and 0 <= vdc['vdc/score'] <= 5
+    ag = evaluate_task('argus', benchmark=str(write_argus_fixture(tmp_path/'argus', n=2)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
+                       num_frames=2, max_new_tokens=6, out=str(tmp_path/'argus.json'), quiet=True)
+    assert ag['n_items'] + ag['n_failed'] == 2 and {'argus/cost_h', 'argus/cost_o'} <= set(json.loads((tmp_path/'argus.json').read_text()))

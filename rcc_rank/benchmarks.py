@@ -14,8 +14,8 @@ from .sources import SourceError, materialise_video, hf_rows
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
            'load_vdc', 'write_vdc_fixture', 'load_argus', 'write_argus_fixture', 'load_tempcompass',
-           'write_tempcompass_fixture', 'load_benchmark', 'on_main', 'run_benchmark', 'lfmcqa_prompt', 'check_lfmcqa',
-           'shuffle_correct', 'make_lfmcqa', 'benchmark_task']
+           'write_tempcompass_fixture', 'load_benchmark', 'on_main', 'run_benchmark', 'overlap_judge_responder',
+           'fake_judge', 'lfmcqa_prompt', 'check_lfmcqa', 'shuffle_correct', 'make_lfmcqa', 'benchmark_task']
 
 # %% ../nbs/17_benchmarks.ipynb #86dda8f1
 log = get_logger(__name__)
@@ -244,6 +244,50 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
     dims = [k for k in out if k.endswith('/score')]
     out['vdc/score'] = sum(out[k] for k in dims) / len(dims); out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
     return {**out, 'n_items': len(items), 'per_item': per}
+
+# %% ../nbs/17_benchmarks.ipynb #26cee7c8
+import re as _re
+
+# %% ../nbs/17_benchmarks.ipynb #7fe5302b
+def _words(s:str)->list[str]: return _re.findall(r"[a-z0-9]+", s.lower())
+
+def _scores(pred:str, ref:str)->dict:
+    p, r = _words(pred), _words(ref)
+    shared = [w for w in p if w in set(r)]
+    prec, rec = len(shared) / max(len(p), 1), len(set(shared)) / max(len(set(r)), 1)
+    pos = [r.index(w) for w in dict.fromkeys(shared)]
+    order = sum(a < b for a, b in zip(pos, pos[1:])) / (len(pos) - 1) if len(pos) > 2 else 0.0   # too little shared to order
+    to10 = lambda x: int(round(1 + 9 * max(0.0, min(1.0, x))))
+    return {'relevance': to10(prec), 'descriptiveness': to10(rec), 'temporal_consistency': to10(order), 'fluency': 8 if p else 1}
+
+def overlap_judge_responder():
+    "A fake-Claude responder for the caption judge (tool `record_scores`) and VDC's answer and review prompts"
+    from rcc_rank.fake_claude import request_text
+    def respond(body:dict):
+        text = request_text(body)
+        if '<reference>' in text and '<prediction>' in text:
+            ref = text.split('<reference>')[1].split('</reference>')[0]; pred = text.split('<prediction>')[1].split('</prediction>')[0]
+            return {'tool_use': {'name': 'record_scores', 'input': _scores(pred, ref)}}
+        if 'Detailed description:' in text:
+            desc = text.split('Detailed description:')[1].split('\nQuestion:')[0]; q = set(_words(text.split('\nQuestion:')[1].split('\n')[0]))
+            sents = [s for s in _re.split(r'(?<=[.!?])\s+', desc.strip()) if s] or ['unknown']
+            return max(sents, key=lambda s: len(q & set(_words(s))))
+        if 'Correct answer:' in text:
+            ans = set(_words(text.split('Correct answer:')[1].split('\n')[0])); got = set(_words(text.split('Predicted answer:')[1].split('\n')[0]))
+            hit = bool(ans) and ans <= got
+            return str({'pred': 'yes' if hit else 'no', 'score': 5 if hit else int(5 * len(ans & got) / max(len(ans), 1))})
+        return 'I can only judge captions and VDC questions.'
+    return respond
+
+def fake_judge(name:str='claude-fake' # the model name the judge reports
+              ):
+    "A `ClaudeJudge` on a local fake server answered by `overlap_judge_responder` (the server runs until the process ends)"
+    from rcc_rank.fake_claude import FakeClaude
+    from rcc_rank.judges import ClaudeJudge
+    srv = FakeClaude(overlap_judge_responder()).start()
+    j = ClaudeJudge(name, client_factory=srv.async_client, backoff=0.01)
+    j.server = srv
+    return j
 
 # %% ../nbs/17_benchmarks.ipynb #1a969993
 LFMCQA_VERSION = 'lfmcqa-v1'

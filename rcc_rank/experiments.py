@@ -222,7 +222,7 @@ class ExperimentConfig:
     paper: str = '' # which table or figure of the paper this mirrors
     description: str = '' # free text
     quick: dict = field(default_factory=dict) # overrides applied by `quick=True` (same keys: base, data, grid)
-    judge: dict = field(default_factory=dict) # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny'), cache, rule, order_penalty, concurrency, max_new_tokens
+    judge: dict = field(default_factory=dict) # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny', or 'fake': an offline overlap judge on the fake server), cache, rule, order_penalty, concurrency, max_new_tokens
     benchmarks: dict = field(default_factory=dict) # published sets for judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH}
 
 DATA_DEFAULTS = dict(source='chains', n_train=64, n_test=32, length=4, seed=0, test_source=None, teacher='fake')
@@ -329,7 +329,8 @@ def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
 def _judge(opts:dict|None)->dict|None:
     if not opts or not opts.get('spec'): return None
     from rcc_rank.evaluate import make_judge
-    j = _cached(('judge', opts['spec']), lambda: make_judge(opts['spec']))
+    from rcc_rank.benchmarks import fake_judge
+    j = _cached(('judge', opts['spec']), lambda: fake_judge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
     return {**opts, 'judge': j, 'cache': opts.get('cache')}
 
 def _eval_accelerator():

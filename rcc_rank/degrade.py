@@ -917,7 +917,7 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
                  output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
                  source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
                  questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
-                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card
+                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
                  push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
                  mutator:str='rules', # rules, claude or hf
                  length:int=6, # captions per chain (steps = length - 1)

@@ -454,7 +454,7 @@ def push_chain_dataset(folder:str|Path, # a folder written by `write_chain_datas
 
 # %% ../nbs/16_sources.ipynb #3e8737b6
 def finish_generate(output:str|Path, # the chains JSONL
-                    dataset:str|None=None, # write a datasets folder + card here
+                    dataset:str|None=None, # write a datasets folder + card here (default with a source or a push: `<output stem>_dataset`)
                     push_to_hub:str|None=None, # then push it to this Hub repo
                     questions:str|None=None, # comma-separated question kinds (mcq, yesno)
                     settings:dict|None=None, # generator settings for the card
@@ -469,7 +469,7 @@ def finish_generate(output:str|Path, # the chains JSONL
         qpath = Path(output).with_name(Path(output).stem + '.questions.jsonl')
         out['questions'] = write_question_chains(question_chains(chains, kinds, seed=(settings or {}).get('seed', 0)), qpath)
         out['questions_path'] = str(qpath)
-    if push_to_hub and not dataset: dataset = str(Path(output).with_name(Path(output).stem + '_dataset'))
+    if (push_to_hub or source) and not dataset: dataset = str(Path(output).with_name(Path(output).stem + '_dataset'))   # a source run always gets its dataset folder
     if dataset:
         out['splits'] = write_chain_dataset(chains, dataset, settings, name=Path(dataset).name, source=source)
         out['dataset'] = str(dataset)

@@ -113,6 +113,7 @@ def test_generate_ssv2_question_chains(tmp_path, capsys):
     assert {q.kind for q in qs} == {'mcq', 'yesno'} and all(len(q.prompts) == 3 for q in qs)
     chains = read_jsonl(tmp_path/'ssv2.jsonl')
     assert all(c['errors'] == ['object', 'action'] for c in chains)
+    assert s['splits'] == {'train': 3, 'validation': 1} and (tmp_path/'ssv2_dataset'/'README.md').exists()   # a source run gets its dataset folder
     rcc_generate(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', length=3, quiet=True)   # a rerun adds nothing
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['finished'] == 0 and len(read_jsonl(tmp_path/'ssv2.jsonl')) == 4
 

@@ -23,7 +23,7 @@ __all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'CACHE_
            'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'side_paths', 'trim_partial_line', 'step_seed',
            'normalise_items', 'estimate_cost', 'RunStopped', 'classify_error', 'retry_delay', 'mutation_problem',
            'abuild_chains', 'build_chains', 'failures', 'BatchError', 'split_batches', 'BatchLedger', 'submit_batch',
-           'wait_batch', 'result_error', 'abuild_chains_batched', 'build_chains_batched', 'frame_blocks',
+           'wait_batch', 'result_error', 'abuild_chains_batched', 'build_chains_batched', 'frame_blocks', 'references',
            'recaption_request', 'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
            'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator', 'rcc_generate']
 
@@ -1123,10 +1123,18 @@ def frame_blocks(frames:Iterable, # (H, W, 3) uint8 arrays or PIL images
     return blocks, tokens
 
 # %% ../nbs/03_degrade.ipynb #820f31b3
-def recaption_request(caption:str, frames:Iterable, model:str=DEFAULT_MODEL, max_tokens:int=1024)->tuple[dict, int]:
+def references(it:dict)->str|list[str]:
+    "A row's human caption(s): `captions` (e.g. MSR-VTT's references), `meta['captions']`, else `caption`"
+    return it.get('captions') or (it.get('meta') or {}).get('captions') or it['caption']
+
+def recaption_request(caption:str|list[str], # the short human caption, or several (e.g. MSR-VTT's references)
+                      frames:Iterable, model:str=DEFAULT_MODEL, max_tokens:int=1024)->tuple[dict, int]:
     "The Messages API parameters of one recaption, and the image tokens they carry"
     blocks, itok = frame_blocks(frames)
-    content = blocks + [{'type': 'text', 'text': f'Short caption: <caption>{caption}</caption>\nWrite the detailed caption.'}]
+    refs = [caption] if isinstance(caption, str) else list(caption)
+    text = (f'Short caption: <caption>{refs[0]}</caption>' if len(refs) == 1 else
+            'Short captions by different annotators:\n' + '\n'.join(f'<caption>{c}</caption>' for c in refs))
+    content = blocks + [{'type': 'text', 'text': text + '\nWrite the detailed caption.'}]
     return dict(model=model, max_tokens=max_tokens, system=cached_system(RECAPTION_SYSTEM, model),
                 messages=[{'role': 'user', 'content': content}]), itok
 
@@ -1140,7 +1148,7 @@ def parse_recaption(msg)->tuple[str, dict]:
     if not text: raise MalformedReply('recaption reply has no text', usage)
     return text, usage
 
-async def arecaption(caption:str, # the short human caption
+async def arecaption(caption:str|list[str], # the short human caption, or several (e.g. MSR-VTT's references)
                      frames:Iterable, # frames of the video (H, W, 3) uint8 arrays or PIL images, in time order
                      client, # an `anthropic.AsyncAnthropic`
                      model:str=DEFAULT_MODEL, # the model
@@ -1170,7 +1178,7 @@ async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL
         async with sem:
             frames = await asyncio.to_thread(_frames_for, it, num_frames)
             for attempt in range(max_attempts):
-                try: text, usage = await arecaption(it['caption'], frames, client, model); break
+                try: text, usage = await arecaption(references(it), frames, client, model); break
                 except Exception as e:
                     if classify_error(e) != 'malformed' or attempt == max_attempts - 1: raise
             return _recaptioned(it, text, usage, model)
@@ -1212,7 +1220,7 @@ class _Recap:
 # %% ../nbs/03_degrade.ipynb #88d09273
 async def _recap_one(rc:_Recap, it:dict, num_frames:int, max_attempts:int):
     "Recaption one row (its frames resized to the API's limits); any failure is recorded with the row's id, and the run goes on"
-    try: params, itok = await asyncio.to_thread(lambda: recaption_request(it['caption'], _frames_for(it, num_frames), rc.m.model))
+    try: params, itok = await asyncio.to_thread(lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model))
     except Exception as e: return rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}')
     for attempt in range(max_attempts):
         try: text, usage = parse_recaption(await rc.m.client.messages.create(**params))
@@ -1245,7 +1253,7 @@ async def _recap_parts(rc:_Recap, rows:list[dict], rnd:int, num_frames:int, budg
     "Yield (part, meta) batches of recaption requests, built row by row so that frames of one batch at most are in memory"
     part, meta, size = [], {}, 0
     for it in rows:
-        try: params, itok = await asyncio.to_thread(lambda: recaption_request(it['caption'], _frames_for(it, num_frames), rc.m.model))
+        try: params, itok = await asyncio.to_thread(lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model))
         except Exception as e: rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}'); continue
         if it['id'] in budgets: params['max_tokens'] = budgets[it['id']]
         r = {'custom_id': _custom_id(it['id'], 0, rnd), 'params': params}
@@ -1366,8 +1374,12 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
 from fastcore.script import call_parse, Param, store_true
 
 @call_parse
-def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional)
-                 output:str, # chains JSONL (rerun the same command to resume)
+def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source", str, opt=False, nargs='?')=None,
+                 output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
+                 source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
+                 questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
+                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
+                 push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
                  mutator:str='rules', # rules, claude or hf
                  length:int=6, # captions per chain (steps = length - 1)
                  seed:int=0, # base seed
@@ -1390,7 +1402,17 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
                  quiet:store_true=False # no progress bar
                 ):
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes"
-    rows = read_items(input, split=split)[:limit]
+    if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
+    if output is None or bool(input) == bool(source): raise SystemExit('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    from rcc_rank.sources import source_items, finish_generate, load_source, parse_source_spec, ssv2_chains
+    settings = {k: v for k, v in dict(locals()).items() if k in ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')}
+    if source and parse_source_spec(source)[0] == 'ssv2':   # SSv2 chains come from its templates and placeholders
+        from rcc_rank.chains import write_chains
+        have = {r['id'] for r in read_jsonl(output)}
+        new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(source)[1], split), length, seed) if c.id not in have][:limit]
+        write_chains(new, output, append=True)
+        print(json.dumps({'finished': len(new), 'skipped': len(have), **finish_generate(output, dataset, push_to_hub, questions, settings, source)})); return
+    rows = (source_items(source, split) if source else read_items(input, split=split))[:limit]
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []
@@ -1411,4 +1433,5 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
             s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
                              progress=not quiet, durable=durable)
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
-    print(json.dumps(with_recaption(s, rsum)))  # no return value: a console script passes it to sys.exit
+    s = with_recaption(s, rsum); s.update(finish_generate(output, dataset, push_to_hub, questions, settings, source or ''))
+    print(json.dumps(s))  # no return value: a console script passes it to sys.exit

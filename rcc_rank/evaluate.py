@@ -437,17 +437,20 @@ from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_ch
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score, argus_average)
 
+# %% ../nbs/10_evaluate.ipynb #09797cc4
+from .degrade import DEFAULT_MODEL   # one default model for every module
+
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 from fastcore.script import call_parse, Param, store_true
 
-TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table')
+TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table', 'make-lfmcqa')
 
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
                max_retries:int=4, # SDK retries (claude)
               ):
     "A judge from a command-line spec"
     kind, _, name = spec.partition(':')
-    if kind == 'claude': return ClaudeJudge(model=name or 'claude-sonnet-4-6', max_retries=max_retries)
+    if kind == 'claude': return ClaudeJudge(model=name or DEFAULT_MODEL, max_retries=max_retries)
     if kind == 'tiny': return HFJudge(*tiny_chat_model(), name='tiny-chat')
     if kind == 'hf':
         if not name: raise ValueError("--judge hf:<folder or hub id> needs a model")
@@ -473,11 +476,11 @@ def _rows(path, task):
 def _summary(res:dict)->dict:
     return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
 
-def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table
+def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                   model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                  judge:str='claude:claude-sonnet-4-6', # claude:<model>, hf:<model> or tiny
+                  judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                   other:str=None, # agreement: the second judge's result JSON
                   run:str=None, # a name for this run (the `run` column of results tables)
                   rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official
@@ -494,9 +497,17 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   prompt:str=None, # caption instruction (generate)
                   quiet:bool=False, # no progress bars
                   echo:bool=False, # print the summary (JSON; table: markdown) on the main process
+                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                  source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
+                  split:str=None, # make-lfmcqa: the source split
+                  n:int=None, # make-lfmcqa / --benchmark: at most this many items
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
+        from rcc_rank.benchmarks import benchmark_task
+        return benchmark_task(task, benchmark, source, split, n, out, model, judge, seed, rule=rule, order_penalty=order_penalty, cache=cache,
+                              concurrency=concurrency, batch_size=batch_size, num_frames=num_frames, max_new_tokens=max_new_tokens, quiet=quiet, run=run, echo=echo)
     cache_path = None if cache == 'none' else cache
     progress = not quiet
     acc, main = None, True
@@ -555,11 +566,11 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
     return res
 
 @call_parse
-def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table
+def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                  data:str=None, # input JSONL (table: comma-separated result JSON files)
                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                 judge:str='claude:claude-sonnet-4-6', # claude:<model>, hf:<model> or tiny
+                 judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                  other:str=None, # agreement: the second judge's result JSON
                  run:str=None, # a name for this run (the `run` column of results tables)
                  rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official
@@ -575,6 +586,10 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                  seed:int=0, # sampling seed
                  prompt:str=None, # caption instruction (generate)
                  quiet:store_true=False, # no progress bars
+                 benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                 source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
+                 split:str=None, # make-lfmcqa: the source split
+                 n:int=None, # make-lfmcqa / --benchmark: at most this many items
                 ):
     "Run one evaluation and print its summary as JSON (`--out` saves the full result)"
     kw = dict(locals())

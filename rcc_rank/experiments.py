@@ -18,10 +18,10 @@ from .chains import Chain, Mutation
 from .questions import QuestionChain
 
 # %% auto #0
-__all__ = ['log', 'QUESTION_SOURCES', 'WORLD_SOURCES', 'EVALS', 'RANK_KEYS', 'DATA_DEFAULTS', 'question_to_chain',
+__all__ = ['log', 'QUESTION_SOURCES', 'WORLD_SOURCES', 'EVALS', 'RANK_KEYS', 'JUDGED_EVALS', 'DATA_DEFAULTS', 'question_to_chain',
            'attach_frames', 'make_data', 'choice_chains', 'choice_accuracy', 'eval_sets', 'evaluate_model',
-           'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell', 'experiment_table', 'run_experiment',
-           'explorer', 'rcc_experiment', 'win_rate', 'HeadToHead']
+           'judged_set', 'judged_metrics', 'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell',
+           'experiment_table', 'run_experiment', 'explorer', 'rcc_experiment', 'win_rate', 'HeadToHead']
 
 # %% ../nbs/15_experiments.ipynb #ff9aedc1
 log = get_logger(__name__)
@@ -111,21 +111,22 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
                                        meta={**it.get('meta', {}), 'prompt': it['prompt']}))
     return out
 
-def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4)->dict:
+def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Accuracy of picking the letter with the highest log-probability (`acc`), and the number of items"
     from rcc_rank.evaluate import rank_chains
-    r = rank_chains(model, processor, attach_frames(choice_chains(items)), batch_size=batch_size, num_frames=num_frames, progress=False)
+    r = rank_chains(model, processor, attach_frames(choice_chains(items)), batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
     return {'acc': r['top1'], 'n': r['n_chains']}
 
 # %% ../nbs/15_experiments.ipynb #1bf801d4
-EVALS = ('rank', 'lf_mcq', 'caption_match')
+EVALS = ('rank', 'lf_mcq', 'caption_match', 'judge', 'vdc', 'argus', 'lf_mcqa', 'tempcompass')
 RANK_KEYS = ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'top1_norm', 'pairwise_norm')
 
 def eval_sets(evals:Sequence[str], # names from `EVALS`
               n:int=32, # items per evaluation
               length:int=4, # captions per held-out chain
               seed:int=0, # dataset seed
-              test_data:str|None=None # 'file:PATH' of held-out chains instead of world chains
+              test_data:str|None=None, # 'file:PATH' of held-out chains instead of world chains
+              benchmarks:dict|None=None # judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH} (world sets where absent)
              )->dict[str, list]:
     "The held-out data of each evaluation (world test split unless `test_data` is given)"
     from rcc_rank.world import lf_mcq_set
@@ -135,20 +136,77 @@ def eval_sets(evals:Sequence[str], # names from `EVALS`
     for e in evals:
         if e == 'rank': out[e] = attach_frames(make_data(test_data or 'chains', n, length, 'test', seed))
         elif e == 'lf_mcq': out[e] = lf_mcq_set(n, seed=seed, n_choices=5)
-        else: out[e] = lf_mcq_set(n, seed=seed + 1, n_choices=3, n_errors=(1, 1))
+        elif e == 'caption_match': out[e] = lf_mcq_set(n, seed=seed + 1, n_choices=3, n_errors=(1, 1))
+        else: out[e] = judged_set(e, n, seed, (benchmarks or {}).get(e))
     return out
 
 def evaluate_model(model, processor, sets:dict, # from `eval_sets`
-                   num_frames:int=8, batch_size:int=4)->dict:
+                   num_frames:int=8, batch_size:int=4,
+                   judge:dict|None=None, # for judged evaluations: {'judge': a judge object, 'cache', 'rule', 'order_penalty', 'concurrency'}
+                   accelerator=None # an `accelerate.Accelerator`: each process evaluates its shard (judge calls on the main process)
+                  )->dict:
     "Flat metrics `{'rank/top1': ..., 'lf_mcq/acc': ...}` of `model` on every evaluation set"
     from rcc_rank.evaluate import rank_chains
     out = {}
     for e, data in sets.items():
         if e == 'rank':
-            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, progress=False)
+            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
             out.update({f'rank/{k}': float(r[k]) for k in RANK_KEYS if k in r})
-        else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size)['acc'])
+        elif e in JUDGED_EVALS: out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size, accelerator))
+        else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size, accelerator)['acc'])
     return out
+
+# %% ../nbs/15_experiments.ipynb #744e1903
+JUDGED_EVALS = ('judge', 'vdc', 'argus', 'lf_mcqa', 'tempcompass')
+
+def _world_caption_items(n:int, seed:int)->list[dict]:
+    chains = attach_frames(make_data('chains', n, 1, 'test', seed + 7))
+    return [{'id': c.id, 'frames': c.meta['frames'], 'reference': c.captions[0], 'scene': c.meta['scene']} for c in chains]
+
+def _world_qa(scene:dict)->list[dict]:
+    qa = [{'question': f"What colour is the {o['size']} {o['shape']}?", 'answer': o['colour']} for o in scene['objects']]
+    qa += [{'question': f"What shape is the {o['colour']} object?", 'answer': o['shape']} for o in scene['objects']]
+    return qa + [{'question': 'What colour is the background?', 'answer': scene['background']}]
+
+def judged_set(e:str, # one of `JUDGED_EVALS`
+               n:int, seed:int, # items and seed (world sets)
+               path:str|None=None # the published benchmark (vdc, argus, tempcompass), an LF-MCQA JSONL, or (judge) held-out chains
+              )->list[dict]:
+    "Items of a judged evaluation: the benchmark's first `n`, or held-out world scenes"
+    if e in ('lf_mcqa', 'tempcompass') and not path: raise ValueError(f"evaluation {e!r} needs benchmarks.{e}: PATH in the config")
+    if e == 'lf_mcqa': return read_jsonl(path, missing_ok=False)[:n]
+    if e == 'judge' and path:   # held-out chains (e.g. Rcc-PVD's test split): the first caption is the reference
+        from rcc_rank.chains import read_chains
+        chains = read_chains(path[5:] if path.startswith('file:') else path)
+        test = [c for c in chains if (c.meta or {}).get('split') == 'test'] or chains
+        return [{'id': c.id, 'video': c.video, 'reference': c.captions[0]} for c in test[:n]]
+    if path:
+        from rcc_rank.benchmarks import load_benchmark
+        return load_benchmark('vdc' if e == 'judge' else e, path)[:n]
+    items = _world_caption_items(n, seed)
+    if e == 'vdc': return [{**it, 'id': f"{it['id']}/detailed", 'video_id': it['id'], 'dim': 'detailed', 'qa': _world_qa(it['scene'])} for it in items]
+    return items
+
+# %% ../nbs/15_experiments.ipynb #527bef2d
+def judged_metrics(e:str, items:Sequence[dict], model, processor, judge:dict|None, num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
+    "Flat metrics of one judged evaluation (`judge/<axis>`, `vdc/score`, `argus/cost_h`, `lf_mcqa/acc`, `tempcompass/acc`)"
+    from rcc_rank.evaluate import generate_captions, mcq_evaluate
+    from rcc_rank.benchmarks import run_benchmark, on_main
+    from rcc_rank.judges import judge_captions, judge_summary
+    j = judge or {}
+    if e == 'lf_mcqa': return {'lf_mcqa/acc': float(mcq_evaluate(model, processor, items, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)['mcq_acc'])}
+    if e == 'tempcompass':
+        r = run_benchmark('tempcompass', items, model, processor, num_frames=num_frames, batch_size=batch_size, accelerator=accelerator)
+        return {'tempcompass/acc': float(r['tempcompass_acc']), **{k: v for k, v in r.items() if k.startswith('tempcompass/')}}
+    if j.get('judge') is None: raise ValueError(f"evaluation {e!r} needs a judge (the config's judge block)")
+    kw = dict(cache_path=j.get('cache'), concurrency=j.get('concurrency', 8), num_frames=num_frames, batch_size=batch_size,
+              max_new_tokens=j.get('max_new_tokens', 128))
+    if e in ('vdc', 'argus'):
+        r = run_benchmark(e, items, model, processor, j['judge'], j.get('rule', 'lmms-eval'), j.get('order_penalty', 0.1), accelerator=accelerator, **kw)
+        return {k: float(v) for k, v in r.items() if k.startswith(f'{e}/')}
+    recs = generate_captions(model, processor, items, num_frames=num_frames, batch_size=batch_size, max_new_tokens=kw['max_new_tokens'], accelerator=accelerator, progress=False)
+    s = judge_summary(on_main(lambda: judge_captions([r['caption'] for r in recs], [it['reference'] for it in items], j['judge'], kw['cache_path'], kw['concurrency'], False), accelerator))
+    return {f'judge/{k.replace("judge_", "")}': float(v) for k, v in s.items()}
 
 # %% ../nbs/15_experiments.ipynb #76eb28c4
 @dataclass
@@ -164,6 +222,8 @@ class ExperimentConfig:
     paper: str = '' # which table or figure of the paper this mirrors
     description: str = '' # free text
     quick: dict = field(default_factory=dict) # overrides applied by `quick=True` (same keys: base, data, grid)
+    judge: dict = field(default_factory=dict) # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny', or 'fake': an offline overlap judge on the fake server), cache, rule, order_penalty, concurrency, max_new_tokens
+    benchmarks: dict = field(default_factory=dict) # published sets for judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH}
 
 DATA_DEFAULTS = dict(source='chains', n_train=64, n_test=32, length=4, seed=0, test_source=None, teacher='fake')
 
@@ -206,6 +266,11 @@ def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
     cfg.data = {**DATA_DEFAULTS, **cfg.data}
     for e in cfg.eval:
         if e not in EVALS: raise ValueError(f"{src}: unknown evaluation {e!r}; known: {EVALS}")
+    bad = sorted(set(cfg.judge) - {'spec', 'cache', 'rule', 'order_penalty', 'concurrency', 'max_new_tokens'})
+    if bad: raise ValueError(f"{src}: judge has unknown key(s) {bad}")
+    if any(e in ('judge', 'vdc', 'argus') for e in cfg.eval) and not cfg.judge.get('spec'): raise ValueError(f"{src}: judged evaluations need judge: {{spec: ...}}")
+    for e in ('lf_mcqa', 'tempcompass'):
+        if e in cfg.eval and not cfg.benchmarks.get(e): raise ValueError(f"{src}: evaluation {e!r} needs benchmarks: {{{e}: PATH}}")
     t = cfg.table
     for k in ('rows', 'columns'):
         if t.get(k) is not None and t[k] not in cfg.grid: raise ValueError(f"{src}: table {k} {t[k]!r} is not a grid axis")
@@ -237,9 +302,11 @@ def grid_cells(cfg:ExperimentConfig)->list[dict]:
         train = {k: v for k, v in {**cfg.base, **fields_}.items() if not (k in defaults and v == defaults[k])}   # same run, same key
         data = {**cfg.data, **({'source': sets['data']} if 'data' in sets else {})}
         spec = {'train': train, 'data': data, 'eval': sorted(cfg.eval)}
+        if cfg.benchmarks: spec['benchmarks'] = dict(cfg.benchmarks)   # only when set: keys of older configs stay the same
+        if cfg.judge and any(e in JUDGED_EVALS for e in cfg.eval): spec['judge'] = {k: v for k, v in cfg.judge.items() if k not in ('cache', 'concurrency')}
         key = stable_hash(spec)[:12]
         label = ','.join(f'{k}={v}' for k, v in ax.items())
-        out.append({'axes': {**sets, **ax}, **spec, 'key': key, 'label': label})
+        out.append({'axes': {**sets, **ax}, **spec, 'key': key, 'label': label, 'judge_runtime': dict(cfg.judge)})
     return out
 
 # %% ../nbs/15_experiments.ipynb #437d5c3d
@@ -254,10 +321,25 @@ def _train_data(data:dict)->list[Chain]:
     d = data
     return _cached(('train', d), lambda: attach_frames(make_data(d['source'], d['n_train'], d['length'], 'train', d['seed'], teacher=d['teacher'])))
 
-def _eval_data(data:dict, evals:Sequence[str])->dict:
+def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
     d = data
-    return _cached(('eval', d['n_test'], d['length'], d['seed'], d['test_source'], list(evals)),
-                   lambda: eval_sets(evals, d['n_test'], d['length'], d['seed'], d['test_source']))
+    return _cached(('eval', d['n_test'], d['length'], d['seed'], d['test_source'], list(evals)) + ((benchmarks,) if benchmarks else ()),
+                   lambda: eval_sets(evals, d['n_test'], d['length'], d['seed'], d['test_source'], benchmarks))
+
+def _judge(opts:dict|None)->dict|None:
+    if not opts or not opts.get('spec'): return None
+    from rcc_rank.evaluate import make_judge
+    from rcc_rank.benchmarks import fake_judge
+    j = _cached(('judge', opts['spec']), lambda: fake_judge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
+    return {**opts, 'judge': j, 'cache': opts.get('cache')}
+
+def _eval_accelerator():
+    "An `Accelerator` when launched on several processes (evaluation is then sharded), else None"
+    import torch
+    from accelerate import PartialState
+    if PartialState(cpu=not torch.cuda.is_available()).num_processes == 1: return None
+    from accelerate import Accelerator
+    return Accelerator(cpu=not torch.cuda.is_available())
 
 def run_cell(cell:dict, # from `grid_cells`
              out_dir:str|Path, # the experiment folder (the cell trains in `runs/<key>`)
@@ -267,7 +349,7 @@ def run_cell(cell:dict, # from `grid_cells`
     t0 = time.time()
     tcfg = dict(cell['train'])
     run_dir = Path(out_dir)/'runs'/cell['key']
-    sets = _eval_data(cell['data'], cell['eval'])
+    sets = _eval_data(cell['data'], cell['eval'], cell.get('benchmarks'))
     full = {**_train_defaults(), **tcfg}          # the cell's settings with defaults filled in
     nf = int(full['num_frames'])
     if tcfg.get('objective') == 'pretrained':
@@ -281,7 +363,8 @@ def run_cell(cell:dict, # from `grid_cells`
         model, processor, steps = res['model'], res['processor'], res['steps']
         train_metrics = {f'train/{k}': v for k, v in (res['train'] or {}).items() if k in ('loss', 'pref', 'ntp', 'reward_acc', 'batch_top1')}
     model.eval()
-    metrics = evaluate_model(model, processor, sets, num_frames=nf, batch_size=int(full['eval_batch_size']))
+    metrics = evaluate_model(model, processor, sets, num_frames=nf, batch_size=int(full['eval_batch_size']), judge=_judge(cell.get('judge_runtime')),
+                             accelerator=_eval_accelerator())
     del model
     import gc, torch
     gc.collect()
@@ -329,11 +412,14 @@ def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or l
                   )->dict:
     "Run (or resume) every cell of an experiment; write its rows and table; returns paths, rows and the table"
     import torch
+    from accelerate import PartialState
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process   # in a multi-process launch only the main process writes
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment(config, quick=quick, **overrides)
-    out = Path(out_dir or Path('experiments')/cfg.name); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir or Path('experiments')/cfg.name)
+    if main: out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(int(threads))
     from rcc_rank.degrade import trim_partial_line
-    trim_partial_line(out/'cells.jsonl')   # a run killed mid-write leaves a partial last line: drop it before appending
+    if main: trim_partial_line(out/'cells.jsonl')   # a run killed mid-write leaves a partial last line: drop it before appending
     done = {r['key']: r for r in read_jsonl(out/'cells.jsonl')}
     cells = grid_cells(cfg)
     ran, skipped = 0, 0
@@ -341,15 +427,17 @@ def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or l
         if cell['key'] in done: skipped += 1; continue
         log.info(f"[{cfg.name}] cell {i + 1}/{len(cells)}: {cell['label']}")
         row = run_cell(cell, out)
-        append_jsonl(out/'cells.jsonl', row); done[cell['key']] = row; ran += 1
+        if main: append_jsonl(out/'cells.jsonl', row)
+        done[cell['key']] = row; ran += 1
     rows = [{**done[c['key']], 'run': c['label'], 'experiment': cfg.name,
              **{k: v for k, v in c['axes'].items() if k != 'chain_length' or v is not None}} for c in cells]
     rpath = out/f'{cfg.name}.jsonl'
-    if rpath.exists(): rpath.unlink()
-    append_jsonl(rpath, rows)
-    md, csv_text = experiment_table(rows, cfg.table, path=out/cfg.name)
-    title = f"**{cfg.name}**" + (f" ({cfg.paper})" if cfg.paper else '')
-    (out/f'{cfg.name}.md').write_text(title + '\n\n' + md)
+    md, csv_text = experiment_table(rows, cfg.table, path=out/cfg.name if main else None)
+    if main:
+        if rpath.exists(): rpath.unlink()
+        append_jsonl(rpath, rows)
+        title = f"**{cfg.name}**" + (f" ({cfg.paper})" if cfg.paper else '')
+        (out/f'{cfg.name}.md').write_text(title + '\n\n' + md)
     return {'name': cfg.name, 'out_dir': str(out), 'cells': len(cells), 'ran': ran, 'skipped': skipped,
             'rows': rows, 'table': md, 'table_path': str(out/f'{cfg.name}.md'), 'results_path': str(rpath)}
 

@@ -22,6 +22,9 @@ __all__ = ['log', 'AXES', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'AXIS_HINT
            'ajudge_captions', 'judge_captions', 'judge_summary', 'judge_agreement', 'vdc_answer_prompt',
            'vdc_review_prompt', 'parse_vdc_review', 'vdc_aggregate', 'avdc_score', 'vdc_score']
 
+# %% ../nbs/10a_judges.ipynb #f62c1552
+from .degrade import DEFAULT_MODEL, tool_choice   # one default model for every module
+
 # %% ../nbs/10a_judges.ipynb #782a19bf
 def run_async(coro):
     "Run a coroutine to completion, from plain Python or from inside a running event loop (Jupyter)"
@@ -141,7 +144,7 @@ def check_scores(d:dict)->dict:
 class ClaudeJudge:
     "A judge backed by Claude through the `anthropic` SDK (async client, tool-use replies, retries)"
     def __init__(self,
-                 model:str='claude-sonnet-4-6', # the Claude model (the paper judged with Claude 3.7 Sonnet, now retired)
+                 model:str=DEFAULT_MODEL, # the Claude model (the paper judged with Claude 3.7 Sonnet, now retired)
                  client_factory:Callable|None=None, # () -> anthropic.AsyncAnthropic; default reads ANTHROPIC_API_KEY
                  max_tokens:int=1024, # reply budget
                  temperature:float|None=None, # sent in the request body when given (this SDK has no `temperature` argument)
@@ -206,7 +209,7 @@ class ClaudeJudge:
                 if b.type == 'tool_use' and b.name == tool['name']: return check(b.input)
             raise JudgeError(f"no {tool['name']!r} tool call in the reply (stop_reason={msg.stop_reason})")
         return await self._call(get, system=system, messages=[{'role': 'user', 'content': user}],
-                                tools=[tool], tool_choice={'type': 'tool', 'name': tool['name']})
+                                tools=[tool], tool_choice=tool_choice(self.model, tool['name']))
 
     async def ascore_caption(self, prediction:str, reference:str)->dict:
         "The four 1-10 scores of `prediction` against `reference`"

@@ -489,7 +489,8 @@ def find_resume(cfg:TrainConfig)->Path|None:
 # %% ../nbs/09_train.ipynb #118be555
 RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
                'save_every', 'keep_checkpoints', 'max_nan_steps', 'eval_data', 'eval_split', 'max_eval_chains', 'eval_batch_size',
-               'cpu', 'num_workers', 'gradient_checkpointing')   # settings a resume may change: none alters what is learned
+               'cpu', 'num_workers', 'gradient_checkpointing',
+               'train_data')   # settings a resume may change: none alters what is learned (the data is compared by its hash)
 
 def data_hash(chains:Sequence[Chain] # the training chains, in order
              )->str:

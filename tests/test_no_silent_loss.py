@@ -175,32 +175,9 @@ def test_bad_float_settings_are_refused_naming_the_field(data, tmp_path):
     assert r.returncode != 0 and '--timeout: must be a finite number' in r.stderr, r.stderr[-2000:]
 
 def test_training_refuses_mixed_runs_and_logs_each_step_once(data, tmp_path):
-    "A reused output_dir, a resume with other settings, a kill mid-run: nothing mixes"
+    "A kill mid-run then a resume, a reused output_dir, a resume with other settings or data: nothing mixes"
     out = tmp_path/'run'
-    r = run('train', targs(data, out, 4))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert [h['step'] for h in read_jsonl(out/'history.jsonl')] == [1, 2, 3, 4]
-    before = snapshot(out)
-    # a fresh run into the used folder
-    r = run('train', targs(data, out, 3))
-    assert r.returncode != 0 and f'output_dir {out} already holds a run' in r.stderr and '--overwrite_output_dir' in r.stderr, r.stderr[-2000:]
-    # a resume with another objective, lr, LoRA shape and freeze_vision
-    r = run('train', targs(data, out, 6, '--resume', 'latest', '--objective', 'mpo', '--lr', 5e-3, '--lora_r', 8, '--freeze_vision'))
-    assert r.returncode != 0
-    msg = r.stderr.strip().splitlines()[-1]
-    for s in ("objective: 'rank' -> 'mpo'", 'lr: 0.001 -> 0.005', 'lora_r: 16 -> 8', 'freeze_vision: False -> True'): assert s in msg, msg
-    print(msg)
-    # other data
-    other = data/'other.jsonl'; write_chains(read_chains(data/'chains.jsonl')[::-1], other)
-    r = run('train', targs(data, out, 6, '--resume', 'latest', '--train_data', other))
-    assert r.returncode != 0 and 'data: the training chains differ' in r.stderr, r.stderr[-2000:]
-    assert snapshot(out) == before, 'a refused run changed the output folder'
-    # --overwrite_output_dir replaces the old run: its step-4 checkpoint is gone, so resume latest picks the new one
-    r = run('train', targs(data, out, 2, '--overwrite_output_dir'))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert sorted(p.name for p in (out/'checkpoints').iterdir()) == ['step_0000002']
-    assert [h['step'] for h in read_jsonl(out/'history.jsonl')] == [1, 2]
-    # killed after its step-4 checkpoint, mid-way to 8, then resumed: each step logged once
+    # killed after its step-4 checkpoint with step 5 logged, then resumed: each step logged once
     p = start('train', targs(data, out, 8, '--resume', 'latest'), log=tmp_path/'killed.log')
     t0 = time.time()
     while not (out/'checkpoints'/'step_0000004'/'trainer_state.json').exists():
@@ -210,10 +187,29 @@ def test_training_refuses_mixed_runs_and_logs_each_step_once(data, tmp_path):
     while len(read_jsonl(out/'history.jsonl')) < 5 and p.poll() is None and time.time() - t1 < 60: time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait(); p.logfile.close()
     logged = [h['step'] for h in read_jsonl(out/'history.jsonl')]
+    assert not (out/'final').exists() and 5 in logged, logged
     r = run('train', targs(data, out, 8, '--resume', 'latest'))
     assert r.returncode == 0, r.stderr[-3000:]
-    steps = [h['step'] for h in read_jsonl(out/'history.jsonl')]
-    assert steps == list(range(1, 9)), (logged, steps)
+    assert [h['step'] for h in read_jsonl(out/'history.jsonl')] == list(range(1, 9)), logged
+    before = snapshot(out)
+    # a fresh run into the used folder
+    r = run('train', targs(data, out, 3))
+    assert r.returncode != 0 and f'output_dir {out} already holds a run' in r.stderr and '--overwrite_output_dir' in r.stderr, r.stderr[-2000:]
+    # a resume with another objective, lr, schedule, LoRA shape, freeze_vision and data
+    other = data/'other.jsonl'; write_chains(read_chains(data/'chains.jsonl')[::-1], other)
+    r = run('train', targs(data, out, 10, '--resume', 'latest', '--objective', 'mpo', '--lr', 5e-3, '--min_lr_ratio', 0.1, '--lora_r', 8,
+                           '--freeze_vision', '--train_data', other))
+    assert r.returncode != 0
+    msg = r.stderr.strip().splitlines()[-1]
+    for s in ("objective: 'rank' -> 'mpo'", 'lr: 0.001 -> 0.005', 'min_lr_ratio: 0.0 -> 0.1', 'lora_r: 16 -> 8',
+              'freeze_vision: False -> True', 'data: the training chains differ'): assert s in msg, msg
+    print(msg)
+    assert snapshot(out) == before, 'a refused run changed the output folder'
+    # --overwrite_output_dir replaces the old run: its checkpoints are gone, so resume latest cannot pick the old step 8
+    r = run('train', targs(data, out, 2, '--overwrite_output_dir'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (out/'checkpoints').iterdir()) == ['step_0000002']
+    assert [h['step'] for h in read_jsonl(out/'history.jsonl')] == [1, 2]
 
 def test_one_writer_per_training_output_dir(data, tmp_path):
     out = tmp_path/'run'

@@ -395,6 +395,7 @@ def caption_matching(model, processor, # a VLM and its processor
 from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
                              judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
 from .judges import require_fields
+from .core import check_finite
 import sys
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score)
@@ -459,6 +460,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
     cache_path = None if cache == 'none' else cache
     progress = not quiet
     acc, main = None, True

@@ -126,16 +126,17 @@ def test_one_writer_per_generation_output(tmp_path):
     append_jsonl(inp, items(400))
     args = [inp, out, '--length', 6, '--concurrency', 4, '--quiet']
     first = start('degrade', args, log=tmp_path/'first.log')
-    lock = tmp_path/'out.jsonl.lock'
+    prog = side_paths(out)['progress']
     t0 = time.time()
-    while not (lock.exists() and lock.read_text().strip()) and time.time() - t0 < 60: time.sleep(0.02)
-    others = [run('degrade', args, timeout=60) for _ in range(2)]
+    while not (prog.exists() and prog.stat().st_size) and time.time() - t0 < 60: time.sleep(0.02)   # the first is writing
+    others = [start('degrade', args, log=tmp_path/f'other{i}.log') for i in range(2)]
     still_running = first.poll() is None
-    first.wait(timeout=300); first.logfile.close()
+    for p in [first, *others]: p.wait(timeout=300); p.logfile.close()
     assert first.returncode == 0, (tmp_path/'first.log').read_text()[-2000:]
     assert still_running, 'the first writer finished before the others started; the test proves nothing'
-    for r in others:
-        assert r.returncode != 0 and f'process {first.pid} holds' in r.stderr, r.stderr[-2000:]
+    for i, p in enumerate(others):
+        log = (tmp_path/f'other{i}.log').read_text()
+        assert p.returncode != 0 and f'process {first.pid} holds' in log, log[-2000:]
     ids = [r['id'] for r in read_jsonl(out)]
     assert len(ids) == len(set(ids)) == 400
 
@@ -146,7 +147,8 @@ def test_check_chains_rejects_duplicate_ids(tmp_path):
     build_chains([dict(it, video=str(v)) for it in items(4)], RuleMutator(), 3, 0, tmp_path/'c.jsonl', progress=False)
     chains = read_chains(tmp_path/'c.jsonl')
     write_chains(chains + chains[:1], tmp_path/'dup.jsonl')
-    r = run('train', ['--train_data', tmp_path/'dup.jsonl', '--output_dir', tmp_path/'run', '--cpu', '--log_with', 'none'])
+    r = run('train', ['--train_data', tmp_path/'dup.jsonl', '--output_dir', tmp_path/'run', '--cpu', '--log_with', 'none', '--batch_size', 2,
+                      '--max_steps', 1, '--num_frames', 2, '--eval_every', 0, '--save_every', 0])
     assert r.returncode != 0 and f"train_data: duplicate chain id '{chains[0].id}'" in r.stderr, r.stderr[-2000:]
 
 # --------------------------------------------------------------------------------------------- training
@@ -279,9 +281,10 @@ def test_judge_failures_are_named_counted_and_contained(tmp_path):
 def test_one_writer_per_judge_cache(tmp_path):
     from rcc_rank.judges import JudgeCache
     append_jsonl(tmp_path/'caps.jsonl', [dict(id='a', prediction='A dog.', reference='A dog.')])
-    with JudgeCache(tmp_path/'cache.jsonl'):
-        r = run('evaluate', ['judge', '--data', tmp_path/'caps.jsonl', '--cache', tmp_path/'cache.jsonl', '--judge', 'claude:claude-fake',
-                             '--quiet'], dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL='http://127.0.0.1:9'), timeout=120)
+    held = JudgeCache(tmp_path/'cache.jsonl')   # this process is the cache's writer
+    r = run('evaluate', ['judge', '--data', tmp_path/'caps.jsonl', '--cache', tmp_path/'cache.jsonl', '--judge', 'claude:claude-fake',
+                         '--quiet'], dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL='http://127.0.0.1:9'), timeout=120)
+    del held
     assert r.returncode != 0 and f'process {os.getpid()} holds' in r.stderr, r.stderr[-2000:]
 
 # ------------------------------------------------------------------------------------------------ memory

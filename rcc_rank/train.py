@@ -534,9 +534,10 @@ def _saved_run(src:Path)->tuple[dict, str|None]:
 def prepare_output_dir(cfg:TrainConfig, # this run's config
                        ck:Path|None, # the checkpoint to resume from (`find_resume`)
                        dhash:str, # `data_hash` of this run's training chains
-                       main:bool=True # only the main process changes files
+                       main:bool=True # only the main process checks and changes files (the others would see its new files)
                       )->None:
     "Refuse a resume made by other settings or a fresh run over an old one; leave each step logged once"
+    if not main: return    # a refusal on the main process stops the launch, and the other processes with it
     out = Path(cfg.output_dir)
     left = previous_run(out)
     src = ck if ck is not None else (out if left and cfg.resume == 'latest' and not cfg.overwrite_output_dir else None)
@@ -546,16 +547,14 @@ def prepare_output_dir(cfg:TrainConfig, # this run's config
         if diff: raise ValueError(f"resume: {src} was made with other settings: {'; '.join(diff)}. Resume with the settings that made "
                                   "it, or start a fresh run (another output_dir, or --overwrite_output_dir without --resume).")
         step = json.loads((ck/'trainer_state.json').read_text())['step'] if ck is not None else -1   # no checkpoint: from scratch
-        if main:
-            for n in ('history.jsonl', 'eval.jsonl'): _keep_steps(out/n, step)
-            if ck is None: shutil.rmtree(out/'final', ignore_errors=True)
+        for n in ('history.jsonl', 'eval.jsonl'): _keep_steps(out/n, step)
+        if ck is None: shutil.rmtree(out/'final', ignore_errors=True)
     elif left and not cfg.overwrite_output_dir:
         raise ValueError(f"output_dir {out} already holds a run ({', '.join(left)}); pass --overwrite_output_dir to replace it, "
                          "--resume latest to continue it, or choose another output_dir")
-    elif left and main: _clear_run(out)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out/'run.json').write_text(json.dumps({'data_hash': dhash}))
+    elif left: _clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out/'run.json').write_text(json.dumps({'data_hash': dhash}))
 
 # %% ../nbs/09_train.ipynb #bb7bc8ac
 def check_run(cfg:TrainConfig, # this run's config

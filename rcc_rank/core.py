@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1ac464ec
 from __future__ import annotations
-import os, re, json, random, logging, hashlib
+import os, re, json, time, fcntl, random, logging, hashlib
 from pathlib import Path
 from typing import Iterable, Iterator, Any
 
@@ -12,7 +12,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
-           'read_jsonl', 'stable_hash']
+           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'check_finite']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -117,9 +117,10 @@ def _drop_partial_tail(path:Path):
         f.truncate(data.rfind(b'\n') + 1)
 
 def read_jsonl(path:str|Path, # JSONL file
-               missing_ok:bool=True # a missing file reads as empty
+               missing_ok:bool=True, # a missing file reads as empty
+               tail_ok:bool=True # skip a truncated final line (our own file, a killed writer); False: every bad line raises (input files)
               )->list[dict]:
-    "Read a JSONL file; a truncated final line (a killed writer) is skipped, other bad lines raise"
+    "Read a JSONL file; a truncated final line (a killed writer) is skipped, other bad lines raise naming file and line (1-based)"
     path = Path(path)
     if not path.exists():
         if missing_ok: return []
@@ -131,7 +132,7 @@ def read_jsonl(path:str|Path, # JSONL file
         try: out.append(json.loads(line))
         except json.JSONDecodeError as e:
             last = i == len(lines) - 1 or all(not l.strip() for l in lines[i+1:])
-            if last and not lines[-1] == '' : continue  # truncated tail with no newline: a killed writer
+            if tail_ok and last and not lines[-1] == '' : continue  # truncated tail with no newline: a killed writer
             raise ValueError(f"{path}:{i+1}: not valid JSON ({e.msg})") from None
     return out
 
@@ -142,3 +143,68 @@ def stable_hash(*parts:Any, # JSON-serialisable values
     "A short, stable SHA-256 hex digest of `parts` (order matters)"
     s = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(s.encode()).hexdigest()[:n]
+
+# %% ../nbs/00_core.ipynb #d50967d7
+class OutputLocked(RuntimeError):
+    "Another process is writing this output"
+
+_HELD:dict[str, list] = {}   # lock file -> [fd, count] for the locks this process holds
+
+# %% ../nbs/00_core.ipynb #5c330967
+class OutputLock:
+    "An exclusive `fcntl.flock` on lock file `path` (one writer per output); a second process fails at once, naming the holder's pid"
+    def __init__(self, path:str|Path, # the lock file (created with its folder)
+                 what:str='output' # how messages name the thing locked
+                ): self.path, self.what, self.held = Path(path), what, False
+
+    def acquire(self)->OutputLock:
+        "Take the lock or raise `OutputLocked`; re-entrant within a process"
+        if self.held: return self
+        key = str(self.path.resolve())
+        if key in _HELD: _HELD[key][1] += 1; self.held = True; return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLocked(f"{self.what} is in use: process {lock_holder(self.path) or '(unknown pid)'} holds {self.path}; "
+                               "wait for it to finish (or stop it) before writing here") from None
+        os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
+        _HELD[key] = [fd, 1]; self.held = True
+        return self
+
+    def release(self):
+        "Give the lock back (the last release in this process closes the file, which unlocks it)"
+        if not self.held: return
+        self.held = False
+        ent = _HELD.get(str(self.path.resolve()))
+        if ent is None: return
+        ent[1] -= 1
+        if ent[1] <= 0:
+            del _HELD[str(self.path.resolve())]
+            os.close(ent[0])
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+    def __del__(self): self.release()
+
+# %% ../nbs/00_core.ipynb #ffafcc40
+def lock_holder(path:str|Path # a lock file
+               )->int|None:
+    "The pid written in a lock file (None if unreadable)"
+    for _ in range(20):   # the holder writes its pid just after locking
+        try: s = Path(path).read_text().strip()
+        except OSError: return None
+        if s.isdigit(): return int(s)
+        time.sleep(0.01)
+    return None
+
+# %% ../nbs/00_core.ipynb #a994c51b
+def check_finite(values:dict, # setting name -> value
+                 where:str='' # prefix for messages, e.g. 'TrainConfig.'
+                )->dict:
+    "Raise naming the first float setting that is NaN or infinite; returns `values`"
+    import math
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v): raise ValueError(f"{where}{k}: must be a finite number (got {v!r})")
+    return values

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Callable
 
 from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key
+from .core import OutputLock, check_finite
 from .chains import Chain, Mutation
 from . import errors as _errors
 
@@ -21,11 +22,14 @@ __all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'CACHE_
            'system_prompt', 'user_prompt', 'cache_min_tokens', 'approx_tokens', 'cached_system', 'tool_choice',
            'deprecated_models', 'check_model', 'Truncated', 'refusal', 'tool_input', 'ClaudeMutator', 'rule_responder',
            'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'side_paths', 'trim_partial_line', 'step_seed',
-           'normalise_items', 'estimate_cost', 'RunStopped', 'classify_error', 'retry_delay', 'mutation_problem',
-           'abuild_chains', 'build_chains', 'failures', 'BatchError', 'split_batches', 'BatchLedger', 'submit_batch',
-           'wait_batch', 'result_error', 'abuild_chains_batched', 'build_chains_batched', 'frame_blocks', 'references',
-           'recaption_request', 'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
-           'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator', 'rcc_generate']
+           'normalise_items', 'estimate_cost', 'FingerprintMismatch', 'prompt_version', 'generation_fingerprint',
+           'fingerprint_diff', 'check_fingerprints', 'lock_path', 'recaptioned_path', 'move_aside', 'RunStopped',
+           'classify_error', 'retry_delay', 'mutation_problem', 'abuild_chains', 'build_chains', 'failures',
+           'BatchError', 'split_batches', 'BatchLedger', 'submit_batch', 'wait_batch', 'result_error',
+           'abuild_chains_batched', 'build_chains_batched', 'frame_blocks', 'references', 'recaption_request',
+           'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
+           'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator',
+           'generation_exit', 'rcc_generate']
 
 # %% ../nbs/03_degrade.ipynb #84dac099
 log = get_logger(__name__)
@@ -618,7 +622,7 @@ def step_seed(*parts)->int:
 def normalise_items(items:Iterable[dict])->list[dict]:
     "Check input rows (`id`, `caption`, optional `video`, `meta`); raise naming the bad row"
     out, seen = [], set()
-    for i, it in enumerate(items):
+    for i, it in enumerate(items, 1):   # rows counted from 1, as editors count lines
         if not isinstance(it, dict): raise ValueError(f'input row {i}: expected a dict, got {type(it).__name__}')
         cid, cap = it.get('id'), it.get('caption')
         if cid is None or str(cid).strip() == '': raise ValueError(f'input row {i}: missing "id"')
@@ -649,6 +653,83 @@ def estimate_cost(usage:dict, # summed token counts
             return round(c * (0.5 if batch else 1.0), 6)
     return None
 
+# %% ../nbs/03_degrade.ipynb #67c7acb2
+class FingerprintMismatch(ValueError):
+    "An output holds records that another configuration made"
+
+def prompt_version(mutator:Mutator)->str:
+    "A short hash of what a back end follows: its prompt and tool schema, or the rule lexicons"
+    v = getattr(mutator, 'prompt_version', None)
+    if v: return str(v)
+    if isinstance(mutator, RuleMutator): return 'rules-' + stable_hash(SWAPS, n=8)
+    system = getattr(mutator, 'system', None) or system_prompt(mutator.types)
+    extra = _HF_FORMAT if isinstance(mutator, HFMutator) else DEGRADE_TOOL
+    return 'llm-' + stable_hash(system, extra, n=8)
+
+def generation_fingerprint(item:dict, # a normalised input row
+                           mutator:Mutator, # the back end
+                           length:int, # captions per chain
+                           seed:int # base seed
+                          )->dict:
+    "What makes a chain: its input caption (hashed), back end, model, prompt version, seed, length, error types and tagger"
+    model = getattr(mutator, 'model', None)
+    return {'caption': stable_hash(item['caption'], n=12), 'mutator': mutator.name, 'model': model if isinstance(model, str) else None,
+            'prompt': prompt_version(mutator), 'seed': seed, 'length': int(length),
+            'types': sorted(mutator.types) if mutator.types is not None else None, 'tagger': getattr(mutator, 'tagger', None)}
+
+# %% ../nbs/03_degrade.ipynb #366de903
+def fingerprint_diff(old:dict|None, # the fingerprint on file
+                     new:dict # this run's
+                    )->list[str]:
+    "The fields that differ, as 'field old -> new' (the caption as 'input caption text')"
+    if not isinstance(old, dict): return ['no fingerprint (written by an older rcc-rank)']
+    return ['input caption text' if k == 'caption' else f'{k} {old.get(k)!r} -> {v!r}' for k, v in new.items() if old.get(k) != v]
+
+def _records(out:Path):
+    "(file, id, fingerprint) of every record the builder wrote for `out`"
+    side = side_paths(out)
+    for r in read_jsonl(out): yield out, r.get('id'), (r.get('meta') or {}).get('fingerprint')
+    for k in ('progress', 'failures'):
+        for r in read_jsonl(side[k]): yield side[k], r.get('id'), r.get('fingerprint')
+    for r in read_jsonl(side['batches']):
+        if r.get('event') == 'submitted': yield side['batches'], None, r.get('fingerprint')
+
+def check_fingerprints(out_path:str|Path, # the output JSONL
+                       fps:dict[str, dict] # chain id -> this run's fingerprint
+                      )->int:
+    "Raise `FingerprintMismatch` at the first record another configuration made (ids not in `fps` are checked on the run settings); returns the records checked"
+    out, n = Path(out_path), 0
+    if not fps: return 0
+    run_fp = {k: v for k, v in next(iter(fps.values())).items() if k != 'caption'}
+    for f, cid, old in _records(out):
+        n += 1
+        diff = fingerprint_diff(old, fps.get(cid, run_fp))
+        if diff:
+            raise FingerprintMismatch(
+                f"{out}: chain {cid!r} ({f.name}) was made with another configuration: {'; '.join(diff)}. Nothing was sent and no file "
+                "was changed. Rerun with the settings that made it, write to another output, or pass --overwrite "
+                "(`move_aside`) to move the old files aside and start over.")
+    return n
+
+# %% ../nbs/03_degrade.ipynb #e3f89797
+def lock_path(out_path:str|Path)->Path:
+    "The lock file of an output (`OUT.lock`): one builder writes an output at a time"
+    p = Path(out_path); return p.with_name(p.name + '.lock')
+
+def recaptioned_path(out_path:str|Path)->Path:
+    "Where `rcc-generate --recaption` keeps the detailed captions"
+    return side_paths(out_path)['progress'].with_name(Path(out_path).stem + '.recaptioned.jsonl')
+
+def move_aside(out_path:str|Path # the output JSONL
+              )->list[Path]:
+    "Rename the output and its side files to `NAME.old-<UTC time>` so a run starts over; returns the new paths"
+    p, stamp = Path(out_path), time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    moved = []
+    for f in [p, *side_paths(p).values(), recaptioned_path(p)]:
+        if f.exists():
+            dest = f.with_name(f'{f.name}.old-{stamp}'); os.replace(f, dest); moved.append(dest)
+    return moved
+
 # %% ../nbs/03_degrade.ipynb #bb6317fd
 _TOKEN_KEYS = ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens')
 
@@ -658,6 +739,11 @@ class _Run:
         if length < 1: raise ValueError(f'length must be >= 1 (captions per chain), got {length}')
         self.items, self.mutator, self.length, self.seed = normalise_items(items), mutator, int(length), seed
         self.out = Path(out_path); self.side = side_paths(out_path); self.check_kw = check_kw or {}; self.durable = durable
+        self.lock = OutputLock(lock_path(self.out), f'chains output {self.out}').acquire()   # one writer; released by `summary`
+        self.fp = {it['id']: generation_fingerprint(it, mutator, self.length, seed) for it in self.items}
+        self.run_fp = {k: v for k, v in generation_fingerprint({'caption': ''}, mutator, self.length, seed).items() if k != 'caption'}
+        try: check_fingerprints(self.out, self.fp)   # before anything is sent or written (even a torn last line is left as it is)
+        except FingerprintMismatch: self.lock.release(); raise
         for p in [self.out, *self.side.values()]: trim_partial_line(p)
         self.done = {r['id'] for r in read_jsonl(self.out)}
         self.steps:dict[str, dict[int, dict]] = {}
@@ -666,7 +752,7 @@ class _Run:
             if 'ended_early' in r: self.ended[r['id']] = r['ended_early']
             else: self.steps.setdefault(r['id'], {}).setdefault(r['step'], r)
         self.counts = dict(chains=len(self.items), skipped=0, finished=0, ended_early=0, unfinished=0, steps=0, resumed_steps=0,
-                           refusals=0, invalid=0, api_errors=0, **{k: 0 for k in _TOKEN_KEYS})
+                           refusals=0, invalid=0, api_errors=0, fatal_errors=0, **{k: 0 for k in _TOKEN_KEYS})
         self.t0 = time.time()
 
     def chain(self, it:dict)->Chain:
@@ -678,7 +764,7 @@ class _Run:
             if r is None: break
             caps.append(r['caption']); muts.append(Mutation(**r['mutation']))
         self.counts['resumed_steps'] += len(muts)
-        meta = {**it['meta'], 'seed': self.seed, 'mutator': self.mutator.name, 'length': self.length}
+        meta = {**it['meta'], 'seed': self.seed, 'mutator': self.mutator.name, 'length': self.length, 'fingerprint': self.fp[it['id']]}
         return Chain(id=it['id'], captions=caps, mutations=muts, video=it['video'], ended_early=self.ended.get(it['id']), meta=meta)
 
     def add_usage(self, u:dict):
@@ -687,16 +773,18 @@ class _Run:
     def record_step(self, chain:Chain, res:MutationResult):
         chain.captions.append(res.caption); chain.mutations.append(res.mutation)
         append_jsonl(self.side['progress'], {'id': chain.id, 'step': len(chain.mutations), 'caption': res.caption,
-                                             'mutation': res.mutation.to_dict(), 'usage': res.usage}, fsync=self.durable)
+                                             'mutation': res.mutation.to_dict(), 'usage': res.usage, 'fingerprint': self.fp[chain.id]}, fsync=self.durable)
         self.counts['steps'] += 1
 
     def record_end(self, chain:Chain, reason:str):
         chain.ended_early = reason
-        append_jsonl(self.side['progress'], {'id': chain.id, 'step': len(chain.mutations), 'ended_early': reason}, fsync=self.durable)
+        append_jsonl(self.side['progress'], {'id': chain.id, 'step': len(chain.mutations), 'ended_early': reason,
+                                             'fingerprint': self.fp[chain.id]}, fsync=self.durable)
 
     def fail(self, chain:Chain, kind:str, reason:str, **kw):
         append_jsonl(self.side['failures'], {'id': chain.id, 'step': len(chain.mutations) + 1, 'kind': kind,
-                                             'reason': redact(reason), 'time': round(time.time(), 3), **kw}, fsync=self.durable)
+                                             'reason': redact(reason), 'time': round(time.time(), 3), **kw, 'fingerprint': self.fp[chain.id]}, fsync=self.durable)
+        if kind == 'other': self.counts['fatal_errors'] += 1   # a 4xx other than 429 (or a bug): not worth a retry
 
     def finish(self, chain:Chain):
         chain.validate()
@@ -712,7 +800,7 @@ class _Run:
                 with open(p, 'rb+') as f: os.fsync(f.fileno())
 
     def summary(self, batch:bool=False)->dict:
-        self.sync()
+        self.sync(); self.lock.release()
         c = dict(self.counts)
         c['unfinished'] = c['chains'] - c['skipped'] - c['finished']
         model = getattr(self.mutator, 'model', None)
@@ -1352,7 +1440,7 @@ def read_items(path:str|Path, # JSONL/JSON, CSV, or a `datasets` folder (save_to
         data = json.loads(p.read_text(encoding='utf-8'))
         if not isinstance(data, list): raise ValueError(f'{p}: expected a JSON list of rows')
         return data
-    return read_jsonl(p, missing_ok=False)
+    return read_jsonl(p, missing_ok=False, tail_ok=False)   # a bad line, the last one too, names file and line
 
 # %% ../nbs/03_degrade.ipynb #e777b041
 def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
@@ -1370,6 +1458,15 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
         return HFMutator(model, types=types, tagger=tagger)
     raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
 
+# %% ../nbs/03_degrade.ipynb #059629fb
+def generation_exit(s:dict # a builder's summary
+                   ):
+    "Raise `SystemExit` (non-zero) when chains remain unfinished or a fatal error occurred; the message says where the failures are"
+    bad, fatal = s.get('unfinished', 0), s.get('fatal_errors', 0)
+    if not bad and not fatal: return
+    raise SystemExit(f"rcc-generate: {bad} of {s.get('chains')} chain(s) unfinished, {fatal} fatal error(s) (a 4xx other than 429, "
+                     f"or a bug); see {s.get('failures_file')}. Fix the cause and rerun the same command to resume.")
+
 # %% ../nbs/03_degrade.ipynb #ca16edc2
 from fastcore.script import call_parse, Param, store_true
 
@@ -1380,6 +1477,7 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
                  questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
                  dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
                  push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
+                 overwrite:store_true=False, # move the old output and its side files aside (NAME.old-<time>) and start over
                  mutator:str='rules', # rules, claude or hf
                  length:int=6, # captions per chain (steps = length - 1)
                  seed:int=0, # base seed
@@ -1405,25 +1503,28 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
     if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
     if output is None or bool(input) == bool(source): raise SystemExit('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
     from rcc_rank.sources import source_items, finish_generate, load_source, parse_source_spec, ssv2_chains
+    check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
+    lock = OutputLock(lock_path(output), f'chains output {output}').acquire()   # held to the end (recaptions too)
+    if overwrite: log.info(f"--overwrite: moved aside {[str(p) for p in move_aside(output)]}")
     settings = {k: v for k, v in dict(locals()).items() if k in ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')}
     if source and parse_source_spec(source)[0] == 'ssv2':   # SSv2 chains come from its templates and placeholders
         from rcc_rank.chains import write_chains
         have = {r['id'] for r in read_jsonl(output)}
         new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(source)[1], split), length, seed) if c.id not in have][:limit]
         write_chains(new, output, append=True)
-        print(json.dumps({'finished': len(new), 'skipped': len(have), **finish_generate(output, dataset, push_to_hub, questions, settings, source)})); return
+        print(json.dumps({'finished': len(new), 'skipped': len(have), **finish_generate(output, dataset, push_to_hub, questions, settings, source)})); lock.release(); return
     rows = (source_items(source, split) if source else read_items(input, split=split))[:limit]
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []
-    ledgers = [side_paths(output)['batches'], side_paths(Path(output).with_name(Path(output).stem + '.recaptioned.jsonl'))['batches']]
+    ledgers = [side_paths(output)['batches'], side_paths(recaptioned_path(output))['batches']]
     unknown = set(forget) - set().union(*(BatchLedger(p).ids for p in ledgers if p.exists()))
     if unknown: raise SystemExit(f"--forget_batch: no batch {', '.join(sorted(unknown))} is recorded in {' or '.join(map(str, ledgers))}")
     try:
         rsum = None
         if recaption:
             if not isinstance(m, ClaudeMutator): raise SystemExit('--recaption needs --mutator claude')
-            rpath = side_paths(output)['progress'].with_name(Path(output).stem + '.recaptioned.jsonl')
+            rpath = recaptioned_path(output)
             rsum = recaption_rows(rows, m, rpath, num_frames=num_frames, concurrency=concurrency, batch=batch, poll_interval=poll_interval, forget=forget)
             rows = read_jsonl(rpath)
         if batch:
@@ -1435,3 +1536,5 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
     s = with_recaption(s, rsum); s.update(finish_generate(output, dataset, push_to_hub, questions, settings, source or ''))
     print(json.dumps(s))  # no return value: a console script passes it to sys.exit
+    lock.release()
+    generation_exit(s)

@@ -172,6 +172,7 @@ def evaluate_model(model, # the model (peft or plain)
 def _train_kw(cfg:DemoConfig, out:Path, **kw)->dict:
     return dict(arch='qwen2_5_vl', num_frames=cfg.n_frames, batch_size=cfg.batch_size, output_dir=str(out),
                 log_with='none', eval_every=0, save_every=0, log_every=max(1, cfg.steps // 4), cpu=True,
+                overwrite_output_dir=True,   # a rerun of the demo into the same folder trains its runs afresh
                 mixed_precision='no', **kw)
 
 def warm_start(cfg:DemoConfig, # settings

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_errors.ipynb #c24d75d7
 from __future__ import annotations
-import re, random, functools
+import os, re, sys, random, threading, functools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Any
 
@@ -13,9 +14,9 @@ __all__ = ['COLOURS', 'SIZE_OPPOSITES', 'SIZES', 'SHAPES', 'MATERIALS', 'NUMBER_
            'SPATIAL_OPPOSITES', 'DIRECTION_OPPOSITES', 'MOTION_VERBS', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES',
            'TEMPORAL_WORDS', 'ACTION_OPPOSITES', 'OBJECT_CATEGORIES', 'PERSON_OPPOSITES', 'PERSON_NOUNS', 'SCENES',
            'SCENE_WORDS', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'LIGHTING_OPPOSITES', 'LEXICONS', 'PREFERRED_PIPELINES',
-           'INSTALL_HINT', 'ERROR_TYPES', 'same_category', 'inflect_like', 'EnglishPipelineMissing', 'get_nlp', 'Token',
-           'Tagged', 'tag', 'tag_many', 'ErrorType', 'taxonomy_markdown', 'register_error_type', 'applicable_types',
-           'sample_error_type', 'error_type_order']
+           'INSTALL_HINT', 'ERROR_TYPES', 'same_category', 'inflect_like', 'EnglishPipelineMissing', 'get_nlp',
+           'approx_bytes', 'SizedCache', 'Token', 'Tagged', 'tag', 'tag_many', 'ErrorType', 'taxonomy_markdown',
+           'register_error_type', 'applicable_types', 'sample_error_type', 'error_type_order']
 
 # %% ../nbs/02_errors.ipynb #bc115650
 def _sym(pairs:Iterable[tuple[str, str]])->dict[str, str]:
@@ -260,6 +261,45 @@ def get_nlp(name:str|None=None # a spaCy pipeline name; default: the first of `P
     try: return spacy.load(name, exclude=['ner'])
     except OSError as e: raise EnglishPipelineMissing(f"Could not load spaCy pipeline {name!r} ({e}). " + INSTALL_HINT) from None
 
+# %% ../nbs/02_errors.ipynb #4e733ef9
+def approx_bytes(obj, # a value made of str/bytes/numbers/tuples/lists/sets/dicts/dataclasses
+                 _seen:set|None=None)->int:
+    "Estimated memory held by `obj` and what it refers to (`sys.getsizeof`, recursively, each object once)"
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen: return 0
+    seen.add(id(obj)); n = sys.getsizeof(obj)
+    if isinstance(obj, (str, bytes, int, float, bool)) or obj is None: return n
+    if isinstance(obj, dict): return n + sum(approx_bytes(k, seen) + approx_bytes(v, seen) for k, v in obj.items())
+    if isinstance(obj, (tuple, list, set, frozenset)): return n + sum(approx_bytes(x, seen) for x in obj)
+    if hasattr(obj, '__dict__'): return n + approx_bytes(vars(obj), seen)
+    return n
+
+# %% ../nbs/02_errors.ipynb #a9aefbf5
+class SizedCache:
+    "A mapping that forgets its least recently used entries once their estimated size passes `max_bytes`"
+    def __init__(self, max_bytes:int, # the budget, in bytes
+                 sizeof:Callable=None # estimated bytes of a value (default: `approx_bytes`); keys are counted with `approx_bytes`
+                ):
+        self.max_bytes, self.nbytes, self.sizeof = int(max_bytes), 0, sizeof or approx_bytes
+        self._d, self._sizes, self._lock = OrderedDict(), {}, threading.RLock()
+    def __contains__(self, k): return k in self._d
+    def __len__(self): return len(self._d)
+    def __getitem__(self, k):
+        with self._lock: self._d.move_to_end(k); return self._d[k]
+    def get(self, k, default=None): return self[k] if k in self._d else default
+    def __setitem__(self, k, v):
+        with self._lock:
+            if k in self._d: self.nbytes -= self._sizes.pop(k); del self._d[k]
+            self._d[k], self._sizes[k] = v, approx_bytes(k) + self.sizeof(v)
+            self.nbytes += self._sizes[k]
+            while self.nbytes > self.max_bytes and len(self._d) > 1:   # the newest entry always stays
+                old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
+    def clear(self):
+        with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0
+
+_MB = 2**20
+_TAG_CACHE_BYTES = int(float(os.environ.get('RCC_RANK_TAG_CACHE_MB', 256)) * _MB)
+
 # %% ../nbs/02_errors.ipynb #82100e00
 @dataclass(frozen=True)
 class Token:
@@ -331,13 +371,18 @@ def _spacy_tag(text:str, nlp)->Tagged:
     toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
     return Tagged(text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), 'spacy:' + nlp.meta.get('name', ''))
 
-_CACHE: dict[tuple[str, str], Tagged] = {}
-_CACHE_MAX = 50_000
+def _tagged_bytes(t:Tagged)->int:
+    "A quick estimate of a `Tagged`'s memory, within a few tens of percent of `approx_bytes` at a fraction of its cost"
+    g = sys.getsizeof
+    return (g(t) + 3 * g(t.text) + sum(g(s) for s in t.sentences)
+            + sum(_TOKEN_BYTES + g(x.text) + g(x.lower) + g(x.lemma) for x in t.tokens))
+
+_TOKEN_BYTES = sys.getsizeof(Token('', '', '', '', '')) + 160   # the object, its dict, and room for pos/tag and the word sets
+_CACHE = SizedCache(_TAG_CACHE_BYTES, _tagged_bytes)   # (tagger, text) -> Tagged, bounded in bytes
 
 def _tag_cached(text:str, tagger:str)->Tagged:
     key = (tagger, text)
     if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_MAX: _CACHE.clear()
         _CACHE[key] = _kw_tag(text) if tagger == 'keywords' else _spacy_tag(text, get_nlp(None if tagger == 'spacy' else tagger))
     return _CACHE[key]
 
@@ -363,7 +408,6 @@ def tag_many(captions:Iterable[str], # captions to tag
         name = 'spacy:' + nlp.meta.get('name', '')
         for text, doc in zip(todo, nlp.pipe(todo, batch_size=batch_size)):
             toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
-            if len(_CACHE) >= _CACHE_MAX: _CACHE.clear()
             _CACHE[(tagger, text)] = Tagged(text, toks, tuple(x.text.strip() for x in doc.sents if x.text.strip()), name)
     return [tag(c, tagger) for c in captions]
 
@@ -494,7 +538,7 @@ def register_error_type(et:ErrorType, # the new type
     return et
 
 # %% ../nbs/02_errors.ipynb #c0c7dc3e
-_APPLICABLE: dict = {}
+_APPLICABLE = SizedCache(_TAG_CACHE_BYTES // 8)   # (tagger, text, types) -> applicable types
 
 def applicable_types(caption:str, # the caption to be degraded
                      tagger:str|Any='spacy', # 'spacy', a pipeline name or object, or 'keywords'
@@ -508,7 +552,6 @@ def applicable_types(caption:str, # the caption to be degraded
         if unknown: raise ValueError(f"unknown error types {sorted(unknown)} (known: {', '.join(ERROR_TYPES)})")
     key = (t.tagger, t.text, tuple((n, id(ERROR_TYPES[n])) for n in names))   # a re-registered type changes the key
     if key not in _APPLICABLE:
-        if len(_APPLICABLE) >= _CACHE_MAX: _APPLICABLE.clear()
         _APPLICABLE[key] = [n for n in names if ERROR_TYPES[n].applies(t)]
     return list(_APPLICABLE[key])
 

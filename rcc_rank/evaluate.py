@@ -434,6 +434,9 @@ def caption_matching(model, processor, # a VLM and its processor
 # %% ../nbs/10_evaluate.ipynb #b8f867c0
 from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
                              judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
+from .judges import require_fields
+from .core import check_finite
+import sys
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score, argus_average)
 
@@ -469,7 +472,7 @@ def make_model(spec:str, accelerator=None):
 
 def _rows(path, task):
     if not path: raise ValueError(f"task {task!r} needs --data")
-    rows = read_jsonl(path, missing_ok=False)
+    rows = read_jsonl(path, missing_ok=False, tail_ok=False)   # an input file: a bad last line is an error too
     if not rows: raise ValueError(f"{path}: no rows")
     return rows
 
@@ -504,6 +507,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
     if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
         from rcc_rank.benchmarks import benchmark_task
         return benchmark_task(task, benchmark, source, split, n, out, model, judge, seed, rule=rule, order_penalty=order_penalty, cache=cache,
@@ -533,9 +537,11 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         res = caption_matching(m, proc, _rows(data, task), max_new_tokens=min(max_new_tokens, 32), batch_size=batch_size,
                                num_frames=num_frames, accelerator=acc, progress=progress)
     elif task == 'judge':
-        rows = _rows(data, task); j = make_judge(judge)
-        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache_path, concurrency, progress)
-        res = dict(judge_summary(scores), judge=j.name, n_items=len(rows), per_item=[dict(id=r.get('id', i), **s) for i, (r, s) in enumerate(zip(rows, scores))])
+        rows = require_fields(_rows(data, task), ('prediction', 'reference'), data); j = make_judge(judge)
+        ids = [r.get('id', i) for i, r in enumerate(rows)]
+        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache_path, concurrency, progress, ids)
+        res = dict(judge_summary(scores), judge=j.name, n_items=len(rows), per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
+                   failures=[s for s in scores if 'error' in s])
     elif task == 'agreement':
         if not (data and other): raise ValueError("agreement needs --data A.json --other B.json (two `judge` results)")
         a, b = (json.loads(Path(p).read_text())['per_item'] for p in (data, other))
@@ -593,4 +599,7 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                 ):
     "Run one evaluation and print its summary as JSON (`--out` saves the full result)"
     kw = dict(locals())
-    evaluate_task(**kw, echo=True)   # returns nothing: a console script's return value would become its exit status
+    res = evaluate_task(**kw, echo=True)   # returns nothing: a console script's return value would become its exit status
+    n_failed = res.get('n_failed', 0) if isinstance(res, dict) else 0
+    if n_failed:   # the exit status says how many items failed (capped at 255); the result lists them with their ids
+        print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] for f in res['failures']][:20]}", file=sys.stderr); sys.exit(min(n_failed, 255))

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash, rcc_home, api_key, redact
+from .core import OutputLock
 
 log = get_logger(__name__)
 
@@ -19,8 +20,8 @@ log = get_logger(__name__)
 __all__ = ['log', 'AXES', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'AXIS_HINT', 'SCORE_TOOL', 'VDC_PROMPT_VERSION',
            'VDC_ANSWER_SYSTEM', 'VDC_REVIEW_SYSTEM', 'VDC_RULES', 'run_async', 'gather_limited', 'JudgeCache',
            'caption_prompt', 'JudgeError', 'check_scores', 'ClaudeJudge', 'chat_text', 'HFJudge', 'tiny_chat_model',
-           'ajudge_captions', 'judge_captions', 'judge_summary', 'judge_agreement', 'vdc_answer_prompt',
-           'vdc_review_prompt', 'parse_vdc_review', 'vdc_aggregate', 'avdc_score', 'vdc_score']
+           'ajudge_captions', 'judge_captions', 'judge_summary', 'require_fields', 'judge_agreement',
+           'vdc_answer_prompt', 'vdc_review_prompt', 'parse_vdc_review', 'vdc_aggregate', 'avdc_score', 'vdc_score']
 
 # %% ../nbs/10a_judges.ipynb #f62c1552
 from .degrade import DEFAULT_MODEL, tool_choice   # one default model for every module
@@ -60,6 +61,7 @@ class JudgeCache:
     def __init__(self, path:str|Path|None # JSONL file; None: keep in memory only
                 ):
         self.path = Path(path) if path is not None else None
+        self._flock = OutputLock(self.path.with_name(self.path.name + '.lock'), f'judge cache {self.path}').acquire() if self.path else None
         self._mem = {r['key']: r['value'] for r in self._read() if 'key' in r}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -80,10 +82,16 @@ class JudgeCache:
     @staticmethod
     def key(*parts)->str: return stable_hash(*parts, n=32)
 
-    def get(self, key:str):
-        "The cached value or None"
+    def get(self, key:str,
+            check:Callable|None=None # validates a stored value (raise to reject it: it is asked again and the new reply appended)
+           ):
+        "The cached value or None (also None when `check` rejects it)"
         with self._lock:
             v = self._mem.get(key)
+            if v is not None and check is not None:
+                try: v = check(v)
+                except Exception as e:
+                    log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again"); v = None
             if v is None: self.misses += 1
             else: self.hits += 1
             return v
@@ -95,6 +103,12 @@ class JudgeCache:
             if self.path: append_jsonl(self.path, {'key': key, 'value': value, 'time': time.time(), **meta})
 
     def __len__(self): return len(self._mem)
+
+    def close(self):
+        "Give the file's lock back (one writer per cache file; also done when the cache is garbage-collected)"
+        if self._flock is not None: self._flock.release()
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
 
 # %% ../nbs/10a_judges.ipynb #4bae4238
 AXES = ('relevance', 'descriptiveness', 'temporal_consistency', 'fluency')
@@ -312,17 +326,20 @@ def tiny_chat_model(seed:int=0, # seed for the random weights
 
 # %% ../nbs/10a_judges.ipynb #6628a040
 async def ajudge_captions(predictions:Sequence[str], references:Sequence[str], judge, cache:JudgeCache|None=None,
-                          concurrency:int=8, progress:bool=False)->list[dict]:
+                          concurrency:int=8, progress:bool=False, ids:Sequence|None=None)->list[dict]:
     "Async `judge_captions`"
     if len(predictions) != len(references): raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     cache = JudgeCache(None) if cache is None else cache
     async def one(i):
         p, r = predictions[i], references[i]
-        if not isinstance(p, str) or not isinstance(r, str): raise ValueError(f"item {i}: prediction and reference must be strings")
+        iid = ids[i] if ids is not None else i
+        if not isinstance(p, str) or not isinstance(r, str): raise ValueError(f"item {iid!r}: prediction and reference must be strings")
         k = JudgeCache.key('caption', p, r, judge.name, CAPTION_PROMPT_VERSION)
-        hit = cache.get(k)
+        hit = cache.get(k, check=check_scores)
         if hit is not None: return dict(hit)
-        s = await judge.ascore_caption(p, r)
+        try: s = check_scores(await judge.ascore_caption(p, r))
+        except JudgeError as e:     # retried inside the judge; now recorded, and the other items go on
+            log.warning(f"judge: item {iid!r} failed: {e}"); return {'id': iid, 'error': str(e)}
         cache.put(k, s, kind='caption', judge=judge.name, prompt_version=CAPTION_PROMPT_VERSION)
         return dict(s)
     return await gather_limited([lambda i=i: one(i) for i in range(len(predictions))], concurrency, progress and 'judge')
@@ -333,17 +350,35 @@ def judge_captions(predictions:Sequence[str], # predicted captions
                    cache_path:str|Path|None='default', # JSONL cache; 'default': `rcc_home('judge_cache.jsonl')`; None: no file
                    concurrency:int=8, # requests in flight
                    progress:bool=True, # tqdm bar
+                   ids:Sequence|None=None, # item ids, for failure records and messages (default: positions)
                   )->list[dict]:
-    "Score each prediction against its reference on the four axes (1-10), cached and concurrent"
+    "Score each prediction against its reference on the four axes (1-10), cached and concurrent; a failed item is `{'id', 'error'}`"
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
-    return run_async(ajudge_captions(list(predictions), list(references), judge, JudgeCache(path), concurrency, progress))
+    with JudgeCache(path) as cache:
+        return run_async(ajudge_captions(list(predictions), list(references), judge, cache, concurrency, progress, ids))
 
 def judge_summary(scores:Sequence[dict])->dict:
-    "Mean score per axis (and their mean, `judge_mean`)"
+    "Mean score per axis (and their mean, `judge_mean`) over the items that did not fail; `n_failed` counts those that did"
     if not scores: raise ValueError("judge_summary: no scores")
-    out = {a: float(np.mean([s[a] for s in scores])) for a in AXES}
+    ok = [s for s in scores if 'error' not in s]
+    if not ok: raise ValueError(f"judge_summary: every one of the {len(scores)} items failed; first: {scores[0]['error']}")
+    out = {a: float(np.mean([s[a] for s in ok])) for a in AXES}
     out['judge_mean'] = float(np.mean(list(out.values())))
+    out['n_failed'] = len(scores) - len(ok)
     return out
+
+# %% ../nbs/10a_judges.ipynb #e271112c
+def require_fields(rows:Sequence[dict], # input rows (from a JSONL file)
+                   names:Sequence[str], # fields each row needs
+                   source:str='input' # how messages name the file
+                  )->list[dict]:
+    "Raise naming the first row (its id, else its 1-based line) that lacks one of `names`; returns `rows`"
+    for i, r in enumerate(rows, 1):
+        miss = [n for n in names if not isinstance(r, dict) or r.get(n) is None]
+        if miss:
+            who = f"item {r['id']!r} (line {i})" if isinstance(r, dict) and 'id' in r else f"line {i}"
+            raise ValueError(f"{source}: {who} has no {miss[0]!r} field (each row needs {', '.join(repr(n) for n in names)})")
+    return rows
 
 # %% ../nbs/10a_judges.ipynb #43886d6c
 def judge_agreement(a:Sequence[dict], # judge A's score dicts

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from fastcore.imports import in_ipython
 
 from .core import set_seed, get_logger, append_jsonl, read_jsonl
+from .core import OutputLock, check_finite, stable_hash
 from .chains import Chain, read_chains, dataset_to_chains
 from .losses import OBJECTIVES, chain_objective, ntp_loss
 from .evaluate import ranking_metrics
@@ -22,10 +23,11 @@ from .models import tiny_model, load_model, add_lora, reference_mode
 from .scoring import ChainCollator, chain_logps
 
 # %% auto #0
-__all__ = ['log', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config', 'load_chains',
-           'check_chains', 'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'ChainScorer', 'unwrap',
-           'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
-           'save_adapter', 'save_checkpoint', 'find_resume', 'train', 'rcc_train']
+__all__ = ['log', 'RESUME_FREE', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config',
+           'load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches',
+           'resolve_precision', 'build_model', 'ChainScorer', 'unwrap', 'peft_model', 'needs_reference', 'chain_loss',
+           'lr_factor', 'evaluate_chains', 'list_checkpoints', 'save_adapter', 'save_checkpoint', 'find_resume',
+           'data_hash', 'config_diff', 'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = get_logger(__name__)
@@ -57,6 +59,7 @@ class TrainConfig:
     chain_length: int|None = _f(None, "use only the first k captions of each chain (the chain-length ablation); None keeps whole chains",
                                 'whole chains; 2..K in the ablation')
     max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
+    skip_bad_videos: bool = _f(False, "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping")
     # --- objective
     objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'", 'rank')
     beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not stated')
@@ -84,6 +87,7 @@ class TrainConfig:
     save_every: int = _f(250, "checkpoint every this many steps (0: only at the end)")
     keep_checkpoints: int = _f(2, "keep only the newest this many checkpoints (0 keeps all)")
     resume: str|None = _f(None, "'latest' (newest checkpoint in output_dir, or a fresh start if none) or a checkpoint folder")
+    overwrite_output_dir: bool = _f(False, "replace a previous run in output_dir (without it a fresh run into a used output_dir stops)")
     max_nan_steps: int = _f(10, "stop after this many steps with a non-finite loss or gradient (each is skipped)")
     eval_batch_size: int = _f(8, "held-out chains per process per evaluation batch")
     cpu: bool = _f(False, "force CPU even when a GPU is present (multi-process CPU runs use gloo)")
@@ -91,6 +95,7 @@ class TrainConfig:
 
     def __post_init__(self):
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
+        check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
@@ -236,15 +241,53 @@ def check_chains(chains:Sequence[Chain], # the chains to check
                 )->list[Chain]:
     "Raise a clear error naming the first bad chain; returns `chains`"
     if len(chains) == 0: raise ValueError(f"{what}: no chains (is the file empty, or the split wrong?)")
+    seen = set()
     for c in chains:
         if len(c.captions) < min_captions:
             raise ValueError(f"{what}: chain {c.id!r} has {len(c.captions)} caption(s); this objective needs at least {min_captions}"
                              " (drop such chains or train with objective='sft')")
+        if c.id in seen: raise ValueError(f"{what}: duplicate chain id {c.id!r} (two writers on one output, or a file appended twice?)")
+        seen.add(c.id)
         if not need_video or 'frames' in c.meta: continue
         if not c.video: raise ValueError(f"{what}: chain {c.id!r} has no video (set `video` to a file, or put frames in meta['frames'])")
         if not _is_url(c.video) and not Path(c.video).exists():
             raise ValueError(f"{what}: chain {c.id!r}: video file {c.video} does not exist")
     return chains
+
+# %% ../nbs/09_train.ipynb #fcebfffe
+def probe_video(path:str|Path # a video file
+               )->str|None:
+    "None if the first frame of `path` decodes (and its packets can be read), else what is wrong"
+    import av
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video: return 'no video stream'
+            st = c.streams.video[0]
+            first = next(iter(c.decode(st)), None)
+            if first is None: return 'no frame could be decoded'
+            first.to_ndarray(format='rgb24')
+        with av.open(str(path)) as c:
+            if not sum(1 for p in c.demux(c.streams.video[0]) if p.size): return 'no frames'
+    except Exception as e: return f'{type(e).__name__}: {e}'.strip()
+    return None
+
+# %% ../nbs/09_train.ipynb #ff1581d4
+def probe_videos(chains:Sequence[Chain], # chains whose videos to probe (in-memory frames and URLs are not probed)
+                 what:str='train_data', # how to name the source in messages
+                 skip_bad:bool=False, # leave bad chains out (listed in the result) instead of raising
+                )->tuple[list[Chain], list[dict]]:
+    "(good chains, records of the bad ones); without `skip_bad` the first bad video raises naming chain and file"
+    good, bad, seen = [], [], {}
+    for c in chains:
+        if 'frames' in c.meta or not c.video or _is_url(c.video): good.append(c); continue
+        if c.video not in seen: seen[c.video] = probe_video(c.video)
+        err = seen[c.video]
+        if err is None: good.append(c); continue
+        if not skip_bad:
+            raise ValueError(f"{what}: chain {c.id!r}: video {c.video} cannot be decoded ({err}); replace the file, "
+                             "or pass --skip_bad_videos to leave such chains out (they are listed in output_dir/bad_videos.jsonl)")
+        bad.append(dict(id=c.id, video=str(c.video), error=err, data=what))
+    return good, bad
 
 # %% ../nbs/09_train.ipynb #6a1814ed
 class EpochSampler(Sampler):
@@ -425,7 +468,7 @@ def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->
     save_adapter(accelerator, model, tmp/'adapter')
     if accelerator.is_main_process:
         save_config(cfg, tmp/'config.yaml')
-        (tmp/'trainer_state.json').write_text(json.dumps(dict(state, step=step)))
+        (tmp/'trainer_state.json').write_text(json.dumps(dict(state, step=step)))   # state carries the data hash
         if final.exists(): shutil.rmtree(final)
         os.replace(tmp, final)
         if cfg.keep_checkpoints:
@@ -442,6 +485,93 @@ def find_resume(cfg:TrainConfig)->Path|None:
     p = Path(cfg.resume)
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     return p
+
+# %% ../nbs/09_train.ipynb #118be555
+RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
+               'save_every', 'keep_checkpoints', 'max_nan_steps', 'eval_data', 'eval_split', 'max_eval_chains', 'eval_batch_size',
+               'cpu', 'num_workers', 'gradient_checkpointing',
+               'train_data')   # settings a resume may change: none alters what is learned (the data is compared by its hash)
+
+def data_hash(chains:Sequence[Chain] # the training chains, in order
+             )->str:
+    "A short hash of the training data: ids, captions and videos, in order"
+    return stable_hash([(c.id, list(c.captions), c.video) for c in chains])
+
+def config_diff(old:dict, # a saved config (the YAML of a checkpoint)
+                cfg:TrainConfig # this run's
+               )->list[str]:
+    "The run-changing settings that differ, as 'field: old -> new' (fields outside `RESUME_FREE`)"
+    new = asdict(cfg)
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if k not in RESUME_FREE and k in old and old[k] != new[k]]
+
+# %% ../nbs/09_train.ipynb #7c9d52ef
+_RUN_FILES = ('history.jsonl', 'eval.jsonl', 'config.yaml', 'run.json', 'bad_videos.jsonl', 'checkpoints', 'final', 'rcc-rank')
+
+def previous_run(output_dir:str|Path)->list[str]:
+    "What an earlier run left in `output_dir` (logs, config, checkpoints, final adapter, tracker logs)"
+    return [n for n in _RUN_FILES if (Path(output_dir)/n).exists()]
+
+def _clear_run(out:Path):
+    for n in _RUN_FILES:
+        p = out/n
+        if p.is_dir(): shutil.rmtree(p)
+        elif p.exists(): p.unlink()
+
+def _keep_steps(path:Path, upto:int):
+    "Drop the records after step `upto` from a JSONL log (a resumed run logs those steps again)"
+    if not path.exists(): return
+    recs = [r for r in read_jsonl(path) if r.get('step', 0) <= upto]
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(''.join(json.dumps(r) + '\n' for r in recs)); os.replace(tmp, path)
+
+def _saved_run(src:Path)->tuple[dict, str|None]:
+    "(config, data hash) stored in a checkpoint or an output folder"
+    cfg = yaml.safe_load((src/'config.yaml').read_text()) if (src/'config.yaml').exists() else {}
+    st = next((json.loads((src/n).read_text()) for n in ('trainer_state.json', 'run.json') if (src/n).exists()), {})
+    return cfg or {}, st.get('data_hash')
+
+# %% ../nbs/09_train.ipynb #0f9c83a7
+def prepare_output_dir(cfg:TrainConfig, # this run's config
+                       ck:Path|None, # the checkpoint to resume from (`find_resume`)
+                       dhash:str, # `data_hash` of this run's training chains
+                       main:bool=True # only the main process checks and changes files (the others would see its new files)
+                      )->None:
+    "Refuse a resume made by other settings or a fresh run over an old one; leave each step logged once"
+    if not main: return    # a refusal on the main process stops the launch, and the other processes with it
+    out = Path(cfg.output_dir)
+    left = previous_run(out)
+    src = ck if ck is not None else (out if left and cfg.resume == 'latest' and not cfg.overwrite_output_dir else None)
+    if src is not None:      # a checkpoint, or (resume='latest' before any checkpoint) the same run started over
+        old, old_hash = _saved_run(src)
+        diff = config_diff(old, cfg) + ([f"data: the training chains differ (hash {old_hash} -> {dhash})"] if old_hash != dhash else [])
+        if diff: raise ValueError(f"resume: {src} was made with other settings: {'; '.join(diff)}. Resume with the settings that made "
+                                  "it, or start a fresh run (another output_dir, or --overwrite_output_dir without --resume).")
+        step = json.loads((ck/'trainer_state.json').read_text())['step'] if ck is not None else -1   # no checkpoint: from scratch
+        for n in ('history.jsonl', 'eval.jsonl'): _keep_steps(out/n, step)
+        if ck is None: shutil.rmtree(out/'final', ignore_errors=True)
+    elif left and not cfg.overwrite_output_dir:
+        raise ValueError(f"output_dir {out} already holds a run ({', '.join(left)}); pass --overwrite_output_dir to replace it, "
+                         "--resume latest to continue it, or choose another output_dir")
+    elif left: _clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out/'run.json').write_text(json.dumps({'data_hash': dhash}))
+
+# %% ../nbs/09_train.ipynb #bb7bc8ac
+def check_run(cfg:TrainConfig, # this run's config
+              train_set:list[Chain], # checked training chains
+              eval_set:list[Chain], # checked held-out chains
+              main:bool=True # the main process writes the files
+             )->tuple[list[Chain], list[Chain], str]:
+    "Before any model is built: probe the videos, refuse a run that would mix with another; returns (train, eval, data hash)"
+    train_set, bad = probe_videos(train_set, 'train_data', cfg.skip_bad_videos)
+    eval_set, bad_eval = probe_videos(eval_set, 'eval_data', cfg.skip_bad_videos)
+    dhash = data_hash(train_set)
+    prepare_output_dir(cfg, find_resume(cfg), dhash, main)
+    if main and (bad or bad_eval):
+        (Path(cfg.output_dir)/'bad_videos.jsonl').write_text(''.join(json.dumps(b) + '\n' for b in bad + bad_eval))
+        log.warning(f"left out {len(bad)} training and {len(bad_eval)} held-out chain(s) with unreadable videos; see {cfg.output_dir}/bad_videos.jsonl")
+    if not train_set: raise ValueError("train_data: every chain's video is unreadable (see bad_videos.jsonl)")
+    return train_set, eval_set, dhash
 
 # %% ../nbs/09_train.ipynb #ebe5c110
 def _as_config(config, **overrides)->TrainConfig:
@@ -478,9 +608,11 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
+    lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire() if accelerator.is_main_process else None
     try:
         return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     finally:
+        if lock is not None: lock.release()
         accelerator.end_training()
         if accelerator.num_processes == 1: AcceleratorState._reset_state(True); GradientState._reset_state()
 
@@ -505,6 +637,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         train_set = [c.truncate(cfg.chain_length) for c in train_set]; eval_set = [c.truncate(cfg.chain_length) for c in eval_set]
     check_chains(train_set, 'train_data', min_caps)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
+    train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
     # (3) the model with LoRA adapters; only the adapters train
     model, processor = build_model(cfg, dtype)
@@ -597,7 +730,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         # (11) evaluate and checkpoint on schedule
         if eval_dl is not None and cfg.eval_every and step % cfg.eval_every == 0: eval_metrics = run_eval()
         if cfg.save_every and step % cfg.save_every == 0:
-            last_ckpt = save_checkpoint(accelerator, model, cfg, step, dict(nan_steps=nan_steps))
+            last_ckpt = save_checkpoint(accelerator, model, cfg, step, dict(nan_steps=nan_steps, data_hash=dhash))
     bar.close()
     # (12) the end: a final evaluation and the adapter, with the config beside it
     if eval_dl is not None and not (eval_history and eval_history[-1]['step'] == step): eval_metrics = run_eval()

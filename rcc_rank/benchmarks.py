@@ -235,15 +235,16 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
         return {'argus/cost_h': r['cost_h'], 'argus/cost_o': r['cost_o'], 'n_items': r['n_items'], 'n_failed': r['n_failed'],
                 'per_item': [{'id': it['id'], 'prediction': pred[it['id']], **p} for it, p in zip(items, r['per_item'])]}
     if name != 'vdc': raise ValueError(f"unknown benchmark {name!r}")
-    out, per = {}, []
+    out, per, notes = {}, [], []
     for dim in dict.fromkeys(it['dim'] for it in items):
         sub = [{'id': it['video_id'], 'prediction': pred[it['id']], 'qa': it['qa']} for it in items if it['dim'] == dim]
         r = on_main(lambda: vdc_score(sub, judge, rule, cache_path, concurrency, progress), accelerator)
         out[f'vdc/{dim}/score'], out[f'vdc/{dim}/acc'] = r['vdc_score'], r['vdc_acc']
+        notes += [f'{dim}: {n}' for n in r.get('notes', [])]
         per += [{'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub]
     dims = [k for k in out if k.endswith('/score')]
     out['vdc/score'] = sum(out[k] for k in dims) / len(dims); out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
-    return {**out, 'n_items': len(items), 'per_item': per}
+    return {**out, 'n_items': len(items), 'notes': notes, 'per_item': per}   # notes: why a score is NaN (no usable review)
 
 # %% ../nbs/17_benchmarks.ipynb #26cee7c8
 import re as _re

@@ -990,12 +990,16 @@ def split_batches(reqs:list[dict], # batch requests {'custom_id', 'params'}
 class BatchLedger:
     "The batches side file: each batch's intent (before `create`), submission, and end (processed or forgotten)"
     def __init__(self, path:str|Path, # the `.batches.jsonl` file
-                 forget:Iterable[str]=() # batch ids to give up on (gone from the API)
+                 forget:Iterable[str]=(), # batch ids to give up on (gone from the API)
+                 fingerprint:dict|None=None # stamped on every record (what made the run; checked on resume)
                 ):
-        self.path = Path(path); trim_partial_line(self.path); self.state = read_jsonl(self.path)
+        self.path, self.fp = Path(path), fingerprint
+        trim_partial_line(self.path); self.state = read_jsonl(self.path)
         for b in forget:
             if b in self.ids and b not in self.closed: self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
-    def add(self, rec:dict)->dict: append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
+    def add(self, rec:dict)->dict:
+        if self.fp is not None: rec = {**rec, 'fingerprint': self.fp}
+        append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
     def _ev(self, e): return [r for r in self.state if r.get('event') == e]
     @property
     def ids(self)->set[str]: return {r['batch_id'] for r in self._ev('submitted')}
@@ -1144,7 +1148,7 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
 
 async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait, forget, limits):
     run = _Run(items, mutator, length, seed, out_path, check_kw, durable=True)
-    client, led = mutator.client, BatchLedger(run.side['batches'], forget)
+    client, led = mutator.client, BatchLedger(run.side['batches'], forget, run.run_fp)
     for k in ('rejected', 'expired'): run.counts.setdefault(k, 0)
     chains = {it['id']: run.chain(it) for it in run.items if it['id'] not in run.done}
     run.counts['skipped'] = len(run.items) - len(chains)
@@ -1534,7 +1538,9 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
             s = build_chains(rows, m, length, seed, output, concurrency=concurrency, max_attempts=max_attempts, backoff=backoff,
                              progress=not quiet, durable=durable)
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
-    s = with_recaption(s, rsum); s.update(finish_generate(output, dataset, push_to_hub, questions, settings, source or ''))
+    s = with_recaption(s, rsum)
+    if not s.get('unfinished') and not s.get('fatal_errors'):   # question chains and the dataset folder from finished runs only
+        s.update(finish_generate(output, dataset, push_to_hub, questions, settings, source or ''))
     print(json.dumps(s))  # no return value: a console script passes it to sys.exit
     lock.release()
     generation_exit(s)

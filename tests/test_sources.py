@@ -2,7 +2,7 @@
 published layouts, and the commands built on them: `rcc-generate --source` (PE-Video with recaptioning and a dataset card,
 MSR-VTT with every human reference reaching `recaption`, SSv2 question chains), `rcc-evaluate make-lfmcqa` then `mcq`
 against the local fake Claude server and a tiny model, and `rcc-evaluate tempcompass --benchmark`."""
-import json
+import json, math
 from pathlib import Path
 
 import pytest
@@ -155,7 +155,9 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
     vdc = evaluate_task('vdc', benchmark=str(write_vdc_fixture(tmp_path/'VDC', n=1)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                         num_frames=2, max_new_tokens=6, out=str(tmp_path/'vdc.json'), quiet=True)
     assert {f'vdc/{d}/score' for d in ('short', 'detailed', 'background', 'main_object', 'camera')} <= set(vdc)
-    assert vdc['n_items'] == 5 and len(vdc['per_item']) == 5 and 0 <= vdc['vdc/score'] <= 5
+    assert vdc['n_items'] == 5 and len(vdc['per_item']) == 5
+    # a random tiny judge writes no usable review: the official lmms-eval rule skips those, so the score is NaN, and says why
+    assert 0 <= vdc['vdc/score'] <= 5 or (math.isnan(vdc['vdc/score']) and vdc['notes']), vdc['notes']
     ag = evaluate_task('argus', benchmark=str(write_argus_fixture(tmp_path/'argus', n=2)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                        num_frames=2, max_new_tokens=6, out=str(tmp_path/'argus.json'), quiet=True)
     assert ag['n_items'] + ag['n_failed'] == 2 and {'argus/cost_h', 'argus/cost_o'} <= set(json.loads((tmp_path/'argus.json').read_text()))

@@ -23,9 +23,9 @@ from .scoring import ChainCollator, chain_logps
 
 # %% auto #0
 __all__ = ['log', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config', 'load_chains',
-           'check_chains', 'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'ChainScorer', 'unwrap',
-           'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
-           'save_adapter', 'save_checkpoint', 'find_resume', 'train', 'rcc_train']
+           'check_chains', 'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'enable_checkpointing',
+           'ChainScorer', 'unwrap', 'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains',
+           'list_checkpoints', 'save_adapter', 'save_checkpoint', 'find_resume', 'train', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = get_logger(__name__)
@@ -300,11 +300,25 @@ def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings,
         model = model.to(dtype)
     else:
         model, processor = load_model(cfg.model, arch=cfg.arch, dtype=dtype)
-    if cfg.gradient_checkpointing:
-        enable = getattr(model, 'activation_checkpointing_enable', None) or model.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+    if cfg.gradient_checkpointing: enable_checkpointing(model)
     model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision)
     return model, processor
+
+# %% ../nbs/09_train.ipynb #a8036742
+def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or after LoRA)
+                        )->list[str]:
+    "Turn on non-reentrant activation checkpointing in every language and vision block; returns the names of the checkpointed modules"
+    from transformers.modeling_layers import GradientCheckpointingLayer
+    hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    kw = dict(use_reentrant=False)
+    if hasattr(hf, 'activation_checkpointing_enable'): hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else: hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)   # transformers before the rename
+    names = [n for n, m in hf.named_modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
+    for n, m in hf.named_modules():   # timm towers (PerceptionLM's Perception Encoder) have their own switch
+        if hasattr(m, 'set_grad_checkpointing') and hasattr(m, 'grad_checkpointing'):
+            m.set_grad_checkpointing(True); names.append(n)
+    if not names: raise ValueError(f"{type(hf).__name__}: no block supports activation checkpointing")
+    return names
 
 # %% ../nbs/09_train.ipynb #cbc052a7
 class ChainScorer(torch.nn.Module):

@@ -208,17 +208,20 @@ def _item(x, i:int)->dict:
     d.setdefault('id', str(i))
     return d
 
-def _frames(d:dict, num_frames:int|None):
-    from rcc_rank.video import as_frames
+def _frames(d:dict, num_frames:int|None)->tuple:
+    "The item's `(frames, VideoMetadata)` from `video_clip`, the clock every path shares"
+    from rcc_rank.video import video_clip
     src = d.get('frames') if d.get('frames') is not None else d.get('video')
     if src is None: raise ValueError(f"item {d['id']!r}: no 'frames' and no 'video'")
-    return as_frames(src, num_frames=num_frames, name=f"item {d['id']!r}")
+    fps = (d.get('meta') or {}).get('fps') or d.get('fps')
+    return video_clip(src, num_frames=num_frames, video_fps=fps, name=f"item {d['id']!r}")
 
-def _model_inputs(processor, prompts:Sequence[str], videos:Sequence, device):
-    "Chat-formatted prompts with one video each, left-padded, on `device`"
+def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
+    "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
     from rcc_rank.models import caption_prompt
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = processor(text=texts, videos=list(videos), return_tensors='pt', padding=True, padding_side='left', add_special_tokens=False)
+    enc = processor(text=texts, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
+                    padding=True, padding_side='left', add_special_tokens=False)
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 def _device(model, accelerator):

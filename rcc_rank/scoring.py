@@ -8,7 +8,7 @@ import os, re
 from typing import NamedTuple, Callable, Sequence
 import numpy as np
 import torch
-from .video import as_frames, load_video
+from .video import as_frames, load_video, video_clip, DEFAULT_VIDEO_FPS
 from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
 from .losses import sequence_logps
 
@@ -38,7 +38,7 @@ class ChainCollator:
                  max_caption_tokens:int|None=None, # truncate each continuation to this many tokens
                  prompt:str=CAPTION_PROMPT, # the instruction after the video
                  frames:dict|Callable|None=None, # in-memory frame source: {chain.id: frames} or chain -> frames
-                 video_fps:float=2.0 # frames per second of video assumed for in-memory frames (chain.meta['fps'] overrides)
+                 video_fps:float=DEFAULT_VIDEO_FPS # frame rate assumed for in-memory frames (chain.meta['fps'] overrides)
                 ):
         self.processor, self.tok = processor, processor.tokenizer
         self.num_frames, self.max_captions, self.fps = num_frames, max_captions, fps
@@ -53,27 +53,23 @@ class ChainCollator:
         ends = [m.end() for t in self.special if t for m in re.finditer(re.escape(t), shared)]
         return shared[:max(ends)] if ends else ''
 
-    def chain_video(self, chain, frames=None)->tuple[np.ndarray, float]:
-        "The frames for `chain` (sources tried in the order above) and how many of them cover a second of video"
+    def chain_video(self, chain, frames=None)->tuple:
+        "The frames for `chain` (sources tried in the order above) and their `VideoMetadata` (from `video_clip`)"
         meta = chain.meta if isinstance(chain.meta, dict) else {}
         f = frames
         if f is None: f = meta.get('frames')
         if f is None: f = _frames_of(self.frames, chain)
         if f is None and getattr(chain, 'video', None): f = chain.video
         if f is None: raise ValueError(f"chain {chain.id!r}: no frames: no `video` path, no meta['frames'] and no frames= source")
-        if isinstance(f, (str, os.PathLike)):
-            return load_video(f, num_frames=self.num_frames or (None if self.fps else 8), fps=self.fps, return_fps=True)
-        return as_frames(f, num_frames=self.num_frames, name=f'chain {chain.id!r}'), float(meta.get('fps') or self.video_fps)
+        return video_clip(f, num_frames=self.num_frames, fps=self.fps, video_fps=meta.get('fps') or self.video_fps, name=f'chain {chain.id!r}')
 
     def chain_frames(self, chain, frames=None)->np.ndarray:
         "The frames for `chain` as a `(T, H, W, 3)` uint8 array"
         return self.chain_video(chain, frames)[0]
 
-    def encode_prefixes(self, prefixes:list[str], videos:list[tuple[np.ndarray, float]])->dict:
-        "Run the processor on the shared prompts and their videos, telling it each video's frame rate"
-        from transformers.video_utils import VideoMetadata
-        meta = [VideoMetadata(total_num_frames=len(v), fps=fps, frames_indices=list(range(len(v)))) for v, fps in videos]
-        return self.processor(text=prefixes, videos=[v for v, _ in videos], video_metadata=meta, return_tensors='pt',
+    def encode_prefixes(self, prefixes:list[str], videos:list[tuple])->dict:
+        "Run the processor on the shared prompts and their `(frames, VideoMetadata)` videos, so it times each video"
+        return self.processor(text=prefixes, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
                               padding=True, padding_side='right', add_special_tokens=False)
 
     def pairs(self, chain)->list[tuple[str, str]]:

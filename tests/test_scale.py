@@ -103,3 +103,64 @@ def test_checkpointing_reaches_vision_blocks():
     names = enable_checkpointing(m)
     assert 'model.vision_tower.timm_model' in names and m.model.vision_tower.timm_model.grad_checkpointing
     assert sum('language_model.layers' in n for n in names) == 2
+
+
+class Recorder:
+    "Forward pre-hooks recording the first model call of a path: second_per_grid_ts and the positions of the video tokens"
+    def __init__(self, hf):
+        self.hf, self.calls = hf, []
+        self.h = [hf.model.register_forward_pre_hook(self.outer, with_kwargs=True),
+                  hf.model.language_model.register_forward_pre_hook(self.inner, with_kwargs=True)]
+    def outer(self, mod, args, kw):
+        if kw.get('input_ids') is not None and kw['input_ids'].shape[1] > 1:   # the prefill, not a decoding step
+            self.calls.append(dict(ids=kw['input_ids'], spg=kw.get('second_per_grid_ts')))
+    def inner(self, mod, args, kw):
+        if self.calls and 'pos' not in self.calls[-1]: self.calls[-1]['pos'] = kw['position_ids']
+    def video(self):
+        "second_per_grid_ts and the (3, n_video_tokens) M-RoPE positions of row 0 of the first call"
+        c = self.calls[0]
+        at = (c['ids'][0] == self.hf.config.video_token_id).nonzero()[:, 0]
+        pos = c['pos'][-3:, 0] if c['pos'].ndim == 3 else c['pos'][None, 0].expand(3, -1)
+        return round(float(c['spg'][0]), 6), pos[:, at].tolist()
+    def close(self):
+        for h in self.h: h.remove()
+
+
+def test_one_clock_on_every_path(tmp_path):
+    "One video: identical second_per_grid_ts and video-token positions in train, rank, generate, mcq, caption matching, sampling"
+    from rcc_rank.models import tiny_model
+    from rcc_rank.video import write_test_video, video_info
+    from rcc_rank.scoring import ChainCollator, chain_logps
+    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching
+    from rcc_rank.baselines import policy_sampler
+    model, proc = tiny_model('qwen2_5_vl')
+    clip = str(write_test_video(tmp_path/'clip.mp4', n=30, fps=10, size=(56, 56)))
+    assert video_info(clip)['fps'] == 10
+    nf = 4
+    from rcc_rank.chains import Mutation
+    chain = Chain('v', ['A red square moves right.', 'A blue square moves right.'], [Mutation('colour', 'red', 'blue')], video=clip)
+    q = 'Which caption fits?\nCaption A: a red square moves right\nCaption B: a red square moves left'
+    paths = {
+        'train': lambda: chain_logps(model, ChainCollator(proc, num_frames=nf, max_captions=2)([chain]), shared_prefix=False),
+        'train_shared': lambda: chain_logps(model, ChainCollator(proc, num_frames=nf)([chain]), shared_prefix=True),
+        'rank': lambda: rank_chains(model, proc, [chain], num_frames=nf, progress=False),
+        'generate': lambda: generate_captions(model, proc, [{'id': 'v', 'video': clip}], num_frames=nf, max_new_tokens=2, progress=False),
+        'mcq': lambda: mcq_evaluate(model, proc, [{'id': 'v', 'video': clip, 'question': 'What moves?', 'choices': ['a square', 'a ball'],
+                                                  'answer': 'A'}], num_frames=nf, progress=False),
+        'caption_matching': lambda: caption_matching(model, proc, [{'id': 'v', 'video': clip, 'dim': 'direction', 'question': q,
+                                                                   'answer': 'Caption A: a red square moves right'}],
+                                                     num_frames=nf, max_new_tokens=2, progress=False),
+        'sample': lambda: policy_sampler(model, proc, num_frames=nf, max_new_tokens=2)([{'id': 'v', 'video': clip}], 1),
+    }
+    seen = {}
+    for name, run in paths.items():
+        rec = Recorder(model)
+        try:
+            with torch.no_grad(): run()
+        finally: rec.close()
+        assert rec.calls and 'pos' in rec.calls[0], name
+        seen[name] = rec.video()
+    spg, pos = seen['train']
+    assert spg == 1.5, spg                              # 4 of 30 frames at 10 fps: 4/3 fps, 2 frames per temporal patch
+    assert len(pos[0]) == 2 * 2 * 2 and len(set(pos[0])) == 2   # 2 temporal patches x (4 x 4 patches merged 2 x 2)
+    for name, got in seen.items(): assert got == seen['train'], (name, got, seen['train'])

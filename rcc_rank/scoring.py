@@ -13,7 +13,8 @@ from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
 from .losses import sequence_logps
 
 # %% auto #0
-__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'ChainScores', 'chain_logps', 'reference_logps', 'compare_paths']
+__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'ChainScores', 'split_attention', 'use_split_attention',
+           'chain_logps', 'reference_logps', 'compare_paths']
 
 # %% ../nbs/08_scoring.ipynb #d0391b2c
 def ideal_speedup(prefix_tokens:int, # P: prompt + video tokens
@@ -231,14 +232,83 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
                     past_key_values=cache, use_cache=True)
     return torch.cat([h_last[bi, None], out2.last_hidden_state], 1)
 
+# %% ../nbs/08_scoring.ipynb #fb2dd8f2
+_SPLIT = 'rcc_split_'   # prefix of the registered attention names; the model's own attention follows it
+
+def _sdpa(q, k, v, scale, dropout:float=0.0, causal:bool=False, mask=None):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale,
+                                                            dropout_p=dropout, enable_gqa=k.shape[1] != q.shape[1])
+
+def split_attention(query, key, value, # (B, H, P+K*C, D) queries; keys and values may have fewer (grouped) heads
+                    layout:tuple, # (P, K, C, prefix lengths per chain)
+                    scale:float|None=None, # softmax scale (None: 1/sqrt(D))
+                    dropout:float=0.0 # attention dropout
+                   )->torch.Tensor:
+    "Attention over [prefix | y_1 | ... | y_K] without a mask tensor: the prefix causally, each caption over the prefix and itself"
+    from torch.nn.attention.bias import causal_lower_right
+    P, K, C, plens = layout
+    (B, H, L, D), Hk = query.shape, key.shape[1]
+    out_p = _sdpa(query[:, :, :P], key[:, :, :P], value[:, :, :P], scale, dropout, causal=True)
+    per = lambda t: t[:, :, P:].reshape(B, t.shape[1], K, C, D).transpose(1, 2)          # (B, K, heads, C, D)
+    qc, kc, vc = per(query), per(key), per(value)
+    out_c = query.new_empty(B, K, H, C, D)
+    for n in sorted(set(plens)):                                                  # chains whose prefix has n tokens
+        b = [i for i, x in enumerate(plens) if x == n]
+        kp, vp = (t[b, :, None, :n].transpose(1, 2).expand(-1, K, -1, -1, -1) for t in (key, value))
+        k, v = (torch.cat([p, c[b]], 3).reshape(len(b) * K, Hk, n + C, D) for p, c in ((kp, kc), (vp, vc)))
+        o = _sdpa(qc[b].reshape(len(b) * K, H, C, D), k, v, scale, dropout, mask=causal_lower_right(C, n + C))
+        out_c[b] = o.reshape(len(b), K, H, C, D)
+    return torch.cat([out_p, out_c.transpose(1, 2).reshape(B, H, K * C, D)], 2)
+
+def _split_attention_forward(module, query, key, value, attention_mask, dropout:float=0.0, scaling=None, prefix_layout=None, **kw):
+    "A transformers attention function: the split when the call carries `prefix_layout`, else the model's own attention"
+    if prefix_layout is None:
+        base = module.config._attn_implementation[len(_SPLIT):]
+        from transformers import AttentionInterface
+        import sys
+        fn = (AttentionInterface._global_mapping.get(base) if base != 'eager' else None) or sys.modules[type(module).__module__].eager_attention_forward
+        return fn(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw)
+    return split_attention(query, key, value, prefix_layout, scaling, dropout).transpose(1, 2).contiguous(), None
+
+def use_split_attention(model)->str:
+    "Route the language model's attention through `_split_attention_forward` (idempotent); returns the registered name"
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, ALL_MASK_ATTENTION_FUNCTIONS
+    tc = _hf(model).config.get_text_config()
+    base = tc._attn_implementation
+    if base.startswith(_SPLIT): return base
+    name = _SPLIT + base
+    AttentionInterface.register(name, _split_attention_forward)
+    if base in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS._global_mapping[base])
+    tc._attn_implementation = name
+    return name
+
+# %% ../nbs/08_scoring.ipynb #5068c923
+def _split_hidden(hf, batch, bi, ki, steps):
+    "The packed sequence and positions, no mask tensor: the language model's attention splits prefix and captions"
+    use_split_attention(hf)
+    pids, pam, ids_c = batch['input_ids'], batch['attention_mask'], batch['cont_ids']
+    (B, P), (K, C) = pids.shape, ids_c.shape[1:]
+    dev = pids.device
+    vision = {k: batch[k] for k in VISION_KEYS if k in batch}
+    ppos = _positions(hf, pids, pam, vision)
+    plen = pam.sum(1)
+    last = ppos[:, torch.arange(B, device=dev), plen - 1] if ppos.ndim == 3 else plen - 1
+    cpos = last[..., None] + 1 + torch.arange(C, device=dev).repeat(K)
+    out = hf.model(input_ids=torch.cat([pids, ids_c.reshape(B, K * C)], 1), attention_mask=None,
+                   position_ids=torch.cat([ppos, cpos], -1), use_cache=False, prefix_layout=(P, K, C, plen.tolist()), **vision)
+    at = torch.cat([(plen[bi] - 1)[:, None], P + ki[:, None] * C + steps[:-1]], 1)       # (N, C+1)
+    return out.last_hidden_state[bi[:, None], at]
+
 # %% ../nbs/08_scoring.ipynb #76af13ae
 def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrapped
                 batch:dict, # from `ChainCollator`
-                shared_prefix:bool|str=True # True/'packed': video and prefix once per chain; 'cache': via a KV cache; False: K full sequences
+                shared_prefix:bool|str=True # True/'packed': video and prefix once per chain; 'split': the same without a mask tensor; 'cache': via a KV cache; False: K full sequences
                )->ChainScores:
     "Summed log-prob and token count of every caption of every chain, `(B, K)` each"
-    if shared_prefix not in (True, False, 'packed', 'cache'):
-        raise ValueError(f"shared_prefix must be True, False, 'packed' or 'cache', got {shared_prefix!r}")
+    if shared_prefix not in (True, False, 'packed', 'split', 'cache'):
+        raise ValueError(f"shared_prefix must be True, False, 'split', 'packed' or 'cache', got {shared_prefix!r}")
     hf = _hf(model)
     dev = next(hf.parameters()).device
     batch = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
@@ -247,6 +317,7 @@ def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrappe
     cont, cmask, smask = batch['cont_ids'][bi, ki], batch['cont_mask'][bi, ki], batch['score_mask'][bi, ki]
     steps = torch.arange(cont.shape[1] + 1, device=dev)
     if shared_prefix == 'cache': h = _cached_hidden(hf, batch, bi, cont, cmask, steps)
+    elif shared_prefix == 'split': h = _split_hidden(hf, batch, bi, ki, steps)
     elif shared_prefix: h = _packed_hidden(hf, batch, bi, ki, steps)
     else: h = _plain_hidden(hf, batch, bi, cont, cmask, steps)           # h[:, t] predicts continuation token t
     labels = torch.cat([torch.full_like(cont[:, :1], -100), cont.masked_fill(~smask, -100)], 1)

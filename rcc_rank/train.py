@@ -25,7 +25,8 @@ from .scoring import ChainCollator, chain_logps
 __all__ = ['log', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config', 'load_chains',
            'check_chains', 'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'enable_checkpointing',
            'ChainScorer', 'unwrap', 'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains',
-           'list_checkpoints', 'save_adapter', 'save_checkpoint', 'find_resume', 'train', 'rcc_train']
+           'list_checkpoints', 'save_adapter', 'save_checkpoint', 'find_resume', 'requested_engine', 'check_engine',
+           'check_world', 'check_launch', 'train', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = get_logger(__name__)
@@ -323,7 +324,11 @@ def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or a
 # %% ../nbs/09_train.ipynb #cbc052a7
 class ChainScorer(torch.nn.Module):
     "The PEFT model with `chain_logps` as its `forward`, so DDP/FSDP/DeepSpeed see every use of the weights"
-    def __init__(self, model): super().__init__(); self.model = model
+    def __init__(self, model):
+        super().__init__(); self.model = model
+        hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
+        present = {type(m).__name__ for m in hf.modules()}   # FSDP2 wraps these blocks one by one, and fails on a name it cannot find
+        self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
     def forward(self, batch:dict, shared_prefix:bool=True): return chain_logps(self.model, batch, shared_prefix=shared_prefix)
 
 def unwrap(model):
@@ -457,6 +462,56 @@ def find_resume(cfg:TrainConfig)->Path|None:
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     return p
 
+# %% ../nbs/09_train.ipynb #96a4a6c4
+_ENGINES = {'FSDP': 'ACCELERATE_USE_FSDP', 'DEEPSPEED': 'ACCELERATE_USE_DEEPSPEED'}
+
+def requested_engine(env:dict|None=None # the environment (None: `os.environ`)
+                    )->str|None:
+    "The sharding engine the launcher asked for through accelerate's environment: 'FSDP', 'DEEPSPEED' or None"
+    env = os.environ if env is None else env
+    return next((k for k, var in _ENGINES.items() if str(env.get(var, 'false')).lower() in ('1', 'true', 'yes')), None)
+
+def check_engine(distributed_type, # what accelerate set up (`accelerator.distributed_type`)
+                 device_type:str, # the device the run is on ('cuda', 'cpu', ...)
+                 env:dict|None=None # the environment (None: `os.environ`)
+                ):
+    "Stop when the launcher asked for FSDP or DeepSpeed but accelerate set up something else"
+    want, got = requested_engine(env), str(getattr(distributed_type, 'value', distributed_type))
+    if want is None or got == want: return
+    if device_type == 'cpu':
+        why = (f"accelerate cannot shard on CPU and set up {got} instead "
+               f"({'plain data parallel' if got == 'MULTI_CPU' else 'each process training alone'})")
+    else: why = f"accelerate set up {got} instead"
+    raise RuntimeError(f"rcc-train: the launch asked for {want} ({_ENGINES[want]}=true, from the accelerate config) but {why}. "
+                       f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
+                       "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.train --cpu ...")
+
+def check_world(num_processes:int, # processes in this run (`accelerator.num_processes`)
+                env:dict|None=None, # the environment (None: `os.environ`)
+                gpus:int|None=None # GPUs visible on this machine (None: not a GPU run)
+               ):
+    "Stop when the launcher started other processes than those joined in this run, or more per machine than GPUs"
+    env = os.environ if env is None else env
+    world, local = env.get('WORLD_SIZE'), env.get('LOCAL_WORLD_SIZE')
+    if world is not None and int(world) != num_processes:
+        raise RuntimeError(f"rcc-train: the launcher started {world} processes (WORLD_SIZE) but this run joined {num_processes}: "
+                           "each process would train on its own and all would write the same output_dir. Launch with a "
+                           "distributed config (--multi_gpu, or an FSDP/DeepSpeed config on GPUs; --cpu for CPU processes)")
+    if world is None and num_processes == 1 and 'ACCELERATE_USE_CPU' in env and env.get('MASTER_PORT'):
+        raise RuntimeError("rcc-train: accelerate launch was asked for several processes (--num_processes > 1) but started only this "
+                           "one: with --cpu it runs a single process and drops the FSDP/DeepSpeed/multi-GPU part of its config. "
+                           "For CPU processes launch with --multi_gpu and pass --cpu to rcc-train instead; FSDP and DeepSpeed need GPUs")
+    if gpus is not None and local is not None and int(local) > gpus:
+        raise RuntimeError(f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
+                           "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)")
+
+def check_launch(accelerator # the run's `Accelerator`
+                ):
+    "`check_engine` and `check_world` for a live Accelerator: call before any work"
+    check_engine(accelerator.distributed_type, accelerator.device.type)
+    check_world(accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None)
+
+
 # %% ../nbs/09_train.ipynb #ebe5c110
 def _as_config(config, **overrides)->TrainConfig:
     if config is None: return load_config(**overrides)
@@ -493,6 +548,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
     try:
+        check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work
         return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     finally:
         accelerator.end_training()

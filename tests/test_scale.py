@@ -164,3 +164,59 @@ def test_one_clock_on_every_path(tmp_path):
     assert spg == 1.5, spg                              # 4 of 30 frames at 10 fps: 4/3 fps, 2 frames per temporal patch
     assert len(pos[0]) == 2 * 2 * 2 and len(set(pos[0])) == 2   # 2 temporal patches x (4 x 4 patches merged 2 x 2)
     for name, got in seen.items(): assert got == seen['train'], (name, got, seen['train'])
+
+
+ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false', OMP_NUM_THREADS='1',
+           PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+ACC = ROOT/'examples'/'accelerate'
+
+
+@pytest.mark.parametrize('cfg,launch_cpu,train_cpu,expect', [
+    ('fsdp_8gpu', True, True, 'started only this one'),     # launch --cpu: one process, the FSDP part dropped
+    ('fsdp_8gpu', False, True, 'asked for FSDP'),           # two processes, accelerate falls back to CPU DDP
+    ('fsdp_8gpu', False, False, 'asked for FSDP'),          # no GPU visible, no --cpu
+    ('deepspeed_zero3', True, True, 'started only this one'),
+])
+def test_sharded_launch_on_cpu_stops(cfg, launch_cpu, train_cpu, expect, tmp_path):
+    "FSDP/DeepSpeed configs on a CPU machine: rcc-train stops with a clear error, writes nothing, exit status non-zero"
+    import subprocess, sys
+    if launch_cpu is False and torch.cuda.is_available(): pytest.skip('a GPU is visible: the engine would start')
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--config_file', str(ACC/f'{cfg}.yaml'), '--num_processes', '2',
+           '--mixed_precision', 'no', *(['--cpu'] if launch_cpu else []), '-m', 'rcc_rank.train',
+           '--train_data', str(tmp_path/'chains.jsonl'), '--output_dir', str(tmp_path/'run'), *(['--cpu'] if train_cpu else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
+    assert out.returncode != 0
+    assert expect in out.stderr, out.stderr[-3000:]
+    assert not (tmp_path/'run').exists()
+
+
+def test_launch_checks_pass_plain_runs():
+    "What the checks accept: a matching engine and world, single-process runs, CPU DDP"
+    from rcc_rank.train import check_engine, check_world
+    check_engine('FSDP', 'cuda', {'ACCELERATE_USE_FSDP': 'true'})
+    check_engine('DEEPSPEED', 'cuda', {'ACCELERATE_USE_DEEPSPEED': 'true'})
+    check_engine('MULTI_CPU', 'cpu', {})
+    check_world(2, {'WORLD_SIZE': '2', 'LOCAL_WORLD_SIZE': '2'})
+    check_world(8, {'WORLD_SIZE': '8', 'LOCAL_WORLD_SIZE': '8'}, gpus=8)
+    with pytest.raises(RuntimeError, match='only 4 GPU'): check_world(8, {'WORLD_SIZE': '8', 'LOCAL_WORLD_SIZE': '8'}, gpus=4)
+
+
+def test_accelerate_configs_parse():
+    "Every shipped accelerate config loads with accelerate's own parser; the sharded ones name their engine"
+    from accelerate.commands.config.config_args import load_config_from_file
+    got = {p.stem: load_config_from_file(str(p)) for p in sorted(ACC.glob('*.yaml'))}
+    assert got['fsdp_8gpu'].distributed_type == 'FSDP' and got['fsdp_8gpu'].fsdp_config['fsdp_version'] == 2
+    assert got['deepspeed_zero2'].deepspeed_config['zero_stage'] == 2 and got['deepspeed_zero3'].deepspeed_config['zero_stage'] == 3
+    assert got['fsdp_1gpu'].num_processes == 1 and got['fsdp_1gpu'].distributed_type == 'FSDP'
+
+
+def test_chain_scorer_names_its_blocks_for_fsdp2():
+    "FSDP2's transformer auto-wrap reads `_no_split_modules` from the model it wraps (the ChainScorer): every class resolves"
+    from accelerate.utils.dataclasses import get_module_class_from_name
+    from rcc_rank.train import ChainScorer
+    for arch in ('qwen2_5_vl', 'perception_lm'):
+        m, _ = build_model(TrainConfig(model=f'tiny:{arch}'))
+        s = ChainScorer(m)
+        assert s._no_split_modules, arch
+        assert all(get_module_class_from_name(s, n) is not None for n in s._no_split_modules), (arch, s._no_split_modules)
+        assert any('DecoderLayer' in n for n in s._no_split_modules)

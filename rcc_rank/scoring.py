@@ -192,8 +192,8 @@ def _plain_hidden(hf, batch, bi, cont, cmask, steps):
 def _packed_hidden(hf, batch, bi, ki, steps):
     "One sequence per chain, [prefix | y_1 | ... | y_K], with a block attention mask and restarting positions"
     if hf.config._attn_implementation not in ('sdpa', 'eager'):
-        raise ValueError(f"shared_prefix=True packs captions with a custom attention mask, which needs 'sdpa' or 'eager' "
-                         f"attention, not {hf.config._attn_implementation!r}; use shared_prefix='cache' or False")
+        raise ValueError(f"shared_prefix='packed' packs captions with a custom attention mask, which needs 'sdpa' or 'eager' "
+                         f"attention, not {hf.config._attn_implementation!r}; use shared_prefix='split' (the default), 'cache' or False")
     pids, pam, ids_c, cm = batch['input_ids'], batch['attention_mask'], batch['cont_ids'], batch['cont_mask']
     (B, P), (K, C) = pids.shape, ids_c.shape[1:]
     dev, dtype = pids.device, hf.model.get_input_embeddings().weight.dtype
@@ -218,7 +218,7 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
     "Prefix once with a KV cache, cache rows copied per caption slot, continuations on top"
     if getattr(hf, 'is_gradient_checkpointing', False) and hf.training:
         raise ValueError("shared_prefix='cache' cannot run under gradient checkpointing (the layers drop the KV cache); "
-                         "use shared_prefix=True (packed)")
+                         "use shared_prefix=True (split) or 'packed'")
     pids, pam = batch['input_ids'], batch['attention_mask']
     B, plen = pids.shape[0], pam.sum(1)
     vision = {k: batch[k] for k in VISION_KEYS if k in batch}
@@ -304,7 +304,7 @@ def _split_hidden(hf, batch, bi, ki, steps):
 # %% ../nbs/08_scoring.ipynb #76af13ae
 def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrapped
                 batch:dict, # from `ChainCollator`
-                shared_prefix:bool|str=True # True/'packed': video and prefix once per chain; 'split': the same without a mask tensor; 'cache': via a KV cache; False: K full sequences
+                shared_prefix:bool|str=True # True/'split': video and prefix once per chain, no mask tensor; 'packed': the same with a block mask; 'cache': via a KV cache; False: K full sequences
                )->ChainScores:
     "Summed log-prob and token count of every caption of every chain, `(B, K)` each"
     if shared_prefix not in (True, False, 'packed', 'split', 'cache'):
@@ -317,8 +317,8 @@ def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrappe
     cont, cmask, smask = batch['cont_ids'][bi, ki], batch['cont_mask'][bi, ki], batch['score_mask'][bi, ki]
     steps = torch.arange(cont.shape[1] + 1, device=dev)
     if shared_prefix == 'cache': h = _cached_hidden(hf, batch, bi, cont, cmask, steps)
-    elif shared_prefix == 'split': h = _split_hidden(hf, batch, bi, ki, steps)
-    elif shared_prefix: h = _packed_hidden(hf, batch, bi, ki, steps)
+    elif shared_prefix == 'packed': h = _packed_hidden(hf, batch, bi, ki, steps)
+    elif shared_prefix: h = _split_hidden(hf, batch, bi, ki, steps)   # True: the split path (see the benchmark below)
     else: h = _plain_hidden(hf, batch, bi, cont, cmask, steps)           # h[:, t] predicts continuation token t
     labels = torch.cat([torch.full_like(cont[:, :1], -100), cont.masked_fill(~smask, -100)], 1)
     lp, nt = sequence_logps(hf.lm_head(h), labels)

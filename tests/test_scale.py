@@ -220,3 +220,24 @@ def test_chain_scorer_names_its_blocks_for_fsdp2():
         assert s._no_split_modules, arch
         assert all(get_module_class_from_name(s, n) is not None for n in s._no_split_modules), (arch, s._no_split_modules)
         assert any('DecoderLayer' in n for n in s._no_split_modules)
+
+
+def test_gpu_script_smoke(tmp_path):
+    "bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch check's error"
+    import json, subprocess
+    out = tmp_path/'gpu.json'
+    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out)], capture_output=True, text=True,
+                       timeout=900, env=ENV, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    st = res['stages']
+    assert res['smoke'] is True and set(st) == {'scoring', 'rank_step', 'fsdp2_step', 'fsdp2_resume'}
+    sc = st['scoring']['json']['results']
+    assert st['scoring']['exit'] == 0 and [x['K'] for x in sc] == [2, 4]
+    assert all(x['split_max_abs_diff'] < 1e-4 and x['packed_max_abs_diff'] < 1e-4 and x['split_s'] > 0 for x in sc)
+    rs = st['rank_step']['json']['results']
+    assert st['rank_step']['exit'] == 0 and [x['gradient_checkpointing'] for x in rs] == [False, True]
+    assert rs[0]['loss_first_step'] == rs[1]['loss_first_step'] and all(x['tokens_per_s'] > 0 and x['model_flops_per_step'] > 0 for x in rs)
+    for s in ('fsdp2_step', 'fsdp2_resume'):
+        assert st[s]['exit'] != 0 and any('asked for FSDP' in e for e in st[s]['errors']), st[s]
+    assert res['fsdp2']['checkpoints'] == []

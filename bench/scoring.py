@@ -11,7 +11,7 @@ and prints one JSON object: {"arch", "device", "prefix_tokens", "caption_tokens"
 speedup, ideal_speedup, naive_peak_mb, shared_peak_mb, max_abs_diff}, ...]} (times and memory per chain).
 
 With several variants (`--shared packed split`) each result instead holds plain_s and plain_peak_mb, and for each variant
-V: V_s, V_speedup (plain_s / V_s), V_peak_mb and V_max_abs_diff; the object adds "repeats" and "variants".
+V: V_s, V_speedup (plain_s / V_s), V_peak_mb and V_max_abs_diff; the object adds "repeats", "variants" and "load_avg".
 
     python bench/scoring.py --arch qwen2_5_vl --tiny --shared packed split --repeats 3   # the split path's CPU numbers
 """
@@ -149,7 +149,7 @@ def main():
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     dev = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
     out = {'arch': a.arch, 'device': dev, 'prefix_tokens': prefix_tokens, 'caption_tokens': a.caption_tokens, 'results': results}
-    if len(a.shared) > 1: out.update(repeats=repeats, variants=a.shared)
+    if len(a.shared) > 1: out.update(repeats=repeats, variants=a.shared, load_avg=[round(x, 2) for x in os.getloadavg()])
     print(json.dumps(out))
 
 if __name__ == '__main__': main()

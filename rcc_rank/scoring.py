@@ -232,13 +232,14 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
                     past_key_values=cache, use_cache=True)
     return torch.cat([h_last[bi, None], out2.last_hidden_state], 1)
 
-# %% ../nbs/08_scoring.ipynb #fb2dd8f2
+# %% ../nbs/08_scoring.ipynb #e7ebd3bf
 _SPLIT = 'rcc_split_'   # prefix of the registered attention names; the model's own attention follows it
 
 def _sdpa(q, k, v, scale, dropout:float=0.0, causal:bool=False, mask=None):
     return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale,
                                                             dropout_p=dropout, enable_gqa=k.shape[1] != q.shape[1])
 
+# %% ../nbs/08_scoring.ipynb #584c5803
 def split_attention(query, key, value, # (B, H, P+K*C, D) queries; keys and values may have fewer (grouped) heads
                     layout:tuple, # (P, K, C, prefix lengths per chain)
                     scale:float|None=None, # softmax scale (None: 1/sqrt(D))
@@ -260,6 +261,7 @@ def split_attention(query, key, value, # (B, H, P+K*C, D) queries; keys and valu
         out_c[b] = o.reshape(len(b), K, H, C, D)
     return torch.cat([out_p, out_c.transpose(1, 2).reshape(B, H, K * C, D)], 2)
 
+# %% ../nbs/08_scoring.ipynb #cd65fb48
 def _split_attention_forward(module, query, key, value, attention_mask, dropout:float=0.0, scaling=None, prefix_layout=None, **kw):
     "A transformers attention function: the split when the call carries `prefix_layout`, else the model's own attention"
     if prefix_layout is None:
@@ -270,6 +272,7 @@ def _split_attention_forward(module, query, key, value, attention_mask, dropout:
         return fn(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw)
     return split_attention(query, key, value, prefix_layout, scaling, dropout).transpose(1, 2).contiguous(), None
 
+# %% ../nbs/08_scoring.ipynb #5984e093
 def use_split_attention(model)->str:
     "Route the language model's attention through `_split_attention_forward` (idempotent); returns the registered name"
     from transformers import AttentionInterface

@@ -462,7 +462,7 @@ def find_resume(cfg:TrainConfig)->Path|None:
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     return p
 
-# %% ../nbs/09_train.ipynb #96a4a6c4
+# %% ../nbs/09_train.ipynb #0f52bfa5
 _ENGINES = {'FSDP': 'ACCELERATE_USE_FSDP', 'DEEPSPEED': 'ACCELERATE_USE_DEEPSPEED'}
 
 def requested_engine(env:dict|None=None # the environment (None: `os.environ`)
@@ -471,6 +471,7 @@ def requested_engine(env:dict|None=None # the environment (None: `os.environ`)
     env = os.environ if env is None else env
     return next((k for k, var in _ENGINES.items() if str(env.get(var, 'false')).lower() in ('1', 'true', 'yes')), None)
 
+# %% ../nbs/09_train.ipynb #04a64e72
 def check_engine(distributed_type, # what accelerate set up (`accelerator.distributed_type`)
                  device_type:str, # the device the run is on ('cuda', 'cpu', ...)
                  env:dict|None=None # the environment (None: `os.environ`)
@@ -486,6 +487,7 @@ def check_engine(distributed_type, # what accelerate set up (`accelerator.distri
                        f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
                        "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.train --cpu ...")
 
+# %% ../nbs/09_train.ipynb #131b8ac8
 def check_world(num_processes:int, # processes in this run (`accelerator.num_processes`)
                 env:dict|None=None, # the environment (None: `os.environ`)
                 gpus:int|None=None # GPUs visible on this machine (None: not a GPU run)
@@ -505,12 +507,12 @@ def check_world(num_processes:int, # processes in this run (`accelerator.num_pro
         raise RuntimeError(f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
                            "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)")
 
+# %% ../nbs/09_train.ipynb #3b57066b
 def check_launch(accelerator # the run's `Accelerator`
                 ):
     "`check_engine` and `check_world` for a live Accelerator: call before any work"
     check_engine(accelerator.distributed_type, accelerator.device.type)
     check_world(accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None)
-
 
 # %% ../nbs/09_train.ipynb #ebe5c110
 def _as_config(config, **overrides)->TrainConfig:

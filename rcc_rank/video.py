@@ -105,6 +105,7 @@ def _decode_frames(path, num_frames, fps, size):
         keep = uniform_indices(len(out), num_frames); out, idx = out[keep], idx[keep]
     return out, idx, native, n if n is not None else i
 
+# %% ../nbs/06_video.ipynb #03ebfe6d
 def load_video(path:str|Path, # video file (any container/codec FFmpeg reads)
                num_frames:int|None=8, # frames to return (uniform); with `fps`, the maximum
                fps:float|None=None, # sample one frame every 1/fps seconds instead of uniformly

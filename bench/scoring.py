@@ -9,6 +9,11 @@ with --tiny one timed run and a single warm-up, to stay under a minute on 2 core
 measures peak memory (CUDA: `max_memory_allocated`; CPU: peak resident set size above the pre-call level, sampled),
 and prints one JSON object: {"arch", "device", "prefix_tokens", "caption_tokens", "results": [{K, naive_s, shared_s,
 speedup, ideal_speedup, naive_peak_mb, shared_peak_mb, max_abs_diff}, ...]} (times and memory per chain).
+
+With several variants (`--shared packed split`) each result instead holds plain_s and plain_peak_mb, and for each variant
+V: V_s, V_speedup (plain_s / V_s), V_peak_mb and V_max_abs_diff; the object adds "repeats", "variants" and "load_avg".
+
+    python bench/scoring.py --arch qwen2_5_vl --tiny --shared packed split --repeats 3   # the split path's CPU numbers
 """
 import argparse, json, os, sys, threading, time, statistics
 
@@ -101,7 +106,7 @@ def main():
     p.add_argument('--hidden', type=int, default=64, help='--tiny: text hidden size')
     p.add_argument('--layers', type=int, default=2, help='--tiny: text layers')
     p.add_argument('--vision-depth', type=int, default=1, help='--tiny: vision blocks')
-    p.add_argument('--shared', default='packed', choices=['packed', 'cache'], help='which shared-prefix variant to time')
+    p.add_argument('--shared', default=['packed'], nargs='+', choices=['packed', 'split', 'cache'], help='which shared-prefix variant(s) to time')
     p.add_argument('--no-reexec', action='store_true', help=argparse.SUPPRESS)
     a = p.parse_args()
     device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -128,14 +133,23 @@ def main():
         prefix_tokens = int(batch['attention_mask'][0].sum())
         warm = not a.tiny or K == a.ks[0]          # on CPU one warm-up is enough; each costs as much as a timed run
         n_s, n_m, n_lp = measure(model, batch, False, repeats, device, warm)
-        s_s, s_m, s_lp = measure(model, batch, a.shared, repeats, device, warm)
-        results.append(dict(K=K, naive_s=round(n_s / a.chains, 4), shared_s=round(s_s / a.chains, 4), speedup=round(n_s / s_s, 3),
-                            ideal_speedup=round(ideal_speedup(prefix_tokens, a.caption_tokens, K), 3),
-                            naive_peak_mb=round(n_m / a.chains, 1), shared_peak_mb=round(s_m / a.chains, 1),
-                            max_abs_diff=float(f'{(n_lp - s_lp).abs().max().item():.3g}')))
+        ideal = round(ideal_speedup(prefix_tokens, a.caption_tokens, K), 3)
+        if len(a.shared) == 1:
+            s_s, s_m, s_lp = measure(model, batch, a.shared[0], repeats, device, warm)
+            results.append(dict(K=K, naive_s=round(n_s / a.chains, 4), shared_s=round(s_s / a.chains, 4), speedup=round(n_s / s_s, 3),
+                                ideal_speedup=ideal, naive_peak_mb=round(n_m / a.chains, 1), shared_peak_mb=round(s_m / a.chains, 1),
+                                max_abs_diff=float(f'{(n_lp - s_lp).abs().max().item():.3g}')))
+        else:
+            r = dict(K=K, ideal_speedup=ideal, plain_s=round(n_s / a.chains, 4), plain_peak_mb=round(n_m / a.chains, 1))
+            for v in a.shared:
+                s_s, s_m, s_lp = measure(model, batch, v, repeats, device, warm)
+                r.update({f'{v}_s': round(s_s / a.chains, 4), f'{v}_speedup': round(n_s / s_s, 3), f'{v}_peak_mb': round(s_m / a.chains, 1),
+                          f'{v}_max_abs_diff': float(f'{(n_lp - s_lp).abs().max().item():.3g}')})
+            results.append(r)
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     dev = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
-    print(json.dumps({'arch': a.arch, 'device': dev, 'prefix_tokens': prefix_tokens, 'caption_tokens': a.caption_tokens,
-                      'results': results}))
+    out = {'arch': a.arch, 'device': dev, 'prefix_tokens': prefix_tokens, 'caption_tokens': a.caption_tokens, 'results': results}
+    if len(a.shared) > 1: out.update(repeats=repeats, variants=a.shared, load_avg=[round(x, 2) for x in os.getloadavg()])
+    print(json.dumps(out))
 
 if __name__ == '__main__': main()

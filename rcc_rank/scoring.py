@@ -8,12 +8,13 @@ import os, re
 from typing import NamedTuple, Callable, Sequence
 import numpy as np
 import torch
-from .video import as_frames, load_video
+from .video import as_frames, load_video, video_clip, DEFAULT_VIDEO_FPS
 from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
 from .losses import sequence_logps
 
 # %% auto #0
-__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'ChainScores', 'chain_logps', 'reference_logps', 'compare_paths']
+__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'ChainScores', 'split_attention', 'use_split_attention',
+           'chain_logps', 'reference_logps', 'compare_paths']
 
 # %% ../nbs/08_scoring.ipynb #d0391b2c
 def ideal_speedup(prefix_tokens:int, # P: prompt + video tokens
@@ -38,7 +39,7 @@ class ChainCollator:
                  max_caption_tokens:int|None=None, # truncate each continuation to this many tokens
                  prompt:str=CAPTION_PROMPT, # the instruction after the video
                  frames:dict|Callable|None=None, # in-memory frame source: {chain.id: frames} or chain -> frames
-                 video_fps:float=2.0 # frames per second of video assumed for in-memory frames (chain.meta['fps'] overrides)
+                 video_fps:float=DEFAULT_VIDEO_FPS # frame rate assumed for in-memory frames (chain.meta['fps'] overrides)
                 ):
         self.processor, self.tok = processor, processor.tokenizer
         self.num_frames, self.max_captions, self.fps = num_frames, max_captions, fps
@@ -53,27 +54,23 @@ class ChainCollator:
         ends = [m.end() for t in self.special if t for m in re.finditer(re.escape(t), shared)]
         return shared[:max(ends)] if ends else ''
 
-    def chain_video(self, chain, frames=None)->tuple[np.ndarray, float]:
-        "The frames for `chain` (sources tried in the order above) and how many of them cover a second of video"
+    def chain_video(self, chain, frames=None)->tuple:
+        "The frames for `chain` (sources tried in the order above) and their `VideoMetadata` (from `video_clip`)"
         meta = chain.meta if isinstance(chain.meta, dict) else {}
         f = frames
         if f is None: f = meta.get('frames')
         if f is None: f = _frames_of(self.frames, chain)
         if f is None and getattr(chain, 'video', None): f = chain.video
         if f is None: raise ValueError(f"chain {chain.id!r}: no frames: no `video` path, no meta['frames'] and no frames= source")
-        if isinstance(f, (str, os.PathLike)):
-            return load_video(f, num_frames=self.num_frames or (None if self.fps else 8), fps=self.fps, return_fps=True)
-        return as_frames(f, num_frames=self.num_frames, name=f'chain {chain.id!r}'), float(meta.get('fps') or self.video_fps)
+        return video_clip(f, num_frames=self.num_frames, fps=self.fps, video_fps=meta.get('fps') or self.video_fps, name=f'chain {chain.id!r}')
 
     def chain_frames(self, chain, frames=None)->np.ndarray:
         "The frames for `chain` as a `(T, H, W, 3)` uint8 array"
         return self.chain_video(chain, frames)[0]
 
-    def encode_prefixes(self, prefixes:list[str], videos:list[tuple[np.ndarray, float]])->dict:
-        "Run the processor on the shared prompts and their videos, telling it each video's frame rate"
-        from transformers.video_utils import VideoMetadata
-        meta = [VideoMetadata(total_num_frames=len(v), fps=fps, frames_indices=list(range(len(v)))) for v, fps in videos]
-        return self.processor(text=prefixes, videos=[v for v, _ in videos], video_metadata=meta, return_tensors='pt',
+    def encode_prefixes(self, prefixes:list[str], videos:list[tuple])->dict:
+        "Run the processor on the shared prompts and their `(frames, VideoMetadata)` videos, so it times each video"
+        return self.processor(text=prefixes, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
                               padding=True, padding_side='right', add_special_tokens=False)
 
     def pairs(self, chain)->list[tuple[str, str]]:
@@ -195,8 +192,8 @@ def _plain_hidden(hf, batch, bi, cont, cmask, steps):
 def _packed_hidden(hf, batch, bi, ki, steps):
     "One sequence per chain, [prefix | y_1 | ... | y_K], with a block attention mask and restarting positions"
     if hf.config._attn_implementation not in ('sdpa', 'eager'):
-        raise ValueError(f"shared_prefix=True packs captions with a custom attention mask, which needs 'sdpa' or 'eager' "
-                         f"attention, not {hf.config._attn_implementation!r}; use shared_prefix='cache' or False")
+        raise ValueError(f"shared_prefix='packed' packs captions with a custom attention mask, which needs 'sdpa' or 'eager' "
+                         f"attention, not {hf.config._attn_implementation!r}; use shared_prefix='split' (the default), 'cache' or False")
     pids, pam, ids_c, cm = batch['input_ids'], batch['attention_mask'], batch['cont_ids'], batch['cont_mask']
     (B, P), (K, C) = pids.shape, ids_c.shape[1:]
     dev, dtype = pids.device, hf.model.get_input_embeddings().weight.dtype
@@ -221,7 +218,7 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
     "Prefix once with a KV cache, cache rows copied per caption slot, continuations on top"
     if getattr(hf, 'is_gradient_checkpointing', False) and hf.training:
         raise ValueError("shared_prefix='cache' cannot run under gradient checkpointing (the layers drop the KV cache); "
-                         "use shared_prefix=True (packed)")
+                         "use shared_prefix=True (split) or 'packed'")
     pids, pam = batch['input_ids'], batch['attention_mask']
     B, plen = pids.shape[0], pam.sum(1)
     vision = {k: batch[k] for k in VISION_KEYS if k in batch}
@@ -235,14 +232,86 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
                     past_key_values=cache, use_cache=True)
     return torch.cat([h_last[bi, None], out2.last_hidden_state], 1)
 
+# %% ../nbs/08_scoring.ipynb #e7ebd3bf
+_SPLIT = 'rcc_split_'   # prefix of the registered attention names; the model's own attention follows it
+
+def _sdpa(q, k, v, scale, dropout:float=0.0, causal:bool=False, mask=None):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale,
+                                                            dropout_p=dropout, enable_gqa=k.shape[1] != q.shape[1])
+
+# %% ../nbs/08_scoring.ipynb #584c5803
+def split_attention(query, key, value, # (B, H, P+K*C, D) queries; keys and values may have fewer (grouped) heads
+                    layout:tuple, # (P, K, C, prefix lengths per chain)
+                    scale:float|None=None, # softmax scale (None: 1/sqrt(D))
+                    dropout:float=0.0 # attention dropout
+                   )->torch.Tensor:
+    "Attention over [prefix | y_1 | ... | y_K] without a mask tensor: the prefix causally, each caption over the prefix and itself"
+    from torch.nn.attention.bias import causal_lower_right
+    P, K, C, plens = layout
+    (B, H, L, D), Hk = query.shape, key.shape[1]
+    out_p = _sdpa(query[:, :, :P], key[:, :, :P], value[:, :, :P], scale, dropout, causal=True)
+    per = lambda t: t[:, :, P:].reshape(B, t.shape[1], K, C, D).transpose(1, 2)          # (B, K, heads, C, D)
+    qc, kc, vc = per(query), per(key), per(value)
+    out_c = query.new_empty(B, K, H, C, D)
+    for n in sorted(set(plens)):                                                  # chains whose prefix has n tokens
+        b = [i for i, x in enumerate(plens) if x == n]
+        kp, vp = (t[b, :, None, :n].transpose(1, 2).expand(-1, K, -1, -1, -1) for t in (key, value))
+        k, v = (torch.cat([p, c[b]], 3).reshape(len(b) * K, Hk, n + C, D) for p, c in ((kp, kc), (vp, vc)))
+        o = _sdpa(qc[b].reshape(len(b) * K, H, C, D), k, v, scale, dropout, mask=causal_lower_right(C, n + C))
+        out_c[b] = o.reshape(len(b), K, H, C, D)
+    return torch.cat([out_p, out_c.transpose(1, 2).reshape(B, H, K * C, D)], 2)
+
+# %% ../nbs/08_scoring.ipynb #cd65fb48
+def _split_attention_forward(module, query, key, value, attention_mask, dropout:float=0.0, scaling=None, prefix_layout=None, **kw):
+    "A transformers attention function: the split when the call carries `prefix_layout`, else the model's own attention"
+    if prefix_layout is None:
+        base = module.config._attn_implementation[len(_SPLIT):]
+        from transformers import AttentionInterface
+        import sys
+        fn = (AttentionInterface._global_mapping.get(base) if base != 'eager' else None) or sys.modules[type(module).__module__].eager_attention_forward
+        return fn(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw)
+    return split_attention(query, key, value, prefix_layout, scaling, dropout).transpose(1, 2).contiguous(), None
+
+# %% ../nbs/08_scoring.ipynb #5984e093
+def use_split_attention(model)->str:
+    "Route the language model's attention through `_split_attention_forward` (idempotent); returns the registered name"
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, ALL_MASK_ATTENTION_FUNCTIONS
+    tc = _hf(model).config.get_text_config()
+    base = tc._attn_implementation
+    if base.startswith(_SPLIT): return base
+    name = _SPLIT + base
+    AttentionInterface.register(name, _split_attention_forward)
+    if base in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS._global_mapping[base])
+    tc._attn_implementation = name
+    return name
+
+# %% ../nbs/08_scoring.ipynb #5068c923
+def _split_hidden(hf, batch, bi, ki, steps):
+    "The packed sequence and positions, no mask tensor: the language model's attention splits prefix and captions"
+    use_split_attention(hf)
+    pids, pam, ids_c = batch['input_ids'], batch['attention_mask'], batch['cont_ids']
+    (B, P), (K, C) = pids.shape, ids_c.shape[1:]
+    dev = pids.device
+    vision = {k: batch[k] for k in VISION_KEYS if k in batch}
+    ppos = _positions(hf, pids, pam, vision)
+    plen = pam.sum(1)
+    last = ppos[:, torch.arange(B, device=dev), plen - 1] if ppos.ndim == 3 else plen - 1
+    cpos = last[..., None] + 1 + torch.arange(C, device=dev).repeat(K)
+    out = hf.model(input_ids=torch.cat([pids, ids_c.reshape(B, K * C)], 1), attention_mask=None,
+                   position_ids=torch.cat([ppos, cpos], -1), use_cache=False, prefix_layout=(P, K, C, plen.tolist()), **vision)
+    at = torch.cat([(plen[bi] - 1)[:, None], P + ki[:, None] * C + steps[:-1]], 1)       # (N, C+1)
+    return out.last_hidden_state[bi[:, None], at]
+
 # %% ../nbs/08_scoring.ipynb #76af13ae
 def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrapped
                 batch:dict, # from `ChainCollator`
-                shared_prefix:bool|str=True # True/'packed': video and prefix once per chain; 'cache': via a KV cache; False: K full sequences
+                shared_prefix:bool|str=True # True/'split': video and prefix once per chain, no mask tensor; 'packed': the same with a block mask; 'cache': via a KV cache; False: K full sequences
                )->ChainScores:
     "Summed log-prob and token count of every caption of every chain, `(B, K)` each"
-    if shared_prefix not in (True, False, 'packed', 'cache'):
-        raise ValueError(f"shared_prefix must be True, False, 'packed' or 'cache', got {shared_prefix!r}")
+    if shared_prefix not in (True, False, 'packed', 'split', 'cache'):
+        raise ValueError(f"shared_prefix must be True, False, 'split', 'packed' or 'cache', got {shared_prefix!r}")
     hf = _hf(model)
     dev = next(hf.parameters()).device
     batch = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
@@ -251,7 +320,8 @@ def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrappe
     cont, cmask, smask = batch['cont_ids'][bi, ki], batch['cont_mask'][bi, ki], batch['score_mask'][bi, ki]
     steps = torch.arange(cont.shape[1] + 1, device=dev)
     if shared_prefix == 'cache': h = _cached_hidden(hf, batch, bi, cont, cmask, steps)
-    elif shared_prefix: h = _packed_hidden(hf, batch, bi, ki, steps)
+    elif shared_prefix == 'packed': h = _packed_hidden(hf, batch, bi, ki, steps)
+    elif shared_prefix: h = _split_hidden(hf, batch, bi, ki, steps)   # True: the split path (see the benchmark below)
     else: h = _plain_hidden(hf, batch, bi, cont, cmask, steps)           # h[:, t] predicts continuation token t
     labels = torch.cat([torch.full_like(cont[:, :1], -100), cont.masked_fill(~smask, -100)], 1)
     lp, nt = sequence_logps(hf.lm_head(h), labels)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['uniform_indices', 'write_test_video', 'VideoError', 'video_info', 'load_video', 'as_frames']
+__all__ = ['DEFAULT_VIDEO_FPS', 'uniform_indices', 'write_test_video', 'VideoError', 'video_info', 'load_video', 'as_frames',
+           'video_clip']
 
 # %% ../nbs/06_video.ipynb #ccfb1dd7
 def uniform_indices(n:int, # number of frames in the clip
@@ -70,6 +71,41 @@ def video_info(path:str|Path # a video file
     return dict(frames=n, fps=fps, duration=n / fps if fps else None, height=h, width=w)
 
 # %% ../nbs/06_video.ipynb #30fda42a
+def _decode(path:str, num_frames:int|None, fps:float|None, size)->tuple[np.ndarray, np.ndarray, float|None, int]:
+    "Sampled frames, their indices in the clip, the clip's frame rate and its frame count; errors name the file"
+    if not os.path.exists(path): raise VideoError(f"video file not found: {path}")
+    if num_frames is None and fps is None: raise ValueError("give num_frames, fps, or both")
+    try: return _decode_frames(path, num_frames, fps, size)
+    except VideoError: raise
+    except Exception as e: raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}") from e
+
+def _decode_frames(path, num_frames, fps, size):
+    import av
+    n = _count_frames(path) if fps is None else None
+    if n == 0: raise VideoError(f"no frames in video {path}")
+    want = uniform_indices(n, num_frames) if fps is None else None
+    frames, idx, i, next_t = [], [], 0, 0.0
+    with av.open(path) as c:
+        st = c.streams.video[0]
+        st.thread_type = 'AUTO'
+        native = float(st.average_rate or st.guessed_rate or 0) or None
+        for fr in c.decode(st):
+            if fps is None: reps = int((want == i).sum())
+            else:
+                t = fr.time if fr.time is not None else i / float(st.average_rate or 1)
+                reps = int(t + 1e-6 >= next_t)
+                if reps: next_t += 1.0 / fps
+            if reps:
+                img = fr.to_ndarray(format='rgb24', height=size[0], width=size[1]) if size else fr.to_ndarray(format='rgb24')
+                frames.extend([img] * reps); idx.extend([i] * reps)
+            i += 1
+    if not frames: raise VideoError(f"no frames decoded from video {path}")
+    out, idx = np.stack(frames), np.array(idx)
+    if fps is not None and num_frames is not None and len(out) > num_frames:
+        keep = uniform_indices(len(out), num_frames); out, idx = out[keep], idx[keep]
+    return out, idx, native, n if n is not None else i
+
+# %% ../nbs/06_video.ipynb #03ebfe6d
 def load_video(path:str|Path, # video file (any container/codec FFmpeg reads)
                num_frames:int|None=8, # frames to return (uniform); with `fps`, the maximum
                fps:float|None=None, # sample one frame every 1/fps seconds instead of uniformly
@@ -77,38 +113,8 @@ def load_video(path:str|Path, # video file (any container/codec FFmpeg reads)
                return_fps:bool=False # also return the sampling rate of the returned frames (frames per second of video)
               )->np.ndarray|tuple[np.ndarray, float]:
     "Decode `path` and return sampled frames as a `(T, H, W, 3)` uint8 RGB array (and their rate if `return_fps`)"
-    import av
-    path = str(path)
-    if not os.path.exists(path): raise VideoError(f"video file not found: {path}")
-    if num_frames is None and fps is None: raise ValueError("give num_frames, fps, or both")
-    try:
-        n = _count_frames(path) if fps is None else None
-        if n == 0: raise VideoError(f"no frames in video {path}")
-        want = set(uniform_indices(n, num_frames).tolist()) if fps is None else None
-        frames, i, next_t = [], 0, 0.0
-        with av.open(path) as c:
-            st = c.streams.video[0]
-            st.thread_type = 'AUTO'
-            native = float(st.average_rate or st.guessed_rate or 0) or None
-            for fr in c.decode(st):
-                if fps is None: keep = i in want
-                else:
-                    t = fr.time if fr.time is not None else i / float(st.average_rate or 1)
-                    keep = t + 1e-6 >= next_t
-                    if keep: next_t += 1.0 / fps
-                if keep:
-                    img = fr.to_ndarray(format='rgb24', height=size[0], width=size[1]) if size else fr.to_ndarray(format='rgb24')
-                    if fps is None: frames.extend([img] * sum(1 for j in uniform_indices(n, num_frames) if j == i))
-                    else: frames.append(img)
-                i += 1
-    except VideoError: raise
-    except Exception as e: raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}") from e
-    if not frames: raise VideoError(f"no frames decoded from video {path}")
-    out = np.stack(frames)
-    rate = float(fps) if fps is not None else (len(out) * native / n if native else None)
-    if fps is not None and num_frames is not None and len(out) > num_frames:
-        rate *= num_frames / len(out)
-        out = out[uniform_indices(len(out), num_frames)]
+    out, idx, native, n = _decode(str(path), num_frames, fps, size)
+    rate = len(out) * native / n if native else (float(fps) * min(1, (num_frames or len(out)) / len(out)) if fps else None)
     return (out, rate) if return_fps else out
 
 # %% ../nbs/06_video.ipynb #34d05a1a
@@ -131,3 +137,28 @@ def as_frames(video, # path, (T,H,W,3) uint8 array, or list of PIL images / (H,W
         a = np.clip(a, 0, 255).astype(np.uint8)
     if num_frames is not None and len(a) != num_frames: a = a[uniform_indices(len(a), num_frames)]
     return a
+
+# %% ../nbs/06_video.ipynb #29122136
+DEFAULT_VIDEO_FPS = 2.0   # frame rate assumed for in-memory frames (Qwen2.5-VL's default sampling rate)
+
+def video_clip(video, # a video file, a (T,H,W,3) array, or a list of PIL images / (H,W,3) arrays
+               num_frames:int|None=8, # frames to take uniformly (None: all in-memory frames; for files, 8 unless `fps`)
+               fps:float|None=None, # files: take one frame every 1/fps seconds instead (`num_frames` caps it)
+               video_fps:float|None=None, # frame rate of in-memory frames (None: `DEFAULT_VIDEO_FPS`)
+               size:tuple[int,int]|None=None, # files: (height, width) to resize to while decoding
+               name:str='video' # how to name the video in errors (e.g. the chain id)
+              )->tuple:
+    "Sampled frames `(T, H, W, 3)` and the `VideoMetadata` the processor times them with: clip length and rate, indices taken"
+    from transformers.video_utils import VideoMetadata
+    if isinstance(video, (str, os.PathLike)):
+        frames, idx, native, n = _decode(str(video), num_frames or (None if fps else 8), fps, size)
+        native = native or video_fps or DEFAULT_VIDEO_FPS
+    else:
+        full = as_frames(video, name=name)
+        n, native = len(full), float(video_fps or DEFAULT_VIDEO_FPS)
+        idx = uniform_indices(n, num_frames) if num_frames is not None and num_frames != n else np.arange(n)
+        frames = full[idx]
+    if not native > 0: raise ValueError(f"{name}: frame rate must be positive, got {native}")
+    meta = VideoMetadata(total_num_frames=int(n), fps=float(native), duration=n / native, height=frames.shape[1],
+                         width=frames.shape[2], frames_indices=[int(i) for i in idx])
+    return frames, meta

@@ -51,6 +51,7 @@ def main():
     per = [chain_metrics(p['logps']) for p in r['per_chain']]
     norm = [chain_metrics(np.array(p['logps']) / np.array(p['ntokens'])) for p in r['per_chain']]
     K = [len(p['logps']) for p in r['per_chain']]
+    (out/'per_chain.json').write_text(json.dumps(r['per_chain']))
     print(json.dumps({
         'setting': dict(n_train=cfg.n_train, n_test=cfg.n_test, length=cfg.chain_length, warm_steps=cfg.warm_steps,
                         steps=cfg.steps, objective=a.objective, lr=a.lr, frames='blank'),

@@ -58,9 +58,12 @@ class TrainConfig:
                                 'whole chains; 2..K in the ablation')
     max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
     # --- objective
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'", 'rank')
-    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not stated')
+    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'",
+                        "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
+    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
     ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
+    ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
+                            'not stated (per-token mean is our assumption)')
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
     # --- optimisation
     lr: float = _f(1e-6, "peak learning rate", '1e-6')
@@ -92,6 +95,7 @@ class TrainConfig:
     def __post_init__(self):
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
+        if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size'):
@@ -337,7 +341,7 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
         with reference_mode(peft_model(model)):  # the same weights, adapters off, no graph
             ref = model(batch, shared_prefix=cfg.shared_prefix).logps.detach()
     pol = model(batch, shared_prefix=cfg.shared_prefix)
-    ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask)
+    ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
     loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
@@ -362,19 +366,24 @@ def evaluate_chains(model, # the (prepared) model
                    )->dict:
     "`ranking_metrics` of the model on every chain of `dl`, gathered over processes"
     was_training = model.training; model.eval()
-    lps, masks, nts, errs = [], [], [], []
+    lps, masks, nts, refs, errs = [], [], [], [], []
+    has_ref = hasattr(peft_model(model), 'disable_adapter')   # adapters off = the reference
     for batch in dl:
         batch = dict(batch); batch.pop('chain_ids', None); errors = batch.pop('chain_errors', None)
         s = model(batch, shared_prefix=shared_prefix)
-        parts = [accelerator.pad_across_processes(t, dim=1) for t in (s.logps.float(), s.mask.long(), s.ntokens.long())]
-        lp, mk, nt = accelerator.gather_for_metrics(parts)
-        lps.append(lp.cpu()); masks.append(mk.cpu()); nts.append(nt.cpu())
+        ts = [s.logps.float(), s.mask.long(), s.ntokens.long()]
+        if has_ref:
+            with reference_mode(peft_model(model)): ts.append(model(batch, shared_prefix=shared_prefix).logps.float())
+        parts = accelerator.gather_for_metrics([accelerator.pad_across_processes(t, dim=1) for t in ts])
+        lps.append(parts[0].cpu()); masks.append(parts[1].cpu()); nts.append(parts[2].cpu())
+        if has_ref: refs.append(parts[3].cpu())
         if errors is not None: errs += accelerator.gather_for_metrics(errors, use_gather_object=True)
     model.train(was_training)
     K = max(t.shape[1] for t in lps)
     pad = lambda ts, v: torch.cat([torch.nn.functional.pad(t, (0, K - t.shape[1]), value=v) for t in ts])
     lp, mk, nt = pad(lps, 0.0), pad(masks, 0).bool(), pad(nts, 0)
-    return ranking_metrics(lp, mask=mk, ntokens=nt, error_types=errs if len(errs) == len(lp) else None)
+    return ranking_metrics(lp, mask=mk, ntokens=nt, error_types=errs if len(errs) == len(lp) else None,
+                           ref_logps=pad(refs, 0.0) if has_ref else None)
 
 # %% ../nbs/09_train.ipynb #7ef31e62
 _CKPT_PREFIX = 'step_'

@@ -3,7 +3,14 @@ then scored on held-out chains (also blank). If the captions carried tells a mod
 this model would rank above chance. Prints one JSON object: pairwise accuracy and top-1 with 95% bootstrap
 intervals over held-out chains, summed and length-normalised, beside chance.
 
+Chance for pairwise accuracy is 0.5. Chance for top-1 is *not* 1/K here: edits accumulate along a chain, so
+the scores of an order-blind model drift like a random walk from caption 0 to caption K-1 and its maximum
+falls at one of the two ends more often than 1/K. The order-blind reference is therefore `top1_worst`, how
+often the *worst* caption scores highest (equal to top-1 in expectation when the scores carry no order);
+`top1_minus_worst` is their paired difference.
+
     python examples/world_text_only.py --out /tmp/text_only --steps 300
+    python examples/world_text_only.py --out /tmp/text_only --summarise_only   # re-read per_chain.json
 """
 import argparse, json, time
 from pathlib import Path
@@ -30,6 +37,18 @@ def interval(x, seed=0):
     return {'mean': float(x.mean()), 'low': float(ci.low), 'high': float(ci.high)}
 
 
+def summarise(per_chain):
+    "Pairwise and top-1 (summed and length-normalised) with bootstrap intervals, and the order-blind references"
+    per = [chain_metrics(p['logps']) for p in per_chain]
+    norm = [chain_metrics(np.array(p['logps']) / np.array(p['ntokens'])) for p in per_chain]
+    worst = [chain_metrics(p['logps'][::-1])['top1'] for p in per_chain]   # the worst caption scores highest
+    top1 = [m['top1'] for m in per]
+    return {'chance': {'pairwise': 0.5, 'top1_if_exchangeable': float(np.mean([1 / len(p['logps']) for p in per_chain]))},
+            'pairwise': interval([m['pairwise'] for m in per]), 'pairwise_norm': interval([m['pairwise'] for m in norm]),
+            'top1': interval(top1), 'top1_worst': interval(worst), 'top1_minus_worst': interval(np.subtract(top1, worst)),
+            'top1_norm': interval([m['top1'] for m in norm]), 'n_chains': len(per_chain)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', default='text_only'); ap.add_argument('--n_train', type=int, default=512)
@@ -37,7 +56,10 @@ def main():
     ap.add_argument('--warm_steps', type=int, default=150); ap.add_argument('--steps', type=int, default=150)
     ap.add_argument('--objective', default='rank'); ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--summarise_only', action='store_true', help="only re-read OUT/per_chain.json and print the summary")
     a = ap.parse_args()
+    if a.summarise_only:
+        print(json.dumps(summarise(json.loads((Path(a.out)/'per_chain.json').read_text())), indent=1)); return
     torch.set_num_threads(1)
     cfg = DemoConfig(out_dir=a.out, n_train=a.n_train, n_test=a.n_test, chain_length=a.length,
                      warm_steps=a.warm_steps, steps=a.steps, lr=a.lr)
@@ -48,16 +70,11 @@ def main():
     res = run_arm(cfg, a.objective, a.seed, base, train_c, out/a.objective)
     model, proc = res['model'], res['processor']
     r = rank_chains(model, proc, test_c, batch_size=16, num_frames=cfg.n_frames, progress=False)
-    per = [chain_metrics(p['logps']) for p in r['per_chain']]
-    norm = [chain_metrics(np.array(p['logps']) / np.array(p['ntokens'])) for p in r['per_chain']]
-    K = [len(p['logps']) for p in r['per_chain']]
     (out/'per_chain.json').write_text(json.dumps(r['per_chain']))
     print(json.dumps({
         'setting': dict(n_train=cfg.n_train, n_test=cfg.n_test, length=cfg.chain_length, warm_steps=cfg.warm_steps,
                         steps=cfg.steps, objective=a.objective, lr=a.lr, frames='blank'),
-        'chance': {'pairwise': 0.5, 'top1': float(np.mean([1 / k for k in K]))},
-        'pairwise': interval([m['pairwise'] for m in per]), 'top1': interval([m['top1'] for m in per]),
-        'pairwise_norm': interval([m['pairwise'] for m in norm]), 'top1_norm': interval([m['top1'] for m in norm]),
+        **summarise(r['per_chain']),
         'by_error_type': r.get('by_error_type'), 'n_by_error_type': r.get('n_by_error_type'),
         'train_final': {k: v for k, v in (res.get('train') or {}).items() if isinstance(v, (int, float))},
         'seconds': round(time.time() - t0, 1)}, indent=1))

@@ -1,7 +1,8 @@
 """Text-only control for the synthetic world: a tiny Qwen2.5-VL trained on world chains whose frames are blank,
 then scored on held-out chains (also blank). If the captions carried tells a model could learn without looking,
 this model would rank above chance. Prints one JSON object: pairwise accuracy and top-1 with 95% bootstrap
-intervals over held-out chains, summed and length-normalised, beside chance.
+intervals over held-out chains, summed and length-normalised, beside chance; and the held-out pairwise accuracy
+of a second text-only model, a logistic regression on the captions' word n-grams (`ngram_probe`).
 
 Chance for pairwise accuracy is 0.5. Chance for top-1 is *not* 1/K here: edits accumulate along a chain, so
 the scores of an order-blind model drift like a random walk from caption 0 to caption K-1 and its maximum
@@ -49,6 +50,41 @@ def summarise(per_chain):
             'top1_norm': interval([m['top1'] for m in norm]), 'n_chains': len(per_chain)}
 
 
+def ngram_features(text, dim=1 << 12):
+    "Hashed counts of the caption's word 1-, 2- and 3-grams (a text-only bag-of-n-grams)"
+    import zlib
+    w = text.lower().replace(',', ' ,').replace('.', ' .').split()
+    v = np.zeros(dim, np.float32)
+    for n in (1, 2, 3):
+        for i in range(len(w) - n + 1): v[zlib.crc32(' '.join(w[i:i + n]).encode()) % dim] += 1
+    return v
+
+
+def ngram_probe(train_c, test_c, epochs=200, seed=0):
+    "A second text-only model: logistic regression on n-gram count differences of caption pairs; held-out pairwise accuracy"
+    torch.manual_seed(seed)
+    def pairs(chains):
+        X, who = [], []
+        for b, c in enumerate(chains):
+            F = np.stack([ngram_features(x) for x in c.captions])
+            for i in range(len(F)):
+                for j in range(i + 1, len(F)): X.append(F[i] - F[j]); who.append(b)
+        return torch.tensor(np.stack(X)), np.array(who)
+    X, _ = pairs(train_c)
+    X = torch.cat([X, -X]); y = torch.cat([torch.ones(len(X) // 2), torch.zeros(len(X) // 2)])
+    w = torch.zeros(X.shape[1], requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(X @ w, y) + 1e-3 * (w ** 2).sum()
+        loss.backward(); opt.step()
+    Xt, who = pairs(test_c)
+    with torch.no_grad(): s = (Xt @ w).numpy()
+    right = (s > 0) + 0.5 * (s == 0)
+    per_chain = [float(right[who == b].mean()) for b in np.unique(who)]
+    return {'pairwise': interval(per_chain), 'train_pairs': len(X) // 2, 'final_loss': float(loss)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', default='text_only'); ap.add_argument('--n_train', type=int, default=512)
@@ -57,6 +93,7 @@ def main():
     ap.add_argument('--objective', default='rank'); ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--summarise_only', action='store_true', help="only re-read OUT/per_chain.json and print the summary")
+    ap.add_argument('--ngram_only', action='store_true', help="only fit and score the n-gram probe (seconds)")
     a = ap.parse_args()
     if a.summarise_only:
         print(json.dumps(summarise(json.loads((Path(a.out)/'per_chain.json').read_text())), indent=1)); return
@@ -64,8 +101,11 @@ def main():
     cfg = DemoConfig(out_dir=a.out, n_train=a.n_train, n_test=a.n_test, chain_length=a.length,
                      warm_steps=a.warm_steps, steps=a.steps, lr=a.lr)
     out = Path(a.out); t0 = time.time()
-    train_c = blank(world_chains(cfg.n_train, cfg.chain_length, 'train', cfg.data_seed, cfg.world()), cfg)
-    test_c = blank(world_chains(cfg.n_test, cfg.chain_length, 'test', cfg.data_seed, cfg.world()), cfg)
+    train_c = world_chains(cfg.n_train, cfg.chain_length, 'train', cfg.data_seed, cfg.world())
+    test_c = world_chains(cfg.n_test, cfg.chain_length, 'test', cfg.data_seed, cfg.world())
+    if a.ngram_only:
+        print(json.dumps({'ngram_probe': ngram_probe(train_c, test_c), 'n_train': cfg.n_train, 'n_test': cfg.n_test}, indent=1)); return
+    blank(train_c, cfg); blank(test_c, cfg)
     base, _ = warm_start(cfg, train_c, out/'warm')
     res = run_arm(cfg, a.objective, a.seed, base, train_c, out/a.objective)
     model, proc = res['model'], res['processor']
@@ -74,7 +114,7 @@ def main():
     print(json.dumps({
         'setting': dict(n_train=cfg.n_train, n_test=cfg.n_test, length=cfg.chain_length, warm_steps=cfg.warm_steps,
                         steps=cfg.steps, objective=a.objective, lr=a.lr, frames='blank'),
-        **summarise(r['per_chain']),
+        **summarise(r['per_chain']), 'ngram_probe': ngram_probe(train_c, test_c),
         'by_error_type': r.get('by_error_type'), 'n_by_error_type': r.get('n_by_error_type'),
         'train_final': {k: v for k, v in (res.get('train') or {}).items() if isinstance(v, (int, float))},
         'seconds': round(time.time() - t0, 1)}, indent=1))

@@ -82,7 +82,7 @@ def ngram_probe(train_c, test_c, epochs=200, seed=0):
     with torch.no_grad(): s = (Xt @ w).numpy()
     right = (s > 0) + 0.5 * (s == 0)
     per_chain = [float(right[who == b].mean()) for b in np.unique(who)]
-    return {'pairwise': interval(per_chain), 'train_pairs': len(X) // 2, 'final_loss': float(loss)}
+    return {'pairwise': interval(per_chain), 'train_pairs': len(X) // 2, 'final_loss': float(loss.detach())}
 
 
 def main():

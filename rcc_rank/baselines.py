@@ -18,9 +18,10 @@ from .degrade import (Mutator, MutationResult, MalformedReply, ClaudeMutator, ru
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOOL', 'FREE_SYSTEM', 'UNCONDITIONED_WORLD_TYPES',
-           'BASELINES', 'item_frames', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher', 'supported',
-           'support_f1', 'teacher_responder', 'error_injection', 'response_improvement', 'response_comparison',
-           'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder', 'unconditioned_world_chains', 'make_baseline']
+           'BASELINES', 'item_frames', 'item_clip', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher',
+           'supported', 'support_f1', 'teacher_responder', 'error_injection', 'response_improvement',
+           'response_comparison', 'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder',
+           'unconditioned_world_chains', 'make_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
 from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
@@ -53,6 +54,18 @@ def item_frames(item:dict|Chain, # an item dict or a `Chain`
         return load_video(video, num_frames=num_frames)
     raise ValueError(f"item {iid!r}: no frames (no meta['frames'], no meta['scene'] and no video)")
 
+# %% ../nbs/14_baselines.ipynb #412e4a97
+def item_clip(item:dict|Chain, # an item dict or a `Chain`
+              num_frames:int=8 # frames to take uniformly, as every scoring and evaluation path does
+             )->tuple:
+    "`(frames, VideoMetadata)` of an item from `video_clip`: files timed at their own rate, in-memory frames at `meta['fps']`"
+    from rcc_rank.video import video_clip
+    meta = item.meta if isinstance(item, Chain) else item.get('meta') or {}
+    iid = item.id if isinstance(item, Chain) else item.get('id')
+    video = item.video if isinstance(item, Chain) else item.get('video')
+    src = video if (video and meta.get('frames') is None and 'scene' not in meta) else item_frames(item, num_frames)
+    return video_clip(src, num_frames=num_frames, video_fps=meta.get('fps'), name=f'item {iid!r}')
+
 # %% ../nbs/14_baselines.ipynb #edc89d65
 def policy_sampler(model, # a VLM from `rcc_rank.models` (plain or peft)
                    processor, # its processor
@@ -72,7 +85,9 @@ def policy_sampler(model, # a VLM from `rcc_rank.models` (plain or peft)
         dev = next(model.parameters()).device
         for i in range(0, len(items), batch_size):
             part = items[i:i + batch_size]
-            enc = processor(text=[text] * len(part), videos=[item_frames(it, num_frames) for it in part], return_tensors='pt', padding=True)
+            clips = [item_clip(it, num_frames) for it in part]
+            enc = processor(text=[text] * len(part), videos=[f for f, _ in clips], video_metadata=[m for _, m in clips],
+                            return_tensors='pt', padding=True)
             enc = {k: v.to(dev) if hasattr(v, 'to') else v for k, v in enc.items()}
             torch.manual_seed(int(stable_hash(seed, i), 16) % 2**31)
             with torch.no_grad():

@@ -73,8 +73,9 @@ def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption 
                     mask=None, # (B, K) bool, True where a caption exists; default all True
                     ntokens=None, # (B, K) caption token counts; adds the length-normalised `*_norm` metrics
                     error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`chain.errors`)
+                    ref_logps=None, # (B, K) reference log-probs; adds the reward-order `*_reward` metrics
                    )->dict:
-    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of a batch of chain scores (sum and length-normalised)"
+    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of a batch of chain scores (sum, length-normalised, reward order)"
     s = _np(logps, 'logps')
     B, K = s.shape
     mk = np.ones((B, K), bool) if mask is None else _np(mask, 'mask', dtype=bool)
@@ -92,6 +93,11 @@ def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption 
         if n.shape != s.shape: raise ValueError(f"ntokens has shape {n.shape}, logps {s.shape}")
         if (n[mk] <= 0).any(): raise ValueError(f"chain {np.argwhere(mk & (n <= 0))[0][0]}: a valid caption has ntokens <= 0")
         out.update(_summarise(np.where(mk, s / np.where(n > 0, n, 1), 0.0), mk, error_types, '_norm'))
+    if ref_logps is not None:
+        r = _np(ref_logps, 'ref_logps')
+        if r.shape != s.shape: raise ValueError(f"ref_logps has shape {r.shape}, logps {s.shape}")
+        if (mk & ~np.isfinite(r)).any(): raise ValueError(f"chain {np.argwhere(mk & ~np.isfinite(r))[0][0]}: non-finite reference log-prob in a valid position")
+        out.update(_summarise(np.where(mk, s - np.where(mk, r, 0.0), 0.0), mk, error_types, '_reward'))
     return out
 
 # %% ../nbs/10_evaluate.ipynb #bbc4af03
@@ -124,6 +130,7 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
                 accelerator=None, # an `accelerate.Accelerator` for data-parallel scoring
                 progress:bool=True, # show a tqdm bar (main process only)
                 collator=None, # a ready `ChainCollator` (default: built from `processor`)
+                reference:bool=False, # also score with the adapters off (the reference) and add the `*_reward` metrics
                )->dict:
     "Score each chain's captions with `model` and report `ranking_metrics` plus per-chain scores"
     import torch
@@ -133,6 +140,9 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
     if not chains: raise ValueError("rank_chains: no chains given")
     for c in chains:
         if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
+    if reference and not hasattr(model, 'disable_adapter'):
+        raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
+    from rcc_rank.models import reference_mode
     collate = collator or ChainCollator(processor, num_frames=num_frames)
     main = accelerator is None or accelerator.is_main_process
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
@@ -146,18 +156,23 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
             batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in batch.items()}
             with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
             lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
+            if reference:
+                with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
             for b, c in enumerate(part):
                 k = int(mk[b].sum())
-                out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors)))
+                out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors),
+                                **({'ref_logps': rl[b, :k].tolist()} if reference else {})))
             bar.update(len(part))
         bar.close()
         return out
     per = map_shards(score, chains, accelerator)
     K = max(len(p['logps']) for p in per)
     logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
+    ref = np.zeros((len(per), K)) if reference else None
     for b, p in enumerate(per):
         k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
-    res = ranking_metrics(logps, mask, ntok, [p['errors'] for p in per])
+        if reference: ref[b, :k] = p['ref_logps']
+    res = ranking_metrics(logps, mask, ntok, [p['errors'] for p in per], ref_logps=ref)
     res['per_chain'] = per
     return res
 
@@ -208,17 +223,20 @@ def _item(x, i:int)->dict:
     d.setdefault('id', str(i))
     return d
 
-def _frames(d:dict, num_frames:int|None):
-    from rcc_rank.video import as_frames
+def _frames(d:dict, num_frames:int|None)->tuple:
+    "The item's `(frames, VideoMetadata)` from `video_clip`, the clock every path shares"
+    from rcc_rank.video import video_clip
     src = d.get('frames') if d.get('frames') is not None else d.get('video')
     if src is None: raise ValueError(f"item {d['id']!r}: no 'frames' and no 'video'")
-    return as_frames(src, num_frames=num_frames, name=f"item {d['id']!r}")
+    fps = (d.get('meta') or {}).get('fps') or d.get('fps')
+    return video_clip(src, num_frames=num_frames, video_fps=fps, name=f"item {d['id']!r}")
 
-def _model_inputs(processor, prompts:Sequence[str], videos:Sequence, device):
-    "Chat-formatted prompts with one video each, left-padded, on `device`"
+def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
+    "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
     from rcc_rank.models import caption_prompt
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = processor(text=texts, videos=list(videos), return_tensors='pt', padding=True, padding_side='left', add_special_tokens=False)
+    enc = processor(text=texts, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
+                    padding=True, padding_side='left', add_special_tokens=False)
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 def _device(model, accelerator):

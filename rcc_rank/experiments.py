@@ -112,14 +112,17 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
     return out
 
 def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
-    "Accuracy of picking the letter with the highest log-probability (`acc`), and the number of items"
-    from rcc_rank.evaluate import rank_chains
-    r = rank_chains(model, processor, attach_frames(choice_chains(items)), batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
-    return {'acc': r['top1'], 'n': r['n_chains']}
+    "Accuracy of the letter with the highest next-token log-probability (`mcq_evaluate`): `acc`, `n`, `per_item`"
+    from rcc_rank.evaluate import mcq_evaluate
+    from rcc_rank.world import chain_frames, LETTERS
+    rows = [{**it, 'frames': chain_frames(it)} if it.get('frames') is None and it.get('video') is None else dict(it) for it in items]
+    r = mcq_evaluate(model, processor, rows, letters=LETTERS[:max(len(it['choices']) for it in rows)],
+                     batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
+    return {'acc': r['mcq_acc'], 'n': r['n_items'], 'per_item': r['per_item']}
 
 # %% ../nbs/15_experiments.ipynb #1bf801d4
 EVALS = ('rank', 'lf_mcq', 'caption_match', 'judge', 'vdc', 'argus', 'lf_mcqa', 'tempcompass')
-RANK_KEYS = ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'top1_norm', 'pairwise_norm')
+RANK_KEYS = ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'top1_norm', 'pairwise_norm', 'top1_reward', 'pairwise_reward')
 
 def eval_sets(evals:Sequence[str], # names from `EVALS`
               n:int=32, # items per evaluation
@@ -150,7 +153,8 @@ def evaluate_model(model, processor, sets:dict, # from `eval_sets`
     out = {}
     for e, data in sets.items():
         if e == 'rank':
-            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
+            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False,
+                            reference=hasattr(model, 'disable_adapter'))   # LoRA: adapters off = the reference
             out.update({f'rank/{k}': float(r[k]) for k in RANK_KEYS if k in r})
         elif e in JUDGED_EVALS: out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size, accelerator))
         else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size, accelerator)['acc'])

@@ -112,9 +112,9 @@ class JudgeCache:
 
 # %% ../nbs/10a_judges.ipynb #4bae4238
 AXES = ('relevance', 'descriptiveness', 'temporal_consistency', 'fluency')
-CAPTION_PROMPT_VERSION = 'caption-judge-v1'
+CAPTION_PROMPT_VERSION = 'caption-judge-v2'
 
-CAPTION_SYSTEM = """You grade a predicted video caption against a reference caption written by a careful human annotator. \
+CAPTION_SYSTEM = """You grade a predicted video caption against a detailed reference caption of the same video. \
 The reference is the ground truth for what happens in the video. Score the prediction on four axes, each an integer from 1 (worst) to 10 (best):
 - relevance: its statements are accurate and relevant; fabricated or wrong objects, attributes, counts or actions lower it;
 - descriptiveness: it covers the key objects, attributes, details and events of the reference;
@@ -261,12 +261,25 @@ class HFJudge:
                                       do_sample=False, pad_token_id=pad)
         return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
-    def choice_logprobs(self, system:str, user:str, choices:Sequence[str])->list[float]:
-        "Summed log-probability of each choice string as the start of the reply (prompt encoded once, then all choices)"
+    def end_id(self)->int:
+        "The token that ends an assistant reply: the first token the chat template puts after the reply, else EOS"
+        if getattr(self.tok, 'chat_template', None):
+            mark = '\x00REPLY\x00'
+            t = self.tok.apply_chat_template([{'role': 'user', 'content': 'u'}, {'role': 'assistant', 'content': mark}], tokenize=False)
+            tail = self._ids(t.split(mark, 1)[1]) if mark in t else []
+            if tail: return tail[0]
+        if self.tok.eos_token_id is None: raise ValueError("HFJudge: the tokenizer has no chat template suffix and no EOS token to end a reply")
+        return self.tok.eos_token_id
+
+    def choice_logprobs(self, system:str, user:str, choices:Sequence[str],
+                        end:bool=False # score each choice as the whole reply (followed by `end_id`), not just its start
+                       )->list[float]:
+        "Summed log-probability of each choice string as the start (or, with `end`, the whole) of the reply; prompt encoded once"
         import torch
         p = self._ids(chat_text(self.tok, system, user))
         cs = [self._ids(c) for c in choices]
         if any(not c for c in cs): raise ValueError(f"a choice tokenises to nothing: {choices}")
+        if end: cs = [c + [self.end_id()] for c in cs]
         n, L, dev = len(cs), max(map(len, cs)), self.model.device
         with self._lock, torch.no_grad():
             out = self.model(input_ids=torch.tensor([p], device=dev), use_cache=True)
@@ -282,11 +295,11 @@ class HFJudge:
         return res
 
     def score_caption(self, prediction:str, reference:str)->dict:
-        "The four 1-10 scores: per axis, the most likely of the replies '1' ... '10'"
+        "The four 1-10 scores: per axis, the most likely of the whole replies '1' ... '10'"
         out = {}
         for a in AXES:
             user = caption_prompt(prediction, reference) + f"\nGive only the {AXIS_HINT[a]} score, an integer from 1 to 10."
-            lps = self.choice_logprobs(CAPTION_SYSTEM, user, [str(i) for i in range(1, 11)])
+            lps = self.choice_logprobs(CAPTION_SYSTEM, user, [str(i) for i in range(1, 11)], end=True)
             out[a] = int(np.argmax(lps)) + 1
         return out
 

@@ -41,7 +41,7 @@ def _pair(policy_logps:Tensor, ref_logps:Tensor):
 # %% ../nbs/05_losses.ipynb #d5a86d64
 def dpo_rewards(policy_logps:Tensor, # (B, K) summed log-probs under the policy
                 ref_logps:Tensor, # (B, K) summed log-probs under the frozen reference
-                beta:float=0.1 # KL strength; the paper's value is 0.1
+                beta:float=0.1 # KL strength (0.1 is our default; our copy of the paper does not state one)
                )->Tensor:
     "DPO implicit rewards `beta * (policy_logps - ref_logps)`, shape `(B, K)`"
     _pair(policy_logps, ref_logps)
@@ -152,13 +152,15 @@ def sequence_logps(logits:Tensor, # (N, T, V) causal-LM logits; logits[:, t] pre
 # %% ../nbs/05_losses.ipynb #1800c662
 def ntp_loss(policy_logps:Tensor, # (B, K) summed policy log-probs, column 0 the correct caption
              ntokens:Tensor, # (B, K) token counts of each caption (from `sequence_logps`)
-             mask:Tensor|None=None # optional (B, K) presence mask
+             mask:Tensor|None=None, # optional (B, K) presence mask
+             reduction:str='mean' # 'mean': NLL per token (our default); 'sum': the caption's summed NLL
             )->Tensor:
-    "Mean token NLL of each chain's best caption, `-policy_logps[:, 0] / ntokens[:, 0]`, shape `(B,)`"
+    "Token NLL of each chain's best caption, `-policy_logps[:, 0] / ntokens[:, 0]` (or its sum), shape `(B,)`"
     mask = _check(policy_logps, mask)
     if ntokens.shape != policy_logps.shape:
         raise ValueError(f"ntokens must have the shape of policy_logps {tuple(policy_logps.shape)}, got {tuple(ntokens.shape)}")
-    n = ntokens[:, 0].to(policy_logps.dtype).clamp(min=1)
+    if reduction not in ('mean', 'sum'): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    n = ntokens[:, 0].to(policy_logps.dtype).clamp(min=1) if reduction == 'mean' else policy_logps.new_ones(policy_logps.shape[0])
     nll = -policy_logps[:, 0].masked_fill(~mask[:, 0], 0.) / n
     return torch.where(mask[:, 0], nll, torch.zeros_like(nll))
 

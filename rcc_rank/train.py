@@ -25,8 +25,9 @@ from .scoring import ChainCollator, chain_logps
 # %% auto #0
 __all__ = ['log', 'RESUME_FREE', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config',
            'load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches',
-           'resolve_precision', 'build_model', 'ChainScorer', 'unwrap', 'peft_model', 'needs_reference', 'chain_loss',
-           'lr_factor', 'evaluate_chains', 'list_checkpoints', 'save_adapter', 'save_checkpoint', 'find_resume',
+           'resolve_precision', 'build_model', 'enable_checkpointing', 'ChainScorer', 'unwrap', 'peft_model',
+           'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints', 'save_adapter',
+           'save_checkpoint', 'find_resume', 'requested_engine', 'check_engine', 'check_world', 'check_launch',
            'data_hash', 'config_diff', 'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
@@ -61,9 +62,12 @@ class TrainConfig:
     max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
     skip_bad_videos: bool = _f(False, "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping")
     # --- objective
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'", 'rank')
-    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not stated')
+    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'",
+                        "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
+    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
     ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
+    ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
+                            'not stated (per-token mean is our assumption)')
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
     # --- optimisation
     lr: float = _f(1e-6, "peak learning rate", '1e-6')
@@ -97,6 +101,7 @@ class TrainConfig:
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
         check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
+        if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size'):
@@ -343,16 +348,34 @@ def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings,
         model = model.to(dtype)
     else:
         model, processor = load_model(cfg.model, arch=cfg.arch, dtype=dtype)
-    if cfg.gradient_checkpointing:
-        enable = getattr(model, 'activation_checkpointing_enable', None) or model.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+    if cfg.gradient_checkpointing: enable_checkpointing(model)
     model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision)
     return model, processor
+
+# %% ../nbs/09_train.ipynb #a8036742
+def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or after LoRA)
+                        )->list[str]:
+    "Turn on non-reentrant activation checkpointing in every language and vision block; returns the names of the checkpointed modules"
+    from transformers.modeling_layers import GradientCheckpointingLayer
+    hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    kw = dict(use_reentrant=False)
+    if hasattr(hf, 'activation_checkpointing_enable'): hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else: hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)   # transformers before the rename
+    names = [n for n, m in hf.named_modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
+    for n, m in hf.named_modules():   # timm towers (PerceptionLM's Perception Encoder) have their own switch
+        if hasattr(m, 'set_grad_checkpointing') and hasattr(m, 'grad_checkpointing'):
+            m.set_grad_checkpointing(True); names.append(n)
+    if not names: raise ValueError(f"{type(hf).__name__}: no block supports activation checkpointing")
+    return names
 
 # %% ../nbs/09_train.ipynb #cbc052a7
 class ChainScorer(torch.nn.Module):
     "The PEFT model with `chain_logps` as its `forward`, so DDP/FSDP/DeepSpeed see every use of the weights"
-    def __init__(self, model): super().__init__(); self.model = model
+    def __init__(self, model):
+        super().__init__(); self.model = model
+        hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
+        present = {type(m).__name__ for m in hf.modules()}   # FSDP2 wraps these blocks one by one, and fails on a name it cannot find
+        self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
     def forward(self, batch:dict, shared_prefix:bool=True): return chain_logps(self.model, batch, shared_prefix=shared_prefix)
 
 def unwrap(model):
@@ -380,7 +403,7 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
         with reference_mode(peft_model(model)):  # the same weights, adapters off, no graph
             ref = model(batch, shared_prefix=cfg.shared_prefix).logps.detach()
     pol = model(batch, shared_prefix=cfg.shared_prefix)
-    ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask)
+    ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
     loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
@@ -405,19 +428,24 @@ def evaluate_chains(model, # the (prepared) model
                    )->dict:
     "`ranking_metrics` of the model on every chain of `dl`, gathered over processes"
     was_training = model.training; model.eval()
-    lps, masks, nts, errs = [], [], [], []
+    lps, masks, nts, refs, errs = [], [], [], [], []
+    has_ref = hasattr(peft_model(model), 'disable_adapter')   # adapters off = the reference
     for batch in dl:
         batch = dict(batch); batch.pop('chain_ids', None); errors = batch.pop('chain_errors', None)
         s = model(batch, shared_prefix=shared_prefix)
-        parts = [accelerator.pad_across_processes(t, dim=1) for t in (s.logps.float(), s.mask.long(), s.ntokens.long())]
-        lp, mk, nt = accelerator.gather_for_metrics(parts)
-        lps.append(lp.cpu()); masks.append(mk.cpu()); nts.append(nt.cpu())
+        ts = [s.logps.float(), s.mask.long(), s.ntokens.long()]
+        if has_ref:
+            with reference_mode(peft_model(model)): ts.append(model(batch, shared_prefix=shared_prefix).logps.float())
+        parts = accelerator.gather_for_metrics([accelerator.pad_across_processes(t, dim=1) for t in ts])
+        lps.append(parts[0].cpu()); masks.append(parts[1].cpu()); nts.append(parts[2].cpu())
+        if has_ref: refs.append(parts[3].cpu())
         if errors is not None: errs += accelerator.gather_for_metrics(errors, use_gather_object=True)
     model.train(was_training)
     K = max(t.shape[1] for t in lps)
     pad = lambda ts, v: torch.cat([torch.nn.functional.pad(t, (0, K - t.shape[1]), value=v) for t in ts])
     lp, mk, nt = pad(lps, 0.0), pad(masks, 0).bool(), pad(nts, 0)
-    return ranking_metrics(lp, mask=mk, ntokens=nt, error_types=errs if len(errs) == len(lp) else None)
+    return ranking_metrics(lp, mask=mk, ntokens=nt, error_types=errs if len(errs) == len(lp) else None,
+                           ref_logps=pad(refs, 0.0) if has_ref else None)
 
 # %% ../nbs/09_train.ipynb #7ef31e62
 _CKPT_PREFIX = 'step_'
@@ -485,6 +513,58 @@ def find_resume(cfg:TrainConfig)->Path|None:
     p = Path(cfg.resume)
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     return p
+
+# %% ../nbs/09_train.ipynb #0f52bfa5
+_ENGINES = {'FSDP': 'ACCELERATE_USE_FSDP', 'DEEPSPEED': 'ACCELERATE_USE_DEEPSPEED'}
+
+def requested_engine(env:dict|None=None # the environment (None: `os.environ`)
+                    )->str|None:
+    "The sharding engine the launcher asked for through accelerate's environment: 'FSDP', 'DEEPSPEED' or None"
+    env = os.environ if env is None else env
+    return next((k for k, var in _ENGINES.items() if str(env.get(var, 'false')).lower() in ('1', 'true', 'yes')), None)
+
+# %% ../nbs/09_train.ipynb #04a64e72
+def check_engine(distributed_type, # what accelerate set up (`accelerator.distributed_type`)
+                 device_type:str, # the device the run is on ('cuda', 'cpu', ...)
+                 env:dict|None=None # the environment (None: `os.environ`)
+                ):
+    "Stop when the launcher asked for FSDP or DeepSpeed but accelerate set up something else"
+    want, got = requested_engine(env), str(getattr(distributed_type, 'value', distributed_type))
+    if want is None or got == want: return
+    if device_type == 'cpu':
+        why = (f"accelerate cannot shard on CPU and set up {got} instead "
+               f"({'plain data parallel' if got == 'MULTI_CPU' else 'each process training alone'})")
+    else: why = f"accelerate set up {got} instead"
+    raise RuntimeError(f"rcc-train: the launch asked for {want} ({_ENGINES[want]}=true, from the accelerate config) but {why}. "
+                       f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
+                       "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.train --cpu ...")
+
+# %% ../nbs/09_train.ipynb #131b8ac8
+def check_world(num_processes:int, # processes in this run (`accelerator.num_processes`)
+                env:dict|None=None, # the environment (None: `os.environ`)
+                gpus:int|None=None # GPUs visible on this machine (None: not a GPU run)
+               ):
+    "Stop when the launcher started other processes than those joined in this run, or more per machine than GPUs"
+    env = os.environ if env is None else env
+    world, local = env.get('WORLD_SIZE'), env.get('LOCAL_WORLD_SIZE')
+    if world is not None and int(world) != num_processes:
+        raise RuntimeError(f"rcc-train: the launcher started {world} processes (WORLD_SIZE) but this run joined {num_processes}: "
+                           "each process would train on its own and all would write the same output_dir. Launch with a "
+                           "distributed config (--multi_gpu, or an FSDP/DeepSpeed config on GPUs; --cpu for CPU processes)")
+    if world is None and num_processes == 1 and 'ACCELERATE_USE_CPU' in env and env.get('MASTER_PORT'):
+        raise RuntimeError("rcc-train: accelerate launch was asked for several processes (--num_processes > 1) but started only this "
+                           "one: with --cpu it runs a single process and drops the FSDP/DeepSpeed/multi-GPU part of its config. "
+                           "For CPU processes launch with --multi_gpu and pass --cpu to rcc-train instead; FSDP and DeepSpeed need GPUs")
+    if gpus is not None and local is not None and int(local) > gpus:
+        raise RuntimeError(f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
+                           "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)")
+
+# %% ../nbs/09_train.ipynb #3b57066b
+def check_launch(accelerator # the run's `Accelerator`
+                ):
+    "`check_engine` and `check_world` for a live Accelerator: call before any work"
+    check_engine(accelerator.distributed_type, accelerator.device.type)
+    check_world(accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None)
 
 # %% ../nbs/09_train.ipynb #118be555
 RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
@@ -610,6 +690,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
     lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire() if accelerator.is_main_process else None
     try:
+        check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work
         return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     finally:
         if lock is not None: lock.release()

@@ -17,10 +17,10 @@ from .core import stable_hash
 __all__ = ['COLOURS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'CELLS', 'MOTIONS', 'DIRECTIONS', 'SPEEDS', 'RELATIONS', 'NUMBERS',
            'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'EDIT_KINDS', 'WORLD_ERROR_TYPES', 'SPLITS', 'FOCUS_KINDS', 'LETTERS',
            'Thing', 'Group', 'Scene', 'WorldConfig', 'make_scene', 'thing_state', 'render_frames', 'frame_strip',
-           'render_caption', 'apply_edit', 'candidate_edits', 'edit_spans', 'applicable_errors', 'world_step',
-           'scene_seed', 'world_item', 'chain_programs', 'world_chain', 'world_chains', 'chain_frames', 'WorldMutator',
-           'world_items', 'statement', 'focus_chain', 'world_mcq_chain', 'world_yesno_chain', 'lf_mcq_item',
-           'lf_mcq_set']
+           'render_caption', 'apply_edit', 'rule_violations', 'candidate_edits', 'edit_spans', 'applicable_errors',
+           'world_step', 'scene_seed', 'world_item', 'chain_programs', 'world_chain', 'world_chains', 'chain_frames',
+           'token_length_changes', 'WorldMutator', 'world_items', 'statement', 'focus_chain', 'world_mcq_chain',
+           'world_yesno_chain', 'lf_mcq_item', 'lf_mcq_set']
 
 # %% ../nbs/11_world.ipynb #8fb8b8b9
 COLOURS = {'red':(220,50,47), 'orange':(245,145,30), 'yellow':(235,215,45), 'green':(60,180,75),
@@ -286,6 +286,27 @@ def apply_edit(scene:Scene, # program to edit (not modified)
         _set(obj, path[-1], value)
     return s
 
+# %% ../nbs/11_world.ipynb #a1b2c302
+def rule_violations(scene:Scene, # a (possibly edited) program
+                    max_count:int|None=None # most shapes in a distractor group (default `WorldConfig().max_count`)
+                   )->list[str]:
+    "The generator's rules that `scene` breaks (empty for every program `make_scene` draws)"
+    max_count = WorldConfig().max_count if max_count is None else max_count
+    objs, groups, out = scene.objects, scene.groups + scene.extra, []
+    cells = [o.cell for o in objs] + [c for g in scene.groups for c in g.cells]
+    out += [f"two things in the {c}" for c in sorted({c for c in cells if cells.count(c) > 1})]
+    n = len(objs) + sum(g.count for g in groups)
+    if n > len(CELLS): out.append(f"{n} things in {len(CELLS)} cells")
+    out += [f"{NUMBERS[min(g.count, len(NUMBERS) - 1)]} gray {_plural(g.shape, g.count)} in one group (at most {max_count})"
+            for g in groups if not 1 <= g.count <= max_count]
+    for o in objs:
+        if o.motion == 'moves' and not _inside(*_end_xy(o), SIZES[o.size]): out.append(f"{_ref(o)} moves out of the frame")
+        if o.anchor is not None:
+            a = objs[o.anchor]
+            if not any(o.relation in _true_relations(c, a.cell) for c in CELLS if c != a.cell):
+                out.append(f"nothing can be {o.relation} {_ref(a)} in the {a.cell}")
+    return out
+
 # %% ../nbs/11_world.ipynb #886c64c6
 def _free(done, *slots): return not any(s in done for s in slots)
 
@@ -379,9 +400,10 @@ def candidate_edits(cur:Scene, # the current (possibly edited) program
                     kind:str, # one of `EDIT_KINDS`
                     done:Sequence[str]=() # slots already edited in this chain
                    )->list[dict]:
-    "Every edit of `kind` that adds one new error to `cur`"
+    "Every edit of `kind` that adds one new error to `cur` and describes a scene the generator could make"
     if kind not in EDIT_KINDS: raise ValueError(f"unknown world edit kind {kind!r}; known: {sorted(EDIT_KINDS)}")
-    return EDIT_KINDS[kind](cur, true, set(done))
+    mc = max([WorldConfig().max_count] + [g.count for g in true.groups])
+    return [e for e in EDIT_KINDS[kind](cur, true, set(done)) if not rule_violations(apply_edit(cur, e), mc)]
 
 # %% ../nbs/11_world.ipynb #ca937f0a
 def _span(scene:Scene, edit:dict)->str:
@@ -535,6 +557,25 @@ def chain_frames(chain, # a world `Chain`, `QuestionChain` or chain dict
     if 'scene' not in (meta or {}): raise ValueError(f"chain {cid!r}: no scene program in meta['scene'] (not a world chain)")
     w = meta.get('world', {})
     return render_frames(meta['scene'], n_frames or w.get('n_frames', 8), size or w.get('size', 64))
+
+# %% ../nbs/11_world.ipynb #a1b2c306
+def token_length_changes(chains:Sequence[Chain], # world chains (or any chains: the kind falls back to the error type)
+                         tokenizer # a tokenizer (called as `tokenizer(text, add_special_tokens=False)`) or fn(text) -> token list
+                        )->dict:
+    "How each step changes the caption's length in tokens: {'steps', 'same', 'changes': {delta: n}, 'by_kind': {kind: {delta: n}}}"
+    from collections import Counter
+    def n(text):
+        if hasattr(tokenizer, 'convert_tokens_to_ids'): return len(tokenizer(text, add_special_tokens=False)['input_ids'])
+        return len(tokenizer(text))
+    diffs, by = Counter(), {}
+    for c in chains:
+        lens = [n(x) for x in c.captions]
+        for m, a, b in zip(c.mutations, lens, lens[1:]):
+            try: kind = json.loads(m.note)['kind']
+            except (json.JSONDecodeError, KeyError, TypeError): kind = m.error_type
+            diffs[b - a] += 1; by.setdefault(kind, Counter())[b - a] += 1
+    return {'steps': sum(diffs.values()), 'same': diffs[0], 'changes': dict(sorted(diffs.items())),
+            'by_kind': {k: dict(sorted(v.items())) for k, v in sorted(by.items())}}
 
 # %% ../nbs/11_world.ipynb #af738a1c
 from .degrade import Mutator, MutationResult

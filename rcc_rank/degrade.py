@@ -20,7 +20,7 @@ __all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'PRICES
            'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'side_paths', 'trim_partial_line', 'step_seed',
            'normalise_items', 'estimate_cost', 'classify_error', 'retry_delay', 'abuild_chains', 'build_chains',
            'failures', 'abuild_chains_batched', 'build_chains_batched', 'arecaption', 'arecaption_items', 'recaption',
-           'read_items', 'make_mutator', 'rcc_generate']
+           'read_items', 'make_mutator', 'assign_splits', 'rcc_generate']
 
 # %% ../nbs/03_degrade.ipynb #84dac099
 log = get_logger(__name__)
@@ -905,6 +905,22 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
         return HFMutator(model, types=types, tagger=tagger)
     raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
 
+# %% ../nbs/03_degrade.ipynb #26e1e1a5
+def assign_splits(rows:Iterable[dict], # input rows `{id, caption, video?, split?, meta?}`
+                  test_size:float=0.0 # fraction for `test`, by a hash of the id (0: keep each row's own `split`)
+                 )->list[dict]:
+    "Rows with `meta['split']` set: hashed from the id when `test_size` > 0, else the row's own `split` field"
+    if not 0 <= test_size < 1: raise ValueError(f"test_size must be in [0, 1), got {test_size}")
+    out = []
+    for r in rows:
+        r = dict(r); meta = dict(r.get('meta') or {}) if isinstance(r.get('meta'), dict) else {}
+        if test_size > 0:
+            u = int(stable_hash('split', str(r.get('id'))), 16) / 16**16
+            meta['split'] = 'test' if u < test_size else 'train'
+        elif r.get('split') not in (None, ''): meta.setdefault('split', str(r['split']))
+        r['meta'] = meta; out.append(r)
+    return out
+
 # %% ../nbs/03_degrade.ipynb #ca16edc2
 from fastcore.script import call_parse, Param, store_true
 
@@ -920,6 +936,7 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
                  tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
                  limit:int=None, # only the first N input rows
                  split:str=None, # the split of a DatasetDict input
+                 test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
                  max_attempts:int=3, # invalid replies per error type before it is struck
                  max_retries:int=4, # the SDK's retries per request (claude)
                  timeout:float=120.0, # request timeout in seconds (claude)
@@ -932,7 +949,7 @@ def rcc_generate(input:str, # captions: JSONL, CSV, or a saved `datasets` folder
                  quiet:store_true=False # no progress bar
                 ):
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes"
-    rows = read_items(input, split=split)[:limit]
+    rows = assign_splits(read_items(input, split=split)[:limit], test_size)
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     if recaption:

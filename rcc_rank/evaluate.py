@@ -450,6 +450,13 @@ def _in_split(rows:list, split:str|None, path)->list:
         raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
     return kept
 
+def _chains(path, split=None):
+    from rcc_rank.chains import read_chains
+    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
+    return _in_split(read_chains(path), split, path)
+
+def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
+
 def _rows(path, task, split=None):
     if not path: raise ValueError(f"task {task!r} needs --data")
     rows = read_jsonl(path, missing_ok=False)
@@ -495,9 +502,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         main = acc.is_main_process
         m, proc = make_model(model, acc, adapter)
     if task == 'rank':
-        from rcc_rank.chains import read_chains
-        if not data: raise ValueError("task 'rank' needs --data")
-        res = rank_chains(m, proc, _in_split(read_chains(data), split, data), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
+        res = rank_chains(m, proc, _chains(data, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
     elif task == 'generate':
         if out and main and Path(out).exists(): Path(out).unlink()
         recs = generate_captions(m, proc, _rows(data, task, split), prompt=prompt, batch_size=batch_size, num_frames=num_frames,
@@ -535,7 +540,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         md, _ = results_table(rows, path=out)
         if echo: print(md)
         return md
-    res = dict(run=run or task, task=task, **({'adapter': adapter} if adapter else {}), **({'split': split} if split else {}), **res)
+    res = dict(run=run or task, task=task, **_given(adapter=adapter, split=split), **res)
     if main:
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)

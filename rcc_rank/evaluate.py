@@ -71,11 +71,11 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
 
 def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption (tensor, array or lists)
                     mask=None, # (B, K) bool, True where a caption exists; default all True
-                    ntokens=None, # (B, K) caption token counts; adds the length-normalised `*_norm` metrics
+                    ntokens=None, # (B, K) caption token counts; adds `*_norm` (length-normalised), `*_length` and `*_chance` controls
                     error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`chain.errors`)
                     ref_logps=None, # (B, K) reference log-probs; adds the reward-order `*_reward` metrics
                    )->dict:
-    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of a batch of chain scores (sum, length-normalised, reward order)"
+    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of chain scores (sum, length-normalised, reward order), beside the length-only ranker and chance"
     s = _np(logps, 'logps')
     B, K = s.shape
     mk = np.ones((B, K), bool) if mask is None else _np(mask, 'mask', dtype=bool)
@@ -93,12 +93,22 @@ def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption 
         if n.shape != s.shape: raise ValueError(f"ntokens has shape {n.shape}, logps {s.shape}")
         if (n[mk] <= 0).any(): raise ValueError(f"chain {np.argwhere(mk & (n <= 0))[0][0]}: a valid caption has ntokens <= 0")
         out.update(_summarise(np.where(mk, s / np.where(n > 0, n, 1), 0.0), mk, error_types, '_norm'))
+        out.update(_summarise(np.where(mk, -n, 0.0), mk, error_types, '_length'))   # fewer tokens ranks higher
+        out.update(_chance(mk))
     if ref_logps is not None:
         r = _np(ref_logps, 'ref_logps')
         if r.shape != s.shape: raise ValueError(f"ref_logps has shape {r.shape}, logps {s.shape}")
         if (mk & ~np.isfinite(r)).any(): raise ValueError(f"chain {np.argwhere(mk & ~np.isfinite(r))[0][0]}: non-finite reference log-prob in a valid position")
         out.update(_summarise(np.where(mk, s - np.where(mk, r, 0.0), 0.0), mk, error_types, '_reward'))
     return out
+
+# %% ../nbs/10_evaluate.ipynb #0853cd2b
+def _chance(mask:np.ndarray)->dict:
+    "Expected metrics of a random ordering: top-1 1/K per chain, pairwise and adjacent 1/2, Kendall tau 0"
+    k = mask.sum(1); k = k[k >= 2]
+    nan = float('nan')
+    return dict(top1_chance=float(np.mean(1 / k)) if len(k) else nan, pairwise_chance=0.5 if len(k) else nan,
+                kendall_tau_chance=0.0 if len(k) else nan, adjacent_chance=0.5 if len(k) else nan)
 
 # %% ../nbs/10_evaluate.ipynb #bbc4af03
 def map_shards(fn, # fn(list_of_items) -> list of per-item results (same length)
@@ -480,19 +490,42 @@ def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
         return HFJudge(m, AutoTokenizer.from_pretrained(name), name=name)
     raise ValueError(f"unknown judge {spec!r}: use claude:<model>, hf:<model> or tiny")
 
-def make_model(spec:str, accelerator=None):
-    "(model, processor) from 'tiny:<arch>' or a folder / hub id, on the accelerator's device"
+def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
+    "(model, processor) from 'tiny:<arch>', a folder / hub id, or a LoRA adapter folder (on its base, or on `spec`)"
     from rcc_rank.models import tiny_model, load_model
-    if not spec: raise ValueError("this task needs --model")
-    model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
+    if adapter:
+        from rcc_rank.export import load_adapter
+        model, proc = load_adapter(adapter, base=spec)
+    elif not spec: raise ValueError("this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)")
+    else: model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc
 
-def _rows(path, task):
+def _split_of(r)->str|None:
+    meta = r.meta if hasattr(r, 'meta') else (r.get('meta') or {})
+    return meta.get('split', None if hasattr(r, 'meta') else r.get('split'))
+
+def _in_split(rows:list, split:str|None, path)->list:
+    "The rows (dicts or Chains) of `split` (`split` or `meta.split`); all rows when `split` is None"
+    if split is None: return rows
+    kept = [r for r in rows if _split_of(r) == split]
+    if not kept:
+        have = sorted({str(_split_of(r)) for r in rows})
+        raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
+    return kept
+
+def _chains(path, split=None):
+    from rcc_rank.chains import read_chains
+    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
+    return _in_split(read_chains(path), split, path)
+
+def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
+
+def _rows(path, task, split=None):
     if not path: raise ValueError(f"task {task!r} needs --data")
     rows = read_jsonl(path, missing_ok=False, tail_ok=False)   # an input file: a bad last line is an error too
     if not rows: raise ValueError(f"{path}: no rows")
-    return rows
+    return _in_split(rows, split, path)
 
 def _summary(res:dict)->dict:
     return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
@@ -501,10 +534,12 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                   model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
+                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
+                  split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
                   judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                   other:str=None, # agreement: the second judge's result JSON
                   run:str=None, # a name for this run (the `run` column of results tables)
-                  rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official
+                  rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
                   order_penalty:float=0.1, # ARGUS order-penalty factor
                   cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
                   concurrency:int=8, # judge calls in flight
@@ -520,7 +555,6 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   echo:bool=False, # print the summary (JSON; table: markdown) on the main process
                   benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
                   source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                  split:str=None, # make-lfmcqa: the source split
                   n:int=None, # make-lfmcqa / --benchmark: at most this many items
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
@@ -528,7 +562,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
     check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
     if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
         from rcc_rank.benchmarks import benchmark_task
-        return benchmark_task(task, benchmark, source, split, n, out, model, judge, seed, rule=rule, order_penalty=order_penalty, cache=cache,
+        return benchmark_task(task, benchmark, source, split, n, out, model, judge, adapter, seed, rule=rule, order_penalty=order_penalty, cache=cache,
                               concurrency=concurrency, batch_size=batch_size, num_frames=num_frames, max_new_tokens=max_new_tokens, quiet=quiet, run=run, echo=echo)
     cache_path = None if cache == 'none' else cache
     progress = not quiet
@@ -538,22 +572,21 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         from accelerate import Accelerator
         acc = Accelerator(cpu=not torch.cuda.is_available())
         main = acc.is_main_process
-        m, proc = make_model(model, acc)
+        m, proc = make_model(model, acc, adapter)
     if task == 'rank':
-        from rcc_rank.chains import read_chains
-        res = rank_chains(m, proc, read_chains(data), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
+        res = rank_chains(m, proc, _chains(data, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
     elif task == 'generate':
         if out and main and Path(out).exists(): Path(out).unlink()
-        recs = generate_captions(m, proc, _rows(data, task), prompt=prompt, batch_size=batch_size, num_frames=num_frames,
+        recs = generate_captions(m, proc, _rows(data, task, split), prompt=prompt, batch_size=batch_size, num_frames=num_frames,
                                  max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p, seed=seed,
                                  accelerator=acc, out_path=out, progress=progress)
         res = dict(n_items=len(recs), captions=recs)
         out = None   # the captions file is the output
     elif task == 'mcq':
-        res = mcq_evaluate(m, proc, _rows(data, task), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
+        res = mcq_evaluate(m, proc, _rows(data, task, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
     elif task == 'tempcompass':
-        res = caption_matching(m, proc, _rows(data, task), max_new_tokens=min(max_new_tokens, 32), batch_size=batch_size,
-                               num_frames=num_frames, accelerator=acc, progress=progress)
+        res = caption_matching(m, proc, _rows(data, task, split), max_new_tokens=min(max_new_tokens, 32), batch_size=batch_size,
+                               num_frames=num_frames, accelerator=acc, progress=progress, rule=rule or 'tempcompass')
     elif task == 'judge':
         rows = require_fields(_rows(data, task), ('prediction', 'reference'), data); j = make_judge(judge)
         ids = [r.get('id', i) for i, r in enumerate(rows)]
@@ -572,7 +605,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         res = argus_score([r['prediction'] for r in rows], [r['reference'] for r in rows], make_judge(judge), order_penalty,
                           cache_path, concurrency, progress)
     elif task == 'vdc':
-        res = vdc_score(_rows(data, task), make_judge(judge), rule, cache_path, concurrency, progress)
+        res = vdc_score(_rows(data, task), make_judge(judge), rule or 'lmms-eval', cache_path, concurrency, progress)
     else:
         if not data or not out: raise ValueError("table needs --data a.json,b.json and --out STEM")
         rows = []
@@ -581,7 +614,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         md, _ = results_table(rows, path=out)
         if echo: print(md)
         return md
-    res = dict(run=run or task, task=task, **res)
+    res = dict(run=run or task, task=task, **_given(adapter=adapter, split=split), **res)
     if main:
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -594,10 +627,12 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                  data:str=None, # input JSONL (table: comma-separated result JSON files)
                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
+                 adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
+                 split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
                  judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                  other:str=None, # agreement: the second judge's result JSON
                  run:str=None, # a name for this run (the `run` column of results tables)
-                 rule:str='lmms-eval', # VDC parsing/averaging rule: lmms-eval or official
+                 rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
                  order_penalty:float=0.1, # ARGUS order-penalty factor
                  cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
                  concurrency:int=8, # judge calls in flight
@@ -612,7 +647,6 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
                  quiet:store_true=False, # no progress bars
                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
                  source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                 split:str=None, # make-lfmcqa: the source split
                  n:int=None, # make-lfmcqa / --benchmark: at most this many items
                 ):
     "Run one evaluation and print its summary as JSON (`--out` saves the full result)"

@@ -122,7 +122,8 @@ def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, ba
 
 # %% ../nbs/15_experiments.ipynb #1bf801d4
 EVALS = ('rank', 'lf_mcq', 'caption_match', 'judge', 'vdc', 'argus', 'lf_mcqa', 'tempcompass')
-RANK_KEYS = ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'top1_norm', 'pairwise_norm', 'top1_reward', 'pairwise_reward')
+RANK_KEYS = ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'top1_norm', 'pairwise_norm', 'top1_reward', 'pairwise_reward',
+             'top1_length', 'pairwise_length', 'top1_chance', 'pairwise_chance')   # the controls beside every score
 
 def eval_sets(evals:Sequence[str], # names from `EVALS`
               n:int=32, # items per evaluation

@@ -18,17 +18,18 @@ from .core import set_seed, get_logger, append_jsonl, read_jsonl
 from .core import OutputLock, check_finite, stable_hash
 from .chains import Chain, read_chains, dataset_to_chains
 from .losses import OBJECTIVES, chain_objective, ntp_loss
-from .evaluate import ranking_metrics
+from .evaluate import ranking_metrics, _flatten
 from .models import tiny_model, load_model, add_lora, reference_mode
 from .scoring import ChainCollator, chain_logps
 
 # %% auto #0
-__all__ = ['log', 'RESUME_FREE', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config',
-           'load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches',
-           'resolve_precision', 'build_model', 'enable_checkpointing', 'ChainScorer', 'unwrap', 'peft_model',
-           'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints', 'save_adapter',
-           'save_checkpoint', 'find_resume', 'requested_engine', 'check_engine', 'check_world', 'check_launch',
-           'data_hash', 'config_diff', 'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
+__all__ = ['log', 'HF_ALIASES', 'RESUME_FREE', 'NO_EVAL_WARNING', 'TrainConfig', 'config_table', 'load_config', 'save_config',
+           'config_parser', 'parse_config', 'load_chains', 'check_chains', 'probe_video', 'probe_videos',
+           'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'enable_checkpointing', 'ChainScorer',
+           'unwrap', 'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
+           'save_adapter', 'save_checkpoint', 'find_resume', 'resolve_schedule', 'tracker_kwargs', 'model_card',
+           'requested_engine', 'check_engine', 'check_world', 'check_launch', 'data_hash', 'config_diff',
+           'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = get_logger(__name__)
@@ -74,7 +75,9 @@ class TrainConfig:
     batch_size: int = _f(8, "chains per optimizer step, summed over processes and accumulation", '8')
     grad_accum: int = _f(1, "micro-batches accumulated per optimizer step (batch_size must divide evenly)")
     max_steps: int = _f(1000, "optimizer steps", '1000')
+    num_train_epochs: float|None = _f(None, "passes over the training chains; when set, replaces max_steps (ceil(epochs * steps per epoch))")
     warmup_steps: int = _f(50, "linear warm-up steps before the cosine decay", 'not stated')
+    warmup_ratio: float|None = _f(None, "warm-up as a fraction of all steps; when set, replaces warmup_steps")
     min_lr_ratio: float = _f(0.0, "the cosine decays to lr * min_lr_ratio", 'not stated')
     weight_decay: float = _f(0.0, "AdamW weight decay", 'AdamW (settings not stated)')
     adam_beta1: float = _f(0.9, "AdamW beta1", 'not stated')
@@ -86,6 +89,8 @@ class TrainConfig:
     # --- run
     output_dir: str = _f('runs/rcc-rank', "folder for config, logs, checkpoints and the final adapter")
     log_with: str = _f('tensorboard', "accelerate trackers, comma separated ('tensorboard', 'wandb', ...), or 'none'")
+    project: str = _f('rcc-rank', "tracker project name (TensorBoard: a folder under output_dir)")
+    run_name: str|None = _f(None, "tracker run name (wandb, mlflow, ...); None: the output_dir folder's name")
     log_every: int = _f(10, "log training metrics every this many steps")
     eval_every: int = _f(250, "evaluate on held-out chains every this many steps (0: only at the end)")
     save_every: int = _f(250, "checkpoint every this many steps (0: only at the end)")
@@ -183,33 +188,69 @@ def save_config(cfg:TrainConfig, # the config to write
     return path
 
 # %% ../nbs/09_train.ipynb #18e184e8
+from transformers import HfArgumentParser
+import copy, types, typing
+
 _CHOICES = dict(objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16'))
+HF_ALIASES = dict(model=['--model_name_or_path'], lr=['--learning_rate'], log_with=['--report_to'], grad_accum=['--gradient_accumulation_steps'],
+                  log_every=['--logging_steps'], eval_every=['--eval_steps'], save_every=['--save_steps'], keep_checkpoints=['--save_total_limit'],
+                  resume=['--resume_from_checkpoint'], eval_batch_size=['--per_device_eval_batch_size'], adam_eps=['--adam_epsilon'],
+                  num_workers=['--dataloader_num_workers'])
+"`transformers.TrainingArguments` / TRL names accepted by `rcc-train` for our fields"
+
+def _optional(typ):
+    "An argparse type for an optional field: 'none' / 'null' give None"
+    def conv(s): return None if str(s).strip().lower() in ('none', 'null', '') else typ(s)
+    conv.__name__ = typ.__name__
+    return conv
+
+class _ConfigParser(HfArgumentParser):
+    "HfArgumentParser with our help line (default and paper value), HF-name aliases and `none` for optional fields"
+    def _add_dataclass_arguments(self, dtype):
+        hints = typing.get_type_hints(dtype)
+        for f in fields(dtype):
+            g = copy.copy(f)   # HfArgumentParser rewrites `field.type`; the dataclass keeps its own
+            t, args = hints[f.name], getattr(hints[f.name], '__args__', ())
+            if type(None) in args and bool not in args: t = _optional(next(a for a in args if a is not type(None)))
+            g.type = t
+            paper = f"; paper: {f.metadata['paper']}" if f.metadata.get('paper') else ''
+            md = dict(help=f"{f.metadata.get('help', '')} [default: {f.default!r}{paper}]".replace('%', '%%'),
+                      aliases=HF_ALIASES.get(f.name, []), **({'choices': _CHOICES[f.name]} if f.name in _CHOICES else {}))
+            g.metadata = types.MappingProxyType(md)
+            self._parse_dataclass_field(self, g)
+            if t is bool and f'--no-{f.name}' not in self._option_string_actions:
+                self.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const=False, help=argparse.SUPPRESS)
 
 def config_parser()->argparse.ArgumentParser:
-    "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field"
-    p = argparse.ArgumentParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
+    "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
+    p = _ConfigParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft).",
         epilog="Multi-GPU: accelerate launch [--config_file examples/accelerate/<cfg>.yaml] -m rcc_rank.train --train_data ...\n"
-               "Precedence: defaults < --config YAML < options given here.")
-    p.add_argument('--config', metavar='YAML', default=None, help="YAML file of TrainConfig fields (options given here override it)")
-    types = _field_types()
-    for f in fields(TrainConfig):
-        typ, opt = types[f.name]
-        paper = f"; paper: {f.metadata['paper']}" if f.metadata['paper'] else ''
-        h = f"{f.metadata['help']} [default: {f.default!r}{paper}]".replace('%', '%%')
-        if typ is bool:  # `--x`, `--x false` and `--no-x` all work
-            p.add_argument(f'--{f.name}', nargs='?', const='true', default=argparse.SUPPRESS, metavar='BOOL', help=h)
-            p.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const='false', default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        else:
-            kw = dict(choices=_CHOICES[f.name]) if f.name in _CHOICES else {}
-            p.add_argument(f'--{f.name}', type=str, default=argparse.SUPPRESS, metavar=typ.__name__.upper() + ('|none' if opt else ''), help=h, **kw)
+               "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
+               + ', '.join(a for v in HF_ALIASES.values() for a in v) + ", --num_train_epochs, --warmup_ratio, --run_name, "
+               "--per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).")
+    p.add_argument('--config', metavar='YAML', help="YAML file of TrainConfig fields (options given here override it)")
+    p._add_dataclass_arguments(TrainConfig)
+    p.add_argument('--per_device_train_batch_size', type=int, metavar='INT',
+                   help="chains per process per micro-batch (HF name); sets the global batch_size = it * grad_accum * WORLD_SIZE")
+    for a in p._actions:
+        if a.dest != 'help': a.default = argparse.SUPPRESS   # only what was given overrides the YAML file
     return p
 
+# %% ../nbs/09_train.ipynb #fe0f7d36
 def parse_config(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
                 )->TrainConfig:
-    "Parse `rcc-train` arguments into a `TrainConfig`"
+    "Parse `rcc-train` arguments (ours or the Hugging Face names) into a `TrainConfig`"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', argv[0]]   # `rcc-train exp.yaml`
     a = vars(config_parser().parse_args(argv))
-    return load_config(a.pop('config'), **a)
+    per_device = a.pop('per_device_train_batch_size', None)
+    if per_device is not None and 'batch_size' in a:
+        raise ValueError("give --batch_size (chains per optimizer step, global) or --per_device_train_batch_size, not both")
+    cfg = load_config(a.pop('config', None), **a)
+    if per_device is not None:
+        cfg = replace(cfg, batch_size=per_device * cfg.grad_accum * int(os.environ.get('WORLD_SIZE', 1)))
+    return cfg
 
 # %% ../nbs/09_train.ipynb #54104d44
 def load_chains(source, # JSONL path, `datasets` folder/name, a `Dataset`/`DatasetDict`, or a list of `Chain`s/dicts
@@ -514,6 +555,80 @@ def find_resume(cfg:TrainConfig)->Path|None:
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     return p
 
+# %% ../nbs/09_train.ipynb #bdbbe68f
+def resolve_schedule(cfg:TrainConfig, # the run's config
+                     n_train:int # training chains after filtering
+                    )->TrainConfig:
+    "`cfg` with `max_steps` from `num_train_epochs` and `warmup_steps` from `warmup_ratio`, where those are set"
+    kw, micro = {}, cfg.batch_size // cfg.grad_accum
+    if cfg.num_train_epochs is not None:
+        if cfg.num_train_epochs <= 0: raise ValueError(f"TrainConfig.num_train_epochs: must be > 0 (got {cfg.num_train_epochs})")
+        kw['max_steps'] = max(1, math.ceil(cfg.num_train_epochs * (n_train // micro) / cfg.grad_accum))
+    if cfg.warmup_ratio is not None:
+        if not 0 <= cfg.warmup_ratio < 1: raise ValueError(f"TrainConfig.warmup_ratio: must be in [0, 1) (got {cfg.warmup_ratio})")
+        kw['warmup_steps'] = math.ceil(cfg.warmup_ratio * kw.get('max_steps', cfg.max_steps))
+    return replace(cfg, **kw) if kw else cfg
+
+def tracker_kwargs(cfg:TrainConfig)->dict:
+    "`init_kwargs` for `Accelerator.init_trackers`: the run name where a tracker takes one"
+    name = cfg.run_name or Path(cfg.output_dir).name
+    return dict(wandb=dict(name=name), mlflow=dict(run_name=name), comet_ml=dict(experiment_name=name), aim=dict(experiment=name))
+
+# %% ../nbs/09_train.ipynb #9d62fcf0
+def _sha256(path)->str|None:
+    import hashlib
+    p = Path(path) if isinstance(path, (str, Path)) and str(path) else None
+    if p is None or not p.is_file(): return None
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def _metric_rows(ev:dict|None)->str:
+    if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
+    rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
+    f = lambda v: '' if v is None else f'{v:.4f}'
+    for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
+        rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
+    n = ev.get('n_chains')
+    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
+
+def model_card(cfg:TrainConfig, # the run's config
+               result:dict # what `train` returns (steps, eval, adapter_dir)
+              )->str:
+    "A filled model card (Markdown with Hub front matter) for the adapter a run saved"
+    base = cfg.model if not cfg.model.startswith('tiny:') else f"{cfg.model} (random-weight tiny model, seed {cfg.seed})"
+    d = result['adapter_dir']
+    front = "---\nlibrary_name: peft\ntags: [rcc-rank, lora, video-text, caption-ranking]\n" + \
+            (f"base_model: {cfg.model}\n" if not cfg.model.startswith('tiny:') else '') + "---\n\n"
+    return front + f"""# {Path(cfg.output_dir).name}: a LoRA adapter trained with rcc-rank
+
+| | |
+|---|---|
+| base model | `{base}` |
+| objective | `{cfg.objective}` (beta {cfg.beta}, NTP weight {cfg.ntp_weight}) |
+| steps | {result['steps']} (batch {cfg.batch_size} chains, lr {cfg.lr}) |
+| LoRA | r {cfg.lora_r}, alpha {cfg.lora_alpha}, vision encoder {'frozen' if cfg.freeze_vision else 'adapted'} |
+| training data | `{cfg.train_data or '(chains in memory)'}` split `{cfg.train_split}`, sha256 `{_sha256(cfg.train_data) or '-'}` |
+
+## Held-out ranking
+
+{_metric_rows(result.get('eval'))}
+## Use it
+
+```sh
+rcc-evaluate rank --adapter {d} --data chains.jsonl --split {cfg.eval_split}
+rcc-export {d} merged/      # LoRA merged into the base weights: a plain transformers folder
+```
+
+```python
+from rcc_rank.export import load_adapter
+model, processor = load_adapter("{d}")
+```
+
+The full config is in `config.yaml` beside this card; `metrics.json` holds the final metrics.
+"""
+
 # %% ../nbs/09_train.ipynb #0f52bfa5
 _ENGINES = {'FSDP': 'ACCELERATE_USE_FSDP', 'DEEPSPEED': 'ACCELERATE_USE_DEEPSPEED'}
 
@@ -669,6 +784,10 @@ class _Collate:
         b['chain_ids'], b['chain_errors'] = [c.id for c in chains], [c.errors for c in chains]
         return b
 
+NO_EVAL_WARNING = ("NO HELD-OUT EVALUATION: no evaluation chains were found, so this run reports training metrics only. "
+                   "Give the chains a split (`rcc-generate ... --test_size 0.2`, or a `split` field per input row: "
+                   "`train`/`test`), or pass eval_data=FILE.")
+
 def _flat(d:dict)->dict: return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.items()}
 
 def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of fields or a YAML path
@@ -714,10 +833,12 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         if eval_set and not any('split' in c.meta for c in eval_set): eval_set = []  # no splits: do not evaluate on training chains
     else: eval_set = []
     if cfg.max_eval_chains is not None: eval_set = eval_set[:cfg.max_eval_chains]
+    if not eval_set and main: log.warning(NO_EVAL_WARNING)
     if cfg.chain_length:
         train_set = [c.truncate(cfg.chain_length) for c in train_set]; eval_set = [c.truncate(cfg.chain_length) for c in eval_set]
     check_chains(train_set, 'train_data', min_caps)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
+    cfg = resolve_schedule(cfg, len(train_set))
     train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
     # (3) the model with LoRA adapters; only the adapters train
@@ -748,13 +869,13 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     else: set_seed(cfg.seed, rank=accelerator.process_index)  # dropout differs per process; data order does not
     if main:
         out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
-    accelerator.init_trackers('rcc-rank', config=_flat(asdict(cfg)))
+    accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
     history, eval_history, eval_metrics = [], [], None
     def run_eval():
         m = evaluate_chains(model, eval_dl, accelerator, cfg.shared_prefix)
-        accelerator.log({f'eval/{k}': v for k, v in m.items() if isinstance(v, (int, float))}, step=step)
+        accelerator.log({k: v for k, v in _flatten(m, 'eval/').items() if isinstance(v, (int, float))}, step=step)
         eval_history.append(dict(step=step, **m))
         if main: append_jsonl(out/'eval.jsonl', dict(step=step, **m))
         return m
@@ -824,6 +945,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
                   mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times)
     if main:
         save_config(cfg, final/'config.yaml')
+        (final/'README.md').write_text(model_card(cfg, result))   # replaces PEFT's blank template
         (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times')}, indent=1, default=str))
     accelerator.wait_for_everyone()
     if return_model: result.update(model=peft_model(model), processor=processor)

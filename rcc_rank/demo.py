@@ -53,12 +53,12 @@ class DemoConfig:
     vision_depth:int = 2                     # vision tower blocks
     vocab_size:int = 512                     # tokenizer vocabulary (retrained on world text)
     model_seed:int = 0                       # random init of the tiny model
-    pretrain_steps:int = 700                 # full fine-tuning (SFT) steps from random init
-    pretrain_lr:float = 2e-3                 # its peak learning rate
+    pretrain_steps:int = 450                 # full fine-tuning (SFT) steps from random init
+    pretrain_lr:float = 1e-3                 # its peak learning rate
     pretrain_batch:int = 16                  # its chains per step
     steps:int = 160                          # LoRA steps per arm
     batch_size:int = 8                       # chains per arm step
-    lr:float = 1e-3                          # arm learning rate
+    lr:float = 2e-3                          # arm learning rate
     lora_r:int = 16                          # arm LoRA rank (alpha = 2r)
     beta:float = 1.0                         # DPO/MPO/rank temperature
     ntp_weight:float = 0.1                   # NTP weight for DPO/MPO/rank

@@ -29,7 +29,7 @@ def adapter_base(adapter_dir:str|Path # a saved LoRA adapter folder (`RUN/final`
         if cfg_path.exists():
             c = yaml.safe_load(cfg_path.read_text()) or {}
             if c.get('model'):
-                return dict(model=c['model'], arch=c.get('arch'), seed=int(c.get('seed', 0)),
+                return dict(model=c['model'], arch=c.get('arch'), seed=int(c.get('seed', 0)), num_frames=c.get('num_frames'),
                             model_dtype=c.get('model_dtype', 'auto'), source=str(cfg_path))
     base = json.loads((d/'adapter_config.json').read_text()).get('base_model_name_or_path')
     if not base: raise ValueError(f"{d}: neither a training config.yaml nor adapter_config.json names the base model")
@@ -48,9 +48,12 @@ def load_adapter(adapter_dir:str|Path, # a saved LoRA adapter folder
     if dtype == 'auto': dtype = info['model_dtype'] if info['model_dtype'] in ('float32', 'bfloat16') else 'float32'
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if name.startswith('tiny:'):
-        arch = name.split(':', 1)[1] or 'qwen2_5_vl'
+        from rcc_rank.train import tiny_spec
+        arch, sizes = tiny_spec(name)   # the size settings of `tiny:<arch>?hidden=...`, as training built it
+        arch = arch or 'qwen2_5_vl'
         if arch not in ARCHS: raise ValueError(f"{adapter_dir}: base {name!r} is not tiny:<one of {ARCHS}>")
-        model, proc = tiny_model(arch, seed=info['seed'])
+        if info.get('num_frames'): sizes = {'frames': int(info['num_frames']), **sizes}
+        model, proc = tiny_model(arch, seed=info['seed'], **sizes)
         model = model.to(dtype)
     else: model, proc = load_model(name, arch=info['arch'], dtype=dtype)
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)

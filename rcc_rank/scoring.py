@@ -13,8 +13,8 @@ from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
 from .losses import sequence_logps
 
 # %% auto #0
-__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'ChainScores', 'split_attention', 'use_split_attention',
-           'chain_logps', 'reference_logps', 'compare_paths']
+__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'merge_batches', 'ChainScores', 'split_attention',
+           'use_split_attention', 'chain_logps', 'reference_logps', 'compare_paths']
 
 # %% ../nbs/08_scoring.ipynb #d0391b2c
 def ideal_speedup(prefix_tokens:int, # P: prompt + video tokens
@@ -39,13 +39,15 @@ class ChainCollator:
                  max_caption_tokens:int|None=None, # truncate each continuation to this many tokens
                  prompt:str=CAPTION_PROMPT, # the instruction after the video
                  frames:dict|Callable|None=None, # in-memory frame source: {chain.id: frames} or chain -> frames
-                 video_fps:float=DEFAULT_VIDEO_FPS # frame rate assumed for in-memory frames (chain.meta['fps'] overrides)
+                 video_fps:float=DEFAULT_VIDEO_FPS, # frame rate assumed for in-memory frames (chain.meta['fps'] overrides)
+                 cache:bool=False # keep each chain's collated tensors: the processor and chat template run once per chain
                 ):
         self.processor, self.tok = processor, processor.tokenizer
         self.num_frames, self.max_captions, self.fps = num_frames, max_captions, fps
         self.max_caption_tokens, self.prompt, self.frames, self.video_fps = max_caption_tokens, prompt, frames, video_fps
         self.eot, self.video_token = end_of_turn(processor), processor.video_token
         self.special = sorted(set(self.tok.all_special_tokens) | set(self.tok.get_added_vocab()), key=len, reverse=True)
+        self.cache = {} if cache else None
 
     def shared_prefix(self, prompts:Sequence[str])->str:
         "The part of a chain's rendered prompts encoded once: all of it if identical, else the common prefix cut after its last special token"
@@ -95,6 +97,7 @@ class ChainCollator:
                  frames:Sequence|dict|None=None # per-call frames: list aligned with chains, or {id: frames}
                 )->dict:
         if not len(chains): raise ValueError("ChainCollator: empty list of chains")
+        if self.cache is not None and frames is None: return self.cached(chains)
         if isinstance(frames, (list, tuple)) and len(frames) != len(chains):
             raise ValueError(f"ChainCollator: {len(frames)} frame stacks for {len(chains)} chains")
         prefixes, conts, videos = [], [], []
@@ -127,6 +130,42 @@ class ChainCollator:
         out.pop('mm_token_type_ids', None)   # recomputed by chain_logps for every sequence it builds
         out.update(cont_ids=ids, cont_mask=cmask, score_mask=smask, mask=mask, chain_ids=[c.id for c in chains])
         return out
+
+# %% ../nbs/08_scoring.ipynb #58936d0f
+from fastcore.basics import patch
+
+# %% ../nbs/08_scoring.ipynb #fab554af
+def merge_batches(parts:Sequence[dict], # single-chain (or any) `ChainCollator` batches, in order
+                  pad_id:int=0 # the tokenizer's pad token id
+                 )->dict:
+    "One batch from several collated batches, padded as collating their chains together would pad them"
+    F = torch.nn.functional.pad
+    P = max(b['input_ids'].shape[1] for b in parts)
+    K, C = max(b['cont_ids'].shape[1] for b in parts), max(b['cont_ids'].shape[2] for b in parts)
+    out = {}
+    for key in parts[0]:
+        vs = [b[key] for b in parts]
+        if key in ('input_ids', 'attention_mask'):
+            vs = [F(v, (0, P - v.shape[1]), value=pad_id if key == 'input_ids' else 0) for v in vs]
+        elif key in ('cont_ids', 'cont_mask', 'score_mask'):
+            vs = [F(v, (0, C - v.shape[2], 0, K - v.shape[1]), value=pad_id if key == 'cont_ids' else 0) for v in vs]
+        elif key == 'mask': vs = [F(v, (0, K - v.shape[1]), value=False) for v in vs]
+        out[key] = torch.cat(vs) if torch.is_tensor(vs[0]) else [x for v in vs for x in v]
+    return out
+
+@patch
+def cached(self:ChainCollator, chains:Sequence)->dict:
+    "Collate `chains` from the per-chain cache, collating (and keeping) the chains not seen before"
+    parts = []
+    for ch in chains:
+        key = (ch.id, tuple(self.pairs(ch)))
+        if key not in self.cache:
+            store, self.cache = self.cache, None
+            try: store[key] = self([ch])
+            finally: self.cache = store
+        parts.append(self.cache[key])
+    pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+    return merge_batches(parts, pad)
 
 # %% ../nbs/08_scoring.ipynb #a0860433
 class ChainScores(NamedTuple):

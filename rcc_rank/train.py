@@ -25,8 +25,9 @@ from .scoring import ChainCollator, chain_logps
 # %% auto #0
 __all__ = ['log', 'HF_ALIASES', 'RESUME_FREE', 'NO_EVAL_WARNING', 'TrainConfig', 'config_table', 'load_config', 'save_config',
            'config_parser', 'parse_config', 'load_chains', 'check_chains', 'probe_video', 'probe_videos',
-           'EpochSampler', 'micro_batches', 'resolve_precision', 'build_model', 'enable_checkpointing', 'ChainScorer',
-           'unwrap', 'peft_model', 'needs_reference', 'chain_loss', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
+           'EpochSampler', 'micro_batches', 'resolve_precision', 'tiny_spec', 'build_model', 'enable_checkpointing',
+           'ChainScorer', 'unwrap', 'peft_model', 'reference_scores', 'needs_reference', 'chain_loss',
+           'precompute_reference', 'lookup_reference', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
            'save_adapter', 'save_checkpoint', 'find_resume', 'resolve_schedule', 'tracker_kwargs', 'model_card',
            'requested_engine', 'check_engine', 'check_world', 'check_launch', 'data_hash', 'config_diff',
            'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
@@ -48,10 +49,11 @@ class TrainConfig:
     arch: str|None = _f(None, "model family for `load_model` when it cannot be inferred from the name ('qwen2_5_vl' or 'perception_lm')")
     model_dtype: str = _f('auto', "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'")
     num_frames: int = _f(8, "frames sampled from each video", 'not stated')
+    finetune: str = _f('lora', "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)", 'lora')
     lora_r: int = _f(16, "LoRA rank", 'LoRA (rank not stated)')
     lora_alpha: int = _f(32, "LoRA scaling numerator (alpha / r scales the update)", 'not stated')
     lora_dropout: float = _f(0.0, "dropout on the LoRA branch", 'not stated')
-    freeze_vision: bool = _f(False, "keep the vision encoder frozen (no adapters there)", 'False: trained end to end')
+    freeze_vision: bool = _f(False, "keep the vision encoder and projector frozen (no adapters there under LoRA, no updates under full fine-tuning)", 'False: trained end to end')
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass to save memory")
     # --- data
     train_data: str = _f('', "training chains: a JSONL file, a `datasets` folder (`save_to_disk`) or a local `datasets` name")
@@ -70,6 +72,8 @@ class TrainConfig:
     ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
                             'not stated (per-token mean is our assumption)')
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
+    precompute_ref_logps: bool = _f(False, "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step")
+    cache_batches: bool = _f(False, "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory")
     # --- optimisation
     lr: float = _f(1e-6, "peak learning rate", '1e-6')
     batch_size: int = _f(8, "chains per optimizer step, summed over processes and accumulation", '8')
@@ -109,6 +113,7 @@ class TrainConfig:
         if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
+        if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
         for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size'):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
         for n in ('beta',):
@@ -379,17 +384,37 @@ def resolve_precision(cfg:TrainConfig)->tuple[str, torch.dtype]:
     if dt == 'auto': dt = 'bfloat16' if mp == 'bf16' else 'float32'
     return mp, getattr(torch, dt)
 
+_TINY_SIZES = ('hidden', 'layers', 'heads', 'kv_heads', 'vision_hidden', 'vision_depth', 'image_size', 'frames', 'vocab_size')
+
+def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?hidden=128&layers=2`
+             )->tuple[str, dict]:
+    "The architecture and size settings that a `tiny:` model name asks for"
+    arch, _, query = name.split(':', 1)[1].partition('?')
+    sizes = {}
+    for part in filter(None, query.split('&')):
+        k, eq, v = part.partition('=')
+        if not eq or k not in _TINY_SIZES or not v.isdigit():
+            raise ValueError(f"model {name!r}: bad size setting {part!r}; use key=integer with key one of {_TINY_SIZES}")
+        sizes[k] = int(v)
+    return arch, sizes
+
 def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings, seed)
                 dtype:torch.dtype=torch.float32 # dtype of the frozen base weights
                ):
-    "The base model with LoRA adapters, and its processor"
+    "The model ready to train (LoRA adapters, or every weight for `finetune='full'`), and its processor"
     set_seed(cfg.seed)
     if cfg.model.startswith('tiny:'):
-        model, processor = tiny_model(cfg.model.split(':', 1)[1], seed=cfg.seed)
+        arch, sizes = tiny_spec(cfg.model)
+        model, processor = tiny_model(arch, seed=cfg.seed, **{'frames': cfg.num_frames, **sizes})
         model = model.to(dtype)
     else:
         model, processor = load_model(cfg.model, arch=cfg.arch, dtype=dtype)
     if cfg.gradient_checkpointing: enable_checkpointing(model)
+    if cfg.finetune == 'full':
+        from rcc_rank.models import vision_modules
+        model.requires_grad_(True)
+        for mod in (vision_modules(model).values() if cfg.freeze_vision else ()): mod.requires_grad_(False)
+        return model, processor
     model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision)
     return model, processor
 
@@ -412,8 +437,9 @@ def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or a
 # %% ../nbs/09_train.ipynb #cbc052a7
 class ChainScorer(torch.nn.Module):
     "The PEFT model with `chain_logps` as its `forward`, so DDP/FSDP/DeepSpeed see every use of the weights"
-    def __init__(self, model):
+    def __init__(self, model, ref_model=None):
         super().__init__(); self.model = model
+        self.__dict__['ref_model'] = ref_model   # not a submodule: no gradients, never saved, unseen by wrappers
         hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
         present = {type(m).__name__ for m in hf.modules()}   # FSDP2 wraps these blocks one by one, and fails on a name it cannot find
         self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
@@ -429,6 +455,19 @@ def peft_model(model):
     m = unwrap(model)
     return m.model if isinstance(m, ChainScorer) else m
 
+# %% ../nbs/09_train.ipynb #8ff87bd0
+def reference_scores(model, # the (wrapped) `ChainScorer`
+                     batch:dict, # a `ChainCollator` batch
+                     shared_prefix:bool|str=True # the scoring path
+                    )->torch.Tensor:
+    "The reference policy's `(B, K)` log-probs: the frozen copy under full fine-tuning, else the model with adapters off"
+    ref = getattr(unwrap(model), 'ref_model', None)
+    if ref is not None:
+        with torch.no_grad(): return chain_logps(ref, batch, shared_prefix=shared_prefix).logps.detach()
+    if not hasattr(peft_model(model), 'disable_adapter'):
+        raise ValueError("full fine-tuning needs a reference: a frozen copy (ChainScorer(model, ref_model=...)) or precompute_ref_logps=True")
+    with reference_mode(peft_model(model)): return model(batch, shared_prefix=shared_prefix).logps.detach()
+
 # %% ../nbs/09_train.ipynb #6239fb75
 def needs_reference(objective:str)->bool:
     "Whether `objective` compares the policy with the reference model ('sft' and the paper's hinge on log-probs do not)"
@@ -436,18 +475,65 @@ def needs_reference(objective:str)->bool:
 
 def chain_loss(model, # the (wrapped) `ChainScorer`
                batch:dict, # a `ChainCollator` batch
-               cfg:TrainConfig # objective, beta, ntp_weight, shared_prefix
+               cfg:TrainConfig, # objective, beta, ntp_weight, shared_prefix
+               ref_logps:torch.Tensor|None=None # precomputed `(B, K)` reference log-probs (None: score the reference now)
               )->tuple[torch.Tensor, dict]:
     "Mean loss of one micro-batch, and detached diagnostics"
     ref = None
-    if needs_reference(cfg.objective):
-        with reference_mode(peft_model(model)):  # the same weights, adapters off, no graph
-            ref = model(batch, shared_prefix=cfg.shared_prefix).logps.detach()
+    if needs_reference(cfg.objective):   # adapters off (or the frozen copy), no graph; or looked up
+        ref = ref_logps.to(batch['mask'].device) if ref_logps is not None else reference_scores(model, batch, cfg.shared_prefix)
     pol = model(batch, shared_prefix=cfg.shared_prefix)
     ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
     loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
+
+# %% ../nbs/09_train.ipynb #e9ceee6c
+def _ref_meta(cfg:TrainConfig, chains:Sequence[Chain])->dict:
+    from rcc_rank.core import stable_hash
+    return dict(model=cfg.model, finetune=cfg.finetune, objective=cfg.objective, chain_length=str(cfg.chain_length), num_frames=str(cfg.num_frames),
+                shared_prefix=str(cfg.shared_prefix), mixed_precision=cfg.mixed_precision, seed=str(cfg.seed),
+                chains=stable_hash(*[json.dumps([c.id, c.captions]) for c in chains]))
+
+@torch.no_grad()
+def precompute_reference(model, # the (prepared) `ChainScorer`, before any update
+                         chains:Sequence[Chain], # every training chain
+                         collate, # the training collate function
+                         cfg:TrainConfig, # the run's config
+                         accelerator, # the run's Accelerator
+                         path:str|Path|None=None # ref_logps.safetensors to reuse or write (None: keep in memory)
+                        )->dict[str, torch.Tensor]:
+    "{chain id: reference log-probs of its scored captions}, read from `path` when made with the same settings"
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    meta = _ref_meta(cfg, chains)
+    if path is not None and Path(path).exists():
+        with safe_open(str(path), 'pt') as f:
+            if f.metadata() == meta: return {k: f.get_tensor(k) for k in f.keys()}
+    ids = [c.id for c in chains]
+    if len(set(ids)) != len(ids): raise ValueError(f"precompute_ref_logps: chain ids must be unique (e.g. {sorted({i for i in ids if ids.count(i) > 1})[:3]})")
+    was, out = model.training, {}
+    untouched = unwrap(model).ref_model is None and not hasattr(peft_model(model), 'disable_adapter')   # full FT: the weights before step 1
+    score = (lambda b: model(b, shared_prefix=cfg.shared_prefix).logps) if untouched else (lambda b: reference_scores(model, b, cfg.shared_prefix))
+    model.eval()
+    for i in range(0, len(chains), cfg.eval_batch_size):
+        part = list(chains[i:i + cfg.eval_batch_size])
+        batch = {k: v for k, v in collate(part).items() if k not in ('chain_ids', 'chain_errors')}
+        with accelerator.autocast(): lp = score(batch).float().cpu()
+        for b, c in enumerate(part): out[c.id] = lp[b, :int(batch['mask'][b].sum())].contiguous()
+    model.train(was)
+    if path is not None and accelerator.is_main_process:
+        Path(path).parent.mkdir(parents=True, exist_ok=True); save_file(out, str(path), metadata=meta)
+    return out
+
+# %% ../nbs/09_train.ipynb #4416a98b
+def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
+    "The `(B, K)` reference log-probs of chains `ids` from a `precompute_reference` table (0 in empty slots)"
+    ref = torch.zeros(len(ids), K)
+    for b, i in enumerate(ids):
+        if i not in table: raise KeyError(f"chain {i!r} has no precomputed reference log-probs")
+        v = table[i]; ref[b, :len(v)] = v
+    return ref
 
 # %% ../nbs/09_train.ipynb #0336687d
 def lr_factor(step:int, # optimizer steps taken so far
@@ -508,6 +594,9 @@ def _adapter_only_hooks(accelerator):
     def save_hook(models, weights, output_dir): weights.clear()
     def load_hook(models, input_dir):
         f = Path(input_dir)/'adapter'/'adapter_model.safetensors'
+        if not f.exists() and (Path(input_dir)/'adapter'/'model.safetensors').exists():   # full fine-tuning
+            for m in models: peft_model(m).load_state_dict(load_file(str(Path(input_dir)/'adapter'/'model.safetensors')), strict=False)
+            models.clear(); return
         if not f.exists(): raise FileNotFoundError(f"checkpoint {input_dir}: no adapter weights at {f}")
         sd = load_file(str(f))
         for m in models:
@@ -524,7 +613,9 @@ def save_adapter(accelerator, model, path:str|Path)->Path:
     sd = accelerator.get_state_dict(model)  # gathers shards under FSDP/DeepSpeed; must run on every process
     if accelerator.is_main_process:
         if isinstance(unwrap(model), ChainScorer): sd = {k[len('model.'):]: v for k, v in sd.items() if k.startswith('model.')}
-        peft_model(model).save_pretrained(str(path), state_dict=sd, safe_serialization=True, save_embedding_layers=False)
+        pm = peft_model(model)
+        if hasattr(pm, 'peft_config'): pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True, save_embedding_layers=False)
+        else: pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True)   # full fine-tuning: the whole model
     return Path(path)
 
 def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->Path:
@@ -776,6 +867,10 @@ def _as_config(config, **overrides)->TrainConfig:
     if isinstance(config, TrainConfig): return replace(config, **{k: _coerce(k, v) for k, v in overrides.items()}) if overrides else config
     raise TypeError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
 
+def _frozen_copy(model):
+    import copy
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
 class _Collate:
     "The model's `ChainCollator`, plus the chain ids and error types (for messages and metrics)"
     def __init__(self, collator): self.collator = collator
@@ -796,7 +891,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
           return_model:bool=False, # add the trained model and processor to the result
           **overrides # TrainConfig fields overriding `config`
          )->dict:
-    "Fine-tune with LoRA on caption chains; returns final metrics and the paths written"
+    "Fine-tune (LoRA or every weight) on caption chains; returns final metrics and the paths written"
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin
     from accelerate.state import AcceleratorState, GradientState
@@ -841,12 +936,13 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     cfg = resolve_schedule(cfg, len(train_set))
     train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
-    # (3) the model with LoRA adapters; only the adapters train
+    # (3) the model with LoRA adapters (only they train), or every weight with a frozen copy as the reference
     model, processor = build_model(cfg, dtype)
-    model = ChainScorer(model)
+    frozen = cfg.finetune == 'full' and needs_reference(cfg.objective) and not cfg.precompute_ref_logps
+    model = ChainScorer(model, _frozen_copy(model) if frozen else None)
     train_caps = {'dpo': 2, 'sft': 1}.get(cfg.objective, cfg.chain_length)  # DPO uses the top two captions, SFT the best one
     train_dl = DataLoader(train_set, batch_size=micro, sampler=EpochSampler(len(train_set), cfg.seed), drop_last=True,
-                          collate_fn=_Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=train_caps)),
+                          collate_fn=_Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=train_caps, cache=cfg.cache_batches)),
                           num_workers=cfg.num_workers)
     eval_dl = DataLoader(eval_set, batch_size=cfg.eval_batch_size * nproc, shuffle=False,
                          collate_fn=_Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=cfg.chain_length))) if eval_set else None
@@ -856,6 +952,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     # (5) accelerate wraps everything: DDP/FSDP/DeepSpeed, device placement, batch sharding
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
     if eval_dl is not None: eval_dl = accelerator.prepare(eval_dl)
+    if unwrap(model).ref_model is not None: unwrap(model).ref_model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]  # after prepare: FSDP2 swaps in sharded parameters
     _adapter_only_hooks(accelerator)
     # (6) resume: optimizer, scheduler, RNG and adapter state; the data stream restarts where it stopped
@@ -869,6 +966,10 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     else: set_seed(cfg.seed, rank=accelerator.process_index)  # dropout differs per process; data order does not
     if main:
         out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
+    ref_table, t_ref = None, time.perf_counter()
+    if cfg.precompute_ref_logps and needs_reference(cfg.objective):
+        ref_table = precompute_reference(model, train_set, train_dl.collate_fn, cfg, accelerator, out/'ref_logps.safetensors')
+    ref_s = time.perf_counter() - t_ref
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
@@ -881,9 +982,9 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         return m
     if eval_dl is not None and step == 0 and cfg.eval_every: eval_metrics = run_eval()  # the starting point
     model.train()
-    t0, tokens, step_times = time.perf_counter(), 0, []
+    t0, tokens, step_times, step_cpu = time.perf_counter(), 0, [], []
     while step < cfg.max_steps:
-        t_step = time.perf_counter()
+        t_step, c_step = time.perf_counter(), time.process_time()
         # (7) forward and backward over grad_accum micro-batches (gradients sync on the last one)
         skipped, sums = None, {}
         for _ in range(cfg.grad_accum):
@@ -891,8 +992,9 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
             ids, _errs = batch.pop('chain_ids'), batch.pop('chain_errors')
             with accelerator.accumulate(model):
                 if skipped: continue
+                ref = lookup_reference(ref_table, ids, batch['mask'].shape[1]) if ref_table is not None else None
                 with accelerator.autocast():
-                    loss, aux = chain_loss(model, batch, cfg)
+                    loss, aux = chain_loss(model, batch, cfg, ref)
                 # (8) a non-finite loss on any process skips the step everywhere
                 bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=accelerator.device)
                 if nproc > 1: bad = accelerator.reduce(bad, 'sum')
@@ -914,7 +1016,7 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         else: optimizer.step()
         lr_used = scheduler.get_last_lr()[0]
         scheduler.step(); optimizer.zero_grad(set_to_none=True)
-        step += 1; bar.update(1); step_times.append(time.perf_counter() - t_step)
+        step += 1; bar.update(1); step_times.append(time.perf_counter() - t_step); step_cpu.append(time.process_time() - c_step)
         # (10) log the mean over processes every log_every steps
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             keys = sorted(sums)
@@ -942,11 +1044,12 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
                   last_checkpoint=str(last_ckpt) if last_ckpt else None, history_path=str(out/'history.jsonl'),
                   steps=step, nan_steps=nan_steps, num_processes=nproc, mixed_precision=mp,
                   train=history[-1] if history else None, eval=eval_metrics, history=history, eval_history=eval_history,
-                  mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times)
+                  mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times, step_cpu_s=step_cpu, ref_precompute_s=ref_s)
     if main:
         save_config(cfg, final/'config.yaml')
+        if cfg.finetune == 'full': processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
         (final/'README.md').write_text(model_card(cfg, result))   # replaces PEFT's blank template
-        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times')}, indent=1, default=str))
+        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, indent=1, default=str))
     accelerator.wait_for_everyone()
     if return_model: result.update(model=peft_model(model), processor=processor)
     return result
@@ -958,7 +1061,7 @@ def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.
     cfg = parse_config(argv)
     res = train(cfg)
     if int(os.environ.get('RANK', 0)) == 0:
-        print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times')}, default=str))
+        print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, default=str))
     # no return value: a console script passes it to sys.exit, and a dict there means exit status 1
 
 # %% ../nbs/09_train.ipynb #5f9aa68a

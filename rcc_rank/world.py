@@ -18,9 +18,9 @@ __all__ = ['COLOURS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'CELLS', 'MOTIONS', 'DIR
            'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'EDIT_KINDS', 'WORLD_ERROR_TYPES', 'SPLITS', 'FOCUS_KINDS', 'LETTERS',
            'Thing', 'Group', 'Scene', 'WorldConfig', 'make_scene', 'thing_state', 'render_frames', 'frame_strip',
            'render_caption', 'apply_edit', 'rule_violations', 'candidate_edits', 'edit_spans', 'applicable_errors',
-           'world_step', 'scene_seed', 'world_item', 'chain_programs', 'world_chain', 'world_chains', 'chain_frames',
-           'token_length_changes', 'WorldMutator', 'world_items', 'statement', 'focus_chain', 'world_mcq_chain',
-           'world_yesno_chain', 'lf_mcq_item', 'lf_mcq_set']
+           'world_step', 'draw_error_type', 'scene_seed', 'world_item', 'chain_programs', 'world_chain', 'world_chains',
+           'chain_frames', 'token_length_changes', 'type_oracles', 'WorldMutator', 'world_items', 'statement',
+           'focus_chain', 'world_mcq_chain', 'world_yesno_chain', 'lf_mcq_item', 'lf_mcq_set']
 
 # %% ../nbs/11_world.ipynb #8fb8b8b9
 COLOURS = {'red':(220,50,47), 'orange':(245,145,30), 'yellow':(235,215,45), 'green':(60,180,75),
@@ -96,6 +96,7 @@ class WorldConfig:
     size:int=64                   # frame side in pixels
     kinds:tuple=('colour', 'shape', 'size', 'position', 'spatial_relation', 'direction', 'speed', 'action',
                  'temporal_order', 'count', 'scene', 'distractor')   # edit kinds chains use ('hallucination' is off: see below)
+    type_sampling:str='uniform'   # how a step picks its error type: 'uniform' over the applicable types, or 'balanced' (see below)
 
 def _cell_xy(cell, jitter=(0,0)):
     r, c = CELLS[cell]
@@ -484,6 +485,32 @@ def world_step(cur:Scene, # the current program
     m = Mutation(error_type=error_type, before=before, after=after, note=json.dumps(edit), mutator='world')
     return render_caption(new), m, new
 
+# %% ../nbs/11_world.ipynb #953bb333
+import functools
+from collections import Counter
+
+# %% ../nbs/11_world.ipynb #7a030321
+@functools.lru_cache(maxsize=16)
+def _type_weights(cfg_json:str)->dict:
+    cfg = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(cfg_json).items()})
+    n, seen = 200, Counter()
+    for i in range(n):
+        sc = make_scene(scene_seed('val', 10**5, i), cfg)
+        seen.update(applicable_errors(sc, sc, kinds=cfg.kinds))
+    return {t: n / max(seen[t], 1) for t in dict.fromkeys(WORLD_ERROR_TYPES.values())}
+
+def draw_error_type(types:Sequence[str], # the error types applicable now
+                    used:Sequence[str], # the chain's error types so far
+                    cfg:WorldConfig, # `type_sampling` says how
+                    rng:random.Random # the chain's random source
+                   )->str:
+    "The error type of the next step: uniform over `types`, or (balanced) weighted by rarity, unused types first"
+    if cfg.type_sampling == 'uniform': return rng.choice(types)
+    if cfg.type_sampling != 'balanced': raise ValueError(f"WorldConfig.type_sampling must be 'uniform' or 'balanced', got {cfg.type_sampling!r}")
+    fresh = [t for t in types if t not in used] or list(types)
+    w = _type_weights(json.dumps(asdict(cfg), sort_keys=True))
+    return rng.choices(fresh, weights=[w[t] for t in fresh])[0]
+
 # %% ../nbs/11_world.ipynb #b7d439e8
 SPLITS = ('train', 'val', 'test')
 
@@ -524,7 +551,7 @@ def world_chain(seed:int, # the scene seed
                 split:str='train', # recorded in meta and the id
                 error_types:Sequence[str]|None=None # restrict to these error types
                )->Chain:
-    "A ranked caption chain for one scene: each step adds one error, drawn uniformly from the applicable types"
+    "A ranked caption chain for one scene: each step adds one error of an applicable type (drawn as `cfg.type_sampling` says)"
     if length < 1: raise ValueError(f"world chain {seed}: length must be >= 1, got {length}")
     cfg = cfg or WorldConfig(); it = world_item(seed, cfg, split)
     ch = Chain(id=it['id'], captions=[it['caption']], mutations=[], video=None, meta=it['meta'])
@@ -532,7 +559,7 @@ def world_chain(seed:int, # the scene seed
     while len(ch.captions) < length:
         types = [t for t in applicable_errors(cur, true, done, ch.mutations, cfg.kinds) if error_types is None or t in error_types]
         if not types: ch.ended_early = 'no applicable error type left'; break
-        cap, m, cur = world_step(cur, true, done, rng.choice(types), rng, ch.mutations, cfg.kinds)
+        cap, m, cur = world_step(cur, true, done, draw_error_type(types, ch.errors, cfg, rng), rng, ch.mutations, cfg.kinds)
         done += json.loads(m.note)['slots']
         ch.add_step(cap, m)
     return ch
@@ -576,6 +603,21 @@ def token_length_changes(chains:Sequence[Chain], # world chains (or any chains: 
             diffs[b - a] += 1; by.setdefault(kind, Counter())[b - a] += 1
     return {'steps': sum(diffs.values()), 'same': diffs[0], 'changes': dict(sorted(diffs.items())),
             'by_kind': {k: dict(sorted(v.items())) for k, v in sorted(by.items())}}
+
+# %% ../nbs/11_world.ipynb #518db1fb
+def type_oracles(chains:Sequence[Chain] # chains with their mutations (caption k carries the first k errors)
+                )->dict[str, float]:
+    "{error type: pairwise accuracy of a ranker that detects only that type}, best first"
+    out = {}
+    for t in sorted({e for c in chains for e in c.errors}):
+        acc = []
+        for c in chains:
+            if len(c.captions) < 2: continue
+            s = -np.cumsum([0] + [e == t for e in c.errors[:len(c.captions) - 1]])
+            i, j = np.triu_indices(len(s), 1)
+            acc.append(float(np.mean((s[i] > s[j]) + 0.5 * (s[i] == s[j]))))
+        out[t] = float(np.mean(acc))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 # %% ../nbs/11_world.ipynb #af738a1c
 from .degrade import Mutator, MutationResult

@@ -313,7 +313,7 @@ def _split_attention_forward(module, query, key, value, attention_mask, dropout:
 
 # %% ../nbs/08_scoring.ipynb #5984e093
 def use_split_attention(model)->str:
-    "Route the language model's attention through `_split_attention_forward` (idempotent); returns the registered name"
+    "Route the language model's attention through the split-attention forward (idempotent); returns the registered name"
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, ALL_MASK_ATTENTION_FUNCTIONS
     tc = _hf(model).config.get_text_config()

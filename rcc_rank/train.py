@@ -902,9 +902,10 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
-    lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire() if accelerator.is_main_process else None
+    lock = None
     try:
-        check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work
+        check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work (or any file)
+        if accelerator.is_main_process: lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire()
         return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
     finally:
         if lock is not None: lock.release()

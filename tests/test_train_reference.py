@@ -6,6 +6,7 @@
   model loads back with `load_model`;
 - `tiny:<arch>?hidden=..` builds a model of the asked size.
 """
+import shutil
 import os
 import pytest, torch
 from safetensors import safe_open
@@ -41,8 +42,11 @@ def test_precomputed_reference_and_cache_match_online(finetune, chains, tmp_path
     assert max((wa[n] - wb[n]).abs().max().item() for n in wa) < 1e-5
     with safe_open(str(tmp_path/'b'/'ref_logps.safetensors'), 'pt') as f:   # stored with the run, one entry per chain
         assert sorted(f.keys()) == sorted(c.id for c in chains) and f.metadata()['finetune'] == finetune
-    again = train(TrainConfig(**FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(tmp_path/'b')),
-                  train_chains=chains)               # reused from the file: same losses
+    c = tmp_path/'c'; c.mkdir(); shutil.copy2(tmp_path/'b'/'ref_logps.safetensors', c/'ref_logps.safetensors')   # a new run beside a stored table
+    stamp = (c/'ref_logps.safetensors').stat().st_mtime_ns
+    again = train(TrainConfig(**FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(c)),
+                  train_chains=chains)               # reused from the file (not rewritten): same losses
+    assert (c/'ref_logps.safetensors').stat().st_mtime_ns == stamp
     assert max(abs(a - h['loss']) for a, h in zip(lb, again['history'])) < 1e-6
 
 def test_full_finetuning_moves_every_weight_and_freezes_vision(chains, tmp_path):

@@ -39,7 +39,7 @@ class DemoConfig:
     seeds:tuple = (0, 1, 2)                  # one run per arm and seed (data order and adapter init)
     data_seed:int = 0                        # seed of the world's train/test scenes
     n_train:int = 384                        # training chains
-    n_test:int = 96                          # held-out chains
+    n_test:int = 128                         # held-out chains
     n_mcq:int = 32                           # LF-MCQ items
     chain_length:int = 3                     # captions per chain (best + degraded)
     n_objects:tuple = (1, 2)                 # objects per scene
@@ -53,12 +53,13 @@ class DemoConfig:
     vision_depth:int = 2                     # vision tower blocks
     vocab_size:int = 512                     # tokenizer vocabulary (retrained on world text)
     model_seed:int = 0                       # random init of the tiny model
-    pretrain_steps:int = 450                 # full fine-tuning (SFT) steps from random init
+    pretrain_steps:int = 1200                # full fine-tuning (SFT) steps from random init
     pretrain_lr:float = 1e-3                 # its peak learning rate
+    pretrain_min_lr_ratio:float = 0.3        # its cosine ends at this fraction of the peak (> 0: the arms start from an unannealed model)
     pretrain_batch:int = 16                  # its chains per step
     steps:int = 160                          # LoRA steps per arm
     batch_size:int = 8                       # chains per arm step
-    lr:float = 2e-3                          # arm learning rate
+    lr:float = 1e-3                          # arm learning rate
     lora_r:int = 16                          # arm LoRA rank (alpha = 2r)
     beta:float = 1.0                         # DPO/MPO/rank temperature
     ntp_weight:float = 0.1                   # NTP weight for DPO/MPO/rank
@@ -82,7 +83,7 @@ class DemoConfig:
         "A hash of every setting the pretrained checkpoint depends on"
         keys = ('data_seed', 'n_train', 'n_test', 'chain_length', 'n_objects', 'n_groups', 'type_sampling', 'n_frames', 'image_size',
                 'hidden', 'layers', 'vision_hidden', 'vision_depth', 'vocab_size', 'model_seed', 'pretrain_steps', 'pretrain_lr',
-                'pretrain_batch', 'eval_every')
+                'pretrain_batch', 'pretrain_min_lr_ratio', 'eval_every')
         return stable_hash(json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=list))[:16]
 
 # %% ../nbs/12_demo.ipynb #0bad360a
@@ -196,8 +197,8 @@ def pretrain(cfg:DemoConfig, # settings
     model, proc = demo_model(cfg); save_model(model, proc, tmp/'init'); del model
     c0, w0 = time.process_time(), time.perf_counter()
     res = train(TrainConfig(**_train_kw(cfg, tmp/'run', model=str(tmp/'init'), finetune='full', objective='sft', lr=cfg.pretrain_lr,
-                                        max_steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch, warmup_steps=max(1, cfg.pretrain_steps // 10),
-                                        seed=cfg.model_seed, eval_every=cfg.eval_every * 2, log_every=max(1, cfg.pretrain_steps // 10))),
+                                        min_lr_ratio=cfg.pretrain_min_lr_ratio, max_steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
+                                        warmup_steps=max(1, cfg.pretrain_steps // 10), seed=cfg.model_seed, eval_every=cfg.eval_every * 2, log_every=max(1, cfg.pretrain_steps // 10))),
                 train_chains=data['train'], eval_chains=data['test'])
     info = dict(key=cfg.pretrain_key(), steps=res['steps'], curve=_curve(res), cpu_s=time.process_time() - c0, wall_s=time.perf_counter() - w0)
     os.replace(tmp/'run'/'final', tmp/'model')
@@ -336,14 +337,14 @@ def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:d
          f"{cfg.n_frames} frames of {cfg.image_size}x{cfg.image_size}. World: {cfg.n_objects[0]}-{cfg.n_objects[1]} objects, {cfg.n_groups[0]}-{cfg.n_groups[1]} "
          f"distractor groups, chains of {cfg.chain_length} captions, error types drawn '{cfg.type_sampling}'. {cfg.n_train} training and {cfg.n_test} "
          f"held-out chains, {cfg.n_mcq} LF-MCQ items (5 options: chance 0.2).", "",
-         f"Pretraining: full fine-tuning, SFT, {pre['steps']} steps x {cfg.pretrain_batch} chains, lr {cfg.pretrain_lr}"
+         f"Pretraining: full fine-tuning, SFT, {pre['steps']} steps x {cfg.pretrain_batch} chains, lr {cfg.pretrain_lr} (cosine to {cfg.pretrain_min_lr_ratio:g} of it)"
          f"{' (loaded from the cache)' if pre.get('cached') else ''}. Arms: LoRA r={cfg.lora_r}, {cfg.steps} steps x {cfg.batch_size} chains, "
          f"lr {cfg.lr}, beta {cfg.beta}, NTP weight {cfg.ntp_weight}; seeds {list(cfg.seeds)} (same chains, order and adapter init per seed).", "",
          "## Controls (held-out pairwise accuracy)", "", "| control | pairwise |", "|---|---:|",
          f"| chance | {ctl['chance']:.3f} |", f"| length-only ranker ({ctl['length_direction']} first) | {ctl['length']:.3f} |",
          f"| best single-error-type oracle ({ctl['best_single_type']}) | {ctl['best_single_type_oracle']:.3f} |",
          f"| pretrained model, blank frames | {warm['pairwise_blank']:.3f} |", f"| pretrained model | {warm['pairwise']:.3f} |", "",
-         "## Arms at matched steps (held out; mean ± std over seeds)", "",
+         "## Arms at matched steps (held out; mean and std over seeds)", "",
          f"| arm | pairwise | top-1 | Kendall tau | blank-video pairwise | LF-MCQ | CPU s/step | pairwise at {budget:.0f} CPU-s |",
          "|---|---:|---:|---:|---:|---:|---:|---:|",
          f"| pretrained | {warm['pairwise']:.3f} | {warm['top1']:.3f} | {warm['kendall_tau']:.3f} | {warm['pairwise_blank']:.3f} | {warm['mcq']:.3f} | | |"]
@@ -351,7 +352,7 @@ def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:d
         st = np.mean([r['step_cpu_s'] for r in rows if r['arm'] == a])
         L.append(f"| {a} | {_pm(m['pairwise'])} | {_pm(m['top1'])} | {_pm(m['kendall_tau'])} | {_pm(m['pairwise_blank'])} | {_pm(m['mcq'])} | {st:.3f} | {M[a]:.3f} |")
     L += ["", f"Matched CPU time: each run read at its last evaluation within {budget:.1f} CPU-s of training (the cheapest arm's mean total).", "",
-          "## Paired differences (95% t-intervals over seeds)", ""]
+          "## Paired differences (95 percent t-intervals over seeds)", ""]
     for name, keep in (('each arm vs the pretrained model (pairwise, matched steps)', lambda d: d['b'] == 'pretrained'),
                        ('arm pairs, matched steps', lambda d: d['b'] != 'pretrained' and d['metric'] == 'pairwise'),
                        ('arm pairs, matched CPU time', lambda d: d['metric'] == 'pairwise_matched_cpu')):

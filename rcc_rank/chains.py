@@ -15,7 +15,7 @@ from .core import append_jsonl, read_jsonl
 
 # %% auto #0
 __all__ = ['CHAIN_KEYS', 'Mutation', 'Chain', 'DiffOp', 'word_diff', 'changed_spans', 'diff_html', 'write_chains', 'read_chains',
-           'chain_markdown', 'chain_features', 'chains_to_dataset', 'dataset_to_chains', 'chain_stats',
+           'chain_clip', 'chain_markdown', 'chain_features', 'chains_to_dataset', 'dataset_to_chains', 'chain_stats',
            'write_dataset_card']
 
 # %% ../nbs/01_chains.ipynb #18ec6344
@@ -294,6 +294,44 @@ def pairs(self:Chain, adjacent:bool=False # only neighbouring captions (k, k+1)
 def diffs(self:Chain)->list[list[DiffOp]]:
     "The `word_diff` of every step"
     return [word_diff(a, b) for a, b in zip(self.captions, self.captions[1:])]
+
+# %% ../nbs/01_chains.ipynb #ceabf74c
+def _given(frames, chain):
+    "Frames from an explicit source: an array, a {chain id: frames} dict, or a function of the chain"
+    if frames is None or isinstance(frames, (list, tuple)) or hasattr(frames, 'shape'): return frames
+    if isinstance(frames, dict): return frames.get(chain['id'] if isinstance(chain, dict) else chain.id)
+    if callable(frames): return frames(chain)
+    raise TypeError(f'frames: expected an array, a dict or a function, got {type(frames).__name__}')
+
+# %% ../nbs/01_chains.ipynb #68db8930
+def chain_clip(chain, # a `Chain`, a `QuestionChain` or an item dict (`id`, `video`, `meta`, optional `frames`)
+               num_frames:int|None=8, # frames to take uniformly (None: all in-memory frames)
+               fps:float|None=None, # files: take one frame every 1/fps seconds instead (`num_frames` caps it)
+               video_fps:float|None=None, # rate of in-memory frames when `meta['fps']` does not say (None: `DEFAULT_VIDEO_FPS`)
+               frames=None # frames to use first: an array, a `{chain id: frames}` dict or a function of the chain
+              )->tuple:
+    "The chain's frames `(T, H, W, 3)` and their `VideoMetadata`, from the first source that has them"
+    from rcc_rank.video import video_clip
+    get = chain.get if isinstance(chain, dict) else lambda k, d=None: getattr(chain, k, d)
+    cid, meta = get('id'), get('meta') or {}
+    f = _given(frames, chain)
+    if f is None: f = meta.get('frames')
+    if f is None: f = get('frames')
+    if f is None and 'scene' in meta:
+        from rcc_rank.world import render_frames
+        w = meta.get('world', {})
+        f = render_frames(meta['scene'], w.get('n_frames', 8), w.get('size', 64))
+    if f is None: f = get('video')
+    if f is None or (isinstance(f, str) and not f):
+        raise ValueError(f"chain {cid!r}: no frames: no frames given, no meta['frames'], no meta['scene'] and no `video`")
+    if isinstance(f, (str, os.PathLike)) and not Path(f).exists(): raise FileNotFoundError(f"chain {cid!r}: video {f} not found")
+    return video_clip(f, num_frames=num_frames, fps=fps, video_fps=meta.get('fps') or video_fps, name=f'chain {cid!r}')
+
+# %% ../nbs/01_chains.ipynb #1cfc9064
+@patch
+def clip(self:Chain, num_frames:int|None=8, fps:float|None=None, video_fps:float|None=None, frames=None)->tuple:
+    "This chain's frames and their `VideoMetadata` (see `chain_clip`)"
+    return chain_clip(self, num_frames, fps, video_fps, frames)
 
 # %% ../nbs/01_chains.ipynb #e40b4fb4
 def chain_markdown(ch:Chain, # the chain to show

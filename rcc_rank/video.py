@@ -10,7 +10,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DEFAULT_VIDEO_FPS', 'uniform_indices', 'write_test_video', 'VideoError', 'video_info', 'load_video', 'as_frames',
-           'video_clip']
+           'frame_strip', 'video_clip']
 
 # %% ../nbs/06_video.ipynb #ccfb1dd7
 def uniform_indices(n:int, # number of frames in the clip
@@ -137,6 +137,24 @@ def as_frames(video, # path, (T,H,W,3) uint8 array, or list of PIL images / (H,W
         a = np.clip(a, 0, 255).astype(np.uint8)
     if num_frames is not None and len(a) != num_frames: a = a[uniform_indices(len(a), num_frames)]
     return a
+
+# %% ../nbs/06_video.ipynb #8bac00f1
+def frame_strip(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]), a list of frames, or one (H, W, 3) frame
+                height:int=96, # thumbnail height in pixels
+                max_frames:int|None=None, # at most this many evenly spaced frames (None: all)
+                gap:int=2 # pixels between thumbnails
+               ):
+    "The frames side by side as one PIL image"
+    from PIL import Image
+    arr = np.asarray(frames)
+    arr = as_frames(arr[None] if arr.ndim == 3 else arr)
+    n = len(arr) if max_frames is None else min(max_frames, len(arr))
+    idx = np.unique(np.linspace(0, len(arr) - 1, n).round().astype(int))
+    w = max(1, round(arr.shape[2] * height / arr.shape[1]))
+    how = Image.NEAREST if height >= arr.shape[1] else Image.LANCZOS
+    im = Image.new('RGB', (len(idx) * w + (len(idx) - 1) * gap, height), 'white')
+    for j, i in enumerate(idx): im.paste(Image.fromarray(arr[i]).resize((w, height), how), (j * (w + gap), 0))
+    return im
 
 # %% ../nbs/06_video.ipynb #29122136
 DEFAULT_VIDEO_FPS = 2.0   # frame rate assumed for in-memory frames (Qwen2.5-VL's default sampling rate)

@@ -12,7 +12,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
-           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'check_finite']
+           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -29,14 +29,10 @@ def set_seed(seed:int, # the base seed
              rank:int=0, # process rank; added to the seed so ranks differ
              deterministic:bool=False # also ask torch for deterministic kernels
             )->int:
-    "Seed `random`, `numpy` and `torch` (if installed) with `seed + rank`; returns the seed used"
+    "Seed `random`, `numpy` and `torch` with `seed + rank` through accelerate's `set_seed`; returns the seed used"
+    from accelerate.utils import set_seed as seed_all
     s = int(seed) + int(rank)
-    random.seed(s); np.random.seed(s % 2**32)
-    try: import torch
-    except ImportError: return s
-    torch.manual_seed(s)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(s)
-    if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_all(s, deterministic=deterministic)
     return s
 
 # %% ../nbs/00_core.ipynb #6f8b3f27
@@ -198,6 +194,18 @@ def lock_holder(path:str|Path # a lock file
         if s.isdigit(): return int(s)
         time.sleep(0.01)
     return None
+
+# %% ../nbs/00_core.ipynb #e7b1334e
+def request_text(body:dict # a Messages API request body (`messages`, ...)
+                )->str:
+    "All user-message text in a request body, concatenated"
+    out = []
+    for m in body.get('messages', []):
+        if m.get('role') != 'user': continue
+        c = m.get('content')
+        if isinstance(c, str): out.append(c)
+        elif isinstance(c, list): out += [b.get('text', '') for b in c if isinstance(b, dict) and b.get('type') == 'text']
+    return '\n'.join(out)
 
 # %% ../nbs/00_core.ipynb #a994c51b
 def check_finite(values:dict, # setting name -> value

@@ -9,10 +9,11 @@ from collections import deque
 from datetime import datetime, timezone, timedelta
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from typing import Callable, Any
+from .core import request_text
 
 # %% auto #0
-__all__ = ['FAULTS', 'ntokens', 'make_message', 'request_text', 'request_caption', 'wreck', 'apply_caption_fault', 'Rejected',
-           'prompt_parts', 'check_tool_choice', 'cut_reply', 'FakeClaude']
+__all__ = ['FAULTS', 'ntokens', 'make_message', 'request_caption', 'wreck', 'apply_caption_fault', 'Rejected', 'prompt_parts',
+           'check_tool_choice', 'cut_reply', 'FakeClaude']
 
 # %% ../nbs/03a_fake_claude.ipynb #508a2e77
 FAULTS = {
@@ -80,16 +81,6 @@ def make_message(reply:str|dict, # what the responder returned
             'content': content, 'stop_reason': stop, 'stop_sequence': None, 'stop_details': details, 'usage': usage}
 
 # %% ../nbs/03a_fake_claude.ipynb #15d38ea7
-def request_text(body:dict)->str:
-    "All user-message text in a request body, concatenated"
-    out = []
-    for m in body.get('messages', []):
-        if m.get('role') != 'user': continue
-        c = m.get('content')
-        if isinstance(c, str): out.append(c)
-        elif isinstance(c, list): out += [b.get('text', '') for b in c if isinstance(b, dict) and b.get('type') == 'text']
-    return '\n'.join(out)
-
 def request_caption(body:dict)->str|None:
     "The last `<caption>...</caption>` in the request's user messages, if any"
     found = re.findall(r'<caption>(.*?)</caption>', request_text(body), flags=re.S)

@@ -72,10 +72,12 @@ class LineJudgment:
         if self.evidence is not None and (not isinstance(self.evidence, (int, np.integer)) or self.evidence < 0):
             raise ValueError(f"line {self.text[:40]!r}: evidence must be a sentence index >= 0 or None, got {self.evidence!r}")
 
+# %% ../nbs/10b_argus.ipynb #0fda49f6
 def _norm(text:str)->str:
     t = re.sub(r"[^\w\s']", ' ', text).lower()
     return re.sub(r'\s+', ' ', t).strip()
 
+# %% ../nbs/10b_argus.ipynb #0de754dd
 def evidence_index(evidence:str, # the quoted evidence phrase
                    sentences:Sequence[str], # the premise sentences (`split_sentences` of the premise)
                    threshold:float=0.3 # the official minimum score
@@ -158,6 +160,7 @@ def is_content_line(line:str, # a hypothesis line
         if m and (m.end() - m.start()) / len(line.strip()) > phrase_share: return False
     return True
 
+# %% ../nbs/10b_argus.ipynb #f0a4f497
 def apply_header_filter(judgments:Sequence[LineJudgment], # the judge's lines
                         max_share:float=0.4 # refuse when this share or more are headings
                        )->list[LineJudgment]:
@@ -208,6 +211,7 @@ def argus_prompt(source:str, target:str, text_format:bool=True)->str:
            + ARGUS_EXAMPLE + "\n\n") if text_format else "Record one entry per target line, in order.\n\n"
     return f'{fmt}source_caption:\n"""\n{source}\n"""\n\ntarget_caption:\n"""\n{target}\n"""'
 
+# %% ../nbs/10b_argus.ipynb #1e9c4a8a
 ARGUS_TOOL = {
     'name': 'record_lines',
     'description': 'Record the judgment of every target line, in order.',
@@ -256,6 +260,7 @@ def _check_tool_lines(d:dict)->list[dict]:
                         reasoning=str(x.get('reasoning', '')), verdict=x['verdict']))
     return out
 
+# %% ../nbs/10b_argus.ipynb #ccf3d598
 async def aargus_lines(source:str, target:str, judge, cache:JudgeCache|None=None)->list[dict]:
     "The judge's line dicts for premise `source` and hypothesis `target` (cached)"
     cache = JudgeCache(None) if cache is None else cache
@@ -269,6 +274,7 @@ async def aargus_lines(source:str, target:str, judge, cache:JudgeCache|None=None
     cache.put(k, lines, kind='argus', judge=judge.name, prompt_version=ARGUS_PROMPT_VERSION)
     return lines
 
+# %% ../nbs/10b_argus.ipynb #a9445eee
 def argus_direction(lines:Sequence[dict], # the judge's line dicts (`aargus_lines`)
                     source:str, # the premise caption
                     order_penalty:float=0.1, # the order-penalty factor
@@ -311,6 +317,7 @@ async def aargus_costs(prediction:str, reference:str, judge, order_penalty:float
     h, o = argus_direction(lh, reference, order_penalty), argus_direction(lo, prediction, order_penalty)
     return dict(cost_h=h['normalized'], cost_o=o['normalized'], cost_h_raw=h['cost'], cost_o_raw=o['cost'], h=h, o=o)
 
+# %% ../nbs/10b_argus.ipynb #49061e41
 def argus_costs(prediction:str, # the model's caption
                 reference:str, # the human caption
                 judge, # a `ClaudeJudge` (tool use) or `HFJudge` (official text format)
@@ -339,6 +346,7 @@ async def _aargus_item(prediction, reference, judge, order_penalty, cache)->dict
     if errs: row['error'] = '; '.join(errs)
     return row
 
+# %% ../nbs/10b_argus.ipynb #925d339f
 def argus_score(predictions:Sequence[str], # model captions
                 references:Sequence[str], # human captions, same order
                 judge, # the entailment judge

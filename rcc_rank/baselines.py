@@ -131,6 +131,7 @@ TEACHER_SYSTEM = ("You are a meticulous annotator of video captions for a prefer
 def _tool(name, desc, props, required):
     return {'name': name, 'description': desc, 'input_schema': {'type': 'object', 'properties': props, 'required': required}}
 
+# %% ../nbs/14_baselines.ipynb #3a4fadec
 TEACHER_TOOLS = {
  'improve': _tool('record_improved_caption', 'The candidate rewritten to be faithful to the reference, keeping its style where it is right',
                   {'caption': {'type': 'string'}}, ['caption']),
@@ -219,6 +220,7 @@ class Teacher:
             self.failures.append({'id': item_id, 'task': task, 'reason': str(e)}); log.warning(f'teacher: row {item_id!r}: {e}')
             return None
 
+# %% ../nbs/14_baselines.ipynb #50c80666
 def _check_answer(task:str, ans:dict, kw:dict)->dict:
     if task == 'improve' and not (isinstance(ans.get('caption'), str) and ans['caption'].strip()): raise MalformedReply('no caption')
     if task == 'compare' and ans.get('winner') not in ('A', 'B', 'tie'): raise MalformedReply(f"winner must be A, B or tie, got {ans.get('winner')!r}")
@@ -237,8 +239,10 @@ _STOPWORDS = set('a an the is are there in of on to and then first it its at thi
 def _sentences(text:str)->list[str]:
     return [s.strip() for s in re.split(r'(?<=[.!?])\s+', text.strip()) if s.strip()]
 
+# %% ../nbs/14_baselines.ipynb #e260ca1f
 def _content(s:str)->list[str]: return [w for w in re.findall(r"[a-z']+", s.lower()) if w not in _STOPWORDS]
 
+# %% ../nbs/14_baselines.ipynb #4cdb9a7f
 def supported(claim:str, # a sentence or claim
               reference:str, # the reference caption
               threshold:float=0.99 # share of the claim's content words one reference sentence must hold
@@ -250,6 +254,7 @@ def supported(claim:str, # a sentence or claim
     best = max((sum((cw & Counter(_content(r))).values()) / sum(cw.values()) for r in _sentences(reference)), default=0.0)
     return best >= threshold
 
+# %% ../nbs/14_baselines.ipynb #d1c0317a
 def support_f1(candidate:str, reference:str)->float:
     "F1 of supported candidate sentences (precision) and covered reference sentences (recall)"
     cs, rs = _sentences(candidate), _sentences(reference)
@@ -258,6 +263,7 @@ def support_f1(candidate:str, reference:str)->float:
     r = sum(any(supported(c, r_) for c in cs) for r_ in rs) / len(rs)
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
+# %% ../nbs/14_baselines.ipynb #22fccff0
 def teacher_responder()->Callable[[dict], dict]:
     "A FakeClaude responder answering `Teacher` requests from the reference with `supported`"
     from rcc_rank.fake_claude import request_text
@@ -292,6 +298,7 @@ async def _amap(fn, xs, concurrency:int=8)->list:
         async with sem: return await fn(x)
     return await asyncio.gather(*[one(x) for x in xs])
 
+# %% ../nbs/14_baselines.ipynb #2e02198c
 def error_injection(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
                     mutator:Mutator, # any `rcc_rank.degrade` mutator
                     negatives:int=1, # single-error negatives per item (1: a DPO pair; more: an MPO set)
@@ -338,6 +345,7 @@ def response_improvement(items:Iterable[dict], # rows with the reference `captio
         return _pair_chain(it, [ans['caption'], y], 'response_improvement', teacher.name, simulated_policy=_sim(sampler))
     return [c for c in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) if c is not None]
 
+# %% ../nbs/14_baselines.ipynb #6c1be6b3
 def _sim(sampler)->bool: return bool(getattr(sampler, 'simulated', False))
 
 # %% ../nbs/14_baselines.ipynb #7d04f59f
@@ -427,6 +435,7 @@ class FreeMutator(ClaudeMutator):
         kind = str(inp.get('error_kind') or '').strip() or 'unspecified'
         return Mutation('unknown', inp['before'], inp['after'], note=f'chose: {kind}', mutator=self.name)
 
+# %% ../nbs/14_baselines.ipynb #5d3a0d3b
 def chosen_kinds(chains:Iterable[Chain])->dict[str, int]:
     "How often each self-chosen error kind occurs in unconditioned chains (from the `chose:` notes)"
     from collections import Counter

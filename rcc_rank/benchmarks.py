@@ -34,6 +34,7 @@ ARGUS_PROMPT = "Describe the video in great detail."
 
 def _bad(where, row, field, problem): return SourceError(f"{where}: row {row!r}: field {field!r}: {problem}")
 
+# %% ../nbs/17_benchmarks.ipynb #4a5a87be
 def _clip(root:Path, name:str, dirs:Sequence[str], where:str, row)->str:
     stem = Path(name).stem if Path(name).suffix else name
     for d in dirs:
@@ -50,6 +51,7 @@ def _jsonl(path:Path)->list[dict]:
         except json.JSONDecodeError as e: raise SourceError(f"{path}: line {i + 1}: not JSON ({e})") from None
     return out
 
+# %% ../nbs/17_benchmarks.ipynb #019a853b
 def load_vdc(path, # VDC folder (VDC_1k.jsonl, VDCScore_qa/, videos/)
              dims:Sequence[str]=VDC_DIMS, # dimensions to keep
             )->list[dict]:
@@ -252,6 +254,7 @@ import re as _re
 # %% ../nbs/17_benchmarks.ipynb #7fe5302b
 def _words(s:str)->list[str]: return _re.findall(r"[a-z0-9]+", s.lower())
 
+# %% ../nbs/17_benchmarks.ipynb #3618eac8
 def _scores(pred:str, ref:str)->dict:
     p, r = _words(pred), _words(ref)
     shared = [w for w in p if w in set(r)]
@@ -261,6 +264,7 @@ def _scores(pred:str, ref:str)->dict:
     to10 = lambda x: int(round(1 + 9 * max(0.0, min(1.0, x))))
     return {'relevance': to10(prec), 'descriptiveness': to10(rec), 'temporal_consistency': to10(order), 'fluency': 8 if p else 1}
 
+# %% ../nbs/17_benchmarks.ipynb #7e499ed1
 def overlap_judge_responder():
     "A fake-Claude responder for the caption judge (tool `record_scores`) and VDC's answer and review prompts"
     from rcc_rank.fake_claude import request_text
@@ -280,6 +284,7 @@ def overlap_judge_responder():
         return 'I can only judge captions and VDC questions.'
     return respond
 
+# %% ../nbs/17_benchmarks.ipynb #5fef75ab
 def fake_judge(name:str='claude-fake' # the model name the judge reports
               ):
     "A `ClaudeJudge` on a local fake server answered by `overlap_judge_responder` (the server runs until the process ends)"
@@ -322,6 +327,7 @@ def check_lfmcqa(d:dict # the tool input
     if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'): raise JudgeError(f'answer {a!r} is not one letter A-E')
     return {'question': q.strip(), 'choices': [c.strip() for c in ch], 'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)'))}
 
+# %% ../nbs/17_benchmarks.ipynb #16993b69
 def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
                     seed:int, key:str # the position is drawn from (seed, key)
                    )->dict:

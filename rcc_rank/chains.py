@@ -75,10 +75,12 @@ class DiffOp(NamedTuple):
     op: str
     text: str
 
+# %% ../nbs/01_chains.ipynb #2d696055
 _TOKEN = re.compile(r"[\w'’-]+\s*|[^\w\s]\s*|\s+")
 
 def _tokens(s:str)->list[str]: return _TOKEN.findall(s)
 
+# %% ../nbs/01_chains.ipynb #b148426e
 def word_diff(a:str, # the earlier caption
               b:str # the later caption
              )->list[DiffOp]:
@@ -135,6 +137,7 @@ def diff_html(a:str, # the earlier caption
 # %% ../nbs/01_chains.ipynb #589c9270
 def _norm(s:str)->str: return ' '.join(str(s).split()).casefold()
 
+# %% ../nbs/01_chains.ipynb #14cfbbc6
 @patch(cls_method=True)
 def from_captions(cls:Chain, id:str, # chain id
                   captions:list[str], # best first
@@ -153,6 +156,7 @@ def from_captions(cls:Chain, id:str, # chain id
         muts.append(Mutation(e, '; '.join(x for x, _ in sp), '; '.join(y for _, y in sp), mutator=mutator))
     return cls(id=id, captions=captions, mutations=muts, **kwargs)
 
+# %% ../nbs/01_chains.ipynb #c11512fe
 @patch
 def add_step(self:Chain, caption:str, # the new (worse) caption
               mutation:Mutation # how it was made
@@ -170,6 +174,7 @@ def _known_types()->set[str]:
     from rcc_rank.errors import ERROR_TYPES
     return set(ERROR_TYPES)
 
+# %% ../nbs/01_chains.ipynb #0ea9e287
 @patch
 def validate(self:Chain, error_types:Iterable[str]|None=None # allowed error types (default: `ERROR_TYPES` keys); `()` to skip the check
              )->Chain:
@@ -210,6 +215,7 @@ def to_dict(self:Chain)->dict:
             'mutations': [m.to_dict() for m in self.mutations], 'ended_early': self.ended_early,
             'meta': copy.deepcopy(self.meta)}
 
+# %% ../nbs/01_chains.ipynb #952bc488
 @patch(cls_method=True)
 def from_dict(cls:Chain, d:dict # a `to_dict` output, or a row with at least 'id' and 'captions'
               )->Chain:
@@ -232,6 +238,7 @@ def from_dict(cls:Chain, d:dict # a `to_dict` output, or a row with at least 'id
         if k not in CHAIN_KEYS: meta.setdefault(k, v)
     return cls(id=cid, captions=list(caps), mutations=muts, video=d.get('video'), ended_early=d.get('ended_early'), meta=meta)
 
+# %% ../nbs/01_chains.ipynb #cf186372
 @patch
 def copy(self:Chain)->Chain:
     "A deep copy"
@@ -258,6 +265,7 @@ def write_chains(chains:Iterable[Chain], # chains to write
     os.replace(tmp, path)
     return n
 
+# %% ../nbs/01_chains.ipynb #fd05e5c4
 def read_chains(path:str|Path, # JSONL file written by `write_chains` (or any rows `Chain.from_dict` accepts)
                 validate:bool=True, # validate each chain
                 error_types:Iterable[str]|None=None # allowed error types for validation (default `ERROR_TYPES`)
@@ -282,6 +290,7 @@ def truncate(self:Chain, k:int # number of captions to keep (>= 1); longer than 
         out.meta['truncated_from'] = len(self.captions)
     return out
 
+# %% ../nbs/01_chains.ipynb #ed411db6
 @patch
 def pairs(self:Chain, adjacent:bool=False # only neighbouring captions (k, k+1)
           )->list[tuple[int, int]]:
@@ -290,6 +299,7 @@ def pairs(self:Chain, adjacent:bool=False # only neighbouring captions (k, k+1)
     if adjacent: return [(i, i+1) for i in range(n-1)]
     return [(i, j) for i in range(n) for j in range(i+1, n)]
 
+# %% ../nbs/01_chains.ipynb #9eadf1f9
 @patch
 def diffs(self:Chain)->list[list[DiffOp]]:
     "The `word_diff` of every step"
@@ -348,6 +358,7 @@ def chain_markdown(ch:Chain, # the chain to show
     if max_steps is not None and len(steps) > max_steps: lines.append(f"- ... {len(steps) - max_steps} more steps")
     return '\n'.join(lines)
 
+# %% ../nbs/01_chains.ipynb #2dc368dd
 @patch
 def _repr_markdown_(self:Chain)->str: return chain_markdown(self)
 
@@ -360,6 +371,7 @@ def chain_features():
                      'mutations': [{'error_type': s, 'before': s, 'after': s, 'note': s, 'mutator': s}],
                      'ended_early': s, 'meta': s})
 
+# %% ../nbs/01_chains.ipynb #d0d902fb
 def chains_to_dataset(chains:Iterable[Chain], # chains to convert
                       validate:bool=True # validate each chain first
                      ):
@@ -374,6 +386,7 @@ def chains_to_dataset(chains:Iterable[Chain], # chains to convert
     if not rows: return Dataset.from_dict({k: [] for k in feats}, features=feats)
     return Dataset.from_list(rows, features=feats)
 
+# %% ../nbs/01_chains.ipynb #ca98a8be
 def dataset_to_chains(ds, # a `datasets.Dataset` (or any iterable of row dicts)
                       validate:bool=True # validate each chain
                      )->list[Chain]:
@@ -406,6 +419,7 @@ def _size_category(n:int)->str:
         if n < lim: return name
     return 'n>1M'
 
+# %% ../nbs/01_chains.ipynb #d13f55a9
 def write_dataset_card(chains:Iterable[Chain], # the chains the card describes
                        path:str|Path, # file to write (a folder gets `README.md` inside it)
                        name:str='rcc-chains', # pretty name of the dataset

@@ -44,6 +44,7 @@ def secret_values()->list[str]:
     vals = {v for k,v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6}
     return sorted(vals, key=len, reverse=True)
 
+# %% ../nbs/00_core.ipynb #58a49b6f
 def redact(text:Any # anything; it is turned into a string
           )->str:
     "`text` as a string with every known secret replaced by `[REDACTED]`"
@@ -72,6 +73,7 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
         return True
 
+# %% ../nbs/00_core.ipynb #2a450da5
 def get_logger(name:str='rcc_rank', # logger name (use the module's `__name__`)
                level:int|str|None=None # level; default `$RCC_RANK_LOG_LEVEL` or INFO
               )->logging.Logger:
@@ -103,6 +105,7 @@ def append_jsonl(path:str|Path, # file to append to (created with its folder)
         if fsync: os.fsync(f.fileno())
     return len(lines)
 
+# %% ../nbs/00_core.ipynb #66ad806f
 def _drop_partial_tail(path:Path):
     "Cut a half-written last line (a writer killed mid-line) so the next record starts clean"
     if not path.exists() or path.stat().st_size == 0: return
@@ -112,6 +115,7 @@ def _drop_partial_tail(path:Path):
         f.seek(0); data = f.read()
         f.truncate(data.rfind(b'\n') + 1)
 
+# %% ../nbs/00_core.ipynb #e5f927f9
 def read_jsonl(path:str|Path, # JSONL file
                missing_ok:bool=True, # a missing file reads as empty
                tail_ok:bool=True # skip a truncated final line (our own file, a killed writer); False: every bad line raises (input files)

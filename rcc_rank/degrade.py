@@ -45,6 +45,7 @@ class MutationResult:
     policy: bool = False       # the model declined on policy grounds (`stop_reason="refusal"`), not because the type does not fit
     category: str|None = None  # that refusal's category from `stop_details` (None when the API names none)
 
+# %% ../nbs/03_degrade.ipynb #68b1e3e9
 def run_sync(coro):
     "Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)"
     try: asyncio.get_running_loop()
@@ -52,11 +53,13 @@ def run_sync(coro):
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
 
+# %% ../nbs/03_degrade.ipynb #897385ea
 class MalformedReply(ValueError):
     "A mutator got a reply it could not read (bad JSON, missing fields): worth another attempt"
     def __init__(self, msg:str='', usage:dict|None=None):
         super().__init__(msg); self.usage = dict(usage or {})   # the billed tokens of the unreadable reply
 
+# %% ../nbs/03_degrade.ipynb #140671ae
 class Mutator:
     "Base class: which error types apply to a chain's last caption, and apply one"
     name:str = 'base'
@@ -85,6 +88,7 @@ def _groups(lex)->list[list[str]]:
         return []
     return [list(lex)] if isinstance(lex, (list, tuple)) else []
 
+# %% ../nbs/03_degrade.ipynb #e1099c7c
 def _inflect_verb(lemma:str, tag:str)->str:
     "`lemma` (a verb, or a phrasal verb whose first word inflects) in the form of Penn tag `tag`, by lemminflect"
     from lemminflect import getInflection
@@ -92,10 +96,12 @@ def _inflect_verb(lemma:str, tag:str)->str:
     forms = getInflection(head, tag={'VBP': 'VB'}.get(tag, tag)) if tag.startswith('VB') else ()
     return (forms[0] if forms else head) + (' ' + rest if rest else '')
 
+# %% ../nbs/03_degrade.ipynb #4773ddd1
 def _inflected(pairs:dict[str, str])->list[list[str]]:
     "Verb lemma pairs in bare, -s, -ing and past forms"
     return [[_inflect_verb(a, t), _inflect_verb(b, t)] for a, b in pairs.items() for t in ('VB', 'VBZ', 'VBG', 'VBD')]
 
+# %% ../nbs/03_degrade.ipynb #9b8b8551
 def _build_swaps()->dict[str, list[list[str]]]:
     out = {}
     for name, lex in getattr(_errors, 'LEXICONS', {}).items():
@@ -106,6 +112,7 @@ def _build_swaps()->dict[str, list[list[str]]]:
         out[name] = [[w for w in g if w not in stop] for g in groups]
     return out
 
+# %% ../nbs/03_degrade.ipynb #d20304eb
 class _Lazy(Mapping):
     "A read-only mapping built on first use (the verb forms need lemminflect, which imports spaCy: not at `import` time)"
     def __init__(self, build): self._build = build
@@ -124,11 +131,13 @@ _NUMBER_WORDS = [w for w, v in sorted(getattr(_errors, 'NUMBER_WORDS', {}).items
 def _taxonomy()->dict:
     return dict(getattr(_errors, 'ERROR_TYPES', {}) or {})
 
+# %% ../nbs/03_degrade.ipynb #9cd254d0
 def rule_types()->list[str]:
     "Error types the rule mutator can produce (its families that the taxonomy also names; all of them if it names none)"
     tax = _taxonomy()
     return [t for t in SWAPS if not tax or t in tax]
 
+# %% ../nbs/03_degrade.ipynb #f325f169
 def _find_ranges(text:str, spans:Iterable[str])->list[tuple[int,int]]:
     "Character ranges of every occurrence of each non-empty span in `text`"
     out, low = [], text.lower()
@@ -139,10 +148,13 @@ def _find_ranges(text:str, spans:Iterable[str])->list[tuple[int,int]]:
         while i >= 0: out.append((i, i + len(s))); i = low.find(s, i + 1)
     return out
 
+# %% ../nbs/03_degrade.ipynb #91778374
 def _free(a:int, b:int, ranges:list[tuple[int,int]])->bool: return all(b <= s or a >= e for s, e in ranges)
 
+# %% ../nbs/03_degrade.ipynb #0154dad2
 def _match_case(src:str, repl:str)->str: return repl[:1].upper() + repl[1:] if src[:1].isupper() else repl
 
+# %% ../nbs/03_degrade.ipynb #61100a39
 def _fix_article(head:str, word:str)->str:
     "Make an 'a'/'an' right before `word` agree with it ('a orange' -> 'an orange')"
     m = re.search(r'\b([Aa]n?)(\s+)$', head)
@@ -157,6 +169,7 @@ class Site:
     "A place in a caption where a rule can write an error"
     start:int; end:int; text:str; options:list[str]
 
+# %% ../nbs/03_degrade.ipynb #94dc354d
 _WORD = re.compile(r"[\w-]+")
 
 @functools.lru_cache(maxsize=1)
@@ -172,6 +185,7 @@ def _table()->tuple[dict[str, dict[str, tuple[str, ...]]], int]:
     out = {k: {et: tuple(sorted(o)) for et, o in v.items() if o} for k, v in tab.items()}
     return out, max((len(k.split()) for k in out), default=1)
 
+# %% ../nbs/03_degrade.ipynb #563cef87
 def _lexicon_sites(text:str)->dict[str, list[Site]]:
     "Sites of every lexicon family in one pass over the caption's words (longest phrase first, no overlaps)"
     tab, maxn = _table()
@@ -190,6 +204,7 @@ def _lexicon_sites(text:str)->dict[str, list[Site]]:
         i += step
     return out
 
+# %% ../nbs/03_degrade.ipynb #5553d65a
 _NUM_RE = re.compile(r'(?<![\w.:-])(' + '|'.join(_NUMBER_WORDS) + r'|[2-9]|1[0-9])(?![\w.:%-])', re.I)
 
 def _number_sites(text:str)->list[Site]:
@@ -200,6 +215,7 @@ def _number_sites(text:str)->list[Site]:
         sites.append(Site(m.start(), m.end(), m.group(1), [o for o in pool if o != w]))
     return sites
 
+# %% ../nbs/03_degrade.ipynb #5b19022f
 _SENT = re.compile(r'[^.!?]+[.!?]+(?:\s+|$)')
 
 def _sentence_sites(text:str)->list[Site]:
@@ -213,6 +229,7 @@ def _sentence_sites(text:str)->list[Site]:
             out.append(Site(a, end, text[a:end], [s2 + ' ' + s1]))
     return out
 
+# %% ../nbs/03_degrade.ipynb #928f7458
 def rule_sites(caption:str, # the caption to degrade
                error_type:str, # which family of swaps
                protect:Iterable[str]=(), # spans earlier steps wrote: never touched
@@ -222,6 +239,7 @@ def rule_sites(caption:str, # the caption to degrade
     ranges = _find_ranges(caption, protect)
     return [s for s in _all_sites(caption, parse).get(error_type, ()) if _free(s.start, s.end, ranges)]
 
+# %% ../nbs/03_degrade.ipynb #5a0c46ad
 @functools.lru_cache(maxsize=4096)
 def _all_sites(caption:str, parse:bool=True)->dict[str, tuple[Site, ...]]:
     "Sites of every error type in `caption` that fit the sentence, unprotected (cached: a step looks at a caption several times)"
@@ -263,6 +281,7 @@ def _nlp():
                  '(pip install "rcc-rank[tagger]")')
         return None
 
+# %% ../nbs/03_degrade.ipynb #985cba3b
 def _plural(word:str, tag:str|None=None)->bool:
     "Whether a noun (phrase: its last word) is plural, by its Penn tag or else by lemminflect's lemma"
     if tag: return tag in ('NNS', 'NNPS')
@@ -270,6 +289,7 @@ def _plural(word:str, tag:str|None=None)->bool:
     last = word.split()[-1].lower()
     return (getLemma(last, upos='NOUN') or (last,))[0] != last
 
+# %% ../nbs/03_degrade.ipynb #c03bb7a4
 def _noun_as(word:str, plural:bool)->str|None:
     "`word` in the asked number (phrase: the last word inflects); None for a plural-only noun asked to be singular"
     from lemminflect import getInflection
@@ -291,6 +311,7 @@ def _fit_object(s:Site, toks, text:str)->Site|None:
     pl = _plural(s.text, t.tag_ if t is not None else None)
     return replace(s, options=[o for o in (_noun_as(o, pl) for o in opts) if o and o.lower() != s.text.lower()])
 
+# %% ../nbs/03_degrade.ipynb #e199cc3c
 def _fit_action(s:Site, toks)->Site|None:
     "A verb site's opposite in the verb's own form; none for participles used as adjectives or objects dropped"
     if not toks: return s
@@ -307,11 +328,13 @@ def _fit_action(s:Site, toks)->Site|None:
     if ' ' in opp and nxt is not None and nxt.pos_ == 'ADP': return None   # 'look at' -> 'look away at'
     return replace(s, options=[_inflect_verb(opp, v.tag_)])
 
+# %% ../nbs/03_degrade.ipynb #c851e56f
 def _person_near(t)->bool:
     "Whether the token describes a person: it or its head is a person noun or pronoun, or so is the head's subject"
     cands = [t, t.head] + [c for c in (t.children if t.pos_ == 'VERB' else t.head.children) if c.dep_ == 'nsubj']
     return any(c.lemma_.lower() in _errors.PERSON_NOUNS or c.pos_ == 'PRON' for c in cands)
 
+# %% ../nbs/03_degrade.ipynb #e4cb49da
 def _swap_gender(s:Site, text:str, doc)->Site:
     "A gendered noun's site, stretched over the same-gender pronouns after it so that they keep agreeing ('woman ... her' -> 'man ... his')"
     g = 0 if s.text.lower() in _GENDER[0] else 1
@@ -327,6 +350,7 @@ def _swap_gender(s:Site, text:str, doc)->Site:
     tail = re.sub(r'\b(' + '|'.join(_PRONOUNS[g]) + r')\b', pron, text[s.end:end], flags=re.I)
     return Site(s.start, end, text[s.start:end], [_match_case(s.text, o) + tail for o in s.options])
 
+# %% ../nbs/03_degrade.ipynb #beaa0899
 def _fit_person(s:Site, toks, text:str, doc)->Site|None:
     "Pronouns by case (her -> his or him), attributes only of people, gendered nouns with their pronouns"
     w = s.text.lower()
@@ -353,6 +377,7 @@ def _fit_words(et:str, s:Site, text:str)->Site|None:
     if et == 'temporal_order': opts = [o for o in opts if {w, o} != {'until', 'since'}]
     return replace(s, options=opts) if opts else None
 
+# %% ../nbs/03_degrade.ipynb #0e899c6d
 def _fit_parsed(et:str, s:Site, toks)->Site|None:
     "Part-of-speech and sense checks of a one-word site against the parse"
     t = toks[0]
@@ -364,6 +389,7 @@ def _fit_parsed(et:str, s:Site, toks)->Site|None:
         return replace(s, options=['tall' if _person_near(t) else 'long'] if s.text.lower() == 'short' else ['short'])
     return s
 
+# %% ../nbs/03_degrade.ipynb #ab023205
 def _fit(et:str, s:Site, doc, text:str)->Site|None:
     "The site with its options fitted to the sentence (`doc`: its spaCy parse, or None), or None when no option fits"
     if any(s.start < b and a < s.end for a, b in _find_ranges(text, _FIXED)): return None
@@ -410,8 +436,10 @@ class RuleMutator(Mutator):
 # %% ../nbs/03_degrade.ipynb #690d2d68
 def _norm(s:str)->str: return ' '.join(s.lower().split())
 
+# %% ../nbs/03_degrade.ipynb #e0b2e01b
 def _words(s:str)->list[str]: return re.findall(r"[\w'-]+", s.lower())
 
+# %% ../nbs/03_degrade.ipynb #a8b1316d
 def similarity(a:str, b:str)->float:
     "Word-level similarity in [0, 1]; sentence swaps count as similar"
     r1 = difflib.SequenceMatcher(None, _words(a), _words(b), autojunk=False).ratio()
@@ -419,6 +447,7 @@ def similarity(a:str, b:str)->float:
     r2 = difflib.SequenceMatcher(None, _words(' '.join(sa)), _words(' '.join(sb)), autojunk=False).ratio()
     return max(r1, r2)
 
+# %% ../nbs/03_degrade.ipynb #f8306540
 def check_step(prev:str, # the previous caption
                new:str|None, # the proposed caption
                earlier:Iterable[Mutation]=(), # the chain's earlier mutations
@@ -468,11 +497,13 @@ def error_type_text(name:str)->str:
     desc = getattr(et, 'description', None)
     return f'{name}: {desc}' if desc else name
 
+# %% ../nbs/03_degrade.ipynb #533a5436
 def system_prompt(types:Iterable[str]|None=None)->str:
     "The fixed system text: task, rules and the error taxonomy (cached by the API)"
     types = list(types) if types is not None else (list(_taxonomy()) or list(SWAPS))
     return _SYSTEM_HEAD + '\n\nError types:\n' + '\n'.join(f'- {error_type_text(t)}' for t in types)
 
+# %% ../nbs/03_degrade.ipynb #156c3f6d
 def user_prompt(chain:Chain, error_type:str)->str:
     "The per-step user turn: caption, error type, earlier changes"
     earlier = '\n'.join(f'<change>{m.after}</change>' for m in chain.mutations if m.after) or '(none)'
@@ -491,14 +522,17 @@ def _by_prefix(table:dict, model:str, default):
         if model.startswith(k): return table[k]
     return default
 
+# %% ../nbs/03_degrade.ipynb #706259cf
 def cache_min_tokens(model:str)->int:
     "The shortest prefix `model` caches, in tokens (4096, the strictest known minimum, for an unknown model)"
     return _by_prefix(CACHE_MIN_TOKENS, model, 4096)
 
+# %% ../nbs/03_degrade.ipynb #64ade9f5
 def approx_tokens(x)->int:
     "A low estimate of the tokens of text or JSON (four characters a token), so that a cache mark is never wasted"
     return len(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) // 4
 
+# %% ../nbs/03_degrade.ipynb #404f9fb1
 def cached_system(text:str, # the system text
                   model:str, # the model it goes to
                   tools:Iterable[dict]=() # tool definitions sent before it (part of the cached prefix)
@@ -508,16 +542,19 @@ def cached_system(text:str, # the system text
     if approx_tokens([*tools, text]) >= cache_min_tokens(model): block['cache_control'] = {'type': 'ephemeral'}
     return [block]
 
+# %% ../nbs/03_degrade.ipynb #80bcd9aa
 def tool_choice(model:str, name:str)->dict:
     "Force the tool `name`, except on models that reject a forced choice (there: `auto`, and the stop reason decides)"
     return {'type': 'auto'} if model.startswith(FORCED_TOOL_REJECTED) else {'type': 'tool', 'name': name}
 
+# %% ../nbs/03_degrade.ipynb #d02752d9
 def deprecated_models()->dict[str, str]:
     "The SDK's `DEPRECATED_MODELS`: model name -> end-of-life date"
     try: from anthropic.resources.messages.messages import DEPRECATED_MODELS
     except ImportError: return {}
     return dict(DEPRECATED_MODELS)
 
+# %% ../nbs/03_degrade.ipynb #6cdbab6a
 def check_model(model:str)->str|None:
     "Log a warning when the SDK lists `model` as deprecated; returns its end-of-life date (None when current)"
     eol = deprecated_models().get(model)
@@ -535,21 +572,25 @@ def _usage(msg)->dict:
     if u is None: return {}
     return {k: int(getattr(u, k, 0) or 0) for k in ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens')}
 
+# %% ../nbs/03_degrade.ipynb #d8c51b21
 def _add_usage(*us:dict)->dict:
     out = {}
     for u in us:
         for k, v in (u or {}).items(): out[k] = out.get(k, 0) + int(v or 0)
     return out
 
+# %% ../nbs/03_degrade.ipynb #0eeb8e9f
 class Truncated(MalformedReply):
     "A reply cut off by its budget (`max_tokens`) or the context window: worth one retry with a larger budget"
 
+# %% ../nbs/03_degrade.ipynb #05a34aa8
 def _message(msg):
     if isinstance(msg, dict):
         from anthropic.types import Message
         msg = Message.model_validate(msg)
     return msg
 
+# %% ../nbs/03_degrade.ipynb #fae56ea1
 def refusal(msg)->MutationResult|None:
     "A policy refusal (`stop_reason` refusal) as a result with its `stop_details` category; None for any other reply"
     msg = _message(msg)
@@ -559,6 +600,7 @@ def refusal(msg)->MutationResult|None:
     text = f'model refused (stop_reason=refusal, category={cat})' + (f': {why}' if why else '')
     return MutationResult(None, None, refused=text, usage=_usage(msg), policy=True, category=cat)
 
+# %% ../nbs/03_degrade.ipynb #2bc7bc80
 _JSON_TYPES = {'string': str, 'array': list, 'boolean': bool, 'object': dict, 'integer': int, 'number': (int, float)}
 
 def tool_input(msg, name:str, schema:dict)->dict:
@@ -663,6 +705,7 @@ def _tag(text:str, tag:str)->str|None:
     found = re.findall(rf'<{tag}>(.*?)</{tag}>', text, flags=re.S)
     return found[-1].strip() if found else None
 
+# %% ../nbs/03_degrade.ipynb #82838f52
 def rule_responder(seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A fake-Claude responder that answers degradation requests with the rule mutator's edits"
@@ -694,6 +737,7 @@ def parse_json_reply(text:str)->dict:
         if isinstance(obj, dict): return obj
     raise MalformedReply(f'no JSON object in the reply: {text[:80]!r}')
 
+# %% ../nbs/03_degrade.ipynb #9982d521
 class HFMutator(Mutator):
     "Mutator backed by a local `transformers` chat model"
     def __init__(self,
@@ -769,6 +813,7 @@ def side_paths(out_path:str|Path)->dict[str, Path]:
     p = Path(out_path); stem = p.name[:-len(p.suffix)] if p.suffix else p.name
     return {k: p.with_name(f'{stem}.{k}.jsonl') for k in ('progress', 'failures', 'batches')}
 
+# %% ../nbs/03_degrade.ipynb #2edd0f8f
 def trim_partial_line(path:str|Path)->int:
     "Cut a trailing line left incomplete by a killed writer; returns the bytes removed"
     path = Path(path)
@@ -779,6 +824,7 @@ def trim_partial_line(path:str|Path)->int:
     with open(path, 'r+b') as f: f.truncate(keep); f.flush(); os.fsync(f.fileno())
     return len(data) - keep
 
+# %% ../nbs/03_degrade.ipynb #8f839dbc
 def step_seed(*parts)->int:
     "A 31-bit seed derived from `parts`"
     return int(stable_hash(*parts), 16) % 2**31
@@ -822,6 +868,7 @@ def estimate_cost(usage:dict, # summed token counts
 class FingerprintMismatch(ValueError):
     "An output holds records that another configuration made"
 
+# %% ../nbs/03_degrade.ipynb #95106729
 def prompt_version(mutator:Mutator)->str:
     "A short hash of what a back end follows: its prompt and tool schema, or the rule lexicons"
     v = getattr(mutator, 'prompt_version', None)
@@ -831,6 +878,7 @@ def prompt_version(mutator:Mutator)->str:
     extra = _HF_FORMAT if isinstance(mutator, HFMutator) else DEGRADE_TOOL
     return 'llm-' + stable_hash(system, extra, n=8)
 
+# %% ../nbs/03_degrade.ipynb #7ea07338
 def generation_fingerprint(item:dict, # a normalised input row
                            mutator:Mutator, # the back end
                            length:int, # captions per chain
@@ -850,6 +898,7 @@ def fingerprint_diff(old:dict|None, # the fingerprint on file
     if not isinstance(old, dict): return ['no fingerprint (written by an older rcc-rank)']
     return ['input caption text' if k == 'caption' else f'{k} {old.get(k)!r} -> {v!r}' for k, v in new.items() if old.get(k) != v]
 
+# %% ../nbs/03_degrade.ipynb #0a069dd7
 def _records(out:Path):
     "(file, id, fingerprint) of every record the builder wrote for `out`"
     side = side_paths(out)
@@ -859,6 +908,7 @@ def _records(out:Path):
     for r in read_jsonl(side['batches']):
         if r.get('event') == 'submitted': yield side['batches'], None, r.get('fingerprint')
 
+# %% ../nbs/03_degrade.ipynb #2e272238
 def check_fingerprints(out_path:str|Path, # the output JSONL
                        fps:dict[str, dict] # chain id -> this run's fingerprint
                       )->int:
@@ -881,10 +931,12 @@ def lock_path(out_path:str|Path)->Path:
     "The lock file of an output (`OUT.lock`): one builder writes an output at a time"
     p = Path(out_path); return p.with_name(p.name + '.lock')
 
+# %% ../nbs/03_degrade.ipynb #3810236f
 def recaptioned_path(out_path:str|Path)->Path:
     "Where `rcc-generate --recaption` keeps the detailed captions"
     return side_paths(out_path)['progress'].with_name(Path(out_path).stem + '.recaptioned.jsonl')
 
+# %% ../nbs/03_degrade.ipynb #042940b0
 def move_aside(out_path:str|Path # the output JSONL
               )->list[Path]:
     "Rename the output and its side files to `NAME.old-<UTC time>` so a run starts over; returns the new paths"
@@ -978,6 +1030,7 @@ class _Run:
 class RunStopped(RuntimeError):
     "The run cannot go on (bad key, spend limit or credit exhausted): fix the account, then rerun to resume"
 
+# %% ../nbs/03_degrade.ipynb #449571a6
 _SPEND = re.compile(r'spend(ing)? limit|usage limit|credit balance|billing|purchase credits', re.I)
 
 def classify_error(e:BaseException)->str:
@@ -997,6 +1050,7 @@ def classify_error(e:BaseException)->str:
     if isinstance(e, ValueError) and 'JSON' in str(e): return 'malformed'
     return 'other'
 
+# %% ../nbs/03_degrade.ipynb #67d700b0
 def retry_delay(e:BaseException, # the error
                 attempt:int, # 0-based retry number
                 base:float=1.0, # first backoff (seconds)
@@ -1021,8 +1075,10 @@ def mutation_problem(res:MutationResult, error_type:str)->str|None:
     if m.after and _norm(m.after) not in _norm(res.caption): return f'the `after` span {m.after!r} is not in the new caption'
     return None
 
+# %% ../nbs/03_degrade.ipynb #7b51df70
 def _refusal_fields(res:MutationResult)->dict: return {'policy': True, 'category': res.category} if res.policy else {}
 
+# %% ../nbs/03_degrade.ipynb #1d76c0a1
 def _policy_refused(run:_Run, chain:Chain, k:int)->int:
     "Policy refusals already recorded for step `k` of `chain` (read once per run from the failures file)"
     if not hasattr(run, '_policy'):
@@ -1030,6 +1086,7 @@ def _policy_refused(run:_Run, chain:Chain, k:int)->int:
         run._policy = Counter((f['id'], f['step']) for f in read_jsonl(run.side['failures']) if f.get('policy'))
     return run._policy[(chain.id, k)]
 
+# %% ../nbs/03_degrade.ipynb #fb75843b
 def _end_refused(run:_Run, chain:Chain, res:MutationResult|None)->str:
     "Stop a chain the model refuses: a chain with steps ends early (category kept); a bare caption is left out"
     run.counts['policy_stops'] = run.counts.get('policy_stops', 0) + 1
@@ -1116,6 +1173,7 @@ async def abuild_chains(items:Iterable[dict], # rows {"id", "caption", "video"?,
              f"tokens in/out {s['input_tokens']}/{s['output_tokens']}" + (f"; ~${s['usd_estimate']:.4f}" if s['usd_estimate'] is not None else ''))
     return s
 
+# %% ../nbs/03_degrade.ipynb #9c0a6366
 def build_chains(items, mutator, length, seed, out_path, concurrency=8, **kw)->dict:
     "Synchronous `abuild_chains` (also callable from a notebook)"
     return run_sync(abuild_chains(items, mutator, length, seed, out_path, concurrency=concurrency, **kw))
@@ -1131,6 +1189,7 @@ def _custom_id(chain_id:str, step:int, rnd:int)->str:
     safe = re.sub(r'[^A-Za-z0-9_-]', '_', chain_id)[:24]
     return f'{safe}-{stable_hash(chain_id, n=10)}-s{step}-r{rnd}'
 
+# %% ../nbs/03_degrade.ipynb #f6ec3cee
 BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = 100_000, 256 * 1024**2 - 2**20   # the API's limits per batch (bytes: 1 MiB kept for the envelope)
 TRANSIENT_ERRORS = ('api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error')   # errored batch items worth resubmitting
 MAX_TRANSIENT = 3   # transient errors of one request before its chain waits for a later run
@@ -1138,6 +1197,7 @@ MAX_TRANSIENT = 3   # transient errors of one request before its chain waits for
 class BatchError(RuntimeError):
     "A batch needs the user: it was cancelled, or it is gone from the API (the message says what to do)"
 
+# %% ../nbs/03_degrade.ipynb #3ed6bf32
 def split_batches(reqs:list[dict], # batch requests {'custom_id', 'params'}
                   max_requests:int=BATCH_MAX_REQUESTS, # requests per batch
                   max_bytes:int=BATCH_MAX_BYTES # JSON bytes per batch
@@ -1185,6 +1245,7 @@ async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
         if n == intent['n'] and b.id not in led.ids: found = b   # keep going: the earliest match wins
     return found
 
+# %% ../nbs/03_degrade.ipynb #c9416567
 async def submit_batch(client, led:BatchLedger, part:list[dict], meta:dict, rnd:int, j:int, tries:int=4)->dict:
     "Create one batch, its intent recorded first; a batch already made for the same intent is adopted, never made twice"
     h = stable_hash(json.dumps(part, sort_keys=True, ensure_ascii=False))
@@ -1219,6 +1280,7 @@ async def wait_batch(client, sub:dict, # the ledger's 'submitted' record
             log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it'); return False
         await asyncio.sleep(poll_interval)
 
+# %% ../nbs/03_degrade.ipynb #5e98efe5
 def result_error(result)->tuple[str, str]:
     "(kind, reason) of a batch result that did not succeed: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
     if result.type in ('expired', 'canceled'): return result.type, f'batch request {result.type}'
@@ -1240,6 +1302,7 @@ def _step_state(recs:list[dict], max_attempts:int)->dict:
                 policy=len(policy), category=(policy[-1].get('category') if policy else None),
                 hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT)
 
+# %% ../nbs/03_degrade.ipynb #e21cc1a1
 def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->tuple[list, dict]:
     "The next step of every chain that can go on, as batch requests; chains with nothing left end here"
     fails = {}
@@ -1274,6 +1337,7 @@ def _take(run:_Run, mutator, ch:Chain, et:str, msg):
     if problem: run.counts['invalid'] += 1; return run.fail(ch, 'invalid', problem, error_type=et)
     run.record_step(ch, res)
 
+# %% ../nbs/03_degrade.ipynb #3cbefbc8
 async def _process(client, run:_Run, mutator, chains:dict, sub:dict)->int:
     "Read a finished batch's results by type; returns how many requests were cancelled"
     canceled = 0
@@ -1311,6 +1375,7 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
                                max_wait, forget, (max_requests, max_bytes))
     finally: await mutator.aclose()
 
+# %% ../nbs/03_degrade.ipynb #d9fbb6d1
 async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait, forget, limits):
     run = _Run(items, mutator, length, seed, out_path, check_kw, durable=True)
     client, led = mutator.client, BatchLedger(run.side['batches'], forget, run.run_fp)
@@ -1342,6 +1407,7 @@ async def _batched(items, mutator, length, seed, out_path, poll_interval, max_at
                                  f"are saved. Rerun to submit the rest again.")
     return summary()
 
+# %% ../nbs/03_degrade.ipynb #c8871e41
 def build_chains_batched(items, mutator, length, seed, out_path, **kw)->dict:
     "Synchronous `abuild_chains_batched`"
     return run_sync(abuild_chains_batched(items, mutator, length, seed, out_path, **kw))
@@ -1384,6 +1450,7 @@ def references(it:dict)->str|list[str]:
     "A row's human caption(s): `captions` (e.g. MSR-VTT's references), `meta['captions']`, else `caption`"
     return it.get('captions') or (it.get('meta') or {}).get('captions') or it['caption']
 
+# %% ../nbs/03_degrade.ipynb #2a2a9194
 def recaption_request(caption:str|list[str], # the short human caption, or several (e.g. MSR-VTT's references)
                       frames:Iterable, model:str=DEFAULT_MODEL, max_tokens:int=1024)->tuple[dict, int]:
     "The Messages API parameters of one recaption, and the image tokens they carry"
@@ -1395,6 +1462,7 @@ def recaption_request(caption:str|list[str], # the short human caption, or sever
     return dict(model=model, max_tokens=max_tokens, system=cached_system(RECAPTION_SYSTEM, model),
                 messages=[{'role': 'user', 'content': content}]), itok
 
+# %% ../nbs/03_degrade.ipynb #a606efe7
 def parse_recaption(msg)->tuple[str, dict]:
     "(caption, usage) of a recaption reply; a refusal, cut-off or empty reply raises `MalformedReply` (`Truncated`)"
     msg = _message(msg); usage = _usage(msg)
@@ -1405,6 +1473,7 @@ def parse_recaption(msg)->tuple[str, dict]:
     if not text: raise MalformedReply('recaption reply has no text', usage)
     return text, usage
 
+# %% ../nbs/03_degrade.ipynb #d7aa8fda
 async def arecaption(caption:str|list[str], # the short human caption, or several (e.g. MSR-VTT's references)
                      frames:Iterable, # frames of the video (H, W, 3) uint8 arrays or PIL images, in time order
                      client, # an `anthropic.AsyncAnthropic`
@@ -1424,10 +1493,12 @@ def _frames_for(it:dict, num_frames:int):
         return load_video(it['video'], num_frames=num_frames)
     raise ValueError(f"row {it.get('id')!r}: no 'frames' and no 'video' to sample frames from")
 
+# %% ../nbs/03_degrade.ipynb #e8d91a97
 def _recaptioned(it:dict, text:str, usage:dict, model:str)->dict:
     meta = {**(it.get('meta') or {}), 'short_caption': it['caption'], 'recaption_model': model, 'recaption_usage': usage}
     return {'id': it['id'], 'caption': text, 'video': it.get('video'), 'meta': meta}
 
+# %% ../nbs/03_degrade.ipynb #7678050f
 async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL, num_frames:int=8, concurrency:int=8, max_attempts:int=3)->list[dict]:
     "Recaption rows {'id', 'caption', 'video' or 'frames'} concurrently; rows ready for `build_chains`"
     sem = asyncio.Semaphore(concurrency)
@@ -1441,6 +1512,7 @@ async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL
             return _recaptioned(it, text, usage, model)
     return list(await asyncio.gather(*[one(it) for it in items]))
 
+# %% ../nbs/03_degrade.ipynb #0ea22d3b
 def recaption(items, client=None, model=DEFAULT_MODEL, **kw)->list[dict]:
     "Synchronous `arecaption_items` (client default: from `ANTHROPIC_API_KEY`)"
     if client is None:
@@ -1490,6 +1562,7 @@ async def _recap_one(rc:_Recap, it:dict, num_frames:int, max_attempts:int):
             return rc.fail(it, {'api': 'api', 'malformed': 'malformed'}.get(kind, 'rejected'), f'{type(e).__name__}: {e}')
         return rc.done(it, text, {**usage, 'image_tokens': itok})
 
+# %% ../nbs/03_degrade.ipynb #8d549145
 async def arecaption_file(items:Iterable[dict], # rows {'id', 'caption', 'video' or 'frames'}
                           mutator:ClaudeMutator, # its model and client are used
                           out_path:str|Path, # recaptioned rows JSONL (appended row by row; rerun to resume)
@@ -1558,6 +1631,7 @@ async def arecaption_file_batched(items:Iterable[dict], mutator:ClaudeMutator, o
             if canceled: raise BatchError(f"recaption batch {sub['batch_id']} was cancelled: {canceled} rows did not run; rerun to submit them again.")
     return rc.summary()
 
+# %% ../nbs/03_degrade.ipynb #4b6427d9
 async def _aenum(agen):
     i = 0
     async for x in agen: yield i, x; i += 1
@@ -1574,6 +1648,7 @@ def recaption_rows(items, mutator:ClaudeMutator, out_path, batch:bool=False, pol
         finally: await mutator.aclose()   # its connections end with this event loop; the builder opens its own
     return run_sync(go())
 
+# %% ../nbs/03_degrade.ipynb #ab4f6892
 def with_recaption(s:dict, # a chain builder's summary
                    rsum:dict|None # the recaption summary (None: no recaption)
                   )->dict:

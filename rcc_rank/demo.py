@@ -98,6 +98,7 @@ def world_tokenizer(vocab_size:int=512, # vocabulary size (must not exceed the m
     corpus += [CAPTION_PROMPT, 'You are a helpful assistant.'] + list(LETTERS)
     return tiny_tokenizer('qwen2_5_vl', vocab_size, corpus=corpus)
 
+# %% ../nbs/12_demo.ipynb #638262b4
 def demo_model(cfg:DemoConfig # sizes and seeds
               ):
     "A random-weight tiny Qwen2.5-VL whose processor carries `world_tokenizer`"
@@ -124,6 +125,7 @@ def attach_frames(items:Sequence, # world `Chain`s (frames go in `meta['frames']
         else: it.meta['frames'] = chain_frames(it, cfg.n_frames, cfg.image_size)
     return items
 
+# %% ../nbs/12_demo.ipynb #f79b8d74
 def demo_data(cfg:DemoConfig, # sizes and seeds
               out:Path|None=None # if given, write train/test chains and the LF-MCQ items here (without frames)
              )->dict:
@@ -142,6 +144,7 @@ def demo_data(cfg:DemoConfig, # sizes and seeds
 def _length_pairwise(chains, sign):
     return float(np.mean([chain_metrics([sign * len(c) for c in ch.captions])['pairwise'] for ch in chains if len(ch.captions) > 1]))
 
+# %% ../nbs/12_demo.ipynb #a5c0e1dd
 def controls(train:Sequence[Chain], # training chains (the length ranker picks its direction here)
              test:Sequence[Chain] # held-out chains
             )->dict:
@@ -152,6 +155,7 @@ def controls(train:Sequence[Chain], # training chains (the length ranker picks i
     return dict(chance=0.5, length=_length_pairwise(test, sign), length_direction='longer' if sign > 0 else 'shorter',
                 best_single_type_oracle=orc[best], best_single_type=best, type_oracles=orc)
 
+# %% ../nbs/12_demo.ipynb #966668b0
 def blank_video(chains:Sequence[Chain] # chains with frames in `meta['frames']`
                )->list[Chain]:
     "Copies of `chains` whose frames are all black"
@@ -179,11 +183,13 @@ def _train_kw(cfg:DemoConfig, out:Path, **kw)->dict:
                 cpu=True, mixed_precision='no', cache_batches=True,
                 overwrite_output_dir=True, **kw)   # a rerun of the demo into the same folder trains its runs afresh
 
+# %% ../nbs/12_demo.ipynb #6a338f5a
 def _curve(res:dict)->list[dict]:
     "Held-out pairwise vs step and CPU seconds of training so far (reference precomputation included)"
     cum = np.concatenate([[0.0], np.cumsum(res['step_cpu_s'])]) + (res.get('ref_precompute_s') or 0.0)
     return [dict(step=e['step'], pairwise=e['pairwise'], cpu_s=float(cum[e['step']])) for e in res['eval_history']]
 
+# %% ../nbs/12_demo.ipynb #ab45f3af
 def pretrain(cfg:DemoConfig, # settings
              data:dict, # from `demo_data`
              say=print # progress printer
@@ -230,6 +236,7 @@ def run_arm(cfg:DemoConfig, # settings
                 step_cpu_s=float(np.median(res['step_cpu_s'])), ref_precompute_s=res['ref_precompute_s'], train_cpu_s=train_cpu,
                 eval_cpu_s=time.process_time() - c0 - train_cpu)
 
+# %% ../nbs/12_demo.ipynb #108f7936
 _WORKER = {}
 def _arm_job(cfg:DemoConfig, arm:str, seed:int, base:str, out:str)->dict:
     "One arm in a worker process (the data are made once per process)"
@@ -252,6 +259,7 @@ def summarise(rows:Sequence[dict], # one dict per (arm, seed) with the metrics
                     for m in metrics if all(m in r for r in rs)}
     return out
 
+# %% ../nbs/12_demo.ipynb #7fe92bba
 def paired_diff(rows:Sequence[dict], # per-seed rows
                 a:str, # arm a
                 b:str|float, # arm b, or a constant (the pretrained start's score)
@@ -268,6 +276,7 @@ def paired_diff(rows:Sequence[dict], # per-seed rows
     half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float('nan')
     return dict(a=a, b=b if isinstance(b, str) else 'pretrained', metric=metric, mean=m, low=m - half, high=m + half, n=len(d))
 
+# %% ../nbs/12_demo.ipynb #6f14910d
 def matched_cpu(rows:Sequence[dict] # per-seed rows with their curves
                )->tuple[float, list[dict]]:
     "The CPU budget (the cheapest arm's mean training CPU) and each row's pairwise at the last evaluation within it"
@@ -315,6 +324,7 @@ def _sentence(d:dict)->str:
     verdict = 'distinguishable from zero' if d['low'] > 0 or d['high'] < 0 else 'not distinguishable from zero'
     return f"{d['a']} − {d['b']}: {d['mean']:+.3f} [95% CI {d['low']:+.3f}, {d['high']:+.3f}], n={d['n']} seeds: {verdict}."
 
+# %% ../nbs/12_demo.ipynb #8bde5436
 def paired_table(rows:Sequence[dict], warm:dict, matched:Sequence[dict])->list[dict]:
     "Every paired difference the report states: each arm vs the pretrained start, and the arm pairs (matched steps and CPU)"
     arms = list(dict.fromkeys(r['arm'] for r in rows)); out = []
@@ -328,6 +338,7 @@ def paired_table(rows:Sequence[dict], warm:dict, matched:Sequence[dict])->list[d
 # %% ../nbs/12_demo.ipynb #018b31da
 def _pm(t): return f"{t[0]:.3f} ± {t[1]:.3f}"
 
+# %% ../nbs/12_demo.ipynb #4e60978b
 def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, out:Path, timings:dict)->Path:
     "report.md, results.json and results.csv in `out`"
     out = Path(out); s = summarise(rows); budget, matched = matched_cpu(rows); paired = paired_table(rows, warm, matched)
@@ -385,10 +396,12 @@ def _load()->str:
     try: return 'load average ' + ' '.join(f'{x:.2f}' for x in os.getloadavg()) + f' on {os.cpu_count()} cores'
     except OSError: return 'load average unavailable'
 
+# %% ../nbs/12_demo.ipynb #48da152a
 def _cpu()->float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
+# %% ../nbs/12_demo.ipynb #672b1add
 def _run_arms(cfg, base, data, out, say):
     jobs = [(arm, seed) for seed in cfg.seeds for arm in cfg.arms]
     rows, args = [], lambda a, s: (cfg, a, s, str(base), str(out/'runs'/f'{a}-s{s}'))

@@ -193,6 +193,7 @@ def same_category(noun:str # a noun, singular or plural
             if cands in words: return [w for w in words if w != cands]
     return []
 
+# %% ../nbs/02_errors.ipynb #adfe98ce
 _IRREGULAR = {'run': ('ran', 'run'), 'sit': ('sat', 'sat'), 'stand': ('stood', 'stood'), 'give': ('gave', 'given'),
               'take': ('took', 'taken'), 'throw': ('threw', 'thrown'), 'catch': ('caught', 'caught'), 'win': ('won', 'won'),
               'lose': ('lost', 'lost'), 'leave': ('left', 'left'), 'eat': ('ate', 'eaten'), 'drink': ('drank', 'drunk'),
@@ -208,12 +209,14 @@ def _s_form(v:str)->str:
     if re.search(r'[^aeiou]y$', v): return v[:-1] + 'ies'
     return v + 's'
 
+# %% ../nbs/02_errors.ipynb #da40e106
 def _ing_form(v:str)->str:
     if v.endswith('ie'): return v[:-2] + 'ying'
     if v.endswith('e') and not v.endswith(('ee', 'ye', 'oe')): return v[:-1] + 'ing'
     if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}: return v + v[-1] + 'ing'
     return v + 'ing'
 
+# %% ../nbs/02_errors.ipynb #54107122
 def _ed_form(v:str)->str:
     if v in _IRREGULAR: return _IRREGULAR[v][0]
     if v.endswith('e'): return v + 'd'
@@ -221,6 +224,7 @@ def _ed_form(v:str)->str:
     if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}: return v + v[-1] + 'ed'
     return v + 'ed'
 
+# %% ../nbs/02_errors.ipynb #e24490aa
 def inflect_like(lemma:str, # the verb to inflect; may be a phrase ('pick up': the first word is inflected)
                  word:str # an observed verb form whose shape is copied ('throws', 'throwing', 'threw', 'throw')
                 )->str:
@@ -247,6 +251,7 @@ INSTALL_HINT = ("No English spaCy pipeline is installed. Install it with the pac
 class EnglishPipelineMissing(RuntimeError):
     "No English spaCy pipeline could be loaded"
 
+# %% ../nbs/02_errors.ipynb #f71b8109
 @functools.lru_cache(maxsize=4)
 def get_nlp(name:str|None=None # a spaCy pipeline name; default: the first of `PREFERRED_PIPELINES` installed
            ):
@@ -310,6 +315,7 @@ class Token:
     pos: str
     tag: str = ''
 
+# %% ../nbs/02_errors.ipynb #42167729
 @dataclass(frozen=True)
 class Tagged:
     "A tagged caption: its text, tokens and sentences"
@@ -336,9 +342,11 @@ class Tagged:
         "Number of tokens whose coarse POS is one of `pos`"
         return sum(t.pos in pos for t in self.tokens)
 
+# %% ../nbs/02_errors.ipynb #e61ea9e5
 @functools.lru_cache(maxsize=None)
 def _phrase_re(term:str)->re.Pattern: return re.compile(r'(?<![\w-])' + re.escape(term) + r'(?![\w-])')
 
+# %% ../nbs/02_errors.ipynb #b14a47aa
 _KW_TOKEN = re.compile(r"[A-Za-z][\w'’-]*|\d+(?:[.,]\d+)?")
 _ACTION_LEMMAS = {w.split()[0] for w in ACTION_OPPOSITES} | MOTION_VERBS
 _NOUNS = {w for ws in OBJECT_CATEGORIES.values() for w in ws} | PERSON_NOUNS | set(SCENE_WORDS) | {'camera'}
@@ -353,6 +361,7 @@ def _kw_lemma(w:str)->str:
             if len(stem) > 2 and stem[-1] == stem[-2] and stem[:-1] in _ACTION_LEMMAS: return stem[:-1]
     return w
 
+# %% ../nbs/02_errors.ipynb #4b600e69
 def _kw_tag(text:str)->Tagged:
     toks = []
     for w in _KW_TOKEN.findall(text):
@@ -366,17 +375,20 @@ def _kw_tag(text:str)->Tagged:
     sents = tuple(s.strip() for s in re.split(r'(?<=[.!?])\s+', text.strip()) if s.strip())
     return Tagged(text, tuple(toks), sents, 'keywords')
 
+# %% ../nbs/02_errors.ipynb #03046a74
 def _spacy_tag(text:str, nlp)->Tagged:
     doc = nlp(text)
     toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
     return Tagged(text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), 'spacy:' + nlp.meta.get('name', ''))
 
+# %% ../nbs/02_errors.ipynb #d5b7a2e7
 def _tagged_bytes(t:Tagged)->int:
     "A quick estimate of a `Tagged`'s memory, within a few tens of percent of `approx_bytes` at a fraction of its cost"
     g = sys.getsizeof
     return (g(t) + 3 * g(t.text) + sum(g(s) for s in t.sentences)
             + sum(_TOKEN_BYTES + g(x.text) + g(x.lower) + g(x.lemma) for x in t.tokens))
 
+# %% ../nbs/02_errors.ipynb #d7208082
 _TOKEN_BYTES = sys.getsizeof(Token('', '', '', '', '')) + 160   # the object, its dict, and room for pos/tag and the word sets
 _CACHE = SizedCache(_TAG_CACHE_BYTES, _tagged_bytes)   # (tagger, text) -> Tagged, bounded in bytes
 
@@ -386,6 +398,7 @@ def _tag_cached(text:str, tagger:str)->Tagged:
         _CACHE[key] = _kw_tag(text) if tagger == 'keywords' else _spacy_tag(text, get_nlp(None if tagger == 'spacy' else tagger))
     return _CACHE[key]
 
+# %% ../nbs/02_errors.ipynb #8915abb4
 def tag(caption:str, # the caption
         tagger:str|Any='spacy' # 'spacy' (default pipeline), a pipeline name, a loaded spaCy `Language`, or 'keywords'
        )->Tagged:
@@ -394,6 +407,7 @@ def tag(caption:str, # the caption
     if not isinstance(tagger, str): return _spacy_tag(caption, tagger)
     return _tag_cached(caption, tagger)
 
+# %% ../nbs/02_errors.ipynb #bf9c4cbc
 def tag_many(captions:Iterable[str], # captions to tag
              tagger:str='spacy', # as in `tag`
              batch_size:int=64 # spaCy batch size
@@ -435,11 +449,14 @@ class ErrorType:
 
 # %% ../nbs/02_errors.ipynb #4ce07f25
 def _has_motion(t:Tagged)->bool: return any(tok.lemma in MOTION_VERBS for tok in t.tokens) or t.has_any(['moving', 'motion', 'movement'])
+
+# %% ../nbs/02_errors.ipynb #90234576
 def _n_events(t:Tagged)->int:
     "Sentences or clauses that contain a verb"
     if len(t.sentences) > 1: return sum(1 for s in t.sentences if re.search(r'\w', s))
     return 1
 
+# %% ../nbs/02_errors.ipynb #116b28ff
 _COLOUR_T = tuple(COLOURS); _SPATIAL_T = tuple(SPATIAL_OPPOSITES); _TEMPORAL_T = tuple(TEMPORAL_WORDS)
 
 def _object_rule(t:Tagged)->bool:
@@ -447,26 +464,33 @@ def _object_rule(t:Tagged)->bool:
                and tok.lemma not in ('camera', 'shot', 'footage', 'video', 'frame', 'view', 'scene') for tok in t.tokens) \
            or any(same_category(tok.lower) for tok in t.tokens)
 
+# %% ../nbs/02_errors.ipynb #ffd883b5
 def _count_rule(t:Tagged)->bool:
     return t.count_pos('NUM') > 0 or t.has_any(NUMBER_WORDS) or t.has_any(QUANTIFIER_OPPOSITES) \
            or any(tok.tag in ('NNS', 'NNPS') for tok in t.tokens)
 
+# %% ../nbs/02_errors.ipynb #291bab3b
 def _action_rule(t:Tagged)->bool:
     return any(tok.pos == 'VERB' and tok.lemma not in ('be', 'have', 'do', 'show', 'appear', 'seem', 'feature', 'depict', 'film')
                for tok in t.tokens) or any(tok.lemma in ACTION_OPPOSITES for tok in t.tokens)
 
+# %% ../nbs/02_errors.ipynb #476a33a5
 def _direction_rule(t:Tagged)->bool:
     return t.has_any(DIRECTION_OPPOSITES) and _has_motion(t)
 
+# %% ../nbs/02_errors.ipynb #ecf02a73
 def _temporal_rule(t:Tagged)->bool:
     return t.has_any(TEMPORAL_WORDS) or _n_events(t) >= 2
 
+# %% ../nbs/02_errors.ipynb #d859f7d2
 def _person_rule(t:Tagged)->bool:
     return any(tok.lemma in PERSON_NOUNS or tok.lower in PERSON_NOUNS for tok in t.tokens)
 
+# %% ../nbs/02_errors.ipynb #64a221e8
 def _scene_rule(t:Tagged)->bool:
     return t.has_any(SCENE_WORDS)
 
+# %% ../nbs/02_errors.ipynb #9cab64bf
 _CAMERA_AMBIGUOUS = {'pan', 'pans', 'tilt', 'tilts', 'zoom', 'zooms', 'frame', 'view', 'angle', 'perspective', 'lens', 'static', 'steady'}
 _CAMERA_STRONG = tuple(w for w in CAMERA_WORDS if w not in _CAMERA_AMBIGUOUS)
 
@@ -555,6 +579,7 @@ def applicable_types(caption:str, # the caption to be degraded
         _APPLICABLE[key] = [n for n in names if ERROR_TYPES[n].applies(t)]
     return list(_APPLICABLE[key])
 
+# %% ../nbs/02_errors.ipynb #a1806736
 def _as_rng(rng)->random.Random:
     if isinstance(rng, random.Random): return rng
     if rng is None: return random.Random()
@@ -562,6 +587,7 @@ def _as_rng(rng)->random.Random:
     if hasattr(rng, 'integers'): return random.Random(int(rng.integers(2**63)))   # numpy Generator
     raise TypeError(f"rng must be a random.Random, a numpy Generator or an int seed, got {type(rng).__name__}")
 
+# %% ../nbs/02_errors.ipynb #32647d1a
 def sample_error_type(caption:str, # the caption to be degraded
                       rng:random.Random|Any=None, # `random.Random`, numpy `Generator` or int seed
                       exclude:Iterable[str]=(), # types struck for this step (refused, or already tried)
@@ -573,6 +599,7 @@ def sample_error_type(caption:str, # the caption to be degraded
     cands = [n for n in applicable_types(caption, tagger, types) if n not in ex]
     return _as_rng(rng).choice(cands) if cands else None
 
+# %% ../nbs/02_errors.ipynb #0c7b54ed
 def error_type_order(caption:str, # the caption to be degraded
                      rng:random.Random|Any=None, # `random.Random`, numpy `Generator` or int seed
                      exclude:Iterable[str]=(), # types not to offer

@@ -31,6 +31,7 @@ def _np(x, name:str, dtype=np.float64)->np.ndarray|None:
     if a.ndim != 2: raise ValueError(f"{name}: expected a (B, K) array, got shape {a.shape}")
     return a
 
+# %% ../nbs/10_evaluate.ipynb #851fdf47
 def chain_metrics(scores:Sequence[float], # one chain's scores, best caption first (only valid entries)
                  )->dict:
     "Top-1, pairwise, Kendall tau and adjacent-pair accuracy of one chain's scores"
@@ -69,6 +70,7 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
         if not suffix: out['n_by_error_type'] = {t: len(v) for t, v in sorted(by.items())}
     return out
 
+# %% ../nbs/10_evaluate.ipynb #d6e9f78b
 def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption (tensor, array or lists)
                     mask=None, # (B, K) bool, True where a caption exists; default all True
                     ntokens=None, # (B, K) caption token counts; adds `*_norm` (length-normalised), `*_length` and `*_chance` controls
@@ -196,12 +198,14 @@ def _flatten(d:dict, prefix:str='')->dict:
         else: out[key] = v.item() if hasattr(v, 'item') else v
     return out
 
+# %% ../nbs/10_evaluate.ipynb #d9aff1cd
 def _fmt(v, digits:int)->str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return ''
     if isinstance(v, bool): return str(v)
     if isinstance(v, float): return f'{v:.{digits}f}'
     return str(v).replace('|', '\\|').replace('\n', ' ')
 
+# %% ../nbs/10_evaluate.ipynb #7e5fbbe9
 def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and metric values
                   digits:int=4, # decimals shown in the markdown (the CSV keeps full precision)
                   path:str|Path|None=None, # if given, also write `<path>.md` and `<path>.csv`
@@ -233,6 +237,7 @@ def _item(x, i:int)->dict:
     d.setdefault('id', str(i))
     return d
 
+# %% ../nbs/10_evaluate.ipynb #6886b9b0
 def _frames(d:dict, num_frames:int|None)->tuple:
     "The item's `(frames, VideoMetadata)` from `video_clip`, the clock every path shares"
     from rcc_rank.video import video_clip
@@ -241,6 +246,7 @@ def _frames(d:dict, num_frames:int|None)->tuple:
     fps = (d.get('meta') or {}).get('fps') or d.get('fps')
     return video_clip(src, num_frames=num_frames, video_fps=fps, name=f"item {d['id']!r}")
 
+# %% ../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
     from rcc_rank.models import caption_prompt
@@ -249,9 +255,11 @@ def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], devi
                     padding=True, padding_side='left', add_special_tokens=False)
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
+# %% ../nbs/10_evaluate.ipynb #de888f59
 def _device(model, accelerator):
     return accelerator.device if accelerator is not None else next(model.parameters()).device
 
+# %% ../nbs/10_evaluate.ipynb #693f2fa0
 def _model_name(model)->str:
     return str(getattr(getattr(model, 'config', None), '_name_or_path', '') or type(model).__name__)
 
@@ -315,11 +323,13 @@ def mcq_prompt(question:str, choices:Sequence[str], letters:str='ABCDE')->str:
     if len(choices) > len(letters): raise ValueError(f"{len(choices)} choices but only {len(letters)} letters")
     return question.strip() + '\n' + '\n'.join(f'{l}. {c}' for l, c in zip(letters, choices)) + '\n' + MCQ_INSTRUCTION
 
+# %% ../nbs/10_evaluate.ipynb #f0098f76
 def _answer_letter(ans, letters:str, n:int, item_id)->str:
     if isinstance(ans, (int, np.integer)) and 0 <= ans < n: return letters[ans]
     if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1: return ans.strip().upper()[0]
     raise ValueError(f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}")
 
+# %% ../nbs/10_evaluate.ipynb #e7814509
 def mcq_evaluate(model, # a VLM from `rcc_rank.models`
                  processor, # its processor
                  items:Sequence[dict], # {'id', 'frames' or 'video', 'question', 'choices': [...], 'answer': letter or index}
@@ -373,6 +383,7 @@ def tempcompass_prompt(question:str)->str:
     "The caption-matching question with the official answer suffix"
     return question + TEMPCOMPASS_SUFFIX
 
+# %% ../nbs/10_evaluate.ipynb #a1cb4b15
 def tempcompass_match(output:str|None, # the model's reply (None: no reply)
                       question:str, # the question: a first line, then one option per line ('Caption A: ...')
                       answer:str, # the correct option line ('Caption A: ...')
@@ -490,6 +501,7 @@ def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
         return HFJudge(m, AutoTokenizer.from_pretrained(name), name=name)
     raise ValueError(f"unknown judge {spec!r}: use claude:<model>, hf:<model> or tiny")
 
+# %% ../nbs/10_evaluate.ipynb #f0a1b8e1
 def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     "(model, processor) from 'tiny:<arch>', a folder / hub id, or a LoRA adapter folder (on its base, or on `spec`)"
     from rcc_rank.models import tiny_model, load_model
@@ -501,10 +513,12 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc
 
+# %% ../nbs/10_evaluate.ipynb #99d2d6e2
 def _split_of(r)->str|None:
     meta = r.meta if hasattr(r, 'meta') else (r.get('meta') or {})
     return meta.get('split', None if hasattr(r, 'meta') else r.get('split'))
 
+# %% ../nbs/10_evaluate.ipynb #c6da2d2b
 def _in_split(rows:list, split:str|None, path)->list:
     "The rows (dicts or Chains) of `split` (`split` or `meta.split`); all rows when `split` is None"
     if split is None: return rows
@@ -514,22 +528,27 @@ def _in_split(rows:list, split:str|None, path)->list:
         raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
     return kept
 
+# %% ../nbs/10_evaluate.ipynb #843a2a61
 def _chains(path, split=None):
     from rcc_rank.chains import read_chains
     if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
     return _in_split(read_chains(path), split, path)
 
+# %% ../nbs/10_evaluate.ipynb #6fa8fffc
 def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
 
+# %% ../nbs/10_evaluate.ipynb #ad58c5a5
 def _rows(path, task, split=None):
     if not path: raise ValueError(f"task {task!r} needs --data")
     rows = read_jsonl(path, missing_ok=False, tail_ok=False)   # an input file: a bad last line is an error too
     if not rows: raise ValueError(f"{path}: no rows")
     return _in_split(rows, split, path)
 
+# %% ../nbs/10_evaluate.ipynb #34645fcb
 def _summary(res:dict)->dict:
     return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
 
+# %% ../nbs/10_evaluate.ipynb #c51fcec7
 def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
@@ -622,6 +641,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
         if echo: print(json.dumps(_summary(res), default=str))
     return res
 
+# %% ../nbs/10_evaluate.ipynb #ec44fcc5
 @call_parse
 def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                  data:str=None, # input JSONL (table: comma-separated result JSON files)

@@ -74,6 +74,7 @@ def _world_part(source:str, idx:range, length:int, split:str, seed:int, opts:dic
     model = teacher.split(':', 1)[1] if teacher.startswith('claude:') else teacher
     return B.make_baseline(source, items, B.Teacher(model=model), seed=seed, n_samples=max(2, length))
 
+# %% ../nbs/15_experiments.ipynb #3a569d2e
 def make_data(source:str, # a name from the table above, a '+' mixture, or 'file:PATH'
               n:int, # chains wanted (world sources; split evenly across a mixture)
               length:int=4, # captions per chain (choices per MCQ, questions per yes/no chain)
@@ -111,6 +112,7 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
                                        meta={**it.get('meta', {}), 'prompt': it['prompt']}))
     return out
 
+# %% ../nbs/15_experiments.ipynb #971ea7b6
 def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Accuracy of the letter with the highest next-token log-probability (`mcq_evaluate`): `acc`, `n`, `per_item`"
     from rcc_rank.evaluate import mcq_evaluate
@@ -144,6 +146,7 @@ def eval_sets(evals:Sequence[str], # names from `EVALS`
         else: out[e] = judged_set(e, n, seed, (benchmarks or {}).get(e))
     return out
 
+# %% ../nbs/15_experiments.ipynb #609c9d33
 def evaluate_model(model, processor, sets:dict, # from `eval_sets`
                    num_frames:int=8, batch_size:int=4,
                    judge:dict|None=None, # for judged evaluations: {'judge': a judge object, 'cache', 'rule', 'order_penalty', 'concurrency'}
@@ -168,11 +171,13 @@ def _world_caption_items(n:int, seed:int)->list[dict]:
     chains = attach_frames(make_data('chains', n, 1, 'test', seed + 7))
     return [{'id': c.id, 'frames': c.meta['frames'], 'reference': c.captions[0], 'scene': c.meta['scene']} for c in chains]
 
+# %% ../nbs/15_experiments.ipynb #060ceffd
 def _world_qa(scene:dict)->list[dict]:
     qa = [{'question': f"What colour is the {o['size']} {o['shape']}?", 'answer': o['colour']} for o in scene['objects']]
     qa += [{'question': f"What shape is the {o['colour']} object?", 'answer': o['shape']} for o in scene['objects']]
     return qa + [{'question': 'What colour is the background?', 'answer': scene['background']}]
 
+# %% ../nbs/15_experiments.ipynb #22445255
 def judged_set(e:str, # one of `JUDGED_EVALS`
                n:int, seed:int, # items and seed (world sets)
                path:str|None=None # the published benchmark (vdc, argus, tempcompass), an LF-MCQA JSONL, or (judge) held-out chains
@@ -230,6 +235,7 @@ class ExperimentConfig:
     judge: dict = field(default_factory=dict) # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny', or 'fake': an offline overlap judge on the fake server), cache, rule, order_penalty, concurrency, max_new_tokens
     benchmarks: dict = field(default_factory=dict) # published sets for judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH}
 
+# %% ../nbs/15_experiments.ipynb #32d69c7e
 DATA_DEFAULTS = dict(source='chains', n_train=64, n_test=32, length=4, seed=0, test_source=None, teacher='fake')
 
 def _merge(a:dict, b:dict)->dict:
@@ -237,6 +243,7 @@ def _merge(a:dict, b:dict)->dict:
     for k, v in (b or {}).items(): out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
+# %% ../nbs/15_experiments.ipynb #903d06df
 def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
                     quick:bool=False, # apply the config's `quick` overrides
                     **overrides # top-level keys merged over the file (dicts merge key by key)
@@ -287,11 +294,13 @@ def _train_fields()->set:
     from rcc_rank.train import TrainConfig
     return {f.name for f in dc_fields(TrainConfig)}
 
+# %% ../nbs/15_experiments.ipynb #67bced0f
 def _train_defaults()->dict:
     from dataclasses import fields as dc_fields
     from rcc_rank.train import TrainConfig
     return {f.name: f.default for f in dc_fields(TrainConfig)}
 
+# %% ../nbs/15_experiments.ipynb #585b4d1f
 def grid_cells(cfg:ExperimentConfig)->list[dict]:
     "Every cell of the grid: {'axes', 'train', 'data', 'eval', 'key', 'label'}"
     axes = list(cfg.grid)
@@ -322,15 +331,18 @@ def _cached(key, fn):
     if k not in _CACHE: _CACHE[k] = fn()
     return _CACHE[k]
 
+# %% ../nbs/15_experiments.ipynb #494adc03
 def _train_data(data:dict)->list[Chain]:
     d = data
     return _cached(('train', d), lambda: attach_frames(make_data(d['source'], d['n_train'], d['length'], 'train', d['seed'], teacher=d['teacher'])))
 
+# %% ../nbs/15_experiments.ipynb #d3c167db
 def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
     d = data
     return _cached(('eval', d['n_test'], d['length'], d['seed'], d['test_source'], list(evals)) + ((benchmarks,) if benchmarks else ()),
                    lambda: eval_sets(evals, d['n_test'], d['length'], d['seed'], d['test_source'], benchmarks))
 
+# %% ../nbs/15_experiments.ipynb #b51d553a
 def _judge(opts:dict|None)->dict|None:
     if not opts or not opts.get('spec'): return None
     from rcc_rank.evaluate import make_judge
@@ -338,6 +350,7 @@ def _judge(opts:dict|None)->dict|None:
     j = _cached(('judge', opts['spec']), lambda: fake_judge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
     return {**opts, 'judge': j, 'cache': opts.get('cache')}
 
+# %% ../nbs/15_experiments.ipynb #94462861
 def _eval_accelerator():
     "An `Accelerator` when launched on several processes (evaluation is then sharded), else None"
     import torch
@@ -346,6 +359,7 @@ def _eval_accelerator():
     from accelerate import Accelerator
     return Accelerator(cpu=not torch.cuda.is_available())
 
+# %% ../nbs/15_experiments.ipynb #57d193dd
 def run_cell(cell:dict, # from `grid_cells`
              out_dir:str|Path, # the experiment folder (the cell trains in `runs/<key>`)
             )->dict:
@@ -385,6 +399,7 @@ def run_cell(cell:dict, # from `grid_cells`
 # %% ../nbs/15_experiments.ipynb #462d5ff2
 def _fmt_val(v): return v if not isinstance(v, float) or math.isfinite(v) else None
 
+# %% ../nbs/15_experiments.ipynb #f4d21784
 def experiment_table(rows:Sequence[dict], # result rows of one experiment
                      table:dict, # {'rows': axis, 'columns': axis or None, 'metrics': [...]}
                      digits:int=3, # decimals in the markdown

@@ -72,6 +72,7 @@ def _card(adapter_dir:Path, info:dict, out_dir:Path)->str:
             f"`rcc_rank.models.load_model`; no PEFT needed.\n")
     return head + ('\n## The adapter\n' + body if body.strip() else '')
 
+# %% ../nbs/09a_export.ipynb #3d21e47e
 def push_folder(folder:str|Path, # a saved model folder
                 repo:str, # hub repo id, `user/name`
                 private:bool=True, # create the repo as private

@@ -42,6 +42,7 @@ def ntokens(x:Any # text or any JSON value
     s = x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
     return max(1, len(s) // 4)
 
+# %% ../nbs/03a_fake_claude.ipynb #6e665d8e
 def _cached_system(body:dict)->str|None:
     "The system text marked with `cache_control`, if any"
     sys_ = body.get('system')
@@ -86,11 +87,13 @@ def request_caption(body:dict)->str|None:
     found = re.findall(r'<caption>(.*?)</caption>', request_text(body), flags=re.S)
     return found[-1].strip() if found else None
 
+# %% ../nbs/03a_fake_claude.ipynb #b2fd8e9d
 def wreck(text:str, seed:int=0)->str:
     "Scramble the words of `text` and keep only the first half: a caption whose structure is gone"
     words = text.split(); random.Random(seed).shuffle(words)
     return ' '.join(words[:max(1, len(words)//2)]) + ' lorem ipsum'
 
+# %% ../nbs/03a_fake_claude.ipynb #93bb3f93
 def apply_caption_fault(reply:str|dict, kind:str, body:dict)->str|dict:
     "Apply an 'unchanged' or 'wreck' fault to a responder's reply"
     orig = request_caption(body) or ''
@@ -106,9 +109,11 @@ class Rejected(Exception):
     "A request the real API would refuse before answering: its HTTP status, error type and message"
     def __init__(self, status:int, kind:str, msg:str): super().__init__(msg); self.status, self.kind = status, kind
 
+# %% ../nbs/03a_fake_claude.ipynb #2856944d
 def _blocks(content)->list[dict]:
     return [{'type': 'text', 'text': content}] if isinstance(content, str) else [b for b in (content or []) if isinstance(b, dict)]
 
+# %% ../nbs/03a_fake_claude.ipynb #db7560c8
 def _image_tokens(block:dict, i:int, limit:int, many:bool)->int:
     import base64, io, math
     from PIL import Image
@@ -119,6 +124,7 @@ def _image_tokens(block:dict, i:int, limit:int, many:bool)->int:
                                                      f"exceed max allowed size{' for many-image requests' if many else ''}: {limit} pixels")
     return math.ceil(w * h / 750)
 
+# %% ../nbs/03a_fake_claude.ipynb #5c887dc4
 def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
     "The prompt in cache order (tools, system, messages) as (tokens, has a breakpoint, cache key); checks images and breakpoints"
     sys_ = body.get('system')
@@ -135,12 +141,14 @@ def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
     if n > 4: raise Rejected(400, 'invalid_request_error', f'A maximum of 4 blocks with cache_control may be provided. Found {n}.')
     return parts
 
+# %% ../nbs/03a_fake_claude.ipynb #fb3dc853
 def check_tool_choice(body:dict):
     "A forced tool choice on a model that rejects it raises `Rejected`"
     from rcc_rank.degrade import FORCED_TOOL_REJECTED
     if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(FORCED_TOOL_REJECTED):
         raise Rejected(400, 'invalid_request_error', f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'")
 
+# %% ../nbs/03a_fake_claude.ipynb #c5233822
 def cut_reply(msg:dict, budget:int)->dict:
     "The reply cut at `budget` output tokens, as the API cuts it at `max_tokens` (a tool call keeps the fields finished in time)"
     out, left = [], budget
@@ -159,6 +167,7 @@ def cut_reply(msg:dict, budget:int)->dict:
         else: out.append(b)
     return {**msg, 'content': out, 'stop_reason': 'max_tokens', 'stop_details': None}
 
+# %% ../nbs/03a_fake_claude.ipynb #bf0b7e9f
 def _out_tokens(content:list)->int:
     return sum(ntokens(b.get('text', '')) if b.get('type') == 'text' else ntokens(b.get('input', b)) for b in content)
 
@@ -166,9 +175,11 @@ def _out_tokens(content:list)->int:
 def _default_responder(body:dict)->str:
     return f"fake reply to: {request_text(body)[:200]}"
 
+# %% ../nbs/03a_fake_claude.ipynb #3059f87c
 def _error_body(kind:str, msg:str)->dict:
     return {'type': 'error', 'error': {'type': kind, 'message': msg}}
 
+# %% ../nbs/03a_fake_claude.ipynb #da555ba8
 _HTTP_FAULTS = {'429': (429, 'rate_limit_error'), '529': (529, 'overloaded_error'), '500': (500, 'api_error'),
                 'spend_limit': (429, 'rate_limit_error'), 'credit': (400, 'invalid_request_error')}
 _FAULT_MESSAGES = {'spend_limit': 'You have reached your specified API usage limits. You will regain access on 2027-01-01 at 00:00 UTC.',

@@ -39,6 +39,7 @@ def run_async(coro):
     if 'err' in box: raise box['err']
     return box['out']
 
+# %% ../nbs/10a_judges.ipynb #799a3052
 async def gather_limited(factories:Sequence[Callable], # zero-argument callables returning coroutines
                          concurrency:int=8, # most coroutines in flight at once
                          progress:bool|str=False # a tqdm bar (a string names it)
@@ -131,6 +132,7 @@ def caption_prompt(prediction:str, reference:str)->str:
     "The user message of the caption judge"
     return f"<reference>\n{reference}\n</reference>\n\n<prediction>\n{prediction}\n</prediction>\n\nScore the prediction."
 
+# %% ../nbs/10a_judges.ipynb #1f8d82f2
 SCORE_TOOL = {
     'name': 'record_scores',
     'description': 'Record the scores of the predicted caption.',
@@ -141,6 +143,7 @@ SCORE_TOOL = {
 class JudgeError(RuntimeError):
     "A judge reply that stayed unusable after every retry"
 
+# %% ../nbs/10a_judges.ipynb #fd60503c
 def check_scores(d:dict)->dict:
     "Validate a score dict: each axis an integer in [1, 10]; returns the four axes as ints"
     if not isinstance(d, dict): raise JudgeError(f"scores must be a dict, got {type(d).__name__}")
@@ -237,6 +240,7 @@ def chat_text(tokenizer, system:str|None, user:str)->str:
         return tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
     return ''.join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) + 'Assistant:'
 
+# %% ../nbs/10a_judges.ipynb #eaaded0b
 class HFJudge:
     "A judge backed by a local `transformers` causal LM: greedy text, and caption scores by choice log-probs"
     def __init__(self,
@@ -357,6 +361,7 @@ async def ajudge_captions(predictions:Sequence[str], references:Sequence[str], j
         return dict(s)
     return await gather_limited([lambda i=i: one(i) for i in range(len(predictions))], concurrency, progress and 'judge')
 
+# %% ../nbs/10a_judges.ipynb #bd7fd853
 def judge_captions(predictions:Sequence[str], # predicted captions
                    references:Sequence[str], # reference captions, same order
                    judge, # a `ClaudeJudge`, `HFJudge` or anything with `name` and `ascore_caption`
@@ -370,6 +375,7 @@ def judge_captions(predictions:Sequence[str], # predicted captions
     with JudgeCache(path) as cache:
         return run_async(ajudge_captions(list(predictions), list(references), judge, cache, concurrency, progress, ids))
 
+# %% ../nbs/10a_judges.ipynb #e0141467
 def judge_summary(scores:Sequence[dict])->dict:
     "Mean score per axis (and their mean, `judge_mean`) over the items that did not fail; `n_failed` counts those that did"
     if not scores: raise ValueError("judge_summary: no scores")
@@ -421,6 +427,7 @@ def vdc_answer_prompt(caption:str, question:str)->str:
     return (f"Detailed description: {caption}\nQuestion: {question}\n"
             "Reply with the short answer only, no explanation.")
 
+# %% ../nbs/10a_judges.ipynb #cd4e8566
 def vdc_review_prompt(question:str, answer:str, predicted:str)->str:
     return (f"Question: {question}\nCorrect answer: {answer}\nPredicted answer: {predicted}\n\n"
             "Reply only with a Python dictionary string with keys 'pred' (the string 'yes' or 'no': do they match?) and "
@@ -439,6 +446,7 @@ def _lmms_review(d)->dict:
     if isinstance(score, complex) or not isinstance(score, (int, float)): return dict(status='error', reason=f"score {score!r} is not a number")
     return dict(status='ok', score=float(score), correct=pred == 'yes')
 
+# %% ../nbs/10a_judges.ipynb #34235191
 def _aurora_review(d)->dict:
     "One review under rese1f/aurora@2bf68d5 `post_eval/process_vdc_result.py` (lines 250-258)"
     qa = {}
@@ -447,6 +455,7 @@ def _aurora_review(d)->dict:
         return dict(status='ok', score=float(qa['score']), correct=qa['pred'] == 'yes')   # lines 255, 257
     except Exception as e: return dict(status='drop', reason=f"{type(e).__name__}: {e}")
 
+# %% ../nbs/10a_judges.ipynb #218455c3
 def parse_vdc_review(review:str|None, # the judge's reply text (None: the judge call failed)
                      rule:str='lmms-eval', # 'lmms-eval' or 'official'
                     )->dict:
@@ -514,6 +523,7 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
     out['qa'] = rows
     return out
 
+# %% ../nbs/10a_judges.ipynb #861f79b7
 def vdc_score(items:Sequence[dict], # [{'id', 'prediction', 'qa': [{'question', 'answer'}]}]
               judge, # a `ClaudeJudge` or `HFJudge`
               rule:str='lmms-eval', # 'lmms-eval' (releases v0.3.0-v0.7.2, default) or 'official' (rese1f/aurora@2bf68d5)

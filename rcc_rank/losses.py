@@ -32,6 +32,7 @@ def _check(x:Tensor, # a (B, K) tensor
                          "pad chains at the end only")
     return mask
 
+# %% ../nbs/05_losses.ipynb #7325c3f2
 def _pair(policy_logps:Tensor, ref_logps:Tensor):
     "Check that policy and reference log-probs are (B, K) tensors of the same shape"
     _check(policy_logps, None, 'policy_logps'); _check(ref_logps, None, 'ref_logps')
@@ -66,10 +67,12 @@ def _fill_padding(s:Tensor, mask:Tensor, gap:float=1e4)->Tensor:
     lo = torch.where(torch.isfinite(lo), lo, torch.zeros_like(lo)) - gap
     return torch.where(mask, s, lo)
 
+# %% ../nbs/05_losses.ipynb #62487f8f
 def _suffix_lse(s:Tensor, mask:Tensor)->Tensor:
     "`out[:, k] = logsumexp(s[:, k:])` over present entries, computed stably for all k at once"
     return _fill_padding(s, mask).flip(-1).logcumsumexp(-1).flip(-1)
 
+# %% ../nbs/05_losses.ipynb #83813f15
 def plackett_luce_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
                        ref_logps:Tensor, # (B, K) reference log-probs
                        beta:float=0.1, # KL strength
@@ -86,6 +89,7 @@ def _masked_lse(z:Tensor, mask:Tensor)->Tensor:
     "logsumexp over the entries of each row where `mask` is True (rows with none give a finite junk value)"
     return _fill_padding(z, mask).logsumexp(-1)
 
+# %% ../nbs/05_losses.ipynb #2ca96241
 def mpo_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
              ref_logps:Tensor, # (B, K) reference log-probs
              beta:float=0.1, # KL strength
@@ -175,6 +179,7 @@ def _pair_stats(x:Tensor, mask:Tensor)->float:
     n = int(pairs.sum())
     return float(good.sum()) / n if n else 0.0
 
+# %% ../nbs/05_losses.ipynb #a630d353
 def chain_objective(name:str, # one of OBJECTIVES: 'rank', 'dpo', 'mpo', 'hinge', 'sft'
                     policy_logps:Tensor, # (B, K) summed policy log-probs, column 0 best
                     ref_logps:Tensor|None, # (B, K) reference log-probs (may be None for 'sft' and 'hinge')

@@ -100,12 +100,14 @@ def chat_messages(prompt:str=CAPTION_PROMPT, # the user's instruction, after the
     if response is not None: msgs.append({'role': 'assistant', 'content': [{'type': 'text', 'text': response}]})
     return msgs
 
+# %% ../nbs/07_models.ipynb #3f1c8702
 def caption_prompt(processor, # a Qwen2.5-VL or PerceptionLM processor (tiny or real)
                    prompt:str=CAPTION_PROMPT # the instruction
                   )->str:
     "The full prompt text, up to where the assistant's caption starts, with one video placeholder"
     return processor.apply_chat_template(chat_messages(prompt), add_generation_prompt=True, tokenize=False)
 
+# %% ../nbs/07_models.ipynb #7e158ad6
 def end_of_turn(processor)->str:
     "The text the chat template puts right after an assistant reply (`<|im_end|>`, `<|eot_id|>`)"
     gen = caption_prompt(processor)
@@ -119,6 +121,7 @@ def _mrope_section(head_dim):
     half = head_dim // 2
     return [half - 2 * (half // 3), half // 3, half // 3]
 
+# %% ../nbs/07_models.ipynb #af69e5bb
 def _tiny_qwen(seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
                attn_implementation, **kw):
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
@@ -147,6 +150,7 @@ def _tiny_qwen(seed, hidden, layers, heads, kv_heads, vision_hidden, vision_dept
         tokenizer=tok, chat_template=CHAT_TEMPLATES['qwen2_5_vl'])
     return model, proc
 
+# %% ../nbs/07_models.ipynb #e0756c62
 def _tiny_plm(seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
               attn_implementation, patch_size=14, pooling_ratio=2, vision='siglip', **kw):
     from transformers import (PerceptionLMConfig, PerceptionLMForConditionalGeneration, PerceptionLMProcessor,
@@ -208,6 +212,7 @@ def model_arch(model_or_config)->str:
     cfg = getattr(m, 'config', m)
     return _check_arch(getattr(cfg, 'model_type', None))
 
+# %% ../nbs/07_models.ipynb #d0755564
 def save_model(model, # a model (tiny or real; for a peft model use `save_pretrained` on it to save adapters)
                processor, # its processor
                path:str|Path # output folder
@@ -218,6 +223,7 @@ def save_model(model, # a model (tiny or real; for a peft model use `save_pretra
     processor.save_pretrained(path)
     return path
 
+# %% ../nbs/07_models.ipynb #ee1db571
 def load_model(name_or_path:str|Path, # hub id or local folder with config.json + safetensors weights
                arch:str|None=None, # expected architecture; checked against the config when given
                dtype:torch.dtype|str='auto', # e.g. torch.bfloat16; 'auto' keeps the checkpoint's dtype
@@ -247,11 +253,13 @@ def _inner(model):
     m = model.get_base_model() if hasattr(model, 'get_base_model') else model
     return m.model
 
+# %% ../nbs/07_models.ipynb #801700f7
 def vision_modules(model)->dict[str, nn.Module]:
     "The vision encoder and projector submodules of a model, by attribute name"
     inner = _inner(model)
     return {a: getattr(inner, a) for a in _VISION_ATTRS if getattr(inner, a, None) is not None}
 
+# %% ../nbs/07_models.ipynb #7af930f5
 def lora_targets(model, # a Qwen2.5-VL or PerceptionLM model
                  vision:bool=True # include the vision encoder and projector
                 )->list[str]:
@@ -285,6 +293,7 @@ def add_lora(model, # a Qwen2.5-VL or PerceptionLM model
             for p in mod.parameters(): p.requires_grad_(False)
     return peft_model
 
+# %% ../nbs/07_models.ipynb #01232f6c
 @contextlib.contextmanager
 def reference_mode(model):
     "Run `model` as the frozen reference policy: adapters disabled and no gradients"

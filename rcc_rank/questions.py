@@ -81,6 +81,7 @@ def validate(self:QuestionChain)->QuestionChain:
     except (TypeError, ValueError) as e: bad(f"meta is not JSON-serialisable ({e})")
     return self
 
+# %% ../nbs/04_questions.ipynb #cc152252
 def write_question_chains(qchains:Iterable[QuestionChain], # records to write
                           path:str|Path, # JSONL file
                           append:bool=False # append instead of replacing
@@ -90,6 +91,7 @@ def write_question_chains(qchains:Iterable[QuestionChain], # records to write
     if not append and path.exists(): path.unlink()
     return append_jsonl(path, recs) if recs else 0
 
+# %% ../nbs/04_questions.ipynb #f5be4505
 def read_question_chains(path:str|Path, # JSONL file
                          validate:bool=True # validate each record
                         )->list[QuestionChain]:
@@ -110,12 +112,15 @@ def segments(caption:str, # a caption
     pat = r'(?<=[.!?])\s+' if unit == 'sentence' else r'(?<=[.!?])\s+|[,;:]\s+'
     return [s.strip(' .,;:!?') for s in re.split(pat, caption.strip()) if s.strip(' .,;:!?')]
 
+# %% ../nbs/04_questions.ipynb #5dfcdb02
 def _key(s:str)->str: return ' '.join(s.lower().split())
 
+# %% ../nbs/04_questions.ipynb #1fecf343
 def _has_span(seg:str, span:str)->bool:
     span = span.strip()
     return bool(span) and re.search(r'(?<![\w-])' + re.escape(_key(span)) + r'(?![\w-])', _key(seg)) is not None
 
+# %% ../nbs/04_questions.ipynb #7d601562
 def focus_segments(chain:Chain, # the source chain
                    unit:str='clause' # see `segments`
                   )->list[list[str]]:
@@ -140,6 +145,7 @@ def _statement(segs:list[str])->str:
     first = s.split(' ', 1)[0]
     return first.lower() + s[len(first):] if first.lower() in _STARTERS else s
 
+# %% ../nbs/04_questions.ipynb #5f2d41e7
 def focus_statements(chain:Chain, # the source chain
                      unit:str='clause', # see `segments`
                      whole:bool=False # use the whole captions instead of their focus
@@ -159,11 +165,13 @@ def _labels(n:int)->list[str]:
     if n > 26: raise ValueError(f"at most 26 answer choices, got {n}")
     return [f'({chr(97 + i)})' for i in range(n)]
 
+# %% ../nbs/04_questions.ipynb #79d78265
 def _source_meta(chain:Chain, method:str)->dict:
     m = {'source_chain': chain.id, 'errors': chain.errors, 'method': method}
     if 'split' in chain.meta: m['split'] = chain.meta['split']
     return m
 
+# %% ../nbs/04_questions.ipynb #1f56dfcb
 def make_mcq(chain:Chain, # the source chain (id, video, errors)
              question:str, # the question
              choices:list[str], # one answer choice per caption, best first
@@ -183,6 +191,7 @@ def make_mcq(chain:Chain, # the source chain (id, video, errors)
     return QuestionChain(f'{chain.id}/mcq', 'mcq', [prompt] * len(choices), [label_of[i] for i in range(len(choices))],
                          video=chain.video, meta=meta).validate()
 
+# %% ../nbs/04_questions.ipynb #ab75fdae
 def span_values(chain:Chain # a chain whose mutations record `before`/`after` spans
                )->list[list[str]]|None:
     "For each caption, the value of every changed span as it stands in that caption; None if the spans do not allow it"
@@ -196,6 +205,7 @@ def span_values(chain:Chain # a chain whose mutations record `before`/`after` sp
     if len({tuple(_key(v) for v in vs) for vs in out}) < len(out): return None
     return out
 
+# %% ../nbs/04_questions.ipynb #8aa957ae
 def mcq_chain(chain:Chain, # a caption chain with at least 2 captions
               seed:int=0, # shuffle seed
               question:str|None=None, # the question asked (default depends on `choices`)
@@ -232,6 +242,7 @@ def make_yesno(chain:Chain, # the source chain
     return QuestionChain(f'{chain.id}/yesno', 'yesno', [questions[i] for i in idx], [response] * len(idx),
                          video=chain.video, meta=meta).validate()
 
+# %% ../nbs/04_questions.ipynb #1df55c50
 def yesno_chain(chain:Chain, # a caption chain with at least 2 captions
                 template:str=YESNO_TEMPLATE, # question template with a `{statement}` slot
                 unit:str='clause', # segment unit (see `segments`)
@@ -304,6 +315,7 @@ QUESTION_TOOL = {
 class QuestionReplyError(ValueError):
     "The LLM's reply cannot be turned into a question chain"
 
+# %% ../nbs/04_questions.ipynb #1e8c52ca
 def question_request(chain:Chain, # the source chain
                      kind:str, # 'mcq' or 'yesno'
                      model:str=DEFAULT_MODEL, # Messages API model name
@@ -322,6 +334,7 @@ def question_request(chain:Chain, # the source chain
                 tools=[QUESTION_TOOL], tool_choice=tool_choice(model, QUESTION_TOOL['name']),
                 messages=[{'role': 'user', 'content': user}])
 
+# %% ../nbs/04_questions.ipynb #d60f4b49
 def parse_question_reply(chain:Chain, # the source chain
                          kind:str, # 'mcq' or 'yesno'
                          msg, # the SDK `Message` (or its dict)
@@ -354,6 +367,7 @@ def parse_question_reply(chain:Chain, # the source chain
         if isinstance(e, QuestionReplyError): raise
         bad(str(e))
 
+# %% ../nbs/04_questions.ipynb #58f64b21
 async def allm_question_chain(chain:Chain, # the source chain
                               kind:str, # 'mcq' or 'yesno'
                               client, # an `anthropic.AsyncAnthropic` (retries 429/529/5xx itself)
@@ -372,6 +386,7 @@ def _run_sync(coro):
     except RuntimeError: return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
 
+# %% ../nbs/04_questions.ipynb #b39cb0eb
 async def allm_question_chains(chains:Iterable[Chain], # source chains
                                client=None, # `anthropic.AsyncAnthropic`; default: built from the environment
                                kinds:Iterable[str]=QUESTION_KINDS, # which kinds
@@ -400,12 +415,14 @@ async def allm_question_chains(chains:Iterable[Chain], # source chains
     res = await asyncio.gather(*(one(c, k) for c, k in jobs))
     return [q for q, _ in res if q is not None], [f for _, f in res if f is not None]
 
+# %% ../nbs/04_questions.ipynb #c8411989
 def _async_twin(client):
     "An `AsyncAnthropic` with the same endpoint, key, retries and timeout as a sync `Anthropic` client"
     import anthropic
     return anthropic.AsyncAnthropic(base_url=str(client.base_url), api_key=client.api_key,
                                     max_retries=client.max_retries, timeout=client.timeout)
 
+# %% ../nbs/04_questions.ipynb #2b04c932
 def llm_question_chains(chains:Iterable[Chain], # source chains
                         client=None, # `anthropic.Anthropic` or `AsyncAnthropic`; default: built from the environment
                         **kw # passed to `allm_question_chains`

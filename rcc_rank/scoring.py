@@ -30,6 +30,7 @@ def _frames_of(src, chain):
     if callable(src) and not isinstance(src, dict): return src(chain)
     return src.get(chain.id)
 
+# %% ../nbs/08_scoring.ipynb #fdc8a829
 class ChainCollator:
     "Collate `Chain` records into a model batch: the shared prompt (with video) once per chain, K scored continuations"
     def __init__(self, processor, # the model's processor (tiny or real)
@@ -153,6 +154,7 @@ def merge_batches(parts:Sequence[dict], # single-chain (or any) `ChainCollator` 
         out[key] = torch.cat(vs) if torch.is_tensor(vs[0]) else [x for v in vs for x in v]
     return out
 
+# %% ../nbs/08_scoring.ipynb #1ff65cdf
 @patch
 def cached(self:ChainCollator, chains:Sequence)->dict:
     "Collate `chains` from the per-chain cache, collating (and keeping) the chains not seen before"
@@ -179,18 +181,21 @@ class ChainScores(NamedTuple):
         "Length-normalised log-probs (per token)"
         return self.logps / self.ntokens.clamp(min=1)
 
+# %% ../nbs/08_scoring.ipynb #59d6e991
 VISION_KEYS = ('pixel_values_videos', 'video_grid_thw', 'second_per_grid_ts')
 
 def _hf(model):
     "The transformers model inside a peft wrapper (LoRA layers are injected in place, so they stay active)"
     return model.get_base_model() if hasattr(model, 'get_base_model') else model
 
+# %% ../nbs/08_scoring.ipynb #735624d3
 def _mm_token_types(hf, ids):
     t = torch.zeros_like(ids, dtype=torch.int)
     t[ids == hf.config.video_token_id] = 2
     if getattr(hf.config, 'image_token_id', None) is not None: t[ids == hf.config.image_token_id] = 1
     return t
 
+# %% ../nbs/08_scoring.ipynb #e5a5be80
 def _positions(hf, ids, attention_mask, vision):
     "Position ids as the model would build them: 3-D M-RoPE for Qwen2.5-VL, 1-D over unpadded tokens otherwise"
     if hasattr(hf.model, 'get_rope_index'):
@@ -200,6 +205,7 @@ def _positions(hf, ids, attention_mask, vision):
         return pos
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
+# %% ../nbs/08_scoring.ipynb #e8b78c76
 def _video_rows(batch, idx):
     "Vision inputs for the chains `idx` (repeats allowed): one video per row"
     pv = batch['pixel_values_videos']
@@ -228,6 +234,7 @@ def _plain_hidden(hf, batch, bi, cont, cmask, steps):
     at = (pl - 1 + steps).clamp(max=L - 1)
     return out.last_hidden_state.gather(1, at[..., None].expand(-1, -1, out.last_hidden_state.shape[-1]))
 
+# %% ../nbs/08_scoring.ipynb #db6e406e
 def _packed_hidden(hf, batch, bi, ki, steps):
     "One sequence per chain, [prefix | y_1 | ... | y_K], with a block attention mask and restarting positions"
     if hf.config._attn_implementation not in ('sdpa', 'eager'):
@@ -253,6 +260,7 @@ def _packed_hidden(hf, batch, bi, ki, steps):
     at = torch.cat([(plen[bi] - 1)[:, None], P + ki[:, None] * C + steps[:-1]], 1)       # (N, C+1)
     return out.last_hidden_state[bi[:, None], at]
 
+# %% ../nbs/08_scoring.ipynb #f3624a11
 def _cached_hidden(hf, batch, bi, cont, cmask, steps):
     "Prefix once with a KV cache, cache rows copied per caption slot, continuations on top"
     if getattr(hf, 'is_gradient_checkpointing', False) and hf.training:

@@ -25,6 +25,7 @@ SOURCES = ('pe-video', 'msr-vtt', 'ssv2')
 class SourceError(ValueError):
     "A source file or row that does not match its published format"
 
+# %% ../nbs/16_sources.ipynb #e9f1e844
 def _err(where:str, row, field:str, problem:str)->SourceError:
     return SourceError(f"{where}: row {row!r}: field {field!r}: {problem}")
 
@@ -36,6 +37,7 @@ def video_cache(cache_dir:str|Path|None=None # folder for videos that arrive as 
     p.mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/16_sources.ipynb #ef37ad77
 def _write_once(data:bytes, cache:Path, suffix:str)->str:
     p = cache / (hashlib.sha256(data).hexdigest()[:32] + suffix)
     if not p.exists():
@@ -72,6 +74,7 @@ def _undecoded(ds):
         if isinstance(feat, Video) and feat.decode: ds = ds.cast_column(name, Video(decode=False))
     return ds
 
+# %% ../nbs/16_sources.ipynb #368400b5
 def hf_rows(data, # a `datasets.Dataset`, `DatasetDict`, or a folder (save_to_disk or Hub layout)
             split:str|None=None # keep one split
            )->list[tuple[str|None, int, dict]]:
@@ -101,6 +104,7 @@ def _tar_samples(path:Path)->Iterable[tuple[str, dict]]:
             groups.setdefault(('/'.join(m.name.split('/')[:-1]) + '/' + key).lstrip('/'), {})[ext] = tf.extractfile(m).read()
         yield from groups.items()
 
+# %% ../nbs/16_sources.ipynb #13d270c7
 def _pe_row(key, meta, video, split, where, cache_dir)->dict:
     if isinstance(meta, (bytes, str)):
         try: meta = json.loads(meta)
@@ -164,6 +168,7 @@ def _msr_files(p:Path)->list[Path]:
     if not fs: raise SourceError(f"{p}: no MSR-VTT annotation file (train_val_videodatainfo.json, test_videodatainfo.json or MSRVTT_data.json)")
     return fs
 
+# %% ../nbs/16_sources.ipynb #b87f41a8
 def _find_clip(root:Path, vid:str)->Path|None:
     for d in MSR_VIDEO_DIRS:
         for ext in ('.mp4', '.avi', '.webm'):
@@ -179,6 +184,7 @@ def _group_sentences(sents, where)->dict[str, list[str]]:
         by.setdefault(s['video_id'], []).append((s.get('sen_id', j), s['caption'].strip()))
     return {v: [c for _, c in sorted(x, key=lambda t: t[0])] for v, x in by.items()}
 
+# %% ../nbs/16_sources.ipynb #afef889a
 def msr_vtt_rows(path, # MSR-VTT folder, one annotation JSON, or a `datasets` object with `video_id`/`caption` rows
                  split:str|None=None, # 'train', 'validate' or 'test' (default: all)
                  cache_dir:str|Path|None=None # where embedded videos are written
@@ -257,6 +263,7 @@ def _ssv2_dir(p:Path)->Path:
         if (d/'labels.json').exists() or (d/'something-something-v2-labels.json').exists(): return d
     raise SourceError(f"{p}: no SSv2 labels.json (or something-something-v2-labels.json) here or under labels/")
 
+# %% ../nbs/16_sources.ipynb #1913dcc3
 def _ssv2_video(root:Path, vid:str)->Path|None:
     for d in ('20bn-something-something-v2', 'videos', '.'):
         for ext in ('.webm', '.mp4'):
@@ -326,6 +333,7 @@ def _check_rows(rows:list[dict], name:str)->list[dict]:
         if not Path(r['video']).is_file(): raise SourceError(f"{name}: row {r['id']!r}: field 'video': {r['video']} does not exist")
     return rows
 
+# %% ../nbs/16_sources.ipynb #9048d668
 def load_source(name:str, # 'pe-video', 'msr-vtt' or 'ssv2'
                 path, # the dataset as downloaded (folder or file), a `datasets` object, a Hub-layout folder or a Hub id
                 split:str|None=None, # one split (the source's own split names)
@@ -351,6 +359,7 @@ def parse_source_spec(spec:str)->tuple[str, str]:
         raise ValueError(f"source spec {spec!r}: expected NAME:PATH with NAME one of {', '.join(SOURCES)}")
     return name, path
 
+# %% ../nbs/16_sources.ipynb #e77b442c
 def source_items(spec:str, # 'NAME:PATH', e.g. 'msr-vtt:data/MSRVTT'
                  split:str|None=None, # one split
                  cache_dir:str|Path|None=None # where embedded videos are written
@@ -374,6 +383,7 @@ def _fill(tpl:str, objs:list[str])->str:
         if k < len(objs): out = out.replace(m, objs[k], 1); k += 1
     return out[:1].upper() + out[1:]
 
+# %% ../nbs/16_sources.ipynb #ba849c83
 def ssv2_chains(rows:Sequence[dict], # SSv2 rows from `load_source('ssv2', ...)`
                 length:int=3, # captions per chain
                 seed:int=0 # seed of the object and template choices
@@ -412,6 +422,7 @@ def ssv2_chains(rows:Sequence[dict], # SSv2 rows from `load_source('ssv2', ...)`
 def _split_name(s)->str:
     return {'validate': 'validation', 'val': 'validation', None: 'train', '': 'train'}.get(s, str(s))
 
+# %% ../nbs/16_sources.ipynb #a2ad0c17
 def write_chain_dataset(chains:Sequence, # chains (e.g. `read_chains(output)`)
                         folder:str|Path, # where to `save_to_disk` the DatasetDict and write README.md
                         settings:dict|None=None, # generator settings for the card

@@ -40,6 +40,7 @@ def _f(default, help:str, paper:str|None=None):
     "A dataclass field whose metadata carries its help text and the paper's value (None: not a setting the paper would state)"
     return field(default=default, metadata=dict(help=help, paper=paper))
 
+# %% ../nbs/09_train.ipynb #8f48dd90
 @dataclass
 class TrainConfig:
     "Every setting of a training run; defaults follow the paper where it states one"
@@ -137,6 +138,7 @@ def config_table(cfg:TrainConfig|None=None, # a config to show beside the defaul
         rows.append(f"| `{f.name}` | `{v!r}` | `{f.default!r}` | {f.metadata['paper'] or '-'} | {f.metadata['help']} |")
     return '\n'.join(rows)
 
+# %% ../nbs/09_train.ipynb #a6141e88
 def _cfg_md(self): return "**TrainConfig** (fields that differ from the defaults)\n\n" + config_table(self, changed_only=True)
 TrainConfig._repr_markdown_ = _cfg_md
 
@@ -151,6 +153,7 @@ def _field_types()->dict[str, tuple[type, bool]]:
         out[f.name] = ({'int': int, 'float': float, 'str': str, 'bool': bool}[base], opt)
     return out
 
+# %% ../nbs/09_train.ipynb #6bf07920
 def _coerce(name:str, v:Any)->Any:
     "Convert `v` (often a string from YAML or the shell) to the type of field `name`"
     typ, opt = _field_types()[name]
@@ -168,6 +171,7 @@ def _coerce(name:str, v:Any)->Any:
         return typ(float(v)) if typ is int and isinstance(v, str) and 'e' in v.lower() else typ(v)
     except (TypeError, ValueError): raise ValueError(f"TrainConfig.{name}: expected {typ.__name__}, got {v!r}") from None
 
+# %% ../nbs/09_train.ipynb #66594691
 def load_config(path:str|Path|None=None, # YAML file of TrainConfig fields (None: defaults only)
                 **overrides # field values applied on top of the file
                )->TrainConfig:
@@ -184,6 +188,7 @@ def load_config(path:str|Path|None=None, # YAML file of TrainConfig fields (None
     if unknown: raise ValueError(f"{path or 'overrides'}: unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
     return TrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
 
+# %% ../nbs/09_train.ipynb #9bee7ecb
 def save_config(cfg:TrainConfig, # the config to write
                 path:str|Path # YAML file
                )->Path:
@@ -209,6 +214,7 @@ def _optional(typ):
     conv.__name__ = typ.__name__
     return conv
 
+# %% ../nbs/09_train.ipynb #ee086df0
 class _ConfigParser(HfArgumentParser):
     "HfArgumentParser with our help line (default and paper value), HF-name aliases and `none` for optional fields"
     def _add_dataclass_arguments(self, dtype):
@@ -226,6 +232,7 @@ class _ConfigParser(HfArgumentParser):
             if t is bool and f'--no-{f.name}' not in self._option_string_actions:
                 self.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const=False, help=argparse.SUPPRESS)
 
+# %% ../nbs/09_train.ipynb #ddc86bba
 def config_parser()->argparse.ArgumentParser:
     "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
     p = _ConfigParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -285,6 +292,7 @@ def load_chains(source, # JSONL path, `datasets` folder/name, a `Dataset`/`Datas
 # %% ../nbs/09_train.ipynb #153825f0
 def _is_url(s:str)->bool: return '://' in str(s)
 
+# %% ../nbs/09_train.ipynb #fae8e047
 def check_chains(chains:Sequence[Chain], # the chains to check
                  what:str='train_data', # how to name the source in messages
                  min_captions:int=2, # captions each chain needs after truncation
@@ -369,6 +377,7 @@ def micro_batches(dl, # a (prepared) DataLoader over an `EpochSampler`
         for b in it: yield b
         epoch, skip = epoch + 1, 0
 
+# %% ../nbs/09_train.ipynb #5819ae78
 def _skip(dl, k):
     it = iter(dl)
     for _ in range(k): next(it)
@@ -384,6 +393,7 @@ def resolve_precision(cfg:TrainConfig)->tuple[str, torch.dtype]:
     if dt == 'auto': dt = 'bfloat16' if mp == 'bf16' else 'float32'
     return mp, getattr(torch, dt)
 
+# %% ../nbs/09_train.ipynb #a752544c
 _TINY_SIZES = ('hidden', 'layers', 'heads', 'kv_heads', 'vision_hidden', 'vision_depth', 'image_size', 'frames', 'vocab_size')
 
 def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?hidden=128&layers=2`
@@ -398,6 +408,7 @@ def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?
         sizes[k] = int(v)
     return arch, sizes
 
+# %% ../nbs/09_train.ipynb #103e162a
 def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings, seed)
                 dtype:torch.dtype=torch.float32 # dtype of the frozen base weights
                ):
@@ -445,11 +456,13 @@ class ChainScorer(torch.nn.Module):
         self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
     def forward(self, batch:dict, shared_prefix:bool=True): return chain_logps(self.model, batch, shared_prefix=shared_prefix)
 
+# %% ../nbs/09_train.ipynb #2ac5fe4e
 def unwrap(model):
     "The `ChainScorer` (or bare model) inside DDP/FSDP/DeepSpeed/compile wrappers"
     from accelerate.utils import extract_model_from_parallel
     return extract_model_from_parallel(model)
 
+# %% ../nbs/09_train.ipynb #fbf342ce
 def peft_model(model):
     "The PEFT model inside a (wrapped) `ChainScorer`"
     m = unwrap(model)
@@ -473,6 +486,7 @@ def needs_reference(objective:str)->bool:
     "Whether `objective` compares the policy with the reference model ('sft' and the paper's hinge on log-probs do not)"
     return objective not in ('sft', 'hinge')
 
+# %% ../nbs/09_train.ipynb #45e2e8d5
 def chain_loss(model, # the (wrapped) `ChainScorer`
                batch:dict, # a `ChainCollator` batch
                cfg:TrainConfig, # objective, beta, ntp_weight, shared_prefix
@@ -495,6 +509,7 @@ def _ref_meta(cfg:TrainConfig, chains:Sequence[Chain])->dict:
                 shared_prefix=str(cfg.shared_prefix), mixed_precision=cfg.mixed_precision, seed=str(cfg.seed),
                 chains=stable_hash(*[json.dumps([c.id, c.captions]) for c in chains]))
 
+# %% ../nbs/09_train.ipynb #30d0975c
 @torch.no_grad()
 def precompute_reference(model, # the (prepared) `ChainScorer`, before any update
                          chains:Sequence[Chain], # every training chain
@@ -585,6 +600,7 @@ def list_checkpoints(output_dir:str|Path # a run's output folder
     cks = [p for p in d.iterdir() if p.is_dir() and p.name.startswith(_CKPT_PREFIX) and (p/'trainer_state.json').exists()]
     return sorted(cks, key=lambda p: int(p.name[len(_CKPT_PREFIX):]))
 
+# %% ../nbs/09_train.ipynb #63a15164
 def _adapter_only_hooks(accelerator):
     "Make `save_state`/`load_state` skip the full model (we save the adapter ourselves), except under FSDP/DeepSpeed"
     from accelerate.utils import DistributedType
@@ -608,6 +624,7 @@ def _adapter_only_hooks(accelerator):
     accelerator.register_load_state_pre_hook(load_hook)
     return True
 
+# %% ../nbs/09_train.ipynb #2cfad194
 def save_adapter(accelerator, model, path:str|Path)->Path:
     "Write the LoRA adapter (safetensors + adapter_config.json) from the main process; call on every process"
     sd = accelerator.get_state_dict(model)  # gathers shards under FSDP/DeepSpeed; must run on every process
@@ -618,6 +635,7 @@ def save_adapter(accelerator, model, path:str|Path)->Path:
         else: pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True)   # full fine-tuning: the whole model
     return Path(path)
 
+# %% ../nbs/09_train.ipynb #c8739fa5
 def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->Path:
     "Save a complete, atomically renamed checkpoint for `step`; prune old ones"
     root = Path(cfg.output_dir)/'checkpoints'
@@ -636,6 +654,7 @@ def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->
     accelerator.wait_for_everyone()
     return final
 
+# %% ../nbs/09_train.ipynb #8973188d
 def find_resume(cfg:TrainConfig)->Path|None:
     "The checkpoint folder `cfg.resume` points to (None for a fresh start)"
     if not cfg.resume: return None
@@ -660,6 +679,7 @@ def resolve_schedule(cfg:TrainConfig, # the run's config
         kw['warmup_steps'] = math.ceil(cfg.warmup_ratio * kw.get('max_steps', cfg.max_steps))
     return replace(cfg, **kw) if kw else cfg
 
+# %% ../nbs/09_train.ipynb #5ee7c284
 def tracker_kwargs(cfg:TrainConfig)->dict:
     "`init_kwargs` for `Accelerator.init_trackers`: the run name where a tracker takes one"
     name = cfg.run_name or Path(cfg.output_dir).name
@@ -675,6 +695,7 @@ def _sha256(path)->str|None:
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/09_train.ipynb #41a3ebd9
 def _metric_rows(ev:dict|None)->str:
     if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
     rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
@@ -684,6 +705,7 @@ def _metric_rows(ev:dict|None)->str:
     n = ev.get('n_chains')
     return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
 
+# %% ../nbs/09_train.ipynb #93d48f7c
 def model_card(cfg:TrainConfig, # the run's config
                result:dict # what `train` returns (steps, eval, adapter_dir)
               )->str:
@@ -783,6 +805,7 @@ def data_hash(chains:Sequence[Chain] # the training chains, in order
     "A short hash of the training data: ids, captions and videos, in order"
     return stable_hash([(c.id, list(c.captions), c.video) for c in chains])
 
+# %% ../nbs/09_train.ipynb #746b00db
 def config_diff(old:dict, # a saved config (the YAML of a checkpoint)
                 cfg:TrainConfig # this run's
                )->list[str]:
@@ -797,12 +820,14 @@ def previous_run(output_dir:str|Path)->list[str]:
     "What an earlier run left in `output_dir` (logs, config, checkpoints, final adapter, tracker logs)"
     return [n for n in _RUN_FILES if (Path(output_dir)/n).exists()]
 
+# %% ../nbs/09_train.ipynb #7d0f4584
 def _clear_run(out:Path):
     for n in _RUN_FILES:
         p = out/n
         if p.is_dir(): shutil.rmtree(p)
         elif p.exists(): p.unlink()
 
+# %% ../nbs/09_train.ipynb #60456fac
 def _keep_steps(path:Path, upto:int):
     "Drop the records after step `upto` from a JSONL log (a resumed run logs those steps again)"
     if not path.exists(): return
@@ -810,6 +835,7 @@ def _keep_steps(path:Path, upto:int):
     tmp = path.with_name(path.name + '.tmp')
     tmp.write_text(''.join(json.dumps(r) + '\n' for r in recs)); os.replace(tmp, path)
 
+# %% ../nbs/09_train.ipynb #dab8f40d
 def _saved_run(src:Path)->tuple[dict, str|None]:
     "(config, data hash) stored in a checkpoint or an output folder"
     cfg = yaml.safe_load((src/'config.yaml').read_text()) if (src/'config.yaml').exists() else {}
@@ -867,10 +893,12 @@ def _as_config(config, **overrides)->TrainConfig:
     if isinstance(config, TrainConfig): return replace(config, **{k: _coerce(k, v) for k, v in overrides.items()}) if overrides else config
     raise TypeError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
 
+# %% ../nbs/09_train.ipynb #efc6cc32
 def _frozen_copy(model):
     import copy
     return copy.deepcopy(model).eval().requires_grad_(False)
 
+# %% ../nbs/09_train.ipynb #5ebd8a4a
 class _Collate:
     "The model's `ChainCollator`, plus the chain ids and error types (for messages and metrics)"
     def __init__(self, collator): self.collator = collator
@@ -879,12 +907,14 @@ class _Collate:
         b['chain_ids'], b['chain_errors'] = [c.id for c in chains], [c.errors for c in chains]
         return b
 
+# %% ../nbs/09_train.ipynb #0bd49e07
 NO_EVAL_WARNING = ("NO HELD-OUT EVALUATION: no evaluation chains were found, so this run reports training metrics only. "
                    "Give the chains a split (`rcc-generate ... --test_size 0.2`, or a `split` field per input row: "
                    "`train`/`test`), or pass eval_data=FILE.")
 
 def _flat(d:dict)->dict: return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.items()}
 
+# %% ../nbs/09_train.ipynb #cfd68c84
 def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of fields or a YAML path
           train_chains:Sequence[Chain]|None=None, # chains in memory (instead of `train_data`)
           eval_chains:Sequence[Chain]|None=None, # held-out chains in memory (instead of `eval_data`)
@@ -912,6 +942,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
         accelerator.end_training()
         if accelerator.num_processes == 1: AcceleratorState._reset_state(True); GradientState._reset_state()
 
+# %% ../nbs/09_train.ipynb #909ca122
 def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model):
     main, nproc = accelerator.is_main_process, accelerator.num_processes
     micro = cfg.batch_size // cfg.grad_accum          # chains per micro-batch, all processes together

@@ -47,12 +47,14 @@ def write_test_video(path:str|Path, # where to write (.mp4 or .mkv)
 class VideoError(ValueError):
     "A video file could not be read or decoded"
 
+# %% ../nbs/06_video.ipynb #0c192d5b
 def _count_frames(path:str)->int:
     import av
     with av.open(path) as c:
         st = c.streams.video[0]
         return sum(1 for p in c.demux(st) if p.size)
 
+# %% ../nbs/06_video.ipynb #96853f33
 def video_info(path:str|Path # a video file
               )->dict:
     "Frame count, frame rate, duration in seconds and size of the first video stream"
@@ -79,6 +81,7 @@ def _decode(path:str, num_frames:int|None, fps:float|None, size)->tuple[np.ndarr
     except VideoError: raise
     except Exception as e: raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}") from e
 
+# %% ../nbs/06_video.ipynb #93b68977
 def _decode_frames(path, num_frames, fps, size):
     import av
     n = _count_frames(path) if fps is None else None

@@ -37,6 +37,7 @@ def _as_frames(frames, name='frames')->np.ndarray:
         arr = np.clip(arr * (255 if arr.max() <= 1 else 1), 0, 255).astype(np.uint8)
     return arr
 
+# %% ../nbs/13_widgets.ipynb #6058ae7d
 def frame_strip(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]) or a list of (H, W, 3) frames
                 height:int=72, # thumbnail height in pixels
                 max_frames:int=8, # at most this many evenly spaced frames
@@ -78,6 +79,7 @@ def _chain_list(chains)->list[Chain]:
     if dup: raise ValueError(f'ChainViewer: duplicate chain ids {dup}')
     return out
 
+# %% ../nbs/13_widgets.ipynb #edf88ae4
 def _score_table(scores, chains:list[Chain])->dict[str, np.ndarray]:
     "Scores as {chain id: float array of length K}, checked against the chains"
     if scores is None: return {}
@@ -142,6 +144,8 @@ def _viewer_props():
     ChainViewer.chain = property(chain, doc='The chain shown')
     ChainViewer.step = property(get_step, set_step, doc='The caption shown (0 = the correct one)')
     ChainViewer.html = property(lambda self: self.view.value, doc='HTML the view shows now')
+
+# %% ../nbs/13_widgets.ipynb #881c0ac0
 _viewer_props()
 
 def _select(self:ChainViewer, which:str|int)->ChainViewer:
@@ -175,6 +179,7 @@ def _frames_for(self:ChainViewer, chain:Chain)->np.ndarray|None:
     self._frame_cache[chain.id] = v
     return v
 
+# %% ../nbs/13_widgets.ipynb #3196e589
 def _model_scores(self:ChainViewer, chain:Chain)->Sequence[float]:
     "Log-probs of one chain's captions from a scoring function or a `(model, processor)` pair"
     if callable(self.model) and not isinstance(self.model, tuple): return self.model(chain)
@@ -185,6 +190,7 @@ def _model_scores(self:ChainViewer, chain:Chain)->Sequence[float]:
     col = ChainCollator(proc, num_frames=self.num_frames, frames=lambda c: self.frames_for(c))
     return rank_chains(m, proc, [chain], progress=False, collator=col)['per_chain'][0]['logps']
 
+# %% ../nbs/13_widgets.ipynb #9cfb3a25
 def _scores_for(self:ChainViewer, chain:Chain)->np.ndarray|None:
     "One log-prob per caption (NaN where missing), or None when neither scores nor a model were given"
     if chain.id not in self._scores and self.model is not None:
@@ -200,6 +206,7 @@ def _step_row(chain:Chain, k:int)->tuple[str, str]:
     m = chain.mutations[k-1]
     return m.error_type, diff_html(chain.captions[k-1], chain.captions[k])
 
+# %% ../nbs/13_widgets.ipynb #e8a58fcb
 def _render(self:ChainViewer, step:int|None=None, # step to show (default: the current one)
             all_steps:bool=False, # show every step in one table (the static snapshot)
            )->str:
@@ -238,6 +245,7 @@ def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
     b = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
     return {**b, 'text/html': self.render(all_steps=True)}
 
+# %% ../nbs/13_widgets.ipynb #8b8ec139
 def _snapshot(self:ChainViewer):
     "The whole current chain as static HTML (an `IPython.display.HTML`)"
     from IPython.display import HTML
@@ -290,6 +298,7 @@ def _series_label(df:pd.DataFrame)->pd.Series:
         return df['objective'] + np.where(df['freeze_vision'], ' (frozen vision)', ' (vision trained)')
     return df['objective']
 
+# %% ../nbs/13_widgets.ipynb #d087ebf3
 def ablation_data(df:pd.DataFrame, # rows from `load_results`
                   metrics:Sequence[str], # metric columns to plot
                   view:str='objective', # one of `VIEWS`
@@ -376,6 +385,7 @@ def _control(attr, name, doc):
         w.value = vals[0] if name == 'view' else tuple(vals)
     return property(get, set, doc=doc)
 
+# %% ../nbs/13_widgets.ipynb #bbd81045
 AblationExplorer.runs = _control('run_select', 'runs', 'Runs selected')
 AblationExplorer.objectives = _control('objective_select', 'objectives', 'Objectives selected')
 AblationExplorer.metrics = _control('metric_select', 'metrics', 'Metrics plotted, one panel each')
@@ -388,6 +398,7 @@ def _selected(self:AblationExplorer)->pd.DataFrame:
     sel.attrs = dict(df.attrs)
     return sel
 
+# %% ../nbs/13_widgets.ipynb #a2a1ea20
 def _update(self:AblationExplorer)->AblationExplorer:
     "Recompute `plot_data` and `figure` from the controls and refresh the widget's image"
     self.plot_data = ablation_data(self.selected(), self.metrics, self.view)
@@ -395,6 +406,7 @@ def _update(self:AblationExplorer)->AblationExplorer:
     buf = io.BytesIO(); self.figure.savefig(buf, format='png'); self.image.value = buf.getvalue()
     return self
 
+# %% ../nbs/13_widgets.ipynb #e85c4e8e
 def _export(self:AblationExplorer, path:str|Path, # where to save; the suffix picks the format (png, svg, pdf)
            )->Path:
     "Save the current figure"
@@ -404,6 +416,7 @@ def _export(self:AblationExplorer, path:str|Path, # where to save; the suffix pi
     self.figure.savefig(p)
     return p
 
+# %% ../nbs/13_widgets.ipynb #2162915c
 def _export_clicked(self:AblationExplorer):
     try: self.status.value = f'saved {html.escape(str(self.export(self.export_path.value)))}'
     except (ValueError, OSError) as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
@@ -420,6 +433,7 @@ def _ablation_html(self:AblationExplorer)->str:
     return (f'<div class="rcc-ablation" style="font-family:sans-serif;font-size:13px"><div>{html.escape(sel, quote=False).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")}</div>'
             f'<img alt="ablation figure" src="data:image/png;base64,{b64}"></div>')
 
+# %% ../nbs/13_widgets.ipynb #65fb58ef
 def _ablation_bundle(self, include=None, exclude=None, **kwargs):
     b = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
     return {**b, 'text/html': self.html}

@@ -52,12 +52,14 @@ class Thing:
     relation:str|None=None        # one of `RELATIONS`, true at the start when the program is true
     jitter:tuple=(0.0, 0.0)       # small (row, col) offset in frame units, so objects do not sit on a lattice
 
+# %% ../nbs/11_world.ipynb #d9b972c7
 @dataclass
 class Group:
     "A group of identical small gray distractor shapes"
     shape:str; count:int
     cells:list=field(default_factory=list)   # where they are drawn (empty for a claimed-only group)
 
+# %% ../nbs/11_world.ipynb #8145f75a
 @dataclass
 class Scene:
     "A scene program: the ground truth from which frames and captions are rendered"
@@ -98,17 +100,21 @@ class WorldConfig:
                  'temporal_order', 'count', 'scene', 'distractor')   # edit kinds chains use ('hallucination' is off: see below)
     type_sampling:str='uniform'   # how a step picks its error type: 'uniform' over the applicable types, or 'balanced' (see below)
 
+# %% ../nbs/11_world.ipynb #29509e9e
 def _cell_xy(cell, jitter=(0,0)):
     r, c = CELLS[cell]
     return ((r + .5)/3 + jitter[0], (c + .5)/3 + jitter[1])
 
+# %% ../nbs/11_world.ipynb #53739568
 def _end_xy(t:Thing):
     y, x = _cell_xy(t.cell, t.jitter)
     dy, dx = DIRECTIONS[t.direction]; d = SPEEDS[t.speed]/3
     return y + dy*d, x + dx*d
 
+# %% ../nbs/11_world.ipynb #fd6d89c4
 def _inside(y, x, r): return r*0.6 <= y <= 1 - r*0.6 and r*0.6 <= x <= 1 - r*0.6
 
+# %% ../nbs/11_world.ipynb #07d9c7a9
 def _true_relations(a:str, b:str)->list[str]:
     "Relations that hold between an object in cell `a` and one in cell `b`"
     (ra, ca), (rb, cb) = CELLS[a], CELLS[b]
@@ -119,6 +125,7 @@ def _true_relations(a:str, b:str)->list[str]:
     if ra > rb: out.append('below')
     return out
 
+# %% ../nbs/11_world.ipynb #f9717754
 def _pick_motion(rng, t:Thing):
     "Give `t` a random event that is drawable"
     for _ in range(20):
@@ -132,6 +139,7 @@ def _pick_motion(rng, t:Thing):
         t.motion = m; return t
     t.motion = 'grows'; return t
 
+# %% ../nbs/11_world.ipynb #733b368b
 def make_scene(seed:int, # the scene's seed; the same seed gives the same scene
                cfg:WorldConfig|None=None # difficulty knobs
               )->Scene:
@@ -175,10 +183,12 @@ def _polygon(shape, cx, cy, r, angle):
     else: raise ValueError(f"unknown shape {shape!r}")
     return [(cx + r*m*np.cos(np.radians(a + angle)), cy + r*m*np.sin(np.radians(a + angle))) for m, a in pts]
 
+# %% ../nbs/11_world.ipynb #25e280bd
 def _draw(d:ImageDraw.ImageDraw, shape, rgb, cx, cy, r, angle=0.0):
     if shape == 'circle': d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=rgb)
     else: d.polygon(_polygon(shape, cx, cy, r, angle), fill=rgb)
 
+# %% ../nbs/11_world.ipynb #906afd4e
 def thing_state(scene:Scene, i:int, u:float)->dict|None:
     "Where object `i` is at time `u` in [0, 1]: dict(y, x, r, angle), or None when invisible"
     t = scene.objects[i]
@@ -195,6 +205,7 @@ def thing_state(scene:Scene, i:int, u:float)->dict|None:
         elif t.motion == 'disappears' and p >= .5: return None
     return dict(y=y, x=x, r=r, angle=angle)
 
+# %% ../nbs/11_world.ipynb #bf9948c0
 def render_frames(scene:Scene|dict, # a scene program (or its dict)
                   n_frames:int=8, # frames sampled uniformly over the video
                   size:int=64, # frame side in pixels
@@ -231,24 +242,33 @@ _CONNECTIVES = {1: ['During the video'], 2: ['First', 'Then'], 3: ['First', 'The
                 4: ['First', 'Then', 'After that', 'Finally'], 5: ['First', 'Then', 'Next', 'After that', 'Finally']}
 
 def _ref(t:Thing)->str: return f"the {t.colour} {t.shape}"
+
+# %% ../nbs/11_world.ipynb #84172f50
 def _np(t:Thing)->str: return f"{t.size} {t.colour} {t.shape}"
 
+# %% ../nbs/11_world.ipynb #66059905
 def _placement(scene:Scene, i:int)->str:
     t = scene.objects[i]
     if t.anchor is None: return f"{_np(t)} in the {t.cell}"
     return f"{_np(t)} {t.relation} {_ref(scene.objects[t.anchor])}"
 
+# %% ../nbs/11_world.ipynb #199524d5
 def _event(scene:Scene, i:int)->str:
     t = scene.objects[i]
     if t.motion == 'moves': return f"{_ref(t)} moves {t.direction} {t.speed}"
     return f"{_ref(t)} {t.motion}"
 
+# %% ../nbs/11_world.ipynb #345bf72e
 def _plural(shape, n): return shape + ('es' if shape.endswith('s') else 's') if n != 1 else shape
+
+# %% ../nbs/11_world.ipynb #0710c09b
 def _group(g:Group)->str: return f"{NUMBERS[g.count]} small gray {_plural(g.shape, g.count)}"
 
+# %% ../nbs/11_world.ipynb #2fda783b
 def _join(items):
     return items[0] if len(items) == 1 else ', '.join(items[:-1]) + (',' if len(items) > 2 else '') + ' and ' + items[-1]
 
+# %% ../nbs/11_world.ipynb #2b88c36d
 def render_caption(scene:Scene|dict # a (possibly edited) scene program
                   )->str:
     "The detailed caption of a scene program, events in temporal order"
@@ -269,10 +289,13 @@ def render_caption(scene:Scene|dict # a (possibly edited) scene program
 
 # %% ../nbs/11_world.ipynb #61b490eb
 def _get(obj, key): return obj[key] if isinstance(obj, list) else getattr(obj, key)
+
+# %% ../nbs/11_world.ipynb #64f15c65
 def _set(obj, key, v):
     if isinstance(obj, list): obj[key] = v
     else: setattr(obj, key, v)
 
+# %% ../nbs/11_world.ipynb #374db502
 def apply_edit(scene:Scene, # program to edit (not modified)
                edit:dict # {'kind', 'assign': [[path, value], ...], 'slots': [...]}
               )->Scene:
@@ -311,32 +334,39 @@ def rule_violations(scene:Scene, # a (possibly edited) program
 # %% ../nbs/11_world.ipynb #886c64c6
 def _free(done, *slots): return not any(s in done for s in slots)
 
+# %% ../nbs/11_world.ipynb #84b96829
 def _unique_ok(cur:Scene, i:int, colour:str, shape:str)->bool:
     return all((o.colour, o.shape) != (colour, shape) for j, o in enumerate(cur.objects) if j != i)
 
+# %% ../nbs/11_world.ipynb #f759b805
 def _e(kind, assign, slots): return {'kind': kind, 'assign': assign, 'slots': slots}
 
+# %% ../nbs/11_world.ipynb #52230ab2
 def _cands_colour(cur, true, done):
     return [_e('colour', [[['objects', i, 'colour'], c]], [f'objects.{i}.colour'])
             for i, o in enumerate(cur.objects) if _free(done, f'objects.{i}.colour')
             for c in COLOURS if c != true.objects[i].colour and _unique_ok(cur, i, c, o.shape)]
 
+# %% ../nbs/11_world.ipynb #f8deba58
 def _cands_shape(cur, true, done):
     return [_e('shape', [[['objects', i, 'shape'], s]], [f'objects.{i}.shape'])
             for i, o in enumerate(cur.objects) if _free(done, f'objects.{i}.shape')
             for s in SHAPES if s != true.objects[i].shape and _unique_ok(cur, i, o.colour, s)
             and not (s == 'circle' and o.motion == 'rotates')]
 
+# %% ../nbs/11_world.ipynb #e06c06dd
 def _cands_size(cur, true, done):
     return [_e('size', [[['objects', i, 'size'], z]], [f'objects.{i}.size'])
             for i, o in enumerate(cur.objects) if _free(done, f'objects.{i}.size')
             for z in SIZES if z != true.objects[i].size]
 
+# %% ../nbs/11_world.ipynb #071d8018
 def _cands_position(cur, true, done):
     return [_e('position', [[['objects', i, 'cell'], c]], [f'objects.{i}.cell'])
             for i, o in enumerate(cur.objects) if o.anchor is None and _free(done, f'objects.{i}.cell')
             for c in CELLS if c != true.objects[i].cell]
 
+# %% ../nbs/11_world.ipynb #8f38d295
 def _cands_relation(cur, true, done):
     out = []
     for i, o in enumerate(cur.objects):
@@ -345,16 +375,19 @@ def _cands_relation(cur, true, done):
         out.append(_e('spatial_relation', [[['objects', i, 'relation'], r]], [f'objects.{i}.relation']))
     return out
 
+# %% ../nbs/11_world.ipynb #320741e0
 def _cands_direction(cur, true, done):
     return [_e('direction', [[['objects', i, 'direction'], d]], [f'objects.{i}.direction'])
             for i, o in enumerate(cur.objects) if o.motion == 'moves' and _free(done, f'objects.{i}.direction', f'objects.{i}.motion')
             for d in DIRECTIONS if d != true.objects[i].direction]
 
+# %% ../nbs/11_world.ipynb #2bc3265f
 def _cands_speed(cur, true, done):
     return [_e('speed', [[['objects', i, 'speed'], s]], [f'objects.{i}.speed'])
             for i, o in enumerate(cur.objects) if o.motion == 'moves' and _free(done, f'objects.{i}.speed', f'objects.{i}.motion')
             for s in SPEEDS if s != true.objects[i].speed]
 
+# %% ../nbs/11_world.ipynb #e8170c5a
 def _cands_action(cur, true, done):
     "Swap one non-moving event for another (grows, shrinks, rotates, appears, disappears): one word, same length"
     out = []
@@ -365,25 +398,30 @@ def _cands_action(cur, true, done):
                 for m in MOTIONS[1:] if m != true.objects[i].motion and not (m == 'rotates' and o.shape == 'circle')]
     return out
 
+# %% ../nbs/11_world.ipynb #b26827bc
 def _cands_order(cur, true, done):
     return [_e('temporal_order', [[['order', a], cur.order[b]], [['order', b], cur.order[a]]], [f'order.{a}', f'order.{b}'])
             for a, b in itertools.combinations(range(len(cur.order)), 2) if _free(done, f'order.{a}', f'order.{b}')]
 
+# %% ../nbs/11_world.ipynb #85856846
 def _cands_count(cur, true, done):
     return [_e('count', [[['groups', g, 'count'], n]], [f'groups.{g}.count'])
             for g, grp in enumerate(cur.groups) if _free(done, f'groups.{g}.count')
             for n in range(1, len(NUMBERS)) if n != true.groups[g].count]
 
+# %% ../nbs/11_world.ipynb #1c166485
 def _cands_scene(cur, true, done):
     return [_e('scene', [[['background'], b]], ['background'])
             for b in BACKGROUNDS if b != true.background and _free(done, 'background')]
 
+# %% ../nbs/11_world.ipynb #cb16a02c
 def _cands_distractor(cur, true, done):
     have = {g.shape for g in cur.groups + cur.extra}
     return [_e('distractor', [[['groups', g, 'shape'], s]], [f'groups.{g}.shape'])
             for g, grp in enumerate(cur.groups) if _free(done, f'groups.{g}.shape')
             for s in SHAPES if s not in have]
 
+# %% ../nbs/11_world.ipynb #5208203f
 def _cands_hallucination(cur, true, done):
     if len(cur.extra) >= 2: return []
     have = {g.shape for g in cur.groups + cur.extra}
@@ -391,6 +429,7 @@ def _cands_hallucination(cur, true, done):
     return [_e('hallucination', [[['extra'], [asdict(g) for g in cur.extra] + [{'shape': s, 'count': n, 'cells': []}]]], [slot])
             for s in SHAPES if s not in have for n in (1, 2)]
 
+# %% ../nbs/11_world.ipynb #162765ca
 EDIT_KINDS = {'colour': _cands_colour, 'shape': _cands_shape, 'size': _cands_size, 'position': _cands_position,
               'spatial_relation': _cands_relation, 'direction': _cands_direction, 'speed': _cands_speed,
               'action': _cands_action, 'temporal_order': _cands_order, 'count': _cands_count,
@@ -422,6 +461,7 @@ def _span(scene:Scene, edit:dict)->str:
     if k == 'scene': return f"a {scene.background} background"
     raise ValueError(f"unknown world edit kind {k!r}")
 
+# %% ../nbs/11_world.ipynb #c04833f4
 def edit_spans(cur:Scene, # program before the edit
                edit:dict # the edit
               )->tuple[str, str, Scene]:
@@ -443,6 +483,7 @@ WORLD_ERROR_TYPES = {'colour': 'colour', 'shape': 'shape', 'size': 'size', 'posi
 
 def _rng(*parts)->random.Random: return random.Random(int(stable_hash(*parts), 16))
 
+# %% ../nbs/11_world.ipynb #4b7af618
 def _step_edits(cur, true, done, error_type, earlier=(), rng=None, kinds=None):
     "The edits of `error_type` that keep every earlier step's changed span; with `rng`, just one of them drawn uniformly (or None)"
     keep = [m.after for m in earlier if m.after]
@@ -458,6 +499,7 @@ def _step_edits(cur, true, done, error_type, earlier=(), rng=None, kinds=None):
         out.append(e)
     return None if rng is not None else out
 
+# %% ../nbs/11_world.ipynb #dbd0a48a
 def applicable_errors(cur:Scene, # the current program
                       true:Scene, # the true program
                       done:Sequence[str]=(), # slots already edited
@@ -468,6 +510,7 @@ def applicable_errors(cur:Scene, # the current program
     r = random.Random(0)   # only used to stop at the first valid edit
     return [et for et in dict.fromkeys(WORLD_ERROR_TYPES.values()) if _step_edits(cur, true, done, et, earlier, r, kinds) is not None]
 
+# %% ../nbs/11_world.ipynb #cf1b61df
 def world_step(cur:Scene, # the current program
                true:Scene, # the true program
                done:Sequence[str], # slots already edited
@@ -499,6 +542,7 @@ def _type_weights(cfg_json:str)->dict:
         seen.update(applicable_errors(sc, sc, kinds=cfg.kinds))
     return {t: n / max(seen[t], 1) for t in dict.fromkeys(WORLD_ERROR_TYPES.values())}
 
+# %% ../nbs/11_world.ipynb #0a186435
 def draw_error_type(types:Sequence[str], # the error types applicable now
                     used:Sequence[str], # the chain's error types so far
                     cfg:WorldConfig, # `type_sampling` says how
@@ -523,6 +567,7 @@ def scene_seed(split:str, # 'train', 'val' or 'test'
     if not 0 <= i < 10**7: raise ValueError(f"item index {i} out of range [0, 1e7)")
     return (int(seed)*len(SPLITS) + SPLITS.index(split))*10**7 + int(i)
 
+# %% ../nbs/11_world.ipynb #3d5ae693
 def world_item(seed:int, # the scene seed
                cfg:WorldConfig|None=None, # difficulty knobs
                split:str='train' # recorded in meta
@@ -532,6 +577,7 @@ def world_item(seed:int, # the scene seed
     return {'id': f'world-{split}-{seed}', 'caption': render_caption(sc), 'video': None,
             'meta': {'source': 'world', 'split': split, 'scene_seed': int(seed), 'scene': sc.to_dict(), 'world': asdict(cfg)}}
 
+# %% ../nbs/11_world.ipynb #2bc36252
 def chain_programs(chain:Chain # a chain made from a world item
                   )->tuple[Scene, Scene, list[str]]:
     "(true program, program of the last caption, slots edited so far), rebuilt by replaying the steps"
@@ -545,6 +591,7 @@ def chain_programs(chain:Chain # a chain made from a world item
         raise ValueError(f"chain {chain.id!r}: replaying the edits does not give the last caption")
     return true, cur, done
 
+# %% ../nbs/11_world.ipynb #5a8e020f
 def world_chain(seed:int, # the scene seed
                 length:int=4, # captions in the chain (1 correct + length-1 degraded)
                 cfg:WorldConfig|None=None, # difficulty knobs
@@ -564,6 +611,7 @@ def world_chain(seed:int, # the scene seed
         ch.add_step(cap, m)
     return ch
 
+# %% ../nbs/11_world.ipynb #bf5a3e57
 def world_chains(n:int, # number of chains
                  length:int=4, # captions per chain
                  split:str='train', # 'train', 'val' or 'test'
@@ -574,6 +622,7 @@ def world_chains(n:int, # number of chains
     "`n` chains from distinct scenes of one split"
     return [world_chain(scene_seed(split, seed, i), length, cfg, split, error_types) for i in range(n)]
 
+# %% ../nbs/11_world.ipynb #f83df2d0
 def chain_frames(chain, # a world `Chain`, `QuestionChain` or chain dict
                  n_frames:int|None=None, # default: the world config the chain was made with
                  size:int|None=None # default: the world config the chain was made with
@@ -650,6 +699,7 @@ class WorldMutator(Mutator):
         if r is None: return MutationResult(None, None, refused=f"no {error_type} edit is left in this scene")
         return MutationResult(r[0], r[1])
 
+# %% ../nbs/11_world.ipynb #6c753198
 def world_items(n:int, # number of items
                 split:str='train', # 'train', 'val' or 'test'
                 seed:int=0, # dataset seed
@@ -674,6 +724,7 @@ def statement(scene:Scene, # a (possibly edited) program
     else: ev = f"that {t.motion}"
     return f"a {_placement(scene, i)} {ev}"
 
+# %% ../nbs/11_world.ipynb #e127ee31
 def focus_chain(seed:int, # the scene seed
                 length:int=4, # captions wanted (the true one + length-1 degraded)
                 cfg:WorldConfig|None=None, # difficulty knobs
@@ -696,6 +747,7 @@ def focus_chain(seed:int, # the scene seed
         ch.meta['statements'].append(statement(cur, i))
     return ch
 
+# %% ../nbs/11_world.ipynb #b3d021f3
 def world_mcq_chain(seed:int, # the scene seed
                     k:int=4, # answer choices
                     cfg:WorldConfig|None=None, # difficulty knobs
@@ -708,6 +760,7 @@ def world_mcq_chain(seed:int, # the scene seed
     qc.meta.update({k_: ch.meta[k_] for k_ in ('source', 'scene_seed', 'scene', 'world', 'focus')})
     return qc
 
+# %% ../nbs/11_world.ipynb #afbccd64
 def world_yesno_chain(seed:int, # the scene seed
                       k:int=4, # questions
                       cfg:WorldConfig|None=None, # difficulty knobs
@@ -748,6 +801,7 @@ def lf_mcq_item(seed:int, # the scene seed
             'prompt': prompt, 'meta': {'source': 'world', 'split': split, 'scene_seed': int(seed), 'scene': true.to_dict(),
                                        'world': asdict(cfg or WorldConfig())}}
 
+# %% ../nbs/11_world.ipynb #a25ac0e1
 def lf_mcq_set(n:int, # items
                seed:int=0, # dataset seed
                cfg:WorldConfig|None=None, # difficulty knobs

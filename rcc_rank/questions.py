@@ -7,11 +7,11 @@ from __future__ import annotations
 import re, json, random, asyncio, concurrent.futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Any
+from typing import Iterable
 
 from fastcore.basics import patch
-from .core import append_jsonl, read_jsonl, get_logger, api_key
-from .chains import Chain, Mutation, changed_spans
+from .core import read_jsonl, get_logger, api_key, request_text
+from .chains import Chain, write_chains
 
 # %% auto #0
 __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'YESNO_TEMPLATE', 'QUESTION_SYSTEM',
@@ -86,22 +86,25 @@ def write_question_chains(qchains:Iterable[QuestionChain], # records to write
                           path:str|Path, # JSONL file
                           append:bool=False # append instead of replacing
                          )->int:
-    "Validate and write question chains as JSONL; returns the number written"
-    path = Path(path); recs = [q.validate().to_dict() for q in qchains]
-    if not append and path.exists(): path.unlink()
-    return append_jsonl(path, recs) if recs else 0
+    "Validate and write question chains as JSONL (`rcc_rank.chains.write_chains`: the file is replaced whole); returns the number written"
+    return write_chains(qchains, path, append=append)
 
 # %% ../nbs/04_questions.ipynb #f5be4505
+def _question_row(d:dict, # one parsed JSONL line
+                  where:str, # the file and line, for errors
+                  validate:bool # validate the record
+                 )->QuestionChain:
+    "A `QuestionChain` from one row; a malformed row raises `ValueError` naming where it is"
+    try: q = QuestionChain.from_dict(d)
+    except (ValueError, TypeError) as e: raise ValueError(f"{where}: {e}") from None
+    return q.validate() if validate else q
+
+# %% ../nbs/04_questions.ipynb #f5be4506
 def read_question_chains(path:str|Path, # JSONL file
                          validate:bool=True # validate each record
                         )->list[QuestionChain]:
     "Read question chains from JSONL"
-    out = []
-    for i, d in enumerate(read_jsonl(path, missing_ok=False)):
-        try: q = QuestionChain.from_dict(d)
-        except (ValueError, TypeError) as e: raise ValueError(f"{path}: line {i+1}: {e}") from None
-        out.append(q.validate() if validate else q)
-    return out
+    return [_question_row(d, f"{path}: line {i+1}", validate) for i, d in enumerate(read_jsonl(path, missing_ok=False))]
 
 # %% ../nbs/04_questions.ipynb #e6b07c9f
 def segments(caption:str, # a caption
@@ -314,6 +317,10 @@ QUESTION_TOOL = {
 
 class QuestionReplyError(ValueError):
     "The LLM's reply cannot be turned into a question chain"
+    @classmethod
+    def about(cls, chain:Chain, kind:str, problem:str)->QuestionReplyError:
+        "The error for `chain`'s `kind` reply, naming the chain and the problem"
+        return cls(f"chain {chain.id!r} ({kind}): {problem}")
 
 # %% ../nbs/04_questions.ipynb #1e8c52ca
 def question_request(chain:Chain, # the source chain
@@ -335,6 +342,30 @@ def question_request(chain:Chain, # the source chain
                 messages=[{'role': 'user', 'content': user}])
 
 # %% ../nbs/04_questions.ipynb #d60f4b49
+def _tool_input(chain:Chain, kind:str, msg)->dict:
+    "The input of the reply's `write_questions` call; a refusal or a missing call raises `QuestionReplyError`"
+    if isinstance(msg, dict):
+        from anthropic.types import Message
+        msg = Message.model_validate(msg)
+    if msg.stop_reason == 'refusal': raise QuestionReplyError.about(chain, kind, 'the model refused (stop_reason=refusal)')
+    calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == QUESTION_TOOL['name']]
+    if not calls: raise QuestionReplyError.about(chain, kind, f"no {QUESTION_TOOL['name']} call in the reply (stop_reason={msg.stop_reason})")
+    inp = calls[0].input if isinstance(calls[0].input, dict) else {}
+    if str(inp.get('refused') or '').strip(): raise QuestionReplyError.about(chain, kind, f"refused: {str(inp['refused']).strip()}")
+    return inp
+
+# %% ../nbs/04_questions.ipynb #d60f4b4a
+def _reply_texts(chain:Chain, kind:str, inp:dict)->list[str]:
+    "One non-empty, distinct text per caption from the tool input: the MCQ choices or the yes/no questions"
+    texts, n = inp.get('choices' if kind == 'mcq' else 'questions'), len(chain.captions)
+    if not isinstance(texts, list) or len(texts) != n:
+        raise QuestionReplyError.about(chain, kind, f"expected {n} texts, got {len(texts) if isinstance(texts, list) else texts!r}")
+    texts = [str(t).strip() for t in texts]
+    if not all(texts): raise QuestionReplyError.about(chain, kind, "an empty text")
+    if len({_key(t) for t in texts}) < n: raise QuestionReplyError.about(chain, kind, "repeated texts")
+    return texts
+
+# %% ../nbs/04_questions.ipynb #d60f4b4b
 def parse_question_reply(chain:Chain, # the source chain
                          kind:str, # 'mcq' or 'yesno'
                          msg, # the SDK `Message` (or its dict)
@@ -342,30 +373,12 @@ def parse_question_reply(chain:Chain, # the source chain
                          method:str='claude' # recorded in `meta['method']`
                         )->QuestionChain:
     "Turn a reply into a `QuestionChain`; raises `QuestionReplyError` naming the chain and the problem"
-    def bad(m): raise QuestionReplyError(f"chain {chain.id!r} ({kind}): {m}")
-    if isinstance(msg, dict):
-        from anthropic.types import Message
-        msg = Message.model_validate(msg)
-    if msg.stop_reason == 'refusal': bad('the model refused (stop_reason=refusal)')
-    calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == QUESTION_TOOL['name']]
-    if not calls: bad(f"no {QUESTION_TOOL['name']} call in the reply (stop_reason={msg.stop_reason})")
-    inp = calls[0].input if isinstance(calls[0].input, dict) else {}
-    if str(inp.get('refused') or '').strip(): bad(f"refused: {str(inp['refused']).strip()}")
-    texts = inp.get('choices' if kind == 'mcq' else 'questions')
-    n = len(chain.captions)
-    if not isinstance(texts, list) or len(texts) != n: bad(f"expected {n} texts, got {len(texts) if isinstance(texts, list) else texts!r}")
-    texts = [str(t).strip() for t in texts]
-    if not all(texts): bad("an empty text")
-    if len({_key(t) for t in texts}) < n: bad("repeated texts")
-    try:
-        if kind == 'mcq':
-            qn = str(inp.get('question') or '').strip()
-            if not qn: bad("no question")
-            return make_mcq(chain, qn, texts, seed, method=method)
-        return make_yesno(chain, texts, method=method)
-    except ValueError as e:
-        if isinstance(e, QuestionReplyError): raise
-        bad(str(e))
+    inp = _tool_input(chain, kind, msg)
+    texts = _reply_texts(chain, kind, inp)
+    question = str(inp.get('question') or '').strip()
+    if kind == 'mcq' and not question: raise QuestionReplyError.about(chain, kind, "no question")
+    try: return make_mcq(chain, question, texts, seed, method=method) if kind == 'mcq' else make_yesno(chain, texts, method=method)
+    except ValueError as e: raise QuestionReplyError.about(chain, kind, str(e)) from e
 
 # %% ../nbs/04_questions.ipynb #58f64b21
 async def allm_question_chain(chain:Chain, # the source chain
@@ -442,7 +455,6 @@ def rule_question_responder(broken:dict|None=None # {kind: 'count'|'repeat'|'ref
     "A `FakeClaude` responder that writes question chains with the rule path"
     broken = broken or {}
     def respond(body:dict)->dict:
-        from rcc_rank.fake_claude import request_text
         text = request_text(body)
         kind = re.search(r'<kind>(\w+)</kind>', text).group(1)
         caps = re.findall(r'<caption index="\d+">(.*?)</caption>', text, flags=re.S)

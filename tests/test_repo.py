@@ -1,5 +1,5 @@
 "Repository wiring: the README, the CI entry point and the settings agree."
-import configparser, subprocess, sys
+import configparser, re, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +40,15 @@ def test_console_script_exits_zero_on_success(tmp_path):
     r = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path/'out.jsonl').read_text().count('\n') == 1
+
+def test_index_links_every_page_and_the_paper():
+    "The landing page's notebook table links every page of the sidebar; the paper is linked"
+    sys.path.insert(0, str(ROOT/'tools'))
+    import docs
+    md = (ROOT/'README.md').read_text()
+    table = md.split('## Where things are', 1)[1].split('\n## ', 1)[0]
+    linked = set(re.findall(r'\]\(https://rcc-rank\.github\.io/rcc-rank/([\w.-]+\.html)\)', table))
+    pages = {docs.page_name(nb) for _, nb in docs.sidebar_pages() if nb.name != 'index.ipynb'}
+    assert pages <= linked, f'pages missing from the table in index.ipynb: {sorted(pages - linked)}'
+    assert not linked - pages, f'table rows for pages that do not exist: {sorted(linked - pages)}'
+    assert '](https://arxiv.org/abs/2603.25145)' in md

@@ -1,7 +1,6 @@
 """System tests for the chain record, the error taxonomy and question chains, on chains built by the
 rule back end of `rcc_rank.degrade` (the same path `rcc-generate --mutator rules` takes)."""
 import json, random, re
-from pathlib import Path
 
 import pytest
 

@@ -52,7 +52,7 @@ def test_restart_between_intent_and_submission_adopts(tmp_path):
     "A run that died after `create` but before recording it: the rerun rebuilds the same round and adopts the batch"
     out = tmp_path/'c.jsonl'
     with FakeClaude(responder=rule_responder(), batch_polls=0) as srv:
-        s = batched(srv, out)
+        batched(srv, out)
         led = BatchLedger(side_paths(out)['batches'])
         first = [r for r in led.state if r['event'] == 'submitted'][0]
         # the state the dead run left: the intent is on disk, the submission and everything after it are not

@@ -1,7 +1,7 @@
 """The docs site as a reader gets it: `python tools/docs.py html` builds every notebook, every internal link
 resolves, nothing is fetched from the network, and headless Chromium shows the home, losses and widgets
 pages without console errors and with the math drawn. Screenshots go to `_build/screenshots/`."""
-import functools, http.server, os, re, shutil, subprocess, sys, tempfile, threading, time
+import functools, http.server, os, re, shutil, sys, tempfile, threading, time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit, unquote

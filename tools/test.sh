@@ -10,7 +10,7 @@ flags=""
 if [ "${1:-}" = "--flags" ]; then shift; flags="$*"; fi
 start=$(date +%s)
 
-echo "== 1/5 library in step with the notebooks (nbdev_export changes nothing)"
+echo "== 1/6 library in step with the notebooks (nbdev_export changes nothing)"
 if git rev-parse --git-dir >/dev/null 2>&1; then
   before=$(git status --porcelain -- rcc_rank)
   nbdev_export
@@ -18,7 +18,7 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   if [ "$before" != "$after" ]; then
     echo "nbdev_export changed rcc_rank/: export the notebooks and commit the library"; git status --porcelain -- rcc_rank; exit 1
   fi
-  echo "== 2/5 notebooks clean (nbdev_clean changes nothing)"
+  echo "== 2/6 notebooks clean (nbdev_clean changes nothing)"
   before=$(git status --porcelain -- nbs index.ipynb)
   nbdev_clean
   after=$(git status --porcelain -- nbs index.ipynb)
@@ -29,13 +29,16 @@ else
   echo "(not a git checkout: sync and clean checks skipped)"
 fi
 
-echo "== 3/5 README.md generated from index.ipynb"
+echo "== 3/6 lint: ruff check (pyflakes rules on rcc_rank/ and tests/, configured in pyproject.toml)"
+ruff check
+
+echo "== 4/6 README.md generated from index.ipynb"
 python3 tools/docs.py readme --check
 
-echo "== 4/5 notebooks (nbdev_test)"
+echo "== 5/6 notebooks (nbdev_test)"
 if [ -n "$flags" ]; then nbdev_test --n_workers 2 --timing --flags "$flags"; else nbdev_test --n_workers 2 --timing; fi
 
-echo "== 5/5 system tests (pytest tests/)"
+echo "== 6/6 system tests (pytest tests/)"
 # the docs test opens pages in Debian's Chromium: install it where missing and apt-get can (root, or passwordless sudo)
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && sudo="sudo -n"; }

@@ -30,16 +30,17 @@ CHAIN_CSS = ('<style>.rcc-chain del{background:#ffd7d5;color:#82071e}'
 # %% ../nbs/13_widgets.ipynb #6058ae7d
 def frame_strip_html(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]), a list of (H, W, 3) frames, or one frame
                      height:int=72, # thumbnail height in pixels
-                     max_frames:int=8, # at most this many evenly spaced frames
+                     max_frames:int|None=8, # at most this many evenly spaced frames (None: all)
                      gap:int=2, # pixels between thumbnails
                     )->str:
     "`rcc_rank.video.frame_strip`'s picture as an `<img>` tag (inline PNG)"
     strip = frame_strip(frames, height=height, max_frames=max_frames, gap=gap)
     arr = np.asarray(frames)
     total = 1 if arr.ndim == 3 else len(arr)
+    shown = total if max_frames is None else min(max_frames, total)
     buf = io.BytesIO(); strip.save(buf, format='PNG')
     b64 = base64.b64encode(buf.getvalue()).decode()
-    return (f'<img class="rcc-frames" alt="{min(max_frames, total)} of {total} frames" width="{strip.width}" '
+    return (f'<img class="rcc-frames" alt="{shown} of {total} frames" width="{strip.width}" '
             f'height="{strip.height}" src="data:image/png;base64,{b64}">')
 
 # %% ../nbs/13_widgets.ipynb #a738f49d

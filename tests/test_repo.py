@@ -52,3 +52,12 @@ def test_index_links_every_page_and_the_paper():
     assert pages <= linked, f'pages missing from the table in index.ipynb: {sorted(pages - linked)}'
     assert not linked - pages, f'table rows for pages that do not exist: {sorted(linked - pages)}'
     assert '](https://arxiv.org/abs/2603.25145)' in md
+
+def test_page_descriptions_are_plain_text():
+    "A notebook's `> description` line is shown as plain text on its page: no backticks"
+    import json
+    bad = []
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        first = ''.join(json.loads(nb.read_text())['cells'][0]['source'])
+        bad += [f'{nb.name}: {l}' for l in first.splitlines() if l.startswith('>') and '`' in l]
+    assert not bad, 'descriptions with backticks (shown raw on the site):\n' + '\n'.join(bad)

@@ -284,7 +284,9 @@ def _packed_hidden(hf, batch, bi, ki, steps):
 # %% ../nbs/08_scoring.ipynb #f3624a11
 def _cached_hidden(hf, batch, bi, cont, cmask, steps):
     "Prefix once with a KV cache, cache rows copied per caption slot, continuations on top"
-    if getattr(hf, 'is_gradient_checkpointing', False) and hf.training:
+    ckpt = getattr(hf, 'is_activation_checkpointing', None)
+    if ckpt is None: ckpt = getattr(hf, 'is_gradient_checkpointing', False)   # its name in older transformers
+    if ckpt and hf.training:
         raise ValueError("shared_prefix='cache' cannot run under gradient checkpointing (the layers drop the KV cache); "
                          "use shared_prefix=True (split) or 'packed'")
     pids, pam = batch['input_ids'], batch['attention_mask']

@@ -4,11 +4,12 @@
 
 # %% ../nbs/01_chains.ipynb #3ae3402d
 from __future__ import annotations
-import os, re, json, html, difflib, copy
+import os, re, json, html, difflib
+from copy import deepcopy
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Iterable, Any, NamedTuple
+from typing import Iterable, NamedTuple
 
 from fastcore.basics import patch
 from .core import append_jsonl, read_jsonl
@@ -175,34 +176,47 @@ def _known_types()->set[str]:
     return set(ERROR_TYPES)
 
 # %% ../nbs/01_chains.ipynb #0ea9e287
+def _caption_problem(captions)->str|None:
+    "What is wrong with a chain's captions (none, empty, a step that changes nothing, a repeat), or None"
+    if not isinstance(captions, list) or not captions: return "needs at least one caption"
+    for k, cap in enumerate(captions):
+        if not isinstance(cap, str) or not cap.strip(): return f"caption {k} is empty or not a string ({cap!r})"
+    for k in range(1, len(captions)):
+        if _norm(captions[k]) == _norm(captions[k-1]): return f"caption {k} is the same as caption {k-1}"
+    seen = {}
+    for k, cap in enumerate(captions):
+        if _norm(cap) in seen: return f"caption {k} duplicates caption {seen[_norm(cap)]}"
+        seen[_norm(cap)] = k
+
+# %% ../nbs/01_chains.ipynb #cdb4cd59
+def _step_problem(ch:Chain, error_types:Iterable[str]|None)->str|None:
+    "What is wrong with a chain's mutations (their number, their class, an unknown error type), or None"
+    if len(ch.mutations) != len(ch.captions) - 1:
+        return f"{len(ch.mutations)} mutations for {len(ch.captions)} captions (need {len(ch.captions) - 1})"
+    known = _known_types() if error_types is None else set(error_types)
+    for k, m in enumerate(ch.mutations):
+        if not isinstance(m, Mutation): return f"mutation {k} is a {type(m).__name__}, not a Mutation"
+        if known and m.error_type not in known and m.error_type != 'unknown':
+            return f"step {k+1} has unknown error type {m.error_type!r} (known: {', '.join(sorted(known))})"
+
+# %% ../nbs/01_chains.ipynb #2d6a8627
+def _field_problem(ch:Chain)->str|None:
+    "What is wrong with a chain's `video`, `ended_early` or `meta`, or None"
+    if ch.video is not None and not isinstance(ch.video, str): return f"video must be a string or None, got {type(ch.video).__name__}"
+    if ch.ended_early is not None and not isinstance(ch.ended_early, str): return "ended_early must be a string or None"
+    if not isinstance(ch.meta, dict): return f"meta must be a dict, got {type(ch.meta).__name__}"
+    try: json.dumps(ch.meta)
+    except (TypeError, ValueError) as e: return f"meta is not JSON-serialisable ({e})"
+
+# %% ../nbs/01_chains.ipynb #c63ce3e0
 @patch
 def validate(self:Chain, error_types:Iterable[str]|None=None # allowed error types (default: `ERROR_TYPES` keys); `()` to skip the check
              )->Chain:
     "Check the chain's invariants; raises `ValueError` naming the chain and the problem, else returns the chain"
     cid = self.id
-    def bad(msg): raise ValueError(f"chain {cid!r}: {msg}")
     if not isinstance(cid, str) or not cid.strip(): raise ValueError(f"chain id must be a non-empty string, got {cid!r}")
-    if not isinstance(self.captions, list) or not self.captions: bad("needs at least one caption")
-    for k, cap in enumerate(self.captions):
-        if not isinstance(cap, str) or not cap.strip(): bad(f"caption {k} is empty or not a string ({cap!r})")
-    for k in range(1, len(self.captions)):
-        if _norm(self.captions[k]) == _norm(self.captions[k-1]): bad(f"caption {k} is the same as caption {k-1}")
-    seen = {}
-    for k, cap in enumerate(self.captions):
-        if _norm(cap) in seen: bad(f"caption {k} duplicates caption {seen[_norm(cap)]}")
-        seen[_norm(cap)] = k
-    if len(self.mutations) != len(self.captions) - 1:
-        bad(f"{len(self.mutations)} mutations for {len(self.captions)} captions (need {len(self.captions) - 1})")
-    known = _known_types() if error_types is None else set(error_types)
-    for k, m in enumerate(self.mutations):
-        if not isinstance(m, Mutation): bad(f"mutation {k} is a {type(m).__name__}, not a Mutation")
-        if known and m.error_type not in known and m.error_type != 'unknown':
-            bad(f"step {k+1} has unknown error type {m.error_type!r} (known: {', '.join(sorted(known))})")
-    if self.video is not None and not isinstance(self.video, str): bad(f"video must be a string or None, got {type(self.video).__name__}")
-    if self.ended_early is not None and not isinstance(self.ended_early, str): bad("ended_early must be a string or None")
-    if not isinstance(self.meta, dict): bad(f"meta must be a dict, got {type(self.meta).__name__}")
-    try: json.dumps(self.meta)
-    except (TypeError, ValueError) as e: bad(f"meta is not JSON-serialisable ({e})")
+    problem = _caption_problem(self.captions) or _step_problem(self, error_types) or _field_problem(self)
+    if problem: raise ValueError(f"chain {cid!r}: {problem}")
     return self
 
 # %% ../nbs/01_chains.ipynb #0b81c8ef
@@ -213,7 +227,7 @@ def to_dict(self:Chain)->dict:
     "A JSON-ready dict with the keys in `CHAIN_KEYS`"
     return {'id': self.id, 'video': self.video, 'captions': list(self.captions), 'errors': self.errors,
             'mutations': [m.to_dict() for m in self.mutations], 'ended_early': self.ended_early,
-            'meta': copy.deepcopy(self.meta)}
+            'meta': deepcopy(self.meta)}
 
 # %% ../nbs/01_chains.ipynb #952bc488
 @patch(cls_method=True)
@@ -307,8 +321,8 @@ def diffs(self:Chain)->list[list[DiffOp]]:
 
 # %% ../nbs/01_chains.ipynb #ceabf74c
 def _given(frames, chain):
-    "Frames from an explicit source: an array, a {chain id: frames} dict, or a function of the chain"
-    if frames is None or isinstance(frames, (list, tuple)) or hasattr(frames, 'shape'): return frames
+    "Frames from an explicit source: frames (an array, images or a path), a {chain id: frames} dict, or a function of the chain"
+    if frames is None or isinstance(frames, (list, tuple, str, os.PathLike)) or hasattr(frames, 'shape'): return frames
     if isinstance(frames, dict): return frames.get(chain['id'] if isinstance(chain, dict) else chain.id)
     if callable(frames): return frames(chain)
     raise TypeError(f'frames: expected an array, a dict or a function, got {type(frames).__name__}')
@@ -420,29 +434,9 @@ def _size_category(n:int)->str:
     return 'n>1M'
 
 # %% ../nbs/01_chains.ipynb #d13f55a9
-def write_dataset_card(chains:Iterable[Chain], # the chains the card describes
-                       path:str|Path, # file to write (a folder gets `README.md` inside it)
-                       name:str='rcc-chains', # pretty name of the dataset
-                       description:str='', # what the captions and videos are, where they come from
-                       license:str='other', # the data's licence (Hub licence id)
-                       source:str='', # source dataset(s) of the videos and first captions
-                       generator:str='' # how the chains were made (e.g. the `rcc-generate` command)
-                      )->Path:
-    "Write a Hugging Face dataset card (README.md with YAML metadata) for `chains`; returns its path"
-    from huggingface_hub import DatasetCard, DatasetCardData
-    chains = list(chains); st = chain_stats(chains)
-    path = Path(path)
-    if path.is_dir() or path.suffix == '': path = path/'README.md'
-    data = DatasetCardData(license=license, language=['en'], pretty_name=name,
-                           task_categories=['video-text-to-text'], size_categories=[_size_category(st['chains'])],
-                           tags=['rcc-rank', 'ranked-caption-chains', 'video-captioning', 'preference'])
-    def table(d, h):
-        return '\n'.join([f'| {h} | count |', '|---|---|'] + [f'| {k} | {v} |' for k, v in d.items()]) if d else '(none)'
-    ex = chain_markdown(chains[0], max_steps=4) if chains else '(empty)'
-    from rcc_rank.errors import ERROR_TYPES, taxonomy_markdown
-    used = [e for e in ERROR_TYPES if e in st['errors']]
-    taxonomy = taxonomy_markdown(used) if used else '(no steps)'
-    body = f"""
+def _card_head(name:str, description:str, source:str, generator:str)->str:
+    "The dataset card's description and its table of fields"
+    return f"""
 # {name}
 
 Ranked caption chains: each row holds captions of one video ordered best to worst. The first caption
@@ -467,17 +461,33 @@ grounded error of a named type, so caption *k* carries *k* errors.
 | `meta` | JSON string | free-form metadata (split, source, seed, ...) |
 
 Load with `rcc_rank.chains.dataset_to_chains(datasets.load_dataset(...)['train'])`.
+"""
 
+# %% ../nbs/01_chains.ipynb #ebc61deb
+def _count_table(d:dict, # {value: count}
+                 h:str # the first column's heading
+                )->str:
+    "A markdown table of counts, or '(none)'"
+    return '\n'.join([f'| {h} | count |', '|---|---|'] + [f'| {k} | {v} |' for k, v in d.items()]) if d else '(none)'
+
+# %% ../nbs/01_chains.ipynb #36562000
+def _card_stats(chains:list, st:dict)->str:
+    "The dataset card's statistics (from `chain_stats`), error types and an example chain"
+    from rcc_rank.errors import ERROR_TYPES, taxonomy_markdown
+    ex = chain_markdown(chains[0], max_steps=4) if chains else '(empty)'
+    used = [e for e in ERROR_TYPES if e in st['errors']]
+    taxonomy = taxonomy_markdown(used) if used else '(no steps)'
+    return f"""
 ## Statistics
 
 - chains: {st['chains']}, captions: {st['captions']}, mean words per caption: {st['mean_caption_words']}
 - chains that ended early: {st['ended_early']}; chains with a video: {st['with_video']}
 
-{table(st['length_hist'], 'captions per chain')}
+{_count_table(st['length_hist'], 'captions per chain')}
 
-{table(st['errors'], 'error type')}
+{_count_table(st['errors'], 'error type')}
 
-{table(st['mutators'], 'mutator')}
+{_count_table(st['mutators'], 'mutator')}
 
 ## Error types
 
@@ -487,6 +497,25 @@ Load with `rcc_rank.chains.dataset_to_chains(datasets.load_dataset(...)['train']
 
 {ex}
 """
+
+# %% ../nbs/01_chains.ipynb #025078ef
+def write_dataset_card(chains:Iterable[Chain], # the chains the card describes
+                       path:str|Path, # file to write (a folder gets `README.md` inside it)
+                       name:str='rcc-chains', # pretty name of the dataset
+                       description:str='', # what the captions and videos are, where they come from
+                       license:str='other', # the data's licence (Hub licence id)
+                       source:str='', # source dataset(s) of the videos and first captions
+                       generator:str='' # how the chains were made (e.g. the `rcc-generate` command)
+                      )->Path:
+    "Write a Hugging Face dataset card (README.md with YAML metadata) for `chains`; returns its path"
+    from huggingface_hub import DatasetCard, DatasetCardData
+    chains = list(chains); st = chain_stats(chains)
+    path = Path(path)
+    if path.is_dir() or path.suffix == '': path = path/'README.md'
+    data = DatasetCardData(license=license, language=['en'], pretty_name=name,
+                           task_categories=['video-text-to-text'], size_categories=[_size_category(st['chains'])],
+                           tags=['rcc-rank', 'ranked-caption-chains', 'video-captioning', 'preference'])
+    body = _card_head(name, description, source, generator) + _card_stats(chains, st)
     card = DatasetCard('---\n' + data.to_yaml() + '\n---\n' + body)
     path.parent.mkdir(parents=True, exist_ok=True)
     card.save(path)

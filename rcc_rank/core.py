@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #1ac464ec
 from __future__ import annotations
-import os, re, json, time, fcntl, random, logging, hashlib
+import os, re, sys, json, time, fcntl, logging, hashlib, threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import Iterable, Iterator, Any
-
-import numpy as np
+from typing import Callable, Iterable, Any
 
 # %% auto #0
 __all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
-           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite']
+           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite',
+           'approx_bytes', 'SizedCache']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -220,3 +220,39 @@ def check_finite(values:dict, # setting name -> value
     for k, v in values.items():
         if isinstance(v, float) and not math.isfinite(v): raise ValueError(f"{where}{k}: must be a finite number (got {v!r})")
     return values
+
+# %% ../nbs/00_core.ipynb #0de676c2
+def approx_bytes(obj, # a value made of str/bytes/numbers/tuples/lists/sets/dicts/dataclasses
+                 _seen:set|None=None)->int:
+    "Estimated memory held by `obj` and what it refers to (`sys.getsizeof`, recursively, each object once)"
+    seen = set() if _seen is None else _seen
+    if id(obj) in seen: return 0
+    seen.add(id(obj)); n = sys.getsizeof(obj)
+    if isinstance(obj, (str, bytes, int, float, bool)) or obj is None: return n
+    if isinstance(obj, dict): return n + sum(approx_bytes(k, seen) + approx_bytes(v, seen) for k, v in obj.items())
+    if isinstance(obj, (tuple, list, set, frozenset)): return n + sum(approx_bytes(x, seen) for x in obj)
+    if hasattr(obj, '__dict__'): return n + approx_bytes(vars(obj), seen)
+    return n
+
+# %% ../nbs/00_core.ipynb #860642c2
+class SizedCache:
+    "A mapping that forgets its least recently used entries once their estimated size passes `max_bytes`"
+    def __init__(self, max_bytes:int, # the budget, in bytes
+                 sizeof:Callable=None # estimated bytes of a value (default: `approx_bytes`); keys are counted with `approx_bytes`
+                ):
+        self.max_bytes, self.nbytes, self.sizeof = int(max_bytes), 0, sizeof or approx_bytes
+        self._d, self._sizes, self._lock = OrderedDict(), {}, threading.RLock()
+    def __contains__(self, k): return k in self._d
+    def __len__(self): return len(self._d)
+    def __getitem__(self, k):
+        with self._lock: self._d.move_to_end(k); return self._d[k]
+    def get(self, k, default=None): return self[k] if k in self._d else default
+    def __setitem__(self, k, v):
+        with self._lock:
+            if k in self._d: self.nbytes -= self._sizes.pop(k); del self._d[k]
+            self._d[k], self._sizes[k] = v, approx_bytes(k) + self.sizeof(v)
+            self.nbytes += self._sizes[k]
+            while self.nbytes > self.max_bytes and len(self._d) > 1:   # the newest entry always stays
+                old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
+    def clear(self):
+        with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0

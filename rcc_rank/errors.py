@@ -4,19 +4,19 @@
 
 # %% ../nbs/02_errors.ipynb #c24d75d7
 from __future__ import annotations
-import os, re, sys, random, threading, functools
-from collections import OrderedDict
+import os, re, sys, random, functools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Any
+from .core import SizedCache
 
 # %% auto #0
 __all__ = ['COLOURS', 'SIZE_OPPOSITES', 'SIZES', 'SHAPES', 'MATERIALS', 'NUMBER_WORDS', 'QUANTIFIER_OPPOSITES',
            'SPATIAL_OPPOSITES', 'DIRECTION_OPPOSITES', 'MOTION_VERBS', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES',
            'TEMPORAL_WORDS', 'ACTION_OPPOSITES', 'OBJECT_CATEGORIES', 'PERSON_OPPOSITES', 'PERSON_NOUNS', 'SCENES',
            'SCENE_WORDS', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'LIGHTING_OPPOSITES', 'LEXICONS', 'PREFERRED_PIPELINES',
-           'INSTALL_HINT', 'ERROR_TYPES', 'same_category', 'inflect_like', 'EnglishPipelineMissing', 'get_nlp',
-           'approx_bytes', 'SizedCache', 'Token', 'Tagged', 'tag', 'tag_many', 'ErrorType', 'taxonomy_markdown',
-           'register_error_type', 'applicable_types', 'sample_error_type', 'error_type_order']
+           'INSTALL_HINT', 'ERROR_TYPES', 'same_category', 'inflect_like', 'EnglishPipelineMissing', 'get_nlp', 'Token',
+           'Tagged', 'tag', 'tag_many', 'ErrorType', 'taxonomy_markdown', 'register_error_type', 'applicable_types',
+           'sample_error_type', 'error_type_order']
 
 # %% ../nbs/02_errors.ipynb #bc115650
 def _sym(pairs:Iterable[tuple[str, str]])->dict[str, str]:
@@ -25,6 +25,7 @@ def _sym(pairs:Iterable[tuple[str, str]])->dict[str, str]:
     for a, b in pairs: d.setdefault(a, b); d.setdefault(b, a)
     return d
 
+# %% ../nbs/02_errors.ipynb #0b4b51bf
 COLOURS = ['red', 'blue', 'green', 'yellow', 'orange', 'purple', 'pink', 'brown', 'black', 'white', 'grey', 'gray',
            'beige', 'navy', 'teal', 'turquoise', 'maroon', 'violet', 'gold', 'golden', 'silver', 'tan', 'cream',
            'crimson', 'scarlet', 'cyan', 'magenta', 'olive', 'lavender', 'khaki', 'blond', 'blonde', 'dark-haired']
@@ -64,6 +65,7 @@ SPATIAL_OPPOSITES = _sym([('left of', 'right of'), ('to the left of', 'to the ri
                           ('within', 'outside'), ('along', 'across')])
 "Spatial relations and their opposites"
 
+# %% ../nbs/02_errors.ipynb #4c39c4dc
 DIRECTION_OPPOSITES = _sym([('left', 'right'), ('leftward', 'rightward'), ('up', 'down'), ('upward', 'downward'),
                             ('upwards', 'downwards'), ('towards', 'away from'), ('toward', 'away from'),
                             ('forward', 'backward'), ('forwards', 'backwards'), ('clockwise', 'counterclockwise'),
@@ -92,6 +94,7 @@ TEMPORAL_WORDS = sorted(set(TEMPORAL_OPPOSITES) | {'meanwhile', 'subsequently', 
                                                    'as soon as', 'during', 'when', 'throughout', 'at first', 'second'})
 "Words that order events in time"
 
+# %% ../nbs/02_errors.ipynb #d896dddf
 ACTION_OPPOSITES = _sym([('open', 'close'), ('sit', 'stand'), ('enter', 'exit'), ('push', 'pull'), ('give', 'take'),
                          ('throw', 'catch'), ('raise', 'lower'), ('walk', 'run'), ('smile', 'frown'), ('laugh', 'cry'),
                          ('start', 'stop'), ('climb', 'descend'), ('arrive', 'leave'), ('win', 'lose'), ('lift', 'drop'),
@@ -106,6 +109,7 @@ ACTION_OPPOSITES = _sym([('open', 'close'), ('sit', 'stand'), ('enter', 'exit'),
                          ('knock', 'ring'), ('fix', 'break'), ('talk', 'stay silent'), ('look', 'look away')])
 "Action verbs (lemmas) and a contrasting action"
 
+# %% ../nbs/02_errors.ipynb #11cdbd02
 OBJECT_CATEGORIES = {
     'animal': ['dog', 'cat', 'horse', 'cow', 'sheep', 'goat', 'bird', 'duck', 'chicken', 'fish', 'rabbit', 'mouse',
                'lion', 'tiger', 'bear', 'elephant', 'monkey', 'deer', 'fox', 'wolf', 'pig', 'squirrel', 'frog', 'snake'],
@@ -137,6 +141,7 @@ OBJECT_CATEGORIES = {
 }
 "Nouns grouped by category; an object error swaps a noun for another of the same category"
 
+# %% ../nbs/02_errors.ipynb #9eca097d
 PERSON_OPPOSITES = _sym([('man', 'woman'), ('men', 'women'), ('boy', 'girl'), ('boys', 'girls'), ('gentleman', 'lady'),
                          ('father', 'mother'), ('husband', 'wife'), ('son', 'daughter'), ('brother', 'sister'),
                          ('guy', 'girl'), ('male', 'female'), ('old', 'young'), ('elderly', 'young'), ('adult', 'child'),
@@ -176,6 +181,7 @@ LIGHTING_OPPOSITES = _sym([('sunny', 'overcast'), ('day', 'night'), ('daytime', 
                            ('lit', 'unlit'), ('shadowy', 'sunlit'), ('windy', 'calm'), ('raining', 'sunny'), ('snowing', 'clear')])
 "Weather and lighting words with a contrasting one"
 
+# %% ../nbs/02_errors.ipynb #f34add54
 LEXICONS = {'colour': COLOURS, 'size': SIZE_OPPOSITES, 'shape': SHAPES, 'material': MATERIALS, 'count': NUMBER_WORDS,
             'quantifier': QUANTIFIER_OPPOSITES, 'spatial_relation': SPATIAL_OPPOSITES, 'direction': DIRECTION_OPPOSITES,
             'speed': SPEED_OPPOSITES, 'temporal_order': TEMPORAL_OPPOSITES, 'action': ACTION_OPPOSITES,
@@ -266,42 +272,7 @@ def get_nlp(name:str|None=None # a spaCy pipeline name; default: the first of `P
     try: return spacy.load(name, exclude=['ner'])
     except OSError as e: raise EnglishPipelineMissing(f"Could not load spaCy pipeline {name!r} ({e}). " + INSTALL_HINT) from None
 
-# %% ../nbs/02_errors.ipynb #4e733ef9
-def approx_bytes(obj, # a value made of str/bytes/numbers/tuples/lists/sets/dicts/dataclasses
-                 _seen:set|None=None)->int:
-    "Estimated memory held by `obj` and what it refers to (`sys.getsizeof`, recursively, each object once)"
-    seen = set() if _seen is None else _seen
-    if id(obj) in seen: return 0
-    seen.add(id(obj)); n = sys.getsizeof(obj)
-    if isinstance(obj, (str, bytes, int, float, bool)) or obj is None: return n
-    if isinstance(obj, dict): return n + sum(approx_bytes(k, seen) + approx_bytes(v, seen) for k, v in obj.items())
-    if isinstance(obj, (tuple, list, set, frozenset)): return n + sum(approx_bytes(x, seen) for x in obj)
-    if hasattr(obj, '__dict__'): return n + approx_bytes(vars(obj), seen)
-    return n
-
 # %% ../nbs/02_errors.ipynb #a9aefbf5
-class SizedCache:
-    "A mapping that forgets its least recently used entries once their estimated size passes `max_bytes`"
-    def __init__(self, max_bytes:int, # the budget, in bytes
-                 sizeof:Callable=None # estimated bytes of a value (default: `approx_bytes`); keys are counted with `approx_bytes`
-                ):
-        self.max_bytes, self.nbytes, self.sizeof = int(max_bytes), 0, sizeof or approx_bytes
-        self._d, self._sizes, self._lock = OrderedDict(), {}, threading.RLock()
-    def __contains__(self, k): return k in self._d
-    def __len__(self): return len(self._d)
-    def __getitem__(self, k):
-        with self._lock: self._d.move_to_end(k); return self._d[k]
-    def get(self, k, default=None): return self[k] if k in self._d else default
-    def __setitem__(self, k, v):
-        with self._lock:
-            if k in self._d: self.nbytes -= self._sizes.pop(k); del self._d[k]
-            self._d[k], self._sizes[k] = v, approx_bytes(k) + self.sizeof(v)
-            self.nbytes += self._sizes[k]
-            while self.nbytes > self.max_bytes and len(self._d) > 1:   # the newest entry always stays
-                old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
-    def clear(self):
-        with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0
-
 _MB = 2**20
 _TAG_CACHE_BYTES = int(float(os.environ.get('RCC_RANK_TAG_CACHE_MB', 256)) * _MB)
 
@@ -498,6 +469,7 @@ def _camera_rule(t:Tagged)->bool:
     "Camera words; 'pan', 'tilt', 'zoom' count only as verbs (a frying pan is not a camera pan)"
     return t.has_any(_CAMERA_STRONG) or any(tok.lemma in ('pan', 'tilt', 'zoom') and tok.pos == 'VERB' for tok in t.tokens)
 
+# %% ../nbs/02_errors.ipynb #77821d94
 ERROR_TYPES: dict[str, ErrorType] = {e.name: e for e in [
     ErrorType('object', "Replace one object (a thing, animal or vehicle, not a person) with a different but plausible object, "
               "preferably of the same category.", ('a red mug on the table', 'a red bowl on the table'),

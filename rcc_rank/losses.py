@@ -180,6 +180,58 @@ def _pair_stats(x:Tensor, mask:Tensor)->float:
     return float(good.sum()) / n if n else 0.0
 
 # %% ../nbs/05_losses.ipynb #a630d353
+def _objective_args(name:str, policy_logps:Tensor, ref_logps:Tensor|None, mask:Tensor|None, hinge_on:str)->tuple:
+    "Validate `chain_objective`'s arguments; returns the mask and the reference log-probs (zeros when None)"
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}: valid names are {', '.join(OBJECTIVES)}")
+    if hinge_on not in ('logps', 'rewards'): raise ValueError(f"hinge_on must be 'logps' or 'rewards', got {hinge_on!r}")
+    mask = _check(policy_logps, mask)
+    if ref_logps is None and (name in ('rank', 'dpo', 'mpo') or (name == 'hinge' and hinge_on == 'rewards')):
+        raise ValueError(f"objective {name!r} needs ref_logps (the reference model's log-probs)")
+    if ref_logps is None: return mask, torch.zeros_like(policy_logps)
+    _pair(policy_logps, ref_logps)
+    return mask, ref_logps
+
+# %% ../nbs/05_losses.ipynb #b2745e16
+def _ntp_term(name:str, ntp:Tensor|float|None, ntp_weight:float, policy_logps:Tensor)->Tensor:
+    "The per-chain NTP loss as a `(B,)` tensor (a scalar broadcasts; None means zeros when nothing uses it)"
+    B = policy_logps.shape[0]
+    if ntp is None:
+        if name == 'sft' or ntp_weight: raise ValueError(f"objective {name!r} with ntp_weight={ntp_weight} needs ntp (use ntp_loss)")
+        return policy_logps.new_zeros(B)
+    ntp = torch.as_tensor(ntp, dtype=policy_logps.dtype, device=policy_logps.device)
+    if ntp.ndim > 1 or (ntp.ndim == 1 and ntp.shape[0] != B):
+        raise ValueError(f"ntp must be a (B,) = ({B},) tensor or a scalar, got shape {tuple(ntp.shape)}")
+    return ntp.expand(B)
+
+# %% ../nbs/05_losses.ipynb #0aa14901
+_PREFERENCE = {   # name -> preference term (policy log-probs, reference log-probs, beta, mask, hinge_on) -> (B,)
+    'rank': lambda p, r, beta, mask, on: plackett_luce_loss(p, r, beta, mask),
+    'dpo': lambda p, r, beta, mask, on: bradley_terry_loss(p, r, beta, mask),
+    'mpo': lambda p, r, beta, mask, on: mpo_loss(p, r, beta, mask),
+    'hinge': lambda p, r, beta, mask, on: hinge_loss(p if on == 'logps' else dpo_rewards(p, r, beta), mask),
+    'sft': lambda p, r, beta, mask, on: p.new_zeros(p.shape[0]),
+}
+
+# %% ../nbs/05_losses.ipynb #52d8916e
+def _objective_stats(policy_logps:Tensor, ref:Tensor, beta:float, mask:Tensor, loss:Tensor, pref:Tensor, ntp:Tensor)->dict:
+    "Detached logging statistics of one `chain_objective` evaluation (the list above)"
+    with torch.no_grad():
+        s = dpo_rewards(policy_logps, ref, beta).masked_fill(~mask, 0.)
+        n = mask.sum(-1)
+        two = n >= 2
+        last = s.gather(1, (n - 1).clamp(min=0)[:, None]).squeeze(1)
+        nt = int(two.sum())
+        margin = float((s[:, 0] - s[:, 1])[two].mean()) if nt and s.shape[1] >= 2 else 0.0
+        margin_last = float((s[:, 0] - last)[two].mean()) if nt else 0.0
+        per_pos = s.sum(0) / mask.sum(0).clamp(min=1)
+        return dict(loss=float(loss.mean()), pref=float(pref.mean()), ntp=float(ntp.mean()),
+                    reward_margin=margin, reward_margin_last=margin_last,
+                    reward_acc=_pair_stats(s, mask),
+                    logp_acc=_pair_stats(policy_logps.masked_fill(~mask, 0.), mask),
+                    rewards=per_pos.detach().float().cpu())
+
+# %% ../nbs/05_losses.ipynb #f4571c97
 def chain_objective(name:str, # one of OBJECTIVES: 'rank', 'dpo', 'mpo', 'hinge', 'sft'
                     policy_logps:Tensor, # (B, K) summed policy log-probs, column 0 best
                     ref_logps:Tensor|None, # (B, K) reference log-probs (may be None for 'sft' and 'hinge')
@@ -190,41 +242,8 @@ def chain_objective(name:str, # one of OBJECTIVES: 'rank', 'dpo', 'mpo', 'hinge'
                     hinge_on:str='logps' # hinge scores: 'logps' (policy log-probs, the paper) or 'rewards'
                    )->tuple[Tensor, dict]:
     "Per-chain training loss `(B,)` for objective `name`, and a dict of detached logging statistics"
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}: valid names are {', '.join(OBJECTIVES)}")
-    if hinge_on not in ('logps', 'rewards'): raise ValueError(f"hinge_on must be 'logps' or 'rewards', got {hinge_on!r}")
-    mask = _check(policy_logps, mask)
-    B, K = policy_logps.shape
-    if ref_logps is None and (name in ('rank', 'dpo', 'mpo') or (name == 'hinge' and hinge_on == 'rewards')):
-        raise ValueError(f"objective {name!r} needs ref_logps (the reference model's log-probs)")
-    if ref_logps is not None: _pair(policy_logps, ref_logps)
-    if ntp is None:
-        if name == 'sft' or ntp_weight: raise ValueError(f"objective {name!r} with ntp_weight={ntp_weight} needs ntp (use ntp_loss)")
-        ntp = policy_logps.new_zeros(B)
-    ntp = torch.as_tensor(ntp, dtype=policy_logps.dtype, device=policy_logps.device)
-    if ntp.ndim > 1 or (ntp.ndim == 1 and ntp.shape[0] != B):
-        raise ValueError(f"ntp must be a (B,) = ({B},) tensor or a scalar, got shape {tuple(ntp.shape)}")
-    ntp = ntp.expand(B)
-    ref = ref_logps if ref_logps is not None else torch.zeros_like(policy_logps)
-    if name == 'rank': pref = plackett_luce_loss(policy_logps, ref, beta, mask)
-    elif name == 'dpo': pref = bradley_terry_loss(policy_logps, ref, beta, mask)
-    elif name == 'mpo': pref = mpo_loss(policy_logps, ref, beta, mask)
-    elif name == 'hinge':
-        pref = hinge_loss(policy_logps if hinge_on == 'logps' else dpo_rewards(policy_logps, ref, beta), mask)
-    else: pref = torch.zeros_like(ntp)
+    mask, ref = _objective_args(name, policy_logps, ref_logps, mask, hinge_on)
+    ntp = _ntp_term(name, ntp, ntp_weight, policy_logps)
+    pref = _PREFERENCE[name](policy_logps, ref, beta, mask, hinge_on)
     loss = ntp if name == 'sft' else pref + ntp_weight * ntp
-    with torch.no_grad():
-        s = dpo_rewards(policy_logps, ref, beta).masked_fill(~mask, 0.)
-        n = mask.sum(-1)
-        two = n >= 2
-        last = s.gather(1, (n - 1).clamp(min=0)[:, None]).squeeze(1)
-        nt = int(two.sum())
-        margin = float((s[:, 0] - s[:, 1])[two].mean()) if nt and K >= 2 else 0.0
-        margin_last = float((s[:, 0] - last)[two].mean()) if nt else 0.0
-        per_pos = s.sum(0) / mask.sum(0).clamp(min=1)
-        parts = dict(loss=float(loss.mean()), pref=float(pref.mean()), ntp=float(ntp.mean()),
-                     reward_margin=margin, reward_margin_last=margin_last,
-                     reward_acc=_pair_stats(s, mask),
-                     logp_acc=_pair_stats(policy_logps.masked_fill(~mask, 0.), mask),
-                     rewards=per_pos.detach().float().cpu())
-    return loss, parts
+    return loss, _objective_stats(policy_logps, ref, beta, mask, loss, pref, ntp)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_models.ipynb #b63b5c51
 from __future__ import annotations
-import os, contextlib
+import contextlib
 from pathlib import Path
 import torch
 from torch import nn

@@ -4,22 +4,26 @@
 
 # %% ../nbs/10_evaluate.ipynb #145000bd
 from __future__ import annotations
-import os, re, json, math, time, itertools
+import json, math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 from collections import defaultdict
 
 import numpy as np
 
-from .core import get_logger, append_jsonl, read_jsonl, stable_hash, set_seed
+from .core import get_logger, append_jsonl, stable_hash
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'TASKS', 'chain_metrics',
+__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'chain_metrics',
            'ranking_metrics', 'map_shards', 'rank_chains', 'results_table', 'generate_captions', 'mcq_prompt',
            'mcq_evaluate', 'tempcompass_prompt', 'tempcompass_match', 'tempcompass_accuracy', 'tempcompass_records',
-           'caption_matching', 'make_judge', 'make_model', 'evaluate_task', 'rcc_evaluate']
+           'caption_matching', 'make_judge', 'make_model', 'AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge',
+           'tiny_chat_model', 'judge_captions', 'judge_summary', 'judge_agreement', 'vdc_score', 'parse_vdc_review',
+           'vdc_aggregate', 'run_async', 'split_sentences', 'LineJudgment', 'evidence_index', 'argus_cost',
+           'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs', 'argus_score',
+           'argus_average']
 
 # %% ../nbs/10_evaluate.ipynb #176ea1d0
 def _np(x, name:str, dtype=np.float64)->np.ndarray|None:
@@ -473,20 +477,17 @@ def caption_matching(model, processor, # a VLM and its processor
 # %% ../nbs/10_evaluate.ipynb #b8f867c0
 from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
                              judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
-from .judges import require_fields
-from .core import check_finite
-import sys
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score, argus_average)
+_all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_chat_model', 'judge_captions', 'judge_summary',
+         'judge_agreement', 'vdc_score', 'parse_vdc_review', 'vdc_aggregate', 'run_async', 'split_sentences', 'LineJudgment',
+         'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs',
+         'argus_score', 'argus_average']
 
 # %% ../nbs/10_evaluate.ipynb #09797cc4
 from .degrade import DEFAULT_MODEL   # one default model for every module
 
 # %% ../nbs/10_evaluate.ipynb #6a60364c
-from fastcore.script import call_parse, Param, store_true
-
-TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table', 'make-lfmcqa')
-
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
                max_retries:int=4, # SDK retries (claude)
               ):
@@ -512,166 +513,3 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     else: model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc
-
-# %% ../nbs/10_evaluate.ipynb #99d2d6e2
-def _split_of(r)->str|None:
-    meta = r.meta if hasattr(r, 'meta') else (r.get('meta') or {})
-    return meta.get('split', None if hasattr(r, 'meta') else r.get('split'))
-
-# %% ../nbs/10_evaluate.ipynb #c6da2d2b
-def _in_split(rows:list, split:str|None, path)->list:
-    "The rows (dicts or Chains) of `split` (`split` or `meta.split`); all rows when `split` is None"
-    if split is None: return rows
-    kept = [r for r in rows if _split_of(r) == split]
-    if not kept:
-        have = sorted({str(_split_of(r)) for r in rows})
-        raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
-    return kept
-
-# %% ../nbs/10_evaluate.ipynb #843a2a61
-def _chains(path, split=None):
-    from rcc_rank.chains import read_chains
-    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
-    return _in_split(read_chains(path), split, path)
-
-# %% ../nbs/10_evaluate.ipynb #6fa8fffc
-def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
-
-# %% ../nbs/10_evaluate.ipynb #ad58c5a5
-def _rows(path, task, split=None):
-    if not path: raise ValueError(f"task {task!r} needs --data")
-    rows = read_jsonl(path, missing_ok=False, tail_ok=False)   # an input file: a bad last line is an error too
-    if not rows: raise ValueError(f"{path}: no rows")
-    return _in_split(rows, split, path)
-
-# %% ../nbs/10_evaluate.ipynb #34645fcb
-def _summary(res:dict)->dict:
-    return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
-
-# %% ../nbs/10_evaluate.ipynb #c51fcec7
-def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
-                  data:str=None, # input JSONL (table: comma-separated result JSON files)
-                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                  split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
-                  judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
-                  other:str=None, # agreement: the second judge's result JSON
-                  run:str=None, # a name for this run (the `run` column of results tables)
-                  rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
-                  order_penalty:float=0.1, # ARGUS order-penalty factor
-                  cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
-                  concurrency:int=8, # judge calls in flight
-                  batch_size:int=4, # items per forward pass
-                  num_frames:int=8, # frames per video
-                  max_new_tokens:int=256, # generation budget
-                  sample:bool=False, # sample instead of greedy decoding
-                  temperature:float=1.0, # sampling temperature
-                  top_p:float=1.0, # nucleus sampling
-                  seed:int=0, # sampling seed
-                  prompt:str=None, # caption instruction (generate)
-                  quiet:bool=False, # no progress bars
-                  echo:bool=False, # print the summary (JSON; table: markdown) on the main process
-                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
-                  source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                  n:int=None, # make-lfmcqa / --benchmark: at most this many items
-                 ):
-    "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
-    if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
-        from rcc_rank.benchmarks import benchmark_task
-        return benchmark_task(task, benchmark, source, split, n, out, model, judge, adapter, seed, rule=rule, order_penalty=order_penalty, cache=cache,
-                              concurrency=concurrency, batch_size=batch_size, num_frames=num_frames, max_new_tokens=max_new_tokens, quiet=quiet, run=run, echo=echo)
-    cache_path = None if cache == 'none' else cache
-    progress = not quiet
-    acc, main = None, True
-    if task in ('rank', 'generate', 'mcq', 'tempcompass'):
-        import torch
-        from accelerate import Accelerator
-        acc = Accelerator(cpu=not torch.cuda.is_available())
-        main = acc.is_main_process
-        m, proc = make_model(model, acc, adapter)
-    if task == 'rank':
-        res = rank_chains(m, proc, _chains(data, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
-    elif task == 'generate':
-        if out and main and Path(out).exists(): Path(out).unlink()
-        recs = generate_captions(m, proc, _rows(data, task, split), prompt=prompt, batch_size=batch_size, num_frames=num_frames,
-                                 max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p, seed=seed,
-                                 accelerator=acc, out_path=out, progress=progress)
-        res = dict(n_items=len(recs), captions=recs)
-        out = None   # the captions file is the output
-    elif task == 'mcq':
-        res = mcq_evaluate(m, proc, _rows(data, task, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
-    elif task == 'tempcompass':
-        res = caption_matching(m, proc, _rows(data, task, split), max_new_tokens=min(max_new_tokens, 32), batch_size=batch_size,
-                               num_frames=num_frames, accelerator=acc, progress=progress, rule=rule or 'tempcompass')
-    elif task == 'judge':
-        rows = require_fields(_rows(data, task), ('prediction', 'reference'), data); j = make_judge(judge)
-        ids = [r.get('id', i) for i, r in enumerate(rows)]
-        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache_path, concurrency, progress, ids)
-        res = dict(judge_summary(scores), judge=j.name, n_items=len(rows), per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
-                   failures=[s for s in scores if 'error' in s])
-    elif task == 'agreement':
-        if not (data and other): raise ValueError("agreement needs --data A.json --other B.json (two `judge` results)")
-        a, b = (json.loads(Path(p).read_text())['per_item'] for p in (data, other))
-        bi = {x['id']: x for x in b}
-        missing = [x['id'] for x in a if x['id'] not in bi]
-        if missing: raise ValueError(f"{other}: no scores for ids {missing[:5]}")
-        res = judge_agreement(a, [bi[x['id']] for x in a])
-    elif task == 'argus':
-        rows = _rows(data, task)
-        res = argus_score([r['prediction'] for r in rows], [r['reference'] for r in rows], make_judge(judge), order_penalty,
-                          cache_path, concurrency, progress)
-    elif task == 'vdc':
-        res = vdc_score(_rows(data, task), make_judge(judge), rule or 'lmms-eval', cache_path, concurrency, progress)
-    else:
-        if not data or not out: raise ValueError("table needs --data a.json,b.json and --out STEM")
-        rows = []
-        for p in data.split(','):
-            r = json.loads(Path(p).read_text()); r.setdefault('run', Path(p).stem); rows.append(r)
-        md, _ = results_table(rows, path=out)
-        if echo: print(md)
-        return md
-    res = dict(run=run or task, task=task, **_given(adapter=adapter, split=split), **res)
-    if main:
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(res, indent=1, default=str))
-        if echo: print(json.dumps(_summary(res), default=str))
-    return res
-
-# %% ../nbs/10_evaluate.ipynb #ec44fcc5
-@call_parse
-def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
-                 data:str=None, # input JSONL (table: comma-separated result JSON files)
-                 out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                 model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                 adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                 split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
-                 judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
-                 other:str=None, # agreement: the second judge's result JSON
-                 run:str=None, # a name for this run (the `run` column of results tables)
-                 rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
-                 order_penalty:float=0.1, # ARGUS order-penalty factor
-                 cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
-                 concurrency:int=8, # judge calls in flight
-                 batch_size:int=4, # items per forward pass
-                 num_frames:int=8, # frames per video
-                 max_new_tokens:int=256, # generation budget
-                 sample:store_true=False, # sample instead of greedy decoding
-                 temperature:float=1.0, # sampling temperature
-                 top_p:float=1.0, # nucleus sampling
-                 seed:int=0, # sampling seed
-                 prompt:str=None, # caption instruction (generate)
-                 quiet:store_true=False, # no progress bars
-                 benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
-                 source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                 n:int=None, # make-lfmcqa / --benchmark: at most this many items
-                ):
-    "Run one evaluation and print its summary as JSON (`--out` saves the full result)"
-    kw = dict(locals())
-    res = evaluate_task(**kw, echo=True)   # returns nothing: a console script's return value would become its exit status
-    n_failed = res.get('n_failed', 0) if isinstance(res, dict) else 0
-    if n_failed:   # the exit status says how many items failed (capped at 255); the result lists them with their ids
-        print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] for f in res['failures']][:20]}", file=sys.stderr); sys.exit(min(n_failed, 255))

@@ -136,6 +136,60 @@ def map_shards(fn, # fn(list_of_items) -> list of per-item results (same length)
     if len(out) != len(items): raise RuntimeError(f"map_shards: gathered {len(out)} results for {len(items)} items")
     return out
 
+# %% ../nbs/10_evaluate.ipynb #40be2b31
+def _batched(fn, # fn(list of items) -> list of results, one per item
+             items:Sequence, # this process's items
+             batch_size:int, # items per call of `fn`
+             desc:str, # the progress bar's label
+             show:bool=True, # show the bar
+            )->list:
+    "`fn` over `items` in batches of `batch_size`, its results concatenated, with a tqdm bar"
+    from tqdm.auto import tqdm
+    out, bar = [], tqdm(total=len(items), desc=desc, disable=not show)
+    for i in range(0, len(items), batch_size):
+        part = items[i:i + batch_size]
+        out += fn(part)
+        bar.update(len(part))
+    bar.close()
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #c7bb7177
+def _check_rankable(chains:list, model, reference:bool):
+    "Refuse an empty list, a chain of fewer than 2 captions, or `reference` without a PEFT model"
+    if not chains: raise ValueError("rank_chains: no chains given")
+    for c in chains:
+        if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
+    if reference and not hasattr(model, 'disable_adapter'):
+        raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
+
+# %% ../nbs/10_evaluate.ipynb #b8107713
+def _score_part(model, batch:dict, part:list, shared_prefix:bool, reference:bool)->list[dict]:
+    "Each chain's summed caption log-probs, token counts and error types from one collated batch (and the reference's log-probs)"
+    import torch
+    from rcc_rank.scoring import chain_logps
+    from rcc_rank.models import reference_mode
+    with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
+    lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
+    if reference:
+        with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
+    out = []
+    for b, c in enumerate(part):
+        k = int(mk[b].sum())
+        out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors),
+                        **({'ref_logps': rl[b, :k].tolist()} if reference else {})))
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #36c767d4
+def _stack_scores(per:list[dict], reference:bool)->tuple:
+    "Per-chain scores as padded (B, K) arrays: log-probs (NaN padding), token counts, mask, reference log-probs (or None)"
+    K = max(len(p['logps']) for p in per)
+    logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
+    ref = np.zeros((len(per), K)) if reference else None
+    for b, p in enumerate(per):
+        k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
+        if reference: ref[b, :k] = p['ref_logps']
+    return logps, ntok, mask, ref
+
 # %% ../nbs/10_evaluate.ipynb #9cf92aa9
 def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
                 processor, # its processor
@@ -149,45 +203,18 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
                 reference:bool=False, # also score with the adapters off (the reference) and add the `*_reward` metrics
                )->dict:
     "Score each chain's captions with `model` and report `ranking_metrics` plus per-chain scores"
-    import torch
-    from tqdm.auto import tqdm
-    from rcc_rank.scoring import ChainCollator, chain_logps
+    from rcc_rank.scoring import ChainCollator
     chains = list(chains)
-    if not chains: raise ValueError("rank_chains: no chains given")
-    for c in chains:
-        if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
-    if reference and not hasattr(model, 'disable_adapter'):
-        raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
-    from rcc_rank.models import reference_mode
+    _check_rankable(chains, model, reference)
     collate = collator or ChainCollator(processor, num_frames=num_frames)
     main = accelerator is None or accelerator.is_main_process
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
-    def score(shard):
-        out = []
-        bar = tqdm(total=len(shard), desc='rank_chains', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), batch_size):
-            part = shard[i:i + batch_size]
-            batch = collate(part)
-            batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in batch.items()}
-            with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
-            lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
-            if reference:
-                with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
-            for b, c in enumerate(part):
-                k = int(mk[b].sum())
-                out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors),
-                                **({'ref_logps': rl[b, :k].tolist()} if reference else {})))
-            bar.update(len(part))
-        bar.close()
-        return out
-    per = map_shards(score, chains, accelerator)
-    K = max(len(p['logps']) for p in per)
-    logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
-    ref = np.zeros((len(per), K)) if reference else None
-    for b, p in enumerate(per):
-        k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
-        if reference: ref[b, :k] = p['ref_logps']
+    def score(part):
+        batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in collate(part).items()}
+        return _score_part(model, batch, part, shared_prefix, reference)
+    model.eval()
+    per = map_shards(lambda shard: _batched(score, shard, batch_size, 'rank_chains', progress and main), chains, accelerator)
+    logps, ntok, mask, ref = _stack_scores(per, reference)
     res = ranking_metrics(logps, mask, ntok, [p['errors'] for p in per], ref_logps=ref)
     res['per_chain'] = per
     return res
@@ -267,6 +294,23 @@ def _device(model, accelerator):
 def _model_name(model)->str:
     return str(getattr(getattr(model, 'config', None), '_name_or_path', '') or type(model).__name__)
 
+# %% ../nbs/10_evaluate.ipynb #0f66147a
+def _gen_kwargs(max_new_tokens:int, do_sample:bool, temperature:float, top_p:float, pad:int)->dict:
+    "`generate` settings: sampled with `temperature` and `top_p`, or greedy with the sampling knobs unset"
+    kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad)
+    if do_sample: kw.update(temperature=temperature, top_p=top_p)
+    else: kw.update(temperature=None, top_p=None, top_k=None)
+    return kw
+
+# %% ../nbs/10_evaluate.ipynb #c35ae0a5
+def _generate_part(model, processor, part:list, prompts:list, num_frames:int, device, seed:int, gen:dict)->list[str]:
+    "The decoded replies to `prompts` about `part`'s videos; a sampled reply is seeded by `seed` and the first item's id"
+    import torch
+    enc = _model_inputs(processor, prompts, [_frames(d, num_frames) for d in part], device)
+    if gen['do_sample']: torch.manual_seed(int(stable_hash(seed, part[0]['id'], n=8), 16))
+    with torch.no_grad(): out = model.generate(**enc, **gen)
+    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, enc['input_ids'].shape[1]:]]
+
 # %% ../nbs/10_evaluate.ipynb #f5e1ca55
 def generate_captions(model, # a VLM from `rcc_rank.models`
                       processor, # its processor
@@ -284,8 +328,6 @@ def generate_captions(model, # a VLM from `rcc_rank.models`
                       progress:bool=True, # tqdm bar on the main process
                      )->list[dict]:
     "Generate a caption per video; records carry the prompt and the settings"
-    import torch
-    from tqdm.auto import tqdm
     from rcc_rank.models import CAPTION_PROMPT
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("generate_captions: no items")
@@ -293,29 +335,15 @@ def generate_captions(model, # a VLM from `rcc_rank.models`
     settings = dict(model=_model_name(model), num_frames=num_frames, max_new_tokens=max_new_tokens, do_sample=do_sample,
                     temperature=temperature if do_sample else None, top_p=top_p if do_sample else None, seed=seed if do_sample else None)
     dev, tok = _device(model, accelerator), processor.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    gen = _gen_kwargs(max_new_tokens, do_sample, temperature, top_p, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     main = accelerator is None or accelerator.is_main_process
+    def run(part):
+        prompts = [d.get('prompt') or prompt for d in part]
+        caps = _generate_part(model, processor, part, prompts, num_frames, dev, seed, gen)
+        return [dict(id=d['id'], caption=c, prompt=p, settings=settings) for d, p, c in zip(part, prompts, caps)]
+    model.eval()
     bs = 1 if do_sample else batch_size
-    def run(shard):
-        out, bar = [], tqdm(total=len(shard), desc='generate', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), bs):
-            part = shard[i:i + bs]
-            prompts = [d.get('prompt') or prompt for d in part]
-            enc = _model_inputs(processor, prompts, [_frames(d, num_frames) for d in part], dev)
-            kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad)
-            if do_sample:
-                torch.manual_seed(int(stable_hash(seed, part[0]['id'], n=8), 16))
-                kw.update(temperature=temperature, top_p=top_p)
-            else: kw.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad(): gen = model.generate(**enc, **kw)
-            new = gen[:, enc['input_ids'].shape[1]:]
-            for d, p, row in zip(part, prompts, new):
-                out.append(dict(id=d['id'], caption=tok.decode(row, skip_special_tokens=True).strip(), prompt=p, settings=settings))
-            bar.update(len(part))
-        bar.close()
-        return out
-    recs = map_shards(run, items, accelerator)
+    recs = map_shards(lambda shard: _batched(run, shard, bs, 'generate', progress and main), items, accelerator)
     if out_path is not None and main: append_jsonl(out_path, recs)
     return recs
 
@@ -333,6 +361,32 @@ def _answer_letter(ans, letters:str, n:int, item_id)->str:
     if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1: return ans.strip().upper()[0]
     raise ValueError(f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}")
 
+# %% ../nbs/10_evaluate.ipynb #1d88ad20
+def _letter_ids(tok, letters:str)->dict:
+    "Each option letter's first token id; letters that tokenise to nothing or share a first token are refused"
+    letter_ids = {}
+    for l in letters:
+        ids = tok(l, add_special_tokens=False)['input_ids']
+        if not ids: raise ValueError(f"letter {l!r} tokenises to nothing")
+        letter_ids[l] = ids[0]
+    if len(set(letter_ids.values())) != len(letter_ids): raise ValueError(f"letters {letters} share a first token")
+    return letter_ids
+
+# %% ../nbs/10_evaluate.ipynb #73d6d419
+def _mcq_part(model, processor, part:list, letters:str, letter_ids:dict, num_frames:int, device)->list[dict]:
+    "One batch of MCQ items: the log-prob of each allowed letter as the next token, the argmax as the prediction"
+    import torch
+    enc = _model_inputs(processor, [mcq_prompt(d['question'], d['choices'], letters) for d in part],
+                        [_frames(d, num_frames) for d in part], device)
+    with torch.no_grad(): logits = model(**enc).logits[:, -1].float()
+    out = []
+    for d, row in zip(part, torch.log_softmax(logits, -1).cpu()):
+        ls = letters[:len(d['choices'])]
+        scores = {l: float(row[letter_ids[l]]) for l in ls}
+        pred = max(ls, key=lambda l: scores[l])
+        out.append(dict(id=d['id'], pred=pred, answer=d['_answer'], correct=pred == d['_answer'], logprobs=scores))
+    return out
+
 # %% ../nbs/10_evaluate.ipynb #e7814509
 def mcq_evaluate(model, # a VLM from `rcc_rank.models`
                  processor, # its processor
@@ -344,39 +398,16 @@ def mcq_evaluate(model, # a VLM from `rcc_rank.models`
                  progress:bool=True, # tqdm bar
                 )->dict:
     "Accuracy of next-token letter log-prob predictions, with per-item log-probs"
-    import torch
-    from tqdm.auto import tqdm
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("mcq_evaluate: no items")
-    tok = processor.tokenizer
-    letter_ids = {}
-    for l in letters:
-        ids = tok(l, add_special_tokens=False)['input_ids']
-        if not ids: raise ValueError(f"letter {l!r} tokenises to nothing")
-        letter_ids[l] = ids[0]
-    if len(set(letter_ids.values())) != len(letter_ids): raise ValueError(f"letters {letters} share a first token")
+    letter_ids = _letter_ids(processor.tokenizer, letters)
     for d in items:
         if not d.get('choices') or not isinstance(d.get('question'), str): raise ValueError(f"MCQ item {d['id']!r}: needs 'question' and 'choices'")
         d['_answer'] = _answer_letter(d.get('answer'), letters, len(d['choices']), d['id'])
     dev, main = _device(model, accelerator), accelerator is None or accelerator.is_main_process
-    def run(shard):
-        out, bar = [], tqdm(total=len(shard), desc='mcq', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), batch_size):
-            part = shard[i:i + batch_size]
-            enc = _model_inputs(processor, [mcq_prompt(d['question'], d['choices'], letters) for d in part],
-                                [_frames(d, num_frames) for d in part], dev)
-            with torch.no_grad(): logits = model(**enc).logits[:, -1].float()
-            lp = torch.log_softmax(logits, -1).cpu()
-            for d, row in zip(part, lp):
-                ls = letters[:len(d['choices'])]
-                scores = {l: float(row[letter_ids[l]]) for l in ls}
-                pred = max(ls, key=lambda l: scores[l])
-                out.append(dict(id=d['id'], pred=pred, answer=d['_answer'], correct=pred == d['_answer'], logprobs=scores))
-            bar.update(len(part))
-        bar.close()
-        return out
-    per = map_shards(run, items, accelerator)
+    run = lambda part: _mcq_part(model, processor, part, letters, letter_ids, num_frames, dev)
+    model.eval()
+    per = map_shards(lambda shard: _batched(run, shard, batch_size, 'mcq', progress and main), items, accelerator)
     return dict(mcq_acc=float(np.mean([p['correct'] for p in per])), n_items=len(per), per_item=per)
 
 # %% ../nbs/10_evaluate.ipynb #a811c649
@@ -386,6 +417,28 @@ TEMPCOMPASS_RULES = ('tempcompass', 'lmms-eval')
 def tempcompass_prompt(question:str)->str:
     "The caption-matching question with the official answer suffix"
     return question + TEMPCOMPASS_SUFFIX
+
+# %% ../nbs/10_evaluate.ipynb #bda25b75
+def _tc_options(question:str, answer:str)->tuple[list, list, list]:
+    "A caption-matching question's option lines, their sentences and their labels (plus the bare labels: 'A' for 'Caption A')"
+    opts = question.split('\n')[1:]
+    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
+    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
+    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
+    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
+    return opts, sents, inds
+
+# %% ../nbs/10_evaluate.ipynb #ec23ba91
+def _tc_pred(output:str, opts:list, sents:list, inds:list)->str|None:
+    "What the reply names, checked as the official script does: whole option lines, then sentences, then labels (the last match wins)"
+    pred = None
+    for o in opts:
+        if o == output: pred = o
+    for s in sents:
+        if s == output or (') ' in output and s == output.split(') ')[1]): pred = s
+    for i in inds:
+        if i == output or i == output.replace('.', ''): pred = i
+    return pred
 
 # %% ../nbs/10_evaluate.ipynb #a1cb4b15
 def tempcompass_match(output:str|None, # the model's reply (None: no reply)
@@ -398,18 +451,7 @@ def tempcompass_match(output:str|None, # the model's reply (None: no reply)
     if output is None: return None   # official lines 56-59: rated 0, not matched
     if not isinstance(output, str): raise TypeError(f"the reply must be a string or None, got {type(output).__name__}")
     if rule == 'tempcompass': output = output.replace('</s>', '').strip()   # official line 61
-    opts = question.split('\n')[1:]
-    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
-    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
-    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
-    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
-    pred = None
-    for o in opts:
-        if o == output: pred = o
-    for s in sents:
-        if s == output or (') ' in output and s == output.split(') ')[1]): pred = s
-    for i in inds:
-        if i == output or i == output.replace('.', ''): pred = i
+    pred = _tc_pred(output, *_tc_options(question, answer))
     if pred is None: return None
     label = answer.split(': ')[0].split()
     return int(pred == answer or pred == answer.split(':')[0] or pred == answer.split(': ')[1] or (len(label) > 1 and pred == label[1]))

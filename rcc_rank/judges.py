@@ -497,6 +497,25 @@ def parse_vdc_review(review:str|None, # the judge's reply text (None: the judge 
     except Exception as e: return dict(status=bad, reason=f"unreadable ({type(e).__name__})")
     return _lmms_review(d) if rule == 'lmms-eval' else _aurora_review(d)
 
+# %% ../nbs/10a_judges.ipynb #49b9853d
+def _vdc_video(qs:list[dict], # one video's parsed reviews (`parse_vdc_review`)
+               rule:str)->tuple:
+    "('ok', mean score, accuracy) of one video, or ('drop' | 'fail', None, None) when `rule` leaves it out"
+    if any(q['status'] == 'drop' for q in qs): return 'drop', None, None
+    ok = [q for q in qs if q['status'] == 'ok']
+    if not ok: return ('drop' if rule == 'official' else 'fail'), None, None
+    s, a = sum(q['score'] for q in ok) / len(ok), sum(q['correct'] for q in ok) / len(ok)
+    if rule == 'official' and not (s and a): return 'drop', None, None   # aurora line 262
+    return 'ok', s, a
+
+# %% ../nbs/10a_judges.ipynb #4c72cda7
+def _vdc_notes(n_failed_reviews:int, n_failed:int, n_videos:int)->list[str]:
+    "What the average leaves out, and where the official code would stop or divide by zero instead"
+    notes = [f"{n_failed_reviews} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if n_failed_reviews else []
+    if n_failed: notes.append(f"{n_failed} video(s) have no usable review and are left out; lmms-eval divides by zero there")
+    if not n_videos: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
+    return notes
+
 # %% ../nbs/10a_judges.ipynb #3af4e839
 def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply texts or `parse_vdc_review` results
                   rule:str='lmms-eval')->dict:
@@ -506,15 +525,10 @@ def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply te
         qs = [q if isinstance(q, dict) else parse_vdc_review(q, rule) for q in qs]
         failed_rev += [dict(id=vid, question=k, reason=q['reason']) for k, q in enumerate(qs) if q['status'] == 'error']
         n_skip += sum(q['status'] == 'skip' for q in qs)
-        if any(q['status'] == 'drop' for q in qs): dropped.append(vid); continue
-        ok = [q for q in qs if q['status'] == 'ok']
-        if not ok: (dropped if rule == 'official' else failed).append(vid); continue
-        s, a = sum(q['score'] for q in ok) / len(ok), sum(q['correct'] for q in ok) / len(ok)
-        if rule == 'official' and not (s and a): dropped.append(vid); continue   # aurora line 262
-        scores[vid], accs[vid] = s, a
-    notes = [f"{len(failed_rev)} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if failed_rev else []
-    if failed: notes.append(f"{len(failed)} video(s) have no usable review and are left out; lmms-eval divides by zero there")
-    if not scores: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
+        kind, s, a = _vdc_video(qs, rule)
+        if kind == 'ok': scores[vid], accs[vid] = s, a
+        else: (dropped if kind == 'drop' else failed).append(vid)
+    notes = _vdc_notes(len(failed_rev), len(failed), len(scores))
     mean = lambda v: float(sum(v.values()) / len(v)) if v else float('nan')   # summed in order, as both official scripts do
     return dict(vdc_score=mean(scores), vdc_acc=mean(accs), n_videos=len(scores), n_dropped=len(dropped), dropped=dropped,
                 n_failed=len(failed), failed=failed, n_failed_reviews=len(failed_rev), failed_reviews=failed_rev,

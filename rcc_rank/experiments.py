@@ -346,8 +346,8 @@ def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
 def _judge(opts:dict|None)->dict|None:
     if not opts or not opts.get('spec'): return None
     from rcc_rank.evaluate import make_judge
-    from rcc_rank.benchmarks import fake_judge
-    j = _cached(('judge', opts['spec']), lambda: fake_judge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
+    from rcc_rank.benchmarks import OverlapJudge
+    j = _cached(('judge', opts['spec']), lambda: OverlapJudge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
     return {**opts, 'judge': j, 'cache': opts.get('cache')}
 
 # %% ../nbs/15_experiments.ipynb #94462861

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, random
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
 from .sources import SourceError, materialise_video, hf_rows
@@ -14,8 +14,9 @@ from .sources import SourceError, materialise_video, hf_rows
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
            'load_vdc', 'write_vdc_fixture', 'load_argus', 'write_argus_fixture', 'load_tempcompass',
-           'write_tempcompass_fixture', 'load_benchmark', 'on_main', 'run_benchmark', 'overlap_judge_responder',
-           'fake_judge', 'lfmcqa_prompt', 'check_lfmcqa', 'shuffle_correct', 'make_lfmcqa', 'benchmark_task']
+           'write_tempcompass_fixture', 'load_benchmark', 'on_main', 'run_benchmark', 'overlap_reply',
+           'overlap_judge_responder', 'OverlapJudge', 'lfmcqa_prompt', 'check_lfmcqa', 'shuffle_correct', 'make_lfmcqa',
+           'benchmark_task']
 
 # %% ../nbs/17_benchmarks.ipynb #86dda8f1
 log = get_logger(__name__)
@@ -51,37 +52,53 @@ def _jsonl(path:Path)->list[dict]:
         except json.JSONDecodeError as e: raise SourceError(f"{path}: line {i + 1}: not JSON ({e})") from None
     return out
 
+# %% ../nbs/17_benchmarks.ipynb #ac61b7b3
+def _vdc_files(root:Path)->tuple[Path, Path]:
+    "The captions file and the question folder of a VDC download (at the top or under annotations/)"
+    cap = next((p for p in (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl') if p.exists()), None)
+    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (or annotations/VDC_1k.jsonl)")
+    qdir = next((d for d in (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if d.is_dir()), None)
+    if qdir is None: raise SourceError(f"{root}: no VDCScore_qa/ folder of question files")
+    return cap, qdir
+
+# %% ../nbs/17_benchmarks.ipynb #d98a9c27
+def _vdc_questions(qdir:Path, dim:str)->tuple[Path, dict]:
+    "The question file of one dimension and its questions by video id (the file's one-key lines merged)"
+    if dim not in VDC_DIMS: raise ValueError(f"unknown VDC dimension {dim!r}; known: {VDC_DIMS}")
+    qf = qdir/f'{dim}.jsonl'
+    if not qf.exists(): raise SourceError(f"{qdir}: no {dim}.jsonl")
+    qa = {}
+    for line in _jsonl(qf): qa.update(line)
+    return qf, qa
+
+# %% ../nbs/17_benchmarks.ipynb #206bc99a
+def _vdc_item(root:Path, cap:Path, qf:Path, j:int, r:dict, dim:str, qa:dict)->dict:
+    "The item of caption row `r` (line `j` of `cap`) in dimension `dim`; a missing or malformed field is named with its file"
+    vid = r.get('video_id')
+    if vid is None: raise _bad(str(cap), j, 'video_id', 'missing')
+    vid = str(vid)
+    ref = r.get(f'{dim}_caption', (r.get('captions') or {}).get(f'{dim}_caption', (r.get('captions') or {}).get(dim)))
+    if not isinstance(ref, str): raise _bad(str(cap), vid, f'{dim}_caption', 'missing or not a string')
+    qs = qa.get(vid)
+    if not qs: raise _bad(str(qf), vid, 'qa', 'no questions for this video_id')
+    for k, q in enumerate(qs):
+        if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
+            raise _bad(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
+    video = _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', '.'), str(cap), vid)
+    return {'id': f'{vid}/{dim}', 'video_id': vid, 'video': video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
+            'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]}
+
 # %% ../nbs/17_benchmarks.ipynb #019a853b
 def load_vdc(path, # VDC folder (VDC_1k.jsonl, VDCScore_qa/, videos/)
              dims:Sequence[str]=VDC_DIMS, # dimensions to keep
             )->list[dict]:
     "VDC items `{id, video, dim, prompt, reference, qa}`, one per clip and dimension"
     root = Path(path)
-    cap = next((p for p in (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl') if p.exists()), None)
-    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (or annotations/VDC_1k.jsonl)")
-    qdir = next((d for d in (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if d.is_dir()), None)
-    if qdir is None: raise SourceError(f"{root}: no VDCScore_qa/ folder of question files")
+    cap, qdir = _vdc_files(root)
     items = []
     for dim in dims:
-        if dim not in VDC_DIMS: raise ValueError(f"unknown VDC dimension {dim!r}; known: {VDC_DIMS}")
-        qf = qdir/f'{dim}.jsonl'
-        if not qf.exists(): raise SourceError(f"{qdir}: no {dim}.jsonl")
-        qa = {}
-        for j, line in enumerate(_jsonl(qf)): qa.update(line)
-        for j, r in enumerate(_jsonl(cap)):
-            vid = r.get('video_id')
-            if vid is None: raise _bad(str(cap), j, 'video_id', 'missing')
-            vid = str(vid)
-            ref = r.get(f'{dim}_caption', (r.get('captions') or {}).get(f'{dim}_caption', (r.get('captions') or {}).get(dim)))
-            if not isinstance(ref, str): raise _bad(str(cap), vid, f'{dim}_caption', 'missing or not a string')
-            qs = qa.get(vid)
-            if not qs: raise _bad(str(qf), vid, 'qa', 'no questions for this video_id')
-            for k, q in enumerate(qs):
-                if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
-                    raise _bad(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
-            video = _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', '.'), str(cap), vid)
-            items.append({'id': f'{vid}/{dim}', 'video_id': vid, 'video': video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
-                          'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]})
+        qf, qa = _vdc_questions(qdir, dim)
+        items += [_vdc_item(root, cap, qf, j, r, dim, qa) for j, r in enumerate(_jsonl(cap))]
     return items
 
 # %% ../nbs/17_benchmarks.ipynb #5e954814
@@ -210,6 +227,32 @@ def on_main(fn, # zero-argument function, e.g. the judge calls
     box = [fn() if accelerator.is_main_process else None]
     return broadcast_object_list(box)[0]
 
+# %% ../nbs/17_benchmarks.ipynb #83257556
+def _score_argus(items:list, pred:dict, judge, rule, order_penalty:float, cache_path, concurrency:int, progress:bool,
+                 accelerator)->dict:
+    "ARGUS costs of the generated captions `pred` (id -> caption) against the items' references, judged on the main process"
+    from rcc_rank.argus import argus_score
+    r = on_main(lambda: argus_score([pred[it['id']] for it in items], [it['reference'] for it in items], judge, order_penalty,
+                                    cache_path, concurrency, progress), accelerator)
+    return {'argus/cost_h': r['cost_h'], 'argus/cost_o': r['cost_o'], 'n_items': r['n_items'], 'n_failed': r['n_failed'],
+            'per_item': [{'id': it['id'], 'prediction': pred[it['id']], **p} for it, p in zip(items, r['per_item'])]}
+
+# %% ../nbs/17_benchmarks.ipynb #7e43d539
+def _score_vdc(items:list, pred:dict, judge, rule, order_penalty:float, cache_path, concurrency:int, progress:bool,
+               accelerator)->dict:
+    "VDC score and accuracy per dimension and their means over dimensions, judged on the main process"
+    from rcc_rank.judges import vdc_score
+    out, per, notes = {}, [], []
+    for dim in dict.fromkeys(it['dim'] for it in items):
+        sub = [{'id': it['video_id'], 'prediction': pred[it['id']], 'qa': it['qa']} for it in items if it['dim'] == dim]
+        r = on_main(lambda: vdc_score(sub, judge, rule or 'lmms-eval', cache_path, concurrency, progress), accelerator)
+        out[f'vdc/{dim}/score'], out[f'vdc/{dim}/acc'] = r['vdc_score'], r['vdc_acc']
+        notes += [f'{dim}: {n}' for n in r.get('notes', [])]
+        per += [{'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub]
+    dims = [k for k in out if k.endswith('/score')]
+    out['vdc/score'] = sum(out[k] for k in dims) / len(dims); out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
+    return {**out, 'n_items': len(items), 'notes': notes, 'per_item': per}   # notes: why a score is NaN (no usable review)
+
 # %% ../nbs/17_benchmarks.ipynb #82d9843a
 def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                   items:Sequence[dict], # from `load_benchmark`
@@ -223,30 +266,15 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                  )->dict:
     "Generate with `model` and score one benchmark; flat metrics plus per-item records"
     from rcc_rank.evaluate import generate_captions, caption_matching
-    from rcc_rank.judges import vdc_score
-    from rcc_rank.argus import argus_score
     kw = dict(batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=progress)
     if name == 'tempcompass':
         r = caption_matching(model, processor, items, max_new_tokens=min(max_new_tokens, 32), rule=rule or 'tempcompass', **kw)
         return {k: v for k, v in r.items()}
     if judge is None: raise ValueError(f"{name} needs a judge")
     recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
-    pred = {r['id']: r['caption'] for r in recs}
-    if name == 'argus':
-        r = on_main(lambda: argus_score([pred[it['id']] for it in items], [it['reference'] for it in items], judge, order_penalty, cache_path, concurrency, progress), accelerator)
-        return {'argus/cost_h': r['cost_h'], 'argus/cost_o': r['cost_o'], 'n_items': r['n_items'], 'n_failed': r['n_failed'],
-                'per_item': [{'id': it['id'], 'prediction': pred[it['id']], **p} for it, p in zip(items, r['per_item'])]}
-    if name != 'vdc': raise ValueError(f"unknown benchmark {name!r}")
-    out, per, notes = {}, [], []
-    for dim in dict.fromkeys(it['dim'] for it in items):
-        sub = [{'id': it['video_id'], 'prediction': pred[it['id']], 'qa': it['qa']} for it in items if it['dim'] == dim]
-        r = on_main(lambda: vdc_score(sub, judge, rule or 'lmms-eval', cache_path, concurrency, progress), accelerator)
-        out[f'vdc/{dim}/score'], out[f'vdc/{dim}/acc'] = r['vdc_score'], r['vdc_acc']
-        notes += [f'{dim}: {n}' for n in r.get('notes', [])]
-        per += [{'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub]
-    dims = [k for k in out if k.endswith('/score')]
-    out['vdc/score'] = sum(out[k] for k in dims) / len(dims); out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
-    return {**out, 'n_items': len(items), 'notes': notes, 'per_item': per}   # notes: why a score is NaN (no usable review)
+    score = {'argus': _score_argus, 'vdc': _score_vdc}.get(name)
+    if score is None: raise ValueError(f"unknown benchmark {name!r}")
+    return score(items, {r['id']: r['caption'] for r in recs}, judge, rule, order_penalty, cache_path, concurrency, progress, accelerator)
 
 # %% ../nbs/17_benchmarks.ipynb #26cee7c8
 import re as _re
@@ -265,35 +293,45 @@ def _scores(pred:str, ref:str)->dict:
     return {'relevance': to10(prec), 'descriptiveness': to10(rec), 'temporal_consistency': to10(order), 'fluency': 8 if p else 1}
 
 # %% ../nbs/17_benchmarks.ipynb #7e499ed1
+def overlap_reply(text:str # a request's user text (a caption-judge, VDC answer or VDC review prompt)
+                 )->dict|str:
+    "The overlap judge's answer: a `record_scores` tool call for a caption prompt, else the reply text"
+    if '<reference>' in text and '<prediction>' in text:
+        ref = text.split('<reference>')[1].split('</reference>')[0]; pred = text.split('<prediction>')[1].split('</prediction>')[0]
+        return {'tool_use': {'name': 'record_scores', 'input': _scores(pred, ref)}}
+    if 'Detailed description:' in text:
+        desc = text.split('Detailed description:')[1].split('\nQuestion:')[0]; q = set(_words(text.split('\nQuestion:')[1].split('\n')[0]))
+        sents = [s for s in _re.split(r'(?<=[.!?])\s+', desc.strip()) if s] or ['unknown']
+        return max(sents, key=lambda s: len(q & set(_words(s))))
+    if 'Correct answer:' in text:
+        ans = set(_words(text.split('Correct answer:')[1].split('\n')[0])); got = set(_words(text.split('Predicted answer:')[1].split('\n')[0]))
+        hit = bool(ans) and ans <= got
+        return str({'pred': 'yes' if hit else 'no', 'score': 5 if hit else int(5 * len(ans & got) / max(len(ans), 1))})
+    return 'I can only judge captions and VDC questions.'
+
+# %% ../nbs/17_benchmarks.ipynb #87e720b5
 def overlap_judge_responder():
-    "A fake-Claude responder for the caption judge (tool `record_scores`) and VDC's answer and review prompts"
-    from rcc_rank.fake_claude import request_text
-    def respond(body:dict):
-        text = request_text(body)
-        if '<reference>' in text and '<prediction>' in text:
-            ref = text.split('<reference>')[1].split('</reference>')[0]; pred = text.split('<prediction>')[1].split('</prediction>')[0]
-            return {'tool_use': {'name': 'record_scores', 'input': _scores(pred, ref)}}
-        if 'Detailed description:' in text:
-            desc = text.split('Detailed description:')[1].split('\nQuestion:')[0]; q = set(_words(text.split('\nQuestion:')[1].split('\n')[0]))
-            sents = [s for s in _re.split(r'(?<=[.!?])\s+', desc.strip()) if s] or ['unknown']
-            return max(sents, key=lambda s: len(q & set(_words(s))))
-        if 'Correct answer:' in text:
-            ans = set(_words(text.split('Correct answer:')[1].split('\n')[0])); got = set(_words(text.split('Predicted answer:')[1].split('\n')[0]))
-            hit = bool(ans) and ans <= got
-            return str({'pred': 'yes' if hit else 'no', 'score': 5 if hit else int(5 * len(ans & got) / max(len(ans), 1))})
-        return 'I can only judge captions and VDC questions.'
-    return respond
+    "A responder for the fake Claude server (tests) that answers each request with `overlap_reply`"
+    from rcc_rank.core import request_text
+    return lambda body: overlap_reply(request_text(body))
 
 # %% ../nbs/17_benchmarks.ipynb #5fef75ab
-def fake_judge(name:str='claude-fake' # the model name the judge reports
-              ):
-    "A `ClaudeJudge` on a local fake server answered by `overlap_judge_responder` (the server runs until the process ends)"
-    from rcc_rank.fake_claude import FakeClaude
-    from rcc_rank.judges import ClaudeJudge
-    srv = FakeClaude(overlap_judge_responder()).start()
-    j = ClaudeJudge(name, client_factory=srv.async_client, backoff=0.01)
-    j.server = srv
-    return j
+class OverlapJudge:
+    "An offline judge answering by word overlap, in process (no model, no server): caption scores, VDC answers and reviews"
+    def __init__(self, name:str='overlap'): # the judge's name (it goes into cache keys)
+        self.name = name
+
+    async def atext(self, system:str, user:str, max_tokens:int|None=None)->str:
+        "The reply text to one user message (`overlap_reply`)"
+        from rcc_rank.judges import JudgeError
+        r = overlap_reply(user)
+        if not isinstance(r, str): raise JudgeError(f"{self.name}: a caption prompt is scored by `ascore_caption`, not answered as text")
+        return r
+
+    async def ascore_caption(self, prediction:str, reference:str)->dict:
+        "The four 1-10 scores of `prediction` against `reference`"
+        from rcc_rank.judges import caption_prompt, check_scores
+        return check_scores(overlap_reply(caption_prompt(prediction, reference))['tool_use']['input'])
 
 # %% ../nbs/17_benchmarks.ipynb #1a969993
 LFMCQA_VERSION = 'lfmcqa-v1'

@@ -41,7 +41,8 @@ SCRIPT = textwrap.dedent('''
     from rcc_rank.core import read_jsonl
     from rcc_rank.chains import read_chains
     from rcc_rank.models import tiny_model
-    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, evaluate_task
+    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluate_cli import evaluate_task
     tmp = Path(sys.argv[1])
     acc = Accelerator(cpu=True)
     model, proc = tiny_model('qwen2_5_vl', seed=0)
@@ -107,12 +108,12 @@ def _judge_responder(body):
     return "{'pred': 'yes', 'score': 4.6}" if q['Correct answer'] == q['Predicted answer'] else "{'pred': 'no', 'score': 1}"
 
 def _cli(args, env, cwd):
-    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate_cli', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]   # exit status 0: the command returns nothing (a console script exits with it)
     return p.stdout
 
 def test_cli_judges_against_fake_claude(tmp_path):
-    "judge / argus / vdc / table through `python -m rcc_rank.evaluate`, faults injected, rerun costs no requests"
+    "judge / argus / vdc / table through `python -m rcc_rank.evaluate_cli`, faults injected, rerun costs no requests"
     ref = 'A man walks a blue dog. The dog jumps over a fence.'
     rows = [dict(id='a', prediction='A man walks a blue dog. The dog jumps over a fence.', reference=ref),
             dict(id='b', prediction='The dog jumps over a fence. A man walks a blue dog.', reference=ref),
@@ -139,7 +140,7 @@ def test_cli_judges_against_fake_claude(tmp_path):
         assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(10.2 / 3), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
-        from rcc_rank.evaluate import evaluate_task   # reruns in-process (same code path, no interpreter start-up)
+        from rcc_rank.evaluate_cli import evaluate_task   # reruns in-process (same code path, no interpreter start-up)
         os.environ.update(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key')
         try:
             for task in ('judge', 'argus', 'vdc'):

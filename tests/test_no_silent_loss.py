@@ -1,7 +1,7 @@
 """System tests: nothing is silently mixed or lost (fingerprints, locks, bad values, bad items, memory).
 
 Each test is one misuse or fault case that once exited 0 with mixed or corrupted data. They run the real
-command-line programs in subprocesses (`python -m rcc_rank.degrade|train|evaluate`), talk to Claude through
+command-line programs in subprocesses (`python -m rcc_rank.degrade|train|evaluate_cli`), talk to Claude through
 the real `anthropic` SDK pointed at the local fake server (`rcc_rank.fake_claude`, faults injected), and
 kill processes with real signals.
 """
@@ -262,7 +262,7 @@ def test_judge_failures_are_named_counted_and_contained(tmp_path):
     with FakeClaude(responder=judge_reply) as srv:
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
         args = ['judge', '--data', tmp_path/'caps.jsonl', '--out', tmp_path/'judge.json', '--cache', cache, '--judge', 'claude:claude-fake', '--quiet']
-        r = run('evaluate', args, env, timeout=120)
+        r = run('evaluate_cli', args, env, timeout=120)
         n_bad = sum('THE-BAD-ONE' in request_text(b) for b in srv.requests)
     assert r.returncode == 1, (r.returncode, r.stderr[-2000:])         # one item failed
     assert n_bad >= 2, 'the out-of-range reply was not retried'
@@ -273,7 +273,7 @@ def test_judge_failures_are_named_counted_and_contained(tmp_path):
     assert "item(s) failed: ['b']" in r.stderr
     # a missing field names the item and the field
     append_jsonl(tmp_path/'missing.jsonl', [rows[0], {'id': 'x', 'prediction': 'p'}])
-    r = run('evaluate', ['judge', '--data', tmp_path/'missing.jsonl', '--cache', 'none', '--judge', 'claude:claude-fake', '--quiet'],
+    r = run('evaluate_cli', ['judge', '--data', tmp_path/'missing.jsonl', '--cache', 'none', '--judge', 'claude:claude-fake', '--quiet'],
             dict(ANTHROPIC_API_KEY=FAKE_KEY), timeout=120)
     assert r.returncode != 0 and "item 'x' (line 2) has no 'reference' field" in r.stderr, r.stderr[-2000:]
     assert 'KeyError' not in r.stderr
@@ -282,7 +282,7 @@ def test_one_writer_per_judge_cache(tmp_path):
     from rcc_rank.judges import JudgeCache
     append_jsonl(tmp_path/'caps.jsonl', [dict(id='a', prediction='A dog.', reference='A dog.')])
     held = JudgeCache(tmp_path/'cache.jsonl')   # this process is the cache's writer
-    r = run('evaluate', ['judge', '--data', tmp_path/'caps.jsonl', '--cache', tmp_path/'cache.jsonl', '--judge', 'claude:claude-fake',
+    r = run('evaluate_cli', ['judge', '--data', tmp_path/'caps.jsonl', '--cache', tmp_path/'cache.jsonl', '--judge', 'claude:claude-fake',
                          '--quiet'], dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL='http://127.0.0.1:9'), timeout=120)
     del held
     assert r.returncode != 0 and f'process {os.getpid()} holds' in r.stderr, r.stderr[-2000:]

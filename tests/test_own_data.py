@@ -166,7 +166,7 @@ def test_tagger_extra_is_named_in_the_error():
 
 def test_adapter_generates_captions_for_the_split(run):
     "`--adapter` serves the model-side tasks alike: here `generate` on the held-out videos (in-process)"
-    from rcc_rank.evaluate import evaluate_task
+    from rcc_rank.evaluate_cli import evaluate_task
     d, _ = run
     cwd = os.getcwd(); os.chdir(d)
     try: res = evaluate_task('generate', data='chains.jsonl', adapter='runs/mine/final', split='test', num_frames=4,

@@ -125,7 +125,7 @@ def _lfmcqa_responder(body):
 
 
 def test_make_lfmcqa_then_mcq(tmp_path, monkeypatch):
-    from rcc_rank.evaluate import evaluate_task
+    from rcc_rank.evaluate_cli import evaluate_task
     monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
     pe = write_pe_video_fixture(tmp_path/'PE-Video', {'test': [f'Clip {i}: a person does thing number {i} in a room.' for i in range(6)]})
     with FakeClaude(responder=_lfmcqa_responder) as srv:
@@ -144,14 +144,14 @@ def test_make_lfmcqa_then_mcq(tmp_path, monkeypatch):
 
 
 def test_tempcompass_benchmark_in_one_command(tmp_path):
-    from rcc_rank.evaluate import evaluate_task
+    from rcc_rank.evaluate_cli import evaluate_task
     tc = write_tempcompass_fixture(tmp_path/'TempCompass')
     res = evaluate_task('tempcompass', benchmark=str(tc), model='tiny:qwen2_5_vl', num_frames=2, out=str(tmp_path/'tc.json'), quiet=True)
     assert res['n_items'] == 4 and set(json.loads((tmp_path/'tc.json').read_text())) >= {'tempcompass_acc', 'tempcompass/direction', 'per_item'}
 
 
 def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
-    from rcc_rank.evaluate import evaluate_task
+    from rcc_rank.evaluate_cli import evaluate_task
     vdc = evaluate_task('vdc', benchmark=str(write_vdc_fixture(tmp_path/'VDC', n=1)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                         num_frames=2, max_new_tokens=6, out=str(tmp_path/'vdc.json'), quiet=True)
     assert {f'vdc/{d}/score' for d in ('short', 'detailed', 'background', 'main_object', 'camera')} <= set(vdc)

@@ -476,7 +476,7 @@ def unconditioned_world_chains(n:int, # chains
                                cfg=None # a `WorldConfig`
                               )->list[Chain]:
     "World chains whose errors come only from the object/attribute kinds a free LLM favours (a simulation)"
-    from rcc_rank.world import world_chains
+    from rcc_rank.world_data import world_chains
     out = world_chains(n, length, split, seed, cfg, error_types=list(UNCONDITIONED_WORLD_TYPES))
     for c in out: c.meta['baseline'] = 'unconditioned'; c.meta['simulated_unconditioned'] = True
     return out
@@ -498,7 +498,7 @@ def make_baseline(name:str, # one of `BASELINES`
     if name == 'error_injection':
         if mutator is None:
             if not world: raise ValueError("error_injection: pass a mutator (items are not synthetic-world items)")
-            from rcc_rank.world import WorldMutator
+            from rcc_rank.world_data import WorldMutator
             mutator = WorldMutator()
         return error_injection(items, mutator, seed=seed, **{k: v for k, v in kw.items() if k in ('negatives', 'concurrency')})
     if teacher is None: raise ValueError(f"{name}: needs a teacher (a `Teacher`)")

@@ -21,7 +21,7 @@ import torch
 from scipy import stats
 
 from rcc_rank.demo import DemoConfig, warm_start, run_arm
-from rcc_rank.world import world_chains
+from rcc_rank.world_data import world_chains
 from rcc_rank.evaluate import rank_chains, chain_metrics
 
 

@@ -14,7 +14,8 @@ from safetensors import safe_open
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.world import world_chains, chain_frames
+from rcc_rank.world import render_frames
+from rcc_rank.world_data import world_chains
 from rcc_rank.models import load_model, vision_modules
 from rcc_rank.train import TrainConfig, train, tiny_spec, build_model
 
@@ -25,7 +26,7 @@ FAST = dict(model='tiny:qwen2_5_vl?hidden=32&layers=1&vision_hidden=16&vision_de
 @pytest.fixture(scope='module')
 def chains():
     chs = world_chains(8, 4, seed=3)
-    for c in chs: c.meta['frames'] = chain_frames(c, 4, 56)
+    for c in chs: c.meta['frames'] = render_frames(c.meta['scene'], 4, 56)
     return chs
 
 def _weights(res): return {n: p.detach().clone() for n, p in res['model'].named_parameters()}

@@ -4,8 +4,8 @@
 
 # %% ../nbs/10b_argus.ipynb #7f567471
 from __future__ import annotations
-import re, json, math, asyncio
-from dataclasses import dataclass, asdict, field
+import re, math, asyncio
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Sequence
@@ -95,6 +95,47 @@ def evidence_index(evidence:str, # the quoted evidence phrase
         if score > best: best, best_i = score, i
     return best_i if best >= threshold and best_i >= 0 else None
 
+# %% ../nbs/10b_argus.ipynb #64af9240
+def _argus_check(J:list, S:int):
+    "Refuse an empty hypothesis or premise; note evidence indices that can never match"
+    if len(J) == 0: raise ValueError("argus_cost: no hypothesis lines to align")
+    if S <= 0: raise ValueError(f"argus_cost: the premise has {S} sentences; it needs at least one")
+    for k, n in enumerate(J):
+        if n.evidence is not None and n.evidence >= S:
+            log.debug(f"line {k}: evidence index {n.evidence} beyond {S} premise sentences; it can never match")
+
+# %% ../nbs/10b_argus.ipynb #12295052
+def _argus_base(J:list, S:int)->np.ndarray:
+    "The (T, S) cost of matching line i to premise sentence j: 0 for its evidence (any sentence for summaries), else 1"
+    base = np.zeros((len(J), S))
+    for i, n in enumerate(J):
+        if n.verdict != 'entailment': base[i] = 1
+        elif n.kind in ('summary', 'visual-description'): base[i] = 0
+        else: base[i] = [0 if j == n.evidence else 1 for j in range(S)]
+    return base
+
+# %% ../nbs/10b_argus.ipynb #ee46bba6
+def _argus_penalty(n, j:int, tuples:list, ent_act:list, f:float)->float:
+    "The order penalty of matching line `n` to sentence `j` after the matches in `tuples`: `f` per later-placed entailed action"
+    if n.kind != 'dynamic-action' and n.verdict != 'entailment': return 0   # quirk: `and`, as in the official code
+    return sum(f for pj, k in tuples if ent_act[k] and pj > j)
+
+# %% ../nbs/10b_argus.ipynb #cbe14cad
+def _argus_dp(J:list, base:np.ndarray, ent_act:list, f:float)->tuple:
+    "The DP table (T+1, S) of least alignment costs and the matches on the best path into each cell"
+    T, S = base.shape
+    dp = np.full((T + 1, S), np.inf); dp[0] = 0
+    paths = [[[] for _ in range(S)] for _ in range(T + 1)]
+    for i in range(T):
+        for j in range(S):
+            for pj in range(S):
+                tuples = paths[i][pj] + [(pj, i - 1)] if i else paths[i][pj]
+                total = dp[i, pj] + base[i, j] + _argus_penalty(J[i], j, tuples, ent_act, f)
+                if total < dp[i + 1, j]:
+                    dp[i + 1, j] = total
+                    if i: paths[i + 1][j] = list(tuples)
+    return dp, paths
+
 # %% ../nbs/10b_argus.ipynb #560caaa6
 def argus_cost(judgments:Sequence[LineJudgment], # one per hypothesis line, in order
                n_sources:int, # number of premise sentences
@@ -102,31 +143,10 @@ def argus_cost(judgments:Sequence[LineJudgment], # one per hypothesis line, in o
               )->dict:
     "ARGUS dynamic-programming alignment cost (official `DPHallucinationMeasure.compute_optimal_matching`)"
     J = list(judgments); T, S, f = len(J), int(n_sources), float(order_penalty)
-    if T == 0: raise ValueError("argus_cost: no hypothesis lines to align")
-    if S <= 0: raise ValueError(f"argus_cost: the premise has {S} sentences; it needs at least one")
-    for k, n in enumerate(J):
-        if n.evidence is not None and n.evidence >= S:
-            log.debug(f"line {k}: evidence index {n.evidence} beyond {S} premise sentences; it can never match")
+    _argus_check(J, S)
     ent_act = [n.kind == 'dynamic-action' and n.verdict == 'entailment' for n in J]
-    base = np.zeros((T, S))
-    for i, n in enumerate(J):
-        if n.verdict != 'entailment': base[i] = 1
-        elif n.kind in ('summary', 'visual-description'): base[i] = 0
-        else: base[i] = [0 if j == n.evidence else 1 for j in range(S)]
-    def penalty(i, j, tuples):
-        n = J[i]
-        if n.kind != 'dynamic-action' and n.verdict != 'entailment': return 0   # quirk: `and`, as in the official code
-        return sum(f for pj, k in tuples if ent_act[k] and pj > j)
-    dp = np.full((T + 1, S), np.inf); dp[0] = 0
-    paths = [[[] for _ in range(S)] for _ in range(T + 1)]
-    for i in range(T):
-        for j in range(S):
-            for pj in range(S):
-                tuples = paths[i][pj] + [(pj, i - 1)] if i else paths[i][pj]
-                total = dp[i, pj] + base[i, j] + penalty(i, j, tuples)
-                if total < dp[i + 1, j]:
-                    dp[i + 1, j] = total
-                    if i: paths[i + 1][j] = list(tuples)
+    base = _argus_base(J, S)
+    dp, paths = _argus_dp(J, base, ent_act, f)
     end = int(np.argmin(dp[T]))
     cost = float(dp[T, end])
     m = int(sum(ent_act))

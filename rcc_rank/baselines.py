@@ -5,26 +5,24 @@
 # %% ../nbs/14_baselines.ipynb #afc55fdb
 from __future__ import annotations
 import re, json, random, asyncio
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
-import numpy as np
+from fastcore.basics import patch
 
-from .core import get_logger, api_key, stable_hash
-from .chains import Chain, Mutation
-from .degrade import (Mutator, MutationResult, MalformedReply, ClaudeMutator, run_sync, normalise_items,
+from .core import get_logger, api_key, stable_hash, request_text
+from .chains import Chain, Mutation, chain_clip
+from .degrade import (Mutator, MalformedReply, ClaudeMutator, run_sync, normalise_items,
                               classify_error, check_step, DEFAULT_MODEL)
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOOL', 'FREE_SYSTEM', 'UNCONDITIONED_WORLD_TYPES',
-           'BASELINES', 'item_frames', 'item_clip', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher',
-           'supported', 'support_f1', 'teacher_responder', 'error_injection', 'response_improvement',
+           'BASELINES', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher', 'supported', 'support_f1',
+           'rule_answer', 'teacher_responder', 'RuleTeacher', 'error_injection', 'response_improvement',
            'response_comparison', 'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder',
            'unconditioned_world_chains', 'make_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
-from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
+from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage
 
 # %% ../nbs/14_baselines.ipynb #03ebd514
 log = get_logger(__name__)
@@ -36,35 +34,6 @@ def _pair_chain(item:dict, captions:list[str], baseline:str, mutator:str, errors
     if any(not c for c in caps) or len({' '.join(c.lower().split()) for c in caps}) < len(caps): return None
     m = {**item.get('meta', {}), 'baseline': baseline, 'reference': item['caption'], **meta}
     return Chain.from_captions(f"{item['id']}/{baseline}", caps, errors=errors, mutator=mutator, video=item.get('video'), meta=m).validate()
-
-# %% ../nbs/14_baselines.ipynb #a63ee2d3
-def item_frames(item:dict|Chain, # an item dict or a `Chain`
-                num_frames:int=8 # frames to decode from a video file
-               )->np.ndarray:
-    "The (T, H, W, 3) uint8 frames of an item or chain"
-    meta = item.meta if isinstance(item, Chain) else item.get('meta') or {}
-    iid = item.id if isinstance(item, Chain) else item.get('id')
-    video = item.video if isinstance(item, Chain) else item.get('video')
-    if meta.get('frames') is not None: return np.asarray(meta['frames'])
-    if 'scene' in meta:
-        from rcc_rank.world import chain_frames
-        return chain_frames({'id': iid, 'meta': meta})
-    if video:
-        from rcc_rank.video import load_video
-        return load_video(video, num_frames=num_frames)
-    raise ValueError(f"item {iid!r}: no frames (no meta['frames'], no meta['scene'] and no video)")
-
-# %% ../nbs/14_baselines.ipynb #412e4a97
-def item_clip(item:dict|Chain, # an item dict or a `Chain`
-              num_frames:int=8 # frames to take uniformly, as every scoring and evaluation path does
-             )->tuple:
-    "`(frames, VideoMetadata)` of an item from `video_clip`: files timed at their own rate, in-memory frames at `meta['fps']`"
-    from rcc_rank.video import video_clip
-    meta = item.meta if isinstance(item, Chain) else item.get('meta') or {}
-    iid = item.id if isinstance(item, Chain) else item.get('id')
-    video = item.video if isinstance(item, Chain) else item.get('video')
-    src = video if (video and meta.get('frames') is None and 'scene' not in meta) else item_frames(item, num_frames)
-    return video_clip(src, num_frames=num_frames, video_fps=meta.get('fps'), name=f'item {iid!r}')
 
 # %% ../nbs/14_baselines.ipynb #edc89d65
 def policy_sampler(model, # a VLM from `rcc_rank.models` (plain or peft)
@@ -85,7 +54,7 @@ def policy_sampler(model, # a VLM from `rcc_rank.models` (plain or peft)
         dev = next(model.parameters()).device
         for i in range(0, len(items), batch_size):
             part = items[i:i + batch_size]
-            clips = [item_clip(it, num_frames) for it in part]
+            clips = [chain_clip(it, num_frames) for it in part]
             enc = processor(text=[text] * len(part), videos=[f for f, _ in clips], video_metadata=[m for _, m in clips],
                             return_tensors='pt', padding=True)
             enc = {k: v.to(dev) if hasattr(v, 'to') else v for k, v in enc.items()}
@@ -175,50 +144,60 @@ class Teacher:
         self.system = cached_system(TEACHER_SYSTEM, model); check_model(model)
         self._loop = None
 
-    def run(self, coro):
-        "Run a coroutine on the teacher's own event loop (one loop for the client's whole life), from sync code"
-        if self._loop is None:
-            import threading
-            self._loop = asyncio.new_event_loop()
-            threading.Thread(target=self._loop.run_forever, daemon=True, name='teacher-loop').start()
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    @property
-    def client(self):
-        "The async SDK client (the key comes from `ANTHROPIC_API_KEY`)"
-        if self._client is None:
-            import anthropic
-            self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **self._kw)
-        return self._client
+# %% ../nbs/14_baselines.ipynb #a4e43e3f
+@patch
+def run(self:Teacher, coro):
+    "Run a coroutine on the teacher's own event loop (one loop for the client's whole life), from sync code"
+    if self._loop is None:
+        import threading
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True, name='teacher-loop').start()
+    return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def request(self, task:str, **kw)->dict:
-        "Messages API parameters for one teacher task"
-        if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
-        tool = TEACHER_TOOLS[task]
-        return dict(model=self.model, max_tokens=self.max_tokens, system=self.system, tools=[tool],
-                    tool_choice=tool_choice(self.model, tool['name']), messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}])
+# %% ../nbs/14_baselines.ipynb #7f3a2741
+@patch(as_prop=True)
+def client(self:Teacher):
+    "The async SDK client (the key comes from `ANTHROPIC_API_KEY`)"
+    if self._client is None:
+        import anthropic
+        self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **self._kw)
+    return self._client
 
-    async def ask(self, task:str, **kw)->dict:
-        "The tool input of the teacher's answer to one task (retrying malformed replies)"
-        last = None
-        for attempt in range(self.max_attempts):
-            msg = await self.client.messages.create(**self.request(task, **kw))
-            self.usage['requests'] += 1
-            for k, v in _usage(msg).items(): self.usage[k] += v
-            try:
-                ref = refusal(msg)
-                if ref is not None: raise MalformedReply(ref.refused)
-                return _check_answer(task, dict(tool_input(msg, TEACHER_TOOLS[task]['name'], TEACHER_TOOLS[task]['input_schema'])), kw)
-            except MalformedReply as e:
-                self.usage['malformed'] += 1; last = e
-        raise MalformedReply(f'teacher task {task!r}: {self.max_attempts} malformed replies; last: {last}')
+# %% ../nbs/14_baselines.ipynb #3b251320
+@patch
+def request(self:Teacher, task:str, **kw)->dict:
+    "Messages API parameters for one teacher task"
+    if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
+    tool = TEACHER_TOOLS[task]
+    return dict(model=self.model, max_tokens=self.max_tokens, system=self.system, tools=[tool],
+                tool_choice=tool_choice(self.model, tool['name']), messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}])
 
-    async def try_ask(self, item_id:str, task:str, **kw)->dict|None:
-        "`ask`, but a row the teacher cannot answer is recorded in `failures` and gives None, so the other rows' results stay"
-        try: return await self.ask(task, **kw)
+# %% ../nbs/14_baselines.ipynb #9a8b8523
+@patch
+async def ask(self:Teacher, task:str, **kw)->dict:
+    "The tool input of the teacher's answer to one task (retrying malformed replies)"
+    last = None
+    for attempt in range(self.max_attempts):
+        msg = await self.client.messages.create(**self.request(task, **kw))
+        self.usage['requests'] += 1
+        for k, v in _usage(msg).items(): self.usage[k] += v
+        try:
+            ref = refusal(msg)
+            if ref is not None: raise MalformedReply(ref.refused)
+            return _check_answer(task, dict(tool_input(msg, TEACHER_TOOLS[task]['name'], TEACHER_TOOLS[task]['input_schema'])), kw)
         except MalformedReply as e:
-            self.failures.append({'id': item_id, 'task': task, 'reason': str(e)}); log.warning(f'teacher: row {item_id!r}: {e}')
-            return None
+            self.usage['malformed'] += 1; last = e
+    raise MalformedReply(f'teacher task {task!r}: {self.max_attempts} malformed replies; last: {last}')
+
+# %% ../nbs/14_baselines.ipynb #f4403e1c
+@patch
+async def try_ask(self:Teacher, item_id:str, task:str, **kw)->dict|None:
+    "`ask`, but a row the teacher cannot answer is recorded in `failures` and gives None, so the other rows' results stay"
+    try: return await self.ask(task, **kw)
+    except MalformedReply as e:
+        self.failures.append({'id': item_id, 'task': task, 'reason': str(e)}); log.warning(f'teacher: row {item_id!r}: {e}')
+        return None
 
 # %% ../nbs/14_baselines.ipynb #50c80666
 def _check_answer(task:str, ans:dict, kw:dict)->dict:
@@ -264,32 +243,56 @@ def support_f1(candidate:str, reference:str)->float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 # %% ../nbs/14_baselines.ipynb #22fccff0
+def rule_answer(task:str, # 'improve', 'compare', 'claims' or 'judge'
+                reference:str='', # the ground-truth caption
+                candidates:Sequence[str]=(), # the candidate caption(s)
+                claims:Sequence[str]=() # for 'judge': the claims to verify
+               )->dict:
+    "The tool input a careful annotator gives for one teacher task, by the support rule (`supported`)"
+    ref, cand = reference.strip(), [c.strip() for c in candidates]
+    if task == 'improve':
+        keep = [s for s in _sentences(cand[0]) if supported(s, ref)]
+        return {'caption': ' '.join(keep + [r for r in _sentences(ref) if not any(supported(k, r) for k in keep)])}
+    if task == 'compare':
+        fa, fb = support_f1(cand[0], ref), support_f1(cand[1], ref)
+        return {'winner': 'tie' if abs(fa - fb) < 1e-9 else ('A' if fa > fb else 'B'), 'reason': f'support F1 {fa:.2f} vs {fb:.2f}'}
+    if task == 'claims':
+        cl = [c.strip(' .') for s in _sentences(cand[0]) for c in re.split(r',\s+(?:and\s+)?|;\s+', s) if c.strip(' .')]
+        return {'claims': cl or [cand[0] or '(empty)']}
+    if task == 'judge': return {'verdicts': [supported(c, ref) for c in claims]}
+    raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
+
+# %% ../nbs/14_baselines.ipynb #c2117f98
 def teacher_responder()->Callable[[dict], dict]:
-    "A FakeClaude responder answering `Teacher` requests from the reference with `supported`"
-    from rcc_rank.fake_claude import request_text
+    "A FakeClaude responder answering `Teacher` requests with `rule_answer` (the prompt's tags read back)"
+    tasks = {t['name']: k for k, t in TEACHER_TOOLS.items()}
     def tag(text, t):
         found = re.findall(rf'<{t}>(.*?)</{t}>', text, flags=re.S)
         return found[-1].strip() if found else ''
     def respond(body:dict)->dict:
         name = ((body.get('tools') or [{}])[0]).get('name')   # the one tool sent (the choice may be `auto`)
-        text = request_text(body); ref = tag(text, 'reference')
-        if name == TEACHER_TOOLS['improve']['name']:
-            resp = tag(text, 'response')
-            keep = [s for s in _sentences(resp) if supported(s, ref)]
-            missing = [r for r in _sentences(ref) if not any(supported(k, r) for k in keep)]
-            return {'tool_use': {'name': name, 'input': {'caption': ' '.join(keep + missing)}}}
-        if name == TEACHER_TOOLS['compare']['name']:
-            fa, fb = support_f1(tag(text, 'response_a'), ref), support_f1(tag(text, 'response_b'), ref)
-            w = 'tie' if abs(fa - fb) < 1e-9 else ('A' if fa > fb else 'B')
-            return {'tool_use': {'name': name, 'input': {'winner': w, 'reason': f'support F1 {fa:.2f} vs {fb:.2f}'}}}
-        if name == TEACHER_TOOLS['claims']['name']:
-            cl = [c.strip(' .') for s in _sentences(tag(text, 'response')) for c in re.split(r',\s+(?:and\s+)?|;\s+', s) if c.strip(' .')]
-            return {'tool_use': {'name': name, 'input': {'claims': cl or [tag(text, 'response') or '(empty)']}}}
-        if name == TEACHER_TOOLS['judge']['name']:
-            cl = re.findall(r'<claim n="\d+">(.*?)</claim>', text, flags=re.S)
-            return {'tool_use': {'name': name, 'input': {'verdicts': [supported(c, ref) for c in cl]}}}
-        return 'I can only answer teacher tool requests.'
+        if name not in tasks: return 'I can only answer teacher tool requests.'
+        text = request_text(body)
+        cands = [tag(text, 'response_a'), tag(text, 'response_b')] if tasks[name] == 'compare' else [tag(text, 'response')]
+        claims = re.findall(r'<claim n="\d+">(.*?)</claim>', text, flags=re.S)
+        return {'tool_use': {'name': name, 'input': rule_answer(tasks[name], tag(text, 'reference'), cands, claims)}}
     return respond
+
+# %% ../nbs/14_baselines.ipynb #f5397877
+class RuleTeacher(Teacher):
+    "An offline `Teacher` that answers in process with `rule_answer`: no key, no server, no network"
+    def __init__(self, concurrency:int=8 # rows in flight
+                ):
+        self.model, self.name, self.max_attempts, self.concurrency = 'rule', 'rule-teacher', 1, concurrency
+        self.usage = {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+        self.failures:list[dict] = []   # rows it could not answer: {'id', 'task', 'reason'}
+        self._loop = None
+
+    async def ask(self, task:str, **kw)->dict:
+        "The rule answer to one task, checked like a model's reply"
+        if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
+        self.usage['requests'] += 1
+        return _check_answer(task, rule_answer(task, **kw), kw)
 
 # %% ../nbs/14_baselines.ipynb #2f45998c
 async def _amap(fn, xs, concurrency:int=8)->list:
@@ -447,7 +450,6 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
                   )->Callable[[dict], dict]:
     "A FakeClaude responder for `FreeMutator`: rule edits of a type it picks itself among `kinds`"
     from rcc_rank.degrade import RuleMutator, rule_types
-    from rcc_rank.fake_claude import request_text
     rm = RuleMutator(types=[k for k in rule_types()])
     def respond(body:dict)->dict:
         text = request_text(body)
@@ -474,7 +476,7 @@ def unconditioned_world_chains(n:int, # chains
                                cfg=None # a `WorldConfig`
                               )->list[Chain]:
     "World chains whose errors come only from the object/attribute kinds a free LLM favours (a simulation)"
-    from rcc_rank.world import world_chains
+    from rcc_rank.world_data import world_chains
     out = world_chains(n, length, split, seed, cfg, error_types=list(UNCONDITIONED_WORLD_TYPES))
     for c in out: c.meta['baseline'] = 'unconditioned'; c.meta['simulated_unconditioned'] = True
     return out
@@ -496,7 +498,7 @@ def make_baseline(name:str, # one of `BASELINES`
     if name == 'error_injection':
         if mutator is None:
             if not world: raise ValueError("error_injection: pass a mutator (items are not synthetic-world items)")
-            from rcc_rank.world import WorldMutator
+            from rcc_rank.world_data import WorldMutator
             mutator = WorldMutator()
         return error_injection(items, mutator, seed=seed, **{k: v for k, v in kw.items() if k in ('negatives', 'concurrency')})
     if teacher is None: raise ValueError(f"{name}: needs a teacher (a `Teacher`)")

@@ -5,24 +5,26 @@
 # %% ../nbs/12_demo.ipynb #3bec2703
 from __future__ import annotations
 import os, json, math, time, shutil, resource, importlib
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .core import get_logger, set_seed, rcc_home, stable_hash
 from .chains import Chain, write_chains
-from .world import WorldConfig, world_chains, chain_frames, lf_mcq_set, world_mcq_chain, type_oracles, LETTERS
+from .world import WorldConfig
+from .world_data import world_chains, lf_mcq_set, world_mcq_chain, type_oracles, attach_frames, LETTERS
 from .models import tiny_model, tiny_tokenizer, save_model, load_model, CAPTION_PROMPT, SPECIAL_TOKENS
-from .evaluate import rank_chains, ranking_metrics, chain_metrics, mcq_evaluate, mcq_prompt
+from .evaluate import rank_chains, chain_metrics, mcq_evaluate, mcq_prompt
 from .train import TrainConfig, train
 
 # %% auto #0
-__all__ = ['log', 'ARMS', 'METRICS', 'PAIRS', 'DemoConfig', 'world_tokenizer', 'demo_model', 'attach_frames', 'demo_data',
-           'controls', 'blank_video', 'evaluate_model', 'pretrain', 'run_arm', 'summarise', 'paired_diff',
-           'matched_cpu', 'plot_results', 'paired_table', 'write_report', 'run_demo', 'rcc_demo']
+__all__ = ['log', 'ARMS', 'METRICS', 'PAIRS', 'DemoConfig', 'world_tokenizer', 'demo_model', 'demo_data', 'controls',
+           'blank_video', 'evaluate_model', 'pretrain', 'run_arm', 'summarise', 'paired_diff', 'matched_cpu',
+           'plot_results', 'paired_table', 'write_report', 'run_demo', 'rcc_demo']
 
 # %% ../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
@@ -31,6 +33,7 @@ log = get_logger(__name__)
 ARMS = {'sft': dict(objective='sft'), 'dpo': dict(objective='dpo'), 'mpo': dict(objective='mpo'),
         'rank': dict(objective='rank'), 'rank_frozen_vision': dict(objective='rank', freeze_vision=True)}
 
+# %% ../nbs/12_demo.ipynb #abb6b87f
 @dataclass
 class DemoConfig:
     "Every setting of a demo run"
@@ -68,23 +71,28 @@ class DemoConfig:
     threads:int|None = 1                     # torch CPU threads per process (None: torch's default)
     cache:bool = True                        # reuse a pretrained checkpoint with the same settings from `rcc_home('demo')`
 
-    @classmethod
-    def quick(cls, **kw)->DemoConfig:
-        "The smoke-test size: one seed, a few steps, a handful of chains, one process (well under a minute)"
-        return cls(**{**dict(seeds=(0,), n_train=16, n_test=8, n_mcq=4, pretrain_steps=4, pretrain_batch=4, steps=2, batch_size=4,
-                             hidden=32, vision_hidden=16, vision_depth=1, layers=1, eval_every=1, workers=1), **kw})
+# %% ../nbs/12_demo.ipynb #55a4f63d
+@patch(cls_method=True)
+def quick(cls:DemoConfig, **kw)->DemoConfig:
+    "The smoke-test size: one seed, a few steps, a handful of chains, one process (well under a minute)"
+    return cls(**{**dict(seeds=(0,), n_train=16, n_test=8, n_mcq=4, pretrain_steps=4, pretrain_batch=4, steps=2, batch_size=4,
+                         hidden=32, vision_hidden=16, vision_depth=1, layers=1, eval_every=1, workers=1), **kw})
 
-    def world(self)->WorldConfig:
-        "The world's difficulty knobs"
-        return WorldConfig(n_objects=tuple(self.n_objects), n_groups=tuple(self.n_groups), n_frames=self.n_frames,
-                           size=self.image_size, type_sampling=self.type_sampling)
+# %% ../nbs/12_demo.ipynb #6f05f1d5
+@patch
+def world(self:DemoConfig)->WorldConfig:
+    "The world's difficulty knobs"
+    return WorldConfig(n_objects=tuple(self.n_objects), n_groups=tuple(self.n_groups), n_frames=self.n_frames,
+                       size=self.image_size, type_sampling=self.type_sampling)
 
-    def pretrain_key(self)->str:
-        "A hash of every setting the pretrained checkpoint depends on"
-        keys = ('data_seed', 'n_train', 'n_test', 'chain_length', 'n_objects', 'n_groups', 'type_sampling', 'n_frames', 'image_size',
-                'hidden', 'layers', 'vision_hidden', 'vision_depth', 'vocab_size', 'model_seed', 'pretrain_steps', 'pretrain_lr',
-                'pretrain_batch', 'pretrain_min_lr_ratio', 'eval_every')
-        return stable_hash(json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=list))[:16]
+# %% ../nbs/12_demo.ipynb #dbbbd6be
+@patch
+def pretrain_key(self:DemoConfig)->str:
+    "A hash of every setting the pretrained checkpoint depends on"
+    keys = ('data_seed', 'n_train', 'n_test', 'chain_length', 'n_objects', 'n_groups', 'type_sampling', 'n_frames', 'image_size',
+            'hidden', 'layers', 'vision_hidden', 'vision_depth', 'vocab_size', 'model_seed', 'pretrain_steps', 'pretrain_lr',
+            'pretrain_batch', 'pretrain_min_lr_ratio', 'eval_every')
+    return stable_hash(json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=list))[:16]
 
 # %% ../nbs/12_demo.ipynb #0bad360a
 def world_tokenizer(vocab_size:int=512, # vocabulary size (must not exceed the model's)
@@ -115,16 +123,6 @@ def demo_model(cfg:DemoConfig # sizes and seeds
     proc.tokenizer = tok
     return model, proc
 
-# %% ../nbs/12_demo.ipynb #0f1803bb
-def attach_frames(items:Sequence, # world `Chain`s (frames go in `meta['frames']`) or LF-MCQ item dicts (`'frames'`)
-                  cfg:DemoConfig # frame count and size
-                 )->Sequence:
-    "Render each item's video into memory; returns `items`"
-    for it in items:
-        if isinstance(it, dict): it['frames'] = chain_frames(it, cfg.n_frames, cfg.image_size)
-        else: it.meta['frames'] = chain_frames(it, cfg.n_frames, cfg.image_size)
-    return items
-
 # %% ../nbs/12_demo.ipynb #f79b8d74
 def demo_data(cfg:DemoConfig, # sizes and seeds
               out:Path|None=None # if given, write train/test chains and the LF-MCQ items here (without frames)
@@ -138,7 +136,7 @@ def demo_data(cfg:DemoConfig, # sizes and seeds
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         write_chains(train_c, out/'train.jsonl'); write_chains(test_c, out/'test.jsonl')
         (out/'lf_mcq.jsonl').write_text(''.join(json.dumps(it) + '\n' for it in mcq))
-    return dict(train=attach_frames(train_c, cfg), test=attach_frames(test_c, cfg), mcq=attach_frames(mcq, cfg))
+    return dict(train=attach_frames(train_c), test=attach_frames(test_c), mcq=attach_frames(mcq))   # frames rendered by `chain_clip`
 
 # %% ../nbs/12_demo.ipynb #f7f26c1a
 def _length_pairwise(chains, sign):
@@ -156,10 +154,10 @@ def controls(train:Sequence[Chain], # training chains (the length ranker picks i
                 best_single_type_oracle=orc[best], best_single_type=best, type_oracles=orc)
 
 # %% ../nbs/12_demo.ipynb #966668b0
-def blank_video(chains:Sequence[Chain] # chains with frames in `meta['frames']`
+def blank_video(chains:Sequence[Chain] # chains with frames (in `meta['frames']`, or any source `Chain.clip` reads)
                )->list[Chain]:
     "Copies of `chains` whose frames are all black"
-    return [replace(c, meta={**c.meta, 'frames': np.zeros_like(c.meta['frames'])}) for c in chains]
+    return [replace(c, meta={**c.meta, 'frames': np.zeros_like(c.clip(None)[0])}) for c in chains]
 
 # %% ../nbs/12_demo.ipynb #221927ed
 def evaluate_model(model, # the model (peft or plain)
@@ -339,56 +337,93 @@ def paired_table(rows:Sequence[dict], warm:dict, matched:Sequence[dict])->list[d
 def _pm(t): return f"{t[0]:.3f} ± {t[1]:.3f}"
 
 # %% ../nbs/12_demo.ipynb #4e60978b
-def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, out:Path, timings:dict)->Path:
-    "report.md, results.json and results.csv in `out`"
-    out = Path(out); s = summarise(rows); budget, matched = matched_cpu(rows); paired = paired_table(rows, warm, matched)
-    M = {a: np.mean([m['pairwise'] for m in matched if m['arm'] == a]) for a in s}
-    L = ["# rcc-demo report", "",
+def _report_setup(cfg:DemoConfig, pre:dict)->list[str]:
+    "The report's title and the model, world, pretraining and arm settings"
+    return ["# rcc-demo report", "",
          f"Tiny Qwen2.5-VL (text {cfg.hidden} x {cfg.layers} layers, vision {cfg.vision_hidden} x {cfg.vision_depth}, vocabulary {cfg.vocab_size}), "
          f"{cfg.n_frames} frames of {cfg.image_size}x{cfg.image_size}. World: {cfg.n_objects[0]}-{cfg.n_objects[1]} objects, {cfg.n_groups[0]}-{cfg.n_groups[1]} "
          f"distractor groups, chains of {cfg.chain_length} captions, error types drawn '{cfg.type_sampling}'. {cfg.n_train} training and {cfg.n_test} "
          f"held-out chains, {cfg.n_mcq} LF-MCQ items (5 options: chance 0.2).", "",
          f"Pretraining: full fine-tuning, SFT, {pre['steps']} steps x {cfg.pretrain_batch} chains, lr {cfg.pretrain_lr} (cosine to {cfg.pretrain_min_lr_ratio:g} of it)"
          f"{' (loaded from the cache)' if pre.get('cached') else ''}. Arms: LoRA r={cfg.lora_r}, {cfg.steps} steps x {cfg.batch_size} chains, "
-         f"lr {cfg.lr}, beta {cfg.beta}, NTP weight {cfg.ntp_weight}; seeds {list(cfg.seeds)} (same chains, order and adapter init per seed).", "",
-         "## Controls (held-out pairwise accuracy)", "", "| control | pairwise |", "|---|---:|",
+         f"lr {cfg.lr}, beta {cfg.beta}, NTP weight {cfg.ntp_weight}; seeds {list(cfg.seeds)} (same chains, order and adapter init per seed).", ""]
+
+# %% ../nbs/12_demo.ipynb #725eaab5
+def _report_controls(ctl:dict, warm:dict)->list[str]:
+    "The controls table: chance, the length-only ranker, the best single-type oracle, the pretrained model with and without frames"
+    return ["## Controls (held-out pairwise accuracy)", "", "| control | pairwise |", "|---|---:|",
          f"| chance | {ctl['chance']:.3f} |", f"| length-only ranker ({ctl['length_direction']} first) | {ctl['length']:.3f} |",
          f"| best single-error-type oracle ({ctl['best_single_type']}) | {ctl['best_single_type_oracle']:.3f} |",
-         f"| pretrained model, blank frames | {warm['pairwise_blank']:.3f} |", f"| pretrained model | {warm['pairwise']:.3f} |", "",
-         "## Arms at matched steps (held out; mean and std over seeds)", "",
+         f"| pretrained model, blank frames | {warm['pairwise_blank']:.3f} |", f"| pretrained model | {warm['pairwise']:.3f} |", ""]
+
+# %% ../nbs/12_demo.ipynb #98bbd8b9
+def _report_arms(s:dict, rows:Sequence[dict], warm:dict, budget:float, matched:list)->list[str]:
+    "The arms table at matched steps (mean and std over seeds), with CPU seconds per step and pairwise at matched CPU time"
+    M = {a: np.mean([m['pairwise'] for m in matched if m['arm'] == a]) for a in s}
+    L = ["## Arms at matched steps (held out; mean and std over seeds)", "",
          f"| arm | pairwise | top-1 | Kendall tau | blank-video pairwise | LF-MCQ | CPU s/step | pairwise at {budget:.0f} CPU-s |",
          "|---|---:|---:|---:|---:|---:|---:|---:|",
          f"| pretrained | {warm['pairwise']:.3f} | {warm['top1']:.3f} | {warm['kendall_tau']:.3f} | {warm['pairwise_blank']:.3f} | {warm['mcq']:.3f} | | |"]
     for a, m in s.items():
         st = np.mean([r['step_cpu_s'] for r in rows if r['arm'] == a])
         L.append(f"| {a} | {_pm(m['pairwise'])} | {_pm(m['top1'])} | {_pm(m['kendall_tau'])} | {_pm(m['pairwise_blank'])} | {_pm(m['mcq'])} | {st:.3f} | {M[a]:.3f} |")
-    L += ["", f"Matched CPU time: each run read at its last evaluation within {budget:.1f} CPU-s of training (the cheapest arm's mean total).", "",
-          "## Paired differences (95 percent t-intervals over seeds)", ""]
-    for name, keep in (('each arm vs the pretrained model (pairwise, matched steps)', lambda d: d['b'] == 'pretrained'),
-                       ('arm pairs, matched steps', lambda d: d['b'] != 'pretrained' and d['metric'] == 'pairwise'),
-                       ('arm pairs, matched CPU time', lambda d: d['metric'] == 'pairwise_matched_cpu')):
-        L += [f"**{name}**", ""] + [f"- {_sentence(d)}" for d in paired if keep(d)] + [""]
+    return L + ["", f"Matched CPU time: each run read at its last evaluation within {budget:.1f} CPU-s of training (the cheapest arm's mean total).", ""]
+
+# %% ../nbs/12_demo.ipynb #f1664e61
+_PAIRED_GROUPS = (('each arm vs the pretrained model (pairwise, matched steps)', lambda d: d['b'] == 'pretrained'),
+                  ('arm pairs, matched steps', lambda d: d['b'] != 'pretrained' and d['metric'] == 'pairwise'),
+                  ('arm pairs, matched CPU time', lambda d: d['metric'] == 'pairwise_matched_cpu'))
+
+def _report_paired(paired:list)->list[str]:
+    "The paired differences, one sentence each, in three groups"
+    L = ["## Paired differences (95 percent t-intervals over seeds)", ""]
+    for name, keep in _PAIRED_GROUPS: L += [f"**{name}**", ""] + [f"- {_sentence(d)}" for d in paired if keep(d)] + [""]
+    return L
+
+# %% ../nbs/12_demo.ipynb #4f64a038
+def _type_gain(rows:Sequence[dict], warm:dict, a:str, t:str)->float:
+    "Mean over seeds of arm `a`'s adjacent-pair accuracy on error type `t` minus the pretrained model's (nan where it has none)"
+    if t not in warm['by_error_type']: return float('nan')
+    return np.mean([r['by_error_type'][t] - warm['by_error_type'][t] for r in rows if r['arm'] == a and t in r['by_error_type']])
+
+# %% ../nbs/12_demo.ipynb #a9c326fd
+def _report_types(s:dict, rows:Sequence[dict], warm:dict)->list[str]:
+    "The gains-by-error-type table"
     types = sorted({t for r in rows for t in r['by_error_type']} | set(warm['by_error_type']))
-    L += ["## Gains by error type (adjacent-pair accuracy, arm minus pretrained, mean over seeds)", "",
-          "| arm | " + " | ".join(types) + " |", "|---|" + "---:|" * len(types),
-          "| pretrained (level) | " + " | ".join(f"{warm['by_error_type'].get(t, float('nan')):.2f}" for t in types) + " |"]
-    for a in s:
-        g = [np.mean([r['by_error_type'][t] - warm['by_error_type'][t] for r in rows if r['arm'] == a and t in r['by_error_type']])
-             if t in warm['by_error_type'] else float('nan') for t in types]
-        L.append(f"| {a} | " + " | ".join(f"{v:+.2f}" for v in g) + " |")
-    L += ["", "## Learning curves (held-out pairwise)", "",
-          "pretraining: " + ", ".join(f"{c['step']}: {c['pairwise']:.3f}" for c in pre['curve']), ""]
+    L = ["## Gains by error type (adjacent-pair accuracy, arm minus pretrained, mean over seeds)", "",
+         "| arm | " + " | ".join(types) + " |", "|---|" + "---:|" * len(types),
+         "| pretrained (level) | " + " | ".join(f"{warm['by_error_type'].get(t, float('nan')):.2f}" for t in types) + " |"]
+    return L + [f"| {a} | " + " | ".join(f"{_type_gain(rows, warm, a, t):+.2f}" for t in types) + " |" for a in s]
+
+# %% ../nbs/12_demo.ipynb #43deb851
+def _report_curves(s:dict, rows:Sequence[dict], pre:dict, timings:dict)->list[str]:
+    "The learning curves (pretraining, then each arm's mean over seeds), the timings and the plots"
+    L = ["", "## Learning curves (held-out pairwise)", "",
+         "pretraining: " + ", ".join(f"{c['step']}: {c['pairwise']:.3f}" for c in pre['curve']), ""]
     for a in s:
         cs = [r['curve'] for r in rows if r['arm'] == a]
         L.append(f"- {a}: " + ", ".join(f"{c['step']}: {np.mean([cv[i]['pairwise'] for cv in cs]):.3f}" for i, c in enumerate(cs[0])))
-    L += ["", "## Timings", "", *[f"- {k}: {v:.1f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in timings.items()], "",
-          "![learning curves](learning_curves.png)", "", "![metrics](metrics_by_objective.png)", ""]
-    p = out/'report.md'; p.write_text('\n'.join(L) + '\n')
+    return L + ["", "## Timings", "", *[f"- {k}: {v:.1f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in timings.items()], "",
+                "![learning curves](learning_curves.png)", "", "![metrics](metrics_by_objective.png)", ""]
+
+# %% ../nbs/12_demo.ipynb #40078a5b
+def _write_results(out:Path, cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, paired:list, budget:float,
+                   matched:list, timings:dict):
+    "results.json (everything) and results.csv (one row per run, the pretrained model first)"
+    import pandas as pd
     flat = [{k: v for k, v in r.items() if k not in ('curve', 'by_error_type')} for r in rows]
     (out/'results.json').write_text(json.dumps(dict(config=asdict(cfg), warm=warm, pretrain=pre, baselines=ctl, rows=rows, paired=paired,
                                                     matched_cpu=dict(budget_cpu_s=budget, rows=matched), timings=timings), indent=1, default=str))
-    import pandas as pd
     pd.DataFrame([dict(arm='pretrained', seed='', **{k: v for k, v in warm.items() if k != 'by_error_type'})] + flat).to_csv(out/'results.csv', index=False)
+
+# %% ../nbs/12_demo.ipynb #78d63e22
+def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, out:Path, timings:dict)->Path:
+    "report.md, results.json and results.csv in `out`"
+    out = Path(out); s = summarise(rows); budget, matched = matched_cpu(rows); paired = paired_table(rows, warm, matched)
+    L = (_report_setup(cfg, pre) + _report_controls(ctl, warm) + _report_arms(s, rows, warm, budget, matched) + _report_paired(paired)
+         + _report_types(s, rows, warm) + _report_curves(s, rows, pre, timings))
+    p = out/'report.md'; p.write_text('\n'.join(L) + '\n')
+    _write_results(out, cfg, rows, warm, pre, ctl, paired, budget, matched, timings)
     return p
 
 # %% ../nbs/12_demo.ipynb #6b92a8f9

@@ -4,22 +4,26 @@
 
 # %% ../nbs/10_evaluate.ipynb #145000bd
 from __future__ import annotations
-import os, re, json, math, time, itertools
+import json, math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 from collections import defaultdict
 
 import numpy as np
 
-from .core import get_logger, append_jsonl, read_jsonl, stable_hash, set_seed
+from .core import get_logger, append_jsonl, stable_hash
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'TASKS', 'chain_metrics',
+__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'chain_metrics',
            'ranking_metrics', 'map_shards', 'rank_chains', 'results_table', 'generate_captions', 'mcq_prompt',
            'mcq_evaluate', 'tempcompass_prompt', 'tempcompass_match', 'tempcompass_accuracy', 'tempcompass_records',
-           'caption_matching', 'make_judge', 'make_model', 'evaluate_task', 'rcc_evaluate']
+           'caption_matching', 'make_judge', 'make_model', 'AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge',
+           'tiny_chat_model', 'judge_captions', 'judge_summary', 'judge_agreement', 'vdc_score', 'parse_vdc_review',
+           'vdc_aggregate', 'run_async', 'split_sentences', 'LineJudgment', 'evidence_index', 'argus_cost',
+           'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs', 'argus_score',
+           'argus_average']
 
 # %% ../nbs/10_evaluate.ipynb #176ea1d0
 def _np(x, name:str, dtype=np.float64)->np.ndarray|None:
@@ -132,6 +136,60 @@ def map_shards(fn, # fn(list_of_items) -> list of per-item results (same length)
     if len(out) != len(items): raise RuntimeError(f"map_shards: gathered {len(out)} results for {len(items)} items")
     return out
 
+# %% ../nbs/10_evaluate.ipynb #40be2b31
+def _batched(fn, # fn(list of items) -> list of results, one per item
+             items:Sequence, # this process's items
+             batch_size:int, # items per call of `fn`
+             desc:str, # the progress bar's label
+             show:bool=True, # show the bar
+            )->list:
+    "`fn` over `items` in batches of `batch_size`, its results concatenated, with a tqdm bar"
+    from tqdm.auto import tqdm
+    out, bar = [], tqdm(total=len(items), desc=desc, disable=not show)
+    for i in range(0, len(items), batch_size):
+        part = items[i:i + batch_size]
+        out += fn(part)
+        bar.update(len(part))
+    bar.close()
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #c7bb7177
+def _check_rankable(chains:list, model, reference:bool):
+    "Refuse an empty list, a chain of fewer than 2 captions, or `reference` without a PEFT model"
+    if not chains: raise ValueError("rank_chains: no chains given")
+    for c in chains:
+        if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
+    if reference and not hasattr(model, 'disable_adapter'):
+        raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
+
+# %% ../nbs/10_evaluate.ipynb #b8107713
+def _score_part(model, batch:dict, part:list, shared_prefix:bool, reference:bool)->list[dict]:
+    "Each chain's summed caption log-probs, token counts and error types from one collated batch (and the reference's log-probs)"
+    import torch
+    from rcc_rank.scoring import chain_logps
+    from rcc_rank.models import reference_mode
+    with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
+    lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
+    if reference:
+        with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
+    out = []
+    for b, c in enumerate(part):
+        k = int(mk[b].sum())
+        out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors),
+                        **({'ref_logps': rl[b, :k].tolist()} if reference else {})))
+    return out
+
+# %% ../nbs/10_evaluate.ipynb #36c767d4
+def _stack_scores(per:list[dict], reference:bool)->tuple:
+    "Per-chain scores as padded (B, K) arrays: log-probs (NaN padding), token counts, mask, reference log-probs (or None)"
+    K = max(len(p['logps']) for p in per)
+    logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
+    ref = np.zeros((len(per), K)) if reference else None
+    for b, p in enumerate(per):
+        k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
+        if reference: ref[b, :k] = p['ref_logps']
+    return logps, ntok, mask, ref
+
 # %% ../nbs/10_evaluate.ipynb #9cf92aa9
 def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
                 processor, # its processor
@@ -145,45 +203,18 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.models`
                 reference:bool=False, # also score with the adapters off (the reference) and add the `*_reward` metrics
                )->dict:
     "Score each chain's captions with `model` and report `ranking_metrics` plus per-chain scores"
-    import torch
-    from tqdm.auto import tqdm
-    from rcc_rank.scoring import ChainCollator, chain_logps
+    from rcc_rank.scoring import ChainCollator
     chains = list(chains)
-    if not chains: raise ValueError("rank_chains: no chains given")
-    for c in chains:
-        if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
-    if reference and not hasattr(model, 'disable_adapter'):
-        raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
-    from rcc_rank.models import reference_mode
+    _check_rankable(chains, model, reference)
     collate = collator or ChainCollator(processor, num_frames=num_frames)
     main = accelerator is None or accelerator.is_main_process
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
-    def score(shard):
-        out = []
-        bar = tqdm(total=len(shard), desc='rank_chains', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), batch_size):
-            part = shard[i:i + batch_size]
-            batch = collate(part)
-            batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in batch.items()}
-            with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
-            lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
-            if reference:
-                with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
-            for b, c in enumerate(part):
-                k = int(mk[b].sum())
-                out.append(dict(id=c.id, logps=lp[b, :k].tolist(), ntokens=nt[b, :k].tolist(), errors=list(c.errors),
-                                **({'ref_logps': rl[b, :k].tolist()} if reference else {})))
-            bar.update(len(part))
-        bar.close()
-        return out
-    per = map_shards(score, chains, accelerator)
-    K = max(len(p['logps']) for p in per)
-    logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
-    ref = np.zeros((len(per), K)) if reference else None
-    for b, p in enumerate(per):
-        k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
-        if reference: ref[b, :k] = p['ref_logps']
+    def score(part):
+        batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in collate(part).items()}
+        return _score_part(model, batch, part, shared_prefix, reference)
+    model.eval()
+    per = map_shards(lambda shard: _batched(score, shard, batch_size, 'rank_chains', progress and main), chains, accelerator)
+    logps, ntok, mask, ref = _stack_scores(per, reference)
     res = ranking_metrics(logps, mask, ntok, [p['errors'] for p in per], ref_logps=ref)
     res['per_chain'] = per
     return res
@@ -263,6 +294,23 @@ def _device(model, accelerator):
 def _model_name(model)->str:
     return str(getattr(getattr(model, 'config', None), '_name_or_path', '') or type(model).__name__)
 
+# %% ../nbs/10_evaluate.ipynb #0f66147a
+def _gen_kwargs(max_new_tokens:int, do_sample:bool, temperature:float, top_p:float, pad:int)->dict:
+    "`generate` settings: sampled with `temperature` and `top_p`, or greedy with the sampling knobs unset"
+    kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad)
+    if do_sample: kw.update(temperature=temperature, top_p=top_p)
+    else: kw.update(temperature=None, top_p=None, top_k=None)
+    return kw
+
+# %% ../nbs/10_evaluate.ipynb #c35ae0a5
+def _generate_part(model, processor, part:list, prompts:list, num_frames:int, device, seed:int, gen:dict)->list[str]:
+    "The decoded replies to `prompts` about `part`'s videos; a sampled reply is seeded by `seed` and the first item's id"
+    import torch
+    enc = _model_inputs(processor, prompts, [_frames(d, num_frames) for d in part], device)
+    if gen['do_sample']: torch.manual_seed(int(stable_hash(seed, part[0]['id'], n=8), 16))
+    with torch.no_grad(): out = model.generate(**enc, **gen)
+    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, enc['input_ids'].shape[1]:]]
+
 # %% ../nbs/10_evaluate.ipynb #f5e1ca55
 def generate_captions(model, # a VLM from `rcc_rank.models`
                       processor, # its processor
@@ -280,8 +328,6 @@ def generate_captions(model, # a VLM from `rcc_rank.models`
                       progress:bool=True, # tqdm bar on the main process
                      )->list[dict]:
     "Generate a caption per video; records carry the prompt and the settings"
-    import torch
-    from tqdm.auto import tqdm
     from rcc_rank.models import CAPTION_PROMPT
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("generate_captions: no items")
@@ -289,29 +335,15 @@ def generate_captions(model, # a VLM from `rcc_rank.models`
     settings = dict(model=_model_name(model), num_frames=num_frames, max_new_tokens=max_new_tokens, do_sample=do_sample,
                     temperature=temperature if do_sample else None, top_p=top_p if do_sample else None, seed=seed if do_sample else None)
     dev, tok = _device(model, accelerator), processor.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    gen = _gen_kwargs(max_new_tokens, do_sample, temperature, top_p, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     main = accelerator is None or accelerator.is_main_process
+    def run(part):
+        prompts = [d.get('prompt') or prompt for d in part]
+        caps = _generate_part(model, processor, part, prompts, num_frames, dev, seed, gen)
+        return [dict(id=d['id'], caption=c, prompt=p, settings=settings) for d, p, c in zip(part, prompts, caps)]
+    model.eval()
     bs = 1 if do_sample else batch_size
-    def run(shard):
-        out, bar = [], tqdm(total=len(shard), desc='generate', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), bs):
-            part = shard[i:i + bs]
-            prompts = [d.get('prompt') or prompt for d in part]
-            enc = _model_inputs(processor, prompts, [_frames(d, num_frames) for d in part], dev)
-            kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad)
-            if do_sample:
-                torch.manual_seed(int(stable_hash(seed, part[0]['id'], n=8), 16))
-                kw.update(temperature=temperature, top_p=top_p)
-            else: kw.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad(): gen = model.generate(**enc, **kw)
-            new = gen[:, enc['input_ids'].shape[1]:]
-            for d, p, row in zip(part, prompts, new):
-                out.append(dict(id=d['id'], caption=tok.decode(row, skip_special_tokens=True).strip(), prompt=p, settings=settings))
-            bar.update(len(part))
-        bar.close()
-        return out
-    recs = map_shards(run, items, accelerator)
+    recs = map_shards(lambda shard: _batched(run, shard, bs, 'generate', progress and main), items, accelerator)
     if out_path is not None and main: append_jsonl(out_path, recs)
     return recs
 
@@ -329,6 +361,32 @@ def _answer_letter(ans, letters:str, n:int, item_id)->str:
     if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1: return ans.strip().upper()[0]
     raise ValueError(f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}")
 
+# %% ../nbs/10_evaluate.ipynb #1d88ad20
+def _letter_ids(tok, letters:str)->dict:
+    "Each option letter's first token id; letters that tokenise to nothing or share a first token are refused"
+    letter_ids = {}
+    for l in letters:
+        ids = tok(l, add_special_tokens=False)['input_ids']
+        if not ids: raise ValueError(f"letter {l!r} tokenises to nothing")
+        letter_ids[l] = ids[0]
+    if len(set(letter_ids.values())) != len(letter_ids): raise ValueError(f"letters {letters} share a first token")
+    return letter_ids
+
+# %% ../nbs/10_evaluate.ipynb #73d6d419
+def _mcq_part(model, processor, part:list, letters:str, letter_ids:dict, num_frames:int, device)->list[dict]:
+    "One batch of MCQ items: the log-prob of each allowed letter as the next token, the argmax as the prediction"
+    import torch
+    enc = _model_inputs(processor, [mcq_prompt(d['question'], d['choices'], letters) for d in part],
+                        [_frames(d, num_frames) for d in part], device)
+    with torch.no_grad(): logits = model(**enc).logits[:, -1].float()
+    out = []
+    for d, row in zip(part, torch.log_softmax(logits, -1).cpu()):
+        ls = letters[:len(d['choices'])]
+        scores = {l: float(row[letter_ids[l]]) for l in ls}
+        pred = max(ls, key=lambda l: scores[l])
+        out.append(dict(id=d['id'], pred=pred, answer=d['_answer'], correct=pred == d['_answer'], logprobs=scores))
+    return out
+
 # %% ../nbs/10_evaluate.ipynb #e7814509
 def mcq_evaluate(model, # a VLM from `rcc_rank.models`
                  processor, # its processor
@@ -340,39 +398,16 @@ def mcq_evaluate(model, # a VLM from `rcc_rank.models`
                  progress:bool=True, # tqdm bar
                 )->dict:
     "Accuracy of next-token letter log-prob predictions, with per-item log-probs"
-    import torch
-    from tqdm.auto import tqdm
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("mcq_evaluate: no items")
-    tok = processor.tokenizer
-    letter_ids = {}
-    for l in letters:
-        ids = tok(l, add_special_tokens=False)['input_ids']
-        if not ids: raise ValueError(f"letter {l!r} tokenises to nothing")
-        letter_ids[l] = ids[0]
-    if len(set(letter_ids.values())) != len(letter_ids): raise ValueError(f"letters {letters} share a first token")
+    letter_ids = _letter_ids(processor.tokenizer, letters)
     for d in items:
         if not d.get('choices') or not isinstance(d.get('question'), str): raise ValueError(f"MCQ item {d['id']!r}: needs 'question' and 'choices'")
         d['_answer'] = _answer_letter(d.get('answer'), letters, len(d['choices']), d['id'])
     dev, main = _device(model, accelerator), accelerator is None or accelerator.is_main_process
-    def run(shard):
-        out, bar = [], tqdm(total=len(shard), desc='mcq', disable=not (progress and main))
-        model.eval()
-        for i in range(0, len(shard), batch_size):
-            part = shard[i:i + batch_size]
-            enc = _model_inputs(processor, [mcq_prompt(d['question'], d['choices'], letters) for d in part],
-                                [_frames(d, num_frames) for d in part], dev)
-            with torch.no_grad(): logits = model(**enc).logits[:, -1].float()
-            lp = torch.log_softmax(logits, -1).cpu()
-            for d, row in zip(part, lp):
-                ls = letters[:len(d['choices'])]
-                scores = {l: float(row[letter_ids[l]]) for l in ls}
-                pred = max(ls, key=lambda l: scores[l])
-                out.append(dict(id=d['id'], pred=pred, answer=d['_answer'], correct=pred == d['_answer'], logprobs=scores))
-            bar.update(len(part))
-        bar.close()
-        return out
-    per = map_shards(run, items, accelerator)
+    run = lambda part: _mcq_part(model, processor, part, letters, letter_ids, num_frames, dev)
+    model.eval()
+    per = map_shards(lambda shard: _batched(run, shard, batch_size, 'mcq', progress and main), items, accelerator)
     return dict(mcq_acc=float(np.mean([p['correct'] for p in per])), n_items=len(per), per_item=per)
 
 # %% ../nbs/10_evaluate.ipynb #a811c649
@@ -382,6 +417,28 @@ TEMPCOMPASS_RULES = ('tempcompass', 'lmms-eval')
 def tempcompass_prompt(question:str)->str:
     "The caption-matching question with the official answer suffix"
     return question + TEMPCOMPASS_SUFFIX
+
+# %% ../nbs/10_evaluate.ipynb #bda25b75
+def _tc_options(question:str, answer:str)->tuple[list, list, list]:
+    "A caption-matching question's option lines, their sentences and their labels (plus the bare labels: 'A' for 'Caption A')"
+    opts = question.split('\n')[1:]
+    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
+    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
+    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
+    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
+    return opts, sents, inds
+
+# %% ../nbs/10_evaluate.ipynb #ec23ba91
+def _tc_pred(output:str, opts:list, sents:list, inds:list)->str|None:
+    "What the reply names, checked as the official script does: whole option lines, then sentences, then labels (the last match wins)"
+    pred = None
+    for o in opts:
+        if o == output: pred = o
+    for s in sents:
+        if s == output or (') ' in output and s == output.split(') ')[1]): pred = s
+    for i in inds:
+        if i == output or i == output.replace('.', ''): pred = i
+    return pred
 
 # %% ../nbs/10_evaluate.ipynb #a1cb4b15
 def tempcompass_match(output:str|None, # the model's reply (None: no reply)
@@ -394,18 +451,7 @@ def tempcompass_match(output:str|None, # the model's reply (None: no reply)
     if output is None: return None   # official lines 56-59: rated 0, not matched
     if not isinstance(output, str): raise TypeError(f"the reply must be a string or None, got {type(output).__name__}")
     if rule == 'tempcompass': output = output.replace('</s>', '').strip()   # official line 61
-    opts = question.split('\n')[1:]
-    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
-    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
-    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
-    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
-    pred = None
-    for o in opts:
-        if o == output: pred = o
-    for s in sents:
-        if s == output or (') ' in output and s == output.split(') ')[1]): pred = s
-    for i in inds:
-        if i == output or i == output.replace('.', ''): pred = i
+    pred = _tc_pred(output, *_tc_options(question, answer))
     if pred is None: return None
     label = answer.split(': ')[0].split()
     return int(pred == answer or pred == answer.split(':')[0] or pred == answer.split(': ')[1] or (len(label) > 1 and pred == label[1]))
@@ -473,20 +519,25 @@ def caption_matching(model, processor, # a VLM and its processor
 # %% ../nbs/10_evaluate.ipynb #b8f867c0
 from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
                              judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
-from .judges import require_fields
-from .core import check_finite
-import sys
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
                             parse_line_judgments, argus_costs, argus_score, argus_average)
+_all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_chat_model', 'judge_captions', 'judge_summary',
+         'judge_agreement', 'vdc_score', 'parse_vdc_review', 'vdc_aggregate', 'run_async', 'split_sentences', 'LineJudgment',
+         'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs',
+         'argus_score', 'argus_average']
+
+# %% ../nbs/10_evaluate.ipynb #c133b7ed
+def __getattr__(name:str):
+    "`evaluate_task`, `rcc_evaluate` and `TASKS` from `rcc_rank.evaluate_cli` (imported on first use: that module imports this one)"
+    if name in ('evaluate_task', 'rcc_evaluate', 'TASKS'):
+        import rcc_rank.evaluate_cli as cli
+        return getattr(cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/10_evaluate.ipynb #09797cc4
 from .degrade import DEFAULT_MODEL   # one default model for every module
 
 # %% ../nbs/10_evaluate.ipynb #6a60364c
-from fastcore.script import call_parse, Param, store_true
-
-TASKS = ('rank', 'generate', 'mcq', 'tempcompass', 'judge', 'agreement', 'argus', 'vdc', 'table', 'make-lfmcqa')
-
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
                max_retries:int=4, # SDK retries (claude)
               ):
@@ -512,166 +563,3 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     else: model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc
-
-# %% ../nbs/10_evaluate.ipynb #99d2d6e2
-def _split_of(r)->str|None:
-    meta = r.meta if hasattr(r, 'meta') else (r.get('meta') or {})
-    return meta.get('split', None if hasattr(r, 'meta') else r.get('split'))
-
-# %% ../nbs/10_evaluate.ipynb #c6da2d2b
-def _in_split(rows:list, split:str|None, path)->list:
-    "The rows (dicts or Chains) of `split` (`split` or `meta.split`); all rows when `split` is None"
-    if split is None: return rows
-    kept = [r for r in rows if _split_of(r) == split]
-    if not kept:
-        have = sorted({str(_split_of(r)) for r in rows})
-        raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
-    return kept
-
-# %% ../nbs/10_evaluate.ipynb #843a2a61
-def _chains(path, split=None):
-    from rcc_rank.chains import read_chains
-    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
-    return _in_split(read_chains(path), split, path)
-
-# %% ../nbs/10_evaluate.ipynb #6fa8fffc
-def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
-
-# %% ../nbs/10_evaluate.ipynb #ad58c5a5
-def _rows(path, task, split=None):
-    if not path: raise ValueError(f"task {task!r} needs --data")
-    rows = read_jsonl(path, missing_ok=False, tail_ok=False)   # an input file: a bad last line is an error too
-    if not rows: raise ValueError(f"{path}: no rows")
-    return _in_split(rows, split, path)
-
-# %% ../nbs/10_evaluate.ipynb #34645fcb
-def _summary(res:dict)->dict:
-    return {k: v for k, v in res.items() if not isinstance(v, (list, tuple)) and k not in ('h', 'o')}
-
-# %% ../nbs/10_evaluate.ipynb #c51fcec7
-def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
-                  data:str=None, # input JSONL (table: comma-separated result JSON files)
-                  out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                  split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
-                  judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
-                  other:str=None, # agreement: the second judge's result JSON
-                  run:str=None, # a name for this run (the `run` column of results tables)
-                  rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
-                  order_penalty:float=0.1, # ARGUS order-penalty factor
-                  cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
-                  concurrency:int=8, # judge calls in flight
-                  batch_size:int=4, # items per forward pass
-                  num_frames:int=8, # frames per video
-                  max_new_tokens:int=256, # generation budget
-                  sample:bool=False, # sample instead of greedy decoding
-                  temperature:float=1.0, # sampling temperature
-                  top_p:float=1.0, # nucleus sampling
-                  seed:int=0, # sampling seed
-                  prompt:str=None, # caption instruction (generate)
-                  quiet:bool=False, # no progress bars
-                  echo:bool=False, # print the summary (JSON; table: markdown) on the main process
-                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
-                  source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                  n:int=None, # make-lfmcqa / --benchmark: at most this many items
-                 ):
-    "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
-    if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')):
-        from rcc_rank.benchmarks import benchmark_task
-        return benchmark_task(task, benchmark, source, split, n, out, model, judge, adapter, seed, rule=rule, order_penalty=order_penalty, cache=cache,
-                              concurrency=concurrency, batch_size=batch_size, num_frames=num_frames, max_new_tokens=max_new_tokens, quiet=quiet, run=run, echo=echo)
-    cache_path = None if cache == 'none' else cache
-    progress = not quiet
-    acc, main = None, True
-    if task in ('rank', 'generate', 'mcq', 'tempcompass'):
-        import torch
-        from accelerate import Accelerator
-        acc = Accelerator(cpu=not torch.cuda.is_available())
-        main = acc.is_main_process
-        m, proc = make_model(model, acc, adapter)
-    if task == 'rank':
-        res = rank_chains(m, proc, _chains(data, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
-    elif task == 'generate':
-        if out and main and Path(out).exists(): Path(out).unlink()
-        recs = generate_captions(m, proc, _rows(data, task, split), prompt=prompt, batch_size=batch_size, num_frames=num_frames,
-                                 max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, top_p=top_p, seed=seed,
-                                 accelerator=acc, out_path=out, progress=progress)
-        res = dict(n_items=len(recs), captions=recs)
-        out = None   # the captions file is the output
-    elif task == 'mcq':
-        res = mcq_evaluate(m, proc, _rows(data, task, split), batch_size=batch_size, num_frames=num_frames, accelerator=acc, progress=progress)
-    elif task == 'tempcompass':
-        res = caption_matching(m, proc, _rows(data, task, split), max_new_tokens=min(max_new_tokens, 32), batch_size=batch_size,
-                               num_frames=num_frames, accelerator=acc, progress=progress, rule=rule or 'tempcompass')
-    elif task == 'judge':
-        rows = require_fields(_rows(data, task), ('prediction', 'reference'), data); j = make_judge(judge)
-        ids = [r.get('id', i) for i, r in enumerate(rows)]
-        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache_path, concurrency, progress, ids)
-        res = dict(judge_summary(scores), judge=j.name, n_items=len(rows), per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
-                   failures=[s for s in scores if 'error' in s])
-    elif task == 'agreement':
-        if not (data and other): raise ValueError("agreement needs --data A.json --other B.json (two `judge` results)")
-        a, b = (json.loads(Path(p).read_text())['per_item'] for p in (data, other))
-        bi = {x['id']: x for x in b}
-        missing = [x['id'] for x in a if x['id'] not in bi]
-        if missing: raise ValueError(f"{other}: no scores for ids {missing[:5]}")
-        res = judge_agreement(a, [bi[x['id']] for x in a])
-    elif task == 'argus':
-        rows = _rows(data, task)
-        res = argus_score([r['prediction'] for r in rows], [r['reference'] for r in rows], make_judge(judge), order_penalty,
-                          cache_path, concurrency, progress)
-    elif task == 'vdc':
-        res = vdc_score(_rows(data, task), make_judge(judge), rule or 'lmms-eval', cache_path, concurrency, progress)
-    else:
-        if not data or not out: raise ValueError("table needs --data a.json,b.json and --out STEM")
-        rows = []
-        for p in data.split(','):
-            r = json.loads(Path(p).read_text()); r.setdefault('run', Path(p).stem); rows.append(r)
-        md, _ = results_table(rows, path=out)
-        if echo: print(md)
-        return md
-    res = dict(run=run or task, task=task, **_given(adapter=adapter, split=split), **res)
-    if main:
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(res, indent=1, default=str))
-        if echo: print(json.dumps(_summary(res), default=str))
-    return res
-
-# %% ../nbs/10_evaluate.ipynb #ec44fcc5
-@call_parse
-def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
-                 data:str=None, # input JSONL (table: comma-separated result JSON files)
-                 out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                 model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
-                 adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                 split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
-                 judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
-                 other:str=None, # agreement: the second judge's result JSON
-                 run:str=None, # a name for this run (the `run` column of results tables)
-                 rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
-                 order_penalty:float=0.1, # ARGUS order-penalty factor
-                 cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
-                 concurrency:int=8, # judge calls in flight
-                 batch_size:int=4, # items per forward pass
-                 num_frames:int=8, # frames per video
-                 max_new_tokens:int=256, # generation budget
-                 sample:store_true=False, # sample instead of greedy decoding
-                 temperature:float=1.0, # sampling temperature
-                 top_p:float=1.0, # nucleus sampling
-                 seed:int=0, # sampling seed
-                 prompt:str=None, # caption instruction (generate)
-                 quiet:store_true=False, # no progress bars
-                 benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
-                 source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
-                 n:int=None, # make-lfmcqa / --benchmark: at most this many items
-                ):
-    "Run one evaluation and print its summary as JSON (`--out` saves the full result)"
-    kw = dict(locals())
-    res = evaluate_task(**kw, echo=True)   # returns nothing: a console script's return value would become its exit status
-    n_failed = res.get('n_failed', 0) if isinstance(res, dict) else 0
-    if n_failed:   # the exit status says how many items failed (capped at 255); the result lists them with their ids
-        print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] for f in res['failures']][:20]}", file=sys.stderr); sys.exit(min(n_failed, 255))

@@ -4,24 +4,25 @@
 
 # %% ../nbs/15_experiments.ipynb #45d46e7a
 from __future__ import annotations
-import os, re, json, copy, time, math, random, itertools, html, io, base64
-from dataclasses import dataclass, field, asdict
+import time, math, itertools
+from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Sequence
 
-import numpy as np
+import pandas as pd
 import yaml
 from fastcore.script import call_parse
 
-from .core import get_logger, append_jsonl, read_jsonl, stable_hash, set_seed
-from .chains import Chain, Mutation
+from .core import get_logger, append_jsonl, read_jsonl, stable_hash
+from .chains import Chain, chain_clip
 from .questions import QuestionChain
+from .world_data import attach_frames
 
 # %% auto #0
 __all__ = ['log', 'QUESTION_SOURCES', 'WORLD_SOURCES', 'EVALS', 'RANK_KEYS', 'JUDGED_EVALS', 'DATA_DEFAULTS', 'question_to_chain',
-           'attach_frames', 'make_data', 'choice_chains', 'choice_accuracy', 'eval_sets', 'evaluate_model',
-           'judged_set', 'judged_metrics', 'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell',
-           'experiment_table', 'run_experiment', 'explorer', 'rcc_experiment', 'win_rate', 'HeadToHead']
+           'make_data', 'choice_chains', 'choice_accuracy', 'eval_sets', 'evaluate_model', 'judged_set',
+           'judged_metrics', 'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell', 'experiment_table',
+           'run_experiment', 'explorer', 'rcc_experiment']
 
 # %% ../nbs/15_experiments.ipynb #ff9aedc1
 log = get_logger(__name__)
@@ -40,22 +41,13 @@ def question_to_chain(q:QuestionChain|dict, # a question chain (or its dict)
     else: caps, meta['response'] = list(q.prompts), q.responses[0]
     return Chain.from_captions(q.id, caps, errors=errs, mutator=f"question:{q.kind}", video=q.video, meta=meta)
 
-# %% ../nbs/15_experiments.ipynb #bb6ff023
-def attach_frames(chains:Sequence[Chain], # chains (world chains get frames rendered from `meta['scene']`)
-                 )->list[Chain]:
-    "The same chains, with `meta['frames']` rendered for synthetic-world chains that lack frames"
-    from rcc_rank.world import chain_frames
-    for c in chains:
-        if c.meta.get('frames') is None and 'scene' in c.meta: c.meta['frames'] = chain_frames(c)
-    return list(chains)
-
 # %% ../nbs/15_experiments.ipynb #fe7e7265
 QUESTION_SOURCES = ('mcq', 'yesno', 'captions')
 WORLD_SOURCES = ('chains', 'unconditioned', 'error_injection', 'response_improvement', 'response_comparison', 'rlaif_v') + QUESTION_SOURCES
 
 def _world_part(source:str, idx:range, length:int, split:str, seed:int, opts:dict)->list[Chain]:
     "One source's chains for scene indices `idx`"
-    from rcc_rank import world as W, baselines as B
+    from rcc_rank import world_data as W, baselines as B
     seeds = [W.scene_seed(split, seed, i) for i in idx]
     if source in ('chains', 'captions'): return [W.world_chain(s, length, None, split) for s in seeds]
     if source == 'unconditioned':
@@ -67,12 +59,9 @@ def _world_part(source:str, idx:range, length:int, split:str, seed:int, opts:dic
     items = [W.world_item(s, None, split) for s in seeds]
     if source == 'error_injection': return B.make_baseline(source, items, seed=seed, negatives=max(1, length - 1))
     teacher = opts.get('teacher', 'fake')
-    if teacher == 'fake':
-        from rcc_rank.fake_claude import FakeClaude
-        with FakeClaude(B.teacher_responder()) as srv:
-            return B.make_baseline(source, items, B.Teacher(client=srv.async_client()), seed=seed, n_samples=max(2, length))
-    model = teacher.split(':', 1)[1] if teacher.startswith('claude:') else teacher
-    return B.make_baseline(source, items, B.Teacher(model=model), seed=seed, n_samples=max(2, length))
+    if teacher in ('fake', 'rule'): t = B.RuleTeacher()   # the offline rule teacher, in process (no server, no key)
+    else: t = B.Teacher(model=teacher.split(':', 1)[1] if teacher.startswith('claude:') else teacher)
+    return B.make_baseline(source, items, t, seed=seed, n_samples=max(2, length))
 
 # %% ../nbs/15_experiments.ipynb #3a569d2e
 def make_data(source:str, # a name from the table above, a '+' mixture, or 'file:PATH'
@@ -80,7 +69,7 @@ def make_data(source:str, # a name from the table above, a '+' mixture, or 'file
               length:int=4, # captions per chain (choices per MCQ, questions per yes/no chain)
               split:str='train', # world split / file split
               seed:int=0, # dataset seed
-              **opts # 'teacher': 'fake' (default, rule-based fake Claude) or 'claude:<model>'
+              **opts # 'teacher': 'fake' (default: the offline rule teacher, `RuleTeacher`, in process) or 'claude:<model>'
              )->list[Chain]:
     "Training or evaluation chains from a named data source"
     if source.startswith('file:'):
@@ -116,8 +105,8 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
 def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Accuracy of the letter with the highest next-token log-probability (`mcq_evaluate`): `acc`, `n`, `per_item`"
     from rcc_rank.evaluate import mcq_evaluate
-    from rcc_rank.world import chain_frames, LETTERS
-    rows = [{**it, 'frames': chain_frames(it)} if it.get('frames') is None and it.get('video') is None else dict(it) for it in items]
+    from rcc_rank.world_data import LETTERS
+    rows = [{**it, 'frames': chain_clip(it, None)[0]} if it.get('frames') is None and it.get('video') is None else dict(it) for it in items]
     r = mcq_evaluate(model, processor, rows, letters=LETTERS[:max(len(it['choices']) for it in rows)],
                      batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
     return {'acc': r['mcq_acc'], 'n': r['n_items'], 'per_item': r['per_item']}
@@ -135,7 +124,7 @@ def eval_sets(evals:Sequence[str], # names from `EVALS`
               benchmarks:dict|None=None # judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH} (world sets where absent)
              )->dict[str, list]:
     "The held-out data of each evaluation (world test split unless `test_data` is given)"
-    from rcc_rank.world import lf_mcq_set
+    from rcc_rank.world_data import lf_mcq_set
     bad = [e for e in evals if e not in EVALS]
     if bad: raise ValueError(f"unknown evaluation {bad[0]!r}; known: {EVALS}")
     out = {}
@@ -244,13 +233,8 @@ def _merge(a:dict, b:dict)->dict:
     return out
 
 # %% ../nbs/15_experiments.ipynb #903d06df
-def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
-                    quick:bool=False, # apply the config's `quick` overrides
-                    **overrides # top-level keys merged over the file (dicts merge key by key)
-                   )->ExperimentConfig:
-    "Read and check an experiment config"
-    from rcc_rank.train import TrainConfig
-    from dataclasses import fields as dc_fields
+def _read_config(path:str|Path|dict, quick:bool, overrides:dict)->tuple[str, dict]:
+    "How errors name the config, and its dict with the quick and keyword overrides merged in"
     src = str(path) if not isinstance(path, dict) else 'config'
     d = dict(path) if isinstance(path, dict) else yaml.safe_load(Path(path).read_text())
     if not isinstance(d, dict): raise ValueError(f"{src}: expected a mapping")
@@ -261,21 +245,26 @@ def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
     if unknown: raise ValueError(f"{src}: unknown key(s) {unknown}; known: {sorted(known)}")
     for k in ('name', 'grid'):
         if k not in d: raise ValueError(f"{src}: missing {k!r}")
-    cfg = ExperimentConfig(**d)
-    tfields = {f.name for f in dc_fields(TrainConfig)}
-    for ax, vals in cfg.grid.items():
-        if not isinstance(vals, list) or not vals: raise ValueError(f"{src}: grid axis {ax!r} needs a non-empty list")
-        if all(isinstance(v, dict) for v in vals):   # a bundled axis: each value sets several axes at once
-            for v in vals:
-                if 'name' not in v: raise ValueError(f"{src}: every value of bundled axis {ax!r} needs a 'name'")
-                bad = [k for k in v if k != 'name' and k != 'data' and k not in tfields]
-                if bad: raise ValueError(f"{src}: bundled axis {ax!r} value {v['name']!r}: {bad[0]!r} is neither 'data' nor a TrainConfig field")
-        elif ax != 'data' and ax not in tfields: raise ValueError(f"{src}: grid axis {ax!r} is neither 'data' nor a TrainConfig field")
+    return src, d
+
+# %% ../nbs/15_experiments.ipynb #339a7685
+def _check_axis(src:str, ax:str, vals, tfields:set):
+    "A grid axis is a non-empty list of TrainConfig values (or data sources), or of named bundles of them"
+    if not isinstance(vals, list) or not vals: raise ValueError(f"{src}: grid axis {ax!r} needs a non-empty list")
+    if all(isinstance(v, dict) for v in vals):   # a bundled axis: each value sets several axes at once
+        for v in vals:
+            if 'name' not in v: raise ValueError(f"{src}: every value of bundled axis {ax!r} needs a 'name'")
+            bad = [k for k in v if k != 'name' and k != 'data' and k not in tfields]
+            if bad: raise ValueError(f"{src}: bundled axis {ax!r} value {v['name']!r}: {bad[0]!r} is neither 'data' nor a TrainConfig field")
+    elif ax != 'data' and ax not in tfields: raise ValueError(f"{src}: grid axis {ax!r} is neither 'data' nor a TrainConfig field")
+
+# %% ../nbs/15_experiments.ipynb #3a793cfd
+def _check_blocks(src:str, cfg:ExperimentConfig, tfields:set):
+    "The base, data, eval, judge, benchmarks and table blocks name only what exists"
     bad = sorted(set(cfg.base) - tfields)
     if bad: raise ValueError(f"{src}: base has unknown TrainConfig field(s) {bad}")
     bad = sorted(set(cfg.data) - set(DATA_DEFAULTS))
     if bad: raise ValueError(f"{src}: data has unknown key(s) {bad}; known: {sorted(DATA_DEFAULTS)}")
-    cfg.data = {**DATA_DEFAULTS, **cfg.data}
     for e in cfg.eval:
         if e not in EVALS: raise ValueError(f"{src}: unknown evaluation {e!r}; known: {EVALS}")
     bad = sorted(set(cfg.judge) - {'spec', 'cache', 'rule', 'order_penalty', 'concurrency', 'max_new_tokens'})
@@ -283,44 +272,64 @@ def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
     if any(e in ('judge', 'vdc', 'argus') for e in cfg.eval) and not cfg.judge.get('spec'): raise ValueError(f"{src}: judged evaluations need judge: {{spec: ...}}")
     for e in ('lf_mcqa', 'tempcompass'):
         if e in cfg.eval and not cfg.benchmarks.get(e): raise ValueError(f"{src}: evaluation {e!r} needs benchmarks: {{{e}: PATH}}")
-    t = cfg.table
     for k in ('rows', 'columns'):
-        if t.get(k) is not None and t[k] not in cfg.grid: raise ValueError(f"{src}: table {k} {t[k]!r} is not a grid axis")
+        if cfg.table.get(k) is not None and cfg.table[k] not in cfg.grid: raise ValueError(f"{src}: table {k} {cfg.table[k]!r} is not a grid axis")
+
+# %% ../nbs/15_experiments.ipynb #48f663bb
+def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
+                    quick:bool=False, # apply the config's `quick` overrides
+                    **overrides # top-level keys merged over the file (dicts merge key by key)
+                   )->ExperimentConfig:
+    "Read and check an experiment config"
+    src, d = _read_config(path, quick, overrides)
+    cfg = ExperimentConfig(**d)
+    tfields = _train_fields()
+    for ax, vals in cfg.grid.items(): _check_axis(src, ax, vals, tfields)
+    _check_blocks(src, cfg, tfields)
+    cfg.data = {**DATA_DEFAULTS, **cfg.data}
     return cfg
 
 # %% ../nbs/15_experiments.ipynb #66de9487
 def _train_fields()->set:
-    from dataclasses import fields as dc_fields
     from rcc_rank.train import TrainConfig
     return {f.name for f in dc_fields(TrainConfig)}
 
 # %% ../nbs/15_experiments.ipynb #67bced0f
 def _train_defaults()->dict:
-    from dataclasses import fields as dc_fields
     from rcc_rank.train import TrainConfig
     return {f.name: f.default for f in dc_fields(TrainConfig)}
 
 # %% ../nbs/15_experiments.ipynb #585b4d1f
+def _cell_settings(axes:list, combo:tuple)->tuple[dict, dict]:
+    "The axis labels of one grid combination and the settings it makes (a bundled value sets several)"
+    ax, sets = {}, {}
+    for a, v in zip(axes, combo):
+        if isinstance(v, dict): ax[a] = v['name']; sets.update({k: x for k, x in v.items() if k != 'name'})
+        else: ax[a] = v; sets[a] = v
+    return ax, sets
+
+# %% ../nbs/15_experiments.ipynb #4568163e
+def _cell_spec(cfg:ExperimentConfig, sets:dict)->dict:
+    "A cell's self-contained spec: training fields (those at their default left out: same run, same key), data, evaluations"
+    fields_ = {k: v for k, v in sets.items() if k in _train_fields()}
+    defaults = _train_defaults()
+    train = {k: v for k, v in {**cfg.base, **fields_}.items() if not (k in defaults and v == defaults[k])}
+    data = {**cfg.data, **({'source': sets['data']} if 'data' in sets else {})}
+    spec = {'train': train, 'data': data, 'eval': sorted(cfg.eval)}
+    if cfg.benchmarks: spec['benchmarks'] = dict(cfg.benchmarks)   # only when set: keys of older configs stay the same
+    if cfg.judge and any(e in JUDGED_EVALS for e in cfg.eval): spec['judge'] = {k: v for k, v in cfg.judge.items() if k not in ('cache', 'concurrency')}
+    return spec
+
+# %% ../nbs/15_experiments.ipynb #f82cbcd6
 def grid_cells(cfg:ExperimentConfig)->list[dict]:
     "Every cell of the grid: {'axes', 'train', 'data', 'eval', 'key', 'label'}"
-    axes = list(cfg.grid)
-    out = []
+    axes, out = list(cfg.grid), []
     for combo in itertools.product(*[cfg.grid[a] for a in axes]):
-        ax, sets = {}, {}
-        for a, v in zip(axes, combo):
-            if isinstance(v, dict): ax[a] = v['name']; sets.update({k: x for k, x in v.items() if k != 'name'})
-            else: ax[a] = v; sets[a] = v
+        ax, sets = _cell_settings(axes, combo)
         if any(all({**sets, **ax}.get(k) == v for k, v in ex.items()) for ex in cfg.exclude): continue
-        fields_ = {k: v for k, v in sets.items() if k in _train_fields()}
-        defaults = _train_defaults()
-        train = {k: v for k, v in {**cfg.base, **fields_}.items() if not (k in defaults and v == defaults[k])}   # same run, same key
-        data = {**cfg.data, **({'source': sets['data']} if 'data' in sets else {})}
-        spec = {'train': train, 'data': data, 'eval': sorted(cfg.eval)}
-        if cfg.benchmarks: spec['benchmarks'] = dict(cfg.benchmarks)   # only when set: keys of older configs stay the same
-        if cfg.judge and any(e in JUDGED_EVALS for e in cfg.eval): spec['judge'] = {k: v for k, v in cfg.judge.items() if k not in ('cache', 'concurrency')}
-        key = stable_hash(spec)[:12]
-        label = ','.join(f'{k}={v}' for k, v in ax.items())
-        out.append({'axes': {**sets, **ax}, **spec, 'key': key, 'label': label, 'judge_runtime': dict(cfg.judge)})
+        spec = _cell_spec(cfg, sets)
+        out.append({'axes': {**sets, **ax}, **spec, 'key': stable_hash(spec)[:12], 'label': ','.join(f'{k}={v}' for k, v in ax.items()),
+                    'judge_runtime': dict(cfg.judge)})
     return out
 
 # %% ../nbs/15_experiments.ipynb #437d5c3d
@@ -346,8 +355,8 @@ def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
 def _judge(opts:dict|None)->dict|None:
     if not opts or not opts.get('spec'): return None
     from rcc_rank.evaluate import make_judge
-    from rcc_rank.benchmarks import fake_judge
-    j = _cached(('judge', opts['spec']), lambda: fake_judge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
+    from rcc_rank.benchmarks import OverlapJudge
+    j = _cached(('judge', opts['spec']), lambda: OverlapJudge() if opts['spec'] == 'fake' else make_judge(opts['spec']))
     return {**opts, 'judge': j, 'cache': opts.get('cache')}
 
 # %% ../nbs/15_experiments.ipynb #94462861
@@ -400,28 +409,35 @@ def run_cell(cell:dict, # from `grid_cells`
 def _fmt_val(v): return v if not isinstance(v, float) or math.isfinite(v) else None
 
 # %% ../nbs/15_experiments.ipynb #f4d21784
+def _long_rows(rows:Sequence[dict], metrics:list, rk:str|None, ck:str|None)->pd.DataFrame:
+    "One record per (table row, column, value), in the order of the result rows"
+    def col(r, m):
+        if not ck: return m
+        cv = r.get(ck)
+        return f"{ck}={cv} {m}" if isinstance(cv, bool) else f"{cv} {m}"
+    recs = [{'run': str(r.get(rk)) if rk else r['run'], 'col': col(r, m), 'value': _fmt_val(r[m])} for r in rows for m in metrics if m in r]
+    return pd.DataFrame(recs, columns=['run', 'col', 'value'], dtype=object)
+
+# %% ../nbs/15_experiments.ipynb #77b8ea23
 def experiment_table(rows:Sequence[dict], # result rows of one experiment
                      table:dict, # {'rows': axis, 'columns': axis or None, 'metrics': [...]}
                      digits:int=3, # decimals in the markdown
                      path:str|Path|None=None # write `<path>.md` and `<path>.csv`
                     )->tuple[str, str]:
-    "The paper-shaped table of an experiment: (markdown, csv) via `rcc_rank.evaluate.results_table`"
+    "The paper-shaped table of an experiment (a pandas pivot of the rows): (markdown, csv) via `rcc_rank.evaluate.results_table`"
     from rcc_rank.evaluate import results_table
     if not rows: raise ValueError("experiment_table: no rows")
     metrics = table.get('metrics') or [k for k in rows[0] if '/' in k and not k.startswith('train/')]
     rk, ck = table.get('rows'), table.get('columns')
-    label = lambda r: str(r.get(rk)) if rk else r['run']
-    order = list(dict.fromkeys(label(r) for r in rows))
-    out = {l: {'run': l} for l in order}
-    for r in rows:
-        rec = out[label(r)]
-        for m in metrics:
-            if m not in r: continue
-            cv = r.get(ck)
-            name = (f"{ck}={cv} {m}" if isinstance(cv, bool) else f"{cv} {m}") if ck else m
-            if name in rec and rk: log.warning(f"experiment_table: several cells share row {label(r)!r} and column {name!r}; keeping the last")
-            rec[name] = _fmt_val(r[m])
-    return results_table(list(out.values()), digits=digits, path=path)
+    long = _long_rows(rows, metrics, rk, ck)
+    if rk:
+        for _, d in long[long.duplicated(['run', 'col'])].iterrows():
+            log.warning(f"experiment_table: several cells share row {d['run']!r} and column {d['col']!r}; keeping the last")
+    order = list(dict.fromkeys(str(r.get(rk)) if rk else r['run'] for r in rows))
+    wide = long.drop_duplicates(['run', 'col'], keep='last').pivot(index='run', columns='col', values='value')
+    wide = wide.reindex(index=order, columns=list(long['col'].unique()))
+    recs = [{'run': l, **{c: (None if pd.isna(v) else v) for c, v in row.items()}} for l, row in wide.iterrows()]
+    return results_table(recs, digits=digits, path=path)
 
 # %% ../nbs/15_experiments.ipynb #d62fd5e5
 def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or loaded config
@@ -492,105 +508,3 @@ def rcc_experiment(config:str, # experiment YAML file(s), comma separated, or a 
             print(f"{cfg.name}: " + '; '.join(c['label'] for c in grid_cells(cfg))); continue
         r = run_experiment(cfg, out, threads=threads or None)
         print(f"\n{cfg.name}" + (f" ({cfg.paper})" if cfg.paper else '') + f": {r['ran']} cells run, {r['skipped']} reused\n{r['table']}", flush=True)
-
-# %% ../nbs/15_experiments.ipynb #763236f9
-import ipywidgets as W
-
-def win_rate(wins:int, # votes for system A
-             losses:int, # votes for system B
-             ties:int=0, # tied votes (reported, not counted in the rate)
-             confidence:float=0.95 # confidence level of the interval
-            )->dict:
-    "Win rate of A over the decided votes, with a Wilson confidence interval"
-    from scipy.stats import binomtest
-    n = wins + losses
-    if n == 0: return {'wins': wins, 'losses': losses, 'ties': ties, 'n': 0, 'rate': float('nan'), 'low': float('nan'), 'high': float('nan')}
-    ci = binomtest(wins, n).proportion_ci(confidence, method='wilson')
-    return {'wins': wins, 'losses': losses, 'ties': ties, 'n': n, 'rate': wins / n, 'low': float(ci.low), 'high': float(ci.high)}
-
-# %% ../nbs/15_experiments.ipynb #f8ef8b9e
-class HeadToHead:
-    "Blind pairwise preference between two systems' captions of the same videos, saved to JSONL as you go"
-    def __init__(self, items:Sequence[dict], # {'id', 'a': caption of system A, 'b': caption of system B, and frames/video/meta}
-                 path:str|Path, # JSONL file of votes (created; reopened to resume)
-                 systems:tuple=('A', 'B'), # names of the two systems (shown only in `summary`)
-                 seed:int=0, # seed of the per-video left/right order
-                 annotator:str='anonymous', # recorded with each vote
-                 num_frames:int=8 # frames shown per video
-                ):
-        ids = [it['id'] for it in items]
-        if len(set(ids)) != len(ids): raise ValueError("HeadToHead: item ids must be unique")
-        for it in items:
-            for k in ('a', 'b'):
-                if not isinstance(it.get(k), str) or not it[k].strip(): raise ValueError(f"item {it.get('id')!r}: caption {k!r} is missing or empty")
-        self.items, self.path, self.systems, self.seed = list(items), Path(path), tuple(systems), seed
-        self.annotator, self.num_frames = annotator, num_frames
-        self.votes = {r['id']: r for r in read_jsonl(self.path)}
-        self.label, self.frames, self.left, self.right = W.HTML(), W.HTML(), W.HTML(), W.HTML()
-        btns = [W.Button(description=d) for d in ('A is better', 'tie', 'B is better')]
-        for b, choice in zip(btns, ('left', 'tie', 'right')): b.on_click(lambda _, c=choice: self.choose(c))
-        box = lambda t, h: W.VBox([W.HTML(f'<b>{t}</b>'), h], layout=W.Layout(width='48%', border='1px solid #ddd', padding='4px'))
-        self.widget = W.VBox([self.label, self.frames, W.HBox([box('A', self.left), box('B', self.right)]), W.HBox(btns)])
-        self.refresh()
-
-    def order(self, item:dict)->tuple[str, str]:
-        "Which system's caption is shown left and right for `item` ('a'/'b'), fixed by the seed"
-        flip = int(stable_hash(self.seed, item['id']), 16) % 2 == 1
-        return ('b', 'a') if flip else ('a', 'b')
-
-    @property
-    def pending(self)->list[dict]:
-        "Items without a vote yet, in order"
-        return [it for it in self.items if it['id'] not in self.votes]
-
-    @property
-    def current(self)->dict|None:
-        "The item on screen (None when all are done)"
-        p = self.pending
-        return p[0] if p else None
-
-    def shown(self)->tuple[str, str]|None:
-        "The (left, right) captions on screen"
-        it = self.current
-        if it is None: return None
-        l, r = self.order(it)
-        return it[l], it[r]
-
-    def choose(self, choice:str # 'left', 'right' or 'tie'
-              )->dict:
-        "Record a vote for the item on screen and move on; returns the saved record"
-        if choice not in ('left', 'right', 'tie'): raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
-        it = self.current
-        if it is None: raise ValueError("HeadToHead: every item already has a vote")
-        l, r = self.order(it)
-        winner = 'tie' if choice == 'tie' else {'left': l, 'right': r}[choice]
-        rec = {'id': it['id'], 'left': l, 'right': r, 'choice': choice, 'winner': winner,
-               'annotator': self.annotator, 'time': round(time.time(), 3)}
-        append_jsonl(self.path, rec); self.votes[it['id']] = rec
-        self.refresh()
-        return rec
-
-    def summary(self)->dict:
-        "Votes so far: win rate of the first system over decided votes, with its 95% Wilson interval"
-        w = [v['winner'] for v in self.votes.values()]
-        res = win_rate(w.count('a'), w.count('b'), w.count('tie'))
-        return {'systems': list(self.systems), **res, 'done': len(self.votes), 'total': len(self.items)}
-
-    def refresh(self):
-        "Redraw the widget for the current item"
-        from rcc_rank.widgets import frame_strip
-        from rcc_rank.baselines import item_frames
-        it = self.current
-        s = self.summary()
-        self.label.value = f"{s['done']} / {s['total']} done"
-        if it is None:
-            self.frames.value, self.left.value, self.right.value = '<i>all done</i>', '', ''; return
-        try: self.frames.value = frame_strip(item_frames(it, self.num_frames))
-        except ValueError as e: self.frames.value = f'<i>{html.escape(str(e))}</i>'
-        l, r = self.shown()
-        self.left.value, self.right.value = html.escape(l), html.escape(r)
-
-    def _repr_mimebundle_(self, include=None, exclude=None, **kw):
-        b = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
-        s = self.summary()
-        return {**b, 'text/html': f"{self.frames.value}<p>A: {self.left.value}</p><p>B: {self.right.value}</p><p>{s['done']} / {s['total']} done</p>"}

@@ -113,13 +113,13 @@ def summary(self:HeadToHead)->dict:
 @patch
 def refresh(self:HeadToHead):
     "Redraw the widget for the current item (its frames from `chain_clip`)"
-    from rcc_rank.widgets import frame_strip
+    from rcc_rank.widgets import frame_strip_html
     it = self.current
     s = self.summary()
     self.label.value = f"{s['done']} / {s['total']} done"
     if it is None:
         self.frames.value, self.left.value, self.right.value = '<i>all done</i>', '', ''; return
-    try: self.frames.value = frame_strip(chain_clip(it, self.num_frames)[0])
+    try: self.frames.value = frame_strip_html(chain_clip(it, self.num_frames)[0])
     except ValueError as e: self.frames.value = f'<i>{html.escape(str(e))}</i>'
     l, r = self.shown()
     self.left.value, self.right.value = html.escape(l), html.escape(r)

@@ -4,12 +4,13 @@
 
 # %% ../nbs/10a_judges.ipynb #64c1f6a3
 from __future__ import annotations
-import os, re, ast, json, math, time, random, asyncio, threading
+import ast, json, time, random, asyncio, threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 from collections import defaultdict
 
 import numpy as np
+from fastcore.basics import patch
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash, rcc_home, api_key, redact
 from .core import OutputLock
@@ -67,41 +68,8 @@ class JudgeCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def _read(self)->list[dict]:
-        "All complete records; a torn line (a killed writer) is skipped wherever it is, with a warning"
-        if self.path is None or not self.path.exists(): return []
-        try: return read_jsonl(self.path)
-        except ValueError: pass   # a torn line followed by later appends: keep every good line
-        out, bad = [], 0
-        for line in self.path.read_text(encoding='utf-8').splitlines():
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError: bad += 1
-        log.warning(f"{self.path}: skipped {bad} unreadable line(s)")
-        return out
-
     @staticmethod
     def key(*parts)->str: return stable_hash(*parts, n=32)
-
-    def get(self, key:str,
-            check:Callable|None=None # validates a stored value (raise to reject it: it is asked again and the new reply appended)
-           ):
-        "The cached value or None (also None when `check` rejects it)"
-        with self._lock:
-            v = self._mem.get(key)
-            if v is not None and check is not None:
-                try: v = check(v)
-                except Exception as e:
-                    log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again"); v = None
-            if v is None: self.misses += 1
-            else: self.hits += 1
-            return v
-
-    def put(self, key:str, value, **meta):
-        "Store `value` (JSON-ready) under `key`, appending one line to the file"
-        with self._lock:
-            self._mem[key] = value
-            if self.path: append_jsonl(self.path, {'key': key, 'value': value, 'time': time.time(), **meta})
 
     def __len__(self): return len(self._mem)
 
@@ -110,6 +78,45 @@ class JudgeCache:
         if self._flock is not None: self._flock.release()
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
+
+# %% ../nbs/10a_judges.ipynb #7c0dc531
+@patch
+def _read(self:JudgeCache)->list[dict]:
+    "All complete records; a torn line (a killed writer) is skipped wherever it is, with a warning"
+    if self.path is None or not self.path.exists(): return []
+    try: return read_jsonl(self.path)
+    except ValueError: pass   # a torn line followed by later appends: keep every good line
+    out, bad = [], 0
+    for line in self.path.read_text(encoding='utf-8').splitlines():
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError: bad += 1
+    log.warning(f"{self.path}: skipped {bad} unreadable line(s)")
+    return out
+
+# %% ../nbs/10a_judges.ipynb #1c4861cf
+@patch
+def get(self:JudgeCache, key:str,
+        check:Callable|None=None # validates a stored value (raise to reject it: it is asked again and the new reply appended)
+       ):
+    "The cached value or None (also None when `check` rejects it)"
+    with self._lock:
+        v = self._mem.get(key)
+        if v is not None and check is not None:
+            try: v = check(v)
+            except Exception as e:
+                log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again"); v = None
+        if v is None: self.misses += 1
+        else: self.hits += 1
+        return v
+
+# %% ../nbs/10a_judges.ipynb #6c74a7ee
+@patch
+def put(self:JudgeCache, key:str, value, **meta):
+    "Store `value` (JSON-ready) under `key`, appending one line to the file"
+    with self._lock:
+        self._mem[key] = value
+        if self.path: append_jsonl(self.path, {'key': key, 'value': value, 'time': time.time(), **meta})
 
 # %% ../nbs/10a_judges.ipynb #4bae4238
 AXES = ('relevance', 'descriptiveness', 'temporal_consistency', 'fluency')
@@ -165,9 +172,9 @@ class ClaudeJudge:
                  client_factory:Callable|None=None, # () -> anthropic.AsyncAnthropic; default reads ANTHROPIC_API_KEY
                  max_tokens:int=1024, # reply budget
                  temperature:float|None=None, # sent in the request body when given (this SDK has no `temperature` argument)
-                 retries:int=3, # extra attempts for unusable replies
-                 max_retries:int=4, # the SDK's own retries for HTTP errors (429/529/5xx/connection)
-                 backoff:float=0.5, # first wait between our retries (doubles each time, with jitter)
+                 retries:int=3, # extra attempts for unusable replies (a refusal, no tool call, invalid scores, an unreadable body)
+                 max_retries:int=4, # the SDK's retries for HTTP errors (429/529/5xx/connection); the judge does not retry them again
+                 backoff:float=0.5, # first wait before asking again after an unusable reply (doubles each time, with jitter)
                 ):
         self.model, self.max_tokens, self.temperature = model, max_tokens, temperature
         self.retries, self.max_retries, self.backoff = retries, max_retries, backoff
@@ -176,61 +183,76 @@ class ClaudeJudge:
         self.usage = defaultdict(int)
         self.name = f'claude:{model}'
 
-    def _client(self):
-        "One async client per event loop (httpx clients are bound to the loop that made them)"
-        loop = asyncio.get_running_loop()
-        c = self._clients.get(id(loop))
-        if c is None:
-            if self._factory is not None: c = self._factory()
-            else:
-                import anthropic
-                c = anthropic.AsyncAnthropic(api_key=api_key(), max_retries=self.max_retries)
-            self._clients = {id(loop): c}
-        return c
+# %% ../nbs/10a_judges.ipynb #d9e74fe6
+@patch
+def _client(self:ClaudeJudge):
+    "One async client per event loop (httpx clients are bound to the loop that made them)"
+    loop = asyncio.get_running_loop()
+    c = self._clients.get(id(loop))
+    if c is None:
+        if self._factory is not None: c = self._factory()
+        else:
+            import anthropic
+            c = anthropic.AsyncAnthropic(api_key=api_key(), max_retries=self.max_retries)
+        self._clients = {id(loop): c}
+    return c
 
-    async def _call(self, check:Callable, **kw):
-        import anthropic
-        fatal = (anthropic.AuthenticationError, anthropic.PermissionDeniedError, anthropic.BadRequestError, anthropic.NotFoundError)
-        last, max_tokens = None, kw.pop('max_tokens', None) or self.max_tokens
-        for attempt in range(self.retries + 1):
-            try:
-                extra = {'extra_body': {'temperature': self.temperature}} if self.temperature is not None else {}
-                msg = await self._client().messages.create(model=self.model, max_tokens=max_tokens, **kw, **extra)
-                u = getattr(msg, 'usage', None)
-                if u is not None:
-                    self.usage['input_tokens'] += u.input_tokens or 0; self.usage['output_tokens'] += u.output_tokens or 0
-                self.usage['calls'] += 1
-                if msg.stop_reason == 'refusal': raise JudgeError('the model refused to answer')
-                return check(msg)
-            except fatal as e: raise JudgeError(f"{self.name}: {type(e).__name__}: {redact(e)}") from None
-            except (JudgeError, anthropic.APIError, json.JSONDecodeError, ValueError) as e:
-                last = f"{type(e).__name__}: {redact(e)}"
-                self.usage['retries'] += 1
-                if attempt < self.retries:
-                    await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
-        raise JudgeError(f"{self.name}: no usable reply after {self.retries + 1} attempts; last problem: {last}")
+# %% ../nbs/10a_judges.ipynb #95eb0c80
+@patch
+async def _reply(self:ClaudeJudge, max_tokens:int, **kw):
+    "One Messages API reply (HTTP failures are retried by the SDK); its usage counted, a refusal refused"
+    extra = {'extra_body': {'temperature': self.temperature}} if self.temperature is not None else {}
+    msg = await self._client().messages.create(model=self.model, max_tokens=max_tokens, **kw, **extra)
+    u = getattr(msg, 'usage', None)
+    if u is not None:
+        self.usage['input_tokens'] += u.input_tokens or 0; self.usage['output_tokens'] += u.output_tokens or 0
+    self.usage['calls'] += 1
+    if msg.stop_reason == 'refusal': raise JudgeError('the model refused to answer')
+    return msg
 
-    async def atext(self, system:str, user:str, max_tokens:int|None=None)->str:
-        "The text of Claude's reply to one user message"
-        def check(msg):
-            text = ''.join(b.text for b in msg.content if b.type == 'text').strip()
-            if not text: raise JudgeError('empty reply')
-            return text
-        return await self._call(check, system=system, messages=[{'role': 'user', 'content': user}],
-                                **({'max_tokens': max_tokens} if max_tokens else {}))
+# %% ../nbs/10a_judges.ipynb #9310d348
+@patch
+async def _call(self:ClaudeJudge, check:Callable, **kw):
+    "`check(reply)`, asking again (up to `retries` times) while the reply is unusable; HTTP errors the SDK gave up on end it"
+    import anthropic
+    http = (anthropic.APIStatusError, anthropic.APIConnectionError)   # retried by the SDK (`max_retries`), or not retryable
+    last, max_tokens = None, kw.pop('max_tokens', None) or self.max_tokens
+    for attempt in range(self.retries + 1):
+        try: return check(await self._reply(max_tokens, **kw))
+        except http as e: raise JudgeError(f"{self.name}: {type(e).__name__}: {redact(e)}") from None
+        except (JudgeError, anthropic.APIError, json.JSONDecodeError, ValueError) as e:   # an unusable reply
+            last = f"{type(e).__name__}: {redact(e)}"
+            self.usage['retries'] += 1
+            if attempt < self.retries: await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+    raise JudgeError(f"{self.name}: no usable reply after {self.retries + 1} attempts; last problem: {last}")
 
-    async def atool(self, system:str, user:str, tool:dict, check:Callable=lambda d: d)->Any:
-        "Force a call of `tool` and return `check(tool_input)` (raise JudgeError in `check` to retry)"
-        def get(msg):
-            for b in msg.content:
-                if b.type == 'tool_use' and b.name == tool['name']: return check(b.input)
-            raise JudgeError(f"no {tool['name']!r} tool call in the reply (stop_reason={msg.stop_reason})")
-        return await self._call(get, system=system, messages=[{'role': 'user', 'content': user}],
-                                tools=[tool], tool_choice=tool_choice(self.model, tool['name']))
+# %% ../nbs/10a_judges.ipynb #acd20f17
+@patch
+async def atext(self:ClaudeJudge, system:str, user:str, max_tokens:int|None=None)->str:
+    "The text of Claude's reply to one user message"
+    def check(msg):
+        text = ''.join(b.text for b in msg.content if b.type == 'text').strip()
+        if not text: raise JudgeError('empty reply')
+        return text
+    return await self._call(check, system=system, messages=[{'role': 'user', 'content': user}],
+                            **({'max_tokens': max_tokens} if max_tokens else {}))
 
-    async def ascore_caption(self, prediction:str, reference:str)->dict:
-        "The four 1-10 scores of `prediction` against `reference`"
-        return await self.atool(CAPTION_SYSTEM, caption_prompt(prediction, reference), SCORE_TOOL, check_scores)
+# %% ../nbs/10a_judges.ipynb #6ac7159e
+@patch
+async def atool(self:ClaudeJudge, system:str, user:str, tool:dict, check:Callable=lambda d: d)->Any:
+    "Force a call of `tool` and return `check(tool_input)` (raise JudgeError in `check` to retry)"
+    def get(msg):
+        for b in msg.content:
+            if b.type == 'tool_use' and b.name == tool['name']: return check(b.input)
+        raise JudgeError(f"no {tool['name']!r} tool call in the reply (stop_reason={msg.stop_reason})")
+    return await self._call(get, system=system, messages=[{'role': 'user', 'content': user}],
+                            tools=[tool], tool_choice=tool_choice(self.model, tool['name']))
+
+# %% ../nbs/10a_judges.ipynb #1cb7fbb0
+@patch
+async def ascore_caption(self:ClaudeJudge, prediction:str, reference:str)->dict:
+    "The four 1-10 scores of `prediction` against `reference`"
+    return await self.atool(CAPTION_SYSTEM, caption_prompt(prediction, reference), SCORE_TOOL, check_scores)
 
 # %% ../nbs/10a_judges.ipynb #61dc8533
 def chat_text(tokenizer, system:str|None, user:str)->str:
@@ -255,63 +277,71 @@ class HFJudge:
 
     def _ids(self, text:str)->list[int]: return self.tok(text, add_special_tokens=False)['input_ids']
 
-    def text(self, system:str, user:str, max_tokens:int|None=None)->str:
-        "Greedy reply text (synchronous)"
-        import torch
-        ids = torch.tensor([self._ids(chat_text(self.tok, system, user))], device=self.model.device)
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-        with self._lock, torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),
-                                      do_sample=False, pad_token_id=pad)
-        return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-
-    def end_id(self)->int:
-        "The token that ends an assistant reply: the first token the chat template puts after the reply, else EOS"
-        if getattr(self.tok, 'chat_template', None):
-            mark = '\x00REPLY\x00'
-            t = self.tok.apply_chat_template([{'role': 'user', 'content': 'u'}, {'role': 'assistant', 'content': mark}], tokenize=False)
-            tail = self._ids(t.split(mark, 1)[1]) if mark in t else []
-            if tail: return tail[0]
-        if self.tok.eos_token_id is None: raise ValueError("HFJudge: the tokenizer has no chat template suffix and no EOS token to end a reply")
-        return self.tok.eos_token_id
-
-    def choice_logprobs(self, system:str, user:str, choices:Sequence[str],
-                        end:bool=False # score each choice as the whole reply (followed by `end_id`), not just its start
-                       )->list[float]:
-        "Summed log-probability of each choice string as the start (or, with `end`, the whole) of the reply; prompt encoded once"
-        import torch
-        p = self._ids(chat_text(self.tok, system, user))
-        cs = [self._ids(c) for c in choices]
-        if any(not c for c in cs): raise ValueError(f"a choice tokenises to nothing: {choices}")
-        if end: cs = [c + [self.end_id()] for c in cs]
-        n, L, dev = len(cs), max(map(len, cs)), self.model.device
-        with self._lock, torch.no_grad():
-            out = self.model(input_ids=torch.tensor([p], device=dev), use_cache=True)
-            first = torch.log_softmax(out.logits[0, -1].float(), -1).cpu()
-            res = [float(first[c[0]]) for c in cs]
-            if L > 1:   # the rest of multi-token choices: one batched pass over the shared prompt cache
-                cache = out.past_key_values; cache.batch_repeat_interleave(n)
-                ids = torch.zeros(n, L - 1, dtype=torch.long); am = torch.zeros(n, len(p) + L - 1, dtype=torch.long); am[:, :len(p)] = 1
-                for i, c in enumerate(cs): ids[i, :len(c) - 1] = torch.tensor(c[:-1]); am[i, len(p):len(p) + len(c) - 1] = 1
-                logits = self.model(input_ids=ids.to(dev), attention_mask=am.to(dev), past_key_values=cache).logits.float()
-                lp = torch.log_softmax(logits, -1).cpu()
-                for i, c in enumerate(cs): res[i] += sum(float(lp[i, j - 1, c[j]]) for j in range(1, len(c)))
-        return res
-
-    def score_caption(self, prediction:str, reference:str)->dict:
-        "The four 1-10 scores: per axis, the most likely of the whole replies '1' ... '10'"
-        out = {}
-        for a in AXES:
-            user = caption_prompt(prediction, reference) + f"\nGive only the {AXIS_HINT[a]} score, an integer from 1 to 10."
-            lps = self.choice_logprobs(CAPTION_SYSTEM, user, [str(i) for i in range(1, 11)], end=True)
-            out[a] = int(np.argmax(lps)) + 1
-        return out
-
     async def atext(self, system:str, user:str, max_tokens:int|None=None)->str:
         return await asyncio.to_thread(self.text, system, user, max_tokens)
 
     async def ascore_caption(self, prediction:str, reference:str)->dict:
         return await asyncio.to_thread(self.score_caption, prediction, reference)
+
+# %% ../nbs/10a_judges.ipynb #bc43a325
+@patch
+def text(self:HFJudge, system:str, user:str, max_tokens:int|None=None)->str:
+    "Greedy reply text (synchronous)"
+    import torch
+    ids = torch.tensor([self._ids(chat_text(self.tok, system, user))], device=self.model.device)
+    pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+    with self._lock, torch.no_grad():
+        out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),
+                                  do_sample=False, pad_token_id=pad)
+    return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+# %% ../nbs/10a_judges.ipynb #a5d1cd13
+@patch
+def end_id(self:HFJudge)->int:
+    "The token that ends an assistant reply: the first token the chat template puts after the reply, else EOS"
+    if getattr(self.tok, 'chat_template', None):
+        mark = '\x00REPLY\x00'
+        t = self.tok.apply_chat_template([{'role': 'user', 'content': 'u'}, {'role': 'assistant', 'content': mark}], tokenize=False)
+        tail = self._ids(t.split(mark, 1)[1]) if mark in t else []
+        if tail: return tail[0]
+    if self.tok.eos_token_id is None: raise ValueError("HFJudge: the tokenizer has no chat template suffix and no EOS token to end a reply")
+    return self.tok.eos_token_id
+
+# %% ../nbs/10a_judges.ipynb #7175729f
+@patch
+def choice_logprobs(self:HFJudge, system:str, user:str, choices:Sequence[str],
+                    end:bool=False # score each choice as the whole reply (followed by `end_id`), not just its start
+                   )->list[float]:
+    "Summed log-probability of each choice string as the start (or, with `end`, the whole) of the reply; prompt encoded once"
+    import torch
+    p = self._ids(chat_text(self.tok, system, user))
+    cs = [self._ids(c) for c in choices]
+    if any(not c for c in cs): raise ValueError(f"a choice tokenises to nothing: {choices}")
+    if end: cs = [c + [self.end_id()] for c in cs]
+    n, L, dev = len(cs), max(map(len, cs)), self.model.device
+    with self._lock, torch.no_grad():
+        out = self.model(input_ids=torch.tensor([p], device=dev), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), -1).cpu()
+        res = [float(first[c[0]]) for c in cs]
+        if L > 1:   # the rest of multi-token choices: one batched pass over the shared prompt cache
+            cache = out.past_key_values; cache.batch_repeat_interleave(n)
+            ids = torch.zeros(n, L - 1, dtype=torch.long); am = torch.zeros(n, len(p) + L - 1, dtype=torch.long); am[:, :len(p)] = 1
+            for i, c in enumerate(cs): ids[i, :len(c) - 1] = torch.tensor(c[:-1]); am[i, len(p):len(p) + len(c) - 1] = 1
+            logits = self.model(input_ids=ids.to(dev), attention_mask=am.to(dev), past_key_values=cache).logits.float()
+            lp = torch.log_softmax(logits, -1).cpu()
+            for i, c in enumerate(cs): res[i] += sum(float(lp[i, j - 1, c[j]]) for j in range(1, len(c)))
+    return res
+
+# %% ../nbs/10a_judges.ipynb #eaaf9ede
+@patch
+def score_caption(self:HFJudge, prediction:str, reference:str)->dict:
+    "The four 1-10 scores: per axis, the most likely of the whole replies '1' ... '10'"
+    out = {}
+    for a in AXES:
+        user = caption_prompt(prediction, reference) + f"\nGive only the {AXIS_HINT[a]} score, an integer from 1 to 10."
+        lps = self.choice_logprobs(CAPTION_SYSTEM, user, [str(i) for i in range(1, 11)], end=True)
+        out[a] = int(np.argmax(lps)) + 1
+    return out
 
 # %% ../nbs/10a_judges.ipynb #7f582f51
 def tiny_chat_model(seed:int=0, # seed for the random weights
@@ -467,6 +497,25 @@ def parse_vdc_review(review:str|None, # the judge's reply text (None: the judge 
     except Exception as e: return dict(status=bad, reason=f"unreadable ({type(e).__name__})")
     return _lmms_review(d) if rule == 'lmms-eval' else _aurora_review(d)
 
+# %% ../nbs/10a_judges.ipynb #49b9853d
+def _vdc_video(qs:list[dict], # one video's parsed reviews (`parse_vdc_review`)
+               rule:str)->tuple:
+    "('ok', mean score, accuracy) of one video, or ('drop' | 'fail', None, None) when `rule` leaves it out"
+    if any(q['status'] == 'drop' for q in qs): return 'drop', None, None
+    ok = [q for q in qs if q['status'] == 'ok']
+    if not ok: return ('drop' if rule == 'official' else 'fail'), None, None
+    s, a = sum(q['score'] for q in ok) / len(ok), sum(q['correct'] for q in ok) / len(ok)
+    if rule == 'official' and not (s and a): return 'drop', None, None   # aurora line 262
+    return 'ok', s, a
+
+# %% ../nbs/10a_judges.ipynb #4c72cda7
+def _vdc_notes(n_failed_reviews:int, n_failed:int, n_videos:int)->list[str]:
+    "What the average leaves out, and where the official code would stop or divide by zero instead"
+    notes = [f"{n_failed_reviews} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if n_failed_reviews else []
+    if n_failed: notes.append(f"{n_failed} video(s) have no usable review and are left out; lmms-eval divides by zero there")
+    if not n_videos: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
+    return notes
+
 # %% ../nbs/10a_judges.ipynb #3af4e839
 def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply texts or `parse_vdc_review` results
                   rule:str='lmms-eval')->dict:
@@ -476,15 +525,10 @@ def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply te
         qs = [q if isinstance(q, dict) else parse_vdc_review(q, rule) for q in qs]
         failed_rev += [dict(id=vid, question=k, reason=q['reason']) for k, q in enumerate(qs) if q['status'] == 'error']
         n_skip += sum(q['status'] == 'skip' for q in qs)
-        if any(q['status'] == 'drop' for q in qs): dropped.append(vid); continue
-        ok = [q for q in qs if q['status'] == 'ok']
-        if not ok: (dropped if rule == 'official' else failed).append(vid); continue
-        s, a = sum(q['score'] for q in ok) / len(ok), sum(q['correct'] for q in ok) / len(ok)
-        if rule == 'official' and not (s and a): dropped.append(vid); continue   # aurora line 262
-        scores[vid], accs[vid] = s, a
-    notes = [f"{len(failed_rev)} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if failed_rev else []
-    if failed: notes.append(f"{len(failed)} video(s) have no usable review and are left out; lmms-eval divides by zero there")
-    if not scores: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
+        kind, s, a = _vdc_video(qs, rule)
+        if kind == 'ok': scores[vid], accs[vid] = s, a
+        else: (dropped if kind == 'drop' else failed).append(vid)
+    notes = _vdc_notes(len(failed_rev), len(failed), len(scores))
     mean = lambda v: float(sum(v.values()) / len(v)) if v else float('nan')   # summed in order, as both official scripts do
     return dict(vdc_score=mean(scores), vdc_acc=mean(accs), n_videos=len(scores), n_dropped=len(dropped), dropped=dropped,
                 n_failed=len(failed), failed=failed, n_failed_reviews=len(failed_rev), failed_reviews=failed_rev,

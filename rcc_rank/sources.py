@@ -6,7 +6,7 @@
 from __future__ import annotations
 import io, json, hashlib, tarfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .core import get_logger, rcc_home
 

@@ -145,7 +145,7 @@ def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
 # %% ../nbs/03a_fake_claude.ipynb #fb3dc853
 def check_tool_choice(body:dict):
     "A forced tool choice on a model that rejects it raises `Rejected`"
-    from rcc_rank.degrade import FORCED_TOOL_REJECTED
+    from rcc_rank.backends import FORCED_TOOL_REJECTED
     if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(FORCED_TOOL_REJECTED):
         raise Rejected(400, 'invalid_request_error', f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'")
 
@@ -428,7 +428,7 @@ def _answer(self:FakeClaude, body:dict, fault:str|None)->dict:
 @patch
 def _usage(self:FakeClaude, body:dict, parts:list, msg:dict)->dict:
     "Usage as the API bills it: the prefix up to the last breakpoint cached only when it reaches the model's minimum"
-    from rcc_rank.degrade import cache_min_tokens
+    from rcc_rank.backends import cache_min_tokens
     total, model = sum(p[0] for p in parts), str(body.get('model', ''))
     u = {'input_tokens': total, 'output_tokens': _out_tokens(msg['content']), 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
     last = max((i for i, p in enumerate(parts) if p[1]), default=-1)

@@ -13,8 +13,9 @@ import numpy as np
 
 from .core import get_logger, api_key, stable_hash
 from .chains import Chain, Mutation
-from .degrade import (Mutator, MutationResult, MalformedReply, ClaudeMutator, run_sync, normalise_items,
-                              classify_error, check_step, DEFAULT_MODEL)
+from .mutators import Mutator, MutationResult, MalformedReply, run_sync, check_step
+from .backends import ClaudeMutator, DEFAULT_MODEL
+from .builder import normalise_items, classify_error
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOOL', 'FREE_SYSTEM', 'UNCONDITIONED_WORLD_TYPES',
@@ -24,7 +25,8 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'unconditioned_world_chains', 'make_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
-from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated, RunStopped
+from .backends import check_model, cached_system, tool_choice, tool_input, refusal, _usage, Truncated
+from .builder import RunStopped
 
 # %% ../nbs/14_baselines.ipynb #03ebd514
 log = get_logger(__name__)
@@ -300,7 +302,7 @@ async def _amap(fn, xs, concurrency:int=8)->list:
 
 # %% ../nbs/14_baselines.ipynb #2e02198c
 def error_injection(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
-                    mutator:Mutator, # any `rcc_rank.degrade` mutator
+                    mutator:Mutator, # any `rcc_rank.mutators` mutator
                     negatives:int=1, # single-error negatives per item (1: a DPO pair; more: an MPO set)
                     seed:int=0, # seed of the error-type draws
                     concurrency:int=8, # items in flight
@@ -446,7 +448,7 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
                    seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A FakeClaude responder for `FreeMutator`: rule edits of a type it picks itself among `kinds`"
-    from rcc_rank.degrade import RuleMutator, rule_types
+    from rcc_rank.mutators import RuleMutator, rule_types
     from rcc_rank.fake_claude import request_text
     rm = RuleMutator(types=[k for k in rule_types()])
     def respond(body:dict)->dict:

@@ -480,7 +480,7 @@ from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, i
                             parse_line_judgments, argus_costs, argus_score, argus_average)
 
 # %% ../nbs/10_evaluate.ipynb #09797cc4
-from .degrade import DEFAULT_MODEL   # one default model for every module
+from .backends import DEFAULT_MODEL   # one default model for every module
 
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 from fastcore.script import call_parse, Param, store_true

@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core import append_jsonl
-from rcc_rank.degrade import DEFAULT_MODEL, rule_responder, rule_types, estimate_cost
+from rcc_rank.mutators import rule_types
+from rcc_rank.backends import DEFAULT_MODEL, rule_responder, estimate_cost
 from rcc_rank.fake_claude import FakeClaude
 from rcc_rank.video import write_test_video
 
@@ -37,7 +38,7 @@ def responder(body):
 
 def run(rows_file, out, srv, batch, model):
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': 'sk-fake', 'ANTHROPIC_BASE_URL': srv.base_url}
-    args = [sys.executable, '-m', 'rcc_rank.degrade', rows_file, out, '--mutator', 'claude', '--model', model, '--tagger', 'keywords',
+    args = [sys.executable, '-m', 'rcc_rank.generate', rows_file, out, '--mutator', 'claude', '--model', model, '--tagger', 'keywords',
             '--types', ','.join(rule_types()), '--length', '6', '--recaption', '--num_frames', '8', '--poll_interval', '0.01', '--quiet']
     p = subprocess.run(args + (['--batch'] if batch else []), env=env, capture_output=True, text=True, timeout=1200)
     if p.returncode: raise SystemExit(p.stderr[-3000:])

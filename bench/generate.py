@@ -20,7 +20,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core import read_jsonl
-from rcc_rank.degrade import ClaudeMutator, RuleMutator, abuild_chains, rule_types
+from rcc_rank.mutators import RuleMutator, rule_types
+from rcc_rank.backends import ClaudeMutator
+from rcc_rank.builder import abuild_chains
 
 _SUBJ = ['A man', 'A woman', 'Two boys', 'Three girls', 'An elderly man', 'A young woman']
 _COL = ['red', 'blue', 'green', 'yellow', 'white', 'black']
@@ -38,7 +40,7 @@ def items(n, seed=0):
 def _serve(latency, q, stop):
     "Child process: run the fake server until told to stop, then report how many requests it answered"
     from rcc_rank.fake_claude import FakeClaude
-    from rcc_rank.degrade import rule_responder
+    from rcc_rank.backends import rule_responder
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
         q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
 

@@ -24,7 +24,8 @@ def main():
     ap.add_argument('--cpu', action='store_true', help='stay on the CPU even if a GPU is present')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from rcc_rank.degrade import RuleMutator, build_chains
+    from rcc_rank.mutators import RuleMutator
+    from rcc_rank.builder import build_chains
     from rcc_rank.video import write_test_video
     from rcc_rank.train import TrainConfig, train
     logging.getLogger('rcc_rank').setLevel(logging.WARNING)

@@ -11,8 +11,10 @@ from fastcore.basics import patch
 
 from .core import get_logger, api_key, stable_hash, request_text
 from .chains import Chain, Mutation, chain_clip
-from .degrade import (Mutator, MalformedReply, ClaudeMutator, run_sync, normalise_items,
-                              classify_error, check_step, DEFAULT_MODEL)
+from .mutators import Mutator, MalformedReply, run_sync, check_step
+from .backends import ClaudeMutator, DEFAULT_MODEL
+from .builder import normalise_items, classify_error
+
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOOL', 'FREE_SYSTEM', 'UNCONDITIONED_WORLD_TYPES',
@@ -22,7 +24,8 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'unconditioned_world_chains', 'make_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
-from .degrade import check_model, cached_system, tool_choice, tool_input, refusal, _usage
+from .backends import check_model, cached_system, tool_choice, tool_input, refusal, _usage
+
 
 # %% ../nbs/14_baselines.ipynb #03ebd514
 log = get_logger(__name__)
@@ -303,7 +306,7 @@ async def _amap(fn, xs, concurrency:int=8)->list:
 
 # %% ../nbs/14_baselines.ipynb #2e02198c
 def error_injection(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
-                    mutator:Mutator, # any `rcc_rank.degrade` mutator
+                    mutator:Mutator, # any `rcc_rank.mutators` mutator
                     negatives:int=1, # single-error negatives per item (1: a DPO pair; more: an MPO set)
                     seed:int=0, # seed of the error-type draws
                     concurrency:int=8, # items in flight
@@ -449,7 +452,7 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
                    seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A FakeClaude responder for `FreeMutator`: rule edits of a type it picks itself among `kinds`"
-    from rcc_rank.degrade import RuleMutator, rule_types
+    from rcc_rank.mutators import RuleMutator, rule_types
     rm = RuleMutator(types=[k for k in rule_types()])
     def respond(body:dict)->dict:
         text = request_text(body)

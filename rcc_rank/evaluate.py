@@ -535,7 +535,7 @@ def __getattr__(name:str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/10_evaluate.ipynb #09797cc4
-from .degrade import DEFAULT_MODEL   # one default model for every module
+from .backends import DEFAULT_MODEL   # one default model for every module
 
 # %% ../nbs/10_evaluate.ipynb #6a60364c
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'

@@ -454,7 +454,7 @@ def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or l
     out = Path(out_dir or Path('experiments')/cfg.name)
     if main: out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(int(threads))
-    from rcc_rank.degrade import trim_partial_line
+    from rcc_rank.builder import trim_partial_line
     if main: trim_partial_line(out/'cells.jsonl')   # a run killed mid-write leaves a partial last line: drop it before appending
     done = {r['key']: r for r in read_jsonl(out/'cells.jsonl')}
     cells = grid_cells(cfg)

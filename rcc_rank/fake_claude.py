@@ -9,6 +9,7 @@ from collections import deque
 from datetime import datetime, timezone, timedelta
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 from typing import Callable, Any
+from fastcore.basics import patch
 from .core import request_text
 
 # %% auto #0
@@ -144,7 +145,7 @@ def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
 # %% ../nbs/03a_fake_claude.ipynb #fb3dc853
 def check_tool_choice(body:dict):
     "A forced tool choice on a model that rejects it raises `Rejected`"
-    from rcc_rank.degrade import FORCED_TOOL_REJECTED
+    from rcc_rank.backends import FORCED_TOOL_REJECTED
     if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(FORCED_TOOL_REJECTED):
         raise Rejected(400, 'invalid_request_error', f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'")
 
@@ -199,88 +200,100 @@ class _Handler(BaseHTTPRequestHandler):
         # client's delayed ACK and every reply waits ~40 ms
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _send(self, status:int, payload:Any=None, headers:dict|None=None, raw:bytes|None=None, ctype='application/json'):
-        data = raw if raw is not None else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header('content-type', ctype); self.send_header('content-length', str(len(data)))
-            self.send_header('request-id', f'req_{uuid.uuid4().hex[:16]}')
-            for k, v in (headers or {}).items(): self.send_header(k, v)
-            self.end_headers(); self.wfile.write(data); self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError): self.close_connection = True
-
-    def _body(self)->dict:
-        n = int(self.headers.get('content-length') or 0)
-        raw = self.rfile.read(n) if n else b''
-        return json.loads(raw) if raw else {}
-
     def do_POST(self): self._route('POST')
     def do_GET(self): self._route('GET')
     def do_DELETE(self): self._route('DELETE')
 
-    def _route(self, method):
-        fake = self.server.fake
-        group = 'batches' if self.path.startswith('/v1/messages/batches') else 'messages'
-        if int(self.headers.get('content-length') or 0) > _MAX_BYTES[group]:
-            self.close_connection = True
-            return self._send(413, _error_body('request_too_large', 'Request exceeds the maximum allowed number of bytes.'))
-        try: body = self._body() if method == 'POST' else {}
-        except json.JSONDecodeError: return self._send(400, _error_body('invalid_request_error', 'body is not JSON'))
-        if not (self.headers.get('x-api-key') or self.headers.get('authorization')):
-            return self._send(401, _error_body('authentication_error', 'missing x-api-key'))
-        path = self.path.split('?')[0].rstrip('/')
-        fault = fake._pop_fault(group, http_only=True)
-        if fault and self._http_fault(fault, method, path, body): return
-        if method == 'POST' and path == '/v1/messages': return self._messages(body)
-        if method == 'POST' and path == '/v1/messages/batches': return self._send(200, fake._create_batch(body))
-        if method == 'GET' and path == '/v1/messages/batches': return self._send(200, fake._list_batches(self.path))
-        m = re.fullmatch(r'/v1/messages/batches/([\w-]+)(/results|/cancel)?', path)
-        if m: return self._batch(method, m.group(1), m.group(2))
-        return self._send(404, _error_body('not_found_error', f'{method} {path} is not implemented by the fake'))
+# %% ../nbs/03a_fake_claude.ipynb #5567e9f5
+@patch
+def _send(self:_Handler, status:int, payload:Any=None, headers:dict|None=None, raw:bytes|None=None, ctype='application/json'):
+    data = raw if raw is not None else json.dumps(payload).encode()
+    try:
+        self.send_response(status)
+        self.send_header('content-type', ctype); self.send_header('content-length', str(len(data)))
+        self.send_header('request-id', f'req_{uuid.uuid4().hex[:16]}')
+        for k, v in (headers or {}).items(): self.send_header(k, v)
+        self.end_headers(); self.wfile.write(data); self.wfile.flush()
+    except (BrokenPipeError, ConnectionResetError): self.close_connection = True
 
-    def _batch(self, method:str, bid:str, sub:str|None):
-        "The routes of one batch: retrieve, results, cancel, delete"
-        fake = self.server.fake
-        b = fake.batches.get(bid)
-        if b is None: return self._send(404, _error_body('not_found_error', f'no batch {bid}'))
-        if sub == '/results':
-            if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
-            lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
-            return self._send(200, raw=lines.encode(), ctype='application/binary')
-        if sub == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
-        if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
-        return self._send(200, fake._poll_batch(b))
+# %% ../nbs/03a_fake_claude.ipynb #f3e3d718
+@patch
+def _body(self:_Handler)->dict:
+    n = int(self.headers.get('content-length') or 0)
+    raw = self.rfile.read(n) if n else b''
+    return json.loads(raw) if raw else {}
 
-    def _http_fault(self, fault:str, method:str='', path:str='', body:dict|None=None)->bool:
-        "Serve an HTTP-level fault; True if the request was answered (or dropped) by it"
-        fake = self.server.fake
-        if fault == 'lost_reply':                 # carried out on the server; the reply never arrives
-            if method == 'POST' and path == '/v1/messages/batches': fake._create_batch(body or {})
-            elif method == 'POST' and path == '/v1/messages': fake.requests.append(body or {})
-            fault = 'drop'
-        if fault in _HTTP_FAULTS:
-            status, kind = _HTTP_FAULTS[fault]
-            hdrs = {'retry-after': f'{fake.retry_after:g}'} if fault == '429' else {}
-            self._send(status, _error_body(kind, _FAULT_MESSAGES.get(fault, f'fake {kind}')), headers=hdrs); return True
-        if fault == 'drop':
-            self.close_connection = True
-            try: self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
-            return True
-        if fault == 'malformed':
-            self._send(200, raw=b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'); return True
-        if fault == 'slow': time.sleep(fake.slow_seconds)
-        return False
+# %% ../nbs/03a_fake_claude.ipynb #19897967
+@patch
+def _route(self:_Handler, method):
+    fake = self.server.fake
+    group = 'batches' if self.path.startswith('/v1/messages/batches') else 'messages'
+    if int(self.headers.get('content-length') or 0) > _MAX_BYTES[group]:
+        self.close_connection = True
+        return self._send(413, _error_body('request_too_large', 'Request exceeds the maximum allowed number of bytes.'))
+    try: body = self._body() if method == 'POST' else {}
+    except json.JSONDecodeError: return self._send(400, _error_body('invalid_request_error', 'body is not JSON'))
+    if not (self.headers.get('x-api-key') or self.headers.get('authorization')):
+        return self._send(401, _error_body('authentication_error', 'missing x-api-key'))
+    path = self.path.split('?')[0].rstrip('/')
+    fault = fake._pop_fault(group, http_only=True)
+    if fault and self._http_fault(fault, method, path, body): return
+    if method == 'POST' and path == '/v1/messages': return self._messages(body)
+    if method == 'POST' and path == '/v1/messages/batches': return self._send(200, fake._create_batch(body))
+    if method == 'GET' and path == '/v1/messages/batches': return self._send(200, fake._list_batches(self.path))
+    m = re.fullmatch(r'/v1/messages/batches/([\w-]+)(/results|/cancel)?', path)
+    if m: return self._batch(method, m.group(1), m.group(2))
+    return self._send(404, _error_body('not_found_error', f'{method} {path} is not implemented by the fake'))
 
-    def _messages(self, body:dict):
-        fake = self.server.fake
-        with fake._lock: fake.requests.append(body)
-        if fake.latency: time.sleep(fake.latency)
-        fault = fake._pop_fault('messages', http_only=False)
-        try: msg = fake._answer(body, fault)
-        except Rejected as e: return self._send(e.status, _error_body(e.kind, str(e)))
-        except Exception as e: return self._send(500, _error_body('api_error', f'responder failed: {type(e).__name__}: {e}'))
-        self._send(200, msg)
+# %% ../nbs/03a_fake_claude.ipynb #8775707b
+@patch
+def _batch(self:_Handler, method:str, bid:str, sub:str|None):
+    "The routes of one batch: retrieve, results, cancel, delete"
+    fake = self.server.fake
+    b = fake.batches.get(bid)
+    if b is None: return self._send(404, _error_body('not_found_error', f'no batch {bid}'))
+    if sub == '/results':
+        if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
+        lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
+        return self._send(200, raw=lines.encode(), ctype='application/binary')
+    if sub == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
+    if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
+    return self._send(200, fake._poll_batch(b))
+
+# %% ../nbs/03a_fake_claude.ipynb #86ed1f7d
+@patch
+def _http_fault(self:_Handler, fault:str, method:str='', path:str='', body:dict|None=None)->bool:
+    "Serve an HTTP-level fault; True if the request was answered (or dropped) by it"
+    fake = self.server.fake
+    if fault == 'lost_reply':                 # carried out on the server; the reply never arrives
+        if method == 'POST' and path == '/v1/messages/batches': fake._create_batch(body or {})
+        elif method == 'POST' and path == '/v1/messages': fake.requests.append(body or {})
+        fault = 'drop'
+    if fault in _HTTP_FAULTS:
+        status, kind = _HTTP_FAULTS[fault]
+        hdrs = {'retry-after': f'{fake.retry_after:g}'} if fault == '429' else {}
+        self._send(status, _error_body(kind, _FAULT_MESSAGES.get(fault, f'fake {kind}')), headers=hdrs); return True
+    if fault == 'drop':
+        self.close_connection = True
+        try: self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+        return True
+    if fault == 'malformed':
+        self._send(200, raw=b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'); return True
+    if fault == 'slow': time.sleep(fake.slow_seconds)
+    return False
+
+# %% ../nbs/03a_fake_claude.ipynb #2d1c92ad
+@patch
+def _messages(self:_Handler, body:dict):
+    fake = self.server.fake
+    with fake._lock: fake.requests.append(body)
+    if fake.latency: time.sleep(fake.latency)
+    fault = fake._pop_fault('messages', http_only=False)
+    try: msg = fake._answer(body, fault)
+    except Rejected as e: return self._send(e.status, _error_body(e.kind, str(e)))
+    except Exception as e: return self._send(500, _error_body('api_error', f'responder failed: {type(e).__name__}: {e}'))
+    self._send(200, msg)
 
 # %% ../nbs/03a_fake_claude.ipynb #d6896281
 class _Server(ThreadingHTTPServer):
@@ -314,161 +327,197 @@ class FakeClaude:
         self._seen_systems:set[str] = set()
         self._port, self._httpd, self._thread = port, None, None
 
-    def start(self)->FakeClaude:
-        "Start serving in a daemon thread"
-        self._httpd = _Server(('127.0.0.1', self._port), _Handler, bind_and_activate=False)
-        self._httpd.request_queue_size = 256   # many concurrent clients: do not let the listen backlog drop SYNs
-        self._httpd.daemon_threads = True
-        self._httpd.server_bind(); self._httpd.server_activate()
-        self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        "Stop the server and close its socket"
-        if self._httpd: self._httpd.shutdown(); self._httpd.server_close(); self._httpd = None
-
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
 
-    @property
-    def base_url(self)->str:
-        "The URL to pass as `base_url` to an SDK client"
-        return f'http://127.0.0.1:{self._httpd.server_address[1]}'
+# %% ../nbs/03a_fake_claude.ipynb #30f12402
+@patch
+def start(self:FakeClaude)->FakeClaude:
+    "Start serving in a daemon thread"
+    self._httpd = _Server(('127.0.0.1', self._port), _Handler, bind_and_activate=False)
+    self._httpd.request_queue_size = 256   # many concurrent clients: do not let the listen backlog drop SYNs
+    self._httpd.daemon_threads = True
+    self._httpd.server_bind(); self._httpd.server_activate()
+    self._httpd.fake = self
+    self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    self._thread.start()
+    return self
 
-    def client(self, max_retries:int=2, timeout:float=30.0, **kw):
-        "A real `anthropic.Anthropic` client pointed at this server (fake key)"
-        import anthropic
-        return anthropic.Anthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
+# %% ../nbs/03a_fake_claude.ipynb #2be63b37
+@patch
+def stop(self:FakeClaude):
+    "Stop the server and close its socket"
+    if self._httpd: self._httpd.shutdown(); self._httpd.server_close(); self._httpd = None
 
-    def async_client(self, max_retries:int=2, timeout:float=30.0, **kw):
-        "A real `anthropic.AsyncAnthropic` client pointed at this server (fake key)"
-        import anthropic
-        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
+# %% ../nbs/03a_fake_claude.ipynb #b5a0f715
+@patch(as_prop=True)
+def base_url(self:FakeClaude)->str:
+    "The URL to pass as `base_url` to an SDK client"
+    return f'http://127.0.0.1:{self._httpd.server_address[1]}'
 
-    def inject(self,
-               kind:str, # a key of `FAULTS`
-               times:int=1, # how many upcoming requests get it
-               on:str='messages' # 'messages' (POST /v1/messages and batch items) or 'batches' (the batch endpoints)
-              )->FakeClaude:
-        "Queue a fault for the next `times` requests"
-        if kind not in FAULTS: raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
-        if on not in self._faults: raise ValueError(f"`on` must be 'messages' or 'batches', not {on!r}")
-        with self._lock: self._faults[on].extend([kind] * times)
-        return self
+# %% ../nbs/03a_fake_claude.ipynb #831ee745
+@patch
+def client(self:FakeClaude, max_retries:int=2, timeout:float=30.0, **kw):
+    "A real `anthropic.Anthropic` client pointed at this server (fake key)"
+    import anthropic
+    return anthropic.Anthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
 
-    def clear_faults(self)->FakeClaude:
-        "Drop every queued fault"
-        with self._lock:
-            for q in self._faults.values(): q.clear()
-        return self
+# %% ../nbs/03a_fake_claude.ipynb #13b68ca1
+@patch
+def async_client(self:FakeClaude, max_retries:int=2, timeout:float=30.0, **kw):
+    "A real `anthropic.AsyncAnthropic` client pointed at this server (fake key)"
+    import anthropic
+    return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
 
-    @property
-    def pending(self)->list[str]:
-        "Faults queued and not yet served"
-        with self._lock: return list(self._faults['messages']) + list(self._faults['batches'])
+# %% ../nbs/03a_fake_claude.ipynb #8249b542
+@patch
+def inject(self:FakeClaude,
+           kind:str, # a key of `FAULTS`
+           times:int=1, # how many upcoming requests get it
+           on:str='messages' # 'messages' (POST /v1/messages and batch items) or 'batches' (the batch endpoints)
+          )->FakeClaude:
+    "Queue a fault for the next `times` requests"
+    if kind not in FAULTS: raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULTS)}")
+    if on not in self._faults: raise ValueError(f"`on` must be 'messages' or 'batches', not {on!r}")
+    with self._lock: self._faults[on].extend([kind] * times)
+    return self
 
-    def _pop_fault(self, group:str, http_only:bool)->str|None:
-        http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow', 'lost_reply'}
-        with self._lock:
-            q = self._faults[group]
-            if q and ((q[0] in http) == http_only) and (group == 'messages' or http_only):
-                f = q.popleft(); self.served_faults.append(f); return f
-        return None
+# %% ../nbs/03a_fake_claude.ipynb #8b47fc56
+@patch
+def clear_faults(self:FakeClaude)->FakeClaude:
+    "Drop every queued fault"
+    with self._lock:
+        for q in self._faults.values(): q.clear()
+    return self
 
-    def _answer(self, body:dict, fault:str|None)->dict:
-        "Call the responder and build the full message, applying a content-level fault"
-        check_tool_choice(body); parts = prompt_parts(body)     # what the API refuses before answering
-        if fault == 'refusal': reply = {'refusal': "I can't help with that request.", 'category': self.refusal_category}
-        else:
-            reply = self.responder(body, fault) if self._takes_fault else self.responder(body)
-            if fault in ('unchanged', 'wreck') and not self._takes_fault: reply = apply_caption_fault(reply, fault, body)
-            if fault == 'missing_field' and isinstance(reply, dict) and 'tool_use' in reply:
-                inp = {k: v for k, v in reply['tool_use'].get('input', {}).items() if k not in ('before', 'after')}
-                reply = {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
-        msg = make_message(reply, body)
-        if fault == 'max_tokens': msg = cut_reply(msg, max(1, _out_tokens(msg['content']) // 2))
-        elif _out_tokens(msg['content']) > int(body.get('max_tokens') or 10**9): msg = cut_reply(msg, int(body['max_tokens']))
-        msg['usage'] = self._usage(body, parts, msg)
-        return msg
+# %% ../nbs/03a_fake_claude.ipynb #0f53bc20
+@patch(as_prop=True)
+def pending(self:FakeClaude)->list[str]:
+    "Faults queued and not yet served"
+    with self._lock: return list(self._faults['messages']) + list(self._faults['batches'])
 
-    def _usage(self, body:dict, parts:list, msg:dict)->dict:
-        "Usage as the API bills it: the prefix up to the last breakpoint cached only when it reaches the model's minimum"
-        from rcc_rank.degrade import cache_min_tokens
-        total, model = sum(p[0] for p in parts), str(body.get('model', ''))
-        u = {'input_tokens': total, 'output_tokens': _out_tokens(msg['content']), 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
-        last = max((i for i, p in enumerate(parts) if p[1]), default=-1)
-        n = sum(p[0] for p in parts[:last + 1])
-        if last >= 0 and n >= cache_min_tokens(model):
-            key = model + '\x00' + '\x00'.join(p[2] for p in parts[:last + 1])
-            with self._lock: hit = key in self._seen_systems; self._seen_systems.add(key)
-            u['input_tokens'] -= n; u['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
-        return u
+# %% ../nbs/03a_fake_claude.ipynb #fce26695
+@patch
+def _pop_fault(self:FakeClaude, group:str, http_only:bool)->str|None:
+    http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow', 'lost_reply'}
+    with self._lock:
+        q = self._faults[group]
+        if q and ((q[0] in http) == http_only) and (group == 'messages' or http_only):
+            f = q.popleft(); self.served_faults.append(f); return f
+    return None
 
-    def _create_batch(self, body:dict)->dict:
-        reqs = body.get('requests') or []
-        now = datetime.now(timezone.utc)
-        b = {'id': f'msgbatch_{uuid.uuid4().hex[:24]}', 'type': 'message_batch', 'processing_status': 'in_progress',
-             'request_counts': {'processing': len(reqs), 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0},
-             'created_at': _iso(now), 'expires_at': _iso(now + timedelta(hours=24)), 'ended_at': None,
-             'cancel_initiated_at': None, 'archived_at': None, 'results_url': None,
-             '_requests': reqs, '_polls': 0, '_results': None, '_seq': len(self.batches)}
-        with self._lock: self.batches[b['id']] = b; self.requests += [r.get('params', {}) for r in reqs]
-        return self._public(b)
+# %% ../nbs/03a_fake_claude.ipynb #68368b74
+@patch
+def _answer(self:FakeClaude, body:dict, fault:str|None)->dict:
+    "Call the responder and build the full message, applying a content-level fault"
+    check_tool_choice(body); parts = prompt_parts(body)     # what the API refuses before answering
+    if fault == 'refusal': reply = {'refusal': "I can't help with that request.", 'category': self.refusal_category}
+    else:
+        reply = self.responder(body, fault) if self._takes_fault else self.responder(body)
+        if fault in ('unchanged', 'wreck') and not self._takes_fault: reply = apply_caption_fault(reply, fault, body)
+        if fault == 'missing_field' and isinstance(reply, dict) and 'tool_use' in reply:
+            inp = {k: v for k, v in reply['tool_use'].get('input', {}).items() if k not in ('before', 'after')}
+            reply = {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
+    msg = make_message(reply, body)
+    if fault == 'max_tokens': msg = cut_reply(msg, max(1, _out_tokens(msg['content']) // 2))
+    elif _out_tokens(msg['content']) > int(body.get('max_tokens') or 10**9): msg = cut_reply(msg, int(body['max_tokens']))
+    msg['usage'] = self._usage(body, parts, msg)
+    return msg
 
-    def _public(self, b:dict)->dict: return {k: v for k, v in b.items() if not k.startswith('_')}
+# %% ../nbs/03a_fake_claude.ipynb #3e9f775b
+@patch
+def _usage(self:FakeClaude, body:dict, parts:list, msg:dict)->dict:
+    "Usage as the API bills it: the prefix up to the last breakpoint cached only when it reaches the model's minimum"
+    from rcc_rank.backends import cache_min_tokens
+    total, model = sum(p[0] for p in parts), str(body.get('model', ''))
+    u = {'input_tokens': total, 'output_tokens': _out_tokens(msg['content']), 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
+    last = max((i for i, p in enumerate(parts) if p[1]), default=-1)
+    n = sum(p[0] for p in parts[:last + 1])
+    if last >= 0 and n >= cache_min_tokens(model):
+        key = model + '\x00' + '\x00'.join(p[2] for p in parts[:last + 1])
+        with self._lock: hit = key in self._seen_systems; self._seen_systems.add(key)
+        u['input_tokens'] -= n; u['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
+    return u
 
-    def _finish(self, b:dict, canceled:bool=False):
-        res = []
-        for r in b['_requests']:
-            if canceled: res.append({'custom_id': r['custom_id'], 'result': {'type': 'canceled'}}); continue
-            fault = self._pop_fault('messages', http_only=False)
-            if fault in ('errored', 'invalid'):
-                kind, why = ('api_error', 'fake errored item') if fault == 'errored' else ('invalid_request_error', 'fake invalid request')
-                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
-                continue
-            if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
-            try: msg = self._answer(r.get('params', {}), fault)
-            except Rejected as e:
-                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})
-                continue
-            except Exception as e:
-                res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {
-                    'type': 'error', 'error': {'type': 'api_error', 'message': f'responder failed: {e}'}}}})
-                continue
-            res.append({'custom_id': r['custom_id'], 'result': {'type': 'succeeded', 'message': msg}})
-        counts = {'processing': 0, 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0}
-        for r in res: counts[r['result']['type']] += 1
-        b.update(_results=res, request_counts=counts, processing_status='ended', ended_at=_iso(datetime.now(timezone.utc)),
-                 results_url=f"{self.base_url}/v1/messages/batches/{b['id']}/results")
+# %% ../nbs/03a_fake_claude.ipynb #f9424fb6
+@patch
+def _create_batch(self:FakeClaude, body:dict)->dict:
+    reqs = body.get('requests') or []
+    now = datetime.now(timezone.utc)
+    b = {'id': f'msgbatch_{uuid.uuid4().hex[:24]}', 'type': 'message_batch', 'processing_status': 'in_progress',
+         'request_counts': {'processing': len(reqs), 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0},
+         'created_at': _iso(now), 'expires_at': _iso(now + timedelta(hours=24)), 'ended_at': None,
+         'cancel_initiated_at': None, 'archived_at': None, 'results_url': None,
+         '_requests': reqs, '_polls': 0, '_results': None, '_seq': len(self.batches)}
+    with self._lock: self.batches[b['id']] = b; self.requests += [r.get('params', {}) for r in reqs]
+    return self._public(b)
 
-    def _list_batches(self, url:str)->dict:
-        "GET /v1/messages/batches: newest first, `limit` a page, `after_id` for the next page"
-        from urllib.parse import urlparse, parse_qs
-        q = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-        with self._lock: bs = sorted(self.batches.values(), key=lambda b: b['_seq'], reverse=True)
-        if q.get('after_id'):
-            ids = [b['id'] for b in bs]
-            bs = bs[ids.index(q['after_id']) + 1:] if q['after_id'] in ids else []
-        page = bs[:int(q.get('limit', 20))]
-        return {'data': [self._public(b) for b in page], 'has_more': len(bs) > len(page),
-                'first_id': page[0]['id'] if page else None, 'last_id': page[-1]['id'] if page else None}
+# %% ../nbs/03a_fake_claude.ipynb #418cd002
+@patch
+def _public(self:FakeClaude, b:dict)->dict: return {k: v for k, v in b.items() if not k.startswith('_')}
 
-    def vanish(self, batch_id:str):
-        "Forget a batch, as the API does 29 days after creation (or after a delete): every call on it answers 404"
-        with self._lock: self.batches.pop(batch_id)
+# %% ../nbs/03a_fake_claude.ipynb #f6fee0cf
+@patch
+def _finish(self:FakeClaude, b:dict, canceled:bool=False):
+    res = []
+    for r in b['_requests']:
+        if canceled: res.append({'custom_id': r['custom_id'], 'result': {'type': 'canceled'}}); continue
+        fault = self._pop_fault('messages', http_only=False)
+        if fault in ('errored', 'invalid'):
+            kind, why = ('api_error', 'fake errored item') if fault == 'errored' else ('invalid_request_error', 'fake invalid request')
+            res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
+            continue
+        if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
+        try: msg = self._answer(r.get('params', {}), fault)
+        except Rejected as e:
+            res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})
+            continue
+        except Exception as e:
+            res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {
+                'type': 'error', 'error': {'type': 'api_error', 'message': f'responder failed: {e}'}}}})
+            continue
+        res.append({'custom_id': r['custom_id'], 'result': {'type': 'succeeded', 'message': msg}})
+    counts = {'processing': 0, 'succeeded': 0, 'errored': 0, 'canceled': 0, 'expired': 0}
+    for r in res: counts[r['result']['type']] += 1
+    b.update(_results=res, request_counts=counts, processing_status='ended', ended_at=_iso(datetime.now(timezone.utc)),
+             results_url=f"{self.base_url}/v1/messages/batches/{b['id']}/results")
 
-    def cancel(self, batch_id:str):
-        "Cancel a batch as a person in the Console would: its unfinished requests come back `canceled`"
-        self._cancel_batch(self.batches[batch_id])
+# %% ../nbs/03a_fake_claude.ipynb #02cae6dd
+@patch
+def _list_batches(self:FakeClaude, url:str)->dict:
+    "GET /v1/messages/batches: newest first, `limit` a page, `after_id` for the next page"
+    from urllib.parse import urlparse, parse_qs
+    q = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+    with self._lock: bs = sorted(self.batches.values(), key=lambda b: b['_seq'], reverse=True)
+    if q.get('after_id'):
+        ids = [b['id'] for b in bs]
+        bs = bs[ids.index(q['after_id']) + 1:] if q['after_id'] in ids else []
+    page = bs[:int(q.get('limit', 20))]
+    return {'data': [self._public(b) for b in page], 'has_more': len(bs) > len(page),
+            'first_id': page[0]['id'] if page else None, 'last_id': page[-1]['id'] if page else None}
 
-    def _poll_batch(self, b:dict)->dict:
-        with self._lock: b['_polls'] += 1; due = b['_polls'] > self.batch_polls and b['_results'] is None
-        if due: self._finish(b)
-        return self._public(b)
+# %% ../nbs/03a_fake_claude.ipynb #fb92fd4e
+@patch
+def vanish(self:FakeClaude, batch_id:str):
+    "Forget a batch, as the API does 29 days after creation (or after a delete): every call on it answers 404"
+    with self._lock: self.batches.pop(batch_id)
 
-    def _cancel_batch(self, b:dict)->dict:
-        if b['processing_status'] != 'ended':
-            b['cancel_initiated_at'] = _iso(datetime.now(timezone.utc)); self._finish(b, canceled=True)
-        return self._public(b)
+# %% ../nbs/03a_fake_claude.ipynb #ad909e17
+@patch
+def cancel(self:FakeClaude, batch_id:str):
+    "Cancel a batch as a person in the Console would: its unfinished requests come back `canceled`"
+    self._cancel_batch(self.batches[batch_id])
+
+# %% ../nbs/03a_fake_claude.ipynb #1ea487e4
+@patch
+def _poll_batch(self:FakeClaude, b:dict)->dict:
+    with self._lock: b['_polls'] += 1; due = b['_polls'] > self.batch_polls and b['_results'] is None
+    if due: self._finish(b)
+    return self._public(b)
+
+# %% ../nbs/03a_fake_claude.ipynb #a7599622
+@patch
+def _cancel_batch(self:FakeClaude, b:dict)->dict:
+    if b['processing_status'] != 'ended':
+        b['cancel_initiated_at'] = _iso(datetime.now(timezone.utc)); self._finish(b, canceled=True)
+    return self._public(b)

@@ -25,7 +25,7 @@ __all__ = ['log', 'AXES', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'AXIS_HINT
            'vdc_answer_prompt', 'vdc_review_prompt', 'parse_vdc_review', 'vdc_aggregate', 'avdc_score', 'vdc_score']
 
 # %% ../nbs/10a_judges.ipynb #f62c1552
-from .degrade import DEFAULT_MODEL, tool_choice   # one default model for every module
+from .backends import DEFAULT_MODEL, tool_choice   # one default model for every module
 
 # %% ../nbs/10a_judges.ipynb #782a19bf
 def run_async(coro):

@@ -21,7 +21,7 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
            'allm_question_chains', 'llm_question_chains', 'rule_question_responder']
 
 # %% ../nbs/04_questions.ipynb #466860ed
-from .degrade import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
+from .backends import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
 
 # %% ../nbs/04_questions.ipynb #0a7fde11
 log = get_logger(__name__)

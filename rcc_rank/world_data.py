@@ -60,7 +60,7 @@ def world_item(seed:int, # the scene seed
                cfg:WorldConfig|None=None, # difficulty knobs
                split:str='train' # recorded in meta
               )->dict:
-    "An item for `rcc_rank.degrade.build_chains`: {'id', 'caption', 'video', 'meta'} with the scene program in meta"
+    "An item for `rcc_rank.builder.build_chains`: {'id', 'caption', 'video', 'meta'} with the scene program in meta"
     cfg = cfg or WorldConfig(); sc = make_scene(seed, cfg)
     return {'id': f'world-{split}-{seed}', 'caption': render_caption(sc), 'video': None,
             'meta': {'source': 'world', 'split': split, 'scene_seed': int(seed), 'scene': sc.to_dict(), 'world': asdict(cfg)}}
@@ -157,7 +157,7 @@ def type_oracles(chains:Sequence[Chain] # chains with their mutations (caption k
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 # %% ../nbs/11a_world_data.ipynb #af738a1c
-from .degrade import Mutator, MutationResult
+from .mutators import Mutator, MutationResult
 
 # %% ../nbs/11a_world_data.ipynb #b66a8702
 class WorldMutator(Mutator):

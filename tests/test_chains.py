@@ -1,5 +1,5 @@
 """System tests for the chain record, the error taxonomy and question chains, on chains built by the
-rule back end of `rcc_rank.degrade` (the same path `rcc-generate --mutator rules` takes)."""
+rule back end of `rcc_rank.mutators` (the same path `rcc-generate --mutator rules` takes)."""
 import json, random, re
 
 import pytest
@@ -21,7 +21,8 @@ CAPTIONS = [
 
 @pytest.fixture(scope='module')
 def rule_chains(tmp_path_factory):
-    from rcc_rank.degrade import RuleMutator, build_chains
+    from rcc_rank.mutators import RuleMutator
+    from rcc_rank.builder import build_chains
     out = tmp_path_factory.mktemp('chains') / 'chains.jsonl'
     items = [{'id': f'c{i:03d}', 'caption': CAPTIONS[i % len(CAPTIONS)], 'video': f'videos/{i}.mp4', 'meta': {'split': 'train'}}
              for i in range(36)]

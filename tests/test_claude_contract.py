@@ -17,9 +17,11 @@ sys.path.insert(0, str(ROOT))
 from rcc_rank.core import read_jsonl, append_jsonl
 from rcc_rank.chains import read_chains
 from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.degrade import (ClaudeMutator, abuild_chains, abuild_chains_batched, rule_responder, rule_types, side_paths, failures,
-                              BatchLedger, BatchError, RunStopped, DEFAULT_MODEL, arecaption_file, arecaption_file_batched,
-                              split_batches, check_model, deprecated_models, POLICY_REFUSALS)
+from rcc_rank.mutators import rule_types
+from rcc_rank.backends import ClaudeMutator, rule_responder, DEFAULT_MODEL, check_model, deprecated_models
+from rcc_rank.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
+from rcc_rank.generate import arecaption_file, arecaption_file_batched
 
 FAKE_KEY = 'sk-ant-FAKEKEY-contract-0000'
 CAP = ('A man in a red jacket walks across a small park holding a blue ball. A brown dog runs next to a wooden bench '
@@ -106,7 +108,7 @@ def test_vanished_batch_names_the_way_on(tmp_path):
         srv.batch_polls = 0
         s = batched(srv, out, forget=[s1['open_batch']])
     assert s['finished'] == len(ITEMS)
-    from rcc_rank.degrade import rcc_generate
+    from rcc_rank.generate import rcc_generate
     append_jsonl(tmp_path/'in.jsonl', ITEMS)
     with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):   # a typo is named, not silently ignored
         rcc_generate(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
@@ -238,7 +240,7 @@ def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
     with FakeClaude(responder=describe, batch_polls=1) as srv:
         srv.inject('lost_reply', on='batches')
         env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': FAKE_KEY, 'ANTHROPIC_BASE_URL': srv.base_url, 'HF_HUB_OFFLINE': '1'}
-        p = subprocess.run([sys.executable, '-m', 'rcc_rank.degrade', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
+        p = subprocess.run([sys.executable, '-m', 'rcc_rank.generate', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
                             '--tagger', 'keywords', '--types', ','.join(rule_types()), '--length', '3', '--recaption', '--batch',
                             '--poll_interval', '0.01', '--num_frames', '4', '--quiet'], env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]

@@ -1,7 +1,7 @@
 """System tests: nothing is silently mixed or lost (fingerprints, locks, bad values, bad items, memory).
 
 Each test is one misuse or fault case that once exited 0 with mixed or corrupted data. They run the real
-command-line programs in subprocesses (`python -m rcc_rank.degrade|train|evaluate_cli`), talk to Claude through
+command-line programs in subprocesses (`python -m rcc_rank.generate|train|evaluate_cli`), talk to Claude through
 the real `anthropic` SDK pointed at the local fake server (`rcc_rank.fake_claude`, faults injected), and
 kill processes with real signals.
 """
@@ -19,7 +19,9 @@ ENV.pop('ANTHROPIC_API_KEY', None); ENV.pop('ANTHROPIC_BASE_URL', None)
 from rcc_rank.core import append_jsonl, read_jsonl
 from rcc_rank.chains import read_chains, write_chains
 from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.degrade import rule_responder, rule_types, side_paths, build_chains, RuleMutator
+from rcc_rank.mutators import rule_types, RuleMutator
+from rcc_rank.backends import rule_responder
+from rcc_rank.builder import side_paths, build_chains
 
 FAKE_KEY = 'sk-ant-FAKEKEY-rcc-rank-iss16-0000'
 
@@ -63,18 +65,18 @@ def test_generation_resume_refuses_other_captions_or_settings_before_any_request
     append_jsonl(inp, items())
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
-        r = run('degrade', claude_args(out, inp), env)
+        r = run('generate', claude_args(out, inp), env)
         assert r.returncode == 0, r.stderr[-3000:]
         before, n_req = snapshot(tmp_path), len(srv.requests)
         # 1. the same ids, one caption edited
         edited = tmp_path/'edited.jsonl'; append_jsonl(edited, items(edit=1))
-        r = run('degrade', claude_args(out, edited), env)
+        r = run('generate', claude_args(out, edited), env)
         assert r.returncode != 0
         assert "chain 'clip-1' (chains.jsonl) was made with another configuration: input caption text" in r.stderr, r.stderr[-2000:]
         # 2. other settings
         args = claude_args(out, inp)
         args[args.index('--length') + 1], args[args.index('--seed') + 1], args[args.index('--types') + 1] = 6, 7, 'colour,count'
-        r = run('degrade', args, env)
+        r = run('generate', args, env)
         assert r.returncode != 0
         msg = r.stderr.strip().splitlines()[-1]
         assert "chain 'clip-" in msg and 'seed 0 -> 7' in msg and 'length 4 -> 6' in msg and "-> ['colour', 'count']" in msg, msg
@@ -82,7 +84,7 @@ def test_generation_resume_refuses_other_captions_or_settings_before_any_request
         now = snapshot(tmp_path)
         assert {k: now[k] for k in before} == before and set(now) - set(before) == {'edited.jsonl'}, 'a refused run changed files'
         # 3. --overwrite moves the old files aside and starts over with the new settings
-        r = run('degrade', args + ['--overwrite'], env)
+        r = run('generate', args + ['--overwrite'], env)
         assert r.returncode == 0, r.stderr[-3000:]
     aside = sorted(p.name for p in tmp_path.glob('chains.*.old-*'))
     assert any(n.startswith('chains.jsonl.old-') for n in aside) and any(n.startswith('chains.progress.jsonl.old-') for n in aside), aside
@@ -99,14 +101,14 @@ def test_generation_exits_nonzero_when_no_chain_finishes(tmp_path):
     with FakeClaude(responder=rule_responder(), retry_after=0.001) as srv:
         srv.inject('429', times=100_000)
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
-        r = run('degrade', claude_args(tmp_path/'a.jsonl', inp, '--max_retries', 0), env)
+        r = run('generate', claude_args(tmp_path/'a.jsonl', inp, '--max_retries', 0), env)
     assert r.returncode != 0, r.stdout[-2000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])            # the summary still comes first
     assert s['unfinished'] == 3 and s['finished'] == 0
     assert '3 of 3 chain(s) unfinished' in r.stderr and 'a.failures.jsonl' in r.stderr, r.stderr[-2000:]
     with FakeClaude(responder=rule_responder()) as srv:           # a wrong base path: 404 not_found_error on every call
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url + '/no-such-api')
-        r = run('degrade', claude_args(tmp_path/'b.jsonl', inp), env)
+        r = run('generate', claude_args(tmp_path/'b.jsonl', inp), env)
     assert r.returncode != 0
     s = json.loads(r.stdout.strip().splitlines()[-1])
     assert s['fatal_errors'] >= 1 and s['unfinished'] == 3, s
@@ -116,7 +118,7 @@ def test_generation_exits_nonzero_when_no_chain_finishes(tmp_path):
 def test_malformed_last_input_line_is_an_error_naming_file_and_line(tmp_path):
     inp = tmp_path/'in.jsonl'; append_jsonl(inp, items(3))
     with open(inp, 'a') as f: f.write('{"id": "clip-9", "caption": "A red ca')
-    r = run('degrade', [inp, tmp_path/'out.jsonl', '--length', 3, '--quiet'])
+    r = run('generate', [inp, tmp_path/'out.jsonl', '--length', 3, '--quiet'])
     assert r.returncode != 0 and f'{inp}:4: not valid JSON' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'out.jsonl').exists()
 
@@ -125,11 +127,11 @@ def test_one_writer_per_generation_output(tmp_path):
     inp, out = tmp_path/'in.jsonl', tmp_path/'out.jsonl'
     append_jsonl(inp, items(400))
     args = [inp, out, '--length', 6, '--concurrency', 4, '--quiet']
-    first = start('degrade', args, log=tmp_path/'first.log')
+    first = start('generate', args, log=tmp_path/'first.log')
     prog = side_paths(out)['progress']
     t0 = time.time()
     while not (prog.exists() and prog.stat().st_size) and time.time() - t0 < 60: time.sleep(0.02)   # the first is writing
-    others = [start('degrade', args, log=tmp_path/f'other{i}.log') for i in range(2)]
+    others = [start('generate', args, log=tmp_path/f'other{i}.log') for i in range(2)]
     still_running = first.poll() is None
     for p in [first, *others]: p.wait(timeout=300); p.logfile.close()
     assert first.returncode == 0, (tmp_path/'first.log').read_text()[-2000:]
@@ -173,7 +175,7 @@ def test_bad_float_settings_are_refused_naming_the_field(data, tmp_path):
         r = run('train', targs(data, tmp_path/field, 2, f'--{field}', 'inf'))
         assert r.returncode != 0 and f'TrainConfig.{field}: must be a finite number (got inf)' in r.stderr, r.stderr[-2000:]
         assert not (tmp_path/field/'final').exists()
-    r = run('degrade', [data/'chains.jsonl', tmp_path/'g.jsonl', '--timeout', 'nan', '--quiet'])
+    r = run('generate', [data/'chains.jsonl', tmp_path/'g.jsonl', '--timeout', 'nan', '--quiet'])
     assert r.returncode != 0 and '--timeout: must be a finite number' in r.stderr, r.stderr[-2000:]
 
 def test_training_refuses_mixed_runs_and_logs_each_step_once(data, tmp_path):

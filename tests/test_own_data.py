@@ -81,7 +81,7 @@ def test_readme_has_four_commands():
 
 def test_generate_assigns_hashed_splits(run):
     from rcc_rank.chains import read_chains
-    from rcc_rank.degrade import assign_splits
+    from rcc_rank.generate import assign_splits
     d, _ = run
     chains = read_chains(d/'chains.jsonl')
     assert len(chains) == len(CAPTIONS)
@@ -142,7 +142,8 @@ def test_export_scores_as_the_adapter(run):
 
 def test_train_warns_without_eval_chains(tmp_path, caplog):
     "Chains without splits: training says loudly that nothing is held out, and how to fix it (in-process: quick)"
-    from rcc_rank.degrade import RuleMutator, build_chains
+    from rcc_rank.mutators import RuleMutator
+    from rcc_rank.builder import build_chains
     from rcc_rank.train import train
     _write_inputs(tmp_path)
     rows = [dict(r, video=str(tmp_path/r['video'])) for r in map(json.loads, (tmp_path/'captions.jsonl').read_text().splitlines())]

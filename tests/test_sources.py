@@ -9,7 +9,8 @@ import pytest
 
 from rcc_rank.core import read_jsonl
 from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.degrade import rule_responder, rcc_generate
+from rcc_rank.backends import rule_responder
+from rcc_rank.generate import rcc_generate
 from rcc_rank.sources import (load_source, write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture, SourceError)
 from rcc_rank.benchmarks import (load_benchmark, write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture)
 

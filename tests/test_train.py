@@ -22,7 +22,8 @@ os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARAL
 torch.set_num_threads(1)
 
 from rcc_rank.chains import read_chains, write_chains
-from rcc_rank.degrade import RuleMutator, build_chains
+from rcc_rank.mutators import RuleMutator
+from rcc_rank.builder import build_chains
 from rcc_rank.losses import OBJECTIVES
 from rcc_rank.video import write_test_video
 from rcc_rank.train import TrainConfig, train, config_parser, parse_config, save_config

@@ -42,7 +42,7 @@ def _pair(policy_logps:Tensor, ref_logps:Tensor):
 # %% ../nbs/05_losses.ipynb #d5a86d64
 def dpo_rewards(policy_logps:Tensor, # (B, K) summed log-probs under the policy
                 ref_logps:Tensor, # (B, K) summed log-probs under the frozen reference
-                beta:float=0.1 # KL strength (0.1 is our default; our copy of the paper does not state one)
+                beta:float=0.1 # KL strength (0.1 is the default; the paper does not state a value)
                )->Tensor:
     "DPO implicit rewards `beta * (policy_logps - ref_logps)`, shape `(B, K)`"
     _pair(policy_logps, ref_logps)

@@ -526,14 +526,6 @@ _all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_cha
          'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs',
          'argus_score', 'argus_average']
 
-# %% ../nbs/10_evaluate.ipynb #c133b7ed
-def __getattr__(name:str):
-    "`evaluate_task`, `rcc_evaluate` and `TASKS` from `rcc_rank.evaluate_cli` (imported on first use: that module imports this one)"
-    if name in ('evaluate_task', 'rcc_evaluate', 'TASKS'):
-        import rcc_rank.evaluate_cli as cli
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 # %% ../nbs/10_evaluate.ipynb #09797cc4
 from .backends import DEFAULT_MODEL   # one default model for every module
 

@@ -48,7 +48,7 @@ def load_adapter(adapter_dir:str|Path, # a saved LoRA adapter folder
     if dtype == 'auto': dtype = info['model_dtype'] if info['model_dtype'] in ('float32', 'bfloat16') else 'float32'
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if name.startswith('tiny:'):
-        from rcc_rank.train import tiny_spec
+        from rcc_rank.policy import tiny_spec
         arch, sizes = tiny_spec(name)   # the size settings of `tiny:<arch>?hidden=...`, as training built it
         arch = arch or 'qwen2_5_vl'
         if arch not in ARCHS: raise ValueError(f"{adapter_dir}: base {name!r} is not tiny:<one of {ARCHS}>")

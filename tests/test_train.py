@@ -25,7 +25,8 @@ from rcc_rank.chains import read_chains, write_chains
 from rcc_rank.degrade import RuleMutator, build_chains
 from rcc_rank.losses import OBJECTIVES
 from rcc_rank.video import write_test_video
-from rcc_rank.train import TrainConfig, train, config_parser, parse_config, save_config
+from rcc_rank.train import TrainConfig, train, parse_config, save_config
+from rcc_rank.config import config_parser
 
 CAPTIONS = [
     "A man in a red shirt throws two yellow balls to a small brown dog on the green grass.",

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import torch, yaml
+from fastcore.script import call_parse, store_true
 
 from .core import get_logger
 from .models import ARCHS, tiny_model, load_model, save_model
@@ -106,8 +107,6 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
     return out
 
 # %% ../nbs/09a_export.ipynb #d7baf30c
-from fastcore.script import call_parse, store_true
-
 @call_parse
 def rcc_export(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
                out_dir:str, # new folder for the merged model

@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 from fastcore.imports import in_ipython
 from accelerate.utils import set_seed
 from accelerate.logging import get_logger as process_logger
-from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from .core import get_logger, append_jsonl, OutputLock
 from .chains import Chain
@@ -127,6 +126,7 @@ def lr_schedule(optimizer, # the optimizer whose learning rate to schedule
                 min_ratio:float=0.0 # the cosine's floor, as a fraction of the peak
                ):
     "transformers' warm-up + cosine schedule down to `lr * min_ratio`, counted from step 1 (the first update already learns)"
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup   # here, not at import: it pulls in the Trainer's utilities (and peft)
     for g in optimizer.param_groups: g.setdefault('initial_lr', g['lr'])   # what a schedule made at `last_epoch=0` starts from
     return get_cosine_with_min_lr_schedule_with_warmup(optimizer, warmup_steps + 1, max_steps + 1, min_lr_rate=min_ratio, last_epoch=0)
 

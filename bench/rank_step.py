@@ -54,7 +54,8 @@ def main():
     from rcc_rank.chains import Chain, Mutation
     from rcc_rank.models import tiny_model, add_lora
     from rcc_rank.scoring import ChainCollator
-    from rcc_rank.train import TrainConfig, ChainScorer, chain_loss, enable_checkpointing
+    from rcc_rank.train import TrainConfig, ChainScorer, chain_loss
+    from rcc_rank.policy import enable_checkpointing
     from scoring import full_size_qwen   # bench/scoring.py
     device = torch.device(a.device or ('cpu' if a.smoke or not torch.cuda.is_available() else 'cuda'))
     if a.smoke: a.frames, a.image_size, a.caption_tokens, a.steps = 4, 56, 16, 1

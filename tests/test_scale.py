@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 
 from rcc_rank.chains import Chain
 from rcc_rank.experiments import load_experiment, grid_cells
-from rcc_rank.train import TrainConfig, train, build_model, resolve_precision, enable_checkpointing
+from rcc_rank.train import TrainConfig, train, build_model, resolve_precision
+from rcc_rank.policy import enable_checkpointing
 
 GPU_CONFIGS = sorted((ROOT/'examples'/'experiments'/'gpu').glob('*.yaml'))
 FLAGS = ('objective', 'freeze_vision', 'gradient_checkpointing', 'shared_prefix')
@@ -192,7 +193,7 @@ def test_sharded_launch_on_cpu_stops(cfg, launch_cpu, train_cpu, expect, tmp_pat
 
 def test_launch_checks_pass_plain_runs():
     "What the checks accept: a matching engine and world, single-process runs, CPU DDP"
-    from rcc_rank.train import check_engine, check_world
+    from rcc_rank.runs import check_engine, check_world
     check_engine('FSDP', 'cuda', {'ACCELERATE_USE_FSDP': 'true'})
     check_engine('DEEPSPEED', 'cuda', {'ACCELERATE_USE_DEEPSPEED': 'true'})
     check_engine('MULTI_CPU', 'cpu', {})
@@ -213,7 +214,7 @@ def test_accelerate_configs_parse():
 def test_chain_scorer_names_its_blocks_for_fsdp2():
     "FSDP2's transformer auto-wrap reads `_no_split_modules` from the model it wraps (the ChainScorer): every class resolves"
     from accelerate.utils.dataclasses import get_module_class_from_name
-    from rcc_rank.train import ChainScorer
+    from rcc_rank.policy import ChainScorer
     for arch in ('qwen2_5_vl', 'perception_lm'):
         m, _ = build_model(TrainConfig(model=f'tiny:{arch}'))
         s = ChainScorer(m)

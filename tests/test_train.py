@@ -13,11 +13,7 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parent.parent
-# one thread per process: the tiny models gain nothing from more, and a shared 2-core CI box with
-# oversubscribed OpenMP threads runs them 20x slower
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', TOKENIZERS_PARALLELISM='false',
-           OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+from conftest import ENV, CAPTIONS
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
@@ -26,16 +22,9 @@ from rcc_rank.mutators import RuleMutator
 from rcc_rank.builder import build_chains
 from rcc_rank.losses import OBJECTIVES
 from rcc_rank.video import write_test_video
-from rcc_rank.train import TrainConfig, train, config_parser, parse_config, save_config
+from rcc_rank.train import TrainConfig, train, parse_config, save_config
+from rcc_rank.config import config_parser
 
-CAPTIONS = [
-    "A man in a red shirt throws two yellow balls to a small brown dog on the green grass.",
-    "Three children in blue coats walk slowly past a large white car on a wet street.",
-    "A woman with a black hat pours hot coffee into a white cup, then she sits on a wooden chair.",
-    "Two girls in green dresses ride red bicycles quickly down a long hill near a small house.",
-    "An old man opens a brown door and carries a heavy box into a dark room.",
-    "A tall boy kicks a white ball across a wide field while two dogs run behind him.",
-]
 
 # small everything: 4 frames of 32x32, 3-caption chains, 4 chains per step
 FAST = dict(model='tiny:qwen2_5_vl', cpu=True, num_frames=4, lr=1e-3, batch_size=4, warmup_steps=0, log_every=1,
@@ -47,7 +36,7 @@ def data(tmp_path_factory):
     "Chains made by the rule back end, each with its own tiny video file; 4 train + 2 test"
     d = tmp_path_factory.mktemp('train_data')
     items = []
-    for i, cap in enumerate(CAPTIONS):
+    for i, cap in enumerate(CAPTIONS[:6]):   # six videos: four train, two held out
         v = write_test_video(d/f'v{i}.mp4', n=6 + i, size=(32, 32))
         items.append(dict(id=f'v{i}', caption=cap, video=str(v), meta={'split': 'train' if i < 4 else 'test'}))
     build_chains(items, RuleMutator(), length=3, seed=0, out_path=d/'raw.jsonl')

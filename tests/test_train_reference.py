@@ -17,7 +17,8 @@ torch.set_num_threads(1)
 from rcc_rank.world import render_frames
 from rcc_rank.world_data import world_chains
 from rcc_rank.models import load_model, vision_modules
-from rcc_rank.train import TrainConfig, train, tiny_spec, build_model
+from rcc_rank.train import TrainConfig, train, build_model
+from rcc_rank.policy import tiny_spec
 
 FAST = dict(model='tiny:qwen2_5_vl?hidden=32&layers=1&vision_hidden=16&vision_depth=1', cpu=True, num_frames=4, lr=1e-2,
             batch_size=4, warmup_steps=0, log_every=1, eval_every=0, save_every=0, max_steps=3, log_with='none',

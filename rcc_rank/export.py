@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import torch, yaml
+from fastcore.script import call_parse, store_true
 
 from .core import get_logger
 from .models import ARCHS, tiny_model, load_model, save_model
@@ -48,7 +49,7 @@ def load_adapter(adapter_dir:str|Path, # a saved LoRA adapter folder
     if dtype == 'auto': dtype = info['model_dtype'] if info['model_dtype'] in ('float32', 'bfloat16') else 'float32'
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if name.startswith('tiny:'):
-        from rcc_rank.train import tiny_spec
+        from rcc_rank.policy import tiny_spec
         arch, sizes = tiny_spec(name)   # the size settings of `tiny:<arch>?hidden=...`, as training built it
         arch = arch or 'qwen2_5_vl'
         if arch not in ARCHS: raise ValueError(f"{adapter_dir}: base {name!r} is not tiny:<one of {ARCHS}>")
@@ -106,8 +107,6 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
     return out
 
 # %% ../nbs/09a_export.ipynb #d7baf30c
-from fastcore.script import call_parse, store_true
-
 @call_parse
 def rcc_export(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
                out_dir:str, # new folder for the merged model

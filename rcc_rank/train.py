@@ -4,469 +4,38 @@
 
 # %% ../nbs/09_train.ipynb #b2555e8e
 from __future__ import annotations
-import os, sys, json, math, time, shutil, argparse, contextlib
-from dataclasses import dataclass, field, fields, asdict, replace
+import os, json, time, shutil
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import torch, yaml
-from torch.utils.data import DataLoader, Sampler
+import torch
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from fastcore.imports import in_ipython
+from accelerate.utils import set_seed
+from accelerate.logging import get_logger as process_logger
 
-from .core import set_seed, get_logger, append_jsonl, read_jsonl
-from .core import OutputLock, check_finite, stable_hash
-from .chains import Chain, read_chains, dataset_to_chains
-from .losses import OBJECTIVES, chain_objective, ntp_loss
+from .core import get_logger, append_jsonl, OutputLock
+from .chains import Chain
+from .losses import chain_objective, ntp_loss
 from .evaluate import ranking_metrics, _flatten
-from .models import tiny_model, load_model, add_lora, reference_mode
+from .models import reference_mode
 from .scoring import ChainCollator, chain_logps
+from .config import TrainConfig, load_config, save_config, parse_config, resolve_schedule, tracker_kwargs, _coerce
+from .train_data import load_chains, check_chains, EpochSampler, micro_batches
+from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model
+from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
 
 # %% auto #0
-__all__ = ['log', 'HF_ALIASES', 'RESUME_FREE', 'NO_EVAL_WARNING', 'TrainConfig', 'config_table', 'load_config', 'save_config',
-           'config_parser', 'parse_config', 'load_chains', 'check_chains', 'probe_video', 'probe_videos',
-           'EpochSampler', 'micro_batches', 'resolve_precision', 'tiny_spec', 'build_model', 'enable_checkpointing',
-           'ChainScorer', 'unwrap', 'peft_model', 'reference_scores', 'needs_reference', 'chain_loss',
-           'precompute_reference', 'lookup_reference', 'lr_factor', 'evaluate_chains', 'list_checkpoints',
-           'save_adapter', 'save_checkpoint', 'find_resume', 'resolve_schedule', 'tracker_kwargs', 'model_card',
-           'requested_engine', 'check_engine', 'check_world', 'check_launch', 'data_hash', 'config_diff',
-           'previous_run', 'prepare_output_dir', 'check_run', 'train', 'rcc_train']
+__all__ = ['log', 'NO_EVAL_WARNING', 'reference_scores', 'needs_reference', 'chain_loss', 'precompute_reference',
+           'lookup_reference', 'lr_schedule', 'evaluate_chains', 'save_adapter', 'save_checkpoint', 'train',
+           'any_process', 'accumulate_grads', 'clip_gradients', 'count_skip', 'due', 'step_record', 'log_step',
+           'evaluate_run', 'micro_batch_size', 'load_run_data', 'make_loaders', 'make_optimizer', 'resume_state',
+           'TrainRun', 'setup_run', 'finish_run', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
-log = get_logger(__name__)
-
-# %% ../nbs/09_train.ipynb #d7704e67
-def _f(default, help:str, paper:str|None=None):
-    "A dataclass field whose metadata carries its help text and the paper's value (None: not a setting the paper would state)"
-    return field(default=default, metadata=dict(help=help, paper=paper))
-
-# %% ../nbs/09_train.ipynb #8f48dd90
-@dataclass
-class TrainConfig:
-    "Every setting of a training run; defaults follow the paper where it states one"
-    # --- model
-    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model`, or `tiny:qwen2_5_vl` / `tiny:perception_lm` for a random-weight tiny model",
-                    'Qwen2.5-VL-3B and PerceptionLM-1B')
-    arch: str|None = _f(None, "model family for `load_model` when it cannot be inferred from the name ('qwen2_5_vl' or 'perception_lm')")
-    model_dtype: str = _f('auto', "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'")
-    num_frames: int = _f(8, "frames sampled from each video", 'not stated')
-    finetune: str = _f('lora', "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)", 'lora')
-    lora_r: int = _f(16, "LoRA rank", 'LoRA (rank not stated)')
-    lora_alpha: int = _f(32, "LoRA scaling numerator (alpha / r scales the update)", 'not stated')
-    lora_dropout: float = _f(0.0, "dropout on the LoRA branch", 'not stated')
-    freeze_vision: bool = _f(False, "keep the vision encoder and projector frozen (no adapters there under LoRA, no updates under full fine-tuning)", 'False: trained end to end')
-    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass to save memory")
-    # --- data
-    train_data: str = _f('', "training chains: a JSONL file, a `datasets` folder (`save_to_disk`) or a local `datasets` name")
-    eval_data: str|None = _f(None, "held-out chains (same forms); None uses `eval_split` of `train_data` when the chains carry splits")
-    train_split: str = _f('train', "split used for training (chain `meta['split']`, or the `datasets` split)")
-    eval_split: str = _f('test', "split used for periodic evaluation")
-    chain_length: int|None = _f(None, "use only the first k captions of each chain (the chain-length ablation); None keeps whole chains",
-                                'whole chains; 2..K in the ablation')
-    max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
-    skip_bad_videos: bool = _f(False, "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping")
-    # --- objective
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'",
-                        "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
-    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
-    ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
-    ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
-                            'not stated (per-token mean is our assumption)')
-    shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
-    precompute_ref_logps: bool = _f(False, "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step")
-    cache_batches: bool = _f(False, "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory")
-    # --- optimisation
-    lr: float = _f(1e-6, "peak learning rate", '1e-6')
-    batch_size: int = _f(8, "chains per optimizer step, summed over processes and accumulation", '8')
-    grad_accum: int = _f(1, "micro-batches accumulated per optimizer step (batch_size must divide evenly)")
-    max_steps: int = _f(1000, "optimizer steps", '1000')
-    num_train_epochs: float|None = _f(None, "passes over the training chains; when set, replaces max_steps (ceil(epochs * steps per epoch))")
-    warmup_steps: int = _f(50, "linear warm-up steps before the cosine decay", 'not stated')
-    warmup_ratio: float|None = _f(None, "warm-up as a fraction of all steps; when set, replaces warmup_steps")
-    min_lr_ratio: float = _f(0.0, "the cosine decays to lr * min_lr_ratio", 'not stated')
-    weight_decay: float = _f(0.0, "AdamW weight decay", 'AdamW (settings not stated)')
-    adam_beta1: float = _f(0.9, "AdamW beta1", 'not stated')
-    adam_beta2: float = _f(0.999, "AdamW beta2", 'not stated')
-    adam_eps: float = _f(1e-8, "AdamW epsilon", 'not stated')
-    max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 disables)", 'not stated')
-    mixed_precision: str = _f('auto', "'auto' (bf16 where the accelerator supports it, else none), 'bf16', 'fp16' or 'no'", 'not stated')
-    seed: int = _f(0, "seed for model init and data order (each process adds its rank for dropout)")
-    # --- run
-    output_dir: str = _f('runs/rcc-rank', "folder for config, logs, checkpoints and the final adapter")
-    log_with: str = _f('tensorboard', "accelerate trackers, comma separated ('tensorboard', 'wandb', ...), or 'none'")
-    project: str = _f('rcc-rank', "tracker project name (TensorBoard: a folder under output_dir)")
-    run_name: str|None = _f(None, "tracker run name (wandb, mlflow, ...); None: the output_dir folder's name")
-    log_every: int = _f(10, "log training metrics every this many steps")
-    eval_every: int = _f(250, "evaluate on held-out chains every this many steps (0: only at the end)")
-    save_every: int = _f(250, "checkpoint every this many steps (0: only at the end)")
-    keep_checkpoints: int = _f(2, "keep only the newest this many checkpoints (0 keeps all)")
-    resume: str|None = _f(None, "'latest' (newest checkpoint in output_dir, or a fresh start if none) or a checkpoint folder")
-    overwrite_output_dir: bool = _f(False, "replace a previous run in output_dir (without it a fresh run into a used output_dir stops)")
-    max_nan_steps: int = _f(10, "stop after this many steps with a non-finite loss or gradient (each is skipped)")
-    eval_batch_size: int = _f(8, "held-out chains per process per evaluation batch")
-    cpu: bool = _f(False, "force CPU even when a GPU is present (multi-process CPU runs use gloo)")
-    num_workers: int = _f(0, "DataLoader worker processes")
-
-    def __post_init__(self):
-        def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
-        check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
-        if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
-        if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
-        if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
-        if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
-        if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
-        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size'):
-            if not getattr(self, n) > 0: bad(n, "must be > 0")
-        for n in ('beta',):
-            if not getattr(self, n) > 0: bad(n, "must be > 0")
-        for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
-                  'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio'):
-            if getattr(self, n) < 0: bad(n, "must be >= 0")
-        if self.chain_length is not None and self.chain_length < (1 if self.objective == 'sft' else 2):
-            bad('chain_length', f"objective {self.objective!r} needs at least {1 if self.objective == 'sft' else 2} captions")
-        if self.batch_size % self.grad_accum: bad('batch_size', f"must be a multiple of grad_accum={self.grad_accum}")
-
-# %% ../nbs/09_train.ipynb #36aa2d91
-def config_table(cfg:TrainConfig|None=None, # a config to show beside the defaults (None: defaults only)
-                 changed_only:bool=False # only the fields that differ from the defaults
-                )->str:
-    "A markdown table of the config fields: value, default, paper's value and help"
-    rows = ['| field | value | default | paper | what |', '|---|---|---|---|---|']
-    for f in fields(TrainConfig):
-        v = getattr(cfg, f.name) if cfg is not None else f.default
-        if changed_only and v == f.default: continue
-        rows.append(f"| `{f.name}` | `{v!r}` | `{f.default!r}` | {f.metadata['paper'] or '-'} | {f.metadata['help']} |")
-    return '\n'.join(rows)
-
-# %% ../nbs/09_train.ipynb #a6141e88
-def _cfg_md(self): return "**TrainConfig** (fields that differ from the defaults)\n\n" + config_table(self, changed_only=True)
-TrainConfig._repr_markdown_ = _cfg_md
-
-# %% ../nbs/09_train.ipynb #91b068f4
-def _field_types()->dict[str, tuple[type, bool]]:
-    "field name -> (base type, optional?) parsed from the annotations"
-    out = {}
-    for f in fields(TrainConfig):
-        t = str(f.type).replace(' ', '')
-        opt = 'None' in t.split('|')
-        base = next(b for b in t.split('|') if b != 'None')
-        out[f.name] = ({'int': int, 'float': float, 'str': str, 'bool': bool}[base], opt)
-    return out
-
-# %% ../nbs/09_train.ipynb #6bf07920
-def _coerce(name:str, v:Any)->Any:
-    "Convert `v` (often a string from YAML or the shell) to the type of field `name`"
-    typ, opt = _field_types()[name]
-    if v is None or (opt and isinstance(v, str) and v.strip().lower() in ('none', 'null', '')):
-        if opt: return None
-        raise ValueError(f"TrainConfig.{name}: None is not allowed")
-    if typ is bool:
-        if isinstance(v, bool): return v
-        s = str(v).strip().lower()
-        if s in ('1', 'true', 'yes', 'on'): return True
-        if s in ('0', 'false', 'no', 'off'): return False
-        raise ValueError(f"TrainConfig.{name}: expected a boolean, got {v!r}")
-    try:
-        if typ is int and isinstance(v, float) and not v.is_integer(): raise ValueError
-        return typ(float(v)) if typ is int and isinstance(v, str) and 'e' in v.lower() else typ(v)
-    except (TypeError, ValueError): raise ValueError(f"TrainConfig.{name}: expected {typ.__name__}, got {v!r}") from None
-
-# %% ../nbs/09_train.ipynb #66594691
-def load_config(path:str|Path|None=None, # YAML file of TrainConfig fields (None: defaults only)
-                **overrides # field values applied on top of the file
-               )->TrainConfig:
-    "A `TrainConfig` from a YAML file plus overrides; unknown keys raise naming the key"
-    d = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
-        d = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of TrainConfig fields, got {type(d).__name__}")
-    d.update(overrides)
-    known = _field_types()
-    unknown = sorted(set(d) - set(known))
-    if unknown: raise ValueError(f"{path or 'overrides'}: unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-    return TrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
-
-# %% ../nbs/09_train.ipynb #9bee7ecb
-def save_config(cfg:TrainConfig, # the config to write
-                path:str|Path # YAML file
-               )->Path:
-    "Write `cfg` as YAML (every field, in declaration order)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-    return path
-
-# %% ../nbs/09_train.ipynb #18e184e8
-from transformers import HfArgumentParser
-import copy, types, typing
-
-_CHOICES = dict(objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16'))
-HF_ALIASES = dict(model=['--model_name_or_path'], lr=['--learning_rate'], log_with=['--report_to'], grad_accum=['--gradient_accumulation_steps'],
-                  log_every=['--logging_steps'], eval_every=['--eval_steps'], save_every=['--save_steps'], keep_checkpoints=['--save_total_limit'],
-                  resume=['--resume_from_checkpoint'], eval_batch_size=['--per_device_eval_batch_size'], adam_eps=['--adam_epsilon'],
-                  num_workers=['--dataloader_num_workers'])
-"`transformers.TrainingArguments` / TRL names accepted by `rcc-train` for our fields"
-
-def _optional(typ):
-    "An argparse type for an optional field: 'none' / 'null' give None"
-    def conv(s): return None if str(s).strip().lower() in ('none', 'null', '') else typ(s)
-    conv.__name__ = typ.__name__
-    return conv
-
-# %% ../nbs/09_train.ipynb #ee086df0
-class _ConfigParser(HfArgumentParser):
-    "HfArgumentParser with our help line (default and paper value), HF-name aliases and `none` for optional fields"
-    def _add_dataclass_arguments(self, dtype):
-        hints = typing.get_type_hints(dtype)
-        for f in fields(dtype):
-            g = copy.copy(f)   # HfArgumentParser rewrites `field.type`; the dataclass keeps its own
-            t, args = hints[f.name], getattr(hints[f.name], '__args__', ())
-            if type(None) in args and bool not in args: t = _optional(next(a for a in args if a is not type(None)))
-            g.type = t
-            paper = f"; paper: {f.metadata['paper']}" if f.metadata.get('paper') else ''
-            md = dict(help=f"{f.metadata.get('help', '')} [default: {f.default!r}{paper}]".replace('%', '%%'),
-                      aliases=HF_ALIASES.get(f.name, []), **({'choices': _CHOICES[f.name]} if f.name in _CHOICES else {}))
-            g.metadata = types.MappingProxyType(md)
-            self._parse_dataclass_field(self, g)
-            if t is bool and f'--no-{f.name}' not in self._option_string_actions:
-                self.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const=False, help=argparse.SUPPRESS)
-
-# %% ../nbs/09_train.ipynb #ddc86bba
-def config_parser()->argparse.ArgumentParser:
-    "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
-    p = _ConfigParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft).",
-        epilog="Multi-GPU: accelerate launch [--config_file examples/accelerate/<cfg>.yaml] -m rcc_rank.train --train_data ...\n"
-               "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
-               + ', '.join(a for v in HF_ALIASES.values() for a in v) + ", --num_train_epochs, --warmup_ratio, --run_name, "
-               "--per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).")
-    p.add_argument('--config', metavar='YAML', help="YAML file of TrainConfig fields (options given here override it)")
-    p._add_dataclass_arguments(TrainConfig)
-    p.add_argument('--per_device_train_batch_size', type=int, metavar='INT',
-                   help="chains per process per micro-batch (HF name); sets the global batch_size = it * grad_accum * WORLD_SIZE")
-    for a in p._actions:
-        if a.dest != 'help': a.default = argparse.SUPPRESS   # only what was given overrides the YAML file
-    return p
-
-# %% ../nbs/09_train.ipynb #fe0f7d36
-def parse_config(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
-                )->TrainConfig:
-    "Parse `rcc-train` arguments (ours or the Hugging Face names) into a `TrainConfig`"
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', argv[0]]   # `rcc-train exp.yaml`
-    a = vars(config_parser().parse_args(argv))
-    per_device = a.pop('per_device_train_batch_size', None)
-    if per_device is not None and 'batch_size' in a:
-        raise ValueError("give --batch_size (chains per optimizer step, global) or --per_device_train_batch_size, not both")
-    cfg = load_config(a.pop('config', None), **a)
-    if per_device is not None:
-        cfg = replace(cfg, batch_size=per_device * cfg.grad_accum * int(os.environ.get('WORLD_SIZE', 1)))
-    return cfg
-
-# %% ../nbs/09_train.ipynb #54104d44
-def load_chains(source, # JSONL path, `datasets` folder/name, a `Dataset`/`DatasetDict`, or a list of `Chain`s/dicts
-                split:str|None=None, # keep only this split (chain `meta['split']`, or the `DatasetDict` key)
-               )->list[Chain]:
-    "Chains from a file or dataset, filtered to `split` when the data carries splits (in-memory lists are used as given)"
-    if source is None or (isinstance(source, str) and not source.strip()):
-        raise ValueError("no chains given: set train_data (a JSONL file or a datasets folder)")
-    if isinstance(source, (list, tuple)):  # chains in memory are used as given
-        return [c if isinstance(c, Chain) else Chain.from_dict(c) for c in source]
-    if isinstance(source, (str, Path)) and Path(source).suffix in ('.jsonl', '.json'):
-        chains = read_chains(source)
-    else:
-        import datasets
-        ds = source
-        if isinstance(source, (str, Path)):
-            p = Path(source)
-            ds = datasets.load_from_disk(str(p)) if p.is_dir() else datasets.load_dataset(str(source))
-        if isinstance(ds, (datasets.DatasetDict, dict)):
-            if split not in ds: raise ValueError(f"{source}: no split {split!r}; available: {sorted(ds)}")
-            ds = ds[split]
-        chains = dataset_to_chains(ds)
-    if split is not None and any('split' in c.meta for c in chains):
-        chains = [c for c in chains if c.meta.get('split') == split]
-    return chains
-
-# %% ../nbs/09_train.ipynb #153825f0
-def _is_url(s:str)->bool: return '://' in str(s)
-
-# %% ../nbs/09_train.ipynb #fae8e047
-def check_chains(chains:Sequence[Chain], # the chains to check
-                 what:str='train_data', # how to name the source in messages
-                 min_captions:int=2, # captions each chain needs after truncation
-                 need_video:bool=True # require a video (an existing file, a URL, or in-memory frames)
-                )->list[Chain]:
-    "Raise a clear error naming the first bad chain; returns `chains`"
-    if len(chains) == 0: raise ValueError(f"{what}: no chains (is the file empty, or the split wrong?)")
-    seen = set()
-    for c in chains:
-        if len(c.captions) < min_captions:
-            raise ValueError(f"{what}: chain {c.id!r} has {len(c.captions)} caption(s); this objective needs at least {min_captions}"
-                             " (drop such chains or train with objective='sft')")
-        if c.id in seen: raise ValueError(f"{what}: duplicate chain id {c.id!r} (two writers on one output, or a file appended twice?)")
-        seen.add(c.id)
-        if not need_video or 'frames' in c.meta: continue
-        if not c.video: raise ValueError(f"{what}: chain {c.id!r} has no video (set `video` to a file, or put frames in meta['frames'])")
-        if not _is_url(c.video) and not Path(c.video).exists():
-            raise ValueError(f"{what}: chain {c.id!r}: video file {c.video} does not exist")
-    return chains
-
-# %% ../nbs/09_train.ipynb #fcebfffe
-def probe_video(path:str|Path # a video file
-               )->str|None:
-    "None if the first frame of `path` decodes (and its packets can be read), else what is wrong"
-    import av
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video: return 'no video stream'
-            st = c.streams.video[0]
-            first = next(iter(c.decode(st)), None)
-            if first is None: return 'no frame could be decoded'
-            first.to_ndarray(format='rgb24')
-        with av.open(str(path)) as c:
-            if not sum(1 for p in c.demux(c.streams.video[0]) if p.size): return 'no frames'
-    except Exception as e: return f'{type(e).__name__}: {e}'.strip()
-    return None
-
-# %% ../nbs/09_train.ipynb #ff1581d4
-def probe_videos(chains:Sequence[Chain], # chains whose videos to probe (in-memory frames and URLs are not probed)
-                 what:str='train_data', # how to name the source in messages
-                 skip_bad:bool=False, # leave bad chains out (listed in the result) instead of raising
-                )->tuple[list[Chain], list[dict]]:
-    "(good chains, records of the bad ones); without `skip_bad` the first bad video raises naming chain and file"
-    good, bad, seen = [], [], {}
-    for c in chains:
-        if 'frames' in c.meta or not c.video or _is_url(c.video): good.append(c); continue
-        if c.video not in seen: seen[c.video] = probe_video(c.video)
-        err = seen[c.video]
-        if err is None: good.append(c); continue
-        if not skip_bad:
-            raise ValueError(f"{what}: chain {c.id!r}: video {c.video} cannot be decoded ({err}); replace the file, "
-                             "or pass --skip_bad_videos to leave such chains out (they are listed in output_dir/bad_videos.jsonl)")
-        bad.append(dict(id=c.id, video=str(c.video), error=err, data=what))
-    return good, bad
-
-# %% ../nbs/09_train.ipynb #6a1814ed
-class EpochSampler(Sampler):
-    "A permutation of `range(n)` per epoch, fixed by `(seed, epoch)` alone"
-    def __init__(self, n:int, # dataset size
-                 seed:int=0, # base seed
-                 shuffle:bool=True # False: always 0..n-1
-                ): self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-    def set_epoch(self, epoch:int): self.epoch = epoch
-    def __len__(self): return self.n
-    def __iter__(self):
-        if not self.shuffle: return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
-
-# %% ../nbs/09_train.ipynb #cfec9b31
-def micro_batches(dl, # a (prepared) DataLoader over an `EpochSampler`
-                  start:int=0, # index of the first micro-batch to yield (counting across epochs)
-                  accelerator=None # to skip batches efficiently on resume
-                 )->Iterator:
-    "Yield micro-batches forever, epoch after epoch, starting at micro-batch `start`"
-    n = len(dl)
-    if n == 0: raise ValueError("the training DataLoader is empty: fewer chains than one global batch (lower batch_size)")
-    epoch, skip = divmod(start, n)
-    while True:
-        dl.set_epoch(epoch) if hasattr(dl, 'set_epoch') else dl.sampler.set_epoch(epoch)
-        it = dl if not skip else (accelerator.skip_first_batches(dl, skip) if accelerator else _skip(dl, skip))
-        for b in it: yield b
-        epoch, skip = epoch + 1, 0
-
-# %% ../nbs/09_train.ipynb #5819ae78
-def _skip(dl, k):
-    it = iter(dl)
-    for _ in range(k): next(it)
-    return it
-
-# %% ../nbs/09_train.ipynb #420cf65e
-def resolve_precision(cfg:TrainConfig)->tuple[str, torch.dtype]:
-    "The mixed-precision mode and base-weight dtype `cfg` asks for on this machine"
-    mp = cfg.mixed_precision
-    if mp == 'auto':
-        mp = 'bf16' if (not cfg.cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()) else 'no'
-    dt = cfg.model_dtype
-    if dt == 'auto': dt = 'bfloat16' if mp == 'bf16' else 'float32'
-    return mp, getattr(torch, dt)
-
-# %% ../nbs/09_train.ipynb #a752544c
-_TINY_SIZES = ('hidden', 'layers', 'heads', 'kv_heads', 'vision_hidden', 'vision_depth', 'image_size', 'frames', 'vocab_size')
-
-def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?hidden=128&layers=2`
-             )->tuple[str, dict]:
-    "The architecture and size settings that a `tiny:` model name asks for"
-    arch, _, query = name.split(':', 1)[1].partition('?')
-    sizes = {}
-    for part in filter(None, query.split('&')):
-        k, eq, v = part.partition('=')
-        if not eq or k not in _TINY_SIZES or not v.isdigit():
-            raise ValueError(f"model {name!r}: bad size setting {part!r}; use key=integer with key one of {_TINY_SIZES}")
-        sizes[k] = int(v)
-    return arch, sizes
-
-# %% ../nbs/09_train.ipynb #103e162a
-def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings, seed)
-                dtype:torch.dtype=torch.float32 # dtype of the frozen base weights
-               ):
-    "The model ready to train (LoRA adapters, or every weight for `finetune='full'`), and its processor"
-    set_seed(cfg.seed)
-    if cfg.model.startswith('tiny:'):
-        arch, sizes = tiny_spec(cfg.model)
-        model, processor = tiny_model(arch, seed=cfg.seed, **{'frames': cfg.num_frames, **sizes})
-        model = model.to(dtype)
-    else:
-        model, processor = load_model(cfg.model, arch=cfg.arch, dtype=dtype)
-    if cfg.gradient_checkpointing: enable_checkpointing(model)
-    if cfg.finetune == 'full':
-        from rcc_rank.models import vision_modules
-        model.requires_grad_(True)
-        for mod in (vision_modules(model).values() if cfg.freeze_vision else ()): mod.requires_grad_(False)
-        return model, processor
-    model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision)
-    return model, processor
-
-# %% ../nbs/09_train.ipynb #a8036742
-def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or after LoRA)
-                        )->list[str]:
-    "Turn on non-reentrant activation checkpointing in every language and vision block; returns the names of the checkpointed modules"
-    from transformers.modeling_layers import GradientCheckpointingLayer
-    hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
-    kw = dict(use_reentrant=False)
-    if hasattr(hf, 'activation_checkpointing_enable'): hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-    else: hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)   # transformers before the rename
-    names = [n for n, m in hf.named_modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
-    for n, m in hf.named_modules():   # timm towers (PerceptionLM's Perception Encoder) have their own switch
-        if hasattr(m, 'set_grad_checkpointing') and hasattr(m, 'grad_checkpointing'):
-            m.set_grad_checkpointing(True); names.append(n)
-    if not names: raise ValueError(f"{type(hf).__name__}: no block supports activation checkpointing")
-    return names
-
-# %% ../nbs/09_train.ipynb #cbc052a7
-class ChainScorer(torch.nn.Module):
-    "The PEFT model with `chain_logps` as its `forward`, so DDP/FSDP/DeepSpeed see every use of the weights"
-    def __init__(self, model, ref_model=None):
-        super().__init__(); self.model = model
-        self.__dict__['ref_model'] = ref_model   # not a submodule: no gradients, never saved, unseen by wrappers
-        hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
-        present = {type(m).__name__ for m in hf.modules()}   # FSDP2 wraps these blocks one by one, and fails on a name it cannot find
-        self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
-    def forward(self, batch:dict, shared_prefix:bool=True): return chain_logps(self.model, batch, shared_prefix=shared_prefix)
-
-# %% ../nbs/09_train.ipynb #2ac5fe4e
-def unwrap(model):
-    "The `ChainScorer` (or bare model) inside DDP/FSDP/DeepSpeed/compile wrappers"
-    from accelerate.utils import extract_model_from_parallel
-    return extract_model_from_parallel(model)
-
-# %% ../nbs/09_train.ipynb #fbf342ce
-def peft_model(model):
-    "The PEFT model inside a (wrapped) `ChainScorer`"
-    m = unwrap(model)
-    return m.model if isinstance(m, ChainScorer) else m
+log = process_logger(get_logger(__name__).name)   # accelerate's adapter (main process only by default) over the core logger, whose RedactingFilter still applies
 
 # %% ../nbs/09_train.ipynb #8ff87bd0
 def reference_scores(model, # the (wrapped) `ChainScorer`
@@ -551,15 +120,15 @@ def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
     return ref
 
 # %% ../nbs/09_train.ipynb #0336687d
-def lr_factor(step:int, # optimizer steps taken so far
-              warmup:int, # warm-up steps
-              total:int, # total steps
-              min_ratio:float=0.0 # floor of the decay, as a fraction of the peak
-             )->float:
-    "Multiplier of the peak learning rate at `step`"
-    if step < warmup: return (step + 1) / (warmup + 1)
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+def lr_schedule(optimizer, # the optimizer whose learning rate to schedule
+                warmup_steps:int, # linear warm-up steps
+                max_steps:int, # all optimizer steps
+                min_ratio:float=0.0 # the cosine's floor, as a fraction of the peak
+               ):
+    "transformers' warm-up + cosine schedule down to `lr * min_ratio`, counted from step 1 (the first update already learns)"
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup   # here, not at import: it pulls in the Trainer's utilities (and peft)
+    for g in optimizer.param_groups: g.setdefault('initial_lr', g['lr'])   # what a schedule made at `last_epoch=0` starts from
+    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, warmup_steps + 1, max_steps + 1, min_lr_rate=min_ratio, last_epoch=0)
 
 # %% ../nbs/09_train.ipynb #e0c7c91d
 @torch.no_grad()
@@ -588,17 +157,6 @@ def evaluate_chains(model, # the (prepared) model
     lp, mk, nt = pad(lps, 0.0), pad(masks, 0).bool(), pad(nts, 0)
     return ranking_metrics(lp, mask=mk, ntokens=nt, error_types=errs if len(errs) == len(lp) else None,
                            ref_logps=pad(refs, 0.0) if has_ref else None)
-
-# %% ../nbs/09_train.ipynb #7ef31e62
-_CKPT_PREFIX = 'step_'
-
-def list_checkpoints(output_dir:str|Path # a run's output folder
-                    )->list[Path]:
-    "Complete checkpoints of a run, oldest first"
-    d = Path(output_dir)/'checkpoints'
-    if not d.is_dir(): return []
-    cks = [p for p in d.iterdir() if p.is_dir() and p.name.startswith(_CKPT_PREFIX) and (p/'trainer_state.json').exists()]
-    return sorted(cks, key=lambda p: int(p.name[len(_CKPT_PREFIX):]))
 
 # %% ../nbs/09_train.ipynb #63a15164
 def _adapter_only_hooks(accelerator):
@@ -653,237 +211,6 @@ def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->
             for old in list_checkpoints(cfg.output_dir)[:-cfg.keep_checkpoints]: shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
-
-# %% ../nbs/09_train.ipynb #8973188d
-def find_resume(cfg:TrainConfig)->Path|None:
-    "The checkpoint folder `cfg.resume` points to (None for a fresh start)"
-    if not cfg.resume: return None
-    if cfg.resume == 'latest':
-        cks = list_checkpoints(cfg.output_dir)
-        return cks[-1] if cks else None
-    p = Path(cfg.resume)
-    if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
-    return p
-
-# %% ../nbs/09_train.ipynb #bdbbe68f
-def resolve_schedule(cfg:TrainConfig, # the run's config
-                     n_train:int # training chains after filtering
-                    )->TrainConfig:
-    "`cfg` with `max_steps` from `num_train_epochs` and `warmup_steps` from `warmup_ratio`, where those are set"
-    kw, micro = {}, cfg.batch_size // cfg.grad_accum
-    if cfg.num_train_epochs is not None:
-        if cfg.num_train_epochs <= 0: raise ValueError(f"TrainConfig.num_train_epochs: must be > 0 (got {cfg.num_train_epochs})")
-        kw['max_steps'] = max(1, math.ceil(cfg.num_train_epochs * (n_train // micro) / cfg.grad_accum))
-    if cfg.warmup_ratio is not None:
-        if not 0 <= cfg.warmup_ratio < 1: raise ValueError(f"TrainConfig.warmup_ratio: must be in [0, 1) (got {cfg.warmup_ratio})")
-        kw['warmup_steps'] = math.ceil(cfg.warmup_ratio * kw.get('max_steps', cfg.max_steps))
-    return replace(cfg, **kw) if kw else cfg
-
-# %% ../nbs/09_train.ipynb #5ee7c284
-def tracker_kwargs(cfg:TrainConfig)->dict:
-    "`init_kwargs` for `Accelerator.init_trackers`: the run name where a tracker takes one"
-    name = cfg.run_name or Path(cfg.output_dir).name
-    return dict(wandb=dict(name=name), mlflow=dict(run_name=name), comet_ml=dict(experiment_name=name), aim=dict(experiment=name))
-
-# %% ../nbs/09_train.ipynb #9d62fcf0
-def _sha256(path)->str|None:
-    import hashlib
-    p = Path(path) if isinstance(path, (str, Path)) and str(path) else None
-    if p is None or not p.is_file(): return None
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
-
-# %% ../nbs/09_train.ipynb #41a3ebd9
-def _metric_rows(ev:dict|None)->str:
-    if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
-    rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
-    f = lambda v: '' if v is None else f'{v:.4f}'
-    for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
-        rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
-    n = ev.get('n_chains')
-    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
-
-# %% ../nbs/09_train.ipynb #93d48f7c
-def model_card(cfg:TrainConfig, # the run's config
-               result:dict # what `train` returns (steps, eval, adapter_dir)
-              )->str:
-    "A filled model card (Markdown with Hub front matter) for the adapter a run saved"
-    base = cfg.model if not cfg.model.startswith('tiny:') else f"{cfg.model} (random-weight tiny model, seed {cfg.seed})"
-    d = result['adapter_dir']
-    front = "---\nlibrary_name: peft\ntags: [rcc-rank, lora, video-text, caption-ranking]\n" + \
-            (f"base_model: {cfg.model}\n" if not cfg.model.startswith('tiny:') else '') + "---\n\n"
-    return front + f"""# {Path(cfg.output_dir).name}: a LoRA adapter trained with rcc-rank
-
-| | |
-|---|---|
-| base model | `{base}` |
-| objective | `{cfg.objective}` (beta {cfg.beta}, NTP weight {cfg.ntp_weight}) |
-| steps | {result['steps']} (batch {cfg.batch_size} chains, lr {cfg.lr}) |
-| LoRA | r {cfg.lora_r}, alpha {cfg.lora_alpha}, vision encoder {'frozen' if cfg.freeze_vision else 'adapted'} |
-| training data | `{cfg.train_data or '(chains in memory)'}` split `{cfg.train_split}`, sha256 `{_sha256(cfg.train_data) or '-'}` |
-
-## Held-out ranking
-
-{_metric_rows(result.get('eval'))}
-## Use it
-
-```sh
-rcc-evaluate rank --adapter {d} --data chains.jsonl --split {cfg.eval_split}
-rcc-export {d} merged/      # LoRA merged into the base weights: a plain transformers folder
-```
-
-```python
-from rcc_rank.export import load_adapter
-model, processor = load_adapter("{d}")
-```
-
-The full config is in `config.yaml` beside this card; `metrics.json` holds the final metrics.
-"""
-
-# %% ../nbs/09_train.ipynb #0f52bfa5
-_ENGINES = {'FSDP': 'ACCELERATE_USE_FSDP', 'DEEPSPEED': 'ACCELERATE_USE_DEEPSPEED'}
-
-def requested_engine(env:dict|None=None # the environment (None: `os.environ`)
-                    )->str|None:
-    "The sharding engine the launcher asked for through accelerate's environment: 'FSDP', 'DEEPSPEED' or None"
-    env = os.environ if env is None else env
-    return next((k for k, var in _ENGINES.items() if str(env.get(var, 'false')).lower() in ('1', 'true', 'yes')), None)
-
-# %% ../nbs/09_train.ipynb #04a64e72
-def check_engine(distributed_type, # what accelerate set up (`accelerator.distributed_type`)
-                 device_type:str, # the device the run is on ('cuda', 'cpu', ...)
-                 env:dict|None=None # the environment (None: `os.environ`)
-                ):
-    "Stop when the launcher asked for FSDP or DeepSpeed but accelerate set up something else"
-    want, got = requested_engine(env), str(getattr(distributed_type, 'value', distributed_type))
-    if want is None or got == want: return
-    if device_type == 'cpu':
-        why = (f"accelerate cannot shard on CPU and set up {got} instead "
-               f"({'plain data parallel' if got == 'MULTI_CPU' else 'each process training alone'})")
-    else: why = f"accelerate set up {got} instead"
-    raise RuntimeError(f"rcc-train: the launch asked for {want} ({_ENGINES[want]}=true, from the accelerate config) but {why}. "
-                       f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
-                       "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.train --cpu ...")
-
-# %% ../nbs/09_train.ipynb #131b8ac8
-def check_world(num_processes:int, # processes in this run (`accelerator.num_processes`)
-                env:dict|None=None, # the environment (None: `os.environ`)
-                gpus:int|None=None # GPUs visible on this machine (None: not a GPU run)
-               ):
-    "Stop when the launcher started other processes than those joined in this run, or more per machine than GPUs"
-    env = os.environ if env is None else env
-    world, local = env.get('WORLD_SIZE'), env.get('LOCAL_WORLD_SIZE')
-    if world is not None and int(world) != num_processes:
-        raise RuntimeError(f"rcc-train: the launcher started {world} processes (WORLD_SIZE) but this run joined {num_processes}: "
-                           "each process would train on its own and all would write the same output_dir. Launch with a "
-                           "distributed config (--multi_gpu, or an FSDP/DeepSpeed config on GPUs; --cpu for CPU processes)")
-    if world is None and num_processes == 1 and 'ACCELERATE_USE_CPU' in env and env.get('MASTER_PORT'):
-        raise RuntimeError("rcc-train: accelerate launch was asked for several processes (--num_processes > 1) but started only this "
-                           "one: with --cpu it runs a single process and drops the FSDP/DeepSpeed/multi-GPU part of its config. "
-                           "For CPU processes launch with --multi_gpu and pass --cpu to rcc-train instead; FSDP and DeepSpeed need GPUs")
-    if gpus is not None and local is not None and int(local) > gpus:
-        raise RuntimeError(f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
-                           "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)")
-
-# %% ../nbs/09_train.ipynb #3b57066b
-def check_launch(accelerator # the run's `Accelerator`
-                ):
-    "`check_engine` and `check_world` for a live Accelerator: call before any work"
-    check_engine(accelerator.distributed_type, accelerator.device.type)
-    check_world(accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None)
-
-# %% ../nbs/09_train.ipynb #118be555
-RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
-               'save_every', 'keep_checkpoints', 'max_nan_steps', 'eval_data', 'eval_split', 'max_eval_chains', 'eval_batch_size',
-               'cpu', 'num_workers', 'gradient_checkpointing',
-               'train_data')   # settings a resume may change: none alters what is learned (the data is compared by its hash)
-
-def data_hash(chains:Sequence[Chain] # the training chains, in order
-             )->str:
-    "A short hash of the training data: ids, captions and videos, in order"
-    return stable_hash([(c.id, list(c.captions), c.video) for c in chains])
-
-# %% ../nbs/09_train.ipynb #746b00db
-def config_diff(old:dict, # a saved config (the YAML of a checkpoint)
-                cfg:TrainConfig # this run's
-               )->list[str]:
-    "The run-changing settings that differ, as 'field: old -> new' (fields outside `RESUME_FREE`)"
-    new = asdict(cfg)
-    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if k not in RESUME_FREE and k in old and old[k] != new[k]]
-
-# %% ../nbs/09_train.ipynb #7c9d52ef
-_RUN_FILES = ('history.jsonl', 'eval.jsonl', 'config.yaml', 'run.json', 'bad_videos.jsonl', 'checkpoints', 'final', 'rcc-rank')
-
-def previous_run(output_dir:str|Path)->list[str]:
-    "What an earlier run left in `output_dir` (logs, config, checkpoints, final adapter, tracker logs)"
-    return [n for n in _RUN_FILES if (Path(output_dir)/n).exists()]
-
-# %% ../nbs/09_train.ipynb #7d0f4584
-def _clear_run(out:Path):
-    for n in _RUN_FILES:
-        p = out/n
-        if p.is_dir(): shutil.rmtree(p)
-        elif p.exists(): p.unlink()
-
-# %% ../nbs/09_train.ipynb #60456fac
-def _keep_steps(path:Path, upto:int):
-    "Drop the records after step `upto` from a JSONL log (a resumed run logs those steps again)"
-    if not path.exists(): return
-    recs = [r for r in read_jsonl(path) if r.get('step', 0) <= upto]
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in recs)); os.replace(tmp, path)
-
-# %% ../nbs/09_train.ipynb #dab8f40d
-def _saved_run(src:Path)->tuple[dict, str|None]:
-    "(config, data hash) stored in a checkpoint or an output folder"
-    cfg = yaml.safe_load((src/'config.yaml').read_text()) if (src/'config.yaml').exists() else {}
-    st = next((json.loads((src/n).read_text()) for n in ('trainer_state.json', 'run.json') if (src/n).exists()), {})
-    return cfg or {}, st.get('data_hash')
-
-# %% ../nbs/09_train.ipynb #0f9c83a7
-def prepare_output_dir(cfg:TrainConfig, # this run's config
-                       ck:Path|None, # the checkpoint to resume from (`find_resume`)
-                       dhash:str, # `data_hash` of this run's training chains
-                       main:bool=True # only the main process checks and changes files (the others would see its new files)
-                      )->None:
-    "Refuse a resume made by other settings or a fresh run over an old one; leave each step logged once"
-    if not main: return    # a refusal on the main process stops the launch, and the other processes with it
-    out = Path(cfg.output_dir)
-    left = previous_run(out)
-    src = ck if ck is not None else (out if left and cfg.resume == 'latest' and not cfg.overwrite_output_dir else None)
-    if src is not None:      # a checkpoint, or (resume='latest' before any checkpoint) the same run started over
-        old, old_hash = _saved_run(src)
-        diff = config_diff(old, cfg) + ([f"data: the training chains differ (hash {old_hash} -> {dhash})"] if old_hash != dhash else [])
-        if diff: raise ValueError(f"resume: {src} was made with other settings: {'; '.join(diff)}. Resume with the settings that made "
-                                  "it, or start a fresh run (another output_dir, or --overwrite_output_dir without --resume).")
-        step = json.loads((ck/'trainer_state.json').read_text())['step'] if ck is not None else -1   # no checkpoint: from scratch
-        for n in ('history.jsonl', 'eval.jsonl'): _keep_steps(out/n, step)
-        if ck is None: shutil.rmtree(out/'final', ignore_errors=True)
-    elif left and not cfg.overwrite_output_dir:
-        raise ValueError(f"output_dir {out} already holds a run ({', '.join(left)}); pass --overwrite_output_dir to replace it, "
-                         "--resume latest to continue it, or choose another output_dir")
-    elif left: _clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out/'run.json').write_text(json.dumps({'data_hash': dhash}))
-
-# %% ../nbs/09_train.ipynb #bb7bc8ac
-def check_run(cfg:TrainConfig, # this run's config
-              train_set:list[Chain], # checked training chains
-              eval_set:list[Chain], # checked held-out chains
-              main:bool=True # the main process writes the files
-             )->tuple[list[Chain], list[Chain], str]:
-    "Before any model is built: probe the videos, refuse a run that would mix with another; returns (train, eval, data hash)"
-    train_set, bad = probe_videos(train_set, 'train_data', cfg.skip_bad_videos)
-    eval_set, bad_eval = probe_videos(eval_set, 'eval_data', cfg.skip_bad_videos)
-    dhash = data_hash(train_set)
-    prepare_output_dir(cfg, find_resume(cfg), dhash, main)
-    if main and (bad or bad_eval):
-        (Path(cfg.output_dir)/'bad_videos.jsonl').write_text(''.join(json.dumps(b) + '\n' for b in bad + bad_eval))
-        log.warning(f"left out {len(bad)} training and {len(bad_eval)} held-out chain(s) with unreadable videos; see {cfg.output_dir}/bad_videos.jsonl")
-    if not train_set: raise ValueError("train_data: every chain's video is unreadable (see bad_videos.jsonl)")
-    return train_set, eval_set, dhash
 
 # %% ../nbs/09_train.ipynb #ebe5c110
 def _as_config(config, **overrides)->TrainConfig:
@@ -944,146 +271,286 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
 
 # %% ../nbs/09_train.ipynb #909ca122
 def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model):
-    main, nproc = accelerator.is_main_process, accelerator.num_processes
-    micro = cfg.batch_size // cfg.grad_accum          # chains per micro-batch, all processes together
+    "Set up, then one pass per optimizer step: forward and backward, clip and update, schedule, log, evaluate, save"
+    cfg, r = setup_run(cfg, accelerator, dtype, train_chains, eval_chains)   # (2) data, model, optimizer, prepare, resume
+    if r.eval_dl is not None and r.step == 0 and cfg.eval_every: evaluate_run(r, cfg, accelerator)   # the starting point
+    r.model.train()
+    t0, tokens = time.perf_counter(), 0
+    while r.step < cfg.max_steps:
+        t_step, c_step = time.perf_counter(), time.process_time()
+        # (3) forward and backward over grad_accum micro-batches; a non-finite loss anywhere skips the step everywhere
+        sums, n_tokens, skipped = accumulate_grads(r.model, r.stream, cfg, accelerator, r.ref_table)
+        # (4) clip and update (a non-finite gradient norm skips the update too)
+        grad_norm, skipped = clip_gradients(accelerator, r.params, cfg, mp, skipped)
+        if skipped: r.nan_steps = count_skip(r.step, r.nan_steps, skipped, cfg.max_nan_steps)
+        else: r.optimizer.step()
+        # (5) schedule
+        lr = r.scheduler.get_last_lr()[0]
+        r.scheduler.step(); r.optimizer.zero_grad(set_to_none=True)
+        r.step += 1; tokens += n_tokens; r.bar.update(1)
+        r.step_times.append(time.perf_counter() - t_step); r.step_cpu.append(time.process_time() - c_step)
+        # (6) log the mean over processes
+        if due(r.step, cfg.log_every) or r.step == cfg.max_steps:
+            log_step(r, accelerator, cfg, step_record(accelerator, r.step, sums, tokens, time.perf_counter() - t0, lr, grad_norm, r.nan_steps))
+            t0, tokens = time.perf_counter(), 0
+        # (7) evaluate and save on their schedules
+        if r.eval_dl is not None and due(r.step, cfg.eval_every): evaluate_run(r, cfg, accelerator)
+        if due(r.step, cfg.save_every):
+            r.last_ckpt = save_checkpoint(accelerator, r.model, cfg, r.step, dict(nan_steps=r.nan_steps, data_hash=r.dhash))
+    return finish_run(r, cfg, accelerator, mp, return_model)   # (8) a last evaluation, the final adapter and its card
+
+# %% ../nbs/09_train.ipynb #00c68751
+def any_process(accelerator, # the run's Accelerator
+                flag:bool # this process's answer
+               )->bool:
+    "Whether `flag` holds on any process: every process gets the same answer, so all of them skip together"
+    bad = torch.tensor(float(flag), device=accelerator.device)
+    if accelerator.num_processes > 1: bad = accelerator.reduce(bad, 'sum')
+    return bad.item() > 0
+
+# %% ../nbs/09_train.ipynb #02760f2f
+def accumulate_grads(model, # the prepared `ChainScorer`
+                     stream:Iterator, # `micro_batches` of the training DataLoader
+                     cfg:TrainConfig, # grad_accum and the objective
+                     accelerator, # the run's Accelerator
+                     ref_table:dict|None=None # precomputed reference log-probs (None: score the reference now)
+                    )->tuple[dict, int, str|None]:
+    "Forward and backward over `grad_accum` micro-batches: (mean statistics, tokens seen, why the step is skipped or None)"
+    skipped, sums, tokens = None, {}, 0
+    for _ in range(cfg.grad_accum):
+        batch = next(stream)
+        ids, _errors = batch.pop('chain_ids'), batch.pop('chain_errors')
+        with accelerator.accumulate(model):
+            if skipped: continue   # the step is lost: its micro-batches are still drawn, so the data stream stays in step
+            ref = lookup_reference(ref_table, ids, batch['mask'].shape[1]) if ref_table is not None else None
+            with accelerator.autocast(): loss, aux = chain_loss(model, batch, cfg, ref)
+            if any_process(accelerator, not torch.isfinite(loss.detach()).all()): skipped = f"non-finite loss on chains {ids}"; continue
+            accelerator.backward(loss)
+        tokens += int(aux['ntokens'].sum()) + (int(batch['attention_mask'].sum()) if 'attention_mask' in batch else 0)  # captions + prefixes
+        st = dict(aux['stats'], batch_top1=ranking_metrics(aux['logps'], mask=aux['mask'])['top1'])
+        for k, v in st.items(): sums[k] = sums.get(k, 0.0) + float(v) / cfg.grad_accum
+    return sums, tokens, skipped
+
+# %% ../nbs/09_train.ipynb #0a27cc4d
+def clip_gradients(accelerator, # the run's Accelerator
+                   params:list, # the parameters that train (after `prepare`)
+                   cfg:TrainConfig, # max_grad_norm
+                   mp:str, # the mixed-precision mode (fp16's scaler skips non-finite steps itself)
+                   skipped:str|None # why the step is already skipped, or None
+                  )->tuple:
+    "Clip the gradient norm: (the norm or None, why the step is skipped or None); a non-finite norm skips the update"
+    if skipped or not cfg.max_grad_norm > 0: return None, skipped
+    norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+    if norm is not None and not torch.isfinite(norm) and mp != 'fp16': skipped = "non-finite gradient norm"
+    return norm, skipped
+
+# %% ../nbs/09_train.ipynb #a9899638
+def count_skip(step:int, # optimizer steps done before this one
+               nan_steps:int, # steps skipped so far
+               why:str, # what made this one skip
+               max_nan_steps:int # how many skipped steps a run survives
+              )->int:
+    "Count a skipped step (logged once, from the main process); stop the run after `max_nan_steps` of them"
+    nan_steps += 1
+    log.warning(f"step {step + 1}: {why}; update skipped ({nan_steps} so far)")
+    if nan_steps > max_nan_steps:
+        raise RuntimeError(f"stopping: {nan_steps} steps with a non-finite loss or gradient (max_nan_steps={max_nan_steps}); last: {why}")
+    return nan_steps
+
+# %% ../nbs/09_train.ipynb #fe4cfa2b
+def due(step:int, every:int)->bool:
+    "Whether something done every `every` steps (0: never) is due after `step`"
+    return bool(every) and step % every == 0
+
+# %% ../nbs/09_train.ipynb #c68acf6a
+def step_record(accelerator, # the run's Accelerator
+                step:int, # optimizer steps done
+                sums:dict, # this step's statistics on this process (`accumulate_grads`)
+                tokens:int, # tokens this process saw since the last record
+                seconds:float, # wall time since the last record
+                lr:float, grad_norm, nan_steps:int # learning rate used, clipped norm (None: not clipped), skipped steps
+               )->dict:
+    "One `history.jsonl` record: each statistic averaged over processes, tokens per second summed over them"
+    keys, n = sorted(sums), accelerator.num_processes
+    vals = torch.tensor([sums[k] for k in keys] + [float(tokens)], device=accelerator.device, dtype=torch.float64)
+    if n > 1: vals = accelerator.reduce(vals, 'sum') / torch.tensor([n] * len(keys) + [1], device=vals.device)
+    return dict(step=step, **{k: float(v) for k, v in zip(keys, vals[:-1])}, lr=lr,
+                grad_norm=float(grad_norm) if grad_norm is not None else None, tokens_per_s=float(vals[-1]) / seconds, nan_steps=nan_steps)
+
+# %% ../nbs/09_train.ipynb #cda49744
+def log_step(r, # the `TrainRun`
+             accelerator, # the run's Accelerator
+             cfg:TrainConfig, # output_dir
+             rec:dict # a `step_record`
+            ):
+    "Send `rec` to the trackers, keep it in the history and `history.jsonl`, and show the loss on the progress bar"
+    accelerator.log({f'train/{k}': v for k, v in rec.items() if k != 'step' and v is not None}, step=rec['step'])
+    r.history.append(rec)
+    if accelerator.is_main_process:
+        append_jsonl(Path(cfg.output_dir)/'history.jsonl', rec, fsync=False)
+        r.bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}", lr=f"{rec['lr']:.2e}")
+
+# %% ../nbs/09_train.ipynb #eaf6cda8
+def evaluate_run(r, # the `TrainRun`
+                 cfg:TrainConfig, # shared_prefix and output_dir
+                 accelerator # the run's Accelerator
+                )->dict:
+    "Evaluate on the held-out chains at this step: trackers, the eval history and `eval.jsonl`; returns the metrics"
+    m = r.eval = evaluate_chains(r.model, r.eval_dl, accelerator, cfg.shared_prefix)
+    accelerator.log({k: v for k, v in _flatten(m, 'eval/').items() if isinstance(v, (int, float))}, step=r.step)
+    r.eval_history.append(dict(step=r.step, **m))
+    if accelerator.is_main_process: append_jsonl(Path(cfg.output_dir)/'eval.jsonl', dict(step=r.step, **m))
+    return m
+
+# %% ../nbs/09_train.ipynb #27b04a4e
+def micro_batch_size(cfg:TrainConfig, # batch_size and grad_accum
+                     nproc:int # processes in the run
+                    )->int:
+    "Chains per micro-batch, all processes together; an error when they cannot be split evenly over the processes"
+    micro = cfg.batch_size // cfg.grad_accum
     if micro % nproc: raise ValueError(f"batch_size={cfg.batch_size} / grad_accum={cfg.grad_accum} = {micro} chains per micro-batch "
                                        f"cannot be split evenly over {nproc} processes")
-    out = Path(cfg.output_dir)
-    # (2) data: load, cut chains to the asked length, check, batch
-    min_caps = 1 if cfg.objective == 'sft' else 2
-    train_set = load_chains(train_chains if train_chains is not None else cfg.train_data, cfg.train_split)
+    return micro
+
+# %% ../nbs/09_train.ipynb #2007bddf
+def _eval_source(cfg:TrainConfig, train_chains, eval_chains)->list[Chain]:
+    "The held-out chains: given, from `eval_data`, or the `eval_split` of a training file whose chains carry splits"
     if cfg.eval_data is not None or eval_chains is not None:
-        eval_set = load_chains(eval_chains if eval_chains is not None else cfg.eval_data, cfg.eval_split)
-    elif isinstance(cfg.train_data, str) and cfg.train_data and train_chains is None:
-        try: eval_set = load_chains(cfg.train_data, cfg.eval_split)
-        except ValueError: eval_set = []
-        if eval_set and not any('split' in c.meta for c in eval_set): eval_set = []  # no splits: do not evaluate on training chains
-    else: eval_set = []
+        return load_chains(eval_chains if eval_chains is not None else cfg.eval_data, cfg.eval_split)
+    if not (isinstance(cfg.train_data, str) and cfg.train_data and train_chains is None): return []
+    try: eval_set = load_chains(cfg.train_data, cfg.eval_split)
+    except ValueError: return []
+    return eval_set if any('split' in c.meta for c in eval_set) else []   # no splits: do not evaluate on training chains
+
+# %% ../nbs/09_train.ipynb #42f6a327
+def load_run_data(cfg:TrainConfig, # the run's config
+                  train_chains=None, eval_chains=None, # chains in memory (instead of train_data / eval_data)
+                  micro:int=1, # chains per micro-batch (`micro_batch_size`)
+                  main:bool=True # the main process writes the run folder's files
+                 )->tuple:
+    "Load, cut and check the chains, turn epochs into steps and guard the run folder: (cfg, train, eval, data hash)"
+    train_set = load_chains(train_chains if train_chains is not None else cfg.train_data, cfg.train_split)
+    eval_set = _eval_source(cfg, train_chains, eval_chains)
     if cfg.max_eval_chains is not None: eval_set = eval_set[:cfg.max_eval_chains]
-    if not eval_set and main: log.warning(NO_EVAL_WARNING)
+    if not eval_set: log.warning(NO_EVAL_WARNING)
     if cfg.chain_length:
-        train_set = [c.truncate(cfg.chain_length) for c in train_set]; eval_set = [c.truncate(cfg.chain_length) for c in eval_set]
-    check_chains(train_set, 'train_data', min_caps)
+        train_set, eval_set = [c.truncate(cfg.chain_length) for c in train_set], [c.truncate(cfg.chain_length) for c in eval_set]
+    check_chains(train_set, 'train_data', 1 if cfg.objective == 'sft' else 2)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
     cfg = resolve_schedule(cfg, len(train_set))
     train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
-    # (3) the model with LoRA adapters (only they train), or every weight with a frozen copy as the reference
-    model, processor = build_model(cfg, dtype)
-    frozen = cfg.finetune == 'full' and needs_reference(cfg.objective) and not cfg.precompute_ref_logps
-    model = ChainScorer(model, _frozen_copy(model) if frozen else None)
+    return cfg, train_set, eval_set, dhash
+
+# %% ../nbs/09_train.ipynb #563e104c
+def make_loaders(cfg:TrainConfig, # the run's config
+                 processor, # the model's processor
+                 train_set:list[Chain], eval_set:list[Chain], # checked chains
+                 micro:int, # chains per micro-batch, all processes together
+                 nproc:int=1 # processes in the run
+                )->tuple:
+    "The training DataLoader (global micro-batches in `EpochSampler` order) and the held-out one (None without chains)"
+    coll = lambda caps, **kw: _Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=caps, **kw))
     train_caps = {'dpo': 2, 'sft': 1}.get(cfg.objective, cfg.chain_length)  # DPO uses the top two captions, SFT the best one
     train_dl = DataLoader(train_set, batch_size=micro, sampler=EpochSampler(len(train_set), cfg.seed), drop_last=True,
-                          collate_fn=_Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=train_caps, cache=cfg.cache_batches)),
-                          num_workers=cfg.num_workers)
-    eval_dl = DataLoader(eval_set, batch_size=cfg.eval_batch_size * nproc, shuffle=False,
-                         collate_fn=_Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=cfg.chain_length))) if eval_set else None
-    # (4) AdamW on the adapter weights; warm-up then cosine
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-    # (5) accelerate wraps everything: DDP/FSDP/DeepSpeed, device placement, batch sharding
+                          collate_fn=coll(train_caps, cache=cfg.cache_batches), num_workers=cfg.num_workers)
+    eval_dl = DataLoader(eval_set, batch_size=cfg.eval_batch_size * nproc, shuffle=False, collate_fn=coll(cfg.chain_length)) if eval_set else None
+    return train_dl, eval_dl
+
+# %% ../nbs/09_train.ipynb #7d1c4876
+def make_optimizer(cfg:TrainConfig, # lr, AdamW settings and the schedule's
+                   model # the model whose trainable weights to optimise
+                  )->tuple:
+    "AdamW over the weights that train, and its learning-rate schedule (`lr_schedule`)"
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                            eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    return opt, lr_schedule(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+
+# %% ../nbs/09_train.ipynb #91a76f9d
+def resume_state(cfg:TrainConfig, # resume and output_dir
+                 accelerator # the run's prepared Accelerator (hooks registered)
+                )->tuple[int, int, Path|None]:
+    "(step, skipped steps, checkpoint): restored from `cfg.resume` (optimizer, schedule, RNG, adapter), or a fresh start"
+    ck = find_resume(cfg)
+    if ck is None:
+        set_seed(cfg.seed, device_specific=True)   # seed + process index: dropout differs per process; the data order does not
+        return 0, 0, None
+    accelerator.load_state(str(ck))
+    st = json.loads((ck/'trainer_state.json').read_text())
+    log.info(f"resumed from {ck} at step {st['step']}")
+    return st['step'], st['nan_steps'], ck
+
+# %% ../nbs/09_train.ipynb #26207ed8
+@dataclass
+class TrainRun:
+    "What the loop works with: the prepared pieces from `setup_run`, and the counters and records it keeps"
+    model: Any; processor: Any; optimizer: Any; scheduler: Any   # prepared by accelerate
+    stream: Iterator; eval_dl: Any; params: list                  # micro-batches, held-out loader, weights that train
+    ref_table: dict|None; ref_s: float; dhash: str; bar: Any       # reference log-probs and their seconds, data hash, progress bar
+    step: int = 0; nan_steps: int = 0; last_ckpt: Path|None = None
+    eval: dict|None = None
+    history: list = field(default_factory=list); eval_history: list = field(default_factory=list)
+    step_times: list = field(default_factory=list); step_cpu: list = field(default_factory=list)
+
+# %% ../nbs/09_train.ipynb #6c2fb8c5
+def setup_run(cfg:TrainConfig, # the run's config
+              accelerator, # the run's Accelerator
+              dtype:torch.dtype, # dtype of the frozen base weights
+              train_chains=None, eval_chains=None # chains in memory (instead of train_data / eval_data)
+             )->tuple[TrainConfig, TrainRun]:
+    "Everything before the first step: data, model, loaders, optimizer and schedule, `prepare`, resume, reference, trackers"
+    main, out, nproc = accelerator.is_main_process, Path(cfg.output_dir), accelerator.num_processes
+    micro = micro_batch_size(cfg, nproc)
+    cfg, train_set, eval_set, dhash = load_run_data(cfg, train_chains, eval_chains, micro, main)   # before any model is built
+    model, processor = build_model(cfg, dtype)
+    frozen = cfg.finetune == 'full' and needs_reference(cfg.objective) and not cfg.precompute_ref_logps
+    model = ChainScorer(model, _frozen_copy(model) if frozen else None)   # full fine-tuning: a frozen copy is the reference
+    train_dl, eval_dl = make_loaders(cfg, processor, train_set, eval_set, micro, nproc)
+    optimizer, scheduler = make_optimizer(cfg, model)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
     if eval_dl is not None: eval_dl = accelerator.prepare(eval_dl)
     if unwrap(model).ref_model is not None: unwrap(model).ref_model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]  # after prepare: FSDP2 swaps in sharded parameters
     _adapter_only_hooks(accelerator)
-    # (6) resume: optimizer, scheduler, RNG and adapter state; the data stream restarts where it stopped
-    step, nan_steps, last_ckpt = 0, 0, None
-    ck = find_resume(cfg)
-    if ck is not None:
-        accelerator.load_state(str(ck))
-        st = json.loads((ck/'trainer_state.json').read_text())
-        step, nan_steps, last_ckpt = st['step'], st['nan_steps'], ck
-        if main: log.info(f"resumed from {ck} at step {step}")
-    else: set_seed(cfg.seed, rank=accelerator.process_index)  # dropout differs per process; data order does not
-    if main:
-        out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
-    ref_table, t_ref = None, time.perf_counter()
+    step, nan_steps, last_ckpt = resume_state(cfg, accelerator)
+    if main: out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
+    t_ref, ref_table = time.perf_counter(), None
     if cfg.precompute_ref_logps and needs_reference(cfg.objective):
         ref_table = precompute_reference(model, train_set, train_dl.collate_fn, cfg, accelerator, out/'ref_logps.safetensors')
     ref_s = time.perf_counter() - t_ref
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
-    history, eval_history, eval_metrics = [], [], None
-    def run_eval():
-        m = evaluate_chains(model, eval_dl, accelerator, cfg.shared_prefix)
-        accelerator.log({k: v for k, v in _flatten(m, 'eval/').items() if isinstance(v, (int, float))}, step=step)
-        eval_history.append(dict(step=step, **m))
-        if main: append_jsonl(out/'eval.jsonl', dict(step=step, **m))
-        return m
-    if eval_dl is not None and step == 0 and cfg.eval_every: eval_metrics = run_eval()  # the starting point
-    model.train()
-    t0, tokens, step_times, step_cpu = time.perf_counter(), 0, [], []
-    while step < cfg.max_steps:
-        t_step, c_step = time.perf_counter(), time.process_time()
-        # (7) forward and backward over grad_accum micro-batches (gradients sync on the last one)
-        skipped, sums = None, {}
-        for _ in range(cfg.grad_accum):
-            batch = next(stream)
-            ids, _errs = batch.pop('chain_ids'), batch.pop('chain_errors')
-            with accelerator.accumulate(model):
-                if skipped: continue
-                ref = lookup_reference(ref_table, ids, batch['mask'].shape[1]) if ref_table is not None else None
-                with accelerator.autocast():
-                    loss, aux = chain_loss(model, batch, cfg, ref)
-                # (8) a non-finite loss on any process skips the step everywhere
-                bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()), device=accelerator.device)
-                if nproc > 1: bad = accelerator.reduce(bad, 'sum')
-                if bad.item() > 0: skipped = f"non-finite loss on chains {ids}"; continue
-                accelerator.backward(loss)
-            tokens += int(aux['ntokens'].sum()) + (int(batch['attention_mask'].sum()) if 'attention_mask' in batch else 0)  # captions + prefixes
-            st = dict(aux['stats'], batch_top1=ranking_metrics(aux['logps'], mask=aux['mask'])['top1'])
-            for k, v in st.items(): sums[k] = sums.get(k, 0.0) + float(v) / cfg.grad_accum
-        # (9) clip, update, schedule; a non-finite gradient also skips the update
-        grad_norm = None
-        if not skipped and cfg.max_grad_norm > 0:
-            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-            if grad_norm is not None and not torch.isfinite(grad_norm) and mp != 'fp16': skipped = "non-finite gradient norm"
-        if skipped:
-            nan_steps += 1
-            if main: log.warning(f"step {step + 1}: {skipped}; update skipped ({nan_steps} so far)")
-            if nan_steps > cfg.max_nan_steps:
-                raise RuntimeError(f"stopping: {nan_steps} steps with a non-finite loss or gradient (max_nan_steps={cfg.max_nan_steps}); last: {skipped}")
-        else: optimizer.step()
-        lr_used = scheduler.get_last_lr()[0]
-        scheduler.step(); optimizer.zero_grad(set_to_none=True)
-        step += 1; bar.update(1); step_times.append(time.perf_counter() - t_step); step_cpu.append(time.process_time() - c_step)
-        # (10) log the mean over processes every log_every steps
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            keys = sorted(sums)
-            vals = torch.tensor([sums[k] for k in keys] + [float(tokens)], device=accelerator.device, dtype=torch.float64)
-            if nproc > 1: vals = accelerator.reduce(vals, 'sum') / torch.tensor([nproc] * len(keys) + [1], device=vals.device)
-            dt = time.perf_counter() - t0
-            rec = dict(step=step, **{k: float(v) for k, v in zip(keys, vals[:-1])}, lr=lr_used,
-                       grad_norm=float(grad_norm) if grad_norm is not None else None, tokens_per_s=float(vals[-1]) / dt, nan_steps=nan_steps)
-            accelerator.log({f'train/{k}': v for k, v in rec.items() if k != 'step' and v is not None}, step=step)
-            history.append(rec)
-            if main:
-                append_jsonl(out/'history.jsonl', rec, fsync=False)
-                bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}", lr=f"{rec['lr']:.2e}")
-            t0, tokens = time.perf_counter(), 0
-        # (11) evaluate and checkpoint on schedule
-        if eval_dl is not None and cfg.eval_every and step % cfg.eval_every == 0: eval_metrics = run_eval()
-        if cfg.save_every and step % cfg.save_every == 0:
-            last_ckpt = save_checkpoint(accelerator, model, cfg, step, dict(nan_steps=nan_steps, data_hash=dhash))
-    bar.close()
-    # (12) the end: a final evaluation and the adapter, with the config beside it
-    if eval_dl is not None and not (eval_history and eval_history[-1]['step'] == step): eval_metrics = run_eval()
-    final = out/'final'
-    save_adapter(accelerator, model, final)
+    return cfg, TrainRun(model, processor, optimizer, scheduler, stream, eval_dl, params, ref_table, ref_s, dhash, bar,
+                         step, nan_steps, last_ckpt)
+
+# %% ../nbs/09_train.ipynb #88968c2b
+_NOT_SAVED = ('history', 'eval_history', 'step_times', 'step_cpu_s')   # per-step lists: in the result, not in metrics.json
+
+def finish_run(r:TrainRun, # the loop's state after the last step
+               cfg:TrainConfig, # the run's config
+               accelerator, # the run's Accelerator
+               mp:str, # the mixed-precision mode used
+               return_model:bool=False # add the trained model and processor to the result
+              )->dict:
+    "A last evaluation, then the final adapter with its config, model card and metrics; returns the run's summary"
+    out = Path(cfg.output_dir); final = out/'final'
+    r.bar.close()
+    if r.eval_dl is not None and not (r.eval_history and r.eval_history[-1]['step'] == r.step): evaluate_run(r, cfg, accelerator)
+    save_adapter(accelerator, r.model, final)
     result = dict(output_dir=str(out), adapter_dir=str(final), config_path=str(out/'config.yaml'),
-                  last_checkpoint=str(last_ckpt) if last_ckpt else None, history_path=str(out/'history.jsonl'),
-                  steps=step, nan_steps=nan_steps, num_processes=nproc, mixed_precision=mp,
-                  train=history[-1] if history else None, eval=eval_metrics, history=history, eval_history=eval_history,
-                  mean_step_s=sum(step_times) / len(step_times) if step_times else None, step_times=step_times, step_cpu_s=step_cpu, ref_precompute_s=ref_s)
-    if main:
+                  last_checkpoint=str(r.last_ckpt) if r.last_ckpt else None, history_path=str(out/'history.jsonl'),
+                  steps=r.step, nan_steps=r.nan_steps, num_processes=accelerator.num_processes, mixed_precision=mp,
+                  train=r.history[-1] if r.history else None, eval=r.eval, history=r.history, eval_history=r.eval_history,
+                  mean_step_s=sum(r.step_times) / len(r.step_times) if r.step_times else None, step_times=r.step_times,
+                  step_cpu_s=r.step_cpu, ref_precompute_s=r.ref_s)
+    if accelerator.is_main_process:
         save_config(cfg, final/'config.yaml')
-        if cfg.finetune == 'full': processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
+        if cfg.finetune == 'full': r.processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
         (final/'README.md').write_text(model_card(cfg, result))   # replaces PEFT's blank template
-        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, indent=1, default=str))
+        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in _NOT_SAVED}, indent=1, default=str))
     accelerator.wait_for_everyone()
-    if return_model: result.update(model=peft_model(model), processor=processor)
+    if return_model: result.update(model=peft_model(r.model), processor=r.processor)
     return result
 
 # %% ../nbs/09_train.ipynb #d10adf3b

@@ -18,7 +18,7 @@ from rcc_rank.core import read_jsonl, append_jsonl
 from rcc_rank.chains import read_chains
 from rcc_rank.fake_claude import FakeClaude, request_text
 from rcc_rank.mutators import rule_types
-from rcc_rank.backends import ClaudeMutator, rule_responder, DEFAULT_MODEL, check_model, deprecated_models
+from rcc_rank.backends import ClaudeMutator, rule_responder, DEFAULT_MODEL, deprecated_models
 from rcc_rank.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
 from rcc_rank.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
 from rcc_rank.generate import arecaption_file, arecaption_file_batched

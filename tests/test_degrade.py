@@ -15,7 +15,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from rcc_rank.core import read_jsonl, append_jsonl
 from rcc_rank.chains import Chain, read_chains
 from rcc_rank.fake_claude import FakeClaude
-from rcc_rank.mutators import RuleMutator, MalformedReply, rule_types, check_step
+from rcc_rank.mutators import MalformedReply, rule_types, check_step
 from rcc_rank.backends import ClaudeMutator, HFMutator, rule_responder, tiny_chat_model
 from rcc_rank.builder import abuild_chains, side_paths, failures
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable, Callable
 from fastcore.basics import patch
 
-from .core import stable_hash, get_logger, api_key
+from .core import stable_hash, get_logger, api_key, request_text
 from .chains import Chain, Mutation
 from .mutators import Mutator, MutationResult, MalformedReply, RuleMutator, SWAPS, _taxonomy
 
@@ -276,7 +276,6 @@ def rule_responder(seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A fake-Claude responder that answers degradation requests with the rule mutator's edits"
     rm = RuleMutator(types=list(SWAPS), tagger='keywords')   # words alone: a fake server must answer well within the client's timeout
-    from rcc_rank.fake_claude import request_text
     def respond(body:dict)->dict|str:
         text = request_text(body)
         cap, et = _tag(text, 'caption'), _tag(text, 'error_type')

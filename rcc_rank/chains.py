@@ -16,8 +16,8 @@ from .core import append_jsonl, read_jsonl
 
 # %% auto #0
 __all__ = ['CHAIN_KEYS', 'Mutation', 'Chain', 'DiffOp', 'word_diff', 'changed_spans', 'diff_html', 'write_chains', 'read_chains',
-           'chain_clip', 'chain_markdown', 'chain_features', 'chains_to_dataset', 'dataset_to_chains', 'chain_stats',
-           'write_dataset_card']
+           'NoFrames', 'chain_clip', 'chain_markdown', 'chain_features', 'chains_to_dataset', 'dataset_to_chains',
+           'chain_stats', 'write_dataset_card']
 
 # %% ../nbs/01_chains.ipynb #18ec6344
 @dataclass
@@ -319,6 +319,10 @@ def diffs(self:Chain)->list[list[DiffOp]]:
     "The `word_diff` of every step"
     return [word_diff(a, b) for a, b in zip(self.captions, self.captions[1:])]
 
+# %% ../nbs/01_chains.ipynb #fc51d496
+class NoFrames(ValueError):
+    "A chain with no source of frames at all: none given, none in `meta`, no scene and no video"
+
 # %% ../nbs/01_chains.ipynb #ceabf74c
 def _given(frames, chain):
     "Frames from an explicit source: frames (an array, images or a path), a {chain id: frames} dict, or a function of the chain"
@@ -347,8 +351,10 @@ def chain_clip(chain, # a `Chain`, a `QuestionChain` or an item dict (`id`, `vid
         f = render_frames(meta['scene'], w.get('n_frames', 8), w.get('size', 64))
     if f is None: f = get('video')
     if f is None or (isinstance(f, str) and not f):
-        raise ValueError(f"chain {cid!r}: no frames: no frames given, no meta['frames'], no meta['scene'] and no `video`")
-    if isinstance(f, (str, os.PathLike)) and not Path(f).exists(): raise FileNotFoundError(f"chain {cid!r}: video {f} not found")
+        raise NoFrames(f"chain {cid!r}: no frames: no frames given, no meta['frames'], no meta['scene'] and no `video`")
+    if isinstance(f, (str, os.PathLike)) and not Path(f).exists():
+        from rcc_rank.video import VideoError
+        raise VideoError(f"chain {cid!r}: video {f} not found")
     return video_clip(f, num_frames=num_frames, fps=fps, video_fps=meta.get('fps') or video_fps, name=f'chain {cid!r}')
 
 # %% ../nbs/01_chains.ipynb #1cfc9064

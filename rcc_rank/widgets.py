@@ -13,7 +13,7 @@ import pandas as pd
 import ipywidgets as W
 from scipy.stats import rankdata
 
-from .chains import Chain, read_chains, diff_html
+from .chains import Chain, NoFrames, read_chains, diff_html
 from .video import frame_strip
 
 # %% auto #0
@@ -152,9 +152,7 @@ def _frames_for(self:ChainViewer, chain:Chain)->np.ndarray|None:
     "The chain's frames from `Chain.clip` (given `frames`, `meta['frames']`, a world scene or `chain.video`), or None if it has none"
     if chain.id not in self._frame_cache:
         try: v = chain.clip(self.num_frames, frames=self._frames)[0]
-        except ValueError as e:
-            if 'no frames given' not in str(e): raise   # bad frames are an error; no frames at all is a chain without a strip
-            v = None
+        except NoFrames: v = None   # bad frames are an error; no frames at all is a chain without a strip
         self._frame_cache[chain.id] = v
     return self._frame_cache[chain.id]
 

@@ -155,8 +155,8 @@ class _Run:
         self.items, self.mutator, self.length, self.seed = normalise_items(items), mutator, int(length), seed
         self.out = Path(out_path); self.side = side_paths(out_path); self.check_kw = check_kw or {}; self.durable = durable
         self.lock = OutputLock(lock_path(self.out), f'chains output {self.out}').acquire()   # one writer; released by `summary`
-        self.fp = {it['id']: generation_fingerprint(it, mutator, self.length, seed) for it in self.items}
         self.run_fp = {k: v for k, v in generation_fingerprint({'caption': ''}, mutator, self.length, seed).items() if k != 'caption'}
+        self.fp = {it['id']: {'caption': stable_hash(it['caption'], n=12), **self.run_fp} for it in self.items}   # the run's part worked out once
         try: check_fingerprints(self.out, self.fp)   # before anything is sent or written (even a torn last line is left as it is)
         except FingerprintMismatch: self.lock.release(); raise
         for p in [self.out, *self.side.values()]: trim_partial_line(p)

@@ -149,7 +149,8 @@ class _Recap:
         gave_up = {f['id'] for f in read_jsonl(self.side['failures']) if f['kind'] in _PERMANENT}
         items = list(items)   # frames given in memory stay with their rows
         rows = [{**r, 'frames': it['frames']} if it.get('frames') is not None else r for r, it in zip(normalise_items(items), items)]
-        self.todo = [it for it in rows if it['id'] not in done | gave_up]
+        skip = done | gave_up
+        self.todo = [it for it in rows if it['id'] not in skip]
         self.counts = dict(rows=len(rows), skipped=len(rows) - len(self.todo), recaptioned=0, failed=0, image_tokens=0, **{k: 0 for k in _TOKEN_KEYS})
     def add_usage(self, u:dict):
         for k in (*_TOKEN_KEYS, 'image_tokens'): self.counts[k] += int((u or {}).get(k, 0) or 0)
@@ -214,7 +215,8 @@ def _recap_pending(rc:_Recap)->list[dict]:
     "Rows still to recaption: neither written nor failed for good"
     done = {r['id'] for r in read_jsonl(rc.out)}
     gave_up = {f['id'] for f in read_jsonl(rc.side['failures']) if f['kind'] in _PERMANENT}
-    return [it for it in rc.todo if it['id'] not in done | gave_up]
+    skip = done | gave_up
+    return [it for it in rc.todo if it['id'] not in skip]
 
 # %% ../nbs/03e_generate.ipynb #d737c174
 async def _recap_results(client, rc:_Recap, sub:dict, # the ledger's 'submitted' record

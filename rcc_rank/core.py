@@ -32,7 +32,10 @@ def set_seed(seed:int, # the base seed
     "Seed `random`, `numpy` and `torch` with `seed + rank` through accelerate's `set_seed`; returns the seed used"
     from accelerate.utils import set_seed as seed_all
     s = int(seed) + int(rank)
-    seed_all(s, deterministic=deterministic)
+    seed_all(s)
+    if deterministic:   # warn, not fail, where a kernel has no deterministic version (accelerate's flag would make it fail)
+        import torch
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return s
 
 # %% ../nbs/00_core.ipynb #6f8b3f27

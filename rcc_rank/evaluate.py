@@ -270,12 +270,10 @@ def _item(x, i:int)->dict:
 
 # %% ../nbs/10_evaluate.ipynb #6886b9b0
 def _frames(d:dict, num_frames:int|None)->tuple:
-    "The item's `(frames, VideoMetadata)` from `video_clip`, the clock every path shares"
-    from rcc_rank.video import video_clip
-    src = d.get('frames') if d.get('frames') is not None else d.get('video')
-    if src is None: raise ValueError(f"item {d['id']!r}: no 'frames' and no 'video'")
-    fps = (d.get('meta') or {}).get('fps') or d.get('fps')
-    return video_clip(src, num_frames=num_frames, video_fps=fps, name=f"item {d['id']!r}")
+    "The item's `(frames, VideoMetadata)` from `chain_clip`: the one source of frames, and the clock every path shares"
+    from rcc_rank.chains import chain_clip, NoFrames
+    try: return chain_clip(d, num_frames, video_fps=d.get('fps'))
+    except NoFrames: raise ValueError(f"item {d['id']!r}: no 'frames' and no 'video'") from None
 
 # %% ../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):

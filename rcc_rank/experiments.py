@@ -9,12 +9,11 @@ from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
 import yaml
 from fastcore.script import call_parse
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
-from .chains import Chain, chain_clip
+from .chains import Chain
 from .questions import QuestionChain
 from .world_data import attach_frames
 
@@ -106,7 +105,7 @@ def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, ba
     "Accuracy of the letter with the highest next-token log-probability (`mcq_evaluate`): `acc`, `n`, `per_item`"
     from rcc_rank.evaluate import mcq_evaluate
     from rcc_rank.world_data import LETTERS
-    rows = [{**it, 'frames': chain_clip(it, None)[0]} if it.get('frames') is None and it.get('video') is None else dict(it) for it in items]
+    rows = list(items)   # world items render their scene in `mcq_evaluate` (through `chain_clip`)
     r = mcq_evaluate(model, processor, rows, letters=LETTERS[:max(len(it['choices']) for it in rows)],
                      batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)
     return {'acc': r['mcq_acc'], 'n': r['n_items'], 'per_item': r['per_item']}
@@ -409,8 +408,9 @@ def run_cell(cell:dict, # from `grid_cells`
 def _fmt_val(v): return v if not isinstance(v, float) or math.isfinite(v) else None
 
 # %% ../nbs/15_experiments.ipynb #f4d21784
-def _long_rows(rows:Sequence[dict], metrics:list, rk:str|None, ck:str|None)->pd.DataFrame:
+def _long_rows(rows:Sequence[dict], metrics:list, rk:str|None, ck:str|None):  # -> pandas.DataFrame
     "One record per (table row, column, value), in the order of the result rows"
+    import pandas as pd   # imported here: keeps rcc-experiment quick to start
     def col(r, m):
         if not ck: return m
         cv = r.get(ck)
@@ -426,6 +426,7 @@ def experiment_table(rows:Sequence[dict], # result rows of one experiment
                     )->tuple[str, str]:
     "The paper-shaped table of an experiment (a pandas pivot of the rows): (markdown, csv) via `rcc_rank.evaluate.results_table`"
     from rcc_rank.evaluate import results_table
+    import pandas as pd
     if not rows: raise ValueError("experiment_table: no rows")
     metrics = table.get('metrics') or [k for k in rows[0] if '/' in k and not k.startswith('train/')]
     rk, ck = table.get('rows'), table.get('columns')

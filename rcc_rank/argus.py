@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from .core import get_logger, rcc_home
 from .judges import JudgeCache, JudgeError, gather_limited, run_async
@@ -313,6 +312,7 @@ def argus_direction(lines:Sequence[dict], # the judge's line dicts (`aargus_line
 def argus_average(per_item:Sequence[dict] # per item: 'cost_h' / 'cost_o', or 'error_h' / 'error_o' where that direction failed
                  )->dict:
     "Mean Cost-H and Cost-O as JARVVVIS/argus@2f21672 `compute_metrics.py` averages them (per direction, NaN skipped)"
+    import pandas as pd   # imported here: keeps `import rcc_rank.evaluate` (and the CLI) quick to start
     out, notes = {}, []
     for d, name, line in (('h', 'Cost-H', 338), ('o', 'Cost-O', 393)):
         ok = [i for i, p in enumerate(per_item) if p.get(f'error_{d}') is None]

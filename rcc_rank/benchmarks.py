@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
-from .sources import SourceError, materialise_video, hf_rows
+from .sources import SourceError, materialise_video, hf_rows, _err
 
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
@@ -33,15 +33,13 @@ VDC_PROMPTS = {   # the first instruction of each dimension in lmms-eval's VDC t
 }
 ARGUS_PROMPT = "Describe the video in great detail."
 
-def _bad(where, row, field, problem): return SourceError(f"{where}: row {row!r}: field {field!r}: {problem}")
-
 # %% ../nbs/17_benchmarks.ipynb #4a5a87be
 def _clip(root:Path, name:str, dirs:Sequence[str], where:str, row)->str:
     stem = Path(name).stem if Path(name).suffix else name
     for d in dirs:
         for n in ([name] if Path(name).suffix else []) + [stem + e for e in ('.mp4', '.MP4', '.mkv', '.webm')]:
             if (root/d/n).is_file(): return str(root/d/n)
-    raise _bad(where, row, 'video', f"no clip {name!r} under {root} ({', '.join(dirs)})")
+    raise _err(where, row, 'video', f"no clip {name!r} under {root} ({', '.join(dirs)})")
 
 # %% ../nbs/17_benchmarks.ipynb #40d06169
 def _jsonl(path:Path)->list[dict]:
@@ -75,15 +73,15 @@ def _vdc_questions(qdir:Path, dim:str)->tuple[Path, dict]:
 def _vdc_item(root:Path, cap:Path, qf:Path, j:int, r:dict, dim:str, qa:dict)->dict:
     "The item of caption row `r` (line `j` of `cap`) in dimension `dim`; a missing or malformed field is named with its file"
     vid = r.get('video_id')
-    if vid is None: raise _bad(str(cap), j, 'video_id', 'missing')
+    if vid is None: raise _err(str(cap), j, 'video_id', 'missing')
     vid = str(vid)
     ref = r.get(f'{dim}_caption', (r.get('captions') or {}).get(f'{dim}_caption', (r.get('captions') or {}).get(dim)))
-    if not isinstance(ref, str): raise _bad(str(cap), vid, f'{dim}_caption', 'missing or not a string')
+    if not isinstance(ref, str): raise _err(str(cap), vid, f'{dim}_caption', 'missing or not a string')
     qs = qa.get(vid)
-    if not qs: raise _bad(str(qf), vid, 'qa', 'no questions for this video_id')
+    if not qs: raise _err(str(qf), vid, 'qa', 'no questions for this video_id')
     for k, q in enumerate(qs):
         if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
-            raise _bad(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
+            raise _err(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
     video = _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', '.'), str(cap), vid)
     return {'id': f'{vid}/{dim}', 'video_id': vid, 'video': video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
             'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]}
@@ -137,8 +135,8 @@ def load_argus(path, # ARGUS Hub-layout folder (data/*.parquet + videos/), a tab
     for s, i, r in hf_rows(path):
         where = f'{root}' if s is None else f'{root}[{s}]'
         name, ref = r.get('clip_name'), r.get('human_caption')
-        if not isinstance(name, str) or not name: raise _bad(where, i, 'clip_name', 'missing')
-        if not isinstance(ref, str) or not ref.strip(): raise _bad(where, name, 'human_caption', 'missing or empty')
+        if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
+        if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
         v = r.get('video')
         video = materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name)
         items.append({'id': name, 'video': video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
@@ -174,14 +172,14 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
     if not isinstance(d, dict): raise SourceError(f"{f}: expected an object mapping video ids to dimensions")
     items = []
     for vid, dims in d.items():
-        if not isinstance(dims, dict): raise _bad(str(f), vid, '(dimensions)', 'expected an object')
+        if not isinstance(dims, dict): raise _err(str(f), vid, '(dimensions)', 'expected an object')
         video = _clip(root, vid, ('videos', '.'), str(f), vid)
         for dim, qs in dims.items():
             for k, q in enumerate(qs):
                 if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
-                    raise _bad(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
+                    raise _err(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
                 if q['answer'] not in q['question'].split('\n')[1:]:
-                    raise _bad(str(f), f'{vid}/{dim}/{k}', 'answer', f"{q['answer']!r} is not one of the question's option lines")
+                    raise _err(str(f), f'{vid}/{dim}/{k}', 'answer', f"{q['answer']!r} is not one of the question's option lines")
                 items.append({'id': f'{vid}/{dim}/{k}', 'video': video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
     return items
 
@@ -380,7 +378,7 @@ def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
 def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions', 'video'}
                 out_path:str|Path, # JSONL to append items to (resumable)
                 judge=None, # a `ClaudeJudge` (default: `ClaudeJudge(model)`)
-                model:str='claude-sonnet-4-6', # Claude model when `judge` is None
+                model:str|None=None, # Claude model when `judge` is None (None: the package's DEFAULT_MODEL)
                 n:int|None=None, # at most this many items (first rows in order)
                 seed:int=0, # seed of the correct-letter shuffle
                 concurrency:int=8, # requests in flight
@@ -389,7 +387,8 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     "Ask Claude for one five-choice long-form item per human description; append valid items to `out_path`"
     from rcc_rank.judges import ClaudeJudge, JudgeError, gather_limited, run_async
     from rcc_rank.builder import trim_partial_line
-    judge = judge or ClaudeJudge(model)
+    from rcc_rank.backends import DEFAULT_MODEL
+    judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
     fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)
     out_path = Path(out_path); trim_partial_line(out_path)
     have = read_jsonl(out_path)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_questions.ipynb #a2739d20
 from __future__ import annotations
-import re, json, random, asyncio, concurrent.futures
+import re, json, random, asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,6 +21,7 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
            'allm_question_chains', 'llm_question_chains', 'rule_question_responder']
 
 # %% ../nbs/04_questions.ipynb #466860ed
+from .mutators import run_sync
 from .backends import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
 
 # %% ../nbs/04_questions.ipynb #0a7fde11
@@ -392,13 +393,6 @@ async def allm_question_chain(chain:Chain, # the source chain
     msg = await client.messages.create(**question_request(chain, kind, model, max_tokens))
     return parse_question_reply(chain, kind, msg, seed, method=f'claude:{model}')
 
-# %% ../nbs/04_questions.ipynb #668f0ab1
-def _run_sync(coro):
-    "Run a coroutine to completion, also from inside a running event loop (Jupyter)"
-    try: asyncio.get_running_loop()
-    except RuntimeError: return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
-
 # %% ../nbs/04_questions.ipynb #b39cb0eb
 async def allm_question_chains(chains:Iterable[Chain], # source chains
                                client=None, # `anthropic.AsyncAnthropic`; default: built from the environment
@@ -447,7 +441,7 @@ def llm_question_chains(chains:Iterable[Chain], # source chains
     async def go():
         try: return await allm_question_chains(chains, client, **kw)
         finally: await client.close()   # its connections belong to this private event loop
-    return _run_sync(go())
+    return run_sync(go())
 
 # %% ../nbs/04_questions.ipynb #7f866169
 def rule_question_responder(broken:dict|None=None # {kind: 'count'|'repeat'|'refuse'} to answer badly for that kind

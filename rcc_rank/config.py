@@ -119,9 +119,7 @@ class TrainConfig(RunConfig, OptimConfig, ObjectiveConfig, DataConfig, ModelConf
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
-        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size'):
-            if not getattr(self, n) > 0: bad(n, "must be > 0")
-        for n in ('beta',):
+        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta'):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
         for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
                   'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio'):

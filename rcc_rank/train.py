@@ -560,7 +560,7 @@ def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.
     cfg = parse_config(argv)
     res = train(cfg)
     if int(os.environ.get('RANK', 0)) == 0:
-        print(json.dumps({k: v for k, v in res.items() if k not in ('history', 'eval_history', 'step_times', 'step_cpu_s')}, default=str))
+        print(json.dumps({k: v for k, v in res.items() if k not in _NOT_SAVED}, default=str))
     # no return value: a console script passes it to sys.exit, and a dict there means exit status 1
 
 # %% ../nbs/09_train.ipynb #5f9aa68a

@@ -96,7 +96,7 @@ def _tempcompass(o)->dict:
 # %% ../nbs/10c_evaluate_cli.ipynb #15417b62
 def _judge(o)->dict:
     "An LLM judge's 1-10 scores per axis of each prediction against its reference"
-    rows = require_fields(_rows(o.data, o.task), ('prediction', 'reference'), o.data); j = make_judge(o.judge)
+    rows = require_fields(_rows(o.data, o.task, o.split), ('prediction', 'reference'), o.data); j = make_judge(o.judge)
     ids = [r.get('id', i) for i, r in enumerate(rows)]
     scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, o.cache_path, o.concurrency,
                             o.progress, ids)
@@ -117,14 +117,14 @@ def _agreement(o)->dict:
 # %% ../nbs/10c_evaluate_cli.ipynb #d93f3d2e
 def _argus(o)->dict:
     "ARGUS hallucination and omission costs of each prediction against its reference"
-    rows = _rows(o.data, o.task)
+    rows = _rows(o.data, o.task, o.split)
     return argus_score([r['prediction'] for r in rows], [r['reference'] for r in rows], make_judge(o.judge), o.order_penalty,
                        o.cache_path, o.concurrency, o.progress)
 
 # %% ../nbs/10c_evaluate_cli.ipynb #653dec77
 def _vdc(o)->dict:
     "VDC question answering from each prediction, scored by the judge"
-    return vdc_score(_rows(o.data, o.task), make_judge(o.judge), o.rule or 'lmms-eval', o.cache_path, o.concurrency, o.progress)
+    return vdc_score(_rows(o.data, o.task, o.split), make_judge(o.judge), o.rule or 'lmms-eval', o.cache_path, o.concurrency, o.progress)
 
 # %% ../nbs/10c_evaluate_cli.ipynb #59a9b8d1
 def _table(o)->str:

@@ -485,6 +485,19 @@ def _step_edits(cur, true, done, error_type, earlier=(), rng=None, kinds=None):
         out.append(e)
     return None if rng is not None else out
 
+# %% ../nbs/11_world.ipynb #34826908
+def _has_edit(cur, true, done, error_type, earlier, kinds)->bool:
+    "Whether `_step_edits` would find an edit of `error_type`: stops at the first valid one, each candidate applied once"
+    keep = [m.after for m in earlier if m.after]
+    mc = max([WorldConfig().max_count] + [g.count for g in true.groups])
+    for k, et in WORLD_ERROR_TYPES.items():
+        if et != error_type or k not in kinds: continue
+        for e in EDIT_KINDS[k](cur, true, set(done)):
+            new = apply_edit(cur, e)
+            if rule_violations(new, mc): continue
+            if not keep or all(a in render_caption(new) for a in keep): return True
+    return False
+
 # %% ../nbs/11_world.ipynb #dbd0a48a
 def applicable_errors(cur:Scene, # the current program
                       true:Scene, # the true program
@@ -493,8 +506,8 @@ def applicable_errors(cur:Scene, # the current program
                       kinds:Sequence[str]|None=None # edit kinds allowed (default `WorldConfig().kinds`)
                      )->list[str]:
     "The error types (`ERROR_TYPES` names) for which at least one new edit exists"
-    r = random.Random(0)   # only used to stop at the first valid edit
-    return [et for et in dict.fromkeys(WORLD_ERROR_TYPES.values()) if _step_edits(cur, true, done, et, earlier, r, kinds) is not None]
+    kinds = WorldConfig().kinds if kinds is None else kinds
+    return [et for et in dict.fromkeys(WORLD_ERROR_TYPES.values()) if _has_edit(cur, true, done, et, earlier, kinds)]
 
 # %% ../nbs/11_world.ipynb #cf1b61df
 def world_step(cur:Scene, # the current program

@@ -128,6 +128,11 @@ def teacher_prompt(task:str, # 'improve', 'compare', 'claims' or 'judge'
     if task == 'claims': return f'<response>{candidates[0]}</response>\nSplit the response into atomic factual claims.'
     return ref + '<claims>\n' + '\n'.join(f'<claim n="{i}">{c}</claim>' for i, c in enumerate(claims)) + '\n</claims>\nJudge every claim.'
 
+# %% ../nbs/14_baselines.ipynb #c73c024e
+def _zero_usage()->dict:
+    "A teacher's usage counters, all at zero"
+    return {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+
 # %% ../nbs/14_baselines.ipynb #581d39f4
 class Teacher:
     "A teacher LLM (Claude, through the async `anthropic` SDK) that improves, compares and verifies captions"
@@ -142,7 +147,7 @@ class Teacher:
         self.model, self.max_tokens, self.max_attempts, self.concurrency = model, max_tokens, max_attempts, concurrency
         self.name = f'claude:{model}'
         self._client, self._kw = client, dict(max_retries=max_retries, timeout=timeout)
-        self.usage = {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+        self.usage = _zero_usage()
         self.failures:list[dict] = []   # rows the teacher could not answer: {'id', 'task', 'reason'}
         self.system = cached_system(TEACHER_SYSTEM, model); check_model(model)
         self._loop = None
@@ -287,7 +292,7 @@ class RuleTeacher(Teacher):
     def __init__(self, concurrency:int=8 # rows in flight
                 ):
         self.model, self.name, self.max_attempts, self.concurrency = 'rule', 'rule-teacher', 1, concurrency
-        self.usage = {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+        self.usage = _zero_usage()
         self.failures:list[dict] = []   # rows it could not answer: {'id', 'task', 'reason'}
         self._loop = None
 

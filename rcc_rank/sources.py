@@ -162,9 +162,14 @@ def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/
 # %% ../nbs/16_sources.ipynb #2217cb2f
 MSR_VIDEO_DIRS = ('TrainValVideo', 'TestVideo', 'videos/all', 'videos', 'MSRVTT/videos/all', '.')
 
+def _msr_found(p:Path)->list[Path]:
+    "The MSR-VTT annotation files in folder `p`: at its top, in annotation/, or MSRVTT_data.json one folder down"
+    return sorted(set(p.glob('*videodata*.json')) | set(p.glob('annotation/*videodata*.json')) | set(p.glob('MSRVTT_data.json')) | set(p.glob('*/MSRVTT_data.json')))
+
+# %% ../nbs/16_sources.ipynb #267908ae
 def _msr_files(p:Path)->list[Path]:
     if p.is_file(): return [p]
-    fs = sorted(set(p.glob('*videodata*.json')) | set(p.glob('annotation/*videodata*.json')) | set(p.glob('MSRVTT_data.json')) | set(p.glob('*/MSRVTT_data.json')))
+    fs = _msr_found(p)
     if not fs: raise SourceError(f"{p}: no MSR-VTT annotation file (train_val_videodatainfo.json, test_videodatainfo.json or MSRVTT_data.json)")
     return fs
 
@@ -190,7 +195,7 @@ def msr_vtt_rows(path, # MSR-VTT folder, one annotation JSON, or a `datasets` ob
                  cache_dir:str|Path|None=None # where embedded videos are written
                 )->list[dict]:
     "Rows of MSR-VTT: one per clip with its list of human `captions`"
-    if not isinstance(path, (str, Path)) or (Path(path).is_dir() and not list(Path(path).glob('*videodata*.json')) and not list(Path(path).rglob('MSRVTT_data.json'))):
+    if not isinstance(path, (str, Path)) or (Path(path).is_dir() and not _msr_found(Path(path))):
         return _msr_hf_rows(path, split, cache_dir)
     p = Path(path); rows = []
     for f in _msr_files(p):

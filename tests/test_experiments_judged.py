@@ -1,19 +1,19 @@
 """The experiment runner's judged evaluations: a synthetic-world config with `judge` and `vdc` evaluations runs end to
 end with the offline judge and writes a paper-shaped table with those columns; under `accelerate launch` on two CPU
 processes the evaluation is sharded, only the main process writes `cells.jsonl`, and the table equals a one-process run."""
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 
 import yaml
+
+from conftest import ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT/'examples'/'experiments'/'judged'/'table4_captioning_judged.yaml'
 
 
 def _env():
-    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false', PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    env.pop('ANTHROPIC_API_KEY', None)
-    return env
+    return {k: v for k, v in ENV.items() if k != 'ANTHROPIC_API_KEY'}
 
 
 def _rows(md):

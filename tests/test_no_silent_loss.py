@@ -12,9 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', TOKENIZERS_PARALLELISM='false',
-           OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
-ENV.pop('ANTHROPIC_API_KEY', None); ENV.pop('ANTHROPIC_BASE_URL', None)
+from conftest import ENV as _ENV
+ENV = {k: v for k, v in _ENV.items() if k not in ('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL')}   # no real key or endpoint reaches a test
 
 from rcc_rank.core import append_jsonl, read_jsonl
 from rcc_rank.chains import read_chains, write_chains

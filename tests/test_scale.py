@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
+from conftest import ENV
 from rcc_rank.chains import Chain
 from rcc_rank.experiments import load_experiment, grid_cells
 from rcc_rank.train import TrainConfig, train, build_model, resolve_precision
@@ -167,8 +168,6 @@ def test_one_clock_on_every_path(tmp_path):
     for name, got in seen.items(): assert got == seen['train'], (name, got, seen['train'])
 
 
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false', OMP_NUM_THREADS='1',
-           PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
 ACC = ROOT/'examples'/'accelerate'
 
 

@@ -149,8 +149,8 @@ def frame_strip(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]), a lis
                ):
     "The frames side by side as one PIL image"
     from PIL import Image
-    arr = np.asarray(frames)
-    arr = as_frames(arr[None] if arr.ndim == 3 else arr)
+    one = (isinstance(frames, np.ndarray) and frames.ndim == 3) or hasattr(frames, 'getpixel')   # one frame: an array or a PIL image
+    arr = as_frames([frames] if one else frames)   # as_frames converts lists of images itself
     n = len(arr) if max_frames is None else min(max_frames, len(arr))
     idx = np.unique(np.linspace(0, len(arr) - 1, n).round().astype(int))
     w = max(1, round(arr.shape[2] * height / arr.shape[1]))

@@ -67,7 +67,8 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
         ref = ref_logps.to(batch['mask'].device) if ref_logps is not None else reference_scores(model, batch, cfg.shared_prefix)
     pol = model(batch, shared_prefix=cfg.shared_prefix)
     ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
-    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
+    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask,
+                                  pl_topk_k=cfg.pl_topk_k, listnet_temperature=cfg.listnet_temperature, lipo_gain_base=cfg.lipo_gain_base)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
 

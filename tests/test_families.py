@@ -4,7 +4,6 @@ gradient checkpointing (reference log-probs precomputed); `rcc-evaluate rank` an
 merged `rcc-export` folder opens with `AutoModelForImageTextToText` and scores as the adapter does; frozen-vision and
 full fine-tuning builds; FSDP2 block names that resolve on the model."""
 import os
-from pathlib import Path
 import numpy as np
 import pytest, torch
 from safetensors.torch import load_file

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Sampler
 
 from .chains import Chain, read_chains, dataset_to_chains
-from .video import _count_frames
+from .video import frame_count
 
 # %% auto #0
 __all__ = ['load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches']
@@ -77,7 +77,7 @@ def probe_video(path:str|Path # a video file
             first = next(iter(c.decode(st)), None)
             if first is None: return 'no frame could be decoded'
             first.to_ndarray(format='rgb24')
-        if not _count_frames(str(path)): return 'no frames'
+        if not frame_count(path): return 'no frames'
     except Exception as e: return f'{type(e).__name__}: {e}'.strip()
     return None
 

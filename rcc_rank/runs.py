@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch, yaml
 
-from .core import get_logger, read_jsonl, stable_hash
+from .core import get_logger, read_jsonl, stable_hash, markdown_table
 from .chains import Chain
 from .config import TrainConfig
 from .train_data import probe_videos
@@ -201,12 +201,11 @@ def _sha256(path)->str|None:
 # %% ../nbs/09e_runs.ipynb #41a3ebd9
 def _metric_rows(ev:dict|None)->str:
     if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
-    rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
     f = lambda v: '' if v is None else f'{v:.4f}'
-    for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
-        rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
+    rows = [[k] + [f(ev.get(k + s)) for s in ('', '_norm', '_length', '_chance')] for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent')]
+    table = markdown_table(['metric', 'model', 'length-normalised', 'length-only ranker', 'chance'], rows, 'lrrrr')
     n = ev.get('n_chains')
-    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
+    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + table + '\n'
 
 # %% ../nbs/09e_runs.ipynb #93d48f7c
 def model_card(cfg:TrainConfig, # the run's config

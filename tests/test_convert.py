@@ -110,7 +110,7 @@ def _check_llamafactory(folder):
 
 
 def test_llamafactory_schema(chain_file, tmp_path):
-    res = _cli(chain_file, tmp_path/'lf', '--to', 'llamafactory', '--pairs', 'adjacent')
+    res = _cli(chain_file, tmp_path/'lf', '--to', 'llamafactory', '--pairs', 'adjacent', '--json')
     assert res['rows'] == {'train': 6, 'test': 3} and _check_llamafactory(tmp_path/'lf') == 9
     first = _rows(tmp_path/'lf'/'train.jsonl')[0]
     assert not first['videos'][0].startswith('/')                           # frames written under the folder: relative
@@ -137,3 +137,13 @@ def test_bad_input_names_the_chain(chain_file, tmp_path):
     with pytest.raises(ValueError, match='pairs must be one of'): convert_chains(chain_file, tmp_path/'c', pairs='best')
     convert_chains(chain_file, tmp_path/'d', to='swift')
     with pytest.raises(FileExistsError, match='not empty'): convert_chains(chain_file, tmp_path/'d', to='swift')
+
+
+def test_cli_bad_chain_is_one_line_exit_2(tmp_path, capsys):
+    "The command reports bad input as one line naming the chain, exit status 2, and writes nothing"
+    from rcc_rank.convert import rcc_convert
+    write_chains([Chain(id='lonely', captions=['A cat sits.'])], tmp_path/'bad.jsonl', validate=False)
+    with pytest.raises(SystemExit) as e: rcc_convert([str(tmp_path/'bad.jsonl'), str(tmp_path/'out'), '--to', 'trl'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith('rcc-convert: error:') and "chain 'lonely'" in err, err
+    assert not (tmp_path/'out').exists()

@@ -153,11 +153,13 @@ def stable_hash(*parts:Any, # JSON-serialisable values
 class OutputLocked(RuntimeError):
     "Another process is writing this output"
 
-# %% ../nbs/00_core.ipynb #5c330967
+# %% ../nbs/00_core.ipynb #013ae462
 def _write_pid(fd:int):
     "Record this process's pid in a lock file just locked (so a refusal can name the holder)"
     os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
 
+
+# %% ../nbs/00_core.ipynb #5c330967
 class OutputLock:
     "An exclusive `filelock` lock on file `path` (one writer per output); a second process fails at once, naming the holder's pid"
     def __init__(self, path:str|Path, # the lock file (created with its folder)

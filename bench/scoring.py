@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import numpy as np
 import torch
 from rcc_rank.chains import Chain
-from rcc_rank.models import tiny_model, tiny_tokenizer, caption_prompt
+from rcc_rank.models import FAMILIES, tiny_model, tiny_tokenizer, caption_prompt
 from rcc_rank.scoring import ChainCollator, chain_logps, ideal_speedup
 
 QWEN_3B = dict(  # Qwen2.5-VL-3B-Instruct config.json dimensions
@@ -93,7 +93,7 @@ def measure(model, batch, shared, repeats, device, warmup=True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--arch', default='qwen2_5_vl', choices=['qwen2_5_vl', 'perception_lm'])
+    p.add_argument('--arch', default='qwen2_5_vl', choices=sorted(FAMILIES), help='a registered model family')
     p.add_argument('--tiny', action='store_true', help='tiny random model (CPU-sized); default is the full-size 3B config (Qwen only)')
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
     p.add_argument('--dtype', default=None, help="float32 or bfloat16 (default: float32 for --tiny, bfloat16 otherwise)")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Any
 
 # %% auto #0
-__all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
-           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite',
-           'approx_bytes', 'SizedCache']
+__all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'RedactingStream',
+           'install_redaction', 'append_jsonl', 'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock',
+           'lock_holder', 'request_text', 'check_finite', 'approx_bytes', 'SizedCache']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -92,19 +92,39 @@ def get_logger(name:str='rcc_rank', # logger name (use the module's `__name__`)
     log.setLevel(level or os.environ.get('RCC_RANK_LOG_LEVEL', 'INFO'))
     return log
 
+# %% ../nbs/00_core.ipynb #85aa59a4
+class RedactingStream:
+    "A text stream that passes everything written through `redact` on its way to the stream it wraps"
+    def __init__(self, stream): self._stream = stream   # the stream wrapped (the process's stdout or stderr)
+    def write(self, s:str)->int:
+        self._stream.write(redact(s)); return len(s)
+    def __getattr__(self, name): return getattr(self._stream, name)
+
+# %% ../nbs/00_core.ipynb #baee8f60
+def install_redaction()->bool:
+    "Send the process's stdout and stderr through `RedactingStream` (a plain process only; Jupyter and pytest keep theirs); True if they are"
+    if isinstance(sys.stderr, RedactingStream): return True
+    if sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__ or sys.stderr is None: return False
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    return True
+
+# %% ../nbs/00_core.ipynb #3c8c3f3c
+install_redaction()   # on import: every command of the package redacts before its first line of output
+
 # %% ../nbs/00_core.ipynb #32cbc978
 def append_jsonl(path:str|Path, # file to append to (created with its folder)
                  records:Iterable[dict]|dict, # one record or many
                  fsync:bool=True # flush to disk before returning
                 )->int:
-    "Append records as single JSON lines; returns the number written"
+    "Append records as single JSON lines, secrets redacted; returns the number written"
     if isinstance(records, dict): records = [records]
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, ensure_ascii=False) + '\n' for r in records]
     if not lines: return 0
+    text = redact(''.join(lines))   # nothing secret reaches a file (the one writer of every JSONL record)
     _drop_partial_tail(path)
     with open(path, 'a', encoding='utf-8') as f:
-        f.write(''.join(lines)); f.flush()
+        f.write(text); f.flush()
         if fsync: os.fsync(f.fileno())
     return len(lines)
 

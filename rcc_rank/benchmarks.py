@@ -363,6 +363,13 @@ def check_lfmcqa(d:dict # the tool input
     if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'): raise JudgeError(f'answer {a!r} is not one letter A-E')
     return {'question': q.strip(), 'choices': [c.strip() for c in ch], 'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)'))}
 
+# %% ../nbs/17_benchmarks.ipynb #91ae0c47
+def _valid_lfmcqa(rec:dict)->bool:
+    "Whether a stored LF-MCQA item passes `check_lfmcqa` (the rule its reply passed when it was written)"
+    from rcc_rank.judges import JudgeError
+    try: check_lfmcqa(rec); return True
+    except (JudgeError, AttributeError): return False
+
 # %% ../nbs/17_benchmarks.ipynb #16993b69
 def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
                     seed:int, key:str # the position is drawn from (seed, key)
@@ -394,7 +401,9 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     have = read_jsonl(out_path)
     other = {r.get('fingerprint') for r in have} - {fp}
     if other: raise ValueError(f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file")
-    done = {r['id'] for r in have}
+    done = {r['id'] for r in have if _valid_lfmcqa(r)}   # a stored item is kept only if it passes the rule a new reply passes
+    rejected = len({r['id'] for r in have} - done)
+    if rejected: log.warning(f"{out_path}: {rejected} stored item(s) break the LF-MCQA rules; asking again")
     todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
     async def one(r):
         desc = r.get('caption') or ' '.join(r.get('captions') or [])
@@ -407,7 +416,7 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
         return rec
     async def go(): return await gather_limited([lambda r=r: one(r) for r in todo], concurrency, progress and 'lf-mcqa')
     recs = run_async(go()) if todo else []
-    return {'written': sum(r is not None for r in recs), 'failed': sum(r is None for r in recs), 'skipped': len(done),
+    return {'written': sum(r is not None for r in recs), 'failed': sum(r is None for r in recs), 'skipped': len(done), 'rejected': rejected,
             'path': str(out_path), 'fingerprint': fp}
 
 # %% ../nbs/17_benchmarks.ipynb #9ec7de46

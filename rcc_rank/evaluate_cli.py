@@ -11,9 +11,9 @@ from types import SimpleNamespace
 from fastcore.meta import delegates
 from fastcore.script import call_parse
 
-from .core import read_jsonl, check_finite
+from .core import read_jsonl, check_finite, rcc_home
 from .evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching, results_table, make_judge, make_model
-from .judges import require_fields, judge_captions, judge_summary, judge_agreement, vdc_score
+from .judges import require_fields, judge_captions, judge_summary, judge_agreement, vdc_score, JudgeCache
 from .argus import argus_score
 
 # %% auto #0
@@ -98,9 +98,9 @@ def _judge(o)->dict:
     "An LLM judge's 1-10 scores per axis of each prediction against its reference"
     rows = require_fields(_rows(o.data, o.task, o.split), ('prediction', 'reference'), o.data); j = make_judge(o.judge)
     ids = [r.get('id', i) for i, r in enumerate(rows)]
-    scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, o.cache_path, o.concurrency,
-                            o.progress, ids)
-    return dict(judge_summary(scores), judge=j.name, n_items=len(rows),
+    with JudgeCache(rcc_home() / 'judge_cache.jsonl' if o.cache_path == 'default' else o.cache_path) as cache:
+        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache, o.concurrency, o.progress, ids)
+    return dict(judge_summary(scores), judge=j.name, n_items=len(rows), n_cache_rejected=cache.rejected,
                 per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
                 failures=[s for s in scores if 'error' in s])
 
@@ -207,4 +207,6 @@ def rcc_evaluate(task:str, # one of: rank, generate, mcq, tempcompass, judge, ag
     res = evaluate_task(task, **kwargs, echo=True)   # returns nothing: a console script's return value would become its exit status
     n_failed = res.get('n_failed', 0) if isinstance(res, dict) else 0
     if n_failed:   # the exit status says how many items failed (capped at 255); the result lists them with their ids
-        print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] for f in res['failures']][:20]}", file=sys.stderr); sys.exit(min(n_failed, 255))
+        bad = res.get('failures') or res.get('failed') or []   # judge: failure records; vdc and argus: ids or positions
+        print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] if isinstance(f, dict) else f for f in bad][:20]}", file=sys.stderr)
+        sys.exit(min(n_failed, 255))

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Any
 
 # %% auto #0
 __all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'RedactingStream',
-           'install_redaction', 'append_jsonl', 'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock',
+           'install_redaction', 'append_jsonl', 'read_text', 'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock',
            'lock_holder', 'request_text', 'check_finite', 'approx_bytes', 'SizedCache']
 
 # %% ../nbs/00_core.ipynb #9684c22a
@@ -138,6 +138,16 @@ def _drop_partial_tail(path:Path):
         f.seek(0); data = f.read()
         f.truncate(data.rfind(b'\n') + 1)
 
+# %% ../nbs/00_core.ipynb #f77a7892
+def read_text(path:str|Path # a text file that should be UTF-8
+             )->str:
+    "The file's text; invalid UTF-8 raises naming the file, the line and the byte"
+    data = Path(path).read_bytes()
+    try: return data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = data.count(b'\n', 0, e.start) + 1
+        raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r}); save the file as UTF-8") from None
+
 # %% ../nbs/00_core.ipynb #e5f927f9
 def read_jsonl(path:str|Path, # JSONL file
                missing_ok:bool=True, # a missing file reads as empty
@@ -148,7 +158,7 @@ def read_jsonl(path:str|Path, # JSONL file
     if not path.exists():
         if missing_ok: return []
         raise FileNotFoundError(f"{path}: no such file")
-    lines = path.read_text(encoding='utf-8').split('\n')
+    lines = read_text(path).split('\n')
     out = []
     for i, line in enumerate(lines):
         if not line.strip(): continue
@@ -157,6 +167,7 @@ def read_jsonl(path:str|Path, # JSONL file
             last = i == len(lines) - 1 or all(not l.strip() for l in lines[i+1:])
             if tail_ok and last and not lines[-1] == '' : continue  # truncated tail with no newline: a killed writer
             raise ValueError(f"{path}:{i+1}: not valid JSON ({e.msg})") from None
+        if not isinstance(out[-1], dict): raise ValueError(f"{path}:{i+1}: expected a JSON object (one record a line), got a {type(out[-1]).__name__}")
     return out
 
 # %% ../nbs/00_core.ipynb #fa07382d

@@ -35,6 +35,7 @@ FAULTS = {
     'spend_limit': 'HTTP 429 saying the workspace reached its spend limit',
     'credit': 'HTTP 400 saying the credit balance is too low',
     'lost_reply': 'the request is carried out (a batch is created, a message billed), then the connection drops before the reply',
+    'unknown_id': "in a batch: the item's result comes back under a `custom_id` that was never sent (batches only)",
     'echo_headers': "HTTP 400 whose error message echoes the request's headers, the API key among them (as a misconfigured proxy does)",
 }
 
@@ -472,6 +473,7 @@ def _finish(self:FakeClaude, b:dict, canceled:bool=False):
             res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
             continue
         if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
+        if fault == 'unknown_id': r = {**r, 'custom_id': r['custom_id'] + '-unknown'}; fault = None
         try: msg = self._answer(r.get('params', {}), fault)
         except Rejected as e:
             res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})

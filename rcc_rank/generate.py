@@ -8,7 +8,7 @@ import json, time, asyncio
 from pathlib import Path
 from typing import Iterable
 
-from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite
+from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite, read_text
 from .mutators import MalformedReply, run_sync
 from .backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator, refusal,
                                _message, _usage)
@@ -226,7 +226,9 @@ async def _recap_results(client, rc:_Recap, sub:dict, # the ledger's 'submitted'
     "Read a finished recaption batch's results by type; returns how many requests were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        if r.custom_id not in sub['requests']: continue
+        if r.custom_id not in sub['requests']:   # named and counted, never silently dropped
+            log.warning(f"recaption batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
+            rc.counts['unknown_results'] = rc.counts.get('unknown_results', 0) + 1; continue
         rid, itok = sub['requests'][r.custom_id]; it = byid.get(rid)
         if it is None: continue
         if r.result.type != 'succeeded':
@@ -311,13 +313,16 @@ def read_items(path:str|Path, # JSONL/JSON, CSV, or a `datasets` folder (save_to
                 rows.append(r)
         return rows
     if p.suffix.lower() == '.csv':
-        import csv
-        with open(p, newline='', encoding='utf-8') as f: return [dict(r) for r in csv.DictReader(f)]
-    if p.suffix.lower() == '.json':
-        data = json.loads(p.read_text(encoding='utf-8'))
-        if not isinstance(data, list): raise ValueError(f'{p}: expected a JSON list of rows')
-        return data
-    return read_jsonl(p, missing_ok=False, tail_ok=False)   # a bad line, the last one too, names file and line
+        import csv, io
+        rows = [dict(r) for r in csv.DictReader(io.StringIO(read_text(p), newline=''))]
+    elif p.suffix.lower() == '.json':
+        rows = json.loads(read_text(p))
+        if not isinstance(rows, list): raise ValueError(f'{p}: expected a JSON list of rows')
+        bad = next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict)), None)
+        if bad: raise ValueError(f'{p}: row {bad}: expected a JSON object, got {type(rows[bad - 1]).__name__}')
+    else: rows = read_jsonl(p, missing_ok=False, tail_ok=False)   # a bad line, the last one too, names file and line
+    if not rows: raise ValueError(f'{p}: the input has no rows (an empty file?)')
+    return rows
 
 # %% ../nbs/03e_generate.ipynb #26e1e1a5
 def assign_splits(rows:Iterable[dict], # input rows `{id, caption, video?, split?, meta?}`

@@ -6,10 +6,10 @@
 from __future__ import annotations
 import json, random
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
-from .sources import SourceError, materialise_video, hf_rows, _err
+from .sources import SourceError, MissingVideo, materialise_video, hf_rows, _err, apply_missing
 
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
@@ -39,7 +39,14 @@ def _clip(root:Path, name:str, dirs:Sequence[str], where:str, row)->str:
     for d in dirs:
         for n in ([name] if Path(name).suffix else []) + [stem + e for e in ('.mp4', '.MP4', '.mkv', '.webm')]:
             if (root/d/n).is_file(): return str(root/d/n)
-    raise _err(where, row, 'video', f"no clip {name!r} under {root} ({', '.join(dirs)})")
+    raise MissingVideo(f"{where}: row {row!r}: field 'video': no clip {name!r} under {root} ({', '.join(dirs)})")
+
+# %% ../nbs/17_benchmarks.ipynb #c8fa85ed
+def _found(fn:Callable # () -> the video path; raises `MissingVideo` when the clip is not there
+          )->dict:
+    "{'video': path}, or {'video': None, 'missing_video': why} for `apply_missing` to judge"
+    try: return {'video': fn()}
+    except MissingVideo as e: return {'video': None, 'missing_video': str(e)}
 
 # %% ../nbs/17_benchmarks.ipynb #40d06169
 def _jsonl(path:Path)->list[dict]:
@@ -52,11 +59,13 @@ def _jsonl(path:Path)->list[dict]:
 
 # %% ../nbs/17_benchmarks.ipynb #ac61b7b3
 def _vdc_files(root:Path)->tuple[Path, Path]:
-    "The captions file and the question folder of a VDC download (at the top or under annotations/)"
-    cap = next((p for p in (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl') if p.exists()), None)
-    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (or annotations/VDC_1k.jsonl)")
-    qdir = next((d for d in (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if d.is_dir()), None)
-    if qdir is None: raise SourceError(f"{root}: no VDCScore_qa/ folder of question files")
+    "The captions file and the question folder of a VDC download: the Hub's (VDCScore_qa/) or AuroraCap's release (post_eval/)"
+    caps = (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl', root/'post_eval'/'VDC_1k_captions.jsonl', root/'VDC_1k_captions.jsonl')
+    cap = next((p for p in caps if p.exists()), None)
+    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (Hub layout) or post_eval/VDC_1k_captions.jsonl (AuroraCap's release)")
+    qdirs = (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if cap.name == 'VDC_1k.jsonl' else (cap.parent,)   # post_eval/<dimension>.jsonl
+    qdir = next((d for d in qdirs if d.is_dir() and any((d/f'{x}.jsonl').exists() for x in VDC_DIMS)), None)
+    if qdir is None: raise SourceError(f"{root}: no question files ({' or '.join(str(d) for d in qdirs)}/<dimension>.jsonl)")
     return cap, qdir
 
 # %% ../nbs/17_benchmarks.ipynb #d98a9c27
@@ -82,8 +91,8 @@ def _vdc_item(root:Path, cap:Path, qf:Path, j:int, r:dict, dim:str, qa:dict)->di
     for k, q in enumerate(qs):
         if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
             raise _err(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
-    video = _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', '.'), str(cap), vid)
-    return {'id': f'{vid}/{dim}', 'video_id': vid, 'video': video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
+    video = _found(lambda: _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', 'Test_Videos', '.'), str(cap), vid))
+    return {'id': f'{vid}/{dim}', 'video_id': vid, **video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
             'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]}
 
 # %% ../nbs/17_benchmarks.ipynb #019a853b
@@ -100,22 +109,26 @@ def load_vdc(path, # VDC folder (VDC_1k.jsonl, VDCScore_qa/, videos/)
     return items
 
 # %% ../nbs/17_benchmarks.ipynb #5e954814
-def write_vdc_fixture(folder:str|Path, # where to write VDC_1k.jsonl, VDCScore_qa/ and videos/videos/
-                      n:int=2 # clips
+def write_vdc_fixture(folder:str|Path, # where to write the files
+                      n:int=2, # clips
+                      layout:str='hub' # 'hub': VDC_1k.jsonl, VDCScore_qa/, videos/videos/; 'aurora': AuroraCap's post_eval/ + Test_Videos/
                      )->Path:
-    "A tiny VDC copy in AuroraCap's layout"
+    "A tiny VDC copy in the Hub layout or in AuroraCap's release layout (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
     from rcc_rank.video import write_test_video
-    folder = Path(folder); (folder/'VDCScore_qa').mkdir(parents=True, exist_ok=True); (folder/'videos'/'videos').mkdir(parents=True, exist_ok=True)
+    hub = layout == 'hub'
+    folder = Path(folder); qdir, vdir = (folder/'VDCScore_qa', folder/'videos'/'videos') if hub else (folder/'post_eval', folder/'Test_Videos')
+    qdir.mkdir(parents=True, exist_ok=True); vdir.mkdir(parents=True, exist_ok=True)
     caps, qas = [], {d: [] for d in VDC_DIMS}
     for i in range(n):
         vid = f'vdc_clip_{i}'
-        write_test_video(folder/'videos'/'videos'/f'{vid}.mp4', n=6 + i)
-        caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **{f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}})
+        write_test_video(vdir/f'{vid}.mp4', n=6 + i)
+        refs = {f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}
+        caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **refs} if hub else {'video_id': vid, 'video_name': vid, 'captions': refs})
         for d in VDC_DIMS:
-            qas[d].append({vid: [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'},
-                                 {'question': 'Which way does it move?', 'answer': 'To the right.'}]})
-    (folder/'VDC_1k.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
-    for d in VDC_DIMS: (folder/'VDCScore_qa'/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
+            qas[d].append({vid: [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.', 'category': 'colour'},
+                                 {'question': 'Which way does it move?', 'answer': 'To the right.', 'category': 'direction'}]})
+    (folder/'VDC_1k.jsonl' if hub else qdir/'VDC_1k_captions.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
+    for d in VDC_DIMS: (qdir/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
     return folder
 
 # %% ../nbs/17_benchmarks.ipynb #0ce944e7
@@ -138,8 +151,8 @@ def load_argus(path, # ARGUS Hub-layout folder (data/*.parquet + videos/), a tab
         if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
         if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
         v = r.get('video')
-        video = materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name)
-        items.append({'id': name, 'video': video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
+        video = _found(lambda: materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name))
+        items.append({'id': name, **video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
                       'meta': {k: x for k, x in r.items() if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))}})
     return items
 
@@ -173,14 +186,14 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
     items = []
     for vid, dims in d.items():
         if not isinstance(dims, dict): raise _err(str(f), vid, '(dimensions)', 'expected an object')
-        video = _clip(root, vid, ('videos', '.'), str(f), vid)
+        video = _found(lambda: _clip(root, vid, ('videos', '.'), str(f), vid))
         for dim, qs in dims.items():
             for k, q in enumerate(qs):
                 if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
                     raise _err(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
                 if q['answer'] not in q['question'].split('\n')[1:]:
                     raise _err(str(f), f'{vid}/{dim}/{k}', 'answer', f"{q['answer']!r} is not one of the question's option lines")
-                items.append({'id': f'{vid}/{dim}/{k}', 'video': video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
+                items.append({'id': f'{vid}/{dim}/{k}', **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
     return items
 
 # %% ../nbs/17_benchmarks.ipynb #4a3c9846
@@ -206,12 +219,14 @@ def write_tempcompass_fixture(folder:str|Path # where to write questions/caption
 # %% ../nbs/17_benchmarks.ipynb #7ba1489d
 def load_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                    path, # the benchmark as its authors distribute it
+                   missing_video:str='error', # items whose clip is not there: 'error' (naming the first and the count), 'skip' or 'keep'
+                   report:dict|None=None, # filled with the ids skipped or kept without video
                    **kw # passed to the loader (e.g. `dims` for VDC)
                   )->list[dict]:
     "Evaluator items of a published benchmark"
     loaders = {'vdc': load_vdc, 'argus': load_argus, 'tempcompass': load_tempcompass}
     if name not in loaders: raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-    items = loaders[name](path, **kw)
+    items = apply_missing(loaders[name](path, **kw), missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report)
     if not items: raise SourceError(f"{path}: no {name} items")
     return items
 

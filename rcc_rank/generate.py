@@ -375,9 +375,11 @@ def _generate_ssv2(a:AttrDict, # rcc_generate's options
                   )->dict:
     "SSv2 chains come from its templates and placeholders (no mutator): the new ones are appended to the output"
     from rcc_rank.chains import write_chains
-    from rcc_rank.sources import finish_generate, load_source, parse_source_spec, ssv2_chains
+    from rcc_rank.sources import finish_generate, load_source, parse_source_spec, ssv2_chains, write_skip_report
     have = {r['id'] for r in read_jsonl(a.output)}
-    new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split), a.length, a.seed) if c.id not in have][:a.limit]
+    rep = {}
+    new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep), a.length, a.seed) if c.id not in have][:a.limit]
+    write_skip_report(a.output, rep)
     write_chains(new, a.output, append=True)
     return {'finished': len(new), 'skipped': len(have), **finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source)}
 
@@ -403,19 +405,23 @@ def _build(a:AttrDict, # rcc_generate's options
     return with_recaption(s, rsum)
 
 # %% ../nbs/03e_generate.ipynb #5f4c7949
-_SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')   # what the dataset card records
+_SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split', 'missing_video')   # what the dataset card records
 
 def _generate(a:AttrDict # rcc_generate's options
              )->dict:
     "The run `rcc_generate` asks for: SSv2 chains from their templates, or rows (read, split, recaptioned if asked) built into chains"
-    from rcc_rank.sources import source_items, finish_generate, parse_source_spec
+    from rcc_rank.sources import source_items, finish_generate, parse_source_spec, write_skip_report
     settings = {k: v for k, v in a.items() if k in _SETTINGS}
     if a.source and parse_source_spec(a.source)[0] == 'ssv2': return _generate_ssv2(a, settings)
-    rows = assign_splits((source_items(a.source, a.split) if a.source else read_items(a.input, split=a.split))[:a.limit], a.test_size)
+    rep = {}
+    rows = source_items(a.source, a.split, missing_video=a.missing_video, report=rep) if a.source else read_items(a.input, split=a.split)
+    skipped = write_skip_report(a.output, rep)   # beside the output: what the loader left out, and why
+    rows = assign_splits(rows[:a.limit], a.test_size)
     m = make_mutator(a.mutator, a.model, [t.strip() for t in a.types.split(',')] if a.types else None, a.max_retries, a.timeout, a.tagger)
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
+    if skipped: s['skip_report'] = skipped
     if not s.get('unfinished') and not s.get('fatal_errors'):   # question chains and the dataset folder from finished runs only
         s.update(finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source or ''))
     return s
@@ -425,6 +431,7 @@ def _generate(a:AttrDict # rcc_generate's options
 def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source", str, opt=False, nargs='?')=None,
                  output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
                  source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
+                 missing_video:str='error', # --source rows whose video is not there: error (naming the first), skip, or keep (text-only chains)
                  questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
                  dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
                  push_to_hub:str=None, # push that dataset folder to this Hub dataset repo

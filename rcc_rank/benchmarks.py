@@ -385,6 +385,14 @@ def _valid_lfmcqa(rec:dict)->bool:
     try: check_lfmcqa(rec); return True
     except (JudgeError, AttributeError): return False
 
+# %% ../nbs/17_benchmarks.ipynb #824bc4cd
+def _set_aside(path:Path, good:list[dict], bad:list[dict]):
+    "Move items that break the rules from `path` to `<stem>.rejected.jsonl` (kept, not served), so they are asked again"
+    side = path.with_name(path.stem + '.rejected.jsonl')
+    append_jsonl(side, bad)
+    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in good)); tmp.replace(path)
+    log.warning(f"{path}: {len(bad)} stored item(s) break the LF-MCQA rules (first: {bad[0].get('id')!r}); moved to {side.name} and asked again")
+
 # %% ../nbs/17_benchmarks.ipynb #16993b69
 def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
                     seed:int, key:str # the position is drawn from (seed, key)
@@ -416,9 +424,10 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     have = read_jsonl(out_path)
     other = {r.get('fingerprint') for r in have} - {fp}
     if other: raise ValueError(f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file")
-    done = {r['id'] for r in have if _valid_lfmcqa(r)}   # a stored item is kept only if it passes the rule a new reply passes
-    rejected = len({r['id'] for r in have} - done)
-    if rejected: log.warning(f"{out_path}: {rejected} stored item(s) break the LF-MCQA rules; asking again")
+    good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
+    rejected = len(have) - len(good)
+    if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
+    done = {r['id'] for r in good}
     todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
     async def one(r):
         desc = r.get('caption') or ' '.join(r.get('captions') or [])

@@ -26,10 +26,19 @@ SOURCES = ('pe-video', 'msr-vtt', 'ssv2')
 class SourceError(ValueError):
     "A source file or row that does not match its published format"
 
+MISSING_VIDEO = ('error', 'skip', 'keep')   # what loaders do with such rows: stop naming the first, leave them out, keep them without video
+
+# %% ../nbs/16_sources.ipynb #c188b22e
+def _log_skips(rep:dict, # an `apply_missing` report
+               name:str):
+    "One warning per kind of row left out, kept without video or merged, with the count and the first id"
+    for k, what in (('no_caption', 'without a caption, skipped'), ('missing_video', f"without a video file, {rep['missing_video_policy']}"),
+                    ('merged', 'read from several files and merged (identical)')):
+        if rep[k]: log.warning(f"{name}: {len(rep[k])} row(s) {what}; first: {rep[k][0]!r}")
+
+# %% ../nbs/16_sources.ipynb #8d77eb2f
 class MissingVideo(SourceError):
     "A row whose video file is not there (a partial download, or annotation files only)"
-
-MISSING_VIDEO = ('error', 'skip', 'keep')   # what loaders do with such rows: stop naming the first, leave them out, keep them without video
 
 # %% ../nbs/16_sources.ipynb #e9f1e844
 def _err(where:str, row, field:str, problem:str)->SourceError:
@@ -213,33 +222,40 @@ def _msr_merge(by:dict, # id -> the row read so far
     old['_from'] += row['_from']; old['meta'] = {**row['meta'], **old['meta']}   # the first file's fields win; others add
     if old['video'] is None and row['video'] is not None: old.update(video=row['video']); old.pop('missing_video', None)
 
+# %% ../nbs/16_sources.ipynb #abdcebc4
+def _msr_file_rows(f:Path, # one annotation file
+                   p:Path, # the folder (or file) asked for
+                   split:str|None)->Iterable[dict]:
+    "The rows of one MSR-VTT annotation file; a clip not found has `video` None and says why in `missing_video`"
+    root = f.parent.parent if f.parent.name == 'annotation' else f.parent
+    try: d = json.loads(f.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as e: raise SourceError(f"{f}: not JSON ({e})") from None
+    for k in ('videos', 'sentences'):
+        if not isinstance(d.get(k), list): raise SourceError(f"{f}: field {k!r}: expected a list")
+    caps = _group_sentences(d['sentences'], str(f))
+    for j, v in enumerate(d['videos']):
+        vid = v.get('video_id') if isinstance(v, dict) else None
+        if not isinstance(vid, str): raise _err(str(f), f'videos[{j}]', 'video_id', 'missing or not a string')
+        s = v.get('split')
+        if split and s != split: continue
+        if not caps.get(vid): raise _err(str(f), vid, 'sentences', 'no caption has this video_id')
+        clip = _find_clip(root, vid) or (_find_clip(p, vid) if p.is_dir() and root != p else None)   # msrvtt_data/MSRVTT_data.json: clips beside
+        row = {'id': vid, 'captions': caps[vid], 'video': str(clip) if clip else None, 'split': s,
+               'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}, '_from': [str(f)]}
+        if clip is None: row['missing_video'] = f"{f}: row {vid!r}: no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
+        yield row
+
 # %% ../nbs/16_sources.ipynb #afef889a
 def msr_vtt_rows(path, # MSR-VTT folder, one annotation JSON, or a `datasets` object with `video_id`/`caption` rows
                  split:str|None=None, # 'train', 'validate' or 'test' (default: all)
                  cache_dir:str|Path|None=None # where embedded videos are written
                 )->list[dict]:
-    "Rows of MSR-VTT: one per clip with its list of human `captions`"
+    "Rows of MSR-VTT: one per clip with its list of human `captions` (a clip in several files, e.g. CLIP4Clip's MSRVTT_data.json, once)"
     if not isinstance(path, (str, Path)) or (Path(path).is_dir() and not _msr_found(Path(path))):
         return _msr_hf_rows(path, split, cache_dir)
     p = Path(path); by:dict[str, dict] = {}
     for f in _msr_files(p):
-        root = f.parent.parent if f.parent.name == 'annotation' else f.parent
-        try: d = json.loads(f.read_text(encoding='utf-8'))
-        except json.JSONDecodeError as e: raise SourceError(f"{f}: not JSON ({e})") from None
-        for k in ('videos', 'sentences'):
-            if not isinstance(d.get(k), list): raise SourceError(f"{f}: field {k!r}: expected a list")
-        caps = _group_sentences(d['sentences'], str(f))
-        for j, v in enumerate(d['videos']):
-            vid = v.get('video_id') if isinstance(v, dict) else None
-            if not isinstance(vid, str): raise _err(str(f), f'videos[{j}]', 'video_id', 'missing or not a string')
-            s = v.get('split')
-            if split and s != split: continue
-            if not caps.get(vid): raise _err(str(f), vid, 'sentences', 'no caption has this video_id')
-            clip = _find_clip(root, vid) or (_find_clip(p, vid) if p.is_dir() and root != p else None)   # msrvtt_data/MSRVTT_data.json: clips beside
-            row = {'id': vid, 'captions': caps[vid], 'video': str(clip) if clip else None, 'split': s,
-                   'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}, '_from': [str(f)]}
-            if clip is None: row['missing_video'] = f"{f}: row {vid!r}: no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
-            _msr_merge(by, row)
+        for row in _msr_file_rows(f, p, split): _msr_merge(by, row)
     return list(by.values())
 
 # %% ../nbs/16_sources.ipynb #dc8f457a
@@ -375,16 +391,16 @@ def apply_missing(rows:list[dict], # loader rows; `no_caption` / `missing_video`
     "The rows under the missing-video policy; rows without a caption are skipped; each is counted in `report` and logged"
     if missing_video not in MISSING_VIDEO: raise ValueError(f"missing_video must be one of {MISSING_VIDEO}, got {missing_video!r}")
     rep = report if report is not None else {}
-    rep.update(missing_video_policy=missing_video, no_caption=[r['id'] for r in rows if 'no_caption' in r],
-               missing_video=[r['id'] for r in rows if 'missing_video' in r and 'no_caption' not in r],
+    nocap = [r for r in rows if 'no_caption' in r]
+    miss = [r for r in rows if 'missing_video' in r and 'no_caption' not in r]
+    rep.update(missing_video_policy=missing_video, no_caption=[r['id'] for r in nocap], missing_video=[r['id'] for r in miss],
                merged=[r['id'] for r in rows if len(r.get('_from', ())) > 1])
-    miss = [r['missing_video'] for r in rows if 'missing_video' in r and 'no_caption' not in r]
     if miss and missing_video == 'error':
-        raise MissingVideo(f"{name}: {len(miss)} row(s) have no video file; the first: {miss[0]}. Pass missing_video='skip' "
+        raise MissingVideo(f"{name}: {len(miss)} row(s) have no video file; the first: {miss[0]['missing_video']}. Pass missing_video='skip' "
                            "(--missing_video skip) to leave them out, or 'keep' to keep them without video (text-only)")
-    for k, what in (('no_caption', 'without a caption, skipped'), ('missing_video', f'without a video file, {missing_video}'), ('merged', 'read from several files and merged (identical)')):
-        if rep[k]: log.warning(f"{name}: {len(rep[k])} row(s) {what}; first: {rep[k][0]!r}")
-    used = lambda r: 'no_caption' not in r and not ('missing_video' in r and missing_video == 'skip')
+    _log_skips(rep, name)
+    drop = {id(r) for r in nocap + (miss if missing_video == 'skip' else [])}
+    used = lambda r: id(r) not in drop
     return [{k: v for k, v in r.items() if k not in ('missing_video', '_from')} for r in rows if used(r)]
 
 # %% ../nbs/16_sources.ipynb #9048d668

@@ -105,3 +105,27 @@ def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
     where = {'async': (tmp_path/'async.failures.jsonl').read_text(), 'batch': b.stderr, 'judge': j.stderr}
     for k, text in where.items(): assert 'Bearer [REDACTED]' in text, (k, text[-2000:])   # the echo arrived, redacted
     _no_key(tmp_path, a, b, j)
+
+
+def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
+    "Invalid UTF-8, a list where a row belongs and an empty file name the input; a batch result under an unknown custom_id is logged and counted"
+    cases = {'latin1.jsonl': (b'{"id": "a", "caption": "A man walks."}\n{"id": "b", "caption": "caf\xe9 au lait"}\n', r'latin1.jsonl:2: not valid UTF-8 \(byte 66'),
+             'list.jsonl': (b'{"id": "a", "caption": "A man walks."}\n["b", "A dog runs."]\n', r'list.jsonl:2: expected a JSON object .*got a list'),
+             'rows.json': (b'[{"id": "a", "caption": "A man walks."}, ["b", "A dog runs."]]', r'rows.json: row 2: expected a JSON object, got list'),
+             'empty.jsonl': (b'', r'empty.jsonl: the input has no rows')}
+    for name, (data, msg) in cases.items():
+        (tmp_path/name).write_bytes(data)
+        r = run('generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
+        assert r.returncode != 0 and re.search(msg, r.stderr) and 'out-' not in r.stderr.splitlines()[-1], (name, r.stderr[-1500:])
+    inp = tmp_path/'in.jsonl'
+    append_jsonl(inp, [{'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'} for i in range(2)])
+    with FakeClaude(responder=rule_responder()) as srv:
+        srv.inject('unknown_id')
+        r = run('generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
+                             ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet'],
+                dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url))
+        n_req = len(srv.requests)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s['unknown_results'] == 1 and s['finished'] == 2 and re.search(r"custom_id '[\w-]+-unknown', which no recorded request has", r.stderr)
+    assert n_req == 2 * 2 + 1   # two steps for each of two chains, and the one whose result came back unknown asked again once

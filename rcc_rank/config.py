@@ -58,12 +58,16 @@ class DataConfig:
 @dataclass
 class ObjectiveConfig:
     "The objective: which loss, its temperature and NTP term, and how chains are scored"
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'",
+    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge', 'sft', or a listwise one: 'lipo' (LiPO-lambda), 'listnet', 'pl_topk' (top-k Plackett-Luce)",
                         "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
     beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
     ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
     ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
                             'not stated (per-token mean is our assumption)')
+    pl_topk_k: int = _f(2, "'pl_topk': Plackett-Luce positions scored (the order of the top k captions; k >= chain length - 1 is 'rank')")
+    listnet_temperature: float = _f(1.0, "'listnet': label temperature T of the target softmax(psi / T), labels psi_k = n-1-k (T -> 0 is MPO, large T a uniform target)")
+    lipo_gain_base: float = _f(2.0, "'lipo': LambdaRank gains G_k = base**psi_k - 1 (labels psi_k = n-1-k); discounts log2(1 + rank under the current rewards), held constant in the gradient",
+                               'LiPO-lambda: 2')
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
     precompute_ref_logps: bool = _f(False, "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step")
     cache_batches: bool = _f(False, "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory")
@@ -115,11 +119,13 @@ class TrainConfig(RunConfig, OptimConfig, ObjectiveConfig, DataConfig, ModelConf
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
         check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
+        if not self.pl_topk_k >= 1: bad('pl_topk_k', "must be >= 1")
+        if not self.lipo_gain_base > 1: bad('lipo_gain_base', "must be > 1")
         if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
-        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta'):
+        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta', 'listnet_temperature'):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
         for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
                   'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio'):
@@ -236,7 +242,7 @@ class _ConfigParser(HfArgumentParser):
 def config_parser()->argparse.ArgumentParser:
     "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
     p = _ConfigParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft).",
+        description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft, lipo, listnet, pl_topk).",
         epilog="Multi-GPU: accelerate launch [--config_file examples/accelerate/<cfg>.yaml] -m rcc_rank.train --train_data ...\n"
                "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
                + ', '.join(a for v in HF_ALIASES.values() for a in v) + ", --num_train_epochs, --warmup_ratio, --run_name, "

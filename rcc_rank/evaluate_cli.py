@@ -36,9 +36,9 @@ def _in_split(rows:list, split:str|None, path)->list:
 
 # %% ../nbs/10c_evaluate_cli.ipynb #843a2a61
 def _chains(path, split=None):
-    from rcc_rank.chains import read_chains
-    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL)")
-    return _in_split(read_chains(path), split, path)
+    from rcc_rank.questions import read_ranked
+    if not path: raise ValueError("task 'rank' needs --data (a chains JSONL: caption or question chains)")
+    return _in_split(read_ranked(path), split, path)
 
 # %% ../nbs/10c_evaluate_cli.ipynb #6fa8fffc
 def _given(**kw)->dict: return {k: v for k, v in kw.items() if v is not None}
@@ -65,9 +65,12 @@ def _load(o):
 
 # %% ../nbs/10c_evaluate_cli.ipynb #ecf671bd
 def _rank(o)->dict:
-    "Chain ranking of `--data`'s chains (`rank_chains`)"
-    return rank_chains(o.m, o.proc, _chains(o.data, o.split), batch_size=o.batch_size, num_frames=o.num_frames,
-                       accelerator=o.acc, progress=o.progress)
+    "Chain ranking of `--data`'s chains (`rank_chains`), with a note when yes/no question chains are among them"
+    from rcc_rank.questions import question_note
+    chains = _chains(o.data, o.split)
+    res = rank_chains(o.m, o.proc, chains, batch_size=o.batch_size, num_frames=o.num_frames, accelerator=o.acc, progress=o.progress)
+    if note := question_note(chains): res['note'] = note
+    return res
 
 # %% ../nbs/10c_evaluate_cli.ipynb #22107012
 def _generate(o)->dict:

@@ -24,6 +24,7 @@ from .models import reference_mode
 from .scoring import ChainCollator, chain_logps
 from .config import TrainConfig, load_config, save_config, parse_config, resolve_schedule, tracker_kwargs, _coerce
 from .train_data import load_chains, check_chains, EpochSampler, micro_batches
+from .questions import question_note
 from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
 
@@ -67,7 +68,8 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
         ref = ref_logps.to(batch['mask'].device) if ref_logps is not None else reference_scores(model, batch, cfg.shared_prefix)
     pol = model(batch, shared_prefix=cfg.shared_prefix)
     ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
-    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
+    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask,
+                                  pl_topk_k=cfg.pl_topk_k, listnet_temperature=cfg.listnet_temperature, lipo_gain_base=cfg.lipo_gain_base)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
 
@@ -437,6 +439,7 @@ def load_run_data(cfg:TrainConfig, # the run's config
         train_set, eval_set = [c.truncate(cfg.chain_length) for c in train_set], [c.truncate(cfg.chain_length) for c in eval_set]
     check_chains(train_set, 'train_data', 1 if cfg.objective == 'sft' else 2)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
+    if note := question_note(train_set): log.warning(f"train_data: {note}")
     cfg = resolve_schedule(cfg, len(train_set))
     train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")

@@ -38,39 +38,39 @@ def respond(body):
 
 QA = [dict(question='What colour is the dog?', answer='The dog is blue.'), dict(question='What does the man do?', answer='The man walks.')]
 
+def _edit(cache, kind, fn):
+    "Rewrite every stored value of `kind` in the judge cache file with `fn` (a hand edit)"
+    recs = read_jsonl(cache)
+    for x in recs:
+        if x.get('kind') == kind: x['value'] = fn(x['value'])
+    cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
+
 def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_named(tmp_path):
+    from rcc_rank.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
+    from rcc_rank.argus import argus_score
     cache = tmp_path/'cache.jsonl'
-    vdc_in = tmp_path/'vdc.jsonl'; append_jsonl(vdc_in, [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)])
+    rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]
+    vdc_in = tmp_path/'vdc.jsonl'; append_jsonl(vdc_in, rows)
     with FakeClaude(responder=respond) as srv:
         env = dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
-        vdc = lambda data, out: run('evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
-        r = vdc(vdc_in, tmp_path/'v1.json')
-        assert r.returncode == 0, r.stderr[-2000:]
-        first = json.loads((tmp_path/'v1.json').read_text())
+        judge = ClaudeJudge('claude-fake', client_factory=srv.async_client)   # the name the command's `claude:claude-fake` judge has
+        with JudgeCache(cache) as c: first = run_async(avdc_score(rows, judge, cache=c))
         assert first['vdc_score'] == 5.0 and first['n_cache_rejected'] == 0
-        # every stored review edited to score 50 on the 0-5 scale
-        recs = read_jsonl(cache)
-        for x in recs:
-            if x.get('kind') == 'vdc-review': x['value'] = x['value'].replace("'score': 5", "'score': 50")
-        cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
+        _edit(cache, 'vdc-review', lambda v: v.replace("'score': 5", "'score': 50"))   # 50 on the 0-5 scale
         n0 = len(srv.requests)
+        vdc = lambda data, out: run('evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
         r = vdc(vdc_in, tmp_path/'v2.json')
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads((tmp_path/'v2.json').read_text())
         assert res['vdc_score'] == 5.0 and res['n_cache_rejected'] == 2, res   # re-asked, not served as 50
         assert len(srv.requests) - n0 == 2 and 'outside the 0-5 scale' in r.stderr
         # ARGUS: a stored verdict edited to one the judge cannot give
-        ag_in = tmp_path/'ag.jsonl'; append_jsonl(ag_in, [dict(id='a', prediction='A man walks.', reference='A man walks. A dog runs.')])
-        ag = lambda out: run('evaluate_cli', ['argus', '--data', ag_in, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
-        r = ag(tmp_path/'a1.json'); assert r.returncode == 0, r.stderr[-2000:]
-        good = json.loads((tmp_path/'a1.json').read_text())
-        recs = read_jsonl(cache)
-        for x in recs:
-            if x.get('kind') == 'argus': x['value'][0]['verdict'] = 'bogus'
-        cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
-        r = ag(tmp_path/'a2.json'); assert r.returncode == 0, r.stderr[-2000:]
-        res = json.loads((tmp_path/'a2.json').read_text())
+        ag = lambda: argus_score(['A man walks.'], ['A man walks. A dog runs.'], judge, cache_path=cache, progress=False)
+        good = ag()
+        _edit(cache, 'argus', lambda v: [{**v[0], 'verdict': 'bogus'}] + v[1:])
+        res = ag()
         assert res['n_cache_rejected'] == 2 and res['n_failed'] == 0 and (res['cost_h'], res['cost_o']) == (good['cost_h'], good['cost_o'])
+        import gc; gc.collect()   # argus_score's cache gives its lock back
         # a VDC item whose judge calls fail: named and counted, the result written, no crash
         append_jsonl(vdc_in, [dict(id='b', prediction='THE-BAD-ONE', qa=QA)])
         r = vdc(vdc_in, tmp_path/'v3.json')

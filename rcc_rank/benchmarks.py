@@ -125,8 +125,8 @@ def write_vdc_fixture(folder:str|Path, # where to write the files
         refs = {f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}
         caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **refs} if hub else {'video_id': vid, 'video_name': vid, 'captions': refs})
         for d in VDC_DIMS:
-            qas[d].append({vid: [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.', 'category': 'colour'},
-                                 {'question': 'Which way does it move?', 'answer': 'To the right.', 'category': 'direction'}]})
+            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'}, {'question': 'Which way does it move?', 'answer': 'To the right.'}]
+            qas[d].append({vid: qa if hub else [{**q, 'category': c} for q, c in zip(qa, ('colour', 'direction'))]})   # the release adds a category
     (folder/'VDC_1k.jsonl' if hub else qdir/'VDC_1k_captions.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
     for d in VDC_DIMS: (qdir/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
     return folder

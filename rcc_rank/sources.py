@@ -242,7 +242,7 @@ def _msr_file_rows(f:Path, # one annotation file
         clip = _find_clip(root, vid) or (_find_clip(p, vid) if p.is_dir() and root != p else None)   # msrvtt_data/MSRVTT_data.json: clips beside
         row = {'id': vid, 'captions': caps[vid], 'video': str(clip) if clip else None, 'split': s,
                'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}, '_from': [str(f)]}
-        if clip is None: row['missing_video'] = f"{f}: row {vid!r}: no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
+        if clip is None: row['missing_video'] = f"{f}: row {vid!r}: field 'video': no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
         yield row
 
 # %% ../nbs/16_sources.ipynb #afef889a
@@ -335,7 +335,7 @@ def ssv2_rows(path, # SSv2 folder (labels/ + 20bn-something-something-v2/) or it
             vid = str(r.get('id', '')) if isinstance(r, dict) else ''
             if not vid: raise _err(str(f), j, 'id', 'missing')
             clip = _ssv2_video(root, vid)
-            gone = {} if clip else {'missing_video': f"{f}: row {vid!r}: no {vid}.webm under {root}/20bn-something-something-v2"}
+            gone = {} if clip else {'missing_video': f"{f}: row {vid!r}: field 'video': no {vid}.webm under {root}/20bn-something-something-v2"}
             clip = str(clip) if clip else None
             if s == 'test' and 'label' not in r:
                 rows.append({'id': vid, 'caption': None, 'video': clip, 'split': s, 'meta': {}, **gone}); continue

@@ -213,7 +213,7 @@ def test_published_layouts_as_downloaded(tmp_path):
 def test_missing_videos_error_skip_or_keep(tmp_path, capsys):
     "Every loader stops naming the first missing video and the count, or skips, or keeps it; rcc-generate writes the report beside its output"
     m = write_msr_vtt_fixture(tmp_path/'MSRVTT'); (m/'TrainValVideo'/'video1.mp4').unlink(); (m/'TestVideo'/'video2.mp4').unlink()
-    with pytest.raises(SourceError, match=r"2 row\(s\) have no video file; the first: .*row 'video2': no video2.mp4"): load_source('msr-vtt', m)
+    with pytest.raises(SourceError, match=r"2 row\(s\) have no video file; the first: .*row 'video2': field 'video': no video2.mp4"): load_source('msr-vtt', m)
     assert [r['id'] for r in load_source('msr-vtt', m, missing_video='skip')] == ['video0']
     kept = load_source('msr-vtt', m, missing_video='keep')
     assert sorted((r['id'], r['video'] is None) for r in kept) == [('video0', False), ('video1', True), ('video2', True)]

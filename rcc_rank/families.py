@@ -347,14 +347,15 @@ class Gemma3Family(FramesFamily):
 # %% ../nbs/07a_families.ipynb #bc74ff27
 def _gemma3_marker(self, processor)->str: return processor.boi_token
 
+Gemma3Family.video_marker = _gemma3_marker
+
+# %% ../nbs/07a_families.ipynb #52014f4b
 def _frame_times(meta, n:int)->list[float]:
     "Seconds of each of the `n` frames from their `VideoMetadata` (frame order when it has no clock)"
     try: return list(meta.timestamps)[:n]
     except (ValueError, TypeError, AttributeError): return [float(i) for i in range(n)]
 
-Gemma3Family.video_marker = _gemma3_marker
-
-# %% ../nbs/07a_families.ipynb #52014f4b
+# %% ../nbs/07a_families.ipynb #ef98394b
 def _gemma3_inputs(self, processor, texts:list[str], videos:list[tuple], padding_side:str='right')->dict:
     "Each prompt's video marker replaced by its frames as images, each after its timestamp"
     boi, out_texts, images = processor.boi_token, [], []
@@ -370,7 +371,7 @@ def _gemma3_inputs(self, processor, texts:list[str], videos:list[tuple], padding
 
 Gemma3Family.processor_inputs = _gemma3_inputs
 
-# %% ../nbs/07a_families.ipynb #ef98394b
+# %% ../nbs/07a_families.ipynb #e366d5c4
 def _tiny_gemma3(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
                  attn_implementation, patch_size=14, **kw):
     import transformers as T
@@ -394,5 +395,5 @@ def _tiny_gemma3(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vis
 
 Gemma3Family.tiny = _tiny_gemma3
 
-# %% ../nbs/07a_families.ipynb #e366d5c4
+# %% ../nbs/07a_families.ipynb #662ff0c5
 register_family(Gemma3Family)

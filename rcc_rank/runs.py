@@ -16,12 +16,13 @@ from .core import get_logger, read_jsonl, stable_hash
 from .chains import Chain
 from .config import TrainConfig
 from .train_data import probe_videos
+from .cli import ranking_summary
 
 # %% auto #0
 __all__ = ['log', 'RESUME_FREE', 'REF_FREE', 'requested_engine', 'check_engine', 'check_world', 'check_launch',
            'list_checkpoints', 'check_checkpoint', 'find_resume', 'data_hash', 'config_diff', 'previous_run',
            'prepare_output_dir', 'check_run', 'disk_guard', 'weights_hash', 'video_key', 'reference_key', 'key_changes',
-           'read_reference', 'write_reference', 'StopSignal', 'model_card']
+           'read_reference', 'write_reference', 'lookup_reference', 'StopSignal', 'model_card']
 
 # %% ../nbs/09e_runs.ipynb #c8a71aa2
 log = get_logger(__name__)
@@ -144,7 +145,7 @@ def find_resume(cfg:TrainConfig)->Path|None:
 # %% ../nbs/09e_runs.ipynb #118be555
 RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
                'save_every', 'keep_checkpoints', 'max_nan_steps', 'eval_data', 'eval_split', 'max_eval_chains', 'eval_batch_size',
-               'cpu', 'num_workers', 'gradient_checkpointing',
+               'cpu', 'num_workers', 'gradient_checkpointing', 'push_to_hub', 'hub_model_id', 'hub_private_repo',
                'train_data')   # settings a resume may change: none alters what is learned (the data is compared by its hash)
 
 def data_hash(chains:Sequence[Chain] # the training chains, in order
@@ -349,6 +350,15 @@ def write_reference(table:dict, # {chain id: reference log-probs}
     os.replace(tmp, path)
     return path
 
+# %% ../nbs/09e_runs.ipynb #0cedcce5
+def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
+    "The `(B, K)` reference log-probs of chains `ids` from a `precompute_reference` table (0 in empty slots)"
+    ref = torch.zeros(len(ids), K)
+    for b, i in enumerate(ids):
+        if i not in table: raise KeyError(f"chain {i!r} has no precomputed reference log-probs")
+        v = table[i]; ref[b, :len(v)] = v
+    return ref
+
 # %% ../nbs/09e_runs.ipynb #4229e3de
 class StopSignal:
     "Catch SIGTERM (a preempted or cancelled job) while training, so the loop can save a checkpoint and exit; a context manager"
@@ -366,6 +376,15 @@ class StopSignal:
         flag = torch.tensor(float(self.got is not None), device=getattr(accelerator, 'device', 'cpu'))
         if accelerator is not None and accelerator.num_processes > 1: flag = accelerator.reduce(flag, 'sum')
         return flag.item() > 0
+    def exit(self, step:int, # the step just saved
+             max_steps:int, # the steps the run was asked for
+             ckpt, # the checkpoint saved at `step`
+             main:bool=True # the main process says it
+            ):
+        "Say where the run stopped and how to go on, then exit with status 143 (128 + SIGTERM) so a scheduler requeues the job"
+        if main: log.warning(f"rcc-train: {self.got or 'SIGTERM on another process'} at step {step} of {max_steps}: saved checkpoint "
+                             f"{ckpt}; continue with --resume latest")
+        raise SystemExit(143)
 
 # %% ../nbs/09e_runs.ipynb #9d62fcf0
 def _sha256(path)->str|None:
@@ -380,12 +399,7 @@ def _sha256(path)->str|None:
 # %% ../nbs/09e_runs.ipynb #41a3ebd9
 def _metric_rows(ev:dict|None)->str:
     if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
-    rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
-    f = lambda v: '' if v is None else f'{v:.4f}'
-    for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
-        rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
-    n = ev.get('n_chains')
-    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
+    return "On " + ranking_summary(ev) + '\n'   # each metric beside its controls, the standard error, a small set flagged
 
 # %% ../nbs/09e_runs.ipynb #93d48f7c
 def model_card(cfg:TrainConfig, # the run's config

@@ -52,7 +52,7 @@ def gap(a, b): return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 def cli(args, **kw):
     return [sys.executable, '-m', 'rcc_rank.train', *[a for k, v in args.items() for a in (f'--{k}', str(v)) if v is not True],
-            *[f'--{k}' for k, v in args.items() if v is True]]
+            *[f'--{k}' for k, v in args.items() if v is True], '--json']   # the result as one JSON line
 
 
 def test_reference_table_follows_the_videos_and_the_weights(data, tmp_path, caplog):

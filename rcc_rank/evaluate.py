@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .core import get_logger, append_jsonl, stable_hash
+from .core import get_logger, append_jsonl, stable_hash, markdown_table
 
 log = get_logger(__name__)
 
@@ -234,7 +234,7 @@ def _fmt(v, digits:int)->str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return ''
     if isinstance(v, bool): return str(v)
     if isinstance(v, float): return f'{v:.{digits}f}'
-    return str(v).replace('|', '\\|').replace('\n', ' ')
+    return str(v)
 
 # %% ../nbs/10_evaluate.ipynb #7e5fbbe9
 def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and metric values
@@ -249,8 +249,7 @@ def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and 
         if not isinstance(r, dict): raise ValueError(f"results_table: row {i} is a {type(r).__name__}, not a dict")
         f = _flatten(r); f.setdefault('run', f'run{i}'); flat.append(f)
     cols = ['run'] + [c for c in dict.fromkeys(k for f in flat for k in f) if c != 'run']
-    md = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---' if c == 'run' else '---:' for c in cols) + '|']
-    md += ['| ' + ' | '.join(_fmt(f.get(c), digits) for c in cols) + ' |' for f in flat]
+    md = [markdown_table(cols, [[_fmt(f.get(c), digits) for c in cols] for f in flat], ''.join('l' if c == 'run' else 'r' for c in cols))]
     buf = io.StringIO(); w = csv.DictWriter(buf, cols, lineterminator='\n'); w.writeheader()
     for f in flat: w.writerow({c: f.get(c, '') for c in cols})
     markdown, text = '\n'.join(md) + '\n', buf.getvalue()
@@ -278,10 +277,11 @@ def _frames(d:dict, num_frames:int|None)->tuple:
 # %% ../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
-    from rcc_rank.models import caption_prompt
+    from rcc_rank.models import caption_prompt, family
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = processor(text=texts, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
-                    padding=True, padding_side='left', add_special_tokens=False)
+    fam = family(processor)
+    enc = fam.processor_inputs(processor, texts, videos, padding_side='left')
+    enc = {k: v for k, v in enc.items() if k not in fam.row_keys}
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 # %% ../nbs/10_evaluate.ipynb #de888f59
@@ -550,6 +550,10 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
         from rcc_rank.export import load_adapter
         model, proc = load_adapter(adapter, base=spec)
     elif not spec: raise ValueError("this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)")
-    else: model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
+    elif spec.startswith('tiny'):
+        from rcc_rank.policy import tiny_spec
+        arch, sizes = tiny_spec(spec if ':' in spec else 'tiny:')
+        model, proc = tiny_model(arch or 'qwen2_5_vl', **sizes)
+    else: model, proc = load_model(spec)
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc

@@ -4,14 +4,14 @@
 
 # %% ../nbs/09a_export.ipynb #896b7c87
 from __future__ import annotations
-import json
+import os, json, shutil
 from pathlib import Path
 
 import torch, yaml
 from fastcore.script import call_parse, store_true
 
 from .core import get_logger
-from .models import ARCHS, tiny_model, load_model, save_model
+from .models import family, tiny_model, load_model, save_model
 
 log = get_logger(__name__)
 
@@ -51,8 +51,8 @@ def load_adapter(adapter_dir:str|Path, # a saved LoRA adapter folder
     if name.startswith('tiny:'):
         from rcc_rank.policy import tiny_spec
         arch, sizes = tiny_spec(name)   # the size settings of `tiny:<arch>?hidden=...`, as training built it
-        arch = arch or 'qwen2_5_vl'
-        if arch not in ARCHS: raise ValueError(f"{adapter_dir}: base {name!r} is not tiny:<one of {ARCHS}>")
+        try: arch = family(arch or 'qwen2_5_vl').model_type
+        except ValueError as e: raise ValueError(f"{adapter_dir}: base {name!r}: {e}") from None
         if info.get('num_frames'): sizes = {'frames': int(info['num_frames']), **sizes}
         model, proc = tiny_model(arch, seed=info['seed'], **sizes)
         model = model.to(dtype)
@@ -93,15 +93,19 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
                  push_to_hub:str|None=None, # also upload the folder to this hub repo (`user/name`)
                  private:bool=True # a new hub repo is private
                 )->Path:
-    "Merge the adapter into its base model and save a plain model folder (and optionally push it)"
+    "Merge the adapter into its base model and save a plain model folder (written aside, then renamed; optionally pushed)"
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()): raise FileExistsError(f"{out}: exists and is not empty (choose a new folder)")
+    part = out.with_name(f'.{out.name}.partial')   # renamed to `out` when complete: a killed export leaves no `out`
+    if part.exists(): log.info(f"removing {part}, left by an export that did not finish"); shutil.rmtree(part)
     info = adapter_base(adapter_dir)
     model, proc = load_adapter(adapter_dir, dtype=dtype)
     merged = model.merge_and_unload()
     merged.config._name_or_path = str(out)
-    save_model(merged, proc, out)
-    (out/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    save_model(merged, proc, part)
+    (part/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    if out.exists(): out.rmdir()   # empty
+    os.replace(part, out)
     log.info(f"merged {adapter_dir} into {info['model']}: {out}")
     if push_to_hub: log.info(f"pushed to {push_to_hub}: {push_folder(out, push_to_hub, private)}")
     return out

@@ -107,3 +107,20 @@ def test_chain_objective_names_and_settings(chains):
     assert torch.allclose(got['pl_topk'], pl_topk_loss(p, r, 0.3, mask, k=3) + 0.2)
     with pytest.raises(ValueError, match='needs ref_logps'): chain_objective('listnet', p, None, ntp)
     with pytest.raises(ValueError, match='temperature must be > 0'): listnet_loss(p, r, temperature=0.)
+
+
+def test_experiment_config_and_demo_arms():
+    "The listwise comparison loads with the experiment loader (both sizes) and the demo accepts the new arms"
+    from pathlib import Path
+    from rcc_rank.experiments import load_experiment, grid_cells
+    from rcc_rank.demo import ARMS, DemoConfig
+    from rcc_rank.config import TrainConfig
+    root = Path(__file__).resolve().parents[1]/'examples'/'experiments'
+    for sub in ('synthetic', 'gpu'):
+        cfg = load_experiment(root/sub/'listwise_objectives.yaml')
+        objs = {c['axes']['objective'] for c in grid_cells(cfg)}
+        assert {'rank', 'lipo', 'listnet', 'dpo'} <= objs, (sub, objs)
+        assert all(TrainConfig(**{**cfg.base, 'objective': o}).objective == o for o in objs)
+    cfg = DemoConfig(arms=('lipo', 'listnet', 'pl_topk'))
+    assert all(TrainConfig(**ARMS[a]).objective == a for a in cfg.arms)
+    assert 'lipo' not in DemoConfig().arms                  # the default demo keeps the paper's arms

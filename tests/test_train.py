@@ -63,7 +63,7 @@ def test_objective_lowers_its_loss(objective, data, tmp_path):
 
 def _cli(data, out, steps, **kw):
     args = dict(FAST, train_data=str(data), output_dir=str(out), max_steps=steps, **kw)
-    return [a for k, v in args.items() for a in (f'--{k}', str(v))]
+    return [a for k, v in args.items() for a in (f'--{k}', str(v))] + ['--json']   # the result as one JSON line
 
 
 @pytest.mark.parametrize('objective,opt', [('lipo', ['--lipo_gain_base', '3']), ('listnet', ['--listnet_temperature', '0.5']),

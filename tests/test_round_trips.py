@@ -97,3 +97,22 @@ def test_judge_baselines_through_fake_claude(tmp_path):
             assert len(chains) > 0 and len(srv.requests) > before
             assert all(c['meta']['baseline'] == name and len(c['captions']) == 2 for c in chains)
         assert srv.requests and all(q['model'] == 'claude-fake' for q in srv.requests)
+
+
+def test_question_chains_score_alike_on_every_path():
+    "An MCQ chain (shared question) and a yes/no chain (questions in the continuations) in one batch: every shared-prefix path gives the full sequences' log-probs and gradients"
+    import numpy as np, torch
+    from rcc_rank.chains import Chain, Mutation
+    from rcc_rank.questions import question_chains
+    from rcc_rank.models import tiny_model
+    from rcc_rank.scoring import ChainCollator, compare_paths
+    torch.set_num_threads(1)
+    ch = Chain('c1', ['A man in a red shirt throws two balls to the left.', 'A man in a blue shirt throws two balls to the left.',
+                      'A man in a blue shirt throws three balls to the left.'], [Mutation('colour', 'red', 'blue'), Mutation('count', 'two', 'three')])
+    qs = [q.to_chain() for q in question_chains([ch], ['mcq', 'yesno'])]
+    m, proc = tiny_model('qwen2_5_vl')
+    batch = ChainCollator(proc, num_frames=2, frames=lambda c: np.zeros((2, 32, 32, 3), np.uint8))(qs)
+    assert int((batch['cont_mask'][1, 0] & ~batch['score_mask'][1, 0]).sum()) > 5   # the yes/no question rides in the continuation
+    for way in (True, 'packed', 'cache'):
+        r = compare_paths(m, batch, shared=way)
+        assert r['max_abs_logp_diff'] < 1e-4 and r['grad_rel_diff'] < 1e-4, (way, r)

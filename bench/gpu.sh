@@ -10,15 +10,18 @@
 #   bash bench/gpu.sh                 # on the GPU machine
 #   bash bench/gpu.sh --smoke         # tiny configs on the CPU: checks the script end to end (stage 3 must stop cleanly)
 #   bash bench/gpu.sh --out FILE      # write the JSON elsewhere
+#   bash bench/gpu.sh --arch qwen3_vl # another family (transformers' model_type): stages 1-2 on a random model of the family
+#                                     # at 2048 x 8 layers (vision 1024 x 8), stage 3 on tiny:<arch>
 # Each stage has its own time limit; a stage that fails or times out is recorded (exit status, last lines of stderr)
 # and the others still run.
 set -u
 cd "$(dirname "$0")/.."
-SMOKE=0; OUT=""
+SMOKE=0; OUT=""; ARCH=qwen2_5_vl
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --out) OUT="$2"; shift ;;
+    --arch) ARCH="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -40,12 +43,13 @@ stage() {  # stage NAME LIMIT_S CMD...: stdout -> $W/NAME.out, stderr -> $W/NAME
 }
 
 if [ $SMOKE = 1 ]; then
-  stage scoring 300 $PY bench/scoring.py --arch qwen2_5_vl --tiny --device cpu --ks 2 4 --frames 4 --image-size 56 \
+  stage scoring 300 $PY bench/scoring.py --arch "$ARCH" --tiny --device cpu --ks 2 4 --frames 4 --image-size 56 \
         --caption-tokens 12 --repeats 1 --shared packed split
-  stage rank_step 300 $PY bench/rank_step.py --smoke
+  stage rank_step 300 $PY bench/rank_step.py --smoke --arch "$ARCH"
 else
-  stage scoring 210 $PY bench/scoring.py --arch qwen2_5_vl --device cuda --ks 2 4 6 8 --repeats 5 --shared packed split
-  stage rank_step 150 $PY bench/rank_step.py --device cuda --k 6 --steps 3
+  stage scoring 210 $PY bench/scoring.py --arch "$ARCH" --device cuda --ks 2 4 6 8 --repeats 5 --shared packed split \
+        $([ "$ARCH" = qwen2_5_vl ] || echo --hidden 2048 --layers 8 --vision-depth 8)
+  stage rank_step 150 $PY bench/rank_step.py --device cuda --k 6 --steps 3 --arch "$ARCH"
 fi
 
 # stage 3: FSDP2 step, sharded checkpoint, resume
@@ -60,12 +64,12 @@ chains = [Chain(f'c{i}', caps, [Mutation('colour', 'red', 'blue'), Mutation('obj
                 video=str(write_test_video(d/f'v{i}.mp4', n=8, size=(56, 56))), meta={'split': 'train'}) for i in range(4)]
 write_chains(chains, d/'chains.jsonl')
 EOF
-TRAIN=(-m rcc_rank.train --model tiny:qwen2_5_vl --train_data "$W/chains.jsonl" --batch_size 2 --num_frames 4 --log_with none
+TRAIN=(-m rcc_rank.train --model "tiny:$ARCH" --train_data "$W/chains.jsonl" --batch_size 2 --num_frames 4 --log_with none
        --eval_every 0 --save_every 1 --keep_checkpoints 0 --log_every 1 --output_dir "$W/fsdp2" --gradient_checkpointing)
 stage fsdp2_step 90 $PY -m accelerate.commands.launch --config_file examples/accelerate/fsdp_1gpu.yaml "${TRAIN[@]}" --max_steps 2
 stage fsdp2_resume 90 $PY -m accelerate.commands.launch --config_file examples/accelerate/fsdp_1gpu.yaml "${TRAIN[@]}" --max_steps 3 --resume latest
 
-$PY - "$W" "$OUT" "$SMOKE" "$T0" <<'EOF'
+RCC_BENCH_ARCH=$ARCH $PY - "$W" "$OUT" "$SMOKE" "$T0" <<'EOF'
 import json, os, subprocess, sys, time
 from pathlib import Path
 w, out, smoke, t0 = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == '1', int(sys.argv[4])
@@ -87,7 +91,7 @@ def gpu():
                                capture_output=True, text=True, timeout=20).stdout.strip() or None
     except Exception: return None
 import torch, transformers, peft, accelerate
-res = dict(date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), smoke=smoke, gpu=gpu(), torch=torch.__version__,
+res = dict(arch=os.environ.get('RCC_BENCH_ARCH'), date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), smoke=smoke, gpu=gpu(), torch=torch.__version__,
            transformers=transformers.__version__, peft=peft.__version__, accelerate=accelerate.__version__,
            commit=subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or None,
            load_avg=os.getloadavg(), stages={n: result(n) for n in ('scoring', 'rank_step', 'fsdp2_step', 'fsdp2_resume')})

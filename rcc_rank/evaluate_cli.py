@@ -167,7 +167,7 @@ def _report(res:dict, out:str|None, echo:bool):
 def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
+                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type> (tiny:qwen2_5_vl, tiny:qwen3_vl, ...)
                   adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
                   split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
                   judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny

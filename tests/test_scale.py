@@ -226,7 +226,7 @@ def test_gpu_script_smoke(tmp_path):
     "bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch check's error"
     import json, subprocess
     out = tmp_path/'gpu.json'
-    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out), '--arch', 'qwen2_5_vl,qwen3_vl'],
+    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out), '--adapters', 'qwen2_5_vl,qwen3_vl'],
                        capture_output=True, text=True, timeout=900, env=ENV, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())

@@ -13,9 +13,9 @@ import yaml
 from transformers import HfArgumentParser
 
 # %% auto #0
-__all__ = ['SHARED_FLAGS', 'USER_ERRORS', 'SMALL_EVAL', 'arg', 'field_types', 'coerce', 'options_from', 'CliParser',
-           'option_names', 'did_you_mean', 'yaml_options', 'parse_cli', 'make_options', 'quiet_libraries',
-           'run_command', 'md_table', 'std_error', 'ranking_summary', 'print_result', 'kv_summary']
+__all__ = ['SHARED_FLAGS', 'USER_ERRORS', 'SMALL_EVAL', 'EXIT_HELP', 'arg', 'field_types', 'coerce', 'options_from', 'CliParser',
+           'option_names', 'did_you_mean', 'yaml_options', 'quiet_libraries', 'parse_cli', 'make_options',
+           'run_command', 'md_table', 'std_error', 'ranking_summary', 'print_result', 'kv_summary', 'cli_command']
 
 # %% ../nbs/00a_cli.ipynb #ca7d4797
 def arg(default, # the default value
@@ -23,10 +23,11 @@ def arg(default, # the default value
         aliases:Sequence[str]=(), # other names: Hugging Face / TRL names, old names (without dashes)
         choices:Sequence|None=None, # the allowed values
         positional:bool=False, # may also be given by position (in field order)
-        paper:str|None=None # the paper's value, where the paper states one
+        paper:str|None=None, # the paper's value, where the paper states one
+        required:bool=False # the command needs a value (the default None means "not given")
        ):
     "A dataclass field for a command option"
-    md = dict(help=help, paper=paper, aliases=tuple(aliases), positional=positional)
+    md = dict(help=help, paper=paper, aliases=tuple(aliases), positional=positional, required=required)
     if choices is not None: md['choices'] = tuple(choices)
     return field(default=default, metadata=md)
 
@@ -61,40 +62,46 @@ def coerce(cls, # the dataclass
         return typ(float(v)) if typ is int and isinstance(v, str) and 'e' in v.lower() else typ(v)
     except (TypeError, ValueError): raise ValueError(f"{cls.__name__}.{name}: expected {typ.__name__}, got {v!r}") from None
 
-# %% ../nbs/00a_cli.ipynb #a52e3121
+# %% ../nbs/00a_cli.ipynb #88953130
+def _scalar_type(t)->type:
+    "The option type of an annotation: int, float, bool or str (the first of a union; fastcore's flag types are bool)"
+    if getattr(t, '__name__', '') in ('store_true', 'bool_arg'): return bool
+    return next((a for a in (typing.get_args(t) or (t,)) if a in (int, float, bool, str)), str)
+
+# %% ../nbs/00a_cli.ipynb #3482ec4c
 def options_from(fn:Callable, # a function with documented parameters
                  name:str, # the dataclass's name
                  skip:Sequence[str]=(), # parameters that are not options
                  positional:Sequence[str]=(), # parameters that may also be given by position
                  aliases:dict|None=None # other names by parameter
                 ):
-    "A dataclass of `fn`'s parameters: types, defaults and inline comments (as help); a parameter without a default defaults to None"
+    "A dataclass of `fn`'s parameters: types, defaults and inline comments (as help); one without a default is required (None until given)"
     from fastcore.docments import docments
     docs, hints = docments(fn), typing.get_type_hints(fn)
     fs = []
     for p in inspect.signature(fn).parameters.values():
         if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL): continue
-        t = hints.get(p.name, str)
-        default = None if p.default is p.empty else p.default
-        if default is None and type(None) not in typing.get_args(t): t = t | None
-        fs.append((p.name, t, arg(default, docs.get(p.name) or '', (aliases or {}).get(p.name, ()), positional=p.name in positional)))
+        t, default = _scalar_type(hints.get(p.name, str)), None if p.default is p.empty else p.default
+        if default is None or type(None) in typing.get_args(hints.get(p.name)): t = t | None
+        fs.append((p.name, t, arg(default, docs.get(p.name) or '', (aliases or {}).get(p.name, ()), positional=p.name in positional,
+                                  required=p.default is p.empty)))
     return make_dataclass(name, fs)
 
-# %% ../nbs/00a_cli.ipynb #f8f2a6e5
+# %% ../nbs/00a_cli.ipynb #c2e03ca7
 def _optional(typ):
     "An argparse type for an optional field: 'none' / 'null' give None"
     def conv(s): return None if str(s).strip().lower() in ('none', 'null', '') else typ(s)
     conv.__name__ = typ.__name__
     return conv
 
-# %% ../nbs/00a_cli.ipynb #998f6d6e
+# %% ../nbs/00a_cli.ipynb #28b6127a
 SHARED_FLAGS = dict(config="YAML file of these options (options given here override it)",
                     json="print the result as one JSON line (for scripts) instead of the summary",
                     quiet="no progress bars or info messages",
                     debug="show the full traceback of an error")
 "The options every command takes besides its dataclass's fields"
 
-# %% ../nbs/00a_cli.ipynb #86c33c92
+# %% ../nbs/00a_cli.ipynb #3694ee3e
 class CliParser(HfArgumentParser):
     "`HfArgumentParser` over one dataclass: aliases, `none`, `--no-name`, positional fields, `--config`, `--json`, `--quiet`, `--debug`"
     def __init__(self, dtype, # the command's options dataclass
@@ -107,7 +114,7 @@ class CliParser(HfArgumentParser):
         super().__init__([], prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
         self.dataclass_types = [dtype]
         names = {f.name for f in fields(dtype)}
-        self.add_argument('--config', metavar='YAML', help=SHARED_FLAGS['config'])
+        if 'config' not in names: self.add_argument('--config', metavar='YAML', help=SHARED_FLAGS['config'])   # a `config` field is the command's own
         for flag in ('json', 'quiet', 'debug'):
             if flag not in names: self.add_argument(f'--{flag}', action='store_true', help=SHARED_FLAGS[flag])
         for f in fields(dtype):
@@ -116,7 +123,7 @@ class CliParser(HfArgumentParser):
         for a in self._actions:
             if a.dest != 'help': a.default = argparse.SUPPRESS   # only what was typed overrides the YAML file
 
-# %% ../nbs/00a_cli.ipynb #35a4a6d2
+# %% ../nbs/00a_cli.ipynb #74a25cc8
 def _field_kwargs(self:CliParser, f, hint)->dict:
     "Help (with default and paper value), aliases and choices of field `f` for HfArgumentParser"
     paper = f"; paper: {f.metadata['paper']}" if f.metadata.get('paper') else ''
@@ -126,7 +133,7 @@ def _field_kwargs(self:CliParser, f, hint)->dict:
                 aliases=[a for a in aliases if a not in self._option_string_actions], **({'choices': choices} if choices else {}))
 CliParser._field_kwargs = _field_kwargs
 
-# %% ../nbs/00a_cli.ipynb #8a27c3dc
+# %% ../nbs/00a_cli.ipynb #60410270
 def _add_dataclass_arguments(self:CliParser, dtype):
     "One option per field (HfArgumentParser's), with `none` for optional fields and `--no-name` for booleans"
     hints = typing.get_type_hints(dtype)
@@ -141,12 +148,18 @@ def _add_dataclass_arguments(self:CliParser, dtype):
             self.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const=False, help=argparse.SUPPRESS)
 CliParser._add_dataclass_arguments = _add_dataclass_arguments
 
-# %% ../nbs/00a_cli.ipynb #44ca1843
+# %% ../nbs/00a_cli.ipynb #374b5cd9
+def _error(self:CliParser, message:str):
+    "A usage error in one line, naming the fix (argparse prints the whole usage first)"
+    self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+CliParser.error = _error
+
+# %% ../nbs/00a_cli.ipynb #98597800
 def option_names(parser:argparse.ArgumentParser)->list[str]:
     "Every long option name the parser knows, without dashes (fields, aliases, shared flags)"
     return sorted({s.lstrip('-') for s in parser._option_string_actions if s.startswith('--') and s != '--help'})
 
-# %% ../nbs/00a_cli.ipynb #ec1ce141
+# %% ../nbs/00a_cli.ipynb #e426e43b
 def did_you_mean(name:str, # an unknown option or key
                  known:Sequence[str] # the known names
                 )->str:
@@ -154,7 +167,7 @@ def did_you_mean(name:str, # an unknown option or key
     m = difflib.get_close_matches(name.lstrip('-').split('=')[0], known, n=1, cutoff=0.6)
     return f" (did you mean {'--' if name.startswith('--') else ''}{m[0]}?)" if m else ''
 
-# %% ../nbs/00a_cli.ipynb #38dff58b
+# %% ../nbs/00a_cli.ipynb #4a07f923
 def yaml_options(parser:argparse.ArgumentParser, # the command's parser
                  path:str|Path # a YAML mapping of option names to values
                 )->dict:
@@ -172,7 +185,7 @@ def yaml_options(parser:argparse.ArgumentParser, # the command's parser
         out[a.dest] = v
     return out
 
-# %% ../nbs/00a_cli.ipynb #104ac658
+# %% ../nbs/00a_cli.ipynb #0eeeb259
 _BOOL_WORDS = {'true', 'false', 'yes', 'no', 't', 'f', 'y', 'n', '1', '0'}
 def _bool_values(parser:argparse.ArgumentParser, argv:list[str])->list[str]:
     "argv with each bare boolean flag not followed by a boolean word written as `--flag=true`"
@@ -184,39 +197,7 @@ def _bool_values(parser:argparse.ArgumentParser, argv:list[str])->list[str]:
         out.append(f'{s}=true' if a is not None and a.nargs == '?' and a.const is True and swallows else s)
     return out
 
-# %% ../nbs/00a_cli.ipynb #19012ddf
-def parse_cli(parser:CliParser, # the command's parser
-              argv:Sequence[str]|None=None # arguments (None: `sys.argv[1:]`)
-             )->tuple[dict, types.SimpleNamespace]:
-    "(values from --config YAML overridden by the command line, keyed by field name; the shared flags)"
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if parser.yaml_positional and argv and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', *argv]   # `rcc-train x.yaml --max_steps 2`
-    ns, rest = parser.parse_known_args(_bool_values(parser, argv))
-    if rest:
-        bad = next((r for r in rest if r.startswith('-')), rest[0])
-        parser.error(f"unrecognized argument {bad!r}{did_you_mean(bad, option_names(parser))}")
-    given = vars(ns)
-    cfg = given.pop('config', None)
-    vals = {**(yaml_options(parser, cfg) if cfg else {}), **given}
-    names = {f.name for f in fields(parser.dtype)}
-    flags = {k: bool(vals.pop(k, False) if k not in names else vals.get(k, False)) for k in ('json', 'quiet', 'debug')}
-    return vals, types.SimpleNamespace(config=cfg, **flags)
-
-# %% ../nbs/00a_cli.ipynb #b5df6a68
-def make_options(cls, # the command's options dataclass
-                 vals:dict # values keyed by field name (text converted to the field's type)
-                ):
-    "An instance of `cls` from `vals`; an unknown name raises with the closest field"
-    names = [f.name for f in fields(cls)]
-    bad = [k for k in vals if k not in names]
-    if bad: raise ValueError(f"unknown {cls.__name__} field {bad[0]!r}{did_you_mean(bad[0], names)}")
-    return cls(**{k: coerce(cls, k, v) for k, v in vals.items()})
-
-# %% ../nbs/00a_cli.ipynb #5347deee
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
-"Exceptions that mean the input is wrong (printed as one line, exit status 2)"
-
-# %% ../nbs/00a_cli.ipynb #57226639
+# %% ../nbs/00a_cli.ipynb #885aa3d8
 def quiet_libraries(quiet:bool=False # also hide progress bars and info messages
                    ):
     "Silence library warnings that say nothing to the user; with `quiet`, progress bars and info logs too"
@@ -230,7 +211,39 @@ def quiet_libraries(quiet:bool=False # also hide progress bars and info messages
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
 
-# %% ../nbs/00a_cli.ipynb #0da8e61e
+# %% ../nbs/00a_cli.ipynb #fe8129c3
+def parse_cli(parser:CliParser, # the command's parser
+              argv:Sequence[str]|None=None # arguments (None: `sys.argv[1:]`)
+             )->tuple[dict, types.SimpleNamespace]:
+    "(values from --config YAML overridden by the command line, keyed by field name; the shared flags)"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if parser.yaml_positional and argv and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', *argv]   # `rcc-train x.yaml --max_steps 2`
+    ns, rest = parser.parse_known_args(_bool_values(parser, argv))
+    if rest:
+        bad = next((r for r in rest if r.startswith('-')), rest[0])
+        parser.error(f"unrecognized argument {bad!r}{did_you_mean(bad, option_names(parser))}")
+    given, names = vars(ns), {f.name for f in fields(parser.dtype)}
+    cfg = given.pop('config', None) if 'config' not in names else None
+    vals = {**(yaml_options(parser, cfg) if cfg else {}), **given}
+    flags = {k: bool(vals.pop(k, False) if k not in names else vals.get(k, False)) for k in ('json', 'quiet', 'debug')}
+    quiet_libraries(flags['quiet'])
+    return vals, types.SimpleNamespace(config=cfg, **flags)
+
+# %% ../nbs/00a_cli.ipynb #8482a10e
+def make_options(cls, # the command's options dataclass
+                 vals:dict # values keyed by field name (text converted to the field's type)
+                ):
+    "An instance of `cls` from `vals`; an unknown name raises with the closest field"
+    names = [f.name for f in fields(cls)]
+    bad = [k for k in vals if k not in names]
+    if bad: raise ValueError(f"unknown {cls.__name__} field {bad[0]!r}{did_you_mean(bad[0], names)}")
+    return cls(**{k: coerce(cls, k, v) for k, v in vals.items()})
+
+# %% ../nbs/00a_cli.ipynb #0ae99a1e
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+"Exceptions that mean the input is wrong (printed as one line, exit status 2)"
+
+# %% ../nbs/00a_cli.ipynb #99dc9406
 def run_command(prog:str, # the command's name, for messages
                 body:Callable[[list[str]], int|None], # parses argv and runs; returns the number of failed items (or None)
                 argv:Sequence[str]|None=None # arguments (None: `sys.argv[1:]`)
@@ -246,7 +259,7 @@ def run_command(prog:str, # the command's name, for messages
         raise SystemExit(2) from None
     if n_failed: raise SystemExit(1)   # the body printed the count; the console script's status says it too
 
-# %% ../nbs/00a_cli.ipynb #4b4ed7e9
+# %% ../nbs/00a_cli.ipynb #67861f64
 def _cell(v, digits:int)->str:
     if v is None: return ''
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
@@ -254,7 +267,7 @@ def _cell(v, digits:int)->str:
     if v == 0 or not math.isfinite(v): return f'{v:.{digits}f}'
     return f'{v:.{digits}g}' if abs(v) < 1e-3 or abs(v) >= 1e4 else f'{v:.{digits}f}'
 
-# %% ../nbs/00a_cli.ipynb #d8c851a2
+# %% ../nbs/00a_cli.ipynb #9fbd8c25
 def md_table(rows:Sequence[dict], # one dict per row; the first row's keys (then any new ones) are the columns
              digits:int=3 # decimals of floats
             )->str:
@@ -264,11 +277,11 @@ def md_table(rows:Sequence[dict], # one dict per row; the first row's keys (then
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---:' if num[c] else '---' for c in cols) + '|']
     return '\n'.join(lines + ['| ' + ' | '.join(_cell(r.get(c), digits) for c in cols) + ' |' for r in rows])
 
-# %% ../nbs/00a_cli.ipynb #0531ebb9
+# %% ../nbs/00a_cli.ipynb #59d916a4
 SMALL_EVAL = 30
 "Fewer held-out chains than this are flagged as too few to mean much"
 
-# %% ../nbs/00a_cli.ipynb #8f12a520
+# %% ../nbs/00a_cli.ipynb #41b0ea85
 def std_error(p:float, # a proportion (accuracy over items)
               n:int # items it was measured on
              )->float:
@@ -276,7 +289,7 @@ def std_error(p:float, # a proportion (accuracy over items)
     pt = (n * p + 2) / (n + 4)
     return math.sqrt(pt * (1 - pt) / (n + 4))
 
-# %% ../nbs/00a_cli.ipynb #ee2b5723
+# %% ../nbs/00a_cli.ipynb #affa46ca
 def ranking_summary(res:dict # ranking metrics (`rank_chains` / training's held-out `eval`)
                    )->str:
     "A table of ranking metrics beside their controls, with a warning line when the held-out set is small"
@@ -292,7 +305,7 @@ def ranking_summary(res:dict # ranking metrics (`rank_chains` / training's held-
             "differences within about two standard errors mean nothing") if n < SMALL_EVAL else ''
     return head + '\n\n' + md_table(rows) + warn
 
-# %% ../nbs/00a_cli.ipynb #d2fb84c8
+# %% ../nbs/00a_cli.ipynb #b5f98d5f
 def print_result(res:dict, # the command's result
                  summary:Callable[[dict], str], # renders the human summary
                  as_json:bool=False # one JSON line instead
@@ -300,10 +313,38 @@ def print_result(res:dict, # the command's result
     "Print a command's result: its summary, or one JSON line (lists and nested tables kept) with `as_json`"
     print(json.dumps(res, default=str) if as_json else summary(res), flush=True)
 
-# %% ../nbs/00a_cli.ipynb #75329827
+# %% ../nbs/00a_cli.ipynb #51af40bb
 def kv_summary(res:dict, # a flat result
                keys:Sequence[str]|None=None # the keys to show, in order (None: every scalar)
               )->str:
     "A two-column table (item, value) of a result's scalars"
     keys = keys or [k for k, v in res.items() if not isinstance(v, (dict, list, tuple))]
     return md_table([dict(item=k, value=res[k]) for k in keys if k in res and res[k] is not None])
+
+# %% ../nbs/00a_cli.ipynb #efbf2039
+def cli_command(prog:str, # the command's name
+                fn:Callable[..., dict], # the command as a function of its options, returning its result
+                summary:Callable[[dict], str]=kv_summary, # renders the result for people
+                positional:Sequence[str]=(), # parameters that may also be given by position
+                aliases:dict|None=None, # other names by parameter (Hugging Face / TRL names, old names)
+                epilog:str='', # more help after the options
+                failed:Callable[[dict], int]|None=None # the number of failed items in a result
+               )->Callable:
+    "The console-script entry point `main(argv=None)` of `fn` (`main.options`: its dataclass; `main.parser()`: its parser)"
+    opts = options_from(fn, ''.join(w.title() for w in prog.split('-')) + 'Args', positional=positional, aliases=aliases)
+    def parser(): return CliParser(opts, prog, description=(fn.__doc__ or '').strip(), epilog=epilog + EXIT_HELP)
+    def body(argv):
+        vals, flags = parse_cli(parser(), argv)
+        o = make_options(opts, vals)
+        missing = [f.name for f in fields(opts) if f.metadata['required'] and getattr(o, f.name) is None]
+        if missing: raise ValueError(f"give {missing[0].upper()} (`{prog} --help` shows the options)")
+        res = fn(**{f.name: getattr(o, f.name) for f in fields(opts)})
+        print_result(res, summary, flags.json)
+        return failed(res) if failed else 0
+    def main(argv:Sequence[str]|None=None): run_command(prog, body, argv)   # returns None: a console script exits with it
+    main.options, main.parser, main.__doc__ = opts, parser, f"`{prog}`: {(fn.__doc__ or '').strip()}"
+    return main
+
+# %% ../nbs/00a_cli.ipynb #a410be22
+EXIT_HELP = "\nExit status: 0 done, 1 a run that finished with failed items (their count is printed), 2 a usage or input error."
+"The exit-status line of every command's help"

@@ -9,17 +9,18 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from fastcore.script import call_parse, store_true
+from fastcore.imports import in_ipython
 
 from .core import append_jsonl, get_logger, stable_hash
+from .cli import cli_command, kv_summary
 from .chains import Chain, chain_clip, read_chains
 from .models import CAPTION_PROMPT
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'PAIRS', 'caption_pairs', 'media_name', 'chain_images', 'write_mp4', 'chain_video', 'trl_record',
-           'llamafactory_record', 'llamafactory_info', 'swift_record', 'convert_chains', 'rcc_convert']
+__all__ = ['log', 'FORMATS', 'PAIRS', 'rcc_convert', 'caption_pairs', 'media_name', 'chain_images', 'write_mp4', 'chain_video',
+           'trl_record', 'llamafactory_record', 'llamafactory_info', 'swift_record', 'convert_chains']
 
 # %% ../nbs/09f_convert.ipynb #6f12a2d4
 FORMATS = ('trl', 'llamafactory', 'swift')
@@ -202,15 +203,14 @@ def convert_chains(chains, # a chain file (JSONL) or a list of `Chain`s
     return summary
 
 # %% ../nbs/09f_convert.ipynb #eecab86d
-@call_parse
-def rcc_convert(chains:str, # the chain file (JSONL, as rcc-generate writes it)
-                out:str, # new (or empty) folder for the converted data
-                to:str='trl', # trl, llamafactory or swift
-                pairs:str='best-vs-rest', # adjacent, best-vs-rest or all
-                num_frames:int=8, # trl: frames per video, given as images
-                prompt:str=CAPTION_PROMPT, # the user's instruction
-                name:str='rcc_chains', # llamafactory: dataset names are NAME_SPLIT in dataset_info.json
-                overwrite:store_true=False # replace a folder that already holds files
-               ):
-    "Write a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift, and print a JSON summary"
-    print(json.dumps(convert_chains(chains, out, to, pairs, num_frames, prompt, name, overwrite)))
+def _convert_summary(s:dict)->str:
+    "What `rcc-convert` prints: what was written, rows per split, and how the tool reads it"
+    rows = ', '.join(f"{k} {v}" for k, v in s['rows'].items())
+    return kv_summary(dict(to=s['to'], pairs=s['pairs'], chains=s['chains'], out=s['out'])) + f"\n\nrows per split: {rows}\n\n{s.get('usage', '')}"
+
+# %% ../nbs/09f_convert.ipynb #b3fd8a7a
+rcc_convert = cli_command('rcc-convert', convert_chains, _convert_summary, positional=['chains', 'out'], aliases=dict(out=['output_dir']))
+"The `rcc-convert` command: a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift (`rcc-convert --help`)"
+
+# %% ../nbs/09f_convert.ipynb #125bde39
+if __name__ == "__main__" and not in_ipython(): rcc_convert()   # `python -m rcc_rank.convert`

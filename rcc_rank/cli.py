@@ -274,8 +274,8 @@ def md_table(rows:Sequence[dict], # one dict per row; the first row's keys (then
     "A Markdown table of `rows` (text left-aligned, numbers right-aligned)"
     cols = list(dict.fromkeys(k for r in rows for k in r))
     num = {c: all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in cols}
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---:' if num[c] else '---' for c in cols) + '|']
-    return '\n'.join(lines + ['| ' + ' | '.join(_cell(r.get(c), digits) for c in cols) + ' |' for r in rows])
+    from rcc_rank.core import markdown_table
+    return markdown_table(cols, [[_cell(r.get(c), digits) for c in cols] for r in rows], ''.join('r' if num[c] else 'l' for c in cols))
 
 # %% ../nbs/00a_cli.ipynb #59d916a4
 SMALL_EVAL = 30

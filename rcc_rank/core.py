@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #1ac464ec
 from __future__ import annotations
-import os, re, sys, json, time, fcntl, logging, hashlib, threading
+import os, re, sys, json, time, logging, hashlib, threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable, Any
 
+import filelock
+
 # %% auto #0
 __all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
            'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite',
-           'approx_bytes', 'SizedCache']
+           'approx_bytes', 'SizedCache', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -151,41 +153,38 @@ def stable_hash(*parts:Any, # JSON-serialisable values
 class OutputLocked(RuntimeError):
     "Another process is writing this output"
 
-_HELD:dict[str, list] = {}   # lock file -> [fd, count] for the locks this process holds
+# %% ../nbs/00_core.ipynb #013ae462
+def _write_pid(fd:int):
+    "Record this process's pid in a lock file just locked (so a refusal can name the holder)"
+    os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
+
 
 # %% ../nbs/00_core.ipynb #5c330967
 class OutputLock:
-    "An exclusive `fcntl.flock` on lock file `path` (one writer per output); a second process fails at once, naming the holder's pid"
+    "An exclusive `filelock` lock on file `path` (one writer per output); a second process fails at once, naming the holder's pid"
     def __init__(self, path:str|Path, # the lock file (created with its folder)
                  what:str='output' # how messages name the thing locked
-                ): self.path, self.what, self.held = Path(path), what, False
+                ):
+        self.path, self.what, self.held = Path(path), what, False
+        # one lock object per path in this process, shared by its threads: re-entrant, counted
+        self._lock = filelock.FileLock(self.path, timeout=0, thread_local=False, is_singleton=True, on_acquired=_write_pid)
 
     def acquire(self)->OutputLock:
         "Take the lock or raise `OutputLocked`; re-entrant within a process"
         if self.held: return self
-        key = str(self.path.resolve())
-        if key in _HELD: _HELD[key][1] += 1; self.held = True; return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        try: self._lock.acquire()
+        except filelock.Timeout:
             raise OutputLocked(f"{self.what} is in use: process {lock_holder(self.path) or '(unknown pid)'} holds {self.path}; "
                                "wait for it to finish (or stop it) before writing here") from None
-        os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
-        _HELD[key] = [fd, 1]; self.held = True
+        self.held = True
         return self
 
     def release(self):
-        "Give the lock back (the last release in this process closes the file, which unlocks it)"
+        "Give the lock back (the last release in this process unlocks the file)"
         if not self.held: return
         self.held = False
-        ent = _HELD.get(str(self.path.resolve()))
-        if ent is None: return
-        ent[1] -= 1
-        if ent[1] <= 0:
-            del _HELD[str(self.path.resolve())]
-            os.close(ent[0])
+        self._lock.release()
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
@@ -259,3 +258,16 @@ class SizedCache:
                 old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
     def clear(self):
         with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0
+
+# %% ../nbs/00_core.ipynb #274fbbf8
+def markdown_table(header:Iterable, # column names
+                   rows:Iterable[Iterable], # one sequence of cells per row (shown with `str`)
+                   align:str='' # one letter per column, 'l' or 'r' (default: all left)
+                  )->str:
+    "A Markdown (GitHub) table"
+    cell = lambda v: str(v).replace('|', '\\|').replace('\n', ' ')
+    header = [cell(h) for h in header]
+    align = (align or 'l' * len(header)).ljust(len(header), 'l')
+    if set(align) - {'l', 'r'}: raise ValueError(f"align: one of 'l'/'r' per column, got {align!r}")
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---:' if a == 'r' else '---' for a in align) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in r) + ' |' for r in rows])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_export.ipynb #896b7c87
 from __future__ import annotations
-import json
+import os, json, shutil
 from pathlib import Path
 
 import torch, yaml
@@ -94,15 +94,19 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
                  push_to_hub:str|None=None, # also upload the folder to this hub repo (`user/name`)
                  private:bool=True # a new hub repo is private
                 )->Path:
-    "Merge the adapter into its base model and save a plain model folder (and optionally push it)"
+    "Merge the adapter into its base model and save a plain model folder (written aside, then renamed; optionally pushed)"
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()): raise FileExistsError(f"{out}: exists and is not empty (choose a new folder)")
+    part = out.with_name(f'.{out.name}.partial')   # renamed to `out` when complete: a killed export leaves no `out`
+    if part.exists(): log.info(f"removing {part}, left by an export that did not finish"); shutil.rmtree(part)
     info = adapter_base(adapter_dir)
     model, proc = load_adapter(adapter_dir, dtype=dtype)
     merged = model.merge_and_unload()
     merged.config._name_or_path = str(out)
-    save_model(merged, proc, out)
-    (out/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    save_model(merged, proc, part)
+    (part/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    if out.exists(): out.rmdir()   # empty
+    os.replace(part, out)
     log.info(f"merged {adapter_dir} into {info['model']}: {out}")
     if push_to_hub: log.info(f"pushed to {push_to_hub}: {push_folder(out, push_to_hub, private)}")
     return out

@@ -437,10 +437,13 @@ def add_lora(model, # a model of a registered family
              target_vision:bool=True # put adapters on the vision encoder and projector (ignored if freeze_vision)
             ):
     "Wrap `model` in a peft LoRA model adapting the language model and (by default) the vision encoder"
+    import warnings
     from peft import LoraConfig, get_peft_model
     vision = target_vision and not freeze_vision
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, vision=vision), bias='none')
-    peft_model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():   # peft reads transformers' deprecated `is_gradient_checkpointing`: nothing for the user to do
+        warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+        peft_model = get_peft_model(model, cfg)
     if freeze_vision:
         for mod in vision_modules(peft_model).values():
             for p in mod.parameters(): p.requires_grad_(False)

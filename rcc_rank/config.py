@@ -31,9 +31,9 @@ MAX_FRAMES = 768   # frames per video `num_frames` may ask for: qwen-vl-utils' c
 @dataclass
 class ModelConfig:
     "The model: which one, its dtype and frames, and what trains (LoRA or every weight)"
-    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model`, or `tiny:qwen2_5_vl` / `tiny:perception_lm` for a random-weight tiny model",
+    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model` (any registered family: `rcc_rank.models.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, `tiny:qwen3_vl`, ...) for a random-weight tiny model",
                     'Qwen2.5-VL-3B and PerceptionLM-1B')
-    arch: str|None = _f(None, "model family for `load_model` when it cannot be inferred from the name ('qwen2_5_vl' or 'perception_lm')")
+    arch: str|None = _f(None, "expected model family (transformers' `model_type`, e.g. 'qwen3_vl'); `load_model` checks it against the checkpoint's config.json")
     model_dtype: str = _f('auto', "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'")
     num_frames: int = _f(8, f"frames sampled from each video (at most {MAX_FRAMES}: memory and time grow with it)", 'not stated')
     finetune: str = _f('lora', "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)", 'lora')

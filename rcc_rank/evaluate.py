@@ -279,7 +279,9 @@ def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], devi
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
     from rcc_rank.models import caption_prompt, family
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = family(processor).processor_inputs(processor, texts, videos, padding_side='left')
+    fam = family(processor)
+    enc = fam.processor_inputs(processor, texts, videos, padding_side='left')
+    enc = {k: v for k, v in enc.items() if k not in fam.row_keys}
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 # %% ../nbs/10_evaluate.ipynb #de888f59

@@ -21,8 +21,9 @@ from .cli import ranking_summary
 # %% auto #0
 __all__ = ['log', 'RESUME_FREE', 'REF_FREE', 'requested_engine', 'check_engine', 'check_world', 'check_launch',
            'list_checkpoints', 'check_checkpoint', 'find_resume', 'data_hash', 'config_diff', 'previous_run',
-           'prepare_output_dir', 'check_run', 'disk_guard', 'weights_hash', 'video_key', 'reference_key', 'key_changes',
-           'read_reference', 'write_reference', 'lookup_reference', 'StopSignal', 'model_card']
+           'prepare_output_dir', 'check_run', 'disk_guard', 'weight_files', 'weights_hash', 'video_key',
+           'reference_key', 'key_changes', 'read_reference', 'write_reference', 'lookup_reference', 'StopSignal',
+           'model_card']
 
 # %% ../nbs/09e_runs.ipynb #c8a71aa2
 log = get_logger(__name__)
@@ -273,11 +274,28 @@ REF_FREE = RESUME_FREE + ('lr', 'batch_size', 'grad_accum', 'num_train_epochs', 
                           'project', 'run_name', 'train_split')
 "Settings the reference log-probs do not depend on (the weights, chains and videos are hashed instead); every other field keys the table"
 
+# %% ../nbs/09e_runs.ipynb #a1f0c3d2
+def weight_files(model # a transformers (or PEFT) model
+                )->list[Path]:
+    "The weight files `model` was loaded from: its local folder, or its Hub cache snapshot (blobs named by content hash); [] if built in memory"
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    name = str(getattr(getattr(base, 'config', None), '_name_or_path', '') or '')
+    if not name: return []
+    d = Path(name)
+    if not d.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+            d = Path(snapshot_download(name, local_files_only=True, allow_patterns=['*.safetensors', '*.bin']))
+        except Exception: return []
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix in ('.safetensors', '.bin'))
+
 # %% ../nbs/09e_runs.ipynb #21626a28
 def weights_hash(model, # the model the reference is scored with, as built (before any update)
                  skip:str='lora_' # leave out tensors with this in their name (the adapter is off in the reference)
                 )->str:
-    "SHA-256 over every weight and buffer of `model` (name, dtype, shape and bytes): any change to a weight changes it"
+    "A hash of `model`'s weights: of the weight files it was loaded from (path, size, mtime), else of every tensor's bytes"
+    files = weight_files(model)
+    if files: return stable_hash([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files], n=32)
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         if skip and skip in name: continue
@@ -373,9 +391,9 @@ class StopSignal:
         self.old = {}
     def requested(self, accelerator=None)->bool:
         "Whether this process, or any process of the run, got the signal (every process gets the same answer)"
-        flag = torch.tensor(float(self.got is not None), device=getattr(accelerator, 'device', 'cpu'))
-        if accelerator is not None and accelerator.num_processes > 1: flag = accelerator.reduce(flag, 'sum')
-        return flag.item() > 0
+        if accelerator is None or accelerator.num_processes == 1: return self.got is not None
+        flag = torch.tensor(float(self.got is not None), device=accelerator.device)
+        return accelerator.reduce(flag, 'sum').item() > 0
     def exit(self, step:int, # the step just saved
              max_steps:int, # the steps the run was asked for
              ckpt, # the checkpoint saved at `step`

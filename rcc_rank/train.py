@@ -25,7 +25,7 @@ from .scoring import ChainCollator, chain_logps
 from .config import TrainConfig, load_config, save_config, parse_config, parse_train, resolve_schedule, tracker_kwargs, _coerce, check_environment  # noqa: F401 (parse_config: re-exported)
 from .train_data import load_chains, check_chains, check_caption_tokens, EpochSampler, micro_batches
 from .questions import question_note
-from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model
+from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model, model_family
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
 from .runs import weights_hash, reference_key, read_reference, write_reference, lookup_reference, disk_guard, StopSignal
 from .cli import run_command, print_result, kv_summary, ranking_summary
@@ -242,6 +242,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     # (1) one Accelerator for devices, precision, accumulation, sharding, checkpoints and trackers
     mp, dtype = resolve_precision(cfg)
     trackers = check_environment(cfg)   # a missing tracker or an offline Hub push stops here, before any work
+    model_family(cfg.model)   # so does a model of an unregistered family (read from its name or config.json alone)
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])

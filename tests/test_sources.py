@@ -159,3 +159,74 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
     ag = evaluate_task('argus', benchmark=str(write_argus_fixture(tmp_path/'argus', n=2)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                        num_frames=2, max_new_tokens=6, out=str(tmp_path/'argus.json'), quiet=True)
     assert ag['n_items'] + ag['n_failed'] == 2 and {'argus/cost_h', 'argus/cost_o'} <= set(json.loads((tmp_path/'argus.json').read_text()))
+
+
+def test_lfmcqa_items_that_break_the_rules_are_asked_again(tmp_path, monkeypatch):
+    "A stored LF-MCQA item edited to an impossible answer is set aside and asked again, and counted; the output keeps one item per id"
+    from rcc_rank.evaluate_cli import evaluate_task
+    monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
+    pe = write_pe_video_fixture(tmp_path/'PE-Video', {'test': [f'Clip {i}: a person does thing number {i} in a room.' for i in range(2)]})
+    out = tmp_path/'lfmcqa.jsonl'
+    with FakeClaude(responder=_lfmcqa_responder) as srv:
+        monkeypatch.setenv('ANTHROPIC_BASE_URL', srv.base_url)
+        go = lambda: evaluate_task('make-lfmcqa', source=f'pe-video:{pe}', split='test', out=str(out), model='claude-fake', quiet=True)
+        assert go()['written'] == 2
+        items = read_jsonl(out); items[0]['answer'] = 'Z'
+        out.write_text(''.join(json.dumps(x) + '\n' for x in items))
+        n0 = len(srv.requests)
+        r = go()
+        assert (r['rejected'], r['written'], r['skipped']) == (1, 1, 1) and len(srv.requests) - n0 == 1
+    items = read_jsonl(out)
+    assert len(items) == 2 and len({x['id'] for x in items}) == 2 and all(x['answer'] in 'ABCDE' for x in items)
+    assert read_jsonl(tmp_path/'lfmcqa.rejected.jsonl')[0]['answer'] == 'Z'
+
+
+def _pe_extended(tmp_path):
+    return write_pe_video_fixture(tmp_path/'PE-Video', {'train': ['A man throws a red ball to a dog.', None], 'extended': [None]})
+
+
+def test_published_layouts_as_downloaded(tmp_path):
+    "PE-Video rows without human_caption, MSR-VTT official + CLIP4Clip files together, VDC in AuroraCap's release layout"
+    rep = {}
+    pe = load_source('pe-video', _pe_extended(tmp_path), cache_dir=tmp_path/'cache', report=rep)
+    assert [r['caption'] for r in pe] == ['A man throws a red ball to a dog.'] and len(rep['no_caption']) == 2
+    both = load_source('pe-video', tmp_path/'PE-Video', cache_dir=tmp_path/'cache', model_caption=True)
+    assert sorted(r['meta']['caption_field'] for r in both) == ['human_caption', 'model_caption', 'model_caption']
+    m = write_msr_vtt_fixture(tmp_path/'MSRVTT')
+    a, b = (json.loads((m/f).read_text()) for f in ('train_val_videodatainfo.json', 'test_videodatainfo.json'))
+    (m/'msrvtt_data').mkdir()   # CLIP4Clip's download: every clip again, in one file
+    (m/'msrvtt_data'/'MSRVTT_data.json').write_text(json.dumps({'info': {}, 'videos': a['videos'] + b['videos'], 'sentences': a['sentences'] + b['sentences']}))
+    rep = {}
+    rows = load_source('msr-vtt', m, report=rep)
+    assert len(rows) == 3 and sorted(rep['merged']) == ['video0', 'video1', 'video2'] and all(Path(r['video']).is_file() for r in rows)
+    b['sentences'][0]['caption'] = 'a different caption'; (m/'test_videodatainfo.json').write_text(json.dumps(b))
+    with pytest.raises(SourceError, match=r"row 'video2': field 'captions' disagrees with .*MSRVTT_data.json"): load_source('msr-vtt', m)
+    aur = load_benchmark('vdc', write_vdc_fixture(tmp_path/'aurora', n=2, layout='aurora'))
+    hub = load_benchmark('vdc', write_vdc_fixture(tmp_path/'VDC', n=2))
+    assert [(x['id'], x['reference'], x['qa']) for x in aur] == [(x['id'], x['reference'], x['qa']) for x in hub] and len(aur) == 10
+    assert (tmp_path/'aurora'/'post_eval'/'VDC_1k_captions.jsonl').exists() and 'captions' in read_jsonl(tmp_path/'aurora'/'post_eval'/'VDC_1k_captions.jsonl')[0]
+
+
+def test_missing_videos_error_skip_or_keep(tmp_path, capsys):
+    "Every loader stops naming the first missing video and the count, or skips, or keeps it; rcc-generate writes the report beside its output"
+    m = write_msr_vtt_fixture(tmp_path/'MSRVTT'); (m/'TrainValVideo'/'video1.mp4').unlink(); (m/'TestVideo'/'video2.mp4').unlink()
+    with pytest.raises(SourceError, match=r"2 row\(s\) have no video file; the first: .*row 'video2': field 'video': no video2.mp4"): load_source('msr-vtt', m)
+    assert [r['id'] for r in load_source('msr-vtt', m, missing_video='skip')] == ['video0']
+    kept = load_source('msr-vtt', m, missing_video='keep')
+    assert sorted((r['id'], r['video'] is None) for r in kept) == [('video0', False), ('video1', True), ('video2', True)]
+    for name, folder, clip in (('argus', write_argus_fixture(tmp_path/'argus', n=2), 'videos'), ('tempcompass', write_tempcompass_fixture(tmp_path/'tc'), 'videos')):
+        next(iter((folder/clip).iterdir())).unlink()
+        with pytest.raises(SourceError, match='have no video file; the first'): load_benchmark(name, folder)
+        assert 0 < len(load_benchmark(name, folder, missing_video='skip')) < len(load_benchmark(name, folder, missing_video='keep'))
+    s = write_ssv2_fixture(tmp_path/'ssv2'); next(iter((s/'20bn-something-something-v2').iterdir())).unlink()
+    with pytest.raises(SourceError, match='1 row'): load_source('ssv2', s)
+    # annotation files only: text-only chains with --missing_video keep, and the report beside the output
+    ann = tmp_path/'ann'; ann.mkdir()
+    for f in ('train_val_videodatainfo.json', 'test_videodatainfo.json'): (ann/f).write_text((m/f).read_text())
+    out = tmp_path/'chains.jsonl'
+    with pytest.raises(SourceError, match='3 row'): generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True)
+    s = generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True, missing_video='keep')
+    chains = read_jsonl(out)
+    assert len(chains) == 3 and all(c.get('video') is None for c in chains) and s['finished'] == 3
+    rep = json.loads((tmp_path/'chains.skipped.json').read_text())
+    assert rep['n_missing_video'] == 3 and rep['missing_video_policy'] == 'keep' and s['skip_report'].endswith('chains.skipped.json')

@@ -22,9 +22,9 @@ from .evaluate import rank_chains, chain_metrics, mcq_evaluate, mcq_prompt
 from .train import TrainConfig, train
 
 # %% auto #0
-__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'METRICS', 'PAIRS', 'DemoConfig', 'world_tokenizer', 'demo_model', 'demo_data',
-           'controls', 'blank_video', 'evaluate_model', 'pretrain', 'run_arm', 'summarise', 'paired_diff',
-           'matched_cpu', 'plot_results', 'paired_table', 'write_report', 'run_demo', 'rcc_demo']
+__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'METRICS', 'PAIRS', 'rcc_demo', 'DemoConfig', 'world_tokenizer', 'demo_model',
+           'demo_data', 'controls', 'blank_video', 'evaluate_model', 'pretrain', 'run_arm', 'summarise', 'paired_diff',
+           'matched_cpu', 'plot_results', 'paired_table', 'write_report', 'run_demo', 'demo_command']
 
 # %% ../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
@@ -488,20 +488,20 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
     return dict(rows=rows, warm=warm, pretrain=pre, baselines=ctl, summary=summarise(rows), report=report, plots=plots, timings=timings, out_dir=out)
 
 # %% ../nbs/12_demo.ipynb #14cb9e3b
-from fastcore.script import call_parse
+from fastcore.imports import in_ipython
+from .cli import cli_command
 
 # %% ../nbs/12_demo.ipynb #37b11504
-@call_parse
-def rcc_demo(out:str='rcc-demo', # output folder
-             quick:bool=False, # smoke-test size (well under a minute)
-             seeds:str=None, # comma-separated arm seeds, e.g. "0,1,2"
-             arms:str=None, # comma-separated arms (default: sft,dpo,mpo,rank,rank_frozen_vision; also lipo, listnet, pl_topk)
-             steps:int=None, # LoRA steps per arm
-             pretrain_steps:int=None, # full fine-tuning steps of the pretraining stage
-             beta:float=None, # DPO temperature
-             lr:float=None, # arm learning rate
-             workers:int=None, # arm runs in parallel processes
-             no_cache:bool=False # pretrain again even if a checkpoint with these settings is cached
+def demo_command(out:str='rcc-demo', # output folder
+                 quick:bool=False, # smoke-test size (well under a minute)
+                 seeds:str=None, # comma-separated arm seeds, e.g. "0,1,2"
+                 arms:str=None, # comma-separated arms (default: sft,dpo,mpo,rank,rank_frozen_vision; also lipo, listnet, pl_topk)
+                 steps:int=None, # LoRA steps per arm
+                 pretrain_steps:int=None, # full fine-tuning steps of the pretraining stage
+                 beta:float=None, # DPO temperature
+                 lr:float=None, # arm learning rate
+                 workers:int=None, # arm runs in parallel processes
+                 no_cache:bool=False # pretrain again even if a checkpoint with these settings is cached
             ):
     "Run the synthetic-world demo end to end and write report.md, results.json, results.csv and plots to `out`"
     kw = dict(out_dir=out, cache=not no_cache)
@@ -511,4 +511,12 @@ def rcc_demo(out:str='rcc-demo', # output folder
         if v is not None: kw[k] = v
     cfg = DemoConfig.quick(**kw) if quick else DemoConfig(**kw)
     res = run_demo(cfg)
-    print(Path(res['report']).read_text())   # returns None: a console script passes its return value to sys.exit
+    return dict(report=str(res['report']), out_dir=str(res['out_dir']), summary=res['summary'], timings=res['timings'])
+
+# %% ../nbs/12_demo.ipynb #ef6b5e1a
+rcc_demo = cli_command('rcc-demo', demo_command, lambda r: Path(r['report']).read_text(),
+                       aliases=dict(out=['output_dir'], steps=['max_steps'], lr=['learning_rate']))
+"The `rcc-demo` command: prints the report (`--json`: the summary as one JSON line)"
+
+# %% ../nbs/12_demo.ipynb #e40c2b79
+if __name__ == "__main__" and not in_ipython(): rcc_demo()   # `python -m rcc_rank.demo`

@@ -8,15 +8,16 @@ import os, json, shutil
 from pathlib import Path
 
 import torch, yaml
-from fastcore.script import call_parse, store_true
+from fastcore.imports import in_ipython
 
 from .core import get_logger
+from .cli import cli_command
 from .models import family, tiny_model, load_model, save_model
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'adapter_base', 'load_adapter', 'push_folder', 'export_model', 'rcc_export']
+__all__ = ['log', 'rcc_export', 'adapter_base', 'load_adapter', 'push_folder', 'export_model', 'export_command']
 
 # %% ../nbs/09a_export.ipynb #33f085df
 def adapter_base(adapter_dir:str|Path # a saved LoRA adapter folder (`RUN/final` or `RUN/checkpoints/step_N/adapter`)
@@ -111,14 +112,21 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
     return out
 
 # %% ../nbs/09a_export.ipynb #d7baf30c
-@call_parse
-def rcc_export(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
-               out_dir:str, # new folder for the merged model
-               dtype:str='auto', # weights: auto (as trained), float32 or bfloat16
-               push_to_hub:str=None, # also upload to this hub repo (user/name)
-               public:store_true=False # make a new hub repo public (default private)
-              ):
+def export_command(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
+                   out_dir:str, # new folder for the merged model
+                   dtype:str='auto', # weights: auto (as trained), float32 or bfloat16
+                   push_to_hub:str=None, # also upload to this hub repo (user/name)
+                   public:bool=False # make a new hub repo public (default private)
+                  )->dict:
     "Merge a LoRA adapter into its base model and save a model folder that `from_pretrained` opens"
     out = export_model(adapter_dir, out_dir, dtype=dtype, push_to_hub=push_to_hub, private=not public)
-    print(json.dumps(dict(adapter=str(adapter_dir), base=adapter_base(adapter_dir)['model'], out_dir=str(out),
-                          pushed=push_to_hub)))
+    return dict(adapter=str(adapter_dir), base=adapter_base(adapter_dir)['model'], out_dir=str(out), pushed=push_to_hub)
+
+# %% ../nbs/09a_export.ipynb #6f106989
+rcc_export = cli_command('rcc-export', export_command, positional=['adapter_dir', 'out_dir'],
+                         aliases=dict(adapter_dir=['adapter_name_or_path'], out_dir=['export_dir', 'output_dir'], push_to_hub=['hub_model_id']),
+                         epilog="LLaMA-Factory names: --adapter_name_or_path, --export_dir; --hub_model_id for --push_to_hub.")
+"The `rcc-export` command (`rcc-export --help`)"
+
+# %% ../nbs/09a_export.ipynb #cf5d1f72
+if __name__ == "__main__" and not in_ipython(): rcc_export()   # `python -m rcc_rank.export`

@@ -17,14 +17,15 @@ from .builder import (RunStopped, build_chains, classify_error, lock_path, move_
 from .batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,
                               submit_batch, wait_batch, _custom_id)
 from fastcore.basics import AttrDict
-from fastcore.script import call_parse, Param, store_true
 from .mutators import Mutator
+from fastcore.imports import in_ipython
+from .cli import cli_command, kv_summary
 
 # %% auto #0
-__all__ = ['log', 'RECAPTION_SYSTEM', 'IMAGE_LIMITS', 'FRAME_SIDE', 'frame_blocks', 'references', 'recaption_request',
-           'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
+__all__ = ['log', 'RECAPTION_SYSTEM', 'IMAGE_LIMITS', 'FRAME_SIDE', 'rcc_generate', 'frame_blocks', 'references',
+           'recaption_request', 'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
            'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'assign_splits',
-           'generation_exit', 'rcc_generate']
+           'generation_exit', 'split_counts', 'generate_command', 'generate_summary']
 
 # %% ../nbs/03e_generate.ipynb #61a9e4b2
 log = get_logger(__name__)
@@ -454,44 +455,71 @@ def _generate(a:AttrDict # rcc_generate's options
         s.update(finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source or ''))
     return s
 
+# %% ../nbs/03e_generate.ipynb #ecdfccba
+def split_counts(path:str|Path # a JSONL output (chains, question chains, baseline pairs)
+                )->dict:
+    "{split: rows} of a JSONL file (`meta.split` or `split`; 'none' for rows without one)"
+    rows = read_jsonl(path) if Path(path).exists() else []
+    out = {}
+    for r in rows:
+        k = str((r.get('meta') or {}).get('split', r.get('split')) or 'none')
+        out[k] = out.get(k, 0) + 1
+    return out
+
 # %% ../nbs/03e_generate.ipynb #ca16edc2
-@call_parse
-def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source", str, opt=False, nargs='?')=None,
-                 output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
-                 source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
-                 missing_video:str='error', # --source rows whose video is not there: error (naming the first), skip, or keep (text-only chains)
-                 questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
-                 baseline:str=None, # write a Table-1 data baseline instead of caption chains: error_injection, response_improvement, response_comparison or rlaif_v
-                 policy:str=None, # --baseline response_improvement/response_comparison/rlaif_v: the model whose captions are sampled (folder, Hub id or tiny:<arch>)
-                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
-                 push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
-                 overwrite:store_true=False, # move the old output and its side files aside (NAME.old-<time>) and start over
-                 mutator:str='rules', # rules, claude or hf
-                 length:int=6, # captions per chain (steps = length - 1)
-                 seed:int=0, # base seed
-                 model:str=None, # Claude model name (claude) or model name/path (hf)
-                 concurrency:int=8, # chains in flight at once
-                 types:str=None, # comma-separated error types to use (default: all the back end can apply)
-                 tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
-                 limit:int=None, # only the first N input rows
-                 split:str=None, # the split of a DatasetDict input
-                 test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
-                 max_attempts:int=3, # invalid replies per error type before it is struck
-                 max_retries:int=4, # the SDK's retries per request (claude)
-                 timeout:float=120.0, # request timeout in seconds (claude)
-                 backoff:float=1.0, # first backoff delay of the builder's own retries (seconds)
-                 batch:store_true=False, # use the Message Batches API (claude)
-                 poll_interval:float=30.0, # seconds between batch status checks
-                 recaption:store_true=False, # first write detailed captions from short ones + frames (claude)
-                 num_frames:int=8, # frames per video for --recaption
-                 forget_batch:str=None, # comma-separated batch ids gone from the API: give them up and resubmit their requests
-                 durable:store_true=False, # fsync every record (survives power loss; slower)
-                 quiet:store_true=False # no progress bar
-                ):
-    "Build ranked caption chains by repeated degradation; rerunning the same command resumes"
+def generate_command(input:str=None, # captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source
+                     output:str=None, # chains JSONL (rerun the same command to resume)
+                     source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
+                     missing_video:str='error', # --source rows whose video is not there: error (naming the first), skip, or keep (text-only chains)
+                     questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
+                     baseline:str=None, # write a Table-1 data baseline instead of caption chains: error_injection, response_improvement, response_comparison or rlaif_v
+                     policy:str=None, # --baseline response_improvement/response_comparison/rlaif_v: the model whose captions are sampled (folder, Hub id or tiny:<arch>)
+                     dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
+                     push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
+                     overwrite:bool=False, # move the old output and its side files aside (NAME.old-<time>) and start over
+                     mutator:str='rules', # rules, claude or hf
+                     length:int=6, # captions per chain (steps = length - 1)
+                     seed:int=0, # base seed
+                     model:str=None, # Claude model name (claude) or model name/path (hf)
+                     concurrency:int=8, # chains in flight at once
+                     types:str=None, # comma-separated error types to use (default: all the back end can apply)
+                     tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
+                     limit:int=None, # only the first N input rows
+                     split:str=None, # the split of a DatasetDict input
+                     test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
+                     max_attempts:int=3, # invalid replies per error type before it is struck
+                     max_retries:int=4, # the SDK's retries per request (claude)
+                     timeout:float=120.0, # request timeout in seconds (claude)
+                     backoff:float=1.0, # first backoff delay of the builder's own retries (seconds)
+                     batch:bool=False, # use the Message Batches API (claude)
+                     poll_interval:float=30.0, # seconds between batch status checks
+                     recaption:bool=False, # first write detailed captions from short ones + frames (claude)
+                     num_frames:int=8, # frames per video for --recaption
+                     forget_batch:str=None, # comma-separated batch ids gone from the API: give them up and resubmit their requests
+                     durable:bool=False, # fsync every record (survives power loss; slower)
+                     quiet:bool=False # no progress bar
+                )->dict:
+    "Build ranked caption chains by repeated degradation; rerunning the same command resumes; returns the summary"
     if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
-    if output is None or bool(input) == bool(source): raise SystemExit('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    if output is None or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
     check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
     with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))   # one writer, to the end (recaptions too)
-    print(json.dumps(s))   # no return value: a console script passes it to sys.exit
-    generation_exit(s)
+    return {'splits': split_counts(output), **s}   # rows per split (a dataset folder's own split names, when one was written)
+
+# %% ../nbs/03e_generate.ipynb #0bd5945f
+def generate_summary(s:dict # what `generate_command` returns
+                    )->str:
+    "What `rcc-generate` prints: the chains made and failed, cost and time, the output and its rows per split"
+    keys = [k for k in ('chains', 'finished', 'skipped', 'unfinished', 'refusals', 'invalid', 'api_errors', 'fatal_errors', 'questions',
+                        'usd_estimate', 'seconds', 'out', 'questions_path', 'dataset') if s.get(k) is not None]
+    splits = ', '.join(f"{k} {v}" for k, v in sorted(s.get('splits', {}).items()))
+    return kv_summary(s, keys or None) + (f"\n\nrows per split: {splits}" if splits else '')
+
+# %% ../nbs/03e_generate.ipynb #b2ca6617
+rcc_generate = cli_command('rcc-generate', generate_command, generate_summary, positional=['input', 'output'],
+                           aliases=dict(model=['model_name_or_path'], output=['output_file']), failed=generation_exit,
+                           epilog="rcc-generate gen.yaml: a YAML file of these options (then overrides); rerun the same command to resume.")
+"The `rcc-generate` command (`rcc-generate --help`)"
+
+# %% ../nbs/03e_generate.ipynb #00a59e1d
+if __name__ == "__main__" and not in_ipython(): rcc_generate()   # `python -m rcc_rank.generate`

@@ -41,7 +41,7 @@ def _rows(path): return [json.loads(line) for line in Path(path).read_text().spl
 def _cli(*args):
     exe = Path(sys.executable).parent/'rcc-convert'
     cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.convert import rcc_convert; rcc_convert()']
-    p = subprocess.run(cmd + [str(a) for a in args], env=ENV, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd + [str(a) for a in args] + ['--json'], env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 

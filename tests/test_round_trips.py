@@ -17,7 +17,7 @@ def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess
                'evaluate': ('rcc_rank.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.experiments', 'rcc_experiment')}[name]
     exe = cwd/f'.rcc-{name}.py'   # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
     exe.write_text(f"import sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
-    r = subprocess.run([sys.executable, exe, *map(str, args)], cwd=cwd, env={**ENV, **(env or {})},
+    r = subprocess.run([sys.executable, exe, *map(str, args), *(['--json'] if name != 'experiment' else [])], cwd=cwd, env={**ENV, **(env or {})},
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 or not ok, f'rcc-{name} {args} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}'
     return r

@@ -10,7 +10,7 @@ import pytest
 from rcc_rank.core import read_jsonl
 from rcc_rank.fake_claude import FakeClaude, request_text
 from rcc_rank.backends import rule_responder
-from rcc_rank.generate import rcc_generate
+from rcc_rank.generate import generate_command
 from rcc_rank.sources import (load_source, write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture, SourceError)
 from rcc_rank.benchmarks import (load_benchmark, write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture)
 
@@ -73,8 +73,7 @@ def test_generate_pe_video_with_recaption_and_card(tmp_path, fake, monkeypatch, 
     import datasets, huggingface_hub
     pe = write_pe_video_fixture(tmp_path/'PE-Video')
     kw = dict(mutator='claude', model='claude-fake', tagger='keywords', recaption=True, length=3, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-pvd'))
-    rcc_generate(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', **kw)
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', **kw)
     assert s['finished'] == 3 and s['splits'] == {'test': 1, 'train': 2}
     chains = read_jsonl(tmp_path/'chains.jsonl')
     assert all(c['captions'][0].startswith('A detailed account: ') and len(c['captions']) == 3 for c in chains)
@@ -85,15 +84,14 @@ def test_generate_pe_video_with_recaption_and_card(tmp_path, fake, monkeypatch, 
     # --push_to_hub is real huggingface_hub code; here it stops before the network
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
     with pytest.raises(RuntimeError, match="cannot push to 'me/rcc-pvd'"):
-        rcc_generate(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', push_to_hub='me/rcc-pvd', **kw)
+        generate_command(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', push_to_hub='me/rcc-pvd', **kw)
     assert sum('Write the detailed caption.' in request_text(r) for r in fake.requests) == 3   # the rerun resumed: no new recaptions
 
 
 def test_generate_msr_vtt_sends_every_reference(tmp_path, fake, capsys):
     msr = write_msr_vtt_fixture(tmp_path/'MSRVTT', captions_per_video=4)
-    rcc_generate(str(tmp_path/'chains.jsonl'), source=f'msr-vtt:{msr}', mutator='claude', model='claude-fake', tagger='keywords',
-                 recaption=True, length=2, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-msr'))
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'chains.jsonl'), source=f'msr-vtt:{msr}', mutator='claude', model='claude-fake', tagger='keywords',
+                         recaption=True, length=2, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-msr'))
     assert s['splits'] == {'test': 1, 'train': 1, 'validation': 1}
     recs = [request_text(r) for r in fake.requests if 'Write the detailed caption.' in request_text(r)]
     refs = {r['id']: r['captions'] for r in load_source('msr-vtt', msr)}
@@ -106,8 +104,7 @@ def test_generate_msr_vtt_sends_every_reference(tmp_path, fake, capsys):
 
 def test_generate_ssv2_question_chains(tmp_path, capsys):
     ss = write_ssv2_fixture(tmp_path/'ssv2')
-    rcc_generate(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', questions='mcq,yesno', length=3, quiet=True)
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', questions='mcq,yesno', length=3, quiet=True)
     assert s['finished'] == 4 and s['questions'] == 8
     from rcc_rank.questions import read_question_chains
     qs = read_question_chains(s['questions_path'])
@@ -115,8 +112,8 @@ def test_generate_ssv2_question_chains(tmp_path, capsys):
     chains = read_jsonl(tmp_path/'ssv2.jsonl')
     assert all(c['errors'] == ['object', 'action'] for c in chains)
     assert s['splits'] == {'train': 3, 'validation': 1} and (tmp_path/'ssv2_dataset'/'README.md').exists()   # a source run gets its dataset folder
-    rcc_generate(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', length=3, quiet=True)   # a rerun adds nothing
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['finished'] == 0 and len(read_jsonl(tmp_path/'ssv2.jsonl')) == 4
+    assert generate_command(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', length=3, quiet=True)['finished'] == 0   # a rerun adds nothing
+    assert True and len(read_jsonl(tmp_path/'ssv2.jsonl')) == 4
 
 
 def _lfmcqa_responder(body):
@@ -227,9 +224,8 @@ def test_missing_videos_error_skip_or_keep(tmp_path, capsys):
     ann = tmp_path/'ann'; ann.mkdir()
     for f in ('train_val_videodatainfo.json', 'test_videodatainfo.json'): (ann/f).write_text((m/f).read_text())
     out = tmp_path/'chains.jsonl'
-    with pytest.raises(SourceError, match='3 row'): rcc_generate(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True)
-    rcc_generate(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True, missing_video='keep')
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with pytest.raises(SourceError, match='3 row'): generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True)
+    s = generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True, missing_video='keep')
     chains = read_jsonl(out)
     assert len(chains) == 3 and all(c.get('video') is None for c in chains) and s['finished'] == 3
     rep = json.loads((tmp_path/'chains.skipped.json').read_text())

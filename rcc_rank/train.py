@@ -521,7 +521,8 @@ def setup_run(cfg:TrainConfig, # the run's config
     if main: out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process or os.environ.get('TQDM_DISABLE') == '1',
+               desc=f'rcc-train {cfg.objective}')   # TQDM_DISABLE: --quiet
     return cfg, TrainRun(model, processor, optimizer, scheduler, stream, eval_dl, params, ref_table, ref_s, dhash, bar,
                          step, nan_steps, last_ckpt)
 

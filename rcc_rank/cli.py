@@ -12,6 +12,8 @@ from typing import Any, Callable, Sequence
 import yaml
 from transformers import HfArgumentParser
 
+from .core import install_redaction
+
 # %% auto #0
 __all__ = ['SHARED_FLAGS', 'USER_ERRORS', 'SMALL_EVAL', 'EXIT_HELP', 'arg', 'field_types', 'coerce', 'options_from', 'CliParser',
            'option_names', 'did_you_mean', 'yaml_options', 'quiet_libraries', 'parse_cli', 'make_options',
@@ -249,6 +251,7 @@ def run_command(prog:str, # the command's name, for messages
                 argv:Sequence[str]|None=None # arguments (None: `sys.argv[1:]`)
                ):
     "Run a command's `body`: exit status 1 when items failed, 2 on a user error (one line; the traceback with --debug)"
+    install_redaction()   # the key never reaches the terminal, whatever prints it
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_libraries('--quiet' in argv)
     try: n_failed = body(argv)

@@ -110,9 +110,6 @@ def install_redaction()->bool:
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     return True
 
-# %% ../nbs/00_core.ipynb #3c8c3f3c
-install_redaction()   # on import: every command of the package redacts before its first line of output
-
 # %% ../nbs/00_core.ipynb #32cbc978
 def append_jsonl(path:str|Path, # file to append to (created with its folder)
                  records:Iterable[dict]|dict, # one record or many

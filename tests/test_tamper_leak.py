@@ -122,7 +122,7 @@ def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
     with FakeClaude(responder=rule_responder()) as srv:
         srv.inject('unknown_id')
         r = run('generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
-                             ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet'],
+                             ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet', '--json'],
                 dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url))
         n_req = len(srv.requests)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -18,10 +18,10 @@ from .builder import normalise_items, classify_error
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOOL', 'FREE_SYSTEM', 'UNCONDITIONED_WORLD_TYPES',
-           'BASELINES', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher', 'supported', 'support_f1',
-           'rule_answer', 'teacher_responder', 'RuleTeacher', 'error_injection', 'response_improvement',
+           'BASELINES', 'JUDGE_BASELINES', 'policy_sampler', 'world_sampler', 'teacher_prompt', 'Teacher', 'supported',
+           'support_f1', 'rule_answer', 'teacher_responder', 'RuleTeacher', 'error_injection', 'response_improvement',
            'response_comparison', 'rlaif_v', 'FreeMutator', 'chosen_kinds', 'free_responder',
-           'unconditioned_world_chains', 'make_baseline']
+           'unconditioned_world_chains', 'make_baseline', 'baseline_teacher', 'write_baseline']
 
 # %% ../nbs/14_baselines.ipynb #ed62ae5b
 from .backends import check_model, cached_system, tool_choice, tool_input, refusal, _usage
@@ -516,3 +516,50 @@ def make_baseline(name:str, # one of `BASELINES`
     if name == 'response_improvement': return response_improvement(items, sampler, teacher, seed)
     if name == 'response_comparison': return response_comparison(items, sampler, teacher, seed)
     return rlaif_v(items, sampler, teacher, seed=seed, **{k: v for k, v in kw.items() if k in ('n_samples', 'pairs')})
+
+# %% ../nbs/14_baselines.ipynb #d8ee5d57
+JUDGE_BASELINES = ('response_comparison', 'rlaif_v')   # recipes whose teacher judges captions: an LLM, never the rule teacher
+
+def baseline_teacher(name:str, # one of `BASELINES`
+                     mutator:str='rules', # 'rules' (`RuleTeacher`, offline) or 'claude' (`Teacher`)
+                     model:str|None=None, # Claude model name (default `DEFAULT_MODEL`)
+                     **kw # `Teacher` options: max_retries, timeout, concurrency
+                    )->Teacher|None:
+    "The teacher a baseline needs from command-line options (None for `error_injection`)"
+    if name not in BASELINES: raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    if name == 'error_injection': return None
+    if mutator == 'claude': return Teacher(model or DEFAULT_MODEL, **kw)
+    if mutator == 'rules' and name not in JUDGE_BASELINES: return RuleTeacher(kw.get('concurrency', 8))
+    need = 'an LLM judge: use --mutator claude' if mutator == 'rules' else "--mutator rules or claude"
+    raise ValueError(f"--baseline {name} with --mutator {mutator}: this recipe needs {need}")
+
+# %% ../nbs/14_baselines.ipynb #9b44495b
+def _done_items(out_path, name:str)->set[str]:
+    "The ids of the input rows whose chains `out_path` already holds"
+    from rcc_rank.core import read_jsonl
+    ids = [r.get('id') or '' for r in read_jsonl(out_path)]
+    return {i[:i.rindex(f'/{name}')] for i in ids if f'/{name}' in i}
+
+# %% ../nbs/14_baselines.ipynb #fd8c9c9b
+def write_baseline(name:str, # one of `BASELINES`
+                   rows:Sequence[dict], # input rows {"id", "caption", "video"?, "meta"?}
+                   out_path, # the chains JSONL: appended to, rows already in it are skipped
+                   settings:dict, # what made the chains (recorded as each chain's fingerprint; a resume must match)
+                   **kw # `make_baseline` arguments: mutator, teacher, sampler, seed, negatives, n_samples, pairs
+                  )->dict:
+    "Build one baseline's chains for the rows not yet in `out_path`, append them, and return a summary"
+    from rcc_rank.builder import check_fingerprints
+    from rcc_rank.chains import write_chains
+    rows = normalise_items(rows)
+    fp = lambda r: {'caption': stable_hash(r['caption'], n=12), 'baseline': name, **settings}
+    check_fingerprints(out_path, {f"{r['id']}/{name}": fp(r) for r in rows})   # refuses chains another configuration made
+    done = _done_items(out_path, name)
+    todo = [r for r in rows if r['id'] not in done]
+    chains = make_baseline(name, todo, **kw) if todo else []
+    by_id = {r['id']: r for r in todo}
+    for c in chains: c.meta['fingerprint'] = fp(by_id[c.id[:c.id.rindex(f'/{name}')]])
+    write_chains(chains, out_path, append=True)
+    made = {c.id[:c.id.rindex(f'/{name}')] for c in chains}
+    teacher = kw.get('teacher')
+    return {'baseline': name, 'rows': len(rows), 'skipped': len(rows) - len(todo), 'chains': len(chains),
+            'dropped': len(todo) - len(made), 'out': str(out_path), **({'teacher_usage': dict(teacher.usage)} if teacher else {})}

@@ -4,21 +4,21 @@
 
 # %% ../nbs/09b_config.ipynb #529b2f89
 from __future__ import annotations
-import os, sys, math, argparse, copy, types, typing
+import os, math, argparse, types
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from transformers import HfArgumentParser
 
-from .core import check_finite
+from .core import check_finite, get_logger
 from .losses import OBJECTIVES
+from .cli import CliParser, parse_cli, coerce, field_types, did_you_mean
 
 # %% auto #0
-__all__ = ['HF_ALIASES', 'ModelConfig', 'DataConfig', 'ObjectiveConfig', 'OptimConfig', 'RunConfig', 'TrainConfig',
-           'config_table', 'load_config', 'save_config', 'config_parser', 'parse_config', 'resolve_schedule',
-           'tracker_kwargs']
+__all__ = ['HF_ALIASES', 'log', 'WARMUP_FALLBACK', 'TRACKERS', 'ModelConfig', 'DataConfig', 'ObjectiveConfig', 'OptimConfig',
+           'RunConfig', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_train',
+           'parse_config', 'resolve_schedule', 'tracker_kwargs', 'check_environment']
 
 # %% ../nbs/09b_config.ipynb #d7704e67
 def _f(default, help:str, paper:str|None=None):
@@ -58,12 +58,16 @@ class DataConfig:
 @dataclass
 class ObjectiveConfig:
     "The objective: which loss, its temperature and NTP term, and how chains are scored"
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge' or 'sft'",
+    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge', 'sft', or a listwise one: 'lipo' (LiPO-lambda), 'listnet', 'pl_topk' (top-k Plackett-Luce)",
                         "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
     beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
     ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
     ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
                             'not stated (per-token mean is our assumption)')
+    pl_topk_k: int = _f(2, "'pl_topk': Plackett-Luce positions scored (the order of the top k captions; k >= chain length - 1 is 'rank')")
+    listnet_temperature: float = _f(1.0, "'listnet': label temperature T of the target softmax(psi / T), labels psi_k = n-1-k (T -> 0 is MPO, large T a uniform target)")
+    lipo_gain_base: float = _f(2.0, "'lipo': LambdaRank gains G_k = base**psi_k - 1 (labels psi_k = n-1-k); discounts log2(1 + rank under the current rewards), held constant in the gradient",
+                               'LiPO-lambda: 2')
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
     precompute_ref_logps: bool = _f(False, "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step")
     cache_batches: bool = _f(False, "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory")
@@ -106,6 +110,9 @@ class RunConfig:
     eval_batch_size: int = _f(8, "held-out chains per process per evaluation batch")
     cpu: bool = _f(False, "force CPU even when a GPU is present (multi-process CPU runs use gloo)")
     num_workers: int = _f(0, "DataLoader worker processes")
+    push_to_hub: bool = _f(False, "after training, upload the final adapter folder (adapter, config, model card) to the Hub repo `hub_model_id`")
+    hub_model_id: str|None = _f(None, "Hub repo for push_to_hub, `user/name` (None: the output_dir folder's name, under your account)")
+    hub_private_repo: bool = _f(True, "create that Hub repo as private (as `rcc-export` does)")
 
 # %% ../nbs/09b_config.ipynb #a814c954
 @dataclass
@@ -115,11 +122,13 @@ class TrainConfig(RunConfig, OptimConfig, ObjectiveConfig, DataConfig, ModelConf
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
         check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
+        if not self.pl_topk_k >= 1: bad('pl_topk_k', "must be >= 1")
+        if not self.lipo_gain_base > 1: bad('lipo_gain_base', "must be > 1")
         if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
         if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
         if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
-        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta'):
+        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta', 'listnet_temperature'):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
         for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
                   'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio'):
@@ -144,51 +153,46 @@ def config_table(cfg:TrainConfig|None=None, # a config to show beside the defaul
 def _cfg_md(self): return "**TrainConfig** (fields that differ from the defaults)\n\n" + config_table(self, changed_only=True)
 TrainConfig._repr_markdown_ = _cfg_md
 
+# %% ../nbs/09b_config.ipynb #80e92995
+_CHOICES = dict(objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16'))
+HF_ALIASES = dict(model=['--model_name_or_path'], lr=['--learning_rate'], log_with=['--report_to'], grad_accum=['--gradient_accumulation_steps'],
+                  log_every=['--logging_steps'], eval_every=['--eval_steps'], save_every=['--save_steps'], keep_checkpoints=['--save_total_limit'],
+                  resume=['--resume_from_checkpoint'], eval_batch_size=['--per_device_eval_batch_size'], adam_eps=['--adam_epsilon'],
+                  num_workers=['--dataloader_num_workers'], gradient_checkpointing=['--activation_checkpointing'])
+"`transformers.TrainingArguments` / TRL names accepted by `rcc-train` for our fields (options and YAML keys)"
+
 # %% ../nbs/09b_config.ipynb #91b068f4
 def _field_types()->dict[str, tuple[type, bool]]:
-    "field name -> (base type, optional?) parsed from the annotations"
-    out = {}
-    for f in fields(TrainConfig):
-        t = str(f.type).replace(' ', '')
-        opt = 'None' in t.split('|')
-        base = next(b for b in t.split('|') if b != 'None')
-        out[f.name] = ({'int': int, 'float': float, 'str': str, 'bool': bool}[base], opt)
-    return out
+    "field name -> (base type, optional?) of `TrainConfig`"
+    return field_types(TrainConfig)
 
 # %% ../nbs/09b_config.ipynb #6bf07920
 def _coerce(name:str, v:Any)->Any:
-    "Convert `v` (often a string from YAML or the shell) to the type of field `name`"
-    typ, opt = _field_types()[name]
-    if v is None or (opt and isinstance(v, str) and v.strip().lower() in ('none', 'null', '')):
-        if opt: return None
-        raise ValueError(f"TrainConfig.{name}: None is not allowed")
-    if typ is bool:
-        if isinstance(v, bool): return v
-        s = str(v).strip().lower()
-        if s in ('1', 'true', 'yes', 'on'): return True
-        if s in ('0', 'false', 'no', 'off'): return False
-        raise ValueError(f"TrainConfig.{name}: expected a boolean, got {v!r}")
-    try:
-        if typ is int and isinstance(v, float) and not v.is_integer(): raise ValueError
-        return typ(float(v)) if typ is int and isinstance(v, str) and 'e' in v.lower() else typ(v)
-    except (TypeError, ValueError): raise ValueError(f"TrainConfig.{name}: expected {typ.__name__}, got {v!r}") from None
+    "Convert `v` (often a string from YAML or the shell) to the type of `TrainConfig` field `name`"
+    return coerce(TrainConfig, name, v)
 
 # %% ../nbs/09b_config.ipynb #66594691
 def load_config(path:str|Path|None=None, # YAML file of TrainConfig fields (None: defaults only)
                 **overrides # field values applied on top of the file
                )->TrainConfig:
-    "A `TrainConfig` from a YAML file plus overrides; unknown keys raise naming the key"
+    "A `TrainConfig` from a YAML file plus overrides (Hugging Face names too); an unknown key raises with the closest name"
     d = {}
     if path is not None:
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
         d = yaml.safe_load(path.read_text()) or {}
         if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of TrainConfig fields, got {type(d).__name__}")
-    d.update(overrides)
+    hf = {a.lstrip('-'): k for k, v in HF_ALIASES.items() for a in v}
+    d = {hf.get(k, k): v for k, v in {**d, **overrides}.items()}
+    per_device = d.pop('per_device_train_batch_size', None)
     known = _field_types()
-    unknown = sorted(set(d) - set(known))
-    if unknown: raise ValueError(f"{path or 'overrides'}: unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-    return TrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
+    unknown = [k for k in d if k not in known]
+    if unknown: raise ValueError(f"{path or 'overrides'}: unknown TrainConfig field {unknown[0]!r}{did_you_mean(unknown[0], [*known, *hf])}")
+    if per_device is not None and 'batch_size' in d:
+        raise ValueError("give batch_size (chains per optimizer step, global) or per_device_train_batch_size, not both")
+    cfg = TrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
+    if per_device is None: return cfg
+    return replace(cfg, batch_size=coerce(TrainConfig, 'batch_size', per_device) * cfg.grad_accum * int(os.environ.get('WORLD_SIZE', 1)))
 
 # %% ../nbs/09b_config.ipynb #9bee7ecb
 def save_config(cfg:TrainConfig, # the config to write
@@ -199,76 +203,44 @@ def save_config(cfg:TrainConfig, # the config to write
     path.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     return path
 
-# %% ../nbs/09b_config.ipynb #80e92995
-_CHOICES = dict(objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16'))
-HF_ALIASES = dict(model=['--model_name_or_path'], lr=['--learning_rate'], log_with=['--report_to'], grad_accum=['--gradient_accumulation_steps'],
-                  log_every=['--logging_steps'], eval_every=['--eval_steps'], save_every=['--save_steps'], keep_checkpoints=['--save_total_limit'],
-                  resume=['--resume_from_checkpoint'], eval_batch_size=['--per_device_eval_batch_size'], adam_eps=['--adam_epsilon'],
-                  num_workers=['--dataloader_num_workers'])
-"`transformers.TrainingArguments` / TRL names accepted by `rcc-train` for our fields"
-
-# %% ../nbs/09b_config.ipynb #68889dd9
-def _optional(typ):
-    "An argparse type for an optional field: 'none' / 'null' give None"
-    def conv(s): return None if str(s).strip().lower() in ('none', 'null', '') else typ(s)
-    conv.__name__ = typ.__name__
-    return conv
-
-# %% ../nbs/09b_config.ipynb #ee086df0
-class _ConfigParser(HfArgumentParser):
-    "HfArgumentParser with our help line (default and paper value), HF-name aliases and `none` for optional fields"
-    def _add_dataclass_arguments(self, dtype):
-        hints = typing.get_type_hints(dtype)
-        for f in fields(dtype):
-            g = copy.copy(f)   # HfArgumentParser rewrites `field.type`; the dataclass keeps its own
-            t, args = hints[f.name], getattr(hints[f.name], '__args__', ())
-            if type(None) in args and bool not in args: t = _optional(next(a for a in args if a is not type(None)))
-            g.type = t
-            paper = f"; paper: {f.metadata['paper']}" if f.metadata.get('paper') else ''
-            md = dict(help=f"{f.metadata.get('help', '')} [default: {f.default!r}{paper}]".replace('%', '%%'),
-                      aliases=HF_ALIASES.get(f.name, []), **({'choices': _CHOICES[f.name]} if f.name in _CHOICES else {}))
-            g.metadata = types.MappingProxyType(md)
-            self._parse_dataclass_field(self, g)
-            if t is bool and f'--no-{f.name}' not in self._option_string_actions:
-                self.add_argument(f'--no-{f.name}', dest=f.name, action='store_const', const=False, help=argparse.SUPPRESS)
-
 # %% ../nbs/09b_config.ipynb #ddc86bba
-def config_parser()->argparse.ArgumentParser:
+def config_parser()->CliParser:
     "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
-    p = _ConfigParser(prog='rcc-train', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft).",
+    p = CliParser(TrainConfig, 'rcc-train', aliases=HF_ALIASES, choices=_CHOICES, yaml_positional=True,
+        description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft, lipo, listnet, pl_topk).\n"
+                    "rcc-train cfg.yaml --max_steps 2: a YAML file of options (any name below, Hugging Face names too), then overrides.",
         epilog="Multi-GPU: accelerate launch [--config_file examples/accelerate/<cfg>.yaml] -m rcc_rank.train --train_data ...\n"
                "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
                + ', '.join(a for v in HF_ALIASES.values() for a in v) + ", --num_train_epochs, --warmup_ratio, --run_name, "
-               "--per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).")
-    p.add_argument('--config', metavar='YAML', help="YAML file of TrainConfig fields (options given here override it)")
-    p._add_dataclass_arguments(TrainConfig)
-    p.add_argument('--per_device_train_batch_size', type=int, metavar='INT',
+               "--push_to_hub, --hub_model_id, --per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).\n"
+               "Exit status: 0 done, 2 a usage or input error (one line; --debug shows the traceback).")
+    p.add_argument('--per_device_train_batch_size', type=int, metavar='INT', default=argparse.SUPPRESS,
                    help="chains per process per micro-batch (HF name); sets the global batch_size = it * grad_accum * WORLD_SIZE")
-    for a in p._actions:
-        if a.dest != 'help': a.default = argparse.SUPPRESS   # only what was given overrides the YAML file
     return p
 
 # %% ../nbs/09b_config.ipynb #fe0f7d36
+def parse_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
+               )->tuple[TrainConfig, types.SimpleNamespace]:
+    "Parse `rcc-train` arguments (ours or the Hugging Face names; `--config` YAML, then overrides): (config, shared flags)"
+    vals, flags = parse_cli(config_parser(), argv)
+    return load_config(**vals), flags
+
+# %% ../nbs/09b_config.ipynb #cbbd4394
 def parse_config(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
                 )->TrainConfig:
-    "Parse `rcc-train` arguments (ours or the Hugging Face names) into a `TrainConfig`"
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', argv[0]]   # `rcc-train exp.yaml`
-    a = vars(config_parser().parse_args(argv))
-    per_device = a.pop('per_device_train_batch_size', None)
-    if per_device is not None and 'batch_size' in a:
-        raise ValueError("give --batch_size (chains per optimizer step, global) or --per_device_train_batch_size, not both")
-    cfg = load_config(a.pop('config', None), **a)
-    if per_device is not None:
-        cfg = replace(cfg, batch_size=per_device * cfg.grad_accum * int(os.environ.get('WORLD_SIZE', 1)))
-    return cfg
+    "Parse `rcc-train` arguments into a `TrainConfig`"
+    return parse_train(argv)[0]
+
+# %% ../nbs/09b_config.ipynb #81c36bc5
+log = get_logger(__name__)
+WARMUP_FALLBACK = 0.1
+"The fraction of the run a too-long warm-up is scaled to"
 
 # %% ../nbs/09b_config.ipynb #bdbbe68f
 def resolve_schedule(cfg:TrainConfig, # the run's config
                      n_train:int # training chains after filtering
                     )->TrainConfig:
-    "`cfg` with `max_steps` from `num_train_epochs` and `warmup_steps` from `warmup_ratio`, where those are set"
+    "`cfg` with `max_steps` from `num_train_epochs`, `warmup_steps` from `warmup_ratio`, and a warm-up as long as the run scaled down"
     kw, micro = {}, cfg.batch_size // cfg.grad_accum
     if cfg.num_train_epochs is not None:
         if cfg.num_train_epochs <= 0: raise ValueError(f"TrainConfig.num_train_epochs: must be > 0 (got {cfg.num_train_epochs})")
@@ -276,6 +248,11 @@ def resolve_schedule(cfg:TrainConfig, # the run's config
     if cfg.warmup_ratio is not None:
         if not 0 <= cfg.warmup_ratio < 1: raise ValueError(f"TrainConfig.warmup_ratio: must be in [0, 1) (got {cfg.warmup_ratio})")
         kw['warmup_steps'] = math.ceil(cfg.warmup_ratio * kw.get('max_steps', cfg.max_steps))
+    steps, warm = kw.get('max_steps', cfg.max_steps), kw.get('warmup_steps', cfg.warmup_steps)
+    if warm and warm >= steps:   # the learning rate would never leave warm-up
+        kw['warmup_steps'] = int(WARMUP_FALLBACK * steps)
+        log.warning(f"warmup_steps {warm} >= max_steps {steps}: scaled to {kw['warmup_steps']} "
+                    f"({WARMUP_FALLBACK:.0%} of the run; set --warmup_steps or --warmup_ratio to choose)")
     return replace(cfg, **kw) if kw else cfg
 
 # %% ../nbs/09b_config.ipynb #5ee7c284
@@ -283,3 +260,23 @@ def tracker_kwargs(cfg:TrainConfig)->dict:
     "`init_kwargs` for `Accelerator.init_trackers`: the run name where a tracker takes one"
     name = cfg.run_name or Path(cfg.output_dir).name
     return dict(wandb=dict(name=name), mlflow=dict(run_name=name), comet_ml=dict(experiment_name=name), aim=dict(experiment=name))
+
+# %% ../nbs/09b_config.ipynb #ed7e721d
+TRACKERS = dict(tensorboard=('tensorboard', 'tensorboardX'), wandb=('wandb',), comet_ml=('comet_ml',), mlflow=('mlflow',),
+                aim=('aim',), clearml=('clearml',), dvclive=('dvclive',), swanlab=('swanlab',), trackio=('trackio',))
+"accelerate's trackers and the packages that provide them"
+
+# %% ../nbs/09b_config.ipynb #60f8352e
+def check_environment(cfg:TrainConfig # the run's config
+                     )->list[str]:
+    "The trackers `log_with` names, after checking each is installed and a Hub push can happen; raises before any work"
+    import importlib.util
+    names = [t.strip() for t in cfg.log_with.split(',') if t.strip() and t.strip() != 'none']
+    for t in names:
+        if t == 'all': continue
+        if t not in TRACKERS: raise ValueError(f"log_with: unknown tracker {t!r}{did_you_mean(t, list(TRACKERS))}; choose from {', '.join(TRACKERS)} or 'none'")
+        if not any(importlib.util.find_spec(m) for m in TRACKERS[t]):
+            raise ValueError(f"log_with {t!r}: the {TRACKERS[t][0]} package is not installed (pip install {TRACKERS[t][0]}, or --report_to none)")
+    if cfg.push_to_hub and os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes', 'on'):
+        raise ValueError("push_to_hub: the Hugging Face Hub is switched off here (HF_HUB_OFFLINE=1); unset it or drop push_to_hub")
+    return names

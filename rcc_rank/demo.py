@@ -24,23 +24,25 @@ from .train import TrainConfig, train
 from .demo_report import matched_cpu, paired_table, demo_markdown, plot_curves, plot_paired
 
 # %% auto #0
-__all__ = ['log', 'ARMS', 'DemoConfig', 'setup_torch', 'world_tokenizer', 'demo_model', 'demo_chains', 'data_hash', 'splits',
-           'demo_data', 'controls', 'blank_video', 'reward_pairwise', 'mcq_score', 'evaluate_model', 'checkpoint_hash',
-           'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo', 'rcc_demo']
+__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'DemoConfig', 'setup_torch', 'world_tokenizer', 'demo_model', 'demo_chains', 'data_hash',
+           'splits', 'demo_data', 'controls', 'blank_video', 'reward_pairwise', 'mcq_score', 'evaluate_model',
+           'checkpoint_hash', 'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo', 'rcc_demo']
 
 # %% ../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
 
 # %% ../nbs/12_demo.ipynb #0de7abc4
 ARMS = {'sft': dict(objective='sft'), 'dpo': dict(objective='dpo'), 'mpo': dict(objective='mpo'),
-        'rank': dict(objective='rank'), 'rank_frozen_vision': dict(objective='rank', freeze_vision=True)}
+        'rank': dict(objective='rank'), 'rank_frozen_vision': dict(objective='rank', freeze_vision=True),
+        'lipo': dict(objective='lipo'), 'listnet': dict(objective='listnet'), 'pl_topk': dict(objective='pl_topk')}
+PAPER_ARMS = ('sft', 'dpo', 'mpo', 'rank', 'rank_frozen_vision')   # the default arms; the listwise ones run when named in --arms
 
 # %% ../nbs/12_demo.ipynb #abb6b87f
 @dataclass
 class DemoConfig:
     "Every setting of a demo run"
     out_dir:str = 'rcc-demo'                 # output folder (report.md, results.json, results.csv, plots, chains, runs)
-    arms:tuple = tuple(ARMS)                 # which arms to train (keys of `ARMS`)
+    arms:tuple = PAPER_ARMS                  # which arms to train (keys of `ARMS`)
     seeds:tuple = (0, 1, 2, 3, 4)            # one run per arm and seed (data order and adapter init)
     data_seed:int = 0                        # seed of the world's scenes
     n_pretrain:int = 384                     # pretraining chains: train-split scenes 0 .. n_pretrain-1
@@ -434,7 +436,7 @@ from fastcore.script import call_parse
 def rcc_demo(out:str='rcc-demo', # output folder
              quick:bool=False, # smoke-test size (well under a minute)
              seeds:str=None, # comma-separated arm seeds, e.g. "0,1,2"
-             arms:str=None, # comma-separated arms (default: all of sft,dpo,mpo,rank,rank_frozen_vision)
+             arms:str=None, # comma-separated arms (default: sft,dpo,mpo,rank,rank_frozen_vision; also lipo, listnet, pl_topk)
              steps:int=None, # LoRA steps per arm
              pretrain_steps:int=None, # full fine-tuning steps of the pretraining stage
              beta:float=None, # DPO temperature

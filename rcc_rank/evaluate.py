@@ -278,10 +278,9 @@ def _frames(d:dict, num_frames:int|None)->tuple:
 # %% ../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
-    from rcc_rank.models import caption_prompt
+    from rcc_rank.models import caption_prompt, family
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = processor(text=texts, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
-                    padding=True, padding_side='left', add_special_tokens=False)
+    enc = family(processor).processor_inputs(processor, texts, videos, padding_side='left')
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 # %% ../nbs/10_evaluate.ipynb #de888f59
@@ -550,6 +549,10 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
         from rcc_rank.export import load_adapter
         model, proc = load_adapter(adapter, base=spec)
     elif not spec: raise ValueError("this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)")
-    else: model, proc = tiny_model(spec.split(':', 1)[1] or 'qwen2_5_vl') if spec.startswith('tiny') else load_model(spec)
+    elif spec.startswith('tiny'):
+        from rcc_rank.policy import tiny_spec
+        arch, sizes = tiny_spec(spec if ':' in spec else 'tiny:')
+        model, proc = tiny_model(arch or 'qwen2_5_vl', **sizes)
+    else: model, proc = load_model(spec)
     if accelerator is not None: model = model.to(accelerator.device)
     return model.eval(), proc

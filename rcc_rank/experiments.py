@@ -29,16 +29,8 @@ log = get_logger(__name__)
 # %% ../nbs/15_experiments.ipynb #9f89c815
 def question_to_chain(q:QuestionChain|dict, # a question chain (or its dict)
                      )->Chain:
-    "A `Chain` the collator scores like `q`: MCQ labels under one prompt, or yes/no questions with one fixed response"
-    if isinstance(q, dict): q = QuestionChain.from_dict(q)
-    q.validate()
-    errs = list(q.meta.get('errors') or [])
-    if q.kind == 'yesno': errs = errs[::-1]
-    if len(errs) != len(q) - 1: errs = ['unknown'] * (len(q) - 1)
-    meta = {**q.meta, 'kind': q.kind, 'question_chain': True}
-    if q.kind == 'mcq': caps, meta['prompt'] = list(q.responses), q.prompts[0]
-    else: caps, meta['response'] = list(q.prompts), q.responses[0]
-    return Chain.from_captions(q.id, caps, errors=errs, mutator=f"question:{q.kind}", video=q.video, meta=meta)
+    "A `Chain` the collator scores like `q` (`QuestionChain.to_chain`, after validating; a dict is read first)"
+    return (QuestionChain.from_dict(q) if isinstance(q, dict) else q).validate().to_chain()
 
 # %% ../nbs/15_experiments.ipynb #fe7e7265
 QUESTION_SOURCES = ('mcq', 'yesno', 'captions')

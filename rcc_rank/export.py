@@ -11,7 +11,7 @@ import torch, yaml
 from fastcore.script import call_parse, store_true
 
 from .core import get_logger
-from .models import ARCHS, tiny_model, load_model, save_model
+from .models import family, tiny_model, load_model, save_model
 
 log = get_logger(__name__)
 
@@ -51,8 +51,8 @@ def load_adapter(adapter_dir:str|Path, # a saved LoRA adapter folder
     if name.startswith('tiny:'):
         from rcc_rank.policy import tiny_spec
         arch, sizes = tiny_spec(name)   # the size settings of `tiny:<arch>?hidden=...`, as training built it
-        arch = arch or 'qwen2_5_vl'
-        if arch not in ARCHS: raise ValueError(f"{adapter_dir}: base {name!r} is not tiny:<one of {ARCHS}>")
+        try: arch = family(arch or 'qwen2_5_vl').model_type
+        except ValueError as e: raise ValueError(f"{adapter_dir}: base {name!r}: {e}") from None
         if info.get('num_frames'): sizes = {'frames': int(info['num_frames']), **sizes}
         model, proc = tiny_model(arch, seed=info['seed'], **sizes)
         model = model.to(dtype)

@@ -397,6 +397,33 @@ def _build(a:AttrDict, # rcc_generate's options
                          progress=not a.quiet, durable=a.durable)
     return with_recaption(s, rsum)
 
+# %% ../nbs/03e_generate.ipynb #10e33576
+def _generate_baseline(a:AttrDict, # rcc_generate's options
+                       rows:list[dict] # the input rows (split and limited)
+                      )->dict:
+    "One Table-1 baseline (`--baseline`, `rcc_rank.baselines.write_baseline`) built from the rows and appended to the output"
+    from rcc_rank.baselines import baseline_teacher, policy_sampler, write_baseline
+    from rcc_rank.builder import FingerprintMismatch
+    other = [f'--{k}' for k in ('questions', 'dataset', 'push_to_hub', 'recaption', 'batch') if a[k]]
+    if other: raise SystemExit(f"rcc-generate: --baseline writes preference chains only; drop {', '.join(other)}")
+    try: teacher = baseline_teacher(a.baseline, a.mutator, a.model, max_retries=a.max_retries, timeout=a.timeout, concurrency=a.concurrency)
+    except ValueError as e: raise SystemExit(f'rcc-generate: {e}') from None
+    types = [t.strip() for t in a.types.split(',')] if a.types else None
+    m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger) if teacher is None else None
+    sampler, world = None, all('scene' in (r.get('meta') or {}) for r in rows)
+    if teacher is not None and a.policy:
+        import torch
+        from accelerate import Accelerator
+        from rcc_rank.evaluate import make_model
+        sampler = policy_sampler(*make_model(a.policy, Accelerator(cpu=not torch.cuda.is_available())), num_frames=a.num_frames)
+    elif teacher is not None and not world:
+        raise SystemExit(f"rcc-generate: --baseline {a.baseline} samples captions from the model to be trained: "
+                         "give --policy (a model folder, a Hub id or tiny:<arch>)")
+    settings = {'backend': (m or teacher).name, 'policy': a.policy, 'seed': a.seed, 'length': a.length, 'types': types}
+    try: return write_baseline(a.baseline, rows, a.output, settings, mutator=m, teacher=teacher, sampler=sampler, seed=a.seed,
+                               negatives=a.length - 1, n_samples=a.length, concurrency=a.concurrency)
+    except FingerprintMismatch as e: raise SystemExit(f'rcc-generate: {e}') from None
+
 # %% ../nbs/03e_generate.ipynb #5f4c7949
 _SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')   # what the dataset card records
 
@@ -407,6 +434,7 @@ def _generate(a:AttrDict # rcc_generate's options
     settings = {k: v for k, v in a.items() if k in _SETTINGS}
     if a.source and parse_source_spec(a.source)[0] == 'ssv2': return _generate_ssv2(a, settings)
     rows = assign_splits((source_items(a.source, a.split) if a.source else read_items(a.input, split=a.split))[:a.limit], a.test_size)
+    if a.baseline: return _generate_baseline(a, rows)
     m = make_mutator(a.mutator, a.model, [t.strip() for t in a.types.split(',')] if a.types else None, a.max_retries, a.timeout, a.tagger)
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
@@ -421,6 +449,8 @@ def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder
                  output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
                  source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
                  questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
+                 baseline:str=None, # write a Table-1 data baseline instead of caption chains: error_injection, response_improvement, response_comparison or rlaif_v
+                 policy:str=None, # --baseline response_improvement/response_comparison/rlaif_v: the model whose captions are sampled (folder, Hub id or tiny:<arch>)
                  dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
                  push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
                  overwrite:store_true=False, # move the old output and its side files aside (NAME.old-<time>) and start over

@@ -8,7 +8,7 @@ import torch
 
 from .core import set_seed
 from .config import TrainConfig
-from .models import tiny_model, load_model, add_lora
+from .models import tiny_model, load_model, add_lora, family
 from .scoring import chain_logps
 
 # %% auto #0
@@ -83,8 +83,7 @@ class ChainScorer(torch.nn.Module):
         super().__init__(); self.model = model
         self.__dict__['ref_model'] = ref_model   # not a submodule: no gradients, never saved, unseen by wrappers
         hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
-        present = {type(m).__name__ for m in hf.modules()}   # FSDP2 wraps these blocks one by one, and fails on a name it cannot find
-        self._no_split_modules = sorted(n for n in (getattr(hf, '_no_split_modules', None) or []) if n in present)
+        self._no_split_modules = family(hf).fsdp_blocks(hf)   # the blocks FSDP2 wraps one by one
     def forward(self, batch:dict, shared_prefix:bool=True): return chain_logps(self.model, batch, shared_prefix=shared_prefix)
 
 # %% ../nbs/09d_policy.ipynb #2ac5fe4e

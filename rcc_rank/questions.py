@@ -14,11 +14,12 @@ from .core import read_jsonl, get_logger, api_key, request_text
 from .chains import Chain, write_chains
 
 # %% auto #0
-__all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'YESNO_TEMPLATE', 'QUESTION_SYSTEM',
+__all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'YESNO_TEMPLATE', 'YESNO_NOTE', 'QUESTION_SYSTEM',
            'QUESTION_TOOL', 'QuestionChain', 'write_question_chains', 'read_question_chains', 'segments',
            'focus_segments', 'focus_statements', 'make_mcq', 'span_values', 'mcq_chain', 'make_yesno', 'yesno_chain',
-           'question_chains', 'QuestionReplyError', 'question_request', 'parse_question_reply', 'allm_question_chain',
-           'allm_question_chains', 'llm_question_chains', 'rule_question_responder']
+           'question_chains', 'is_question_row', 'read_ranked', 'question_note', 'QuestionReplyError',
+           'question_request', 'parse_question_reply', 'allm_question_chain', 'allm_question_chains',
+           'llm_question_chains', 'rule_question_responder']
 
 # %% ../nbs/04_questions.ipynb #466860ed
 from .mutators import run_sync
@@ -287,6 +288,55 @@ def _qc_markdown(self)->str:
                [f"{i+1}. {html.escape(p)}" for i, p in enumerate(self.prompts)]
     return '\n'.join([head] + body)
 QuestionChain._repr_markdown_ = _qc_markdown
+
+# %% ../nbs/04_questions.ipynb #aaf7e3f2
+def _item_errors(q:QuestionChain)->list[str]:
+    "The error type of each step between consecutive items ('unknown' when the source chain's are not recorded)"
+    errs = list(q.meta.get('errors') or [])
+    if q.kind == 'yesno': errs = errs[::-1]   # yes/no items run from the worst caption to the best
+    return errs if len(errs) == len(q) - 1 and all(isinstance(e, str) for e in errs) else ['unknown'] * (len(q) - 1)
+
+# %% ../nbs/04_questions.ipynb #ed7ee783
+@patch
+def to_chain(self:QuestionChain)->Chain:
+    "The ranked `Chain` a trainer or evaluator reads: MCQ items share `meta['prompt']`, yes/no items `meta['response']`"
+    meta = {**self.meta, 'kind': self.kind, 'question_chain': True}
+    if self.kind == 'mcq': caps, meta['prompt'] = list(self.responses), self.prompts[0]
+    else: caps, meta['response'] = list(self.prompts), self.responses[0]
+    return Chain.from_captions(self.id, caps, errors=_item_errors(self), mutator=f"question:{self.kind}", video=self.video, meta=meta)
+
+# %% ../nbs/04_questions.ipynb #53d952e8
+def is_question_row(d:dict # one parsed JSONL row
+                   )->bool:
+    "True for a `QuestionChain` row (prompts and responses, no captions)"
+    return isinstance(d, dict) and 'prompts' in d and 'responses' in d and 'captions' not in d
+
+# %% ../nbs/04_questions.ipynb #bdfe49c0
+def read_ranked(path:str|Path # JSONL of caption chains (`write_chains`) or question chains (`write_question_chains`), or both
+               )->list[Chain]:
+    "Every row as a ranked `Chain`: caption chains as written, question chains through `to_chain`"
+    from rcc_rank.chains import read_chains
+    rows = read_jsonl(path, missing_ok=False)
+    if not any(is_question_row(d) for d in rows): return read_chains(path)
+    out = []
+    for i, d in enumerate(rows):
+        where = f"{path}: line {i+1}"
+        if is_question_row(d): out.append(_question_row(d, where, True).to_chain()); continue
+        try: out.append(Chain.from_dict(d).validate())
+        except (ValueError, TypeError) as e: raise ValueError(f"{where}: {e}") from None
+    return out
+
+# %% ../nbs/04_questions.ipynb #d74f386e
+YESNO_NOTE = ("ranks log p(response | video, question) across different questions: "
+              "a heuristic, not the Plackett-Luce objective (each question has its own normaliser)")
+
+def question_note(chains:Iterable # ranked chains (`to_chain` output among them) or question chains
+                 )->str|None:
+    "A note on the ranking when yes/no question chains are among `chains`, else None"
+    kind = lambda c: c.kind if isinstance(c, QuestionChain) else (c.meta or {}).get('question_chain') and c.meta.get('kind')
+    chains = list(chains)
+    n = sum(kind(c) == 'yesno' for c in chains)
+    return f"{n} of {len(chains)} chains are yes/no question chains; their ranking {YESNO_NOTE}" if n else None
 
 # %% ../nbs/04_questions.ipynb #0b2c8cc7
 QUESTION_SYSTEM = """You turn ranked video caption chains into question-answer training data.

@@ -15,6 +15,7 @@ from .core import get_logger, read_jsonl, stable_hash
 from .chains import Chain
 from .config import TrainConfig
 from .train_data import probe_videos
+from .cli import ranking_summary
 
 # %% auto #0
 __all__ = ['log', 'RESUME_FREE', 'requested_engine', 'check_engine', 'check_world', 'check_launch', 'list_checkpoints',
@@ -100,7 +101,7 @@ def find_resume(cfg:TrainConfig)->Path|None:
 # %% ../nbs/09e_runs.ipynb #118be555
 RESUME_FREE = ('output_dir', 'resume', 'overwrite_output_dir', 'skip_bad_videos', 'max_steps', 'log_with', 'log_every', 'eval_every',
                'save_every', 'keep_checkpoints', 'max_nan_steps', 'eval_data', 'eval_split', 'max_eval_chains', 'eval_batch_size',
-               'cpu', 'num_workers', 'gradient_checkpointing',
+               'cpu', 'num_workers', 'gradient_checkpointing', 'push_to_hub', 'hub_model_id', 'hub_private_repo',
                'train_data')   # settings a resume may change: none alters what is learned (the data is compared by its hash)
 
 def data_hash(chains:Sequence[Chain] # the training chains, in order
@@ -201,12 +202,7 @@ def _sha256(path)->str|None:
 # %% ../nbs/09e_runs.ipynb #41a3ebd9
 def _metric_rows(ev:dict|None)->str:
     if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
-    rows = ['| metric | model | length-normalised | length-only ranker | chance |', '|---|---:|---:|---:|---:|']
-    f = lambda v: '' if v is None else f'{v:.4f}'
-    for k in ('pairwise', 'top1', 'kendall_tau', 'adjacent'):
-        rows.append(f"| {k} | {f(ev.get(k))} | {f(ev.get(k + '_norm'))} | {f(ev.get(k + '_length'))} | {f(ev.get(k + '_chance'))} |")
-    n = ev.get('n_chains')
-    return f"On {n} held-out chain{'s' if n != 1 else ''}:\n\n" + '\n'.join(rows) + '\n'
+    return "On " + ranking_summary(ev) + '\n'   # each metric beside its controls, the standard error, a small set flagged
 
 # %% ../nbs/09e_runs.ipynb #93d48f7c
 def model_card(cfg:TrainConfig, # the run's config

@@ -10,12 +10,12 @@ import torch
 from fastcore.basics import patch
 from .video import DEFAULT_VIDEO_FPS
 from .chains import chain_clip
-from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
+from .models import caption_prompt, end_of_turn, family, CAPTION_PROMPT
 from .losses import sequence_logps
 
 # %% auto #0
-__all__ = ['VISION_KEYS', 'ideal_speedup', 'ChainCollator', 'merge_batches', 'ChainScores', 'packed_attention_mask',
-           'split_attention', 'use_split_attention', 'chain_logps', 'reference_logps', 'compare_paths']
+__all__ = ['ideal_speedup', 'ChainCollator', 'merge_batches', 'ChainScores', 'packed_attention_mask', 'split_attention',
+           'use_split_attention', 'chain_logps', 'reference_logps', 'compare_paths']
 
 # %% ../nbs/08_scoring.ipynb #d0391b2c
 def ideal_speedup(prefix_tokens:int, # P: prompt + video tokens
@@ -41,7 +41,8 @@ class ChainCollator:
         self.processor, self.tok = processor, processor.tokenizer
         self.num_frames, self.max_captions, self.fps = num_frames, max_captions, fps
         self.max_caption_tokens, self.prompt, self.frames, self.video_fps = max_caption_tokens, prompt, frames, video_fps
-        self.eot, self.video_token = end_of_turn(processor), processor.video_token
+        self.family = family(processor)   # how this model family takes a clip
+        self.eot, self.video_token = end_of_turn(processor), self.family.video_marker(processor)
         self.special = sorted(set(self.tok.all_special_tokens) | set(self.tok.get_added_vocab()), key=len, reverse=True)
         self.cache = {} if cache else None
 
@@ -105,8 +106,7 @@ def _encode(self:ChainCollator, text): return self.tok(text, add_special_tokens=
 @patch
 def encode_prefixes(self:ChainCollator, prefixes:list[str], videos:list[tuple])->dict:
     "Run the processor on the shared prompts and their `(frames, VideoMetadata)` videos, so it times each video"
-    return self.processor(text=prefixes, videos=[v for v, _ in videos], video_metadata=[m for _, m in videos], return_tensors='pt',
-                          padding=True, padding_side='right', add_special_tokens=False)
+    return self.family.processor_inputs(self.processor, prefixes, videos, padding_side='right')
 
 # %% ../nbs/08_scoring.ipynb #cccfdf0d
 def _pad_continuations(conts:list, # per chain, (prompt-tail ids, response ids) per caption slot
@@ -194,45 +194,21 @@ class ChainScores(NamedTuple):
         return self.logps / self.ntokens.clamp(min=1)
 
 # %% ../nbs/08_scoring.ipynb #59d6e991
-VISION_KEYS = ('pixel_values_videos', 'video_grid_thw', 'second_per_grid_ts')
-
 def _hf(model):
     "The transformers model inside a peft wrapper (LoRA layers are injected in place, so they stay active)"
     return model.get_base_model() if hasattr(model, 'get_base_model') else model
 
 # %% ../nbs/08_scoring.ipynb #735624d3
-def _mm_token_types(hf, ids):
-    t = torch.zeros_like(ids, dtype=torch.int)
-    t[ids == hf.config.video_token_id] = 2
-    if getattr(hf.config, 'image_token_id', None) is not None: t[ids == hf.config.image_token_id] = 1
-    return t
-
-# %% ../nbs/08_scoring.ipynb #e5a5be80
-def _positions(hf, ids, attention_mask, vision):
-    "Position ids as the model would build them: 3-D M-RoPE for Qwen2.5-VL, 1-D over unpadded tokens otherwise"
-    if hasattr(hf.model, 'get_rope_index'):
-        pos, _ = hf.model.get_rope_index(ids, mm_token_type_ids=_mm_token_types(hf, ids), attention_mask=attention_mask,
-                                         video_grid_thw=vision.get('video_grid_thw'),
-                                         second_per_grid_ts=vision.get('second_per_grid_ts'))
-        return pos
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-# %% ../nbs/08_scoring.ipynb #e8b78c76
-def _video_rows(batch, idx):
-    "Vision inputs for the chains `idx` (repeats allowed): one video per row"
-    pv = batch['pixel_values_videos']
-    if 'video_grid_thw' not in batch: return {'pixel_values_videos': pv[idx]}
-    thw = batch['video_grid_thw']
-    chunks = torch.split(pv, thw.prod(-1).tolist())
-    out = {'pixel_values_videos': torch.cat([chunks[i] for i in idx.tolist()]), 'video_grid_thw': thw[idx]}
-    if 'second_per_grid_ts' in batch: out['second_per_grid_ts'] = batch['second_per_grid_ts'][idx]
-    return out
+def _vision(hf, batch:dict)->dict:
+    "The batch's vision inputs (the keys the model's family reads)"
+    return {k: batch[k] for k in family(hf).vision_keys if k in batch}
 
 # %% ../nbs/08_scoring.ipynb #66cf525f
 def _plain_hidden(hf, batch, bi, cont, cmask, steps):
     "K full sequences: prefix + continuation per caption slot, video repeated"
     pids, pam = batch['input_ids'], batch['attention_mask']
-    vision = _video_rows(batch, bi)
+    fam = family(hf)
+    vision = fam.video_rows(batch, bi)
     (N, C), P = cont.shape, pids.shape[1]
     j = torch.arange(P + C, device=pids.device)
     pl, cl = pam.sum(1)[bi, None], cmask.sum(1, keepdim=True)
@@ -242,7 +218,7 @@ def _plain_hidden(hf, batch, bi, cont, cmask, steps):
                       torch.where(in_c, cont.gather(1, (j - pl).clamp(0, C - 1)), torch.full_like(cont[:, :1], pad)))
     L = int((pl + cl).max())
     ids, am = ids[:, :L], (in_p | in_c)[:, :L].long()
-    out = hf.model(input_ids=ids, attention_mask=am, position_ids=_positions(hf, ids, am, vision), use_cache=False, **vision)
+    out = hf.model(input_ids=ids, attention_mask=am, position_ids=fam.positions(hf, ids, am, vision), use_cache=False, **vision)
     at = (pl - 1 + steps).clamp(max=L - 1)
     return out.last_hidden_state.gather(1, at[..., None].expand(-1, -1, out.last_hidden_state.shape[-1]))
 
@@ -272,8 +248,8 @@ def _packed_hidden(hf, batch, bi, ki, steps):
     ids = torch.cat([pids, ids_c.reshape(B, K * C)], 1)
     allowed = packed_attention_mask(pam, cm)
     mask = torch.zeros(B, 1, L, L, dtype=dtype, device=dev).masked_fill(~allowed[:, None], torch.finfo(dtype).min)
-    vision = {k: batch[k] for k in VISION_KEYS if k in batch}
-    ppos = _positions(hf, pids, pam, vision)
+    vision = _vision(hf, batch)
+    ppos = family(hf).positions(hf, pids, pam, vision)
     plen = pam.sum(1)
     last = ppos[:, torch.arange(B, device=dev), plen - 1] if ppos.ndim == 3 else plen - 1
     cpos = last[..., None] + 1 + torch.arange(C, device=dev).repeat(K)
@@ -291,8 +267,8 @@ def _cached_hidden(hf, batch, bi, cont, cmask, steps):
                          "use shared_prefix=True (split) or 'packed'")
     pids, pam = batch['input_ids'], batch['attention_mask']
     B, plen = pids.shape[0], pam.sum(1)
-    vision = {k: batch[k] for k in VISION_KEYS if k in batch}
-    ppos = _positions(hf, pids, pam, vision)
+    vision = _vision(hf, batch)
+    ppos = family(hf).positions(hf, pids, pam, vision)
     out = hf.model(input_ids=pids, attention_mask=pam, position_ids=ppos, use_cache=True, **vision)
     h_last = out.last_hidden_state[torch.arange(B, device=pids.device), plen - 1]   # predicts each caption's first token
     cache = out.past_key_values
@@ -364,8 +340,8 @@ def _split_hidden(hf, batch, bi, ki, steps):
     pids, pam, ids_c = batch['input_ids'], batch['attention_mask'], batch['cont_ids']
     (B, P), (K, C) = pids.shape, ids_c.shape[1:]
     dev = pids.device
-    vision = {k: batch[k] for k in VISION_KEYS if k in batch}
-    ppos = _positions(hf, pids, pam, vision)
+    vision = _vision(hf, batch)
+    ppos = family(hf).positions(hf, pids, pam, vision)
     plen = pam.sum(1)
     last = ppos[:, torch.arange(B, device=dev), plen - 1] if ppos.ndim == 3 else plen - 1
     cpos = last[..., None] + 1 + torch.arange(C, device=dev).repeat(K)
@@ -383,6 +359,7 @@ def chain_logps(model, # a Qwen2.5-VL / PerceptionLM model, possibly peft-wrappe
     if shared_prefix not in (True, False, 'packed', 'split', 'cache'):
         raise ValueError(f"shared_prefix must be True, False, 'split', 'packed' or 'cache', got {shared_prefix!r}")
     hf = _hf(model)
+    if shared_prefix and not family(hf).split_prefix: shared_prefix = False   # recurrent layers: captions cannot share
     dev = next(hf.parameters()).device
     batch = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in batch.items()}
     mask = batch['mask']; B, K = mask.shape
@@ -405,8 +382,8 @@ def reference_logps(model, batch:dict, b:int, k:int)->float:
     hf = _hf(model)
     n_p, n_c = int(batch['attention_mask'][b].sum()), int(batch['cont_mask'][b, k].sum())
     ids = torch.cat([batch['input_ids'][b, :n_p], batch['cont_ids'][b, k, :n_c]])[None]
-    kw = {kk: v for kk, v in _video_rows(batch, torch.tensor([b])).items()}
-    if hasattr(hf.model, 'get_rope_index'): kw['mm_token_type_ids'] = _mm_token_types(hf, ids)
+    fam = family(hf)
+    kw = {**fam.video_rows(batch, torch.tensor([b])), **fam.forward_kwargs(hf, ids)}
     hf.model.rope_deltas = None if hasattr(hf.model, 'rope_deltas') else None
     with torch.no_grad(): logits = hf(input_ids=ids, attention_mask=torch.ones_like(ids), **kw).logits[0].float()
     if hasattr(hf.model, 'rope_deltas'): hf.model.rope_deltas = None

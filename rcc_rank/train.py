@@ -22,17 +22,19 @@ from .losses import chain_objective, ntp_loss
 from .evaluate import ranking_metrics, _flatten
 from .models import reference_mode
 from .scoring import ChainCollator, chain_logps
-from .config import TrainConfig, load_config, save_config, parse_config, resolve_schedule, tracker_kwargs, _coerce
+from .config import TrainConfig, load_config, save_config, parse_config, parse_train, resolve_schedule, tracker_kwargs, _coerce, check_environment  # noqa: F401 (parse_config: re-exported)
 from .train_data import load_chains, check_chains, EpochSampler, micro_batches
+from .questions import question_note
 from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
+from .cli import run_command, print_result, kv_summary, ranking_summary
 
 # %% auto #0
 __all__ = ['log', 'NO_EVAL_WARNING', 'reference_scores', 'needs_reference', 'chain_loss', 'precompute_reference',
            'lookup_reference', 'lr_schedule', 'evaluate_chains', 'save_adapter', 'save_checkpoint', 'train',
            'any_process', 'accumulate_grads', 'clip_gradients', 'count_skip', 'due', 'step_record', 'log_step',
            'evaluate_run', 'micro_batch_size', 'load_run_data', 'make_loaders', 'make_optimizer', 'resume_state',
-           'TrainRun', 'setup_run', 'finish_run', 'rcc_train']
+           'TrainRun', 'setup_run', 'finish_run', 'push_run', 'train_summary', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = process_logger(get_logger(__name__).name)   # accelerate's adapter (main process only by default) over the core logger, whose RedactingFilter still applies
@@ -67,7 +69,8 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
         ref = ref_logps.to(batch['mask'].device) if ref_logps is not None else reference_scores(model, batch, cfg.shared_prefix)
     pol = model(batch, shared_prefix=cfg.shared_prefix)
     ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
-    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask)
+    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask,
+                                  pl_topk_k=cfg.pl_topk_k, listnet_temperature=cfg.listnet_temperature, lipo_gain_base=cfg.lipo_gain_base)
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
 
@@ -255,7 +258,7 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     cfg = _as_config(config, **overrides)
     # (1) one Accelerator for devices, precision, accumulation, sharding, checkpoints and trackers
     mp, dtype = resolve_precision(cfg)
-    trackers = [t.strip() for t in cfg.log_with.split(',') if t.strip() and t.strip() != 'none']
+    trackers = check_environment(cfg)   # a missing tracker or an offline Hub push stops here, before any work
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
@@ -437,6 +440,7 @@ def load_run_data(cfg:TrainConfig, # the run's config
         train_set, eval_set = [c.truncate(cfg.chain_length) for c in train_set], [c.truncate(cfg.chain_length) for c in eval_set]
     check_chains(train_set, 'train_data', 1 if cfg.objective == 'sft' else 2)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
+    if note := question_note(train_set): log.warning(f"train_data: {note}")
     cfg = resolve_schedule(cfg, len(train_set))
     train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
     if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
@@ -549,19 +553,44 @@ def finish_run(r:TrainRun, # the loop's state after the last step
         if cfg.finetune == 'full': r.processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
         (final/'README.md').write_text(model_card(cfg, result))   # replaces PEFT's blank template
         (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in _NOT_SAVED}, indent=1, default=str))
+        if cfg.push_to_hub: result['pushed'] = push_run(cfg, final)
     accelerator.wait_for_everyone()
     if return_model: result.update(model=peft_model(r.model), processor=r.processor)
     return result
 
 # %% ../nbs/09_train.ipynb #d10adf3b
+def push_run(cfg:TrainConfig, # the run's config (`hub_model_id`, `hub_private_repo`)
+             folder:str|Path # the folder to upload (the run's `final`)
+            )->str:
+    "Upload a run's final folder to the Hub repo `hub_model_id` (default: the output_dir's name); returns the commit URL"
+    from rcc_rank.export import push_folder
+    repo = cfg.hub_model_id or Path(cfg.output_dir).name
+    url = push_folder(folder, repo, private=cfg.hub_private_repo)
+    log.info(f"pushed {folder} to {repo}: {url}")
+    return url
+
+# %% ../nbs/09_train.ipynb #f2931797
+def train_summary(res:dict # what `train` returns
+                 )->str:
+    "What `rcc-train` prints: steps, the last loss, the adapter's folder, and the held-out ranking beside its controls"
+    t = res.get('train') or {}
+    head = kv_summary(dict(steps=res.get('steps'), loss=t.get('loss'), last_lr=t.get('lr'), nan_steps=res.get('nan_steps'),
+                           adapter=res.get('adapter_dir'), pushed=res.get('pushed')))
+    ev = res.get('eval')
+    tail = ranking_summary(ev) if ev else "No held-out chains: training metrics only (rcc-generate --test_size 0.2 holds some out)."
+    return head + '\n\n' + tail
+
+# %% ../nbs/09_train.ipynb #acefcb47
+def _train_main(argv:list[str]):
+    cfg, flags = parse_train(argv)
+    res = train(cfg)
+    if int(os.environ.get('RANK', 0)) == 0: print_result({k: v for k, v in res.items() if k not in _NOT_SAVED}, train_summary, flags.json)
+
+# %% ../nbs/09_train.ipynb #ec2a668e
 def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
              ):
-    "Command-line entry point of `rcc-train` (`rcc-train --help` lists every option); prints a JSON summary"
-    cfg = parse_config(argv)
-    res = train(cfg)
-    if int(os.environ.get('RANK', 0)) == 0:
-        print(json.dumps({k: v for k, v in res.items() if k not in _NOT_SAVED}, default=str))
-    # no return value: a console script passes it to sys.exit, and a dict there means exit status 1
+    "Command-line entry point of `rcc-train` (`rcc-train --help` lists every option); prints a summary (`--json`: one JSON line)"
+    run_command('rcc-train', _train_main, argv)   # returns None: a console script passes its return value to sys.exit
 
 # %% ../nbs/09_train.ipynb #5f9aa68a
 if __name__ == "__main__" and not in_ipython(): rcc_train()

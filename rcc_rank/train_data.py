@@ -10,23 +10,24 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
-from .chains import Chain, read_chains, dataset_to_chains
-from .video import _count_frames
+from .chains import Chain, dataset_to_chains
+from .questions import QuestionChain, read_ranked
+from .video import frame_count
 
 # %% auto #0
 __all__ = ['load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches']
 
 # %% ../nbs/09c_train_data.ipynb #54104d44
-def load_chains(source, # JSONL path, `datasets` folder/name, a `Dataset`/`DatasetDict`, or a list of `Chain`s/dicts
+def load_chains(source, # JSONL path (caption or question chains), `datasets` folder/name, a `Dataset`/`DatasetDict`, or a list of `Chain`s/`QuestionChain`s/dicts
                 split:str|None=None, # keep only this split (chain `meta['split']`, or the `DatasetDict` key)
                )->list[Chain]:
     "Chains from a file or dataset, filtered to `split` when the data carries splits (in-memory lists are used as given)"
     if source is None or (isinstance(source, str) and not source.strip()):
         raise ValueError("no chains given: set train_data (a JSONL file or a datasets folder)")
     if isinstance(source, (list, tuple)):  # chains in memory are used as given
-        return [c if isinstance(c, Chain) else Chain.from_dict(c) for c in source]
+        return [c.to_chain() if isinstance(c, QuestionChain) else c if isinstance(c, Chain) else Chain.from_dict(c) for c in source]
     if isinstance(source, (str, Path)) and Path(source).suffix in ('.jsonl', '.json'):
-        chains = read_chains(source)
+        chains = read_ranked(source)   # question chains (`rcc-generate --questions`) become ranked chains
     else:
         import datasets
         ds = source
@@ -77,7 +78,7 @@ def probe_video(path:str|Path # a video file
             first = next(iter(c.decode(st)), None)
             if first is None: return 'no frame could be decoded'
             first.to_ndarray(format='rgb24')
-        if not _count_frames(str(path)): return 'no frames'
+        if not frame_count(path): return 'no frames'
     except Exception as e: return f'{type(e).__name__}: {e}'.strip()
     return None
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DEFAULT_VIDEO_FPS', 'uniform_indices', 'write_test_video', 'VideoError', 'video_info', 'load_video', 'as_frames',
-           'frame_strip', 'video_clip']
+__all__ = ['VIDEO_MAX_PIXELS', 'VIDEO_MAX_SIDE', 'DEFAULT_VIDEO_FPS', 'uniform_indices', 'write_test_video', 'VideoError',
+           'fit_size', 'frame_count', 'video_info', 'load_video', 'as_frames', 'frame_strip', 'video_clip']
 
 # %% ../nbs/06_video.ipynb #ccfb1dd7
 def uniform_indices(n:int, # number of frames in the clip
@@ -54,6 +54,47 @@ def _count_frames(path:str)->int:
         st = c.streams.video[0]
         return sum(1 for p in c.demux(st) if p.size)
 
+# %% ../nbs/06_video.ipynb #a1f1e001
+VIDEO_MAX_PIXELS = 1920 * 1080   # default pixel limit per decoded frame (Full HD); larger frames are shrunk while decoding
+VIDEO_MAX_SIDE = 3840            # default limit on a decoded frame's longer side (4K UHD width)
+
+def fit_size(height:int, # frame height
+             width:int, # frame width
+             max_pixels:int|None=VIDEO_MAX_PIXELS, # at most this many pixels (None: no limit)
+             max_side:int|None=VIDEO_MAX_SIDE # and no side longer than this (None: no limit)
+            )->tuple[int,int]:
+    "(height, width) shrunk to the limits with the aspect ratio kept; unchanged when the frame fits"
+    s = min(1.0, (max_pixels / (height * width)) ** 0.5 if max_pixels else 1.0, max_side / max(height, width) if max_side else 1.0)
+    if s >= 1.0: return height, width
+    return max(1, int(height * s)), max(1, int(width * s))
+
+# %% ../nbs/06_video.ipynb #a1f1e003
+def _demux_pts(path:str)->np.ndarray:
+    "Presentation timestamps of every frame, in order, read from the packets (no decoding)"
+    import av
+    with av.open(path) as c:
+        st = c.streams.video[0]
+        return np.sort(np.array([p.pts for p in c.demux(st) if p.size and p.pts is not None], dtype=np.int64))
+
+# %% ../nbs/06_video.ipynb #a1f1e004
+def _frame_pts(st, # an open video stream
+               path:str # its file, demuxed when the metadata does not hold
+              )->tuple[np.ndarray, bool]:
+    "Presentation timestamp of every frame (in `st.time_base`) and whether it came from the metadata (else from the packets)"
+    fps, tb, n = float(st.average_rate or 0), float(st.time_base or 0), int(st.frames or 0)
+    dur = st.duration * tb if st.duration else 0.0
+    cfr = fps > 0 and st.base_rate is not None and abs(float(st.base_rate) - fps) <= 1e-3 * fps
+    if n > 0 and tb > 0 and cfr and abs(n - dur * fps) <= 1 + 1e-3 * n:
+        return np.round((st.start_time or 0) + np.arange(n) / (fps * tb)).astype(np.int64), True
+    return _demux_pts(path), False
+
+# %% ../nbs/06_video.ipynb #a1f1e005
+def frame_count(path:str|Path # a video file
+               )->int:
+    "Frames in the first video stream: from the container's metadata when it is consistent, else by counting packets"
+    import av
+    with av.open(str(path)) as c: return len(_frame_pts(c.streams.video[0], str(path))[0])
+
 # %% ../nbs/06_video.ipynb #96853f33
 def video_info(path:str|Path # a video file
               )->dict:
@@ -67,22 +108,23 @@ def video_info(path:str|Path # a video file
             st = c.streams.video[0]
             fps = float(st.average_rate or st.guessed_rate or 0)
             w, h = st.codec_context.width, st.codec_context.height
-        n = _count_frames(path)
+            n = len(_frame_pts(st, path)[0])
     except VideoError: raise
     except Exception as e: raise VideoError(f"cannot read video {path}: {type(e).__name__}: {e}") from e
     return dict(frames=n, fps=fps, duration=n / fps if fps else None, height=h, width=w)
 
 # %% ../nbs/06_video.ipynb #30fda42a
-def _decode(path:str, num_frames:int|None, fps:float|None, size)->tuple[np.ndarray, np.ndarray, float|None, int]:
+def _decode(path:str, num_frames:int|None, fps:float|None, size, limits=(VIDEO_MAX_PIXELS, VIDEO_MAX_SIDE))->tuple[np.ndarray, np.ndarray, float|None, int]:
     "Sampled frames, their indices in the clip, the clip's frame rate and its frame count; errors name the file"
     if not os.path.exists(path): raise VideoError(f"video file not found: {path}")
     if num_frames is None and fps is None: raise ValueError("give num_frames, fps, or both")
-    try: return _decode_frames(path, num_frames, fps, size)
+    try: return _decode_frames(path, num_frames, fps, size, limits)
     except VideoError: raise
     except Exception as e: raise VideoError(f"cannot decode video {path}: {type(e).__name__}: {e}") from e
 
 # %% ../nbs/06_video.ipynb #93b68977
-def _decode_frames(path, num_frames, fps, size):
+def _decode_sequential(path, num_frames, fps, size):
+    "Decode the whole clip once, keeping the sampled frames (the fallback when seeking cannot be trusted)"
     import av
     n = _count_frames(path) if fps is None else None
     if n == 0: raise VideoError(f"no frames in video {path}")
@@ -108,15 +150,109 @@ def _decode_frames(path, num_frames, fps, size):
         keep = uniform_indices(len(out), num_frames); out, idx = out[keep], idx[keep]
     return out, idx, native, n if n is not None else i
 
+# %% ../nbs/06_video.ipynb #a1f1e007
+def _wanted(times:np.ndarray, # presentation time of every frame, seconds
+            num_frames:int|None, # uniform: this many; with `fps`, the maximum
+            fps:float|None # by rate: one frame every 1/fps seconds
+           )->np.ndarray:
+    "Indices of the frames the sampling rule takes (repeats allowed), the same rule `_decode_sequential` applies while decoding"
+    if fps is None: return uniform_indices(len(times), num_frames)
+    idx, next_t = [], 0.0
+    for i, t in enumerate(times):
+        if t + 1e-6 >= next_t: idx.append(i); next_t += 1.0 / fps
+    idx = np.array(idx, dtype=int)
+    if num_frames is not None and len(idx) > num_frames: idx = idx[uniform_indices(len(idx), num_frames)]
+    return idx
+
+# %% ../nbs/06_video.ipynb #a1f1e017
+def _decode_wanted(c, st, # an open container and its video stream
+                   targets:np.ndarray, # presentation timestamps we want
+                   tol:float # how near a packet's timestamp must be to a target to count as wanted
+                  ):
+    "Decoded frames from the current position, skipping non-reference frames we do not want (nothing else depends on them)"
+    cc = st.codec_context
+    for pkt in c.demux(st):
+        wanted = pkt.pts is None or np.abs(targets - pkt.pts).min() <= tol
+        cc.skip_frame = 'DEFAULT' if wanted else 'NONREF'
+        yield from cc.decode(pkt)
+
+# %% ../nbs/06_video.ipynb #a1f1e008
+def _seek_frames(c, st, # an open container and its video stream
+                 targets, # wanted presentation timestamps, ascending, distinct
+                 tol:float, # how far a frame's timestamp may be from its target (half a frame; 0 for demuxed ones)
+                 convert # frame -> array
+                )->dict|None:
+    "{timestamp: array} decoded by seeking to each target's keyframe and decoding forward; None when a frame is not where expected"
+    got, frames, pos, span = {}, None, None, 0
+    for p in targets:
+        if frames is None or p - pos > span:   # farther than the longest keyframe distance seen: seek
+            c.seek(int(p), stream=st); frames, first = _decode_wanted(c, st, targets, tol), None
+        else: first = pos                      # near: keep decoding forward
+        fr = None
+        for fr in frames:
+            if fr.pts is None: return None
+            first = fr.pts if first is None else first
+            pos = fr.pts
+            if fr.pts >= p - tol: break
+        if fr is None or pos < p - tol or first > p + tol or abs(fr.pts - p) > tol: return None
+        span = max(span, p - first); got[p] = convert(fr)
+    return got
+
+# %% ../nbs/06_video.ipynb #a1f1e009
+def _converter(st, size, limits):
+    "Frame -> (H, W, 3) uint8 RGB at `size` or, when none, at the stream's size shrunk to `limits` (max pixels, max side)"
+    h, w = st.codec_context.height, st.codec_context.width
+    if size: return lambda fr: fr.to_ndarray(format='rgb24', height=size[0], width=size[1])
+    fh, fw = fit_size(h, w, *limits) if h and w else (h, w)
+    if (fh, fw) == (h, w): return lambda fr: _fit(fr.to_ndarray(format='rgb24'), limits)
+    return lambda fr: fr.to_ndarray(format='rgb24', height=fh, width=fw, interpolation='AREA')
+
+# %% ../nbs/06_video.ipynb #a1f1e010
+def _fit(a:np.ndarray, limits)->np.ndarray:
+    "A decoded frame whose size the stream header did not announce, shrunk to `limits` if it exceeds them"
+    h, w = fit_size(a.shape[0], a.shape[1], *limits)
+    if (h, w) == a.shape[:2]: return a
+    from PIL import Image
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.BOX))
+
+# %% ../nbs/06_video.ipynb #a1f1e011
+def _decode_frames(path, num_frames, fps, size, limits=(VIDEO_MAX_PIXELS, VIDEO_MAX_SIDE)):
+    "Frames on demand: index the clip, pick the frames, seek to each; rebuild the index or decode sequentially when it does not hold"
+    import av
+    with av.open(path) as c:
+        st = c.streams.video[0]; st.thread_type = 'AUTO'
+        native = float(st.average_rate or st.guessed_rate or 0) or None
+        pts, from_meta = _frame_pts(st, path)
+        if not len(pts): raise VideoError(f"no frames in video {path}")
+        convert, tb = _converter(st, size, limits), float(st.time_base)
+        idx = _wanted(pts * tb, num_frames, fps)
+        step = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0
+        got = _seek_frames(c, st, np.unique(pts[idx]), step / 2 if from_meta else 0, convert)
+        if got is None and from_meta:
+            pts = _demux_pts(path); idx = _wanted(pts * tb, num_frames, fps)
+            got = _seek_frames(c, st, np.unique(pts[idx]), 0, convert) if len(pts) else None
+    if got is None:
+        return _decode_sequential(path, num_frames, fps, size or _limited_size(path, limits))
+    return np.stack([got[p] for p in pts[idx]]), idx, native, len(pts)
+
+# %% ../nbs/06_video.ipynb #a1f1e012
+def _limited_size(path:str, limits)->tuple[int,int]|None:
+    "The size to decode `path` at under `limits`, or None when its frames fit"
+    import av
+    with av.open(path) as c: h, w = c.streams.video[0].codec_context.height, c.streams.video[0].codec_context.width
+    return None if not (h and w) or fit_size(h, w, *limits) == (h, w) else fit_size(h, w, *limits)
+
 # %% ../nbs/06_video.ipynb #03ebfe6d
 def load_video(path:str|Path, # video file (any container/codec FFmpeg reads)
                num_frames:int|None=8, # frames to return (uniform); with `fps`, the maximum
                fps:float|None=None, # sample one frame every 1/fps seconds instead of uniformly
-               size:tuple[int,int]|None=None, # (height, width) to resize to while decoding; None keeps the size
-               return_fps:bool=False # also return the sampling rate of the returned frames (frames per second of video)
+               size:tuple[int,int]|None=None, # (height, width) to resize to while decoding; None keeps the size within the limits
+               return_fps:bool=False, # also return the sampling rate of the returned frames (frames per second of video)
+               max_pixels:int|None=VIDEO_MAX_PIXELS, # larger frames are shrunk while decoding, aspect kept (None: no limit)
+               max_side:int|None=VIDEO_MAX_SIDE # and frames with a longer side
               )->np.ndarray|tuple[np.ndarray, float]:
-    "Decode `path` and return sampled frames as a `(T, H, W, 3)` uint8 RGB array (and their rate if `return_fps`)"
-    out, idx, native, n = _decode(str(path), num_frames, fps, size)
+    "Decode only the sampled frames of `path`: a `(T, H, W, 3)` uint8 RGB array (and their rate if `return_fps`)"
+    out, idx, native, n = _decode(str(path), num_frames, fps, size, (max_pixels, max_side))
     rate = len(out) * native / n if native else (float(fps) * min(1, (num_frames or len(out)) / len(out)) if fps else None)
     return (out, rate) if return_fps else out
 
@@ -167,12 +303,14 @@ def video_clip(video, # a video file, a (T,H,W,3) array, or a list of PIL images
                fps:float|None=None, # files: take one frame every 1/fps seconds instead (`num_frames` caps it)
                video_fps:float|None=None, # frame rate of in-memory frames (None: `DEFAULT_VIDEO_FPS`)
                size:tuple[int,int]|None=None, # files: (height, width) to resize to while decoding
+               max_pixels:int|None=VIDEO_MAX_PIXELS, # files: larger frames are shrunk while decoding (None: no limit)
+               max_side:int|None=VIDEO_MAX_SIDE, # files: so are frames with a longer side
                name:str='video' # how to name the video in errors (e.g. the chain id)
               )->tuple:
     "Sampled frames `(T, H, W, 3)` and the `VideoMetadata` the processor times them with: clip length and rate, indices taken"
     from transformers.video_utils import VideoMetadata
     if isinstance(video, (str, os.PathLike)):
-        frames, idx, native, n = _decode(str(video), num_frames or (None if fps else 8), fps, size)
+        frames, idx, native, n = _decode(str(video), num_frames or (None if fps else 8), fps, size, (max_pixels, max_side))
         native = native or video_fps or DEFAULT_VIDEO_FPS
     else:
         full = as_frames(video, name=name)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_widgets.ipynb #351950f8
 from __future__ import annotations
-import base64, html, io
+import re, base64, html, io
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +18,8 @@ from .video import frame_strip
 
 # %% auto #0
 __all__ = ['CHAIN_CSS', 'WIDGET_VIEW_MIME', 'KEY_COLUMNS', 'VIEWS', 'frame_strip_html', 'caption_ranks', 'ChainViewer',
-           'static_widget_outputs', 'load_results', 'ablation_data', 'ablation_figure', 'AblationExplorer']
+           'static_widget_outputs', 'fenced_links', 'dedupe_show_docs', 'load_results', 'ablation_data',
+           'ablation_figure', 'AblationExplorer']
 
 # %% ../nbs/13_widgets.ipynb #37e2eed8
 CHAIN_CSS = ('<style>.rcc-chain del{background:#ffd7d5;color:#82071e}'
@@ -238,6 +239,29 @@ def static_widget_outputs(cell):
     for o in cell.get('outputs', None) or []:
         data = o.get('data', {})
         if WIDGET_VIEW_MIME in data and 'text/html' in data: del data[WIDGET_VIEW_MIME]
+
+# %% ../nbs/13_widgets.ipynb #6f05dc6d
+def fenced_links(cell):
+    "nbdev processor (in place of nbdev's `add_links`): link backticked names in markdown cells and outputs, never inside code fences"
+    from nbdev.doclinks import NbdevLookup
+    nl = NbdevLookup()
+    if cell.get('cell_type') == 'markdown': cell['source'] = nl.linkify(cell['source'])
+    for o in cell.get('outputs', None) or []:
+        md = (o.get('data') or {}).get('text/markdown')
+        if md is not None: o['data']['text/markdown'] = nl.linkify(''.join(md) if isinstance(md, list) else md)
+
+# %% ../nbs/13_widgets.ipynb #07741822
+class dedupe_show_docs:
+    "nbdev processor: drop the `show_doc` cell nbdev added for a name that a cell of the notebook already documents"
+    _SHOWN = re.compile(r'^\s*show_doc\(\s*([\w.]+)\s*[,)]', re.M)
+    def __init__(self, nb): self.nb = nb
+    def __call__(self, cell): return None
+    def begin(self):
+        "Keep the hand-written `show_doc` cells; drop an added one (`has_sd`) that repeats a name"
+        added = lambda c: bool(c.get('has_sd'))
+        names = lambda c: self._SHOWN.findall(c.get('source') or '') if c.get('cell_type') == 'code' else []
+        by_hand = {n for c in self.nb.cells if not added(c) for n in names(c)}
+        self.nb.cells = [c for c in self.nb.cells if not (added(c) and set(names(c)) & by_hand)]
 
 # %% ../nbs/13_widgets.ipynb #baa93bcb
 KEY_COLUMNS = ('run', 'objective', 'freeze_vision', 'chain_length', 'step')

@@ -74,6 +74,25 @@ def test_internal_links_resolve(site):
     assert checked > 50, checked
     assert not broken, f'{len(broken)} broken internal links:\n' + '\n'.join(broken)
 
+_RAW_LINK = re.compile(r'\[[^\[\]\n]{1,80}\]\((?:https?://|[\w./-]+\.html)[^)\s]*\)')
+
+def test_no_raw_markdown_links(site):
+    "A Markdown link left as text (`[name](url)`) anywhere on a page: in a signature's code block, say"
+    from html import unescape
+    bad = []
+    for p in sorted(SITE.glob('*.html')):
+        text = unescape(re.sub(r'<[^>]+>', '', re.sub(r'<(script|style)\b.*?</\1>', '', p.read_text(), flags=re.S)))
+        bad += [f'{p.name}: {m.group(0)[:100]}' for m in _RAW_LINK.finditer(text)]
+    assert not bad, f'{len(bad)} raw Markdown links:\n' + '\n'.join(bad[:30])
+
+def test_each_api_entry_once_per_page(site):
+    "Every `show_doc` entry (a source link, then its heading) appears once on its page"
+    dup = []
+    for p in sorted(SITE.glob('*.html')):
+        ids = re.findall(r'>source</a></p>\s*<h[2-6] id="([^"]+)"', p.read_text())
+        dup += [f'{p.name}: {i} ({ids.count(i)} times)' for i in sorted(set(ids)) if ids.count(i) > 1]
+    assert not dup, 'API entries documented more than once:\n' + '\n'.join(dup)
+
 def test_pages_load_nothing_from_the_network(site):
     bad = []
     for p in SITE.glob('*.html'):

@@ -108,7 +108,7 @@ def _judge_responder(body):
     return "{'pred': 'yes', 'score': 4.6}" if q['Correct answer'] == q['Predicted answer'] else "{'pred': 'no', 'score': 1}"
 
 def _cli(args, env, cwd):
-    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate_cli', *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate_cli', *args, '--json'], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]   # exit status 0: the command returns nothing (a console script exits with it)
     return p.stdout
 

@@ -236,7 +236,7 @@ def test_corrupt_video_is_named_before_training_or_skipped(data, tmp_path):
     assert r.returncode != 0
     assert f"train_data: chain '{chains[2].id}': video {bad} cannot be decoded" in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'run'/'checkpoints').exists() and not (tmp_path/'run'/'history.jsonl').exists()
-    r = run('train', args + ['--skip_bad_videos'])
+    r = run('train', args + ['--skip_bad_videos', '--json'])
     assert r.returncode == 0, r.stderr[-3000:]
     rec = read_jsonl(tmp_path/'run'/'bad_videos.jsonl')
     assert [(x['id'], x['video']) for x in rec] == [(chains[2].id, str(bad))]

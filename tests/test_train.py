@@ -63,7 +63,20 @@ def test_objective_lowers_its_loss(objective, data, tmp_path):
 
 def _cli(data, out, steps, **kw):
     args = dict(FAST, train_data=str(data), output_dir=str(out), max_steps=steps, **kw)
-    return [a for k, v in args.items() for a in (f'--{k}', str(v))]
+    return [a for k, v in args.items() for a in (f'--{k}', str(v))] + ['--json']   # the result as one JSON line
+
+
+@pytest.mark.parametrize('objective,opt', [('lipo', ['--lipo_gain_base', '3']), ('listnet', ['--listnet_temperature', '0.5']),
+                                           ('pl_topk', ['--pl_topk_k', '1'])])
+def test_cli_listwise_objectives(objective, opt, data, tmp_path, capsys):
+    "`rcc-train --objective lipo|listnet|pl_topk` with its setting runs two steps and saves the setting with the run"
+    from rcc_rank.train import rcc_train
+    from rcc_rank.config import load_config
+    rcc_train(_cli(data, tmp_path/objective, 2, objective=objective) + opt)
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res['steps'] == 2 and res['nan_steps'] == 0 and res['train']['loss'] == res['train']['loss'], res
+    cfg = load_config(tmp_path/objective/'final'/'config.yaml')
+    assert cfg.objective == objective and str(getattr(cfg, opt[0][2:])) in (opt[1], str(float(opt[1])))
 
 
 def test_two_processes_match_one(data, tmp_path):

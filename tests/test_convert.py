@@ -1,0 +1,129 @@
+"""`rcc-convert` against each tool's documented schema, and TRL's own preference-data functions:
+
+- trl: conversational `prompt` / `chosen` / `rejected` with one image placeholder per frame in `images`; the JSONL
+  loads with `datasets`, the saved DatasetDict opens with `load_from_disk`; TRL's `is_conversational`,
+  `maybe_apply_chat_template` and its vision DPO collator (`DataCollatorForVisionPreference`, with the tiny
+  Qwen2.5-VL processor) take the rows (skipped where `trl` is not installed);
+- llamafactory: the rules of LLaMA-Factory's sharegpt converter (`src/llamafactory/data/converter.py`,
+  `SharegptDatasetConverter` with `ranking: true`) and its `dataset_info.json` entry, media resolved against
+  the dataset folder as its `_find_medias` does;
+- swift: ms-swift's standard RLHF format ("Custom dataset" docs): `messages` ending with the chosen assistant
+  turn, `rejected_response`, one `<video>` tag per entry of `videos`, files present;
+- bad input stops before anything is written, naming the chain.
+"""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ENV
+from rcc_rank.chains import Chain, write_chains
+from rcc_rank.convert import convert_chains
+from rcc_rank.video import write_test_video
+from rcc_rank.world_data import world_chains
+
+
+@pytest.fixture(scope='module')
+def chain_file(tmp_path_factory):
+    "Two synthetic chains (frames only, train) and one with a video file (test split)"
+    d = tmp_path_factory.mktemp('convert')
+    ws = world_chains(3, length=4, seed=0)
+    clip = write_test_video(d/'clip.mp4', n=10, size=(32, 32))
+    real = Chain(id='clip/0', captions=ws[2].captions, mutations=ws[2].mutations, video=str(clip), meta={'split': 'test'})
+    write_chains(ws[:2] + [real], d/'chains.jsonl')
+    return d/'chains.jsonl'
+
+
+def _rows(path): return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def _cli(*args):
+    exe = Path(sys.executable).parent/'rcc-convert'
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.convert import rcc_convert; rcc_convert()']
+    p = subprocess.run(cmd + [str(a) for a in args], env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_trl_schema_and_datasets(chain_file, tmp_path):
+    import datasets
+    res = convert_chains(chain_file, tmp_path/'trl', to='trl', pairs='all', num_frames=4)
+    assert res['rows'] == {'train': 12, 'test': 6}
+    for r in _rows(tmp_path/'trl'/'train.jsonl'):
+        assert [m['role'] for m in r['prompt']] == ['user'] and r['chosen'][0]['role'] == r['rejected'][0]['role'] == 'assistant'
+        assert sum(p['type'] == 'image' for p in r['prompt'][0]['content']) == len(r['images']) == 4
+        assert all((tmp_path/'trl'/p).is_file() for p in r['images']) and r['chosen_rank'] < r['rejected_rank']
+    js = datasets.load_dataset('json', data_files=str(tmp_path/'trl'/'train.jsonl'), split='train')
+    assert js.num_rows == 12 and set(js.column_names) >= {'prompt', 'chosen', 'rejected', 'images'}
+    dd = datasets.load_from_disk(str(tmp_path/'trl'/'dataset'))
+    assert dd['test'].num_rows == 6 and dd['test'][0]['images'][0].size == (32, 32)
+
+
+def test_trl_own_checks(chain_file, tmp_path):
+    pytest.importorskip('trl')
+    import datasets
+    from trl.data_utils import is_conversational, maybe_apply_chat_template
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+    from rcc_rank.models import tiny_model
+    convert_chains(chain_file, tmp_path/'trl', to='trl', num_frames=2)
+    ds = datasets.load_from_disk(str(tmp_path/'trl'/'dataset'))['train']
+    _, proc = tiny_model('qwen2_5_vl')
+    row = ds[0]
+    assert is_conversational(row)
+    text = maybe_apply_chat_template({k: row[k] for k in ('prompt', 'chosen', 'rejected')}, proc)
+    assert text['prompt'].count('<|image_pad|>') == 2 and text['chosen'].strip().startswith(row['chosen'][0]['content'][0]['text'][:20])
+    batch = DataCollatorForVisionPreference(processor=proc)([ds[0], ds[1]])
+    assert batch['input_ids'].shape[0] == 4 and batch['pixel_values'].shape[0] > 0   # chosen and rejected of two rows
+    assert int(batch['completion_mask'].sum()) > 0
+
+
+def _check_llamafactory(folder):
+    "LLaMA-Factory's sharegpt ranking rules, read from its converter, on every row of every dataset in dataset_info.json"
+    info = json.loads((folder/'dataset_info.json').read_text())
+    n = 0
+    for name, attr in info.items():
+        assert attr['formatting'] == 'sharegpt' and attr['ranking'] is True, name
+        cols, tags = attr['columns'], attr.get('tags', {})
+        role, content = tags.get('role_tag', 'from'), tags.get('content_tag', 'value')
+        user, assistant = tags.get('user_tag', 'human'), tags.get('assistant_tag', 'gpt')
+        for r in _rows(folder/attr['file_name']):
+            msgs = r[cols['messages']]
+            assert len(msgs) % 2 == 1, r                                       # a ranking prompt ends with a user turn
+            assert all(m[role] == (user if k % 2 == 0 else assistant) for k, m in enumerate(msgs)), r
+            for key in ('chosen', 'rejected'):
+                assert isinstance(r[cols[key]], dict) and r[cols[key]][role] == assistant and r[cols[key]][content], r
+            vids = r[cols['videos']]
+            assert sum(m[content].count('<video>') for m in msgs) == len(vids) == 1, r
+            assert all(os.path.isfile(os.path.join(folder, v)) for v in vids), vids   # joined to media_dir = dataset_dir
+            n += 1
+    return n
+
+
+def test_llamafactory_schema(chain_file, tmp_path):
+    res = _cli(chain_file, tmp_path/'lf', '--to', 'llamafactory', '--pairs', 'adjacent')
+    assert res['rows'] == {'train': 6, 'test': 3} and _check_llamafactory(tmp_path/'lf') == 9
+    first = _rows(tmp_path/'lf'/'train.jsonl')[0]
+    assert not first['videos'][0].startswith('/')                           # frames written under the folder: relative
+
+
+def test_swift_schema(chain_file, tmp_path):
+    convert_chains(chain_file, tmp_path/'sw', to='swift')
+    rows = _rows(tmp_path/'sw'/'train.jsonl') + _rows(tmp_path/'sw'/'test.jsonl')
+    assert len(rows) == 9
+    for r in rows:
+        assert [m['role'] for m in r['messages']] == ['user', 'assistant'] and isinstance(r['rejected_response'], str)
+        assert r['messages'][1]['content'] != r['rejected_response']
+        assert sum(m['content'].count('<video>') for m in r['messages']) == len(r['videos']) == 1
+        assert os.path.isabs(r['videos'][0]) and os.path.isfile(r['videos'][0])
+    assert rows[-1]['videos'][0] == str((chain_file.parent/'clip.mp4').resolve())   # a video file is passed on
+
+
+def test_bad_input_names_the_chain(chain_file, tmp_path):
+    short = Chain(id='lonely', captions=['A cat sits.'])
+    with pytest.raises(ValueError, match="chain 'lonely': 1 caption"): convert_chains([short], tmp_path/'a')
+    assert not (tmp_path/'a').exists()
+    gone = Chain(id='gone', captions=['A cat sits.', 'A dog sits.'], video=str(tmp_path/'missing.mp4'))
+    with pytest.raises(FileNotFoundError, match="chain 'gone': video"): convert_chains([gone], tmp_path/'b', to='swift')
+    with pytest.raises(ValueError, match='pairs must be one of'): convert_chains(chain_file, tmp_path/'c', pairs='best')
+    convert_chains(chain_file, tmp_path/'d', to='swift')
+    with pytest.raises(FileExistsError, match='not empty'): convert_chains(chain_file, tmp_path/'d', to='swift')

@@ -1,0 +1,95 @@
+"""Round trips between the commands: what `rcc-generate` writes, `rcc-train`, `rcc-evaluate` and `rcc-experiment`
+read as they are. Question chains train and evaluate; the Table 1 data baselines (`rcc-generate --baseline`) feed
+`rcc-experiment`, offline with the rule back end and through the fake Claude server with the real SDK."""
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ENV, CAPTIONS
+
+FAKE_KEY = 'sk-ant-FAKEKEY-roundtrip-0000'
+
+
+def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess.CompletedProcess:
+    "Run console script `name` (through its entry point, as pip would install it) in `cwd`; with `ok` it must exit 0"
+    mod, fn = {'generate': ('rcc_rank.generate', 'rcc_generate'), 'train': ('rcc_rank.train', 'rcc_train'),
+               'evaluate': ('rcc_rank.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.experiments', 'rcc_experiment')}[name]
+    exe = cwd/f'.rcc-{name}.py'   # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
+    exe.write_text(f"import sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
+    r = subprocess.run([sys.executable, exe, *map(str, args)], cwd=cwd, env={**ENV, **(env or {})},
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 or not ok, f'rcc-{name} {args} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}'
+    return r
+
+
+def last_json(r)->dict: return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope='module')
+def own(tmp_path_factory)->Path:
+    "A folder with captions.jsonl and tiny videos, as a user's own data"
+    from rcc_rank.video import write_test_video
+    d = tmp_path_factory.mktemp('round_trips')
+    (d/'videos').mkdir()
+    rows = []
+    for i, cap in enumerate(CAPTIONS[:8]):
+        write_test_video(d/'videos'/f'clip{i:03d}.mp4', n=8, size=(32, 32))
+        rows.append(dict(id=f'clip{i:03d}', caption=cap, video=f'videos/clip{i:03d}.mp4'))
+    (d/'captions.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    return d
+
+
+def test_mcq_question_chains_train_and_evaluate(own):
+    "`rcc-generate --questions mcq` output trains 2 steps with `rcc-train` and is ranked by `rcc-evaluate rank`"
+    g = last_json(cli('generate', 'captions.jsonl', 'chains.jsonl', '--length', 4, '--test_size', 0.25, '--questions', 'mcq', '--quiet', cwd=own))
+    q = own/'chains.questions.jsonl'
+    assert g['questions'] == 8 and g['questions_path'] == 'chains.questions.jsonl'
+    t = last_json(cli('train', '--train_data', q.name, '--model', 'tiny:qwen2_5_vl', '--max_steps', 2, '--batch_size', 2,
+                      '--num_frames', 2, '--output_dir', 'runs/mcq', cwd=own))
+    assert t['steps'] == 2 and (own/'runs/mcq/final/adapter_config.json').exists()
+    e = last_json(cli('evaluate', 'rank', '--adapter', 'runs/mcq/final', '--data', q.name, '--split', 'test', '--num_frames', 2, '--quiet', cwd=own))
+    n_test = sum(json.loads(l)['meta'].get('split') == 'test' for l in q.read_text().splitlines())
+    assert e['n_chains'] == n_test > 0 and 'note' not in e
+
+
+def _experiment_yaml(path:Path, data:Path)->Path:
+    cfg = {'name': 'baseline_round_trip', 'base': {'model': 'tiny:qwen2_5_vl', 'max_steps': 1, 'batch_size': 2, 'num_frames': 2,
+                                                  'save_every': 0, 'log_every': 1, 'warmup_steps': 0, 'eval_batch_size': 2},
+           'data': {'source': f'file:{data}', 'test_source': f'file:{data}', 'n_train': 0, 'n_test': 2, 'length': 4, 'seed': 0},
+           'eval': ['rank'], 'grid': {'method': [{'name': 'Error Injection (MPO)', 'data': f'file:{data}', 'objective': 'mpo'}]},
+           'table': {'rows': 'method', 'metrics': ['rank/top1', 'rank/pairwise']}}
+    path.write_text(json.dumps(cfg))   # JSON is YAML
+    return path
+
+
+def test_error_injection_baseline_feeds_rcc_experiment(own):
+    "`rcc-generate --baseline error_injection --mutator rules` writes chains that `rcc-experiment` trains and evaluates"
+    out = own/'pvd-baselines'/'error_injection.jsonl'
+    args = ('captions.jsonl', out, '--baseline', 'error_injection', '--mutator', 'rules', '--length', 4, '--test_size', 0.25, '--quiet')
+    s = last_json(cli('generate', *args, cwd=own))
+    assert (s['baseline'], s['rows'], s['chains']) == ('error_injection', 8, 8)
+    chains = [json.loads(l) for l in out.read_text().splitlines()]
+    assert all(len(c['captions']) == 4 and c['meta']['baseline'] == 'error_injection' for c in chains)
+    assert last_json(cli('generate', *args, cwd=own))['skipped'] == 8   # a rerun resumes: nothing new
+    r = cli('experiment', _experiment_yaml(own/'ei.yaml', out), '--out', own/'exp', cwd=own)
+    assert '1 cells run' in r.stdout and 'Error Injection (MPO)' in r.stdout, r.stdout[-2000:]
+
+
+def test_judge_baselines_through_fake_claude(tmp_path):
+    "response_comparison and rlaif_v ask an LLM judge: through the real SDK against the fake server; the rule back end is refused"
+    from rcc_rank.fake_claude import FakeClaude
+    from rcc_rank.baselines import teacher_responder
+    from rcc_rank.world_data import world_item
+    (tmp_path/'world.jsonl').write_text(''.join(json.dumps(world_item(i)) + '\n' for i in range(3)))   # world rows: a simulated policy
+    r = cli('generate', 'world.jsonl', 'x.jsonl', '--baseline', 'rlaif_v', cwd=tmp_path, ok=False)
+    assert r.returncode != 0 and 'needs an LLM judge: use --mutator claude' in r.stderr
+    with FakeClaude(responder=teacher_responder()) as srv:
+        env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
+        for name in ('response_comparison', 'rlaif_v'):
+            s = last_json(cli('generate', 'world.jsonl', f'{name}.jsonl', '--baseline', name, '--mutator', 'claude',
+                              '--model', 'claude-fake', '--length', 3, '--quiet', cwd=tmp_path, env=env))
+            chains = [json.loads(l) for l in (tmp_path/f'{name}.jsonl').read_text().splitlines()]
+            assert s['chains'] == len(chains) > 0 and s['teacher_usage']['requests'] > 0
+            assert all(c['meta']['baseline'] == name and len(c['captions']) == 2 for c in chains)
+        assert srv.requests and all(q['model'] == 'claude-fake' for q in srv.requests)

@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 # %% auto #0
-__all__ = ['METRICS', 'PAIRS', 'METRIC_NAMES', 'CLAIMS', 'summarise', 'paired_diff', 'matched_cpu', 'plot_curves', 'plot_paired',
-           'paired_table', 'claims', 'fingerprint', 'demo_markdown', 'show_results']
+__all__ = ['METRICS', 'PAIRS', 'METRIC_NAMES', 'CLAIMS', 'PENDING', 'summarise', 'paired_diff', 'matched_cpu', 'plot_curves',
+           'plot_paired', 'paired_table', 'claims', 'fingerprint', 'demo_markdown', 'show_results']
 
 # %% ../nbs/12a_demo_report.ipynb #23da3172
 METRICS = ('pairwise', 'pairwise_reward', 'top1', 'kendall_tau')
@@ -250,10 +250,12 @@ def demo_markdown(results:dict|str|Path, # the results record, or the path of it
     return '\n'.join(L) + '\n'
 
 # %% ../nbs/12a_demo_report.ipynb #f4b1c014
+PENDING = "The default run's results are not committed yet: `python tools/docs.py demo` runs it and writes them here.\n"
+
 def show_results(folder:str='demo', # the committed results' folder, relative to nbs/ (found from the repository root too)
                  img:str='demo/' # the plots' prefix, relative to the page
                 ):
-    "The committed demo results as Markdown, for the demo page and the README"
+    "The committed demo results as Markdown, for the demo page and the README (a note saying how to make them where there are none)"
     from IPython.display import Markdown
     p = Path(folder) if Path(folder).exists() else Path('nbs')/folder
-    return Markdown(demo_markdown(p/'results.json', img=img))
+    return Markdown(demo_markdown(p/'results.json', img=img) if (p/'results.json').exists() else PENDING)

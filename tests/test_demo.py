@@ -1,6 +1,7 @@
 """System test of `rcc-demo --quick`, and the guard on the committed demo results (nbs/demo/): the chains, a quick
 run's numbers and the pages rendered from results.json must match what `python tools/docs.py demo` wrote."""
 import csv, json, os, shutil, subprocess, sys
+import pytest
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,21 +50,27 @@ def test_rcc_demo_quick(tmp_path):
     assert 'frames' not in first['meta'] and 'scene' in first['meta']
     # the guard: a quick run gives exactly the committed quick numbers
     from rcc_rank.demo_report import fingerprint
-    want = json.loads((DEMO/'quick.json').read_text())
+    want = json.loads((DEMO/'quick.json').read_text())['quick']
     assert fingerprint(res) == want, f'rcc-demo --quick no longer gives the committed numbers (nbs/demo/quick.json): {RERUN}'
 
 def test_demo_chains_match_committed_results():
-    "The demo's chains, rebuilt, hash to what the committed results were made from"
+    "The default demo's chains, rebuilt, hash to what the committed fingerprint and results were made from"
     from rcc_rank.demo import DemoConfig, demo_chains, data_hash
+    got = data_hash(demo_chains(DemoConfig()))
+    assert got == json.loads((DEMO/'quick.json').read_text())['default_data_hash'], f"the demo's chains changed: {RERUN}"
+    if not (DEMO/'results.json').exists(): return
     R = json.loads((DEMO/'results.json').read_text())
-    cfg = DemoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in R['config'].items() if k != 'out_dir'})
+    cfg = DemoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in R['config'].items()})
     same = replace(DemoConfig(), out_dir=cfg.out_dir, workers=cfg.workers, cache=cfg.cache)   # neither changes a number
     assert cfg == same, f'the committed results were made with settings other than the defaults: {RERUN}'
-    assert data_hash(demo_chains(cfg)) == R['data_hash'], f"the demo's chains changed since nbs/demo/results.json was made: {RERUN}"
+    assert got == R['data_hash'], f"the demo's chains changed since nbs/demo/results.json was made: {RERUN}"
 
 def test_committed_results_hold_what_the_docs_state():
     "results.json has every seed, the paired entries, the hashes and disjoint splits; the pages show its Markdown verbatim"
-    from rcc_rank.demo_report import demo_markdown, PAIRS
+    from rcc_rank.demo_report import demo_markdown, PAIRS, PENDING
+    if not (DEMO/'results.json').exists():   # not made yet: the pages must say so, not show old numbers
+        for nb in (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb'): assert PENDING.strip() in nb.read_text().replace('\\"', '"'), nb.name
+        pytest.skip(f'no committed default results yet: {RERUN}')
     R = json.loads((DEMO/'results.json').read_text())
     arms = R['config']['arms']
     assert all(sum(r['arm'] == a for r in R['rows']) >= 5 for a in arms)

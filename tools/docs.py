@@ -335,7 +335,8 @@ def render_demo():
     "Fill every `show_results()` cell of the demo page and index.ipynb with the Markdown of nbs/demo/results.json; then README.md"
     import json, subprocess
     from rcc_rank.demo_report import demo_markdown
-    md = demo_markdown(DEMO/'results.json', img='demo/')
+    from rcc_rank.demo_report import PENDING
+    md = demo_markdown(DEMO/'results.json', img='demo/') if (DEMO/'results.json').exists() else PENDING
     for p in DEMO_PAGES:
         nb = json.loads(p.read_text())
         for c in nb['cells']:
@@ -351,8 +352,9 @@ def demo_cmd(quick=False, src=None):
     import json, tempfile
     from rcc_rank.demo_report import fingerprint
     DEMO.mkdir(parents=True, exist_ok=True)
+    from rcc_rank.demo import DemoConfig, demo_chains, data_hash
     with tempfile.TemporaryDirectory() as d:
-        fp = fingerprint(demo_run(True, Path(d)))
+        fp = dict(quick=fingerprint(demo_run(True, Path(d))), default_data_hash=data_hash(demo_chains(DemoConfig())))
         (DEMO/'quick.json').write_text(json.dumps(fp, indent=1) + '\n'); print(f'wrote {DEMO/"quick.json"}')
         if not quick:
             run = Path(src) if src else Path(demo_run(False, Path(d))['out_dir'])

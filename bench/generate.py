@@ -9,6 +9,8 @@ latency per request, the server in its own process (as the real API is elsewhere
 threads would compete with the generator for the GIL). The ideal wall time is `steps x latency x ceil(chains / concurrency)` (steps = length - 1);
 the ratio is measured / ideal. The mutator's applicable types are the rule back end's (so the fake, which answers
 with rule edits, never refuses and every chain takes exactly `steps` requests unless it runs out of sites).
+Client CPU is the process CPU time of the run itself; the one-time setup (importing the SDK, loading the tagger,
+building the rule tables) is reported apart as `setup_cpu_s`.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
 Prints one JSON object.
 """
@@ -20,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core import read_jsonl
+from rcc_rank.chains import Chain
 from rcc_rank.mutators import RuleMutator, rule_types
 from rcc_rank.backends import ClaudeMutator
 from rcc_rank.builder import abuild_chains
@@ -44,12 +47,16 @@ def _serve(latency, q, stop):
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
         q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
 
-async def claude_run(n, length, concurrency, latency, tmp, base_url):
+async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx'):
+    c0 = time.process_time()
     import anthropic
     rm = RuleMutator()
-    client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60)
+    hc = anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()   # the SDK's two transports
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60, http_client=hc)
     m = ClaudeMutator(model='claude-fake', client=client, types=rule_types(), tagger='keywords')
     m.applicable = rm.applicable
+    rm.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
+    setup_cpu = time.process_time() - c0
     out = Path(tmp)/f'claude-c{concurrency}.jsonl'
     t, c = time.perf_counter(), time.process_time()
     s = await abuild_chains(items(n), m, length=length, seed=0, out_path=out, concurrency=concurrency, progress=False)
@@ -57,8 +64,8 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url):
     await client.close()
     steps = length - 1
     ideal = steps * latency * math.ceil(n / concurrency)
-    return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'wall_s': round(wall, 3),
-            'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3),
+    return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'http': http, 'wall_s': round(wall, 3),
+            'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3), 'setup_cpu_s': round(setup_cpu, 3),
             'client_cpu_ms_per_request': round(1000 * cpu / max(1, s['steps'] + s['invalid'] + s['refusals']), 2),
             'steps': s['steps'], 'steps_ideal': n * steps, 'finished': s['finished'], 'ended_early': s['ended_early'],
             'invalid': s['invalid'], 'refusals': s['refusals']}
@@ -80,6 +87,8 @@ if __name__ == '__main__':
     ap.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 64])
     ap.add_argument('--c1-chains', type=int, default=None, help='chains for concurrency 1 (default: --chains)')
     ap.add_argument('--rule-chains', type=int, default=1000)
+    ap.add_argument('--http', choices=['httpx', 'aiohttp'], default='httpx',
+                    help="the SDK's HTTP transport: httpx (default) or aiohttp (pip install 'anthropic[aiohttp]')")
     a = ap.parse_args()
     res = {'claude_fake': [], 'rules': None, 'cpu_count': os.cpu_count(), 'loadavg_before': [round(x, 2) for x in os.getloadavg()]}
     import multiprocessing as mp
@@ -90,7 +99,7 @@ if __name__ == '__main__':
             server = ctx.Process(target=_serve, args=(a.latency, q, stop), daemon=True); server.start()
             base_url = q.get(timeout=120)
             n = a.c1_chains if (c == 1 and a.c1_chains) else a.chains
-            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url))
+            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http))
             stop.set(); r['server_requests'] = q.get(timeout=60); server.join(10)
             res['claude_fake'].append(r)
             print(json.dumps(r), file=sys.stderr)

@@ -4,6 +4,7 @@ vision encoder, K captions per chain, with and without gradient checkpointing.
 
     python bench/rank_step.py --device cuda                 # full size, bf16 base weights (bench/gpu.sh runs this)
     python bench/rank_step.py --smoke                       # tiny config on the CPU, a minute at most
+    python bench/rank_step.py --device cuda --arch qwen3_vl # another family: random weights at --hidden x --layers
 
 A step is what `rcc_rank.train` does per optimizer step with batch 1: the reference pass (adapters off, no graph), the
 policy pass and its backward, AdamW on the adapters, through `chain_loss` and `ChainScorer`. For each setting it prints
@@ -50,6 +51,12 @@ def main():
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--shared', default='split', help="shared_prefix mode of the step ('split', 'packed' or 'false')")
     p.add_argument('--peak-tflops', type=float, default=989.0, help='accelerator peak dense bf16 TFLOP/s for MFU')
+    p.add_argument('--arch', default='qwen2_5_vl', help="model family (transformers' model_type); other than qwen2_5_vl: a "
+                   "random model of that family at --hidden x --layers (text) and --vision-hidden x --vision-depth")
+    p.add_argument('--hidden', type=int, default=2048)
+    p.add_argument('--layers', type=int, default=8)
+    p.add_argument('--vision-hidden', type=int, default=1024)
+    p.add_argument('--vision-depth', type=int, default=8)
     a = p.parse_args()
     from rcc_rank.chains import Chain, Mutation
     from rcc_rank.models import tiny_model, add_lora
@@ -66,12 +73,15 @@ def main():
     words = ' '.join(['A red ball rolls from the left to the right across a wooden table while a blue cube stays still.'] * 40)
     chain = Chain('c0', [f'{i} {words}' for i in range(a.k)], [Mutation('x', 'a', 'b')] * (a.k - 1), meta={'frames': frames})
     cfg = TrainConfig(objective='rank', shared_prefix=shared)
-    out = dict(device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu', smoke=a.smoke, K=a.k,
+    out = dict(device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu', smoke=a.smoke, arch=a.arch, K=a.k,
                frames=a.frames, image_size=a.image_size, caption_tokens=a.caption_tokens, shared_prefix=a.shared,
                base_dtype=str(dtype).replace('torch.', ''), peak_tflops=a.peak_tflops, load_avg=os.getloadavg(), results=[])
     for gc in (False, True):
-        if a.smoke: model, proc = tiny_model('qwen2_5_vl', image_size=a.image_size, frames=a.frames)
-        else: model, proc = full_size_qwen(device, dtype, a.image_size, a.frames)
+        if a.smoke: model, proc = tiny_model(a.arch, image_size=a.image_size, frames=a.frames)
+        elif a.arch == 'qwen2_5_vl': model, proc = full_size_qwen(device, dtype, a.image_size, a.frames)
+        else: model, proc = tiny_model(a.arch, image_size=a.image_size, frames=a.frames, hidden=a.hidden, layers=a.layers, heads=16,
+                                       kv_heads=8, vision_hidden=a.vision_hidden, vision_depth=a.vision_depth)
+        model = model.to(dtype)
         model = model.to(device)
         if gc: enable_checkpointing(model)
         model = add_lora(model, r=16, alpha=32)

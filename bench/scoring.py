@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import numpy as np
 import torch
 from rcc_rank.chains import Chain
-from rcc_rank.models import tiny_model, tiny_tokenizer, caption_prompt
+from rcc_rank.models import FAMILIES, tiny_model, tiny_tokenizer, caption_prompt
 from rcc_rank.scoring import ChainCollator, chain_logps, ideal_speedup
 
 QWEN_3B = dict(  # Qwen2.5-VL-3B-Instruct config.json dimensions
@@ -93,7 +93,7 @@ def measure(model, batch, shared, repeats, device, warmup=True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--arch', default='qwen2_5_vl', choices=['qwen2_5_vl', 'perception_lm'])
+    p.add_argument('--arch', default='qwen2_5_vl', help="model family (transformers' model_type, see rcc_rank.models.FAMILIES)")
     p.add_argument('--tiny', action='store_true', help='tiny random model (CPU-sized); default is the full-size 3B config (Qwen only)')
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
     p.add_argument('--dtype', default=None, help="float32 or bfloat16 (default: float32 for --tiny, bfloat16 otherwise)")
@@ -119,8 +119,11 @@ def main():
         model, proc = tiny_model(a.arch, **kw)
         model = model.to(device=device, dtype=dtype)
     else:
-        if a.arch != 'qwen2_5_vl': raise SystemExit('full-size benchmark: only qwen2_5_vl (Qwen2.5-VL-3B config) is defined')
-        model, proc = full_size_qwen(device, dtype, a.image_size, a.frames)
+        if a.arch == 'qwen2_5_vl': model, proc = full_size_qwen(device, dtype, a.image_size, a.frames)
+        else:   # other families: random weights of the family at --hidden x --layers (a stand-in for the released sizes)
+            model, proc = tiny_model(a.arch, image_size=a.image_size, frames=a.frames, hidden=a.hidden, layers=a.layers, heads=16,
+                                     kv_heads=8, vision_hidden=1024, vision_depth=a.vision_depth)
+            model = model.to(device=device, dtype=dtype)
     model.train()
     rng = np.random.default_rng(0)
     words = ' '.join(['A red ball rolls from the left to the right across a wooden table while a blue cube stays still.'] * 40)

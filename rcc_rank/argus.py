@@ -20,8 +20,8 @@ log = get_logger(__name__)
 # %% auto #0
 __all__ = ['log', 'MIN_LINE_CHARS', 'KINDS', 'VERDICTS', 'ARGUS_PROMPT_VERSION', 'ARGUS_SYSTEM', 'ARGUS_EXAMPLE', 'ARGUS_TOOL',
            'split_sentences', 'LineJudgment', 'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter',
-           'argus_prompt', 'parse_line_judgments', 'aargus_lines', 'argus_direction', 'argus_average', 'aargus_costs',
-           'argus_costs', 'argus_score']
+           'argus_prompt', 'parse_line_judgments', 'check_argus_lines', 'aargus_lines', 'argus_direction',
+           'argus_average', 'aargus_costs', 'argus_costs', 'argus_score']
 
 # %% ../nbs/10b_argus.ipynb #305af47e
 _BREAK_SENT = re.compile(r'([.!?])\s+([A-Z])')
@@ -279,12 +279,21 @@ def _check_tool_lines(d:dict)->list[dict]:
                         reasoning=str(x.get('reasoning', '')), verdict=x['verdict']))
     return out
 
+# %% ../nbs/10b_argus.ipynb #560845e5
+def check_argus_lines(lines # line dicts, live or from the cache
+                     )->list[dict]:
+    "`lines` if they may be stored and served: a non-empty list of line dicts, each with a known verdict and type and a text line"
+    _check_tool_lines({'lines': lines})
+    bad = [x.get('num') for x in lines if not isinstance(x.get('line'), str) or not isinstance(x.get('num'), int)]
+    if bad: raise JudgeError(f"line {bad[0]}: needs a text 'line' and an integer 'num'")
+    return lines
+
 # %% ../nbs/10b_argus.ipynb #ccf3d598
 async def aargus_lines(source:str, target:str, judge, cache:JudgeCache|None=None)->list[dict]:
     "The judge's line dicts for premise `source` and hypothesis `target` (cached)"
     cache = JudgeCache(None) if cache is None else cache
     k = JudgeCache.key('argus', source, target, judge.name, ARGUS_PROMPT_VERSION)
-    hit = cache.get(k)
+    hit = cache.get(k, check=check_argus_lines)   # served only if it passes the rule a new reply passes
     if hit is not None: return hit
     if hasattr(judge, 'atool'):
         lines = await judge.atool(ARGUS_SYSTEM, argus_prompt(source, target, text_format=False), ARGUS_TOOL, _check_tool_lines)
@@ -390,4 +399,4 @@ def argus_score(predictions:Sequence[str], # model captions
     failed = [i for i, p in enumerate(per) if 'error' in p]
     keys = ('cost_h', 'cost_o', 'cost_h_raw', 'cost_o_raw', 'error_h', 'error_o', 'error')
     return dict(cost_h=out.pop('cost_h'), cost_o=out.pop('cost_o'), n_items=len(per) - len(failed), n_failed=len(failed), failed=failed,
-                **out, per_item=[{k: p.get(k) for k in keys if k in p} for p in per])
+                n_cache_rejected=cache.rejected, **out, per_item=[{k: p.get(k) for k in keys if k in p} for p in per])

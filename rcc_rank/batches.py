@@ -72,6 +72,7 @@ class BatchLedger:
     def open(self)->list[dict]: return [r for r in self._ev('submitted') if r['batch_id'] not in self.closed]
     def rounds(self)->int: return len({r['round'] for r in self._ev('submitted')})
     def intent(self, h:str)->dict|None: return next((r for r in self._ev('intent') if r['hash'] == h), None)
+    def requests(self)->dict: return {k: v for r in self._ev('submitted') for k, v in r['requests'].items()}   # every custom_id sent
 
 # %% ../nbs/03d_batches.ipynb #6e025fa3
 async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
@@ -172,12 +173,15 @@ def _take(run:_Run, mutator, ch:Chain, et:str, msg):
     accept_step(run, ch, et, res)
 
 # %% ../nbs/03d_batches.ipynb #3cbefbc8
-async def _process(client, run:_Run, mutator, chains:dict, sub:dict)->int:
-    "Read a finished batch's results by type; returns how many requests were cancelled"
+async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)->int:
+    "Read a finished batch's results by type (`known`: every custom_id the ledger sent); returns how many requests were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        if r.custom_id not in sub['requests']: continue
-        cid, k, et = sub['requests'][r.custom_id]
+        ent = sub['requests'].get(r.custom_id) or known.get(r.custom_id)   # a paid result of any recorded request is used
+        if ent is None:
+            log.warning(f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
+            run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1; continue
+        cid, k, et = ent
         ch = chains.get(cid)
         if ch is None or len(ch.mutations) + 1 != k: continue      # already advanced (a result seen before a restart)
         if r.result.type == 'succeeded': _take(run, mutator, ch, et, r.result.message); continue
@@ -233,7 +237,7 @@ async def _batched(items, mutator, length, seed, out_path, poll_interval, max_at
             if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
         for sub in subs:
             if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return summary(open_batch=sub['batch_id'])
-            canceled = await _process(client, run, mutator, chains, sub)
+            canceled = await _process(client, run, mutator, chains, sub, led.requests())
             led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
             if canceled:
                 settle(); run.sync()

@@ -6,10 +6,10 @@
 from __future__ import annotations
 import json, random
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
-from .sources import SourceError, materialise_video, hf_rows, _err
+from .sources import SourceError, MissingVideo, materialise_video, hf_rows, _err, apply_missing
 
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
@@ -39,7 +39,14 @@ def _clip(root:Path, name:str, dirs:Sequence[str], where:str, row)->str:
     for d in dirs:
         for n in ([name] if Path(name).suffix else []) + [stem + e for e in ('.mp4', '.MP4', '.mkv', '.webm')]:
             if (root/d/n).is_file(): return str(root/d/n)
-    raise _err(where, row, 'video', f"no clip {name!r} under {root} ({', '.join(dirs)})")
+    raise MissingVideo(f"{where}: row {row!r}: field 'video': no clip {name!r} under {root} ({', '.join(dirs)})")
+
+# %% ../nbs/17_benchmarks.ipynb #c8fa85ed
+def _found(fn:Callable # () -> the video path; raises `MissingVideo` when the clip is not there
+          )->dict:
+    "{'video': path}, or {'video': None, 'missing_video': why} for `apply_missing` to judge"
+    try: return {'video': fn()}
+    except MissingVideo as e: return {'video': None, 'missing_video': str(e)}
 
 # %% ../nbs/17_benchmarks.ipynb #40d06169
 def _jsonl(path:Path)->list[dict]:
@@ -52,11 +59,13 @@ def _jsonl(path:Path)->list[dict]:
 
 # %% ../nbs/17_benchmarks.ipynb #ac61b7b3
 def _vdc_files(root:Path)->tuple[Path, Path]:
-    "The captions file and the question folder of a VDC download (at the top or under annotations/)"
-    cap = next((p for p in (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl') if p.exists()), None)
-    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (or annotations/VDC_1k.jsonl)")
-    qdir = next((d for d in (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if d.is_dir()), None)
-    if qdir is None: raise SourceError(f"{root}: no VDCScore_qa/ folder of question files")
+    "The captions file and the question folder of a VDC download: the Hub's (VDCScore_qa/) or AuroraCap's release (post_eval/)"
+    caps = (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl', root/'post_eval'/'VDC_1k_captions.jsonl', root/'VDC_1k_captions.jsonl')
+    cap = next((p for p in caps if p.exists()), None)
+    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (Hub layout) or post_eval/VDC_1k_captions.jsonl (AuroraCap's release)")
+    qdirs = (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if cap.name == 'VDC_1k.jsonl' else (cap.parent,)   # post_eval/<dimension>.jsonl
+    qdir = next((d for d in qdirs if d.is_dir() and any((d/f'{x}.jsonl').exists() for x in VDC_DIMS)), None)
+    if qdir is None: raise SourceError(f"{root}: no question files ({' or '.join(str(d) for d in qdirs)}/<dimension>.jsonl)")
     return cap, qdir
 
 # %% ../nbs/17_benchmarks.ipynb #d98a9c27
@@ -82,8 +91,8 @@ def _vdc_item(root:Path, cap:Path, qf:Path, j:int, r:dict, dim:str, qa:dict)->di
     for k, q in enumerate(qs):
         if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
             raise _err(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
-    video = _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', '.'), str(cap), vid)
-    return {'id': f'{vid}/{dim}', 'video_id': vid, 'video': video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
+    video = _found(lambda: _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', 'Test_Videos', '.'), str(cap), vid))
+    return {'id': f'{vid}/{dim}', 'video_id': vid, **video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
             'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]}
 
 # %% ../nbs/17_benchmarks.ipynb #019a853b
@@ -100,22 +109,26 @@ def load_vdc(path, # VDC folder (VDC_1k.jsonl, VDCScore_qa/, videos/)
     return items
 
 # %% ../nbs/17_benchmarks.ipynb #5e954814
-def write_vdc_fixture(folder:str|Path, # where to write VDC_1k.jsonl, VDCScore_qa/ and videos/videos/
-                      n:int=2 # clips
+def write_vdc_fixture(folder:str|Path, # where to write the files
+                      n:int=2, # clips
+                      layout:str='hub' # 'hub': VDC_1k.jsonl, VDCScore_qa/, videos/videos/; 'aurora': AuroraCap's post_eval/ + Test_Videos/
                      )->Path:
-    "A tiny VDC copy in AuroraCap's layout"
+    "A tiny VDC copy in the Hub layout or in AuroraCap's release layout (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
     from rcc_rank.video import write_test_video
-    folder = Path(folder); (folder/'VDCScore_qa').mkdir(parents=True, exist_ok=True); (folder/'videos'/'videos').mkdir(parents=True, exist_ok=True)
+    hub = layout == 'hub'
+    folder = Path(folder); qdir, vdir = (folder/'VDCScore_qa', folder/'videos'/'videos') if hub else (folder/'post_eval', folder/'Test_Videos')
+    qdir.mkdir(parents=True, exist_ok=True); vdir.mkdir(parents=True, exist_ok=True)
     caps, qas = [], {d: [] for d in VDC_DIMS}
     for i in range(n):
         vid = f'vdc_clip_{i}'
-        write_test_video(folder/'videos'/'videos'/f'{vid}.mp4', n=6 + i)
-        caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **{f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}})
+        write_test_video(vdir/f'{vid}.mp4', n=6 + i)
+        refs = {f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}
+        caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **refs} if hub else {'video_id': vid, 'video_name': vid, 'captions': refs})
         for d in VDC_DIMS:
-            qas[d].append({vid: [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'},
-                                 {'question': 'Which way does it move?', 'answer': 'To the right.'}]})
-    (folder/'VDC_1k.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
-    for d in VDC_DIMS: (folder/'VDCScore_qa'/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
+            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'}, {'question': 'Which way does it move?', 'answer': 'To the right.'}]
+            qas[d].append({vid: qa if hub else [{**q, 'category': c} for q, c in zip(qa, ('colour', 'direction'))]})   # the release adds a category
+    (folder/'VDC_1k.jsonl' if hub else qdir/'VDC_1k_captions.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
+    for d in VDC_DIMS: (qdir/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
     return folder
 
 # %% ../nbs/17_benchmarks.ipynb #0ce944e7
@@ -138,8 +151,8 @@ def load_argus(path, # ARGUS Hub-layout folder (data/*.parquet + videos/), a tab
         if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
         if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
         v = r.get('video')
-        video = materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name)
-        items.append({'id': name, 'video': video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
+        video = _found(lambda: materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name))
+        items.append({'id': name, **video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
                       'meta': {k: x for k, x in r.items() if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))}})
     return items
 
@@ -173,14 +186,14 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
     items = []
     for vid, dims in d.items():
         if not isinstance(dims, dict): raise _err(str(f), vid, '(dimensions)', 'expected an object')
-        video = _clip(root, vid, ('videos', '.'), str(f), vid)
+        video = _found(lambda: _clip(root, vid, ('videos', '.'), str(f), vid))
         for dim, qs in dims.items():
             for k, q in enumerate(qs):
                 if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
                     raise _err(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
                 if q['answer'] not in q['question'].split('\n')[1:]:
                     raise _err(str(f), f'{vid}/{dim}/{k}', 'answer', f"{q['answer']!r} is not one of the question's option lines")
-                items.append({'id': f'{vid}/{dim}/{k}', 'video': video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
+                items.append({'id': f'{vid}/{dim}/{k}', **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
     return items
 
 # %% ../nbs/17_benchmarks.ipynb #4a3c9846
@@ -206,12 +219,14 @@ def write_tempcompass_fixture(folder:str|Path # where to write questions/caption
 # %% ../nbs/17_benchmarks.ipynb #7ba1489d
 def load_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                    path, # the benchmark as its authors distribute it
+                   missing_video:str='error', # items whose clip is not there: 'error' (naming the first and the count), 'skip' or 'keep'
+                   report:dict|None=None, # filled with the ids skipped or kept without video
                    **kw # passed to the loader (e.g. `dims` for VDC)
                   )->list[dict]:
     "Evaluator items of a published benchmark"
     loaders = {'vdc': load_vdc, 'argus': load_argus, 'tempcompass': load_tempcompass}
     if name not in loaders: raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-    items = loaders[name](path, **kw)
+    items = apply_missing(loaders[name](path, **kw), missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report)
     if not items: raise SourceError(f"{path}: no {name} items")
     return items
 
@@ -363,6 +378,21 @@ def check_lfmcqa(d:dict # the tool input
     if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'): raise JudgeError(f'answer {a!r} is not one letter A-E')
     return {'question': q.strip(), 'choices': [c.strip() for c in ch], 'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)'))}
 
+# %% ../nbs/17_benchmarks.ipynb #91ae0c47
+def _valid_lfmcqa(rec:dict)->bool:
+    "Whether a stored LF-MCQA item passes `check_lfmcqa` (the rule its reply passed when it was written)"
+    from rcc_rank.judges import JudgeError
+    try: check_lfmcqa(rec); return True
+    except (JudgeError, AttributeError): return False
+
+# %% ../nbs/17_benchmarks.ipynb #824bc4cd
+def _set_aside(path:Path, good:list[dict], bad:list[dict]):
+    "Move items that break the rules from `path` to `<stem>.rejected.jsonl` (kept, not served), so they are asked again"
+    side = path.with_name(path.stem + '.rejected.jsonl')
+    append_jsonl(side, bad)
+    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in good)); tmp.replace(path)
+    log.warning(f"{path}: {len(bad)} stored item(s) break the LF-MCQA rules (first: {bad[0].get('id')!r}); moved to {side.name} and asked again")
+
 # %% ../nbs/17_benchmarks.ipynb #16993b69
 def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
                     seed:int, key:str # the position is drawn from (seed, key)
@@ -394,7 +424,10 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     have = read_jsonl(out_path)
     other = {r.get('fingerprint') for r in have} - {fp}
     if other: raise ValueError(f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file")
-    done = {r['id'] for r in have}
+    good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
+    rejected = len(have) - len(good)
+    if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
+    done = {r['id'] for r in good}
     todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
     async def one(r):
         desc = r.get('caption') or ' '.join(r.get('captions') or [])
@@ -407,7 +440,7 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
         return rec
     async def go(): return await gather_limited([lambda r=r: one(r) for r in todo], concurrency, progress and 'lf-mcqa')
     recs = run_async(go()) if todo else []
-    return {'written': sum(r is not None for r in recs), 'failed': sum(r is None for r in recs), 'skipped': len(done),
+    return {'written': sum(r is not None for r in recs), 'failed': sum(r is None for r in recs), 'skipped': len(done), 'rejected': rejected,
             'path': str(out_path), 'fingerprint': fp}
 
 # %% ../nbs/17_benchmarks.ipynb #9ec7de46

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from fastcore.basics import patch
-from .core import append_jsonl, read_jsonl
+from .core import append_jsonl, read_jsonl, markdown_table
 
 # %% auto #0
 __all__ = ['CHAIN_KEYS', 'Mutation', 'Chain', 'DiffOp', 'word_diff', 'changed_spans', 'diff_html', 'write_chains', 'read_chains',
@@ -474,7 +474,7 @@ def _count_table(d:dict, # {value: count}
                  h:str # the first column's heading
                 )->str:
     "A markdown table of counts, or '(none)'"
-    return '\n'.join([f'| {h} | count |', '|---|---|'] + [f'| {k} | {v} |' for k, v in d.items()]) if d else '(none)'
+    return markdown_table([h, 'count'], d.items()) if d else '(none)'
 
 # %% ../nbs/01_chains.ipynb #36562000
 def _card_stats(chains:list, st:dict)->str:

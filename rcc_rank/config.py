@@ -16,24 +16,26 @@ from .losses import OBJECTIVES
 from .cli import CliParser, parse_cli, coerce, field_types, did_you_mean
 
 # %% auto #0
-__all__ = ['HF_ALIASES', 'log', 'WARMUP_FALLBACK', 'TRACKERS', 'ModelConfig', 'DataConfig', 'ObjectiveConfig', 'OptimConfig',
-           'RunConfig', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser', 'parse_train',
-           'parse_config', 'resolve_schedule', 'tracker_kwargs', 'check_environment']
+__all__ = ['MAX_FRAMES', 'HF_ALIASES', 'log', 'WARMUP_FALLBACK', 'TRACKERS', 'ModelConfig', 'DataConfig', 'ObjectiveConfig',
+           'OptimConfig', 'RunConfig', 'TrainConfig', 'config_table', 'load_config', 'save_config', 'config_parser',
+           'parse_train', 'parse_config', 'resolve_schedule', 'tracker_kwargs', 'check_environment']
 
 # %% ../nbs/09b_config.ipynb #d7704e67
 def _f(default, help:str, paper:str|None=None):
     "A dataclass field whose metadata carries its help text and the paper's value (None: not a setting the paper would state)"
     return field(default=default, metadata=dict(help=help, paper=paper))
 
+MAX_FRAMES = 768   # frames per video `num_frames` may ask for: qwen-vl-utils' cap for Qwen2.5-VL (PerceptionLM samples 32)
+
 # %% ../nbs/09b_config.ipynb #43d226b6
 @dataclass
 class ModelConfig:
     "The model: which one, its dtype and frames, and what trains (LoRA or every weight)"
-    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model`, or `tiny:qwen2_5_vl` / `tiny:perception_lm` for a random-weight tiny model",
+    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model` (any registered family: `rcc_rank.models.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, `tiny:qwen3_vl`, ...) for a random-weight tiny model",
                     'Qwen2.5-VL-3B and PerceptionLM-1B')
-    arch: str|None = _f(None, "model family for `load_model` when it cannot be inferred from the name ('qwen2_5_vl' or 'perception_lm')")
+    arch: str|None = _f(None, "expected model family (transformers' `model_type`, e.g. 'qwen3_vl'); `load_model` checks it against the checkpoint's config.json")
     model_dtype: str = _f('auto', "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'")
-    num_frames: int = _f(8, "frames sampled from each video", 'not stated')
+    num_frames: int = _f(8, f"frames sampled from each video (at most {MAX_FRAMES}: memory and time grow with it)", 'not stated')
     finetune: str = _f('lora', "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)", 'lora')
     lora_r: int = _f(16, "LoRA rank", 'LoRA (rank not stated)')
     lora_alpha: int = _f(32, "LoRA scaling numerator (alpha / r scales the update)", 'not stated')
@@ -51,6 +53,9 @@ class DataConfig:
     eval_split: str = _f('test', "split used for periodic evaluation")
     chain_length: int|None = _f(None, "use only the first k captions of each chain (the chain-length ablation); None keeps whole chains",
                                 'whole chains; 2..K in the ablation')
+    max_caption_tokens: int = _f(2048, "stop before the first step when a caption is longer than this many tokens, naming the chain "
+                                 "(0: no limit); a chain is one sequence of its video and all its captions, so memory and time grow with it",
+                                 'not stated (detailed captions run to a few hundred tokens)')
     max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
     skip_bad_videos: bool = _f(False, "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping")
 
@@ -130,8 +135,9 @@ class TrainConfig(RunConfig, OptimConfig, ObjectiveConfig, DataConfig, ModelConf
         if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
         for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta', 'listnet_temperature'):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
+        if self.num_frames > MAX_FRAMES: bad('num_frames', f"at most {MAX_FRAMES} frames per video (MAX_FRAMES, sized to Qwen2.5-VL)")
         for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
-                  'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio'):
+                  'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio', 'max_caption_tokens'):
             if getattr(self, n) < 0: bad(n, "must be >= 0")
         if self.chain_length is not None and self.chain_length < (1 if self.objective == 'sft' else 2):
             bad('chain_length', f"objective {self.objective!r} needs at least {1 if self.objective == 'sft' else 2} captions")

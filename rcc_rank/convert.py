@@ -5,12 +5,13 @@
 # %% ../nbs/09f_convert.ipynb #f5621d4d
 from __future__ import annotations
 import json, os, re, shutil
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from fastcore.script import call_parse, store_true
 
+from .cli import CliParser, kv_summary, make_options, options_from, parse_cli, print_result, run_command
 from .core import append_jsonl, get_logger, stable_hash
 from .chains import Chain, chain_clip, read_chains
 from .models import CAPTION_PROMPT
@@ -18,8 +19,9 @@ from .models import CAPTION_PROMPT
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'FORMATS', 'PAIRS', 'caption_pairs', 'media_name', 'chain_images', 'write_mp4', 'chain_video', 'trl_record',
-           'llamafactory_record', 'llamafactory_info', 'swift_record', 'convert_chains', 'rcc_convert']
+__all__ = ['log', 'FORMATS', 'PAIRS', 'ConvertArgs', 'caption_pairs', 'media_name', 'chain_images', 'write_mp4', 'chain_video',
+           'trl_record', 'llamafactory_record', 'llamafactory_info', 'swift_record', 'convert_chains', 'convert_parser',
+           'convert_summary', 'rcc_convert']
 
 # %% ../nbs/09f_convert.ipynb #6f12a2d4
 FORMATS = ('trl', 'llamafactory', 'swift')
@@ -171,8 +173,8 @@ def _fresh_dir(out:Path, overwrite:bool)->Path:
 # %% ../nbs/09f_convert.ipynb #2394d191
 _RECORDS = {'trl': trl_record, 'llamafactory': llamafactory_record, 'swift': swift_record}
 
-def convert_chains(chains, # a chain file (JSONL) or a list of `Chain`s
-                   out:str|Path, # new (or empty) output folder
+def convert_chains(chains:str, # a chain file (JSONL, as rcc-generate writes it) or a list of `Chain`s
+                   out:str, # new (or empty) output folder (a str or a Path)
                    to:str='trl', # 'trl', 'llamafactory' or 'swift'
                    pairs:str='best-vs-rest', # 'adjacent', 'best-vs-rest' or 'all'
                    num_frames:int=8, # trl: frames per video, given as images
@@ -201,16 +203,35 @@ def convert_chains(chains, # a chain file (JSONL) or a list of `Chain`s
     (out/'convert.json').write_text(json.dumps(summary, indent=1))
     return summary
 
-# %% ../nbs/09f_convert.ipynb #eecab86d
-@call_parse
-def rcc_convert(chains:str, # the chain file (JSONL, as rcc-generate writes it)
-                out:str, # new (or empty) folder for the converted data
-                to:str='trl', # trl, llamafactory or swift
-                pairs:str='best-vs-rest', # adjacent, best-vs-rest or all
-                num_frames:int=8, # trl: frames per video, given as images
-                prompt:str=CAPTION_PROMPT, # the user's instruction
-                name:str='rcc_chains', # llamafactory: dataset names are NAME_SPLIT in dataset_info.json
-                overwrite:store_true=False # replace a folder that already holds files
+# %% ../nbs/09f_convert.ipynb #b743a19e
+ConvertArgs = options_from(convert_chains, 'ConvertArgs', positional=['chains', 'out'], aliases=dict(out=['output_dir']))
+"The options of `rcc-convert`: `convert_chains`'s parameters as a dataclass"
+
+# %% ../nbs/09f_convert.ipynb #f0675bcc
+def convert_parser()->CliParser:
+    "The `rcc-convert` argument parser"
+    return CliParser(ConvertArgs, 'rcc-convert', choices=dict(to=FORMATS, pairs=PAIRS),
+                     description="Write a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift.",
+                     epilog="rcc-convert chains.jsonl out/trl --to trl --pairs best-vs-rest --num_frames 8\n"
+                            "Exit status: 0 done, 2 a usage or input error (the chain is named).")
+
+# %% ../nbs/09f_convert.ipynb #0fe1d6cb
+def convert_summary(res:dict # a result of `convert_chains`
+                   )->str:
+    "The summary `rcc-convert` prints: what was written, the rows per split, and how to use them"
+    rows = ', '.join(f"{k} {v}" for k, v in res['rows'].items())
+    return kv_summary({**{k: res[k] for k in ('to', 'pairs', 'chains', 'out')}, 'rows': rows}) + f"\n\n{res['usage']}"
+
+# %% ../nbs/09f_convert.ipynb #6a482a29
+def _convert_main(argv:list[str])->int:
+    o, flags = parse_cli(convert_parser(), argv)
+    o = make_options(ConvertArgs, o)
+    if not (o.chains and o.out): raise ValueError("give the chain file and the output folder: rcc-convert CHAINS OUT [--to trl]")
+    print_result(convert_chains(**asdict(o)), convert_summary, flags.json)
+    return 0
+
+# %% ../nbs/09f_convert.ipynb #1f3dff74
+def rcc_convert(argv:list[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
                ):
-    "Write a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift, and print a JSON summary"
-    print(json.dumps(convert_chains(chains, out, to, pairs, num_frames, prompt, name, overwrite)))
+    "Write a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift, and print a summary (`--json`: one JSON line)"
+    run_command('rcc-convert', _convert_main, argv)   # returns None: a console script passes its return value to sys.exit

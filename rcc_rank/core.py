@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #1ac464ec
 from __future__ import annotations
-import os, re, sys, json, time, fcntl, logging, hashlib, threading
+import os, re, sys, json, time, logging, hashlib, threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable, Any
 
+import filelock
+
 # %% auto #0
-__all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'append_jsonl',
-           'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock', 'lock_holder', 'request_text', 'check_finite',
-           'approx_bytes', 'SizedCache']
+__all__ = ['rcc_home', 'set_seed', 'secret_values', 'redact', 'api_key', 'RedactingFilter', 'get_logger', 'RedactingStream',
+           'install_redaction', 'append_jsonl', 'read_text', 'read_jsonl', 'stable_hash', 'OutputLocked', 'OutputLock',
+           'lock_holder', 'request_text', 'check_finite', 'approx_bytes', 'SizedCache', 'markdown_table']
 
 # %% ../nbs/00_core.ipynb #9684c22a
 def rcc_home(*parts:str, # sub-path inside the home folder
@@ -92,19 +94,39 @@ def get_logger(name:str='rcc_rank', # logger name (use the module's `__name__`)
     log.setLevel(level or os.environ.get('RCC_RANK_LOG_LEVEL', 'INFO'))
     return log
 
+# %% ../nbs/00_core.ipynb #85aa59a4
+class RedactingStream:
+    "A text stream that passes everything written through `redact` on its way to the stream it wraps"
+    def __init__(self, stream): self._stream = stream   # the stream wrapped (the process's stdout or stderr)
+    def write(self, s:str)->int:
+        self._stream.write(redact(s)); return len(s)
+    def __getattr__(self, name): return getattr(self._stream, name)
+
+# %% ../nbs/00_core.ipynb #baee8f60
+def install_redaction()->bool:
+    "Send the process's stdout and stderr through `RedactingStream` (a plain process only; Jupyter and pytest keep theirs); True if they are"
+    if isinstance(sys.stderr, RedactingStream): return True
+    if sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__ or sys.stderr is None: return False
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    return True
+
+# %% ../nbs/00_core.ipynb #3c8c3f3c
+install_redaction()   # on import: every command of the package redacts before its first line of output
+
 # %% ../nbs/00_core.ipynb #32cbc978
 def append_jsonl(path:str|Path, # file to append to (created with its folder)
                  records:Iterable[dict]|dict, # one record or many
                  fsync:bool=True # flush to disk before returning
                 )->int:
-    "Append records as single JSON lines; returns the number written"
+    "Append records as single JSON lines, secrets redacted; returns the number written"
     if isinstance(records, dict): records = [records]
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, ensure_ascii=False) + '\n' for r in records]
     if not lines: return 0
+    text = redact(''.join(lines))   # nothing secret reaches a file (the one writer of every JSONL record)
     _drop_partial_tail(path)
     with open(path, 'a', encoding='utf-8') as f:
-        f.write(''.join(lines)); f.flush()
+        f.write(text); f.flush()
         if fsync: os.fsync(f.fileno())
     return len(lines)
 
@@ -118,6 +140,16 @@ def _drop_partial_tail(path:Path):
         f.seek(0); data = f.read()
         f.truncate(data.rfind(b'\n') + 1)
 
+# %% ../nbs/00_core.ipynb #f77a7892
+def read_text(path:str|Path # a text file that should be UTF-8
+             )->str:
+    "The file's text; invalid UTF-8 raises naming the file, the line and the byte"
+    data = Path(path).read_bytes()
+    try: return data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = data.count(b'\n', 0, e.start) + 1
+        raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r}); save the file as UTF-8") from None
+
 # %% ../nbs/00_core.ipynb #e5f927f9
 def read_jsonl(path:str|Path, # JSONL file
                missing_ok:bool=True, # a missing file reads as empty
@@ -128,7 +160,7 @@ def read_jsonl(path:str|Path, # JSONL file
     if not path.exists():
         if missing_ok: return []
         raise FileNotFoundError(f"{path}: no such file")
-    lines = path.read_text(encoding='utf-8').split('\n')
+    lines = read_text(path).split('\n')
     out = []
     for i, line in enumerate(lines):
         if not line.strip(): continue
@@ -137,6 +169,7 @@ def read_jsonl(path:str|Path, # JSONL file
             last = i == len(lines) - 1 or all(not l.strip() for l in lines[i+1:])
             if tail_ok and last and not lines[-1] == '' : continue  # truncated tail with no newline: a killed writer
             raise ValueError(f"{path}:{i+1}: not valid JSON ({e.msg})") from None
+        if not isinstance(out[-1], dict): raise ValueError(f"{path}:{i+1}: expected a JSON object (one record a line), got a {type(out[-1]).__name__}")
     return out
 
 # %% ../nbs/00_core.ipynb #fa07382d
@@ -151,41 +184,38 @@ def stable_hash(*parts:Any, # JSON-serialisable values
 class OutputLocked(RuntimeError):
     "Another process is writing this output"
 
-_HELD:dict[str, list] = {}   # lock file -> [fd, count] for the locks this process holds
+# %% ../nbs/00_core.ipynb #013ae462
+def _write_pid(fd:int):
+    "Record this process's pid in a lock file just locked (so a refusal can name the holder)"
+    os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
+
 
 # %% ../nbs/00_core.ipynb #5c330967
 class OutputLock:
-    "An exclusive `fcntl.flock` on lock file `path` (one writer per output); a second process fails at once, naming the holder's pid"
+    "An exclusive `filelock` lock on file `path` (one writer per output); a second process fails at once, naming the holder's pid"
     def __init__(self, path:str|Path, # the lock file (created with its folder)
                  what:str='output' # how messages name the thing locked
-                ): self.path, self.what, self.held = Path(path), what, False
+                ):
+        self.path, self.what, self.held = Path(path), what, False
+        # one lock object per path in this process, shared by its threads: re-entrant, counted
+        self._lock = filelock.FileLock(self.path, timeout=0, thread_local=False, is_singleton=True, on_acquired=_write_pid)
 
     def acquire(self)->OutputLock:
         "Take the lock or raise `OutputLocked`; re-entrant within a process"
         if self.held: return self
-        key = str(self.path.resolve())
-        if key in _HELD: _HELD[key][1] += 1; self.held = True; return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        try: self._lock.acquire()
+        except filelock.Timeout:
             raise OutputLocked(f"{self.what} is in use: process {lock_holder(self.path) or '(unknown pid)'} holds {self.path}; "
                                "wait for it to finish (or stop it) before writing here") from None
-        os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
-        _HELD[key] = [fd, 1]; self.held = True
+        self.held = True
         return self
 
     def release(self):
-        "Give the lock back (the last release in this process closes the file, which unlocks it)"
+        "Give the lock back (the last release in this process unlocks the file)"
         if not self.held: return
         self.held = False
-        ent = _HELD.get(str(self.path.resolve()))
-        if ent is None: return
-        ent[1] -= 1
-        if ent[1] <= 0:
-            del _HELD[str(self.path.resolve())]
-            os.close(ent[0])
+        self._lock.release()
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
@@ -259,3 +289,16 @@ class SizedCache:
                 old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
     def clear(self):
         with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0
+
+# %% ../nbs/00_core.ipynb #274fbbf8
+def markdown_table(header:Iterable, # column names
+                   rows:Iterable[Iterable], # one sequence of cells per row (shown with `str`)
+                   align:str='' # one letter per column, 'l' or 'r' (default: all left)
+                  )->str:
+    "A Markdown (GitHub) table"
+    cell = lambda v: str(v).replace('|', '\\|').replace('\n', ' ')
+    header = [cell(h) for h in header]
+    align = (align or 'l' * len(header)).ljust(len(header), 'l')
+    if set(align) - {'l', 'r'}: raise ValueError(f"align: one of 'l'/'r' per column, got {align!r}")
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---:' if a == 'r' else '---' for a in align) + '|']
+    return '\n'.join(lines + ['| ' + ' | '.join(cell(v) for v in r) + ' |' for r in rows])

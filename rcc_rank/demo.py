@@ -21,12 +21,13 @@ from .world_data import world_chain, world_chains, scene_seed, lf_mcq_set, world
 from .models import tiny_model, tiny_tokenizer, save_model, load_model, CAPTION_PROMPT, SPECIAL_TOKENS
 from .evaluate import rank_chains, chain_metrics, ranking_metrics, mcq_evaluate, mcq_prompt
 from .train import TrainConfig, train
-from .demo_report import matched_cpu, paired_table, demo_markdown, plot_curves, plot_paired
+from .demo_report import summarise, matched_cpu, paired_table, demo_markdown, plot_curves, plot_paired
 
 # %% auto #0
-__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'DemoConfig', 'setup_torch', 'world_tokenizer', 'demo_model', 'demo_chains', 'data_hash',
-           'splits', 'demo_data', 'controls', 'blank_video', 'reward_pairwise', 'mcq_score', 'evaluate_model',
-           'checkpoint_hash', 'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo', 'rcc_demo']
+__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'rcc_demo', 'DemoConfig', 'setup_torch', 'world_tokenizer', 'demo_model', 'demo_chains',
+           'data_hash', 'splits', 'demo_data', 'controls', 'blank_video', 'reward_pairwise', 'mcq_score',
+           'evaluate_model', 'checkpoint_hash', 'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo',
+           'demo_command']
 
 # %% ../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
@@ -426,23 +427,23 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
     plots = [plot_curves(R, out), plot_paired(R, out)]
     report = write_report(out, R)
     say(f"done in {timings['total']:.0f}s wall, {timings['cpu']:.0f} CPU-s: {report}")
-    return dict(**R, report=report, plots=plots, out_dir=out)
+    return dict(**R, summary=summarise(rows), report=report, plots=plots, out_dir=out)
 
 # %% ../nbs/12_demo.ipynb #14cb9e3b
-from fastcore.script import call_parse
+from fastcore.imports import in_ipython
+from .cli import cli_command
 
 # %% ../nbs/12_demo.ipynb #37b11504
-@call_parse
-def rcc_demo(out:str='rcc-demo', # output folder
-             quick:bool=False, # smoke-test size (well under a minute)
-             seeds:str=None, # comma-separated arm seeds, e.g. "0,1,2"
-             arms:str=None, # comma-separated arms (default: sft,dpo,mpo,rank,rank_frozen_vision; also lipo, listnet, pl_topk)
-             steps:int=None, # LoRA steps per arm
-             pretrain_steps:int=None, # full fine-tuning steps of the pretraining stage
-             beta:float=None, # DPO temperature
-             lr:float=None, # arm learning rate
-             workers:int=None, # arm runs in parallel processes
-             no_cache:bool=False # pretrain again even if a checkpoint with these settings is cached
+def demo_command(out:str='rcc-demo', # output folder
+                 quick:bool=False, # smoke-test size (well under a minute)
+                 seeds:str=None, # comma-separated arm seeds, e.g. "0,1,2"
+                 arms:str=None, # comma-separated arms (default: sft,dpo,mpo,rank,rank_frozen_vision; also lipo, listnet, pl_topk)
+                 steps:int=None, # LoRA steps per arm
+                 pretrain_steps:int=None, # full fine-tuning steps of the pretraining stage
+                 beta:float=None, # DPO temperature
+                 lr:float=None, # arm learning rate
+                 workers:int=None, # arm runs in parallel processes
+                 no_cache:bool=False # pretrain again even if a checkpoint with these settings is cached
             ):
     "Run the synthetic-world demo end to end and write report.md, results.json, results.csv and plots to `out`"
     kw = dict(out_dir=out, cache=not no_cache)
@@ -452,4 +453,12 @@ def rcc_demo(out:str='rcc-demo', # output folder
         if v is not None: kw[k] = v
     cfg = DemoConfig.quick(**kw) if quick else DemoConfig(**kw)
     res = run_demo(cfg)
-    print(Path(res['report']).read_text())   # returns None: a console script passes its return value to sys.exit
+    return dict(report=str(res['report']), out_dir=str(res['out_dir']), summary=res['summary'], timings=res['timings'])
+
+# %% ../nbs/12_demo.ipynb #ef6b5e1a
+rcc_demo = cli_command('rcc-demo', demo_command, lambda r: Path(r['report']).read_text(),
+                       aliases=dict(out=['output_dir'], steps=['max_steps'], lr=['learning_rate']))
+"The `rcc-demo` command: prints the report (`--json`: the summary as one JSON line)"
+
+# %% ../nbs/12_demo.ipynb #e40c2b79
+if __name__ == "__main__" and not in_ipython(): rcc_demo()   # `python -m rcc_rank.demo`

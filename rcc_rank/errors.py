@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, re, sys, random, functools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Any
-from .core import SizedCache
+from .core import SizedCache, markdown_table
 
 # %% auto #0
 __all__ = ['COLOURS', 'SIZE_OPPOSITES', 'SIZES', 'SHAPES', 'MATERIALS', 'NUMBER_WORDS', 'QUANTIFIER_OPPOSITES',
@@ -515,12 +515,8 @@ def taxonomy_markdown(types:Iterable[str]|None=None # which types (default: all)
                      )->str:
     "The error taxonomy as a markdown table: name, description, example"
     names = list(ERROR_TYPES) if types is None else list(types)
-    rows = ['| type | what changes | example |', '|---|---|---|']
-    for n in names:
-        e = ERROR_TYPES[n]
-        ex = f"{e.example[0]} → {e.example[1]}" if e.example[0] else ''
-        rows.append(f"| `{n}` | {e.description.replace('|', '/')} | {ex} |")
-    return '\n'.join(rows)
+    ex = lambda e: f"{e.example[0]} → {e.example[1]}" if e.example[0] else ''
+    return markdown_table(['type', 'what changes', 'example'], [[f'`{n}`', ERROR_TYPES[n].description.replace('|', '/'), ex(ERROR_TYPES[n])] for n in names])
 
 # %% ../nbs/02_errors.ipynb #217886d9
 def register_error_type(et:ErrorType, # the new type

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .core import get_logger, append_jsonl, stable_hash
+from .core import get_logger, append_jsonl, stable_hash, markdown_table
 
 log = get_logger(__name__)
 
@@ -234,7 +234,7 @@ def _fmt(v, digits:int)->str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return ''
     if isinstance(v, bool): return str(v)
     if isinstance(v, float): return f'{v:.{digits}f}'
-    return str(v).replace('|', '\\|').replace('\n', ' ')
+    return str(v)
 
 # %% ../nbs/10_evaluate.ipynb #7e5fbbe9
 def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and metric values
@@ -249,8 +249,7 @@ def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and 
         if not isinstance(r, dict): raise ValueError(f"results_table: row {i} is a {type(r).__name__}, not a dict")
         f = _flatten(r); f.setdefault('run', f'run{i}'); flat.append(f)
     cols = ['run'] + [c for c in dict.fromkeys(k for f in flat for k in f) if c != 'run']
-    md = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---' if c == 'run' else '---:' for c in cols) + '|']
-    md += ['| ' + ' | '.join(_fmt(f.get(c), digits) for c in cols) + ' |' for f in flat]
+    md = [markdown_table(cols, [[_fmt(f.get(c), digits) for c in cols] for f in flat], ''.join('l' if c == 'run' else 'r' for c in cols))]
     buf = io.StringIO(); w = csv.DictWriter(buf, cols, lineterminator='\n'); w.writeheader()
     for f in flat: w.writerow({c: f.get(c, '') for c in cols})
     markdown, text = '\n'.join(md) + '\n', buf.getvalue()
@@ -280,7 +279,9 @@ def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], devi
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
     from rcc_rank.models import caption_prompt, family
     texts = [caption_prompt(processor, p) for p in prompts]
-    enc = family(processor).processor_inputs(processor, texts, videos, padding_side='left')
+    fam = family(processor)
+    enc = fam.processor_inputs(processor, texts, videos, padding_side='left')
+    enc = {k: v for k, v in enc.items() if k not in fam.row_keys}
     return {k: v.to(device) if hasattr(v, 'to') else v for k, v in enc.items()}
 
 # %% ../nbs/10_evaluate.ipynb #de888f59

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 from fastcore.imports import in_ipython
 
 
-from .core import read_jsonl, check_finite
+from .core import read_jsonl, check_finite, rcc_home
 from .evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching, results_table, make_judge, make_model
-from .judges import require_fields, judge_captions, judge_summary, judge_agreement, vdc_score
+from .judges import require_fields, judge_captions, judge_summary, judge_agreement, vdc_score, JudgeCache
 from .argus import argus_score
 from .cli import CliParser, parse_cli, make_options, options_from, run_command, print_result, kv_summary, ranking_summary
 
@@ -103,9 +103,9 @@ def _judge(o)->dict:
     "An LLM judge's 1-10 scores per axis of each prediction against its reference"
     rows = require_fields(_rows(o.data, o.task, o.split), ('prediction', 'reference'), o.data); j = make_judge(o.judge)
     ids = [r.get('id', i) for i, r in enumerate(rows)]
-    scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, o.cache_path, o.concurrency,
-                            o.progress, ids)
-    return dict(judge_summary(scores), judge=j.name, n_items=len(rows),
+    with JudgeCache(rcc_home() / 'judge_cache.jsonl' if o.cache_path == 'default' else o.cache_path) as cache:
+        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache, o.concurrency, o.progress, ids)
+    return dict(judge_summary(scores), judge=j.name, n_items=len(rows), n_cache_rejected=cache.rejected,
                 per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
                 failures=[s for s in scores if 'error' in s])
 
@@ -167,7 +167,7 @@ def _report(res:dict, out:str|None, echo:bool):
 def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id, or tiny:qwen2_5_vl / tiny:perception_lm
+                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type> (tiny:qwen2_5_vl, tiny:qwen3_vl, ...)
                   adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
                   split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
                   judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
@@ -234,7 +234,8 @@ def _evaluate_main(argv:list[str])->int:
     if not isinstance(res, dict) or int(os.environ.get('RANK', 0)) != 0: return 0
     print_result(_summary(res), evaluate_summary, flags.json)
     n_failed = res.get('n_failed', 0)
-    if n_failed: print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] for f in res['failures']][:20]}", file=sys.stderr)
+    bad = res.get('failures') or res.get('failed') or []   # judge: failure records; vdc and argus: ids or positions
+    if n_failed: print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] if isinstance(f, dict) else f for f in bad][:20]}", file=sys.stderr)
     return n_failed
 
 # %% ../nbs/10c_evaluate_cli.ipynb #1eaa6899

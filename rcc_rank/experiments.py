@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import Sequence
 
 import yaml
-from fastcore.script import call_parse
+from fastcore.imports import in_ipython
 
 from .core import get_logger, append_jsonl, read_jsonl, stable_hash
+from .cli import cli_command
 from .chains import Chain
 from .questions import QuestionChain
 from .world_data import attach_frames
 
 # %% auto #0
-__all__ = ['log', 'QUESTION_SOURCES', 'WORLD_SOURCES', 'EVALS', 'RANK_KEYS', 'JUDGED_EVALS', 'DATA_DEFAULTS', 'question_to_chain',
-           'make_data', 'choice_chains', 'choice_accuracy', 'eval_sets', 'evaluate_model', 'judged_set',
-           'judged_metrics', 'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell', 'experiment_table',
-           'run_experiment', 'explorer', 'rcc_experiment']
+__all__ = ['log', 'QUESTION_SOURCES', 'WORLD_SOURCES', 'EVALS', 'RANK_KEYS', 'JUDGED_EVALS', 'DATA_DEFAULTS', 'rcc_experiment',
+           'question_to_chain', 'make_data', 'choice_chains', 'choice_accuracy', 'eval_sets', 'evaluate_model',
+           'judged_set', 'judged_metrics', 'ExperimentConfig', 'load_experiment', 'grid_cells', 'run_cell',
+           'experiment_table', 'run_experiment', 'explorer', 'experiment_command']
 
 # %% ../nbs/15_experiments.ipynb #ff9aedc1
 log = get_logger(__name__)
@@ -481,13 +482,12 @@ def explorer(results:str|Path|Sequence[dict], # an experiment's `<name>.jsonl`, 
     return AblationExplorer([keep(r) for r in rows], **kw)
 
 # %% ../nbs/15_experiments.ipynb #0e8995b8
-@call_parse
-def rcc_experiment(config:str, # experiment YAML file(s), comma separated, or a folder of them
-                   out:str='experiments', # output folder shared by the configs (finished cells are reused)
-                   quick:bool=False, # apply each config's `quick` size overrides (smoke test)
-                   threads:int=0, # torch CPU threads (0: torch's default)
-                   dry_run:bool=False, # list the cells and exit
-                  ):
+def experiment_command(config:str, # experiment YAML file(s), comma separated, or a folder of them
+                       out:str='experiments', # output folder shared by the configs (finished cells are reused)
+                       quick:bool=False, # apply each config's `quick` size overrides (smoke test)
+                       threads:int=0, # torch CPU threads (0: torch's default)
+                       dry_run:bool=False, # list the cells and exit
+                      )->dict:
     "Run experiment configs (a grid of train + evaluate cells each) and write paper-shaped tables (in Python: `run_experiment`)"
     paths = []
     for part in str(config).split(','):
@@ -495,9 +495,26 @@ def rcc_experiment(config:str, # experiment YAML file(s), comma separated, or a 
         paths += sorted(p.glob('*.yaml')) if p.is_dir() else [p]
     missing = [str(p) for p in paths if not p.exists()]
     if missing: raise FileNotFoundError(f"config file(s) not found: {missing}")
+    done = []
     for p in paths:
         cfg = load_experiment(p, quick=quick)
-        if dry_run:
-            print(f"{cfg.name}: " + '; '.join(c['label'] for c in grid_cells(cfg))); continue
+        if dry_run: done.append(dict(name=cfg.name, cells=[c['label'] for c in grid_cells(cfg)])); continue
         r = run_experiment(cfg, out, threads=threads or None)
-        print(f"\n{cfg.name}" + (f" ({cfg.paper})" if cfg.paper else '') + f": {r['ran']} cells run, {r['skipped']} reused\n{r['table']}", flush=True)
+        done.append(dict(name=cfg.name, paper=cfg.paper, **{k: r[k] for k in ('ran', 'skipped', 'table', 'table_path', 'results_path')}))
+    return dict(out=str(out), experiments=done)
+
+# %% ../nbs/15_experiments.ipynb #91585c8b
+def _experiment_summary(res:dict)->str:
+    "Each config's table (or, for a dry run, its cells)"
+    def one(e):
+        if 'cells' in e: return f"{e['name']}: " + '; '.join(e['cells'])
+        return f"{e['name']}" + (f" ({e['paper']})" if e.get('paper') else '') + f": {e['ran']} cells run, {e['skipped']} reused\n{e['table']}"
+    return '\n\n'.join(one(e) for e in res['experiments'])
+
+# %% ../nbs/15_experiments.ipynb #b9677b28
+rcc_experiment = cli_command('rcc-experiment', experiment_command, _experiment_summary, positional=['config'], aliases=dict(out=['output_dir']),
+                             epilog="The experiment YAML is the configuration: rcc-experiment exp.yaml (or --config exp.yaml).")
+"The `rcc-experiment` command (`rcc-experiment --help`)"
+
+# %% ../nbs/15_experiments.ipynb #50ffa0c2
+if __name__ == "__main__" and not in_ipython(): rcc_experiment()   # `python -m rcc_rank.experiments`

@@ -4,19 +4,20 @@
 
 # %% ../nbs/09a_export.ipynb #896b7c87
 from __future__ import annotations
-import json
+import os, json, shutil
 from pathlib import Path
 
 import torch, yaml
-from fastcore.script import call_parse, store_true
+from fastcore.imports import in_ipython
 
 from .core import get_logger
+from .cli import cli_command
 from .models import family, tiny_model, load_model, save_model
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'adapter_base', 'load_adapter', 'push_folder', 'export_model', 'rcc_export']
+__all__ = ['log', 'rcc_export', 'adapter_base', 'load_adapter', 'push_folder', 'export_model', 'export_command']
 
 # %% ../nbs/09a_export.ipynb #33f085df
 def adapter_base(adapter_dir:str|Path # a saved LoRA adapter folder (`RUN/final` or `RUN/checkpoints/step_N/adapter`)
@@ -93,28 +94,39 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
                  push_to_hub:str|None=None, # also upload the folder to this hub repo (`user/name`)
                  private:bool=True # a new hub repo is private
                 )->Path:
-    "Merge the adapter into its base model and save a plain model folder (and optionally push it)"
+    "Merge the adapter into its base model and save a plain model folder (written aside, then renamed; optionally pushed)"
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()): raise FileExistsError(f"{out}: exists and is not empty (choose a new folder)")
+    part = out.with_name(f'.{out.name}.partial')   # renamed to `out` when complete: a killed export leaves no `out`
+    if part.exists(): log.info(f"removing {part}, left by an export that did not finish"); shutil.rmtree(part)
     info = adapter_base(adapter_dir)
     model, proc = load_adapter(adapter_dir, dtype=dtype)
     merged = model.merge_and_unload()
     merged.config._name_or_path = str(out)
-    save_model(merged, proc, out)
-    (out/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    save_model(merged, proc, part)
+    (part/'README.md').write_text(_card(Path(adapter_dir), info, out))
+    if out.exists(): out.rmdir()   # empty
+    os.replace(part, out)
     log.info(f"merged {adapter_dir} into {info['model']}: {out}")
     if push_to_hub: log.info(f"pushed to {push_to_hub}: {push_folder(out, push_to_hub, private)}")
     return out
 
 # %% ../nbs/09a_export.ipynb #d7baf30c
-@call_parse
-def rcc_export(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
-               out_dir:str, # new folder for the merged model
-               dtype:str='auto', # weights: auto (as trained), float32 or bfloat16
-               push_to_hub:str=None, # also upload to this hub repo (user/name)
-               public:store_true=False # make a new hub repo public (default private)
-              ):
+def export_command(adapter_dir:str, # the adapter training saved (RUN/final, or RUN/checkpoints/step_N/adapter)
+                   out_dir:str, # new folder for the merged model
+                   dtype:str='auto', # weights: auto (as trained), float32 or bfloat16
+                   push_to_hub:str=None, # also upload to this hub repo (user/name)
+                   public:bool=False # make a new hub repo public (default private)
+                  )->dict:
     "Merge a LoRA adapter into its base model and save a model folder that `from_pretrained` opens"
     out = export_model(adapter_dir, out_dir, dtype=dtype, push_to_hub=push_to_hub, private=not public)
-    print(json.dumps(dict(adapter=str(adapter_dir), base=adapter_base(adapter_dir)['model'], out_dir=str(out),
-                          pushed=push_to_hub)))
+    return dict(adapter=str(adapter_dir), base=adapter_base(adapter_dir)['model'], out_dir=str(out), pushed=push_to_hub)
+
+# %% ../nbs/09a_export.ipynb #6f106989
+rcc_export = cli_command('rcc-export', export_command, positional=['adapter_dir', 'out_dir'],
+                         aliases=dict(adapter_dir=['adapter_name_or_path'], out_dir=['export_dir', 'output_dir'], push_to_hub=['hub_model_id']),
+                         epilog="LLaMA-Factory names: --adapter_name_or_path, --export_dir; --hub_model_id for --push_to_hub.")
+"The `rcc-export` command (`rcc-export --help`)"
+
+# %% ../nbs/09a_export.ipynb #cf5d1f72
+if __name__ == "__main__" and not in_ipython(): rcc_export()   # `python -m rcc_rank.export`

@@ -35,6 +35,8 @@ FAULTS = {
     'spend_limit': 'HTTP 429 saying the workspace reached its spend limit',
     'credit': 'HTTP 400 saying the credit balance is too low',
     'lost_reply': 'the request is carried out (a batch is created, a message billed), then the connection drops before the reply',
+    'unknown_id': "in a batch: the item's result comes back under a `custom_id` that was never sent (batches only)",
+    'echo_headers': "HTTP 400 whose error message echoes the request's headers, the API key among them (as a misconfigured proxy does)",
 }
 
 def ntokens(x:Any # text or any JSON value
@@ -278,6 +280,9 @@ def _http_fault(self:_Handler, fault:str, method:str='', path:str='', body:dict|
         try: self.connection.shutdown(socket.SHUT_RDWR)
         except OSError: pass
         return True
+    if fault == 'echo_headers':   # a proxy that echoes what it got: the key comes back inside the error text
+        seen = ', '.join(f'{k}={v}' for k, v in self.headers.items())
+        self._send(400, _error_body('invalid_request_error', f'bad request {method} {path}; headers: {seen}')); return True
     if fault == 'malformed':
         self._send(200, raw=b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'); return True
     if fault == 'slow': time.sleep(fake.slow_seconds)
@@ -399,7 +404,7 @@ def pending(self:FakeClaude)->list[str]:
 # %% ../nbs/03a_fake_claude.ipynb #fce26695
 @patch
 def _pop_fault(self:FakeClaude, group:str, http_only:bool)->str|None:
-    http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow', 'lost_reply'}
+    http = set(_HTTP_FAULTS) | {'drop', 'malformed', 'slow', 'lost_reply', 'echo_headers'}
     with self._lock:
         q = self._faults[group]
         if q and ((q[0] in http) == http_only) and (group == 'messages' or http_only):
@@ -468,6 +473,7 @@ def _finish(self:FakeClaude, b:dict, canceled:bool=False):
             res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
             continue
         if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
+        if fault == 'unknown_id': r = {**r, 'custom_id': r['custom_id'] + '-unknown'}; fault = None
         try: msg = self._answer(r.get('params', {}), fault)
         except Rejected as e:
             res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})

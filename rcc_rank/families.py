@@ -9,8 +9,9 @@ from fastcore.basics import patch
 from .models import Family, register_family, tiny_tokenizer, SPECIAL_TOKENS, _mrope_section
 
 # %% auto #0
-__all__ = ['QWEN3_TEMPLATE', 'GLM4V_TOKENS', 'GLM4V_TEMPLATE', 'Qwen3VLFamily', 'Qwen3VLMoeFamily', 'Qwen3_5Family',
-           'Glm4vFamily']
+__all__ = ['QWEN3_TEMPLATE', 'GLM4V_TOKENS', 'GLM4V_TEMPLATE', 'CHATML_TOKENS', 'CHATML_TEMPLATE', 'SMOLVLM_TEMPLATE',
+           'GEMMA3_TEMPLATE', 'Qwen3VLFamily', 'Qwen3VLMoeFamily', 'Qwen3_5Family', 'Glm4vFamily', 'FramesFamily',
+           'LlavaOnevisionFamily', 'InternVLFamily', 'SmolVLMFamily', 'Gemma3Family']
 
 # %% ../nbs/07a_families.ipynb #9332cd93
 QWEN3_TEMPLATE = (
@@ -161,3 +162,238 @@ Glm4vFamily.tiny = _tiny_glm4v
 
 # %% ../nbs/07a_families.ipynb #c4c3105f
 register_family(Glm4vFamily)
+
+# %% ../nbs/07a_families.ipynb #22f3f304
+class FramesFamily(Family):
+    "A family whose model takes a clip as its frames, one image each, stacked over the batch in `pixel_values`"
+    vision_keys, row_keys = ('pixel_values',), ('video_frames',)
+
+# %% ../nbs/07a_families.ipynb #854b3274
+def _frames_inputs(self, processor, texts:list[str], videos:list[tuple], padding_side:str='right')->dict:
+    "The family's processor tensors plus `video_frames`, the number of frames of each prompt's clip"
+    out = Family.processor_inputs(self, processor, texts, videos, padding_side)
+    out['video_frames'] = torch.tensor([len(v) for v, _ in videos])
+    return out
+
+FramesFamily.processor_inputs = _frames_inputs
+
+# %% ../nbs/07a_families.ipynb #ad732039
+def _frames_rows(self, batch:dict, idx:torch.Tensor)->dict:
+    "The frames of prompts `idx`, in order (repeats allowed), with the family's other per-image inputs"
+    n = batch['video_frames'].tolist()
+    out = {}
+    for k in self.vision_keys:
+        if k not in batch: continue
+        chunks = torch.split(batch[k], n)
+        out[k] = torch.cat([chunks[i] for i in idx.tolist()])
+    return out
+
+FramesFamily.video_rows = _frames_rows
+
+# %% ../nbs/07a_families.ipynb #cfcc6eaa
+CHATML_TOKENS = ('<|endoftext|>', '<|im_start|>', '<|im_end|>')
+CHATML_TEMPLATE = (
+  "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+  "{% else %}{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% elif c['type'] == 'video' %}<video>\n"
+  "{% elif 'text' in c %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+# %% ../nbs/07a_families.ipynb #c4dd9b12
+class LlavaOnevisionFamily(Family):
+    "LLaVA-OneVision: native video, every frame through SigLIP and pooled 2x2, a newline token after the clip; 1-D positions"
+    model_type, title, processor_class = 'llava_onevision', 'LLaVA-OneVision', 'LlavaOnevisionProcessor'
+    special_tokens, chat_template = CHATML_TOKENS + ('<image>', '<video>'), CHATML_TEMPLATE
+    vision, projector, vision_keys = ('vision_tower',), ('multi_modal_projector',), ('pixel_values_videos',)
+    lora_skip = ('.head.',)
+    tokens = dict(eos_token='<|im_end|>', pad_token='<|endoftext|>', extra_special_tokens={'image_token': '<image>', 'video_token': '<video>'})
+
+# %% ../nbs/07a_families.ipynb #16c0f23a
+def _qwen2_text(tok, hidden, layers, heads, kv_heads, eos:str='<|im_end|>')->dict:
+    "A tiny Qwen2 language-model config (the language model of LLaVA-OneVision and InternVL)"
+    return dict(model_type='qwen2', vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, tie_word_embeddings=True,
+                eos_token_id=tok.convert_tokens_to_ids(eos), pad_token_id=tok.pad_token_id)
+
+# %% ../nbs/07a_families.ipynb #b12c4bf7
+def _tiny_llava_ov(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
+                   attn_implementation, patch_size=14, **kw):
+    import transformers as T
+    tok = tiny_tokenizer(self.model_type, vocab_size)
+    vision = dict(model_type='siglip_vision_model', hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                  num_hidden_layers=vision_depth, num_attention_heads=2, image_size=image_size, patch_size=patch_size)
+    cfg = T.LlavaOnevisionConfig(vision_config=vision, text_config=_qwen2_text(tok, hidden, layers, heads, kv_heads),
+                                 image_token_index=tok.convert_tokens_to_ids('<image>'), video_token_index=tok.convert_tokens_to_ids('<video>'),
+                                 vision_feature_layer=-1, vision_feature_select_strategy='full', tie_word_embeddings=True,
+                                 image_grid_pinpoints=[[image_size, image_size]], **kw)
+    cfg._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = T.LlavaOnevisionForConditionalGeneration(cfg)
+    sz = {'height': image_size, 'width': image_size}
+    proc = T.LlavaOnevisionProcessor(
+        image_processor=T.LlavaOnevisionImageProcessor(size=sz, image_grid_pinpoints=[[image_size, image_size]], crop_size=sz),
+        video_processor=T.LlavaOnevisionVideoProcessor(size=sz, num_frames=frames, do_sample_frames=False),
+        tokenizer=tok, num_image_tokens=(image_size // patch_size) ** 2, vision_feature_select_strategy='full',
+        chat_template=self.chat_template)
+    return model, proc
+
+LlavaOnevisionFamily.tiny = _tiny_llava_ov
+
+# %% ../nbs/07a_families.ipynb #0ed6d05c
+register_family(LlavaOnevisionFamily)
+
+# %% ../nbs/07a_families.ipynb #154322de
+class InternVLFamily(FramesFamily):
+    "InternVL: a video as numbered frames, one image each (`Frame1: <img>...</img>`); 1-D positions"
+    model_type, title, processor_class = 'internvl', 'InternVL', 'InternVLProcessor'
+    special_tokens = CHATML_TOKENS + ('<img>', '</img>', '<IMG_CONTEXT>', '<video>')
+    chat_template, vision, projector = CHATML_TEMPLATE, ('vision_tower',), ('multi_modal_projector',)
+    tokens = dict(eos_token='<|im_end|>', pad_token='<|endoftext|>', extra_special_tokens={
+        'start_image_token': '<img>', 'end_image_token': '</img>', 'context_image_token': '<IMG_CONTEXT>', 'video_token': '<video>'})
+
+# %% ../nbs/07a_families.ipynb #01854f2a
+def _tiny_internvl(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
+                   attn_implementation, patch_size=14, **kw):
+    import transformers as T
+    tok = tiny_tokenizer(self.model_type, vocab_size)
+    vision = dict(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_hidden_layers=vision_depth,
+                  num_attention_heads=2, image_size=[image_size] * 2, patch_size=[patch_size] * 2)
+    cfg = T.InternVLConfig(vision_config=vision, text_config=_qwen2_text(tok, hidden, layers, heads, kv_heads),
+                           image_token_id=tok.convert_tokens_to_ids('<IMG_CONTEXT>'), downsample_ratio=0.5, tie_word_embeddings=True, **kw)
+    cfg._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = T.InternVLForConditionalGeneration(cfg)
+    sz = {'height': image_size, 'width': image_size}
+    proc = T.InternVLProcessor(image_processor=T.GotOcr2ImageProcessor(size=sz, crop_to_patches=False),
+                               video_processor=T.InternVLVideoProcessor(size=sz, num_frames=frames, do_sample_frames=False),
+                               tokenizer=tok, image_seq_length=(image_size // patch_size) ** 2 // 4, chat_template=self.chat_template)
+    return model, proc
+
+InternVLFamily.tiny = _tiny_internvl
+
+# %% ../nbs/07a_families.ipynb #8f816ee2
+register_family(InternVLFamily)
+
+# %% ../nbs/07a_families.ipynb #24a9d677
+SMOLVLM_TEMPLATE = (
+  "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}:{% if message['content'] is string %} "
+  "{{ message['content'] }}{% else %}{% for c in message['content'] %}{% if c['type'] == 'text' %} {{ c['text'] }}"
+  "{% elif c['type'] == 'image' %}<image>{% elif c['type'] == 'video' %}<video>{% endif %}{% endfor %}{% endif %}"
+  "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
+
+# %% ../nbs/07a_families.ipynb #c1e7050e
+class SmolVLMFamily(Family):
+    "SmolVLM: a video as timestamped frames, one image each, padded per prompt; vision_model / connector / text_model"
+    model_type, title, processor_class = 'smolvlm', 'SmolVLM', 'SmolVLMProcessor'
+    special_tokens = ('<|im_start|>', '<end_of_utterance>', '<|endoftext|>', '<image>', '<video>', '<fake_token_around_image>',
+                      '<global-img>')
+    chat_template, vision, projector, language = SMOLVLM_TEMPLATE, ('vision_model',), ('connector',), 'text_model'
+    vision_keys = ('pixel_values', 'pixel_attention_mask')
+    tokens = dict(bos_token='<|im_start|>', eos_token='<end_of_utterance>', pad_token='<|endoftext|>', extra_special_tokens={
+        'image_token': '<image>', 'video_token': '<video>', 'fake_image_token': '<fake_token_around_image>',
+        'global_image_token': '<global-img>', 'end_of_utterance_token': '<end_of_utterance>'})
+
+# %% ../nbs/07a_families.ipynb #51923671
+def _smolvlm_rows(self, batch:dict, idx:torch.Tensor)->dict:
+    "The padded frame stacks (and their pixel masks) of prompts `idx`"
+    return {k: batch[k][idx] for k in self.vision_keys if k in batch}
+
+SmolVLMFamily.video_rows = _smolvlm_rows
+
+# %% ../nbs/07a_families.ipynb #21861ee5
+def _tiny_smolvlm(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
+                  attn_implementation, patch_size=14, **kw):
+    import transformers as T
+    tok = tiny_tokenizer(self.model_type, vocab_size)
+    text = dict(model_type='llama', vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, tie_word_embeddings=True,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_hidden_layers=vision_depth,
+                  num_attention_heads=2, image_size=image_size, patch_size=patch_size)
+    cfg = T.SmolVLMConfig(vision_config=vision, text_config=text, scale_factor=2, image_token_id=tok.convert_tokens_to_ids('<image>'),
+                          tie_word_embeddings=True, **kw)
+    cfg._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = T.SmolVLMForConditionalGeneration(cfg)
+    sz = {'longest_edge': image_size}
+    proc = T.SmolVLMProcessor(
+        image_processor=T.SmolVLMImageProcessor(size=sz, max_image_size=sz, do_image_splitting=False),
+        video_processor=T.SmolVLMVideoProcessor(size=sz, max_image_size=sz, num_frames=frames, do_sample_frames=False),
+        tokenizer=tok, image_seq_len=(image_size // patch_size) ** 2 // 4, chat_template=self.chat_template)
+    return model, proc
+
+SmolVLMFamily.tiny = _tiny_smolvlm
+
+# %% ../nbs/07a_families.ipynb #c20393a4
+register_family(SmolVLMFamily)
+
+# %% ../nbs/07a_families.ipynb #4b28075b
+GEMMA3_TEMPLATE = (
+  "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+  "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
+  "{% if c['type'] in ('image', 'video') %}<start_of_image>{% elif 'text' in c %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+  "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+
+# %% ../nbs/07a_families.ipynb #7090b9d6
+class Gemma3Family(FramesFamily):
+    "Gemma 3: images only, so a clip is its frames in order, each after its timestamp; 1-D positions"
+    model_type, title, processor_class = 'gemma3', 'Gemma 3', 'Gemma3Processor'
+    special_tokens = ('<pad>', '<eos>', '<bos>', '<start_of_turn>', '<end_of_turn>', '<start_of_image>', '<end_of_image>',
+                      '<image_soft_token>')
+    chat_template = GEMMA3_TEMPLATE
+    vision, projector, lora_skip = ('vision_tower',), ('multi_modal_projector',), ('.head.',)
+    tokens = dict(bos_token='<bos>', eos_token='<end_of_turn>', pad_token='<pad>', extra_special_tokens={
+        'boi_token': '<start_of_image>', 'eoi_token': '<end_of_image>', 'image_token': '<image_soft_token>'})
+
+# %% ../nbs/07a_families.ipynb #bc74ff27
+def _gemma3_marker(self, processor)->str: return processor.boi_token
+
+Gemma3Family.video_marker = _gemma3_marker
+
+# %% ../nbs/07a_families.ipynb #52014f4b
+def _frame_times(meta, n:int)->list[float]:
+    "Seconds of each of the `n` frames from their `VideoMetadata` (frame order when it has no clock)"
+    try: return list(meta.timestamps)[:n]
+    except (ValueError, TypeError, AttributeError): return [float(i) for i in range(n)]
+
+# %% ../nbs/07a_families.ipynb #ef98394b
+def _gemma3_inputs(self, processor, texts:list[str], videos:list[tuple], padding_side:str='right')->dict:
+    "Each prompt's video marker replaced by its frames as images, each after its timestamp"
+    boi, out_texts, images = processor.boi_token, [], []
+    for t, (frames, meta) in zip(texts, videos):
+        stamps = ' '.join(f'{s:.1f}s {boi}' for s in _frame_times(meta, len(frames)))
+        out_texts.append(t.replace(boi, stamps, 1))
+        images.append([f for f in frames])
+    out = dict(processor(text=out_texts, images=images, return_tensors='pt', padding=True, padding_side=padding_side,
+                         add_special_tokens=False))
+    out.pop('token_type_ids', None)   # both-way attention within an image: the scoring paths attend causally
+    out['video_frames'] = torch.tensor([len(v) for v, _ in videos])
+    return out
+
+Gemma3Family.processor_inputs = _gemma3_inputs
+
+# %% ../nbs/07a_families.ipynb #e366d5c4
+def _tiny_gemma3(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
+                 attn_implementation, patch_size=14, **kw):
+    import transformers as T
+    tok = tiny_tokenizer(self.model_type, vocab_size)
+    text = dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=hidden // heads, sliding_window=512,
+                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(model_type='siglip_vision_model', hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                  num_hidden_layers=vision_depth, num_attention_heads=2, image_size=image_size, patch_size=patch_size)
+    V = tok.get_vocab()
+    cfg = T.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=(image_size // patch_size // 2) ** 2,
+                         boi_token_index=V['<start_of_image>'], eoi_token_index=V['<end_of_image>'],
+                         image_token_index=V['<image_soft_token>'], tie_word_embeddings=True, **kw)
+    cfg._attn_implementation = attn_implementation
+    torch.manual_seed(seed)
+    model = T.Gemma3ForConditionalGeneration(cfg)
+    with torch.no_grad(): model.model.multi_modal_projector.mm_input_projection_weight.normal_(0, 0.02)   # zero from the config
+    proc = T.Gemma3Processor(image_processor=T.Gemma3ImageProcessor(size={'height': image_size, 'width': image_size}),
+                             tokenizer=tok, image_seq_length=cfg.mm_tokens_per_image, chat_template=self.chat_template)
+    return model, proc
+
+Gemma3Family.tiny = _tiny_gemma3
+
+# %% ../nbs/07a_families.ipynb #662ff0c5
+register_family(Gemma3Family)

@@ -8,7 +8,7 @@ import json, time, asyncio
 from pathlib import Path
 from typing import Iterable
 
-from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite
+from .core import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite, read_text
 from .mutators import MalformedReply, run_sync
 from .backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator, refusal,
                                _message, _usage)
@@ -17,14 +17,15 @@ from .builder import (RunStopped, build_chains, classify_error, lock_path, move_
 from .batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,
                               submit_batch, wait_batch, _custom_id)
 from fastcore.basics import AttrDict
-from fastcore.script import call_parse, Param, store_true
 from .mutators import Mutator
+from fastcore.imports import in_ipython
+from .cli import cli_command, kv_summary
 
 # %% auto #0
-__all__ = ['log', 'RECAPTION_SYSTEM', 'IMAGE_LIMITS', 'FRAME_SIDE', 'frame_blocks', 'references', 'recaption_request',
-           'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
+__all__ = ['log', 'RECAPTION_SYSTEM', 'IMAGE_LIMITS', 'FRAME_SIDE', 'rcc_generate', 'frame_blocks', 'references',
+           'recaption_request', 'parse_recaption', 'arecaption', 'arecaption_items', 'recaption', 'arecaption_file',
            'arecaption_file_batched', 'recaption_rows', 'with_recaption', 'read_items', 'assign_splits',
-           'generation_exit', 'rcc_generate']
+           'generation_exit', 'split_counts', 'generate_command', 'generate_summary']
 
 # %% ../nbs/03e_generate.ipynb #61a9e4b2
 log = get_logger(__name__)
@@ -226,7 +227,9 @@ async def _recap_results(client, rc:_Recap, sub:dict, # the ledger's 'submitted'
     "Read a finished recaption batch's results by type; returns how many requests were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        if r.custom_id not in sub['requests']: continue
+        if r.custom_id not in sub['requests']:   # named and counted, never silently dropped
+            log.warning(f"recaption batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
+            rc.counts['unknown_results'] = rc.counts.get('unknown_results', 0) + 1; continue
         rid, itok = sub['requests'][r.custom_id]; it = byid.get(rid)
         if it is None: continue
         if r.result.type != 'succeeded':
@@ -311,13 +314,16 @@ def read_items(path:str|Path, # JSONL/JSON, CSV, or a `datasets` folder (save_to
                 rows.append(r)
         return rows
     if p.suffix.lower() == '.csv':
-        import csv
-        with open(p, newline='', encoding='utf-8') as f: return [dict(r) for r in csv.DictReader(f)]
-    if p.suffix.lower() == '.json':
-        data = json.loads(p.read_text(encoding='utf-8'))
-        if not isinstance(data, list): raise ValueError(f'{p}: expected a JSON list of rows')
-        return data
-    return read_jsonl(p, missing_ok=False, tail_ok=False)   # a bad line, the last one too, names file and line
+        import csv, io
+        rows = [dict(r) for r in csv.DictReader(io.StringIO(read_text(p), newline=''))]
+    elif p.suffix.lower() == '.json':
+        rows = json.loads(read_text(p))
+        if not isinstance(rows, list): raise ValueError(f'{p}: expected a JSON list of rows')
+        bad = next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict)), None)
+        if bad: raise ValueError(f'{p}: row {bad}: expected a JSON object, got {type(rows[bad - 1]).__name__}')
+    else: rows = read_jsonl(p, missing_ok=False, tail_ok=False)   # a bad line, the last one too, names file and line
+    if not rows: raise ValueError(f'{p}: the input has no rows (an empty file?)')
+    return rows
 
 # %% ../nbs/03e_generate.ipynb #26e1e1a5
 def assign_splits(rows:Iterable[dict], # input rows `{id, caption, video?, split?, meta?}`
@@ -370,9 +376,11 @@ def _generate_ssv2(a:AttrDict, # rcc_generate's options
                   )->dict:
     "SSv2 chains come from its templates and placeholders (no mutator): the new ones are appended to the output"
     from rcc_rank.chains import write_chains
-    from rcc_rank.sources import finish_generate, load_source, parse_source_spec, ssv2_chains
+    from rcc_rank.sources import finish_generate, load_source, parse_source_spec, ssv2_chains, write_skip_report
     have = {r['id'] for r in read_jsonl(a.output)}
-    new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split), a.length, a.seed) if c.id not in have][:a.limit]
+    rep = {}
+    new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep), a.length, a.seed) if c.id not in have][:a.limit]
+    write_skip_report(a.output, rep)
     write_chains(new, a.output, append=True)
     return {'finished': len(new), 'skipped': len(have), **finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source)}
 
@@ -425,62 +433,93 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
     except FingerprintMismatch as e: raise SystemExit(f'rcc-generate: {e}') from None
 
 # %% ../nbs/03e_generate.ipynb #5f4c7949
-_SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split')   # what the dataset card records
+_SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split', 'missing_video')   # what the dataset card records
 
 def _generate(a:AttrDict # rcc_generate's options
              )->dict:
     "The run `rcc_generate` asks for: SSv2 chains from their templates, or rows (read, split, recaptioned if asked) built into chains"
-    from rcc_rank.sources import source_items, finish_generate, parse_source_spec
+    from rcc_rank.sources import source_items, finish_generate, parse_source_spec, write_skip_report
     settings = {k: v for k, v in a.items() if k in _SETTINGS}
     if a.source and parse_source_spec(a.source)[0] == 'ssv2': return _generate_ssv2(a, settings)
-    rows = assign_splits((source_items(a.source, a.split) if a.source else read_items(a.input, split=a.split))[:a.limit], a.test_size)
+    rep = {}
+    rows = source_items(a.source, a.split, missing_video=a.missing_video, report=rep) if a.source else read_items(a.input, split=a.split)
+    skipped = write_skip_report(a.output, rep)   # beside the output: what the loader left out, and why
+    rows = assign_splits(rows[:a.limit], a.test_size)
     if a.baseline: return _generate_baseline(a, rows)
     m = make_mutator(a.mutator, a.model, [t.strip() for t in a.types.split(',')] if a.types else None, a.max_retries, a.timeout, a.tagger)
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
+    if skipped: s['skip_report'] = skipped
     if not s.get('unfinished') and not s.get('fatal_errors'):   # question chains and the dataset folder from finished runs only
         s.update(finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source or ''))
     return s
 
+# %% ../nbs/03e_generate.ipynb #ecdfccba
+def split_counts(path:str|Path # a JSONL output (chains, question chains, baseline pairs)
+                )->dict:
+    "{split: rows} of a JSONL file (`meta.split` or `split`; 'none' for rows without one)"
+    rows = read_jsonl(path) if Path(path).exists() else []
+    out = {}
+    for r in rows:
+        k = str((r.get('meta') or {}).get('split', r.get('split')) or 'none')
+        out[k] = out.get(k, 0) + 1
+    return out
+
 # %% ../nbs/03e_generate.ipynb #ca16edc2
-@call_parse
-def rcc_generate(input:Param("captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source", str, opt=False, nargs='?')=None,
-                 output:Param("chains JSONL (rerun the same command to resume)", str, opt=False, nargs='?')=None,
-                 source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
-                 questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
-                 baseline:str=None, # write a Table-1 data baseline instead of caption chains: error_injection, response_improvement, response_comparison or rlaif_v
-                 policy:str=None, # --baseline response_improvement/response_comparison/rlaif_v: the model whose captions are sampled (folder, Hub id or tiny:<arch>)
-                 dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
-                 push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
-                 overwrite:store_true=False, # move the old output and its side files aside (NAME.old-<time>) and start over
-                 mutator:str='rules', # rules, claude or hf
-                 length:int=6, # captions per chain (steps = length - 1)
-                 seed:int=0, # base seed
-                 model:str=None, # Claude model name (claude) or model name/path (hf)
-                 concurrency:int=8, # chains in flight at once
-                 types:str=None, # comma-separated error types to use (default: all the back end can apply)
-                 tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
-                 limit:int=None, # only the first N input rows
-                 split:str=None, # the split of a DatasetDict input
-                 test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
-                 max_attempts:int=3, # invalid replies per error type before it is struck
-                 max_retries:int=4, # the SDK's retries per request (claude)
-                 timeout:float=120.0, # request timeout in seconds (claude)
-                 backoff:float=1.0, # first backoff delay of the builder's own retries (seconds)
-                 batch:store_true=False, # use the Message Batches API (claude)
-                 poll_interval:float=30.0, # seconds between batch status checks
-                 recaption:store_true=False, # first write detailed captions from short ones + frames (claude)
-                 num_frames:int=8, # frames per video for --recaption
-                 forget_batch:str=None, # comma-separated batch ids gone from the API: give them up and resubmit their requests
-                 durable:store_true=False, # fsync every record (survives power loss; slower)
-                 quiet:store_true=False # no progress bar
-                ):
-    "Build ranked caption chains by repeated degradation; rerunning the same command resumes"
+def generate_command(input:str=None, # captions: JSONL, CSV, or a saved `datasets` folder (rows need id, caption; video optional); omit with --source
+                     output:str=None, # chains JSONL (rerun the same command to resume)
+                     source:str=None, # a published dataset instead of input: pe-video:PATH, msr-vtt:PATH or ssv2:PATH
+                     missing_video:str='error', # --source rows whose video is not there: error (naming the first), skip, or keep (text-only chains)
+                     questions:str=None, # also write question chains beside the output (comma-separated: mcq,yesno)
+                     baseline:str=None, # write a Table-1 data baseline instead of caption chains: error_injection, response_improvement, response_comparison or rlaif_v
+                     policy:str=None, # --baseline response_improvement/response_comparison/rlaif_v: the model whose captions are sampled (folder, Hub id or tiny:<arch>)
+                     dataset:str=None, # also write a `datasets` folder (one split per meta.split) with a dataset card (with --source: OUTPUT-stem_dataset by default)
+                     push_to_hub:str=None, # push that dataset folder to this Hub dataset repo
+                     overwrite:bool=False, # move the old output and its side files aside (NAME.old-<time>) and start over
+                     mutator:str='rules', # rules, claude or hf
+                     length:int=6, # captions per chain (steps = length - 1)
+                     seed:int=0, # base seed
+                     model:str=None, # Claude model name (claude) or model name/path (hf)
+                     concurrency:int=8, # chains in flight at once
+                     types:str=None, # comma-separated error types to use (default: all the back end can apply)
+                     tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
+                     limit:int=None, # only the first N input rows
+                     split:str=None, # the split of a DatasetDict input
+                     test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
+                     max_attempts:int=3, # invalid replies per error type before it is struck
+                     max_retries:int=4, # the SDK's retries per request (claude)
+                     timeout:float=120.0, # request timeout in seconds (claude)
+                     backoff:float=1.0, # first backoff delay of the builder's own retries (seconds)
+                     batch:bool=False, # use the Message Batches API (claude)
+                     poll_interval:float=30.0, # seconds between batch status checks
+                     recaption:bool=False, # first write detailed captions from short ones + frames (claude)
+                     num_frames:int=8, # frames per video for --recaption
+                     forget_batch:str=None, # comma-separated batch ids gone from the API: give them up and resubmit their requests
+                     durable:bool=False, # fsync every record (survives power loss; slower)
+                     quiet:bool=False # no progress bar
+                )->dict:
+    "Build ranked caption chains by repeated degradation; rerunning the same command resumes; returns the summary"
     if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
-    if output is None or bool(input) == bool(source): raise SystemExit('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    if output is None or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
     check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
-    lock = _lock_output(output, overwrite)   # held to the end (recaptions too)
-    s = _generate(AttrDict(locals()))
-    print(json.dumps(s)); lock.release()   # no return value: a console script passes it to sys.exit
-    generation_exit(s)
+    with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))   # one writer, to the end (recaptions too)
+    return {'splits': split_counts(output), **s}   # rows per split (a dataset folder's own split names, when one was written)
+
+# %% ../nbs/03e_generate.ipynb #0bd5945f
+def generate_summary(s:dict # what `generate_command` returns
+                    )->str:
+    "What `rcc-generate` prints: the chains made and failed, cost and time, the output and its rows per split"
+    keys = [k for k in ('chains', 'finished', 'skipped', 'unfinished', 'refusals', 'invalid', 'api_errors', 'fatal_errors', 'questions',
+                        'usd_estimate', 'seconds', 'out', 'questions_path', 'dataset') if s.get(k) is not None]
+    splits = ', '.join(f"{k} {v}" for k, v in sorted(s.get('splits', {}).items()))
+    return kv_summary(s, keys or None) + (f"\n\nrows per split: {splits}" if splits else '')
+
+# %% ../nbs/03e_generate.ipynb #b2ca6617
+rcc_generate = cli_command('rcc-generate', generate_command, generate_summary, positional=['input', 'output'],
+                           aliases=dict(model=['model_name_or_path'], output=['output_file']), failed=generation_exit,
+                           epilog="rcc-generate gen.yaml: a YAML file of these options (then overrides); rerun the same command to resume.")
+"The `rcc-generate` command (`rcc-generate --help`)"
+
+# %% ../nbs/03e_generate.ipynb #00a59e1d
+if __name__ == "__main__" and not in_ipython(): rcc_generate()   # `python -m rcc_rank.generate`

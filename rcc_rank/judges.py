@@ -22,7 +22,8 @@ __all__ = ['log', 'AXES', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'AXIS_HINT
            'VDC_ANSWER_SYSTEM', 'VDC_REVIEW_SYSTEM', 'VDC_RULES', 'run_async', 'gather_limited', 'JudgeCache',
            'caption_prompt', 'JudgeError', 'check_scores', 'ClaudeJudge', 'chat_text', 'HFJudge', 'tiny_chat_model',
            'ajudge_captions', 'judge_captions', 'judge_summary', 'require_fields', 'judge_agreement',
-           'vdc_answer_prompt', 'vdc_review_prompt', 'parse_vdc_review', 'vdc_aggregate', 'avdc_score', 'vdc_score']
+           'vdc_answer_prompt', 'vdc_review_prompt', 'parse_vdc_review', 'check_vdc_reply', 'vdc_aggregate',
+           'avdc_score', 'vdc_score']
 
 # %% ../nbs/10a_judges.ipynb #f62c1552
 from .backends import DEFAULT_MODEL, tool_choice   # one default model for every module
@@ -66,7 +67,7 @@ class JudgeCache:
         self._flock = OutputLock(self.path.with_name(self.path.name + '.lock'), f'judge cache {self.path}').acquire() if self.path else None
         self._mem = {r['key']: r['value'] for r in self._read() if 'key' in r}
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.rejected = 0   # rejected: stored values `check` refused (asked again)
 
     @staticmethod
     def key(*parts)->str: return stable_hash(*parts, n=32)
@@ -105,7 +106,8 @@ def get(self:JudgeCache, key:str,
         if v is not None and check is not None:
             try: v = check(v)
             except Exception as e:
-                log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again"); v = None
+                log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again")
+                v = None; self.rejected += 1
         if v is None: self.misses += 1
         else: self.hits += 1
         return v
@@ -395,15 +397,16 @@ async def ajudge_captions(predictions:Sequence[str], references:Sequence[str], j
 def judge_captions(predictions:Sequence[str], # predicted captions
                    references:Sequence[str], # reference captions, same order
                    judge, # a `ClaudeJudge`, `HFJudge` or anything with `name` and `ascore_caption`
-                   cache_path:str|Path|None='default', # JSONL cache; 'default': `rcc_home('judge_cache.jsonl')`; None: no file
+                   cache_path:str|Path|JudgeCache|None='default', # JSONL cache ('default': `rcc_home('judge_cache.jsonl')`; None: no file), or an open `JudgeCache`
                    concurrency:int=8, # requests in flight
                    progress:bool=True, # tqdm bar
                    ids:Sequence|None=None, # item ids, for failure records and messages (default: positions)
                   )->list[dict]:
     "Score each prediction against its reference on the four axes (1-10), cached and concurrent; a failed item is `{'id', 'error'}`"
+    args = (list(predictions), list(references), judge)
+    if isinstance(cache_path, JudgeCache): return run_async(ajudge_captions(*args, cache_path, concurrency, progress, ids))
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
-    with JudgeCache(path) as cache:
-        return run_async(ajudge_captions(list(predictions), list(references), judge, cache, concurrency, progress, ids))
+    with JudgeCache(path) as cache: return run_async(ajudge_captions(*args, cache, concurrency, progress, ids))
 
 # %% ../nbs/10a_judges.ipynb #e0141467
 def judge_summary(scores:Sequence[dict])->dict:
@@ -497,6 +500,20 @@ def parse_vdc_review(review:str|None, # the judge's reply text (None: the judge 
     except Exception as e: return dict(status=bad, reason=f"unreadable ({type(e).__name__})")
     return _lmms_review(d) if rule == 'lmms-eval' else _aurora_review(d)
 
+# %% ../nbs/10a_judges.ipynb #e53a266c
+def check_vdc_reply(kind:str, # 'vdc-answer' or 'vdc-review'
+                    value # a reply, live or from the cache
+                   )->str:
+    "`value` if it may be stored and served: a non-empty string; a review's `score`, when it is a number, within 0-5"
+    if not isinstance(value, str) or not value.strip(): raise JudgeError(f"{kind}: expected a non-empty string, got {value!r:.60}")
+    if kind != 'vdc-review': return value
+    try: d = ast.literal_eval(value)
+    except Exception: return value   # unreadable: the rule decides (lmms-eval: an error, official: a drop)
+    try: s = float(d['score'])   # a number or a numeric string (the official rule reads '4' as 4.0)
+    except Exception: return value
+    if not 0 <= s <= 5: raise JudgeError(f"review score {d['score']!r} is outside the 0-5 scale")
+    return value
+
 # %% ../nbs/10a_judges.ipynb #49b9853d
 def _vdc_video(qs:list[dict], # one video's parsed reviews (`parse_vdc_review`)
                rule:str)->tuple:
@@ -546,10 +563,10 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
     ids = [it.get('id', i) for i, it in enumerate(items)]
     if len(set(map(str, ids))) != len(ids): raise ValueError(f"VDC items: ids must be unique, got {len(ids) - len(set(map(str, ids)))} duplicates")
     async def cached(kind, system, user, max_tokens):
-        k = JudgeCache.key(kind, system, user, judge.name, VDC_PROMPT_VERSION)
-        hit = cache.get(k)
+        k, chk = JudgeCache.key(kind, system, user, judge.name, VDC_PROMPT_VERSION), lambda v: check_vdc_reply(kind, v)
+        hit = cache.get(k, check=chk)   # a stored value is served only if it passes the rule a new reply must pass
         if hit is not None: return hit
-        try: text = await judge.atext(system, user, max_tokens)
+        try: text = chk(await judge.atext(system, user, max_tokens))
         except JudgeError as e:
             log.warning(f"VDC {kind} call failed ({e}); the review is recorded as failed"); return None
         cache.put(k, text, kind=kind, judge=judge.name, prompt_version=VDC_PROMPT_VERSION)
@@ -562,7 +579,7 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
     rows = await gather_limited([lambda j=j: one(*j[1:]) for j in jobs], concurrency, progress and 'vdc')
     per_video = {vid: [] for vid in ids}
     for (vid, _, _), r in zip(jobs, rows): per_video[vid].append(parse_vdc_review(r['review'], rule))
-    out = vdc_aggregate(per_video, rule)
+    out = {**vdc_aggregate(per_video, rule), 'n_cache_rejected': cache.rejected}   # stored replies refused and asked again
     for n in out['notes']: log.warning(f"VDC: {n}")
     out['qa'] = rows
     return out

@@ -37,6 +37,7 @@ class Family:
     frames_as:str = 'video'        # how a clip reaches the processor: 'video', or 'images' (frames in order)
     lora_skip:tuple = ()           # name fragments of Linears left without adapters (unused by the forward)
     split_prefix:bool = True       # the split/packed shared prefix is exact (every layer is attention)
+    row_keys:tuple = ()            # processor_inputs keys that only say which rows are whose (not model inputs)
     def tiny(self, seed, hidden, layers, heads, kv_heads, vision_hidden, vision_depth, image_size, frames, vocab_size,
              attn_implementation, **kw)->tuple:
         "A random-weight (model, processor) of this family at the given sizes"
@@ -146,19 +147,22 @@ def chat_messages(prompt:str=CAPTION_PROMPT, # the user's instruction, after the
     return msgs
 
 # %% ../nbs/07_models.ipynb #3f1c8702
-def caption_prompt(processor, # a Qwen2.5-VL or PerceptionLM processor (tiny or real)
+def caption_prompt(processor, # a processor of a registered family (tiny or real)
                    prompt:str=CAPTION_PROMPT # the instruction
                   )->str:
     "The full prompt text, up to where the assistant's caption starts, with one video placeholder"
-    return processor.apply_chat_template(chat_messages(prompt), add_generation_prompt=True, tokenize=False)
+    gen = processor.apply_chat_template(chat_messages(prompt), add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(chat_messages(prompt, 'XYZ'), tokenize=False)
+    at = full.find('XYZ', len(gen))
+    if not full.startswith(gen) or at < 0 or full[len(gen):at].strip():   # a space may separate them (SmolVLM's 'Assistant: ')
+        raise ValueError("the processor's chat template does not put the assistant reply right after the generation prompt")
+    return full[:at]
 
 # %% ../nbs/07_models.ipynb #7e158ad6
 def end_of_turn(processor)->str:
     "The text the chat template puts right after an assistant reply (`<|im_end|>`, `<|eot_id|>`)"
     gen = caption_prompt(processor)
     full = processor.apply_chat_template(chat_messages(CAPTION_PROMPT, 'XYZ'), tokenize=False)
-    if not full.startswith(gen + 'XYZ'):
-        raise ValueError("the processor's chat template does not put the assistant reply right after the generation prompt")
     return full[len(gen) + 3:].rstrip('\n')
 
 # %% ../nbs/07_models.ipynb #baa6e2f3
@@ -437,10 +441,13 @@ def add_lora(model, # a model of a registered family
              target_vision:bool=True # put adapters on the vision encoder and projector (ignored if freeze_vision)
             ):
     "Wrap `model` in a peft LoRA model adapting the language model and (by default) the vision encoder"
+    import warnings
     from peft import LoraConfig, get_peft_model
     vision = target_vision and not freeze_vision
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=lora_targets(model, vision=vision), bias='none')
-    peft_model = get_peft_model(model, cfg)
+    with warnings.catch_warnings():   # peft reads transformers' deprecated `is_gradient_checkpointing`: nothing for the user to do
+        warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+        peft_model = get_peft_model(model, cfg)
     if freeze_vision:
         for mod in vision_modules(peft_model).values():
             for p in mod.parameters(): p.requires_grad_(False)

@@ -74,6 +74,7 @@ def _groups(lex)->list[list[str]]:
     return [list(lex)] if isinstance(lex, (list, tuple)) else []
 
 # %% ../nbs/03_mutators.ipynb #e1099c7c
+@functools.lru_cache(maxsize=65536)   # lemminflect is slow and the vocabulary small: each word is inflected once
 def _inflect_verb(lemma:str, tag:str)->str:
     "`lemma` (a verb, or a phrasal verb whose first word inflects) in the form of Penn tag `tag`, by lemminflect"
     from lemminflect import getInflection
@@ -267,6 +268,7 @@ def _nlp():
         return None
 
 # %% ../nbs/03_mutators.ipynb #985cba3b
+@functools.lru_cache(maxsize=65536)   # lemminflect is slow and the vocabulary small: each word is inflected once
 def _plural(word:str, tag:str|None=None)->bool:
     "Whether a noun (phrase: its last word) is plural, by its Penn tag or else by lemminflect's lemma"
     if tag: return tag in ('NNS', 'NNPS')
@@ -275,6 +277,7 @@ def _plural(word:str, tag:str|None=None)->bool:
     return (getLemma(last, upos='NOUN') or (last,))[0] != last
 
 # %% ../nbs/03_mutators.ipynb #c03bb7a4
+@functools.lru_cache(maxsize=65536)   # lemminflect is slow and the vocabulary small: each word is inflected once
 def _noun_as(word:str, plural:bool)->str|None:
     "`word` in the asked number (phrase: the last word inflects); None for a plural-only noun asked to be singular"
     from lemminflect import getInflection

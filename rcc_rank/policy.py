@@ -12,7 +12,8 @@ from .models import tiny_model, load_model, add_lora, family
 from .scoring import chain_logps
 
 # %% auto #0
-__all__ = ['resolve_precision', 'tiny_spec', 'build_model', 'enable_checkpointing', 'ChainScorer', 'unwrap', 'peft_model']
+__all__ = ['resolve_precision', 'tiny_spec', 'model_family', 'build_model', 'enable_checkpointing', 'ChainScorer', 'unwrap',
+           'peft_model']
 
 # %% ../nbs/09d_policy.ipynb #420cf65e
 def resolve_precision(cfg:TrainConfig)->tuple[str, torch.dtype]:
@@ -38,6 +39,15 @@ def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?
             raise ValueError(f"model {name!r}: bad size setting {part!r}; use key=integer with key one of {_TINY_SIZES}")
         sizes[k] = int(v)
     return arch, sizes
+
+# %% ../nbs/09d_policy.ipynb #0c40576b
+def model_family(name:str # a `--model` value: `tiny:<model_type>`, a model folder or a Hub id
+                ):
+    "The registered family `name` is of, from the name or its config.json alone: an unregistered family stops before any weights"
+    from rcc_rank.models import family, config_model_type
+    if name.startswith('tiny:'): return family(tiny_spec(name)[0] or 'qwen2_5_vl')
+    try: return family(config_model_type(name))
+    except ValueError as e: raise ValueError(f"model {name}: {e}") from None
 
 # %% ../nbs/09d_policy.ipynb #103e162a
 def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings, seed)

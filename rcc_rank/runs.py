@@ -4,11 +4,12 @@
 
 # %% ../nbs/09e_runs.ipynb #3e83bcd2
 from __future__ import annotations
-import os, json, shutil
+import os, json, errno, signal, shutil, hashlib, threading, contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch, yaml
 
 from .core import get_logger, read_jsonl, stable_hash
@@ -18,8 +19,11 @@ from .train_data import probe_videos
 from .cli import ranking_summary
 
 # %% auto #0
-__all__ = ['log', 'RESUME_FREE', 'requested_engine', 'check_engine', 'check_world', 'check_launch', 'list_checkpoints',
-           'find_resume', 'data_hash', 'config_diff', 'previous_run', 'prepare_output_dir', 'check_run', 'model_card']
+__all__ = ['log', 'RESUME_FREE', 'REF_FREE', 'requested_engine', 'check_engine', 'check_world', 'check_launch',
+           'list_checkpoints', 'check_checkpoint', 'find_resume', 'data_hash', 'config_diff', 'previous_run',
+           'prepare_output_dir', 'check_run', 'disk_guard', 'weight_files', 'weights_hash', 'video_key',
+           'reference_key', 'key_changes', 'read_reference', 'write_reference', 'lookup_reference', 'StopSignal',
+           'model_card']
 
 # %% ../nbs/09e_runs.ipynb #c8a71aa2
 log = get_logger(__name__)
@@ -87,15 +91,56 @@ def list_checkpoints(output_dir:str|Path # a run's output folder
     cks = [p for p in d.iterdir() if p.is_dir() and p.name.startswith(_CKPT_PREFIX) and (p/'trainer_state.json').exists()]
     return sorted(cks, key=lambda p: int(p.name[len(_CKPT_PREFIX):]))
 
+# %% ../nbs/09e_runs.ipynb #d10a7a51
+def check_checkpoint(ck:str|Path # a checkpoint folder
+                    )->str|None:
+    "None when every file of `ck` reads back whole, else 'file: what is wrong' (torch files are checked by their zip checksums, never unpickled)"
+    import zipfile
+    from safetensors import safe_open
+    for f in sorted(p for p in Path(ck).rglob('*') if p.is_file()):
+        try:
+            if f.suffix == '.safetensors':
+                with safe_open(str(f), 'pt') as s:
+                    for k in s.keys(): s.get_tensor(k)
+            elif f.suffix in ('.bin', '.pt', '.pth', '.pkl'):
+                if not zipfile.is_zipfile(f): return f"{f}: not a complete torch file (truncated?)"
+                with zipfile.ZipFile(f) as z: broken = z.testzip()
+                if broken: return f"{f}: member {broken} fails its checksum"
+            elif f.suffix == '.json': json.loads(f.read_text())
+            elif f.suffix in ('.yaml', '.yml'): yaml.safe_load(f.read_text())
+        except Exception as e: return f"{f}: {type(e).__name__}: {e}"
+    return None
+
+# %% ../nbs/09e_runs.ipynb #59e17d39
+_CHECKED = {}
+
+def _checked(ck:Path)->str|None:
+    "`check_checkpoint`, once per version of a checkpoint's files (a resume asks twice: to check the run, then to load it)"
+    k = (str(ck), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(ck).rglob('*')) if p.is_file()))
+    if k not in _CHECKED: _CHECKED[k] = check_checkpoint(ck)
+    return _CHECKED[k]
+
+# %% ../nbs/09e_runs.ipynb #c354aa08
+_WARNED = set()
+
+def _warn_once(msg:str):
+    "Log `msg` once per process"
+    if msg not in _WARNED: _WARNED.add(msg); log.warning(msg)
+
 # %% ../nbs/09e_runs.ipynb #8973188d
 def find_resume(cfg:TrainConfig)->Path|None:
-    "The checkpoint folder `cfg.resume` points to (None for a fresh start)"
+    "The checkpoint `cfg.resume` points to (None: a fresh start); 'latest' skips, naming them, checkpoints that do not read back"
     if not cfg.resume: return None
     if cfg.resume == 'latest':
-        cks = list_checkpoints(cfg.output_dir)
-        return cks[-1] if cks else None
+        for ck in reversed(list_checkpoints(cfg.output_dir)):
+            bad = _checked(ck)
+            if bad is None: return ck
+            _warn_once(f"checkpoint {ck} is damaged ({bad}); falling back to the checkpoint before it")
+        return None
     p = Path(cfg.resume)
     if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
+    bad = _checked(p)
+    if bad: raise ValueError(f"resume: checkpoint {p} is damaged ({bad}); resume from an earlier one, or with --resume latest")
     return p
 
 # %% ../nbs/09e_runs.ipynb #118be555
@@ -125,8 +170,10 @@ def previous_run(output_dir:str|Path)->list[str]:
     return [n for n in _RUN_FILES if (Path(output_dir)/n).exists()]
 
 # %% ../nbs/09e_runs.ipynb #7d0f4584
+_DERIVED = ('ref_logps.safetensors',)   # made from the run's inputs: an old run's copy is never kept by a new run
+
 def _clear_run(out:Path):
-    for n in _RUN_FILES:
+    for n in _RUN_FILES + _DERIVED:
         p = out/n
         if p.is_dir(): shutil.rmtree(p)
         elif p.exists(): p.unlink()
@@ -188,6 +235,174 @@ def check_run(cfg:TrainConfig, # this run's config
         log.warning(f"left out {len(bad)} training and {len(bad_eval)} held-out chain(s) with unreadable videos; see {cfg.output_dir}/bad_videos.jsonl")
     if not train_set: raise ValueError("train_data: every chain's video is unreadable (see bad_videos.jsonl)")
     return train_set, eval_set, dhash
+
+# %% ../nbs/09e_runs.ipynb #3cbff868
+def _errnos(e:BaseException)->set:
+    "errno values anywhere in an exception's chain"
+    out = set()
+    while e is not None and len(out) < 20:
+        if getattr(e, 'errno', None): out.add(e.errno)
+        e = e.__cause__ or e.__context__
+    return out
+
+# %% ../nbs/09e_runs.ipynb #cf93cbbb
+def _free(path:Path)->int:
+    "Bytes free on the file system that holds `path` (or its nearest existing parent)"
+    p = Path(path)
+    while not p.exists() and p != p.parent: p = p.parent
+    return shutil.disk_usage(p).free
+
+# %% ../nbs/09e_runs.ipynb #d55e5db1
+@contextlib.contextmanager
+def disk_guard(path:str|Path, # the file or folder being written (removed if the write fails)
+               what:str='' # what is being saved, for the message
+              ):
+    "Name `path` and say so when a write in this block fails because its disk is full; remove the partial output"
+    try: yield
+    except Exception as e:
+        free, path = _free(path), Path(path)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        full = bool(_errnos(e) & {errno.ENOSPC, errno.EDQUOT}) or 'No space left' in str(e) or free < 2**20
+        if not full: raise
+        raise OSError(errno.ENOSPC, f"disk full: could not write {what or 'output'} to {path} ({free / 2**20:.1f} MiB free there; "
+                                    f"{type(e).__name__}: {e}). Free some space or choose another output_dir") from e
+
+# %% ../nbs/09e_runs.ipynb #ee06ed9f
+REF_FREE = RESUME_FREE + ('lr', 'batch_size', 'grad_accum', 'num_train_epochs', 'warmup_steps', 'warmup_ratio', 'min_lr_ratio',
+                          'weight_decay', 'adam_beta1', 'adam_beta2', 'adam_eps', 'max_grad_norm', 'beta', 'ntp_weight', 'ntp_reduction',
+                          'cache_batches', 'precompute_ref_logps', 'lora_r', 'lora_alpha', 'lora_dropout', 'freeze_vision', 'seed',
+                          'project', 'run_name', 'train_split')
+"Settings the reference log-probs do not depend on (the weights, chains and videos are hashed instead); every other field keys the table"
+
+# %% ../nbs/09e_runs.ipynb #a1f0c3d2
+def weight_files(model # a transformers (or PEFT) model
+                )->list[Path]:
+    "The weight files `model` was loaded from: its local folder, or its Hub cache snapshot (blobs named by content hash); [] if built in memory"
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    name = str(getattr(getattr(base, 'config', None), '_name_or_path', '') or '')
+    if not name: return []
+    d = Path(name)
+    if not d.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+            d = Path(snapshot_download(name, local_files_only=True, allow_patterns=['*.safetensors', '*.bin']))
+        except Exception: return []
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix in ('.safetensors', '.bin'))
+
+# %% ../nbs/09e_runs.ipynb #21626a28
+def weights_hash(model, # the model the reference is scored with, as built (before any update)
+                 skip:str='lora_' # leave out tensors with this in their name (the adapter is off in the reference)
+                )->str:
+    "A hash of `model`'s weights: of the weight files it was loaded from (path, size, mtime), else of every tensor's bytes"
+    files = weight_files(model)
+    if files: return stable_hash([(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files], n=32)
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if skip and skip in name: continue
+        t = t.detach()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}'.encode())
+        h.update(t.reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
+    return h.hexdigest()[:32]
+
+# %% ../nbs/09e_runs.ipynb #aacdbca1
+def video_key(c:Chain)->str:
+    "A hash of what a chain's frames come from: in-memory frames' bytes, or the video file's path, size and mtime; and its other metadata"
+    meta = {k: v for k, v in c.meta.items() if k not in ('frames', 'split')}
+    if 'frames' in c.meta:
+        h, fr = hashlib.sha256(), c.meta['frames']
+        for f in (fr if isinstance(fr, (list, tuple)) else [fr]):
+            a = np.ascontiguousarray(np.asarray(f)); h.update(f'{a.dtype}{a.shape}'.encode()); h.update(a)
+        src = h.hexdigest()
+    elif c.video and '://' not in str(c.video) and Path(c.video).is_file():
+        st = Path(c.video).stat(); src = [str(Path(c.video).resolve()), st.st_size, st.st_mtime_ns]
+    else: src = c.video
+    return stable_hash(src, meta)
+
+# %% ../nbs/09e_runs.ipynb #34a9822b
+def reference_key(cfg:TrainConfig, # the run's config
+                  chains:Sequence[Chain], # the training chains
+                  weights:str # `weights_hash` of the reference model
+                 )->dict[str, str]:
+    "Everything a reference table depends on, as safetensors metadata: settings outside `REF_FREE`, the weights, chains and videos"
+    key = {k: str(v) for k, v in asdict(cfg).items() if k not in REF_FREE}
+    return dict(key, weights=weights, chains=stable_hash([(c.id, list(c.captions)) for c in chains]),
+                videos=stable_hash([video_key(c) for c in chains]))
+
+# %% ../nbs/09e_runs.ipynb #1662e21c
+def key_changes(old:dict|None, # the key stored with a table
+                new:dict # this run's `reference_key`
+               )->list[str]:
+    "What differs between two keys, as 'name: old -> new'"
+    old = old or {}
+    return [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+# %% ../nbs/09e_runs.ipynb #5e8f70d5
+def read_reference(path:str|Path, # a stored ref_logps.safetensors
+                   key:dict # this run's `reference_key`
+                  )->dict|None:
+    "The stored table when it was made from exactly `key`; else None, with a log line naming what changed or what is damaged"
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.exists(): return None
+    try:
+        with safe_open(str(path), 'pt') as f:
+            changed = key_changes(f.metadata(), key)
+            if not changed: return {k: f.get_tensor(k).clone() for k in f.keys()}   # copies: the file may change later
+    except Exception as e:
+        log.warning(f"reference table {path} cannot be read ({type(e).__name__}: {e}); recomputing the reference log-probs")
+        return None
+    more = f' (+{len(changed) - 6} more)' if len(changed) > 6 else ''
+    log.warning(f"reference table {path} was made from other inputs ({'; '.join(changed[:6])}{more}); recomputing the reference log-probs")
+    return None
+
+# %% ../nbs/09e_runs.ipynb #b91f008c
+def write_reference(table:dict, # {chain id: reference log-probs}
+                    path:str|Path, # where the table goes
+                    key:dict # its `reference_key`
+                   )->Path:
+    "Write a reference table atomically (a temporary file renamed into place), keyed by `key`"
+    from safetensors.torch import save_file
+    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with disk_guard(tmp, 'the reference log-probs'): save_file(table, str(tmp), metadata=key)
+    os.replace(tmp, path)
+    return path
+
+# %% ../nbs/09e_runs.ipynb #0cedcce5
+def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
+    "The `(B, K)` reference log-probs of chains `ids` from a `precompute_reference` table (0 in empty slots)"
+    ref = torch.zeros(len(ids), K)
+    for b, i in enumerate(ids):
+        if i not in table: raise KeyError(f"chain {i!r} has no precomputed reference log-probs")
+        v = table[i]; ref[b, :len(v)] = v
+    return ref
+
+# %% ../nbs/09e_runs.ipynb #4229e3de
+class StopSignal:
+    "Catch SIGTERM (a preempted or cancelled job) while training, so the loop can save a checkpoint and exit; a context manager"
+    def __init__(self, signals:Sequence[int]=(signal.SIGTERM,)): self.signals, self.got, self.old = tuple(signals), None, {}
+    def _note(self, signum, frame): self.got = signal.Signals(signum).name
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():   # Python delivers signals to the main thread only
+            for s in self.signals: self.old[s] = signal.signal(s, self._note)
+        return self
+    def __exit__(self, *exc):
+        for s, h in self.old.items(): signal.signal(s, h)
+        self.old = {}
+    def requested(self, accelerator=None)->bool:
+        "Whether this process, or any process of the run, got the signal (every process gets the same answer)"
+        if accelerator is None or accelerator.num_processes == 1: return self.got is not None
+        flag = torch.tensor(float(self.got is not None), device=accelerator.device)
+        return accelerator.reduce(flag, 'sum').item() > 0
+    def exit(self, step:int, # the step just saved
+             max_steps:int, # the steps the run was asked for
+             ckpt, # the checkpoint saved at `step`
+             main:bool=True # the main process says it
+            ):
+        "Say where the run stopped and how to go on, then exit with status 143 (128 + SIGTERM) so a scheduler requeues the job"
+        if main: log.warning(f"rcc-train: {self.got or 'SIGTERM on another process'} at step {step} of {max_steps}: saved checkpoint "
+                             f"{ckpt}; continue with --resume latest")
+        raise SystemExit(143)
 
 # %% ../nbs/09e_runs.ipynb #9d62fcf0
 def _sha256(path)->str|None:

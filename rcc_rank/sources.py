@@ -11,10 +11,11 @@ from typing import Iterable, Sequence
 from .core import get_logger, rcc_home
 
 # %% auto #0
-__all__ = ['log', 'SOURCES', 'PE_CAPTION_FIELDS', 'MSR_VIDEO_DIRS', 'SSV2_SPLITS', 'SSV2_FIXTURE', 'SourceError', 'video_cache',
-           'materialise_video', 'hf_rows', 'pe_video_rows', 'write_pe_video_fixture', 'msr_vtt_rows',
-           'write_msr_vtt_fixture', 'ssv2_rows', 'write_ssv2_fixture', 'load_source', 'parse_source_spec',
-           'source_items', 'ssv2_chains', 'write_chain_dataset', 'push_chain_dataset', 'finish_generate']
+__all__ = ['log', 'SOURCES', 'MISSING_VIDEO', 'PE_CAPTION_FIELDS', 'MSR_VIDEO_DIRS', 'SSV2_SPLITS', 'SSV2_FIXTURE', 'SourceError',
+           'MissingVideo', 'video_cache', 'materialise_video', 'hf_rows', 'pe_video_rows', 'write_pe_video_fixture',
+           'msr_vtt_rows', 'write_msr_vtt_fixture', 'ssv2_rows', 'write_ssv2_fixture', 'apply_missing', 'load_source',
+           'parse_source_spec', 'source_items', 'write_skip_report', 'ssv2_chains', 'write_chain_dataset',
+           'push_chain_dataset', 'finish_generate']
 
 # %% ../nbs/16_sources.ipynb #e6bbadac
 log = get_logger(__name__)
@@ -24,6 +25,20 @@ SOURCES = ('pe-video', 'msr-vtt', 'ssv2')
 
 class SourceError(ValueError):
     "A source file or row that does not match its published format"
+
+MISSING_VIDEO = ('error', 'skip', 'keep')   # what loaders do with such rows: stop naming the first, leave them out, keep them without video
+
+# %% ../nbs/16_sources.ipynb #c188b22e
+def _log_skips(rep:dict, # an `apply_missing` report
+               name:str):
+    "One warning per kind of row left out, kept without video or merged, with the count and the first id"
+    for k, what in (('no_caption', 'without a caption, skipped'), ('missing_video', f"without a video file, {rep['missing_video_policy']}"),
+                    ('merged', 'read from several files and merged (identical)')):
+        if rep[k]: log.warning(f"{name}: {len(rep[k])} row(s) {what}; first: {rep[k][0]!r}")
+
+# %% ../nbs/16_sources.ipynb #8d77eb2f
+class MissingVideo(SourceError):
+    "A row whose video file is not there (a partial download, or annotation files only)"
 
 # %% ../nbs/16_sources.ipynb #e9f1e844
 def _err(where:str, row, field:str, problem:str)->SourceError:
@@ -63,7 +78,7 @@ def materialise_video(value, # a path, bytes, a {'bytes', 'path'} dict, or a fil
     if isinstance(value, (str, Path)) and str(value).strip():
         p = Path(value)
         if not p.is_absolute() and base is not None: p = base / p
-        if not p.is_file(): raise _err(where, row, 'video', f"no video file at {p}")
+        if not p.is_file(): raise MissingVideo(f"{where}: row {row!r}: field 'video': no video file at {p}")
         return str(p)
     raise _err(where, row, 'video', f"expected a path, bytes or a {{'bytes', 'path'}} dict, got {type(value).__name__}")
 
@@ -105,26 +120,29 @@ def _tar_samples(path:Path)->Iterable[tuple[str, dict]]:
         yield from groups.items()
 
 # %% ../nbs/16_sources.ipynb #13d270c7
-def _pe_row(key, meta, video, split, where, cache_dir)->dict:
+def _pe_row(key, meta, video, split, where, cache_dir, fields=PE_CAPTION_FIELDS)->dict|None:
     if isinstance(meta, (bytes, str)):
         try: meta = json.loads(meta)
         except json.JSONDecodeError as e: raise _err(where, key, 'json', f'not JSON ({e})') from None
     if not isinstance(meta, dict): raise _err(where, key, 'json', f'expected an object, got {type(meta).__name__}')
-    fld = next((f for f in PE_CAPTION_FIELDS if isinstance(meta.get(f), str) and meta[f].strip()), None)
-    if fld is None: raise _err(where, key, 'json.human_caption', f'missing or empty (fields present: {sorted(meta)})')
-    if video is None: raise _err(where, key, 'mp4', 'the sample has no video')
+    fld = next((f for f in fields if isinstance(meta.get(f), str) and meta[f].strip()), None)
     vid = str(meta.get('video_id') or key)
-    return {'id': vid, 'caption': meta[fld].strip(), 'video': materialise_video(video, where, key, cache_dir=cache_dir),
-            'split': split, 'meta': {**{k: v for k, v in meta.items() if k != fld}, 'caption_field': fld, 'key': key}}
+    if fld is None: return {'id': vid, 'no_caption': f"{where}: row {key!r}: no {' or '.join(fields)} (fields present: {sorted(meta)})"}
+    video = materialise_video(video, where, key, cache_dir=cache_dir) if video is not None else None
+    return {'id': vid, 'caption': meta[fld].strip(), 'video': video, 'split': split,
+            'meta': {**{k: v for k, v in meta.items() if k != fld}, 'caption_field': fld, 'key': key},
+            **({} if video else {'missing_video': f"{where}: row {key!r}: the sample has no mp4"})}
 
 # %% ../nbs/16_sources.ipynb #ff096fe9
 def pe_video_rows(path, # PE-Video folder (`train/*.tar`, `test/*.tar`), one shard, or a `datasets` object
                   split:str|None=None, # 'train' or 'test' (default: both)
-                  cache_dir:str|Path|None=None # where the videos are written
+                  cache_dir:str|Path|None=None, # where the videos are written
+                  model_caption:bool=False # use `model_caption` where a sample has no `human_caption` (else the sample is skipped)
                  )->list[dict]:
-    "Rows of PE-Video from its webdataset shards or a `datasets` object with `mp4`/`json` columns"
+    "Rows of PE-Video from its webdataset shards or a `datasets` object with `mp4`/`json` columns (a row without caption: `no_caption`)"
+    fields = PE_CAPTION_FIELDS + (('model_caption',) if model_caption else ())
     if not isinstance(path, (str, Path)):
-        return [_pe_row(r.get('__key__', i), r.get('json'), r.get('mp4'), s or split, f"dataset[{s or 'default'}]", cache_dir)
+        return [_pe_row(r.get('__key__', i), r.get('json'), r.get('mp4'), s or split, f"dataset[{s or 'default'}]", cache_dir, fields)
                 for s, i, r in hf_rows(path, split)]
     p = Path(path)
     shards = [p] if p.is_file() else sorted(p.glob('*/*.tar')) + sorted(p.glob('*.tar'))
@@ -134,12 +152,12 @@ def pe_video_rows(path, # PE-Video folder (`train/*.tar`, `test/*.tar`), one sha
         s = sh.parent.name if sh.parent != p or p.is_file() else None
         if split and s not in (None, split): continue
         for key, parts in _tar_samples(sh):
-            rows.append(_pe_row(key, parts.get('json'), parts.get('mp4'), s, str(sh), cache_dir))
+            rows.append(_pe_row(key, parts.get('json'), parts.get('mp4'), s, str(sh), cache_dir, fields))
     return rows
 
 # %% ../nbs/16_sources.ipynb #53dad912
 def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/` shards
-                           captions:dict[str, list[str]]|None=None # split -> human captions (one clip each)
+                           captions:dict[str, list[str|None]]|None=None # split -> human captions (one clip each; None: only a `model_caption`, as in the `extended` split)
                           )->Path:
     "A tiny PE-Video copy in its published layout (webdataset tar shards with mp4 + json members)"
     from rcc_rank.video import write_test_video
@@ -154,7 +172,8 @@ def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/
             for cap in caps:
                 key = f'{1000 + n:06d}'; n += 1
                 vid = write_test_video(folder/f'.{key}.mp4', n=6 + n).read_bytes(); (folder/f'.{key}.mp4').unlink()
-                meta = json.dumps({'video_id': key, 'human_caption': cap, 'duration': 0.6 + n / 10}).encode()
+                text = {'human_caption': cap} if cap is not None else {'model_caption': f'A model describes clip {key}: a square moves.'}
+                meta = json.dumps({'video_id': key, **text, 'duration': 0.6 + n / 10}).encode()
                 for ext, data in (('mp4', vid), ('json', meta)):
                     ti = tarfile.TarInfo(f'{key}.{ext}'); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
     return folder
@@ -189,33 +208,55 @@ def _group_sentences(sents, where)->dict[str, list[str]]:
         by.setdefault(s['video_id'], []).append((s.get('sen_id', j), s['caption'].strip()))
     return {v: [c for _, c in sorted(x, key=lambda t: t[0])] for v, x in by.items()}
 
+# %% ../nbs/16_sources.ipynb #fdb73254
+def _msr_merge(by:dict, # id -> the row read so far
+               row:dict)->None:
+    "Add `row`; a clip already read from another file (CLIP4Clip's MSRVTT_data.json repeats the official files) must agree, field by field"
+    old = by.get(row['id'])
+    if old is None: by[row['id']] = row; return
+    a, b = sorted(old['captions']), sorted(row['captions'])
+    diff = (f"{len(b)} vs {len(a)} captions, e.g. {sorted(set(b) ^ set(a))[:1]}" if a != b else
+            f"{row['split']!r} vs {old['split']!r}" if row['split'] != old['split'] else None)
+    if diff: raise SourceError(f"{row['_from'][0]}: row {row['id']!r}: field {'captions' if a != b else 'split'!r} disagrees with "
+                               f"{old['_from'][0]} ({diff}); the two files describe this clip differently")
+    old['_from'] += row['_from']; old['meta'] = {**row['meta'], **old['meta']}   # the first file's fields win; others add
+    if old['video'] is None and row['video'] is not None: old.update(video=row['video']); old.pop('missing_video', None)
+
+# %% ../nbs/16_sources.ipynb #abdcebc4
+def _msr_file_rows(f:Path, # one annotation file
+                   p:Path, # the folder (or file) asked for
+                   split:str|None)->Iterable[dict]:
+    "The rows of one MSR-VTT annotation file; a clip not found has `video` None and says why in `missing_video`"
+    root = f.parent.parent if f.parent.name == 'annotation' else f.parent
+    try: d = json.loads(f.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as e: raise SourceError(f"{f}: not JSON ({e})") from None
+    for k in ('videos', 'sentences'):
+        if not isinstance(d.get(k), list): raise SourceError(f"{f}: field {k!r}: expected a list")
+    caps = _group_sentences(d['sentences'], str(f))
+    for j, v in enumerate(d['videos']):
+        vid = v.get('video_id') if isinstance(v, dict) else None
+        if not isinstance(vid, str): raise _err(str(f), f'videos[{j}]', 'video_id', 'missing or not a string')
+        s = v.get('split')
+        if split and s != split: continue
+        if not caps.get(vid): raise _err(str(f), vid, 'sentences', 'no caption has this video_id')
+        clip = _find_clip(root, vid) or (_find_clip(p, vid) if p.is_dir() and root != p else None)   # msrvtt_data/MSRVTT_data.json: clips beside
+        row = {'id': vid, 'captions': caps[vid], 'video': str(clip) if clip else None, 'split': s,
+               'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}, '_from': [str(f)]}
+        if clip is None: row['missing_video'] = f"{f}: row {vid!r}: field 'video': no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
+        yield row
+
 # %% ../nbs/16_sources.ipynb #afef889a
 def msr_vtt_rows(path, # MSR-VTT folder, one annotation JSON, or a `datasets` object with `video_id`/`caption` rows
                  split:str|None=None, # 'train', 'validate' or 'test' (default: all)
                  cache_dir:str|Path|None=None # where embedded videos are written
                 )->list[dict]:
-    "Rows of MSR-VTT: one per clip with its list of human `captions`"
+    "Rows of MSR-VTT: one per clip with its list of human `captions` (a clip in several files, e.g. CLIP4Clip's MSRVTT_data.json, once)"
     if not isinstance(path, (str, Path)) or (Path(path).is_dir() and not _msr_found(Path(path))):
         return _msr_hf_rows(path, split, cache_dir)
-    p = Path(path); rows = []
+    p = Path(path); by:dict[str, dict] = {}
     for f in _msr_files(p):
-        root = f.parent.parent if f.parent.name == 'annotation' else f.parent
-        try: d = json.loads(f.read_text(encoding='utf-8'))
-        except json.JSONDecodeError as e: raise SourceError(f"{f}: not JSON ({e})") from None
-        for k in ('videos', 'sentences'):
-            if not isinstance(d.get(k), list): raise SourceError(f"{f}: field {k!r}: expected a list")
-        caps = _group_sentences(d['sentences'], str(f))
-        for j, v in enumerate(d['videos']):
-            vid = v.get('video_id') if isinstance(v, dict) else None
-            if not isinstance(vid, str): raise _err(str(f), f'videos[{j}]', 'video_id', 'missing or not a string')
-            s = v.get('split')
-            if split and s != split: continue
-            if not caps.get(vid): raise _err(str(f), vid, 'sentences', 'no caption has this video_id')
-            clip = _find_clip(root, vid)
-            if clip is None: raise _err(str(f), vid, 'video', f"no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})")
-            rows.append({'id': vid, 'captions': caps[vid], 'video': str(clip), 'split': s,
-                         'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}})
-    return rows
+        for row in _msr_file_rows(f, p, split): _msr_merge(by, row)
+    return list(by.values())
 
 # %% ../nbs/16_sources.ipynb #dc8f457a
 def _msr_hf_rows(data, split, cache_dir)->list[dict]:
@@ -229,10 +270,12 @@ def _msr_hf_rows(data, split, cache_dir)->list[dict]:
         row = by.setdefault(vid, {'id': vid, 'captions': [], 'video': None, 'split': r.get('split', s), 'meta': {}})
         row['captions'] += [c.strip() for c in caps]
         if row['video'] is None and r.get('video') is not None:
-            row['video'] = materialise_video(r['video'], where, i, base=Path(data) if isinstance(data, (str, Path)) else None, cache_dir=cache_dir)
+            try: row['video'] = materialise_video(r['video'], where, i, base=Path(data) if isinstance(data, (str, Path)) else None, cache_dir=cache_dir)
+            except MissingVideo as e: row['missing_video'] = str(e)
         row['meta'].update({k: x for k, x in r.items() if k not in ('video_id', 'caption', 'video', 'split', 'sen_id')})
     for vid, row in by.items():
-        if row['video'] is None: raise _err('dataset', vid, 'video', 'no row of this clip has a video')
+        if row['video'] is None: row.setdefault('missing_video', f"dataset: row {vid!r}: field 'video': no row of this clip has a video")
+        else: row.pop('missing_video', None)
     return list(by.values())
 
 # %% ../nbs/16_sources.ipynb #03c89374
@@ -292,16 +335,17 @@ def ssv2_rows(path, # SSv2 folder (labels/ + 20bn-something-something-v2/) or it
             vid = str(r.get('id', '')) if isinstance(r, dict) else ''
             if not vid: raise _err(str(f), j, 'id', 'missing')
             clip = _ssv2_video(root, vid)
-            if clip is None: raise _err(str(f), vid, 'video', f'no {vid}.webm under {root}/20bn-something-something-v2')
+            gone = {} if clip else {'missing_video': f"{f}: row {vid!r}: field 'video': no {vid}.webm under {root}/20bn-something-something-v2"}
+            clip = str(clip) if clip else None
             if s == 'test' and 'label' not in r:
-                rows.append({'id': vid, 'caption': None, 'video': str(clip), 'split': s, 'meta': {}}); continue
+                rows.append({'id': vid, 'caption': None, 'video': clip, 'split': s, 'meta': {}, **gone}); continue
             for k, t in (('label', str), ('template', str), ('placeholders', list)):
                 if not isinstance(r.get(k), t): raise _err(str(f), vid, k, f'missing or not a {t.__name__}')
             tpl = r['template']; key = tpl.replace('[', '').replace(']', '')
             if key not in classes: raise _err(str(f), vid, 'template', f'{tpl!r} is not in {lf.name}')
             if tpl.count('[something]') + tpl.count('[something else]') + tpl.count('[part]') != len(r['placeholders']) and '[' in tpl:
                 log.debug(f"{f}: row {vid}: {len(r['placeholders'])} placeholders for template {tpl!r}")
-            rows.append({'id': vid, 'caption': r['label'][:1].upper() + r['label'][1:], 'video': str(clip), 'split': s,
+            rows.append({'id': vid, 'caption': r['label'][:1].upper() + r['label'][1:], 'video': clip, 'split': s, **gone,
                          'meta': {'template': tpl, 'placeholders': list(r['placeholders']), 'label': r['label'], 'label_idx': int(classes[key])}})
     return rows
 
@@ -335,26 +379,50 @@ def _check_rows(rows:list[dict], name:str)->list[dict]:
     for r in rows:
         if r['id'] in seen: raise SourceError(f"{name}: duplicate id {r['id']!r}")
         seen.add(r['id'])
-        if not Path(r['video']).is_file(): raise SourceError(f"{name}: row {r['id']!r}: field 'video': {r['video']} does not exist")
+        if r['video'] is not None and not Path(r['video']).is_file(): raise SourceError(f"{name}: row {r['id']!r}: field 'video': {r['video']} does not exist")
     return rows
+
+# %% ../nbs/16_sources.ipynb #30b8dcda
+def apply_missing(rows:list[dict], # loader rows; `no_caption` / `missing_video` say why a row cannot be used as it is
+                  missing_video:str='error', # 'error' (stop, naming the first and the count), 'skip' or 'keep' (video None)
+                  name:str='source', # how messages name the data
+                  report:dict|None=None # filled with what was skipped, kept without video, or merged
+                 )->list[dict]:
+    "The rows under the missing-video policy; rows without a caption are skipped; each is counted in `report` and logged"
+    if missing_video not in MISSING_VIDEO: raise ValueError(f"missing_video must be one of {MISSING_VIDEO}, got {missing_video!r}")
+    rep = report if report is not None else {}
+    nocap = [r for r in rows if 'no_caption' in r]
+    miss = [r for r in rows if 'missing_video' in r and 'no_caption' not in r]
+    rep.update(missing_video_policy=missing_video, no_caption=[r['id'] for r in nocap], missing_video=[r['id'] for r in miss],
+               merged=[r['id'] for r in rows if len(r.get('_from', ())) > 1])
+    if miss and missing_video == 'error':
+        raise MissingVideo(f"{name}: {len(miss)} row(s) have no video file; the first: {miss[0]['missing_video']}. Pass missing_video='skip' "
+                           "(--missing_video skip) to leave them out, or 'keep' to keep them without video (text-only)")
+    _log_skips(rep, name)
+    drop = {id(r) for r in nocap + (miss if missing_video == 'skip' else [])}
+    used = lambda r: id(r) not in drop
+    return [{k: v for k, v in r.items() if k not in ('missing_video', '_from')} for r in rows if used(r)]
 
 # %% ../nbs/16_sources.ipynb #9048d668
 def load_source(name:str, # 'pe-video', 'msr-vtt' or 'ssv2'
                 path, # the dataset as downloaded (folder or file), a `datasets` object, a Hub-layout folder or a Hub id
                 split:str|None=None, # one split (the source's own split names)
-                cache_dir:str|Path|None=None # where videos that arrive as bytes are written
+                cache_dir:str|Path|None=None, # where videos that arrive as bytes are written
+                missing_video:str='error', # a row whose video is not there: 'error' (naming the first and the count), 'skip', or 'keep' (video None)
+                model_caption:bool=False, # PE-Video: use `model_caption` where `human_caption` is missing (else such rows are skipped)
+                report:dict|None=None # filled with the ids skipped, kept without video, or merged across files
                )->list[dict]:
     "Rows `{id, caption or captions, video, split, meta}` of a published video-caption dataset"
     key = name.lower().replace('_', '-')
     if isinstance(path, str) and not Path(path).exists() and key != 'ssv2' and path.count('/') == 1:   # a Hub id, e.g. facebook/PE-Video
         import datasets
         path = datasets.load_dataset(path, split=split) if split else datasets.load_dataset(path)
-    if key in ('pe-video', 'pvd'): rows = pe_video_rows(path, split, cache_dir)
+    if key in ('pe-video', 'pvd'): rows = pe_video_rows(path, split, cache_dir, model_caption)
     elif key in ('msr-vtt', 'msrvtt'): rows = msr_vtt_rows(path, split, cache_dir)
     elif key in ('ssv2', 'something-something-v2'): rows = ssv2_rows(path, split)
     else: raise ValueError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
     if isinstance(path, (str, Path)) and not rows: raise SourceError(f"{path}: no rows for split {split!r}")
-    return _check_rows(rows, name)
+    return _check_rows(apply_missing(rows, missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report), name)
 
 # %% ../nbs/16_sources.ipynb #f5fd74ac
 def parse_source_spec(spec:str)->tuple[str, str]:
@@ -367,18 +435,31 @@ def parse_source_spec(spec:str)->tuple[str, str]:
 # %% ../nbs/16_sources.ipynb #e77b442c
 def source_items(spec:str, # 'NAME:PATH', e.g. 'msr-vtt:data/MSRVTT'
                  split:str|None=None, # one split
-                 cache_dir:str|Path|None=None # where embedded videos are written
+                 cache_dir:str|Path|None=None, # where embedded videos are written
+                 missing_video:str='error', # rows whose video is not there: 'error', 'skip' or 'keep' (text-only chains)
+                 report:dict|None=None # filled with what was skipped (see `load_source`)
                 )->list[dict]:
     "Chain-builder rows from a source spec (references in `meta['captions']`, split in `meta['split']`)"
     name, path = parse_source_spec(spec)
     out = []
-    for r in load_source(name, path, split, cache_dir):
+    for r in load_source(name, path, split, cache_dir, missing_video, report=report):
         caps = r.get('captions') or [r['caption']]
         if not caps or not caps[0]: continue   # SSv2 test rows have no label
         meta = {**r['meta'], 'source': name, 'split': r['split']}
         if r.get('captions'): meta['captions'] = list(caps)
         out.append({'id': r['id'], 'caption': caps[0], 'video': r['video'], 'meta': meta})
     return out
+
+# %% ../nbs/16_sources.ipynb #16dbd8e2
+def write_skip_report(output:str|Path, # the output the rows went into
+                      report:dict # filled by `load_source`
+                     )->str|None:
+    "Write what loading skipped, kept without video, or merged beside `output` (`<stem>.skipped.json`) if anything was; its path"
+    if not any(report.get(k) for k in ('no_caption', 'missing_video', 'merged')): return None
+    p = Path(output).with_name(Path(output).stem + '.skipped.json')
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({**{f'n_{k}': len(report.get(k) or []) for k in ('no_caption', 'missing_video', 'merged')}, **report}, indent=1))
+    return str(p)
 
 # %% ../nbs/16_sources.ipynb #72b2f0a8
 def _fill(tpl:str, objs:list[str])->str:

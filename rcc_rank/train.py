@@ -23,18 +23,19 @@ from .evaluate import ranking_metrics, _flatten
 from .models import reference_mode
 from .scoring import ChainCollator, chain_logps
 from .config import TrainConfig, load_config, save_config, parse_config, parse_train, resolve_schedule, tracker_kwargs, _coerce, check_environment  # noqa: F401 (parse_config: re-exported)
-from .train_data import load_chains, check_chains, EpochSampler, micro_batches
+from .train_data import load_chains, check_chains, check_caption_tokens, EpochSampler, micro_batches
 from .questions import question_note
-from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model
+from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model, model_family
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
+from .runs import weights_hash, reference_key, read_reference, write_reference, lookup_reference, disk_guard, StopSignal
 from .cli import run_command, print_result, kv_summary, ranking_summary
 
 # %% auto #0
-__all__ = ['log', 'NO_EVAL_WARNING', 'reference_scores', 'needs_reference', 'chain_loss', 'precompute_reference',
-           'lookup_reference', 'lr_schedule', 'evaluate_chains', 'save_adapter', 'save_checkpoint', 'train',
-           'any_process', 'accumulate_grads', 'clip_gradients', 'count_skip', 'due', 'step_record', 'log_step',
-           'evaluate_run', 'micro_batch_size', 'load_run_data', 'make_loaders', 'make_optimizer', 'resume_state',
-           'TrainRun', 'setup_run', 'finish_run', 'push_run', 'train_summary', 'rcc_train']
+__all__ = ['log', 'NO_EVAL_WARNING', 'reference_scores', 'needs_reference', 'chain_loss', 'precompute_reference', 'lr_schedule',
+           'evaluate_chains', 'save_adapter', 'save_checkpoint', 'train', 'any_process', 'accumulate_grads',
+           'clip_gradients', 'count_skip', 'due', 'step_record', 'log_step', 'evaluate_run', 'micro_batch_size',
+           'load_run_data', 'make_loaders', 'make_optimizer', 'resume_state', 'TrainRun', 'setup_run', 'finish_run',
+           'push_run', 'train_summary', 'rcc_train']
 
 # %% ../nbs/09_train.ipynb #7208538e
 log = process_logger(get_logger(__name__).name)   # accelerate's adapter (main process only by default) over the core logger, whose RedactingFilter still applies
@@ -74,13 +75,6 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
 
-# %% ../nbs/09_train.ipynb #e9ceee6c
-def _ref_meta(cfg:TrainConfig, chains:Sequence[Chain])->dict:
-    from rcc_rank.core import stable_hash
-    return dict(model=cfg.model, finetune=cfg.finetune, objective=cfg.objective, chain_length=str(cfg.chain_length), num_frames=str(cfg.num_frames),
-                shared_prefix=str(cfg.shared_prefix), mixed_precision=cfg.mixed_precision, seed=str(cfg.seed),
-                chains=stable_hash(*[json.dumps([c.id, c.captions]) for c in chains]))
-
 # %% ../nbs/09_train.ipynb #30d0975c
 @torch.no_grad()
 def precompute_reference(model, # the (prepared) `ChainScorer`, before any update
@@ -88,15 +82,12 @@ def precompute_reference(model, # the (prepared) `ChainScorer`, before any updat
                          collate, # the training collate function
                          cfg:TrainConfig, # the run's config
                          accelerator, # the run's Accelerator
-                         path:str|Path|None=None # ref_logps.safetensors to reuse or write (None: keep in memory)
+                         path:str|Path|None=None, # ref_logps.safetensors to reuse or write (None: keep in memory)
+                         weights:str='' # `weights_hash` of the model as built (part of the table's key)
                         )->dict[str, torch.Tensor]:
-    "{chain id: reference log-probs of its scored captions}, read from `path` when made with the same settings"
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-    meta = _ref_meta(cfg, chains)
-    if path is not None and Path(path).exists():
-        with safe_open(str(path), 'pt') as f:
-            if f.metadata() == meta: return {k: f.get_tensor(k) for k in f.keys()}
+    "{chain id: reference log-probs of its scored captions}, read from `path` when made from the same weights, data and settings"
+    key = reference_key(cfg, chains, weights)
+    if path is not None and (table := read_reference(path, key)) is not None: return table
     ids = [c.id for c in chains]
     if len(set(ids)) != len(ids): raise ValueError(f"precompute_ref_logps: chain ids must be unique (e.g. {sorted({i for i in ids if ids.count(i) > 1})[:3]})")
     was, out = model.training, {}
@@ -109,18 +100,8 @@ def precompute_reference(model, # the (prepared) `ChainScorer`, before any updat
         with accelerator.autocast(): lp = score(batch).float().cpu()
         for b, c in enumerate(part): out[c.id] = lp[b, :int(batch['mask'][b].sum())].contiguous()
     model.train(was)
-    if path is not None and accelerator.is_main_process:
-        Path(path).parent.mkdir(parents=True, exist_ok=True); save_file(out, str(path), metadata=meta)
+    if path is not None and accelerator.is_main_process: write_reference(out, path, key)
     return out
-
-# %% ../nbs/09_train.ipynb #4416a98b
-def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
-    "The `(B, K)` reference log-probs of chains `ids` from a `precompute_reference` table (0 in empty slots)"
-    ref = torch.zeros(len(ids), K)
-    for b, i in enumerate(ids):
-        if i not in table: raise KeyError(f"chain {i!r} has no precomputed reference log-probs")
-        v = table[i]; ref[b, :len(v)] = v
-    return ref
 
 # %% ../nbs/09_train.ipynb #0336687d
 def lr_schedule(optimizer, # the optimizer whose learning rate to schedule
@@ -198,16 +179,18 @@ def save_adapter(accelerator, model, path:str|Path)->Path:
 
 # %% ../nbs/09_train.ipynb #c8739fa5
 def save_checkpoint(accelerator, model, cfg:TrainConfig, step:int, state:dict)->Path:
-    "Save a complete, atomically renamed checkpoint for `step`; prune old ones"
+    "Save a complete, atomically renamed checkpoint for `step`; prune old ones. A full disk is named (`disk_guard`)"
     root = Path(cfg.output_dir)/'checkpoints'
     final, tmp = root/f'{_CKPT_PREFIX}{step:07d}', root/f'.tmp_{_CKPT_PREFIX}{step:07d}'
     if accelerator.is_main_process and tmp.exists(): shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    save_adapter(accelerator, model, tmp/'adapter')
+    with disk_guard(tmp, f'checkpoint {final.name}'):
+        accelerator.save_state(str(tmp))
+        save_adapter(accelerator, model, tmp/'adapter')
+        if accelerator.is_main_process:
+            save_config(cfg, tmp/'config.yaml')
+            (tmp/'trainer_state.json').write_text(json.dumps(dict(state, step=step)))   # state carries the data hash
     if accelerator.is_main_process:
-        save_config(cfg, tmp/'config.yaml')
-        (tmp/'trainer_state.json').write_text(json.dumps(dict(state, step=step)))   # state carries the data hash
         if final.exists(): shutil.rmtree(final)
         os.replace(tmp, final)
         if cfg.keep_checkpoints:
@@ -259,21 +242,22 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     # (1) one Accelerator for devices, precision, accumulation, sharding, checkpoints and trackers
     mp, dtype = resolve_precision(cfg)
     trackers = check_environment(cfg)   # a missing tracker or an offline Hub push stops here, before any work
+    model_family(cfg.model)   # so does a model of an unregistered family (read from its name or config.json alone)
     accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
                               dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
-    lock = None
+    lock, stop = None, StopSignal()   # SIGTERM (preemption) is noted, and the loop checkpoints and exits
     try:
         check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work (or any file)
         if accelerator.is_main_process: lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire()
-        return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
+        with stop: return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model, stop)
     finally:
         if lock is not None: lock.release()
         accelerator.end_training()
         if accelerator.num_processes == 1: AcceleratorState._reset_state(True); GradientState._reset_state()
 
 # %% ../nbs/09_train.ipynb #909ca122
-def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model):
+def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model, stop):
     "Set up, then one pass per optimizer step: forward and backward, clip and update, schedule, log, evaluate, save"
     cfg, r = setup_run(cfg, accelerator, dtype, train_chains, eval_chains)   # (2) data, model, optimizer, prepare, resume
     if r.eval_dl is not None and r.step == 0 and cfg.eval_every: evaluate_run(r, cfg, accelerator)   # the starting point
@@ -296,10 +280,12 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model)
         if due(r.step, cfg.log_every) or r.step == cfg.max_steps:
             log_step(r, accelerator, cfg, step_record(accelerator, r.step, sums, tokens, time.perf_counter() - t0, lr, grad_norm, r.nan_steps))
             t0, tokens = time.perf_counter(), 0
-        # (7) evaluate and save on their schedules
+        # (7) evaluate and save on their schedules; save at once when SIGTERM came (a preempted job), then exit 143
         if r.eval_dl is not None and due(r.step, cfg.eval_every): evaluate_run(r, cfg, accelerator)
-        if due(r.step, cfg.save_every):
+        stopping = stop.requested(accelerator)
+        if due(r.step, cfg.save_every) or stopping:
             r.last_ckpt = save_checkpoint(accelerator, r.model, cfg, r.step, dict(nan_steps=r.nan_steps, data_hash=r.dhash))
+        if stopping: stop.exit(r.step, cfg.max_steps, r.last_ckpt, accelerator.is_main_process)
     return finish_run(r, cfg, accelerator, mp, return_model)   # (8) a last evaluation, the final adapter and its card
 
 # %% ../nbs/09_train.ipynb #00c68751
@@ -454,6 +440,8 @@ def make_loaders(cfg:TrainConfig, # the run's config
                  nproc:int=1 # processes in the run
                 )->tuple:
     "The training DataLoader (global micro-batches in `EpochSampler` order) and the held-out one (None without chains)"
+    for chains, what in ((train_set, 'train_data'), (eval_set, 'eval_data')):   # before any step: a 45k-character caption stops here
+        check_caption_tokens(chains, processor.tokenizer, cfg.max_caption_tokens, what)
     coll = lambda caps, **kw: _Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=caps, **kw))
     train_caps = {'dpo': 2, 'sft': 1}.get(cfg.objective, cfg.chain_length)  # DPO uses the top two captions, SFT the best one
     train_dl = DataLoader(train_set, batch_size=micro, sampler=EpochSampler(len(train_set), cfg.seed), drop_last=True,
@@ -479,7 +467,8 @@ def resume_state(cfg:TrainConfig, # resume and output_dir
     if ck is None:
         set_seed(cfg.seed, device_specific=True)   # seed + process index: dropout differs per process; the data order does not
         return 0, 0, None
-    accelerator.load_state(str(ck))
+    try: accelerator.load_state(str(ck))
+    except Exception as e: raise RuntimeError(f"resume: checkpoint {ck} cannot be loaded ({type(e).__name__}: {e})") from e
     st = json.loads((ck/'trainer_state.json').read_text())
     log.info(f"resumed from {ck} at step {st['step']}")
     return st['step'], st['nan_steps'], ck
@@ -507,6 +496,8 @@ def setup_run(cfg:TrainConfig, # the run's config
     micro = micro_batch_size(cfg, nproc)
     cfg, train_set, eval_set, dhash = load_run_data(cfg, train_chains, eval_chains, micro, main)   # before any model is built
     model, processor = build_model(cfg, dtype)
+    precompute = cfg.precompute_ref_logps and needs_reference(cfg.objective)
+    weights = weights_hash(model) if precompute else ''   # the reference's weights, before any update or resume
     frozen = cfg.finetune == 'full' and needs_reference(cfg.objective) and not cfg.precompute_ref_logps
     model = ChainScorer(model, _frozen_copy(model) if frozen else None)   # full fine-tuning: a frozen copy is the reference
     train_dl, eval_dl = make_loaders(cfg, processor, train_set, eval_set, micro, nproc)
@@ -516,12 +507,12 @@ def setup_run(cfg:TrainConfig, # the run's config
     if unwrap(model).ref_model is not None: unwrap(model).ref_model.to(accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]  # after prepare: FSDP2 swaps in sharded parameters
     _adapter_only_hooks(accelerator)
+    t_ref, ref_table = time.perf_counter(), None
+    if precompute:   # before the resume: under full fine-tuning a checkpoint's weights are not the reference
+        ref_table = precompute_reference(model, train_set, train_dl.collate_fn, cfg, accelerator, out/'ref_logps.safetensors', weights)
+    ref_s = time.perf_counter() - t_ref
     step, nan_steps, last_ckpt = resume_state(cfg, accelerator)
     if main: out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
-    t_ref, ref_table = time.perf_counter(), None
-    if cfg.precompute_ref_logps and needs_reference(cfg.objective):
-        ref_table = precompute_reference(model, train_set, train_dl.collate_fn, cfg, accelerator, out/'ref_logps.safetensors')
-    ref_s = time.perf_counter() - t_ref
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
@@ -541,7 +532,7 @@ def finish_run(r:TrainRun, # the loop's state after the last step
     out = Path(cfg.output_dir); final = out/'final'
     r.bar.close()
     if r.eval_dl is not None and not (r.eval_history and r.eval_history[-1]['step'] == r.step): evaluate_run(r, cfg, accelerator)
-    save_adapter(accelerator, r.model, final)
+    with disk_guard(final, 'the final adapter'): save_adapter(accelerator, r.model, final)
     result = dict(output_dir=str(out), adapter_dir=str(final), config_path=str(out/'config.yaml'),
                   last_checkpoint=str(r.last_ckpt) if r.last_ckpt else None, history_path=str(out/'history.jsonl'),
                   steps=r.step, nan_steps=r.nan_steps, num_processes=accelerator.num_processes, mixed_precision=mp,

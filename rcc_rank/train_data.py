@@ -15,7 +15,7 @@ from .questions import QuestionChain, read_ranked
 from .video import frame_count
 
 # %% auto #0
-__all__ = ['load_chains', 'check_chains', 'probe_video', 'probe_videos', 'EpochSampler', 'micro_batches']
+__all__ = ['load_chains', 'check_chains', 'probe_video', 'probe_videos', 'check_caption_tokens', 'EpochSampler', 'micro_batches']
 
 # %% ../nbs/09c_train_data.ipynb #54104d44
 def load_chains(source, # JSONL path (caption or question chains), `datasets` folder/name, a `Dataset`/`DatasetDict`, or a list of `Chain`s/`QuestionChain`s/dicts
@@ -99,6 +99,23 @@ def probe_videos(chains:Sequence[Chain], # chains whose videos to probe (in-memo
                              "or pass --skip_bad_videos to leave such chains out (they are listed in output_dir/bad_videos.jsonl)")
         bad.append(dict(id=c.id, video=str(c.video), error=err, data=what))
     return good, bad
+
+# %% ../nbs/09c_train_data.ipynb #55da3e67
+def check_caption_tokens(chains:Sequence[Chain], # the chains to check
+                         tokenizer, # the model's tokenizer
+                         limit:int, # most tokens a caption may have (0: no limit)
+                         what:str='train_data' # how to name the source in messages
+                        )->list[Chain]:
+    "Stop, naming the chain, the caption and the limit, when a caption is longer than `limit` tokens; returns `chains`"
+    if not limit: return list(chains)
+    near = [(c, k, cap) for c in chains for k, cap in enumerate(c.captions) if 2 * len(cap.encode()) >= limit]
+    if not near: return list(chains)
+    lens = [len(ids) for ids in tokenizer([cap for _, _, cap in near], add_special_tokens=False)['input_ids']]
+    for (c, k, cap), n in zip(near, lens):
+        if n > limit:
+            raise ValueError(f"{what}: chain {c.id!r}, caption {k}: {n} tokens ({len(cap)} characters), over max_caption_tokens={limit}; "
+                             "drop the chain, or raise --max_caption_tokens (memory and time grow with it; 0: no limit)")
+    return list(chains)
 
 # %% ../nbs/09c_train_data.ipynb #6a1814ed
 class EpochSampler(Sampler):

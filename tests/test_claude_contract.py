@@ -108,10 +108,10 @@ def test_vanished_batch_names_the_way_on(tmp_path):
         srv.batch_polls = 0
         s = batched(srv, out, forget=[s1['open_batch']])
     assert s['finished'] == len(ITEMS)
-    from rcc_rank.generate import rcc_generate
+    from rcc_rank.generate import generate_command
     append_jsonl(tmp_path/'in.jsonl', ITEMS)
     with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):   # a typo is named, not silently ignored
-        rcc_generate(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
+        generate_command(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
 
 def test_rounds_split_at_the_size_limits(tmp_path):
     out = tmp_path/'c.jsonl'
@@ -242,7 +242,7 @@ def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
         env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': FAKE_KEY, 'ANTHROPIC_BASE_URL': srv.base_url, 'HF_HUB_OFFLINE': '1'}
         p = subprocess.run([sys.executable, '-m', 'rcc_rank.generate', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
                             '--tagger', 'keywords', '--types', ','.join(rule_types()), '--length', '3', '--recaption', '--batch',
-                            '--poll_interval', '0.01', '--num_frames', '4', '--quiet'], env=env, capture_output=True, text=True, timeout=300)
+                            '--poll_interval', '0.01', '--num_frames', '4', '--quiet', '--json'], env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
         recorded = BatchLedger(side_paths(out)['batches']).ids | BatchLedger(side_paths(out.with_name('chains.recaptioned.jsonl'))['batches']).ids
         assert server_ids(srv) == recorded                     # every batch created on the server is recorded

@@ -3,7 +3,8 @@
 - trl: conversational `prompt` / `chosen` / `rejected` with one image placeholder per frame in `images`; the JSONL
   loads with `datasets`, the saved DatasetDict opens with `load_from_disk`; TRL's `is_conversational`,
   `maybe_apply_chat_template` and its vision DPO collator (`DataCollatorForVisionPreference`, with the tiny
-  Qwen2.5-VL processor) take the rows (skipped where `trl` is not installed);
+  Qwen2.5-VL processor) take the rows, and `DPOTrainer` trains two steps on the saved dataset (skipped where `trl` is
+  not installed);
 - llamafactory: the rules of LLaMA-Factory's sharegpt converter (`src/llamafactory/data/converter.py`,
   `SharegptDatasetConverter` with `ranking: true`) and its `dataset_info.json` entry, media resolved against
   the dataset folder as its `_find_medias` does;
@@ -40,7 +41,7 @@ def _rows(path): return [json.loads(line) for line in Path(path).read_text().spl
 def _cli(*args):
     exe = Path(sys.executable).parent/'rcc-convert'
     cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.convert import rcc_convert; rcc_convert()']
-    p = subprocess.run(cmd + [str(a) for a in args], env=ENV, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd + [str(a) for a in args] + ['--json'], env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -75,6 +76,15 @@ def test_trl_own_checks(chain_file, tmp_path):
     batch = DataCollatorForVisionPreference(processor=proc)([ds[0], ds[1]])
     assert batch['input_ids'].shape[0] == 4 and batch['pixel_values'].shape[0] > 0   # chosen and rejected of two rows
     assert int(batch['completion_mask'].sum()) > 0
+    # and TRL's DPOTrainer trains on the saved dataset as it is (two steps, tiny Qwen2.5-VL, its own reference copy)
+    from trl import DPOConfig, DPOTrainer
+    args = DPOConfig(output_dir=str(tmp_path/'run'), max_steps=2, per_device_train_batch_size=2, report_to=[], use_cpu=True,
+                     logging_steps=1, save_strategy='no', activation_checkpointing=False, bf16=False, disable_tqdm=True)
+    tr = DPOTrainer(model=tiny_model('qwen2_5_vl')[0], ref_model=tiny_model('qwen2_5_vl')[0], args=args, train_dataset=ds,
+                    processing_class=proc)
+    assert tr.train().global_step == 2
+    losses = [h['loss'] for h in tr.state.log_history if 'loss' in h]
+    assert len(losses) == 2 and all(abs(x - 0.6931) < 0.01 for x in losses), losses   # log 2 at the start: policy = reference
 
 
 def _check_llamafactory(folder):
@@ -100,7 +110,7 @@ def _check_llamafactory(folder):
 
 
 def test_llamafactory_schema(chain_file, tmp_path):
-    res = _cli(chain_file, tmp_path/'lf', '--to', 'llamafactory', '--pairs', 'adjacent')
+    res = _cli(chain_file, tmp_path/'lf', '--to', 'llamafactory', '--pairs', 'adjacent', '--json')
     assert res['rows'] == {'train': 6, 'test': 3} and _check_llamafactory(tmp_path/'lf') == 9
     first = _rows(tmp_path/'lf'/'train.jsonl')[0]
     assert not first['videos'][0].startswith('/')                           # frames written under the folder: relative
@@ -127,3 +137,13 @@ def test_bad_input_names_the_chain(chain_file, tmp_path):
     with pytest.raises(ValueError, match='pairs must be one of'): convert_chains(chain_file, tmp_path/'c', pairs='best')
     convert_chains(chain_file, tmp_path/'d', to='swift')
     with pytest.raises(FileExistsError, match='not empty'): convert_chains(chain_file, tmp_path/'d', to='swift')
+
+
+def test_cli_bad_chain_is_one_line_exit_2(tmp_path, capsys):
+    "The command reports bad input as one line naming the chain, exit status 2, and writes nothing"
+    from rcc_rank.convert import rcc_convert
+    write_chains([Chain(id='lonely', captions=['A cat sits.'])], tmp_path/'bad.jsonl', validate=False)
+    with pytest.raises(SystemExit) as e: rcc_convert([str(tmp_path/'bad.jsonl'), str(tmp_path/'out'), '--to', 'trl'])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith('rcc-convert: error:') and "chain 'lonely'" in err, err
+    assert not (tmp_path/'out').exists()

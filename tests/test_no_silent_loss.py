@@ -56,7 +56,7 @@ def items(n=5, edit=None):
 
 def claude_args(out, inp, *extra):
     return [inp, out, '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types', ','.join(rule_types()),
-            '--length', 4, '--seed', 0, '--backoff', 0.01, '--timeout', 5, '--quiet', *extra]
+            '--length', 4, '--seed', 0, '--backoff', 0.01, '--timeout', 5, '--quiet', '--json', *extra]
 
 def test_generation_resume_refuses_other_captions_or_settings_before_any_request(tmp_path):
     "Edited captions, or --seed/--length/--types changed, into the same output: refused, naming the id and fields; --overwrite starts over"

@@ -100,7 +100,7 @@ def md_rows(text:str)->dict:
 
 def test_commands_print_summaries_without_warnings(run):
     _, outs = run
-    for r in outs[1:3]:   # rcc-train, rcc-evaluate
+    for r in outs:
         assert 'Warning' not in r.stderr, r.stderr[-2000:]            # library warnings silenced at the source
         assert not r.stdout.lstrip().startswith('{'), r.stdout[:500]   # a summary, not a JSON line
 

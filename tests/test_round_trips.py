@@ -17,13 +17,10 @@ def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess
                'evaluate': ('rcc_rank.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.experiments', 'rcc_experiment')}[name]
     exe = cwd/f'.rcc-{name}.py'   # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
     exe.write_text(f"import sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
-    r = subprocess.run([sys.executable, exe, *map(str, args)], cwd=cwd, env={**ENV, **(env or {})},
+    r = subprocess.run([sys.executable, exe, *map(str, args), *(['--json'] if name != 'experiment' else [])], cwd=cwd, env={**ENV, **(env or {})},
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 or not ok, f'rcc-{name} {args} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}'
     return r
-
-
-def last_json(r)->dict: return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope='module')
@@ -42,15 +39,19 @@ def own(tmp_path_factory)->Path:
 
 def test_mcq_question_chains_train_and_evaluate(own):
     "`rcc-generate --questions mcq` output trains 2 steps with `rcc-train` and is ranked by `rcc-evaluate rank`"
-    g = last_json(cli('generate', 'captions.jsonl', 'chains.jsonl', '--length', 4, '--test_size', 0.25, '--questions', 'mcq', '--quiet', cwd=own))
+    cli('generate', 'captions.jsonl', 'chains.jsonl', '--length', 4, '--test_size', 0.25, '--questions', 'mcq', '--quiet', cwd=own)
     q = own/'chains.questions.jsonl'
-    assert g['questions'] == 8 and g['questions_path'] == 'chains.questions.jsonl'
-    t = last_json(cli('train', '--train_data', q.name, '--model', 'tiny:qwen2_5_vl', '--max_steps', 2, '--batch_size', 2,
-                      '--num_frames', 2, '--output_dir', 'runs/mcq', cwd=own))
-    assert t['steps'] == 2 and (own/'runs/mcq/final/adapter_config.json').exists()
-    e = last_json(cli('evaluate', 'rank', '--adapter', 'runs/mcq/final', '--data', q.name, '--split', 'test', '--num_frames', 2, '--quiet', cwd=own))
-    n_test = sum(json.loads(l)['meta'].get('split') == 'test' for l in q.read_text().splitlines())
-    assert e['n_chains'] == n_test > 0 and 'note' not in e
+    rows = [json.loads(l) for l in q.read_text().splitlines()]
+    assert len(rows) == 8 and {r['kind'] for r in rows} == {'mcq'}
+    cli('train', '--train_data', q.name, '--model', 'tiny:qwen2_5_vl', '--max_steps', 2, '--batch_size', 2,
+        '--num_frames', 2, '--output_dir', 'runs/mcq', cwd=own)
+    steps = [json.loads(l).get('step') for l in (own/'runs/mcq/history.jsonl').read_text().splitlines()]
+    assert max(s for s in steps if s is not None) == 2 and (own/'runs/mcq/final/adapter_config.json').exists()
+    cli('evaluate', 'rank', '--adapter', 'runs/mcq/final', '--data', q.name, '--split', 'test', '--num_frames', 2, '--quiet',
+        '--out', 'rank.json', cwd=own)
+    e = json.loads((own/'rank.json').read_text())
+    n_test = sum(r['meta'].get('split') == 'test' for r in rows)
+    assert e['n_chains'] == n_test > 0 and 'note' not in e   # the note is for yes/no chains only
 
 
 def _experiment_yaml(path:Path, data:Path)->Path:
@@ -67,13 +68,15 @@ def test_error_injection_baseline_feeds_rcc_experiment(own):
     "`rcc-generate --baseline error_injection --mutator rules` writes chains that `rcc-experiment` trains and evaluates"
     out = own/'pvd-baselines'/'error_injection.jsonl'
     args = ('captions.jsonl', out, '--baseline', 'error_injection', '--mutator', 'rules', '--length', 4, '--test_size', 0.25, '--quiet')
-    s = last_json(cli('generate', *args, cwd=own))
-    assert (s['baseline'], s['rows'], s['chains']) == ('error_injection', 8, 8)
-    chains = [json.loads(l) for l in out.read_text().splitlines()]
-    assert all(len(c['captions']) == 4 and c['meta']['baseline'] == 'error_injection' for c in chains)
-    assert last_json(cli('generate', *args, cwd=own))['skipped'] == 8   # a rerun resumes: nothing new
-    r = cli('experiment', _experiment_yaml(own/'ei.yaml', out), '--out', own/'exp', cwd=own)
-    assert '1 cells run' in r.stdout and 'Error Injection (MPO)' in r.stdout, r.stdout[-2000:]
+    cli('generate', *args, cwd=own)
+    first = out.read_text()
+    chains = [json.loads(l) for l in first.splitlines()]
+    assert len(chains) == 8 and all(len(c['captions']) == 4 and c['meta']['baseline'] == 'error_injection' for c in chains)
+    cli('generate', *args, cwd=own)
+    assert out.read_text() == first   # a rerun resumes: nothing new
+    cli('experiment', _experiment_yaml(own/'ei.yaml', out), '--out', own/'exp', cwd=own)
+    res = [json.loads(l) for l in (own/'exp'/'baseline_round_trip.jsonl').read_text().splitlines()]
+    assert len(res) == 1 and 'Error Injection (MPO)' in json.dumps(res[0]) and 'rank/top1' in json.dumps(res[0]), res
 
 
 def test_judge_baselines_through_fake_claude(tmp_path):
@@ -87,9 +90,29 @@ def test_judge_baselines_through_fake_claude(tmp_path):
     with FakeClaude(responder=teacher_responder()) as srv:
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
         for name in ('response_comparison', 'rlaif_v'):
-            s = last_json(cli('generate', 'world.jsonl', f'{name}.jsonl', '--baseline', name, '--mutator', 'claude',
-                              '--model', 'claude-fake', '--length', 3, '--quiet', cwd=tmp_path, env=env))
+            before = len(srv.requests)
+            cli('generate', 'world.jsonl', f'{name}.jsonl', '--baseline', name, '--mutator', 'claude', '--model', 'claude-fake',
+                '--length', 3, '--quiet', cwd=tmp_path, env=env)
             chains = [json.loads(l) for l in (tmp_path/f'{name}.jsonl').read_text().splitlines()]
-            assert s['chains'] == len(chains) > 0 and s['teacher_usage']['requests'] > 0
+            assert len(chains) > 0 and len(srv.requests) > before
             assert all(c['meta']['baseline'] == name and len(c['captions']) == 2 for c in chains)
         assert srv.requests and all(q['model'] == 'claude-fake' for q in srv.requests)
+
+
+def test_question_chains_score_alike_on_every_path():
+    "An MCQ chain (shared question) and a yes/no chain (questions in the continuations) in one batch: every shared-prefix path gives the full sequences' log-probs and gradients"
+    import numpy as np, torch
+    from rcc_rank.chains import Chain, Mutation
+    from rcc_rank.questions import question_chains
+    from rcc_rank.models import tiny_model
+    from rcc_rank.scoring import ChainCollator, compare_paths
+    torch.set_num_threads(1)
+    ch = Chain('c1', ['A man in a red shirt throws two balls to the left.', 'A man in a blue shirt throws two balls to the left.',
+                      'A man in a blue shirt throws three balls to the left.'], [Mutation('colour', 'red', 'blue'), Mutation('count', 'two', 'three')])
+    qs = [q.to_chain() for q in question_chains([ch], ['mcq', 'yesno'])]
+    m, proc = tiny_model('qwen2_5_vl')
+    batch = ChainCollator(proc, num_frames=2, frames=lambda c: np.zeros((2, 32, 32, 3), np.uint8))(qs)
+    assert int((batch['cont_mask'][1, 0] & ~batch['score_mask'][1, 0]).sum()) > 5   # the yes/no question rides in the continuation
+    for way in (True, 'packed', 'cache'):
+        r = compare_paths(m, batch, shared=way)
+        assert r['max_abs_logp_diff'] < 1e-4 and r['grad_rel_diff'] < 1e-4, (way, r)

@@ -226,12 +226,17 @@ def test_gpu_script_smoke(tmp_path):
     "bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch check's error"
     import json, subprocess
     out = tmp_path/'gpu.json'
-    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out)], capture_output=True, text=True,
-                       timeout=900, env=ENV, cwd=ROOT)
+    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out), '--adapters', 'qwen2_5_vl,qwen3_vl'],
+                       capture_output=True, text=True, timeout=900, env=ENV, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     st = res['stages']
-    assert res['smoke'] is True and set(st) == {'scoring', 'rank_step', 'fsdp2_step', 'fsdp2_resume'}
+    assert res['smoke'] is True and set(st) == {'scoring', 'rank_step', 'fsdp2_step', 'fsdp2_resume', 'adapter_qwen2_5_vl', 'adapter_qwen3_vl', 'video'}
+    for a in ('qwen2_5_vl', 'qwen3_vl'):   # each family's adapter: the split path equals the plain one
+        ad = st[f'adapter_{a}']
+        assert ad['exit'] == 0 and ad['json']['arch'] == a and all(x['max_abs_diff'] < 1e-4 for x in ad['json']['results']), ad
+    v = st['video']
+    assert v['exit'] == 0 and v['json']['max_abs_diff'] == 0 and v['json']['same_indices'] and v['json']['speedup_long'] > 0, v
     sc = st['scoring']['json']['results']
     assert st['scoring']['exit'] == 0 and [x['K'] for x in sc] == [2, 4]
     assert all(x['split_max_abs_diff'] < 1e-4 and x['packed_max_abs_diff'] < 1e-4 and x['split_s'] > 0 for x in sc)

@@ -10,7 +10,7 @@ import pytest
 from rcc_rank.core import read_jsonl
 from rcc_rank.fake_claude import FakeClaude, request_text
 from rcc_rank.backends import rule_responder
-from rcc_rank.generate import rcc_generate
+from rcc_rank.generate import generate_command
 from rcc_rank.sources import (load_source, write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture, SourceError)
 from rcc_rank.benchmarks import (load_benchmark, write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture)
 
@@ -73,8 +73,7 @@ def test_generate_pe_video_with_recaption_and_card(tmp_path, fake, monkeypatch, 
     import datasets, huggingface_hub
     pe = write_pe_video_fixture(tmp_path/'PE-Video')
     kw = dict(mutator='claude', model='claude-fake', tagger='keywords', recaption=True, length=3, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-pvd'))
-    rcc_generate(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', **kw)
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', **kw)
     assert s['finished'] == 3 and s['splits'] == {'test': 1, 'train': 2}
     chains = read_jsonl(tmp_path/'chains.jsonl')
     assert all(c['captions'][0].startswith('A detailed account: ') and len(c['captions']) == 3 for c in chains)
@@ -85,15 +84,14 @@ def test_generate_pe_video_with_recaption_and_card(tmp_path, fake, monkeypatch, 
     # --push_to_hub is real huggingface_hub code; here it stops before the network
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
     with pytest.raises(RuntimeError, match="cannot push to 'me/rcc-pvd'"):
-        rcc_generate(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', push_to_hub='me/rcc-pvd', **kw)
+        generate_command(str(tmp_path/'chains.jsonl'), source=f'pe-video:{pe}', push_to_hub='me/rcc-pvd', **kw)
     assert sum('Write the detailed caption.' in request_text(r) for r in fake.requests) == 3   # the rerun resumed: no new recaptions
 
 
 def test_generate_msr_vtt_sends_every_reference(tmp_path, fake, capsys):
     msr = write_msr_vtt_fixture(tmp_path/'MSRVTT', captions_per_video=4)
-    rcc_generate(str(tmp_path/'chains.jsonl'), source=f'msr-vtt:{msr}', mutator='claude', model='claude-fake', tagger='keywords',
-                 recaption=True, length=2, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-msr'))
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'chains.jsonl'), source=f'msr-vtt:{msr}', mutator='claude', model='claude-fake', tagger='keywords',
+                         recaption=True, length=2, num_frames=2, quiet=True, dataset=str(tmp_path/'rcc-msr'))
     assert s['splits'] == {'test': 1, 'train': 1, 'validation': 1}
     recs = [request_text(r) for r in fake.requests if 'Write the detailed caption.' in request_text(r)]
     refs = {r['id']: r['captions'] for r in load_source('msr-vtt', msr)}
@@ -106,8 +104,7 @@ def test_generate_msr_vtt_sends_every_reference(tmp_path, fake, capsys):
 
 def test_generate_ssv2_question_chains(tmp_path, capsys):
     ss = write_ssv2_fixture(tmp_path/'ssv2')
-    rcc_generate(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', questions='mcq,yesno', length=3, quiet=True)
-    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    s = generate_command(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', questions='mcq,yesno', length=3, quiet=True)
     assert s['finished'] == 4 and s['questions'] == 8
     from rcc_rank.questions import read_question_chains
     qs = read_question_chains(s['questions_path'])
@@ -115,8 +112,8 @@ def test_generate_ssv2_question_chains(tmp_path, capsys):
     chains = read_jsonl(tmp_path/'ssv2.jsonl')
     assert all(c['errors'] == ['object', 'action'] for c in chains)
     assert s['splits'] == {'train': 3, 'validation': 1} and (tmp_path/'ssv2_dataset'/'README.md').exists()   # a source run gets its dataset folder
-    rcc_generate(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', length=3, quiet=True)   # a rerun adds nothing
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['finished'] == 0 and len(read_jsonl(tmp_path/'ssv2.jsonl')) == 4
+    assert generate_command(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', length=3, quiet=True)['finished'] == 0   # a rerun adds nothing
+    assert True and len(read_jsonl(tmp_path/'ssv2.jsonl')) == 4
 
 
 def _lfmcqa_responder(body):
@@ -162,3 +159,74 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
     ag = evaluate_task('argus', benchmark=str(write_argus_fixture(tmp_path/'argus', n=2)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                        num_frames=2, max_new_tokens=6, out=str(tmp_path/'argus.json'), quiet=True)
     assert ag['n_items'] + ag['n_failed'] == 2 and {'argus/cost_h', 'argus/cost_o'} <= set(json.loads((tmp_path/'argus.json').read_text()))
+
+
+def test_lfmcqa_items_that_break_the_rules_are_asked_again(tmp_path, monkeypatch):
+    "A stored LF-MCQA item edited to an impossible answer is set aside and asked again, and counted; the output keeps one item per id"
+    from rcc_rank.evaluate_cli import evaluate_task
+    monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
+    pe = write_pe_video_fixture(tmp_path/'PE-Video', {'test': [f'Clip {i}: a person does thing number {i} in a room.' for i in range(2)]})
+    out = tmp_path/'lfmcqa.jsonl'
+    with FakeClaude(responder=_lfmcqa_responder) as srv:
+        monkeypatch.setenv('ANTHROPIC_BASE_URL', srv.base_url)
+        go = lambda: evaluate_task('make-lfmcqa', source=f'pe-video:{pe}', split='test', out=str(out), model='claude-fake', quiet=True)
+        assert go()['written'] == 2
+        items = read_jsonl(out); items[0]['answer'] = 'Z'
+        out.write_text(''.join(json.dumps(x) + '\n' for x in items))
+        n0 = len(srv.requests)
+        r = go()
+        assert (r['rejected'], r['written'], r['skipped']) == (1, 1, 1) and len(srv.requests) - n0 == 1
+    items = read_jsonl(out)
+    assert len(items) == 2 and len({x['id'] for x in items}) == 2 and all(x['answer'] in 'ABCDE' for x in items)
+    assert read_jsonl(tmp_path/'lfmcqa.rejected.jsonl')[0]['answer'] == 'Z'
+
+
+def _pe_extended(tmp_path):
+    return write_pe_video_fixture(tmp_path/'PE-Video', {'train': ['A man throws a red ball to a dog.', None], 'extended': [None]})
+
+
+def test_published_layouts_as_downloaded(tmp_path):
+    "PE-Video rows without human_caption, MSR-VTT official + CLIP4Clip files together, VDC in AuroraCap's release layout"
+    rep = {}
+    pe = load_source('pe-video', _pe_extended(tmp_path), cache_dir=tmp_path/'cache', report=rep)
+    assert [r['caption'] for r in pe] == ['A man throws a red ball to a dog.'] and len(rep['no_caption']) == 2
+    both = load_source('pe-video', tmp_path/'PE-Video', cache_dir=tmp_path/'cache', model_caption=True)
+    assert sorted(r['meta']['caption_field'] for r in both) == ['human_caption', 'model_caption', 'model_caption']
+    m = write_msr_vtt_fixture(tmp_path/'MSRVTT')
+    a, b = (json.loads((m/f).read_text()) for f in ('train_val_videodatainfo.json', 'test_videodatainfo.json'))
+    (m/'msrvtt_data').mkdir()   # CLIP4Clip's download: every clip again, in one file
+    (m/'msrvtt_data'/'MSRVTT_data.json').write_text(json.dumps({'info': {}, 'videos': a['videos'] + b['videos'], 'sentences': a['sentences'] + b['sentences']}))
+    rep = {}
+    rows = load_source('msr-vtt', m, report=rep)
+    assert len(rows) == 3 and sorted(rep['merged']) == ['video0', 'video1', 'video2'] and all(Path(r['video']).is_file() for r in rows)
+    b['sentences'][0]['caption'] = 'a different caption'; (m/'test_videodatainfo.json').write_text(json.dumps(b))
+    with pytest.raises(SourceError, match=r"row 'video2': field 'captions' disagrees with .*MSRVTT_data.json"): load_source('msr-vtt', m)
+    aur = load_benchmark('vdc', write_vdc_fixture(tmp_path/'aurora', n=2, layout='aurora'))
+    hub = load_benchmark('vdc', write_vdc_fixture(tmp_path/'VDC', n=2))
+    assert [(x['id'], x['reference'], x['qa']) for x in aur] == [(x['id'], x['reference'], x['qa']) for x in hub] and len(aur) == 10
+    assert (tmp_path/'aurora'/'post_eval'/'VDC_1k_captions.jsonl').exists() and 'captions' in read_jsonl(tmp_path/'aurora'/'post_eval'/'VDC_1k_captions.jsonl')[0]
+
+
+def test_missing_videos_error_skip_or_keep(tmp_path, capsys):
+    "Every loader stops naming the first missing video and the count, or skips, or keeps it; rcc-generate writes the report beside its output"
+    m = write_msr_vtt_fixture(tmp_path/'MSRVTT'); (m/'TrainValVideo'/'video1.mp4').unlink(); (m/'TestVideo'/'video2.mp4').unlink()
+    with pytest.raises(SourceError, match=r"2 row\(s\) have no video file; the first: .*row 'video2': field 'video': no video2.mp4"): load_source('msr-vtt', m)
+    assert [r['id'] for r in load_source('msr-vtt', m, missing_video='skip')] == ['video0']
+    kept = load_source('msr-vtt', m, missing_video='keep')
+    assert sorted((r['id'], r['video'] is None) for r in kept) == [('video0', False), ('video1', True), ('video2', True)]
+    for name, folder, clip in (('argus', write_argus_fixture(tmp_path/'argus', n=2), 'videos'), ('tempcompass', write_tempcompass_fixture(tmp_path/'tc'), 'videos')):
+        next(iter((folder/clip).iterdir())).unlink()
+        with pytest.raises(SourceError, match='have no video file; the first'): load_benchmark(name, folder)
+        assert 0 < len(load_benchmark(name, folder, missing_video='skip')) < len(load_benchmark(name, folder, missing_video='keep'))
+    s = write_ssv2_fixture(tmp_path/'ssv2'); next(iter((s/'20bn-something-something-v2').iterdir())).unlink()
+    with pytest.raises(SourceError, match='1 row'): load_source('ssv2', s)
+    # annotation files only: text-only chains with --missing_video keep, and the report beside the output
+    ann = tmp_path/'ann'; ann.mkdir()
+    for f in ('train_val_videodatainfo.json', 'test_videodatainfo.json'): (ann/f).write_text((m/f).read_text())
+    out = tmp_path/'chains.jsonl'
+    with pytest.raises(SourceError, match='3 row'): generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True)
+    s = generate_command(str(out), source=f'msr-vtt:{ann}', length=3, quiet=True, missing_video='keep')
+    chains = read_jsonl(out)
+    assert len(chains) == 3 and all(c.get('video') is None for c in chains) and s['finished'] == 3
+    rep = json.loads((tmp_path/'chains.skipped.json').read_text())
+    assert rep['n_missing_video'] == 3 and rep['missing_video_policy'] == 'keep' and s['skip_report'].endswith('chains.skipped.json')

@@ -458,7 +458,11 @@ def add_lora(model, # a model of a registered family
 def reference_mode(model):
     "Run `model` as the frozen reference policy: adapters disabled and no gradients"
     ctx = model.disable_adapter() if hasattr(model, 'disable_adapter') else contextlib.nullcontext()
-    with ctx, torch.no_grad(): yield model
+    flags = [(p, p.requires_grad) for p in model.parameters()]   # the weights as registered now (FSDP2: sharded)
+    try:
+        with ctx, torch.no_grad(): yield model
+    finally:   # PEFT switches the adapters' requires_grad off and on; under FSDP2 the root's sharded weights would stay off
+        for p, rg in flags: p.requires_grad_(rg)
 
 # %% ../nbs/07_models.ipynb #4297417c
 def lora_step_check(peft_model, batch:dict, lr:float=1e-2)->dict:

@@ -407,9 +407,15 @@ def _eval_source(cfg:TrainConfig, train_chains, eval_chains)->list[Chain]:
     if cfg.eval_data is not None or eval_chains is not None:
         return load_chains(eval_chains if eval_chains is not None else cfg.eval_data, cfg.eval_split)
     if not (isinstance(cfg.train_data, str) and cfg.train_data and train_chains is None): return []
+    asked = cfg.eval_split != TrainConfig.eval_split   # a split named on purpose must exist; the default may be absent (a warning)
     try: eval_set = load_chains(cfg.train_data, cfg.eval_split)
-    except ValueError: return []
-    return eval_set if any('split' in c.meta for c in eval_set) else []   # no splits: do not evaluate on training chains
+    except ValueError:
+        if asked: raise
+        return []
+    if any('split' in c.meta for c in eval_set): return eval_set
+    if asked: raise ValueError(f"eval_split {cfg.eval_split!r}: no chains of that split in {cfg.train_data} (splits there: "
+                               f"{sorted({str(c.meta.get('split')) for c in load_chains(cfg.train_data)})}); name one of them, or give eval_data")
+    return []   # no splits: do not evaluate on training chains
 
 # %% ../nbs/09_train.ipynb #42f6a327
 def load_run_data(cfg:TrainConfig, # the run's config
@@ -515,7 +521,8 @@ def setup_run(cfg:TrainConfig, # the run's config
     if main: out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=f'rcc-train {cfg.objective}')
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process or os.environ.get('TQDM_DISABLE') == '1',
+               desc=f'rcc-train {cfg.objective}')   # TQDM_DISABLE: --quiet
     return cfg, TrainRun(model, processor, optimizer, scheduler, stream, eval_dl, params, ref_table, ref_s, dhash, bar,
                          step, nan_steps, last_ckpt)
 

@@ -78,10 +78,12 @@ def run_objective(arch, objective, mesh, rank, ckdir):
     out['blocks'], out['n_blocks'] = shard(model, arch, mesh)
     out['dtensor'] = all(type(p).__name__ == 'DTensor' for p in model.parameters())
     opt = make_optimizer(cfg, model)[0]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     g0 = full_lora(model)
     loss = step(model, opt, coll(mine), cfg)
     losses = [None, None]; dist.all_gather_object(losses, loss)
     g1 = full_lora(model)
+    out['lost_requires_grad'] = sorted(set(trainable) - {n for n, p in model.named_parameters() if p.requires_grad})
     if rank == 0:
         out['loss_two'] = sum(losses) / 2
         out['step_vs_one'] = diff(g1, ref1)

@@ -47,3 +47,4 @@ def test_fsdp2_cpu_step_gather_and_resume(fsdp2_results, arch):
         g = o['gathered_init_vs_unsharded']
         assert g['max'] == 0.0 and g['n'] == s['n'], g                   # gathered to rank 0: the unsharded adapter, exactly
         assert o['loaded_equal'] and o['resume_bitwise'] and o['resume_moved'] > 0, o
+        assert o['lost_requires_grad'] == [], o['lost_requires_grad']  # the reference pass (adapters off) leaves every weight training

@@ -181,3 +181,43 @@ def test_adapter_generates_captions_for_the_split(run):
     held_out = [json.loads(l)['id'] for l in (d/'chains.jsonl').read_text().splitlines() if json.loads(l)['meta']['split'] == 'test']
     assert [c['id'] for c in res['captions']] == held_out and res['adapter'] == 'runs/mine/final'
     assert (d/'captions_test.jsonl').read_text().count('\n') == len(held_out)
+
+
+def _sh(cmd:str, d:Path)->subprocess.CompletedProcess:
+    env = dict(ENV, PATH=f"{_bin_dir(d)}{os.pathsep}{ENV.get('PATH', '')}")
+    return subprocess.run(cmd, shell=True, cwd=d, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_yaml_with_hugging_face_names_then_overrides(run):
+    "`rcc-train cfg.yaml --max_steps 2` with TRL's names in the YAML; `rcc-evaluate --config` alike"
+    d, _ = run
+    (d/'cfg.yaml').write_text("train_data: chains.jsonl\nmodel_name_or_path: tiny:qwen2_5_vl\nlearning_rate: 2.0e-6\n"
+                              "per_device_train_batch_size: 2\nreport_to: none\nnum_frames: 2\noutput_dir: runs/yaml\n")
+    r = _sh('rcc-train cfg.yaml --max_steps 2 --warmup_steps 0', d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((d/'runs'/'yaml'/'final'/'metrics.json').read_text())
+    cfg = (d/'runs'/'yaml'/'config.yaml').read_text()
+    assert m['steps'] == 2 and 'lr: 2.0e-06' in cfg and 'batch_size: 2' in cfg and 'log_with: none' in cfg, cfg
+    (d/'ev.yaml').write_text("task: rank\nadapter_name_or_path: runs/yaml/final\ndata: chains.jsonl\nnum_frames: 2\n")
+    r = _sh('rcc-evaluate --config ev.yaml --split test --json --quiet', d)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout)
+    assert res['split'] == 'test' and res['adapter'] == 'runs/yaml/final' and res['n_chains'] > 0
+
+
+def test_user_errors_are_one_line_with_exit_status_2(run):
+    d, _ = run
+    (d/'bad.jsonl').write_text('{"id": "a", "caption": "A red ball."}\n{"id": "b", "caption": ""}\n')
+    base = 'rcc-train --train_data chains.jsonl --model tiny:qwen2_5_vl --max_steps 1 --batch_size 2 --output_dir runs/err'
+    cases = {'rcc-generate bad.jsonl bad_chains.jsonl': "input row 2 (id 'b'): missing or empty",
+             'rcc-generate captions.jsonl x.jsonl --lenght 3': "unrecognized argument '--lenght' (did you mean --length?)",
+             f'{base} --eval_split nosuch': "eval_split 'nosuch': no chains of that split",
+             f'{base} --report_to tensorbord': "unknown tracker 'tensorbord' (did you mean tensorboard?)",
+             f'{base} --report_to none --push_to_hub --hub_model_id me/x': 'push_to_hub: the Hugging Face Hub is switched off'}
+    for cmd, want in cases.items():
+        r = _sh(cmd, d)
+        assert r.returncode == 2 and want in r.stderr, (cmd, r.returncode, r.stderr[-2000:])
+        assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (cmd, r.stderr[-2000:])
+    assert not (d/'runs'/'err'/'final').exists() and not (d/'runs'/'err'/'config.yaml').exists()   # refused before any work
+    r = _sh(f'{base} --eval_split nosuch --debug', d)
+    assert r.returncode != 0 and 'Traceback' in r.stderr

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_demo.ipynb #3bec2703
 from __future__ import annotations
-import os, json, math, time, shutil, resource, importlib
+import os, json, math, time, shutil, resource, importlib, hashlib
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -13,18 +13,21 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
+import rcc_rank
 from .core import get_logger, set_seed, rcc_home, stable_hash
 from .chains import Chain, write_chains
 from .world import WorldConfig
-from .world_data import world_chains, lf_mcq_set, world_mcq_chain, type_oracles, attach_frames, LETTERS
+from .world_data import world_chain, world_chains, scene_seed, lf_mcq_set, world_mcq_chain, type_oracles, attach_frames, LETTERS
 from .models import tiny_model, tiny_tokenizer, save_model, load_model, CAPTION_PROMPT, SPECIAL_TOKENS
-from .evaluate import rank_chains, chain_metrics, mcq_evaluate, mcq_prompt
+from .evaluate import rank_chains, chain_metrics, ranking_metrics, mcq_evaluate, mcq_prompt
 from .train import TrainConfig, train
+from .demo_report import summarise, matched_cpu, paired_table, demo_markdown, plot_curves, plot_paired
 
 # %% auto #0
-__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'METRICS', 'PAIRS', 'rcc_demo', 'DemoConfig', 'world_tokenizer', 'demo_model',
-           'demo_data', 'controls', 'blank_video', 'evaluate_model', 'pretrain', 'run_arm', 'summarise', 'paired_diff',
-           'matched_cpu', 'plot_results', 'paired_table', 'write_report', 'run_demo', 'demo_command']
+__all__ = ['log', 'ARMS', 'PAPER_ARMS', 'rcc_demo', 'DemoConfig', 'setup_torch', 'world_tokenizer', 'demo_model', 'demo_chains',
+           'data_hash', 'splits', 'demo_data', 'controls', 'blank_video', 'reward_pairwise', 'mcq_score',
+           'evaluate_model', 'checkpoint_hash', 'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo',
+           'demo_command']
 
 # %% ../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
@@ -41,11 +44,13 @@ class DemoConfig:
     "Every setting of a demo run"
     out_dir:str = 'rcc-demo'                 # output folder (report.md, results.json, results.csv, plots, chains, runs)
     arms:tuple = PAPER_ARMS                  # which arms to train (keys of `ARMS`)
-    seeds:tuple = (0, 1, 2)                  # one run per arm and seed (data order and adapter init)
-    data_seed:int = 0                        # seed of the world's train/test scenes
-    n_train:int = 384                        # training chains
-    n_test:int = 128                         # held-out chains
-    n_mcq:int = 32                           # LF-MCQ items
+    seeds:tuple = (0, 1, 2, 3, 4)            # one run per arm and seed (data order and adapter init)
+    data_seed:int = 0                        # seed of the world's scenes
+    n_pretrain:int = 384                     # pretraining chains: train-split scenes 0 .. n_pretrain-1
+    n_train:int = 384                        # the arms' chains: the next n_train train-split scenes (never pretrained on)
+    n_test:int = 1000                        # held-out chains of the final evaluation (test-split scenes)
+    n_curve:int = 200                        # the first this many held-out chains score the learning curves
+    n_mcq:int = 100                          # LF-MCQ items (scored for the pretrained model)
     chain_length:int = 3                     # captions per chain (best + degraded)
     n_objects:tuple = (1, 2)                 # objects per scene
     n_groups:tuple = (0, 1)                  # distractor groups per scene
@@ -68,17 +73,17 @@ class DemoConfig:
     lora_r:int = 16                          # arm LoRA rank (alpha = 2r)
     beta:float = 1.0                         # DPO/MPO/rank temperature
     ntp_weight:float = 0.1                   # NTP weight for DPO/MPO/rank
-    eval_every:int = 40                      # held-out evaluation every this many steps (pretraining: twice this)
-    workers:int = 2                          # arm runs in parallel processes (one per core)
-    threads:int|None = 1                     # torch CPU threads per process (None: torch's default)
+    eval_every:int = 40                      # learning-curve evaluation every this many steps (pretraining: twice this)
+    workers:int = 2                          # arm runs in parallel processes (results do not depend on it)
+    threads:int = 1                          # torch CPU threads in every process and stage (fixed: same numbers on any core count)
     cache:bool = True                        # reuse a pretrained checkpoint with the same settings from `rcc_home('demo')`
 
 # %% ../nbs/12_demo.ipynb #55a4f63d
 @patch(cls_method=True)
 def quick(cls:DemoConfig, **kw)->DemoConfig:
     "The smoke-test size: one seed, a few steps, a handful of chains, one process (well under a minute)"
-    return cls(**{**dict(seeds=(0,), n_train=16, n_test=8, n_mcq=4, pretrain_steps=4, pretrain_batch=4, steps=2, batch_size=4,
-                         hidden=32, vision_hidden=16, vision_depth=1, layers=1, eval_every=1, workers=1), **kw})
+    return cls(**{**dict(seeds=(0,), n_pretrain=16, n_train=16, n_test=8, n_curve=8, n_mcq=4, pretrain_steps=4, pretrain_batch=4,
+                         steps=2, batch_size=4, hidden=32, vision_hidden=16, vision_depth=1, layers=1, eval_every=1, workers=1), **kw})
 
 # %% ../nbs/12_demo.ipynb #6f05f1d5
 @patch
@@ -91,10 +96,20 @@ def world(self:DemoConfig)->WorldConfig:
 @patch
 def pretrain_key(self:DemoConfig)->str:
     "A hash of every setting the pretrained checkpoint depends on"
-    keys = ('data_seed', 'n_train', 'n_test', 'chain_length', 'n_objects', 'n_groups', 'type_sampling', 'n_frames', 'image_size',
+    keys = ('data_seed', 'n_pretrain', 'n_curve', 'chain_length', 'n_objects', 'n_groups', 'type_sampling', 'n_frames', 'image_size',
             'hidden', 'layers', 'vision_hidden', 'vision_depth', 'vocab_size', 'model_seed', 'pretrain_steps', 'pretrain_lr',
-            'pretrain_batch', 'pretrain_min_lr_ratio', 'eval_every')
+            'pretrain_batch', 'pretrain_min_lr_ratio', 'eval_every', 'threads')
     return stable_hash(json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=list))[:16]
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c1
+def setup_torch(cfg:DemoConfig # its `threads`
+               )->dict:
+    "Fix this process's torch threads and switch on deterministic algorithms; returns the settings in force"
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    return dict(torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
+                OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS'), deterministic=torch.are_deterministic_algorithms_enabled(),
+                torch=torch.__version__, rcc_rank=rcc_rank.__version__, workers=cfg.workers)
 
 # %% ../nbs/12_demo.ipynb #0bad360a
 def world_tokenizer(vocab_size:int=512, # vocabulary size (must not exceed the model's)
@@ -126,19 +141,53 @@ def demo_model(cfg:DemoConfig # sizes and seeds
     return model, proc
 
 # %% ../nbs/12_demo.ipynb #f79b8d74
+def _world_range(split:str, lo:int, hi:int, cfg:DemoConfig)->list[Chain]:
+    "World chains of scenes `lo .. hi-1` of one split"
+    return [world_chain(scene_seed(split, cfg.data_seed, i), cfg.chain_length, cfg.world(), split) for i in range(lo, hi)]
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c2
+def demo_chains(cfg:DemoConfig # sizes and seeds
+               )->dict:
+    "{'pretrain', 'train', 'test', 'mcq'} without frames: pretraining and the arms use disjoint ranges of train-split scenes"
+    return dict(pretrain=_world_range('train', 0, cfg.n_pretrain, cfg),
+                train=_world_range('train', cfg.n_pretrain, cfg.n_pretrain + cfg.n_train, cfg),
+                test=_world_range('test', 0, cfg.n_test, cfg), mcq=lf_mcq_set(cfg.n_mcq, cfg.data_seed, cfg.world()))
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c3
+def data_hash(chains:dict # from `demo_chains` (before frames are attached)
+             )->str:
+    "One hash of every chain and LF-MCQ item: captions, mutations and scene programs (the pixels follow from the programs)"
+    h = hashlib.sha256()
+    for k in sorted(chains):
+        for c in chains[k]: h.update(json.dumps(c.to_dict() if hasattr(c, 'to_dict') else c, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c4
+def splits(chains:dict # from `demo_chains`
+          )->dict:
+    "Which scenes each stage read, and whether pretraining, the arms and the held-out sets share any"
+    meta = lambda c: c['meta'] if isinstance(c, dict) else c.meta
+    seen = {k: {meta(c)['scene_seed'] for c in v} for k, v in chains.items()}
+    rec = {k: dict(split=meta(v[0])['split'], n=len(v), scene_seeds=[min(seen[k]), max(seen[k])]) for k, v in chains.items() if v}
+    rec['pretrain_arms_disjoint'] = not seen['pretrain'] & seen['train']
+    rec['train_test_disjoint'] = not (seen['pretrain'] | seen['train']) & (seen['test'] | seen['mcq'])
+    return rec
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c5
 def demo_data(cfg:DemoConfig, # sizes and seeds
-              out:Path|None=None # if given, write train/test chains and the LF-MCQ items here (without frames)
+              out:Path|None=None, # if given, write the chains and the LF-MCQ items here (without frames)
+              stages:Sequence[str]=('pretrain', 'train', 'test', 'mcq') # which sets get their frames rendered
              )->dict:
-    "{'train', 'test', 'mcq'}: world chains and LF-MCQ items with frames in memory"
-    w = cfg.world()
-    train_c = world_chains(cfg.n_train, cfg.chain_length, 'train', cfg.data_seed, w)
-    test_c = world_chains(cfg.n_test, cfg.chain_length, 'test', cfg.data_seed, w)
-    mcq = lf_mcq_set(cfg.n_mcq, cfg.data_seed, w)
+    "The chains of `demo_chains` with frames in memory, the held-out curve subset, the data hash and the splits record"
+    ch = demo_chains(cfg)
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        write_chains(train_c, out/'train.jsonl'); write_chains(test_c, out/'test.jsonl')
-        (out/'lf_mcq.jsonl').write_text(''.join(json.dumps(it) + '\n' for it in mcq))
-    return dict(train=attach_frames(train_c), test=attach_frames(test_c), mcq=attach_frames(mcq))   # frames rendered by `chain_clip`
+        for k in ('pretrain', 'train', 'test'): write_chains(ch[k], out/f'{k}.jsonl')
+        (out/'lf_mcq.jsonl').write_text(''.join(json.dumps(it) + '\n' for it in ch['mcq']))
+    d = dict(hash=data_hash(ch), splits=splits(ch))
+    d.update({k: attach_frames(ch[k]) for k in stages})   # frames rendered by `chain_clip`
+    if 'test' in d: d['curve'] = d['test'][:cfg.n_curve]
+    return d
 
 # %% ../nbs/12_demo.ipynb #f7f26c1a
 def _length_pairwise(chains, sign):
@@ -161,20 +210,46 @@ def blank_video(chains:Sequence[Chain] # chains with frames (in `meta['frames']`
     "Copies of `chains` whose frames are all black"
     return [replace(c, meta={**c.meta, 'frames': np.zeros_like(c.clip(None)[0])}) for c in chains]
 
+# %% ../nbs/12_demo.ipynb #d3a1f0c6
+def reward_pairwise(logps:list, # per chain, the policy's caption log-probs
+                    ref:list # per chain, the reference's
+                   )->float:
+    "Pairwise accuracy of the implicit reward's order (policy minus reference log-prob), chains of any length"
+    K = max(map(len, logps))
+    mask = np.array([[k < len(l) for k in range(K)] for l in logps])
+    pad = lambda L: np.array([list(l) + [0.0] * (K - len(l)) for l in L])
+    return float(ranking_metrics(pad(logps), mask, ref_logps=pad(ref))['pairwise_reward'])
+
+# %% ../nbs/12_demo.ipynb #d3a1f0c7
+def mcq_score(model, proc, items:Sequence[dict], # LF-MCQ items with frames
+              cfg:DemoConfig # frame settings
+             )->dict:
+    "LF-MCQ accuracy with its exact (Clopper-Pearson) 95% interval, the item count and chance"
+    from scipy import stats
+    acc = mcq_evaluate(model, proc, items, batch_size=8, num_frames=cfg.n_frames, progress=False)['mcq_acc']
+    ci = stats.binomtest(round(acc * len(items)), len(items)).proportion_ci()
+    return dict(mcq=acc, mcq_low=float(ci.low), mcq_high=float(ci.high), mcq_n=len(items), mcq_chance=1 / len(items[0]['choices']))
+
 # %% ../nbs/12_demo.ipynb #221927ed
 def evaluate_model(model, # the model (peft or plain)
                    proc, # its processor
                    test:Sequence[Chain], # held-out chains with frames
-                   mcq:Sequence[dict], # LF-MCQ items with frames
                    cfg:DemoConfig, # frame settings
-                   blank:bool=True # also score the chains with blank frames
+                   ref:list|None=None, # the reference's per-chain log-probs on `test` (adds `pairwise_reward`)
+                   blank:bool=False, # also score the chains with blank frames
+                   mcq:Sequence[dict]|None=None # LF-MCQ items with frames (adds `mcq`, its interval and chance)
                   )->dict:
-    "Held-out ranking metrics (overall and by error type), the blank-video pairwise score and LF-MCQ accuracy"
+    "Held-out ranking metrics (by error type too), the pairwise standard error, per-chain log-probs and the optional extras"
     r = rank_chains(model, proc, test, batch_size=16, num_frames=cfg.n_frames, progress=False)
     res = {k: r[k] for k in ('top1', 'pairwise', 'kendall_tau', 'adjacent', 'pairwise_norm')}
     res['by_error_type'] = r.get('by_error_type', {})
+    res['logps'] = [p['logps'] for p in r['per_chain']]
+    per = [chain_metrics(lp)['pairwise'] for lp in res['logps']]
+    res['pairwise_se'] = float(np.std(per, ddof=1) / math.sqrt(len(per))) if len(per) > 1 else float('nan')
+    res['n_test'] = len(per); res['mean_logp'] = float(np.mean([x for lp in res['logps'] for x in lp]))
+    if ref is not None: res['pairwise_reward'] = reward_pairwise(res['logps'], ref)
     if blank: res['pairwise_blank'] = rank_chains(model, proc, blank_video(test), batch_size=16, num_frames=cfg.n_frames, progress=False)['pairwise']
-    res['mcq'] = mcq_evaluate(model, proc, mcq, batch_size=8, num_frames=cfg.n_frames, progress=False)['mcq_acc']
+    if mcq is not None: res.update(mcq_score(model, proc, mcq, cfg))
     return res
 
 # %% ../nbs/12_demo.ipynb #c636d14d
@@ -189,12 +264,20 @@ def _curve(res:dict)->list[dict]:
     cum = np.concatenate([[0.0], np.cumsum(res['step_cpu_s'])]) + (res.get('ref_precompute_s') or 0.0)
     return [dict(step=e['step'], pairwise=e['pairwise'], cpu_s=float(cum[e['step']])) for e in res['eval_history']]
 
+# %% ../nbs/12_demo.ipynb #d3a1f0c8
+def checkpoint_hash(folder:Path # a saved model folder
+                   )->str:
+    "A hash of the folder's weight files"
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).glob('*.safetensors')): h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
 # %% ../nbs/12_demo.ipynb #ab45f3af
 def pretrain(cfg:DemoConfig, # settings
-             data:dict, # from `demo_data`
+             data:dict, # from `demo_data` (its `pretrain` chains train, its `curve` chains score the curve)
              say=print # progress printer
             )->tuple[Path, dict]:
-    "The pretrained model folder and its record (curve, timings), trained now or found in the cache"
+    "The pretrained model folder and its record (curve, timings, checkpoint hash), trained now or found in the cache"
     home = rcc_home('demo'); final = home/f'pretrain-{cfg.pretrain_key()}'
     if cfg.cache and (final/'pretrain.json').exists():
         return final/'model', {**json.loads((final/'pretrain.json').read_text()), 'cached': True}
@@ -205,10 +288,11 @@ def pretrain(cfg:DemoConfig, # settings
     res = train(TrainConfig(**_train_kw(cfg, tmp/'run', model=str(tmp/'init'), finetune='full', objective='sft', lr=cfg.pretrain_lr,
                                         min_lr_ratio=cfg.pretrain_min_lr_ratio, max_steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
                                         warmup_steps=max(1, cfg.pretrain_steps // 10), seed=cfg.model_seed, eval_every=cfg.eval_every * 2, log_every=max(1, cfg.pretrain_steps // 10))),
-                train_chains=data['train'], eval_chains=data['test'])
+                train_chains=data['pretrain'], eval_chains=data['curve'])
     info = dict(key=cfg.pretrain_key(), steps=res['steps'], curve=_curve(res), cpu_s=time.process_time() - c0, wall_s=time.perf_counter() - w0)
     os.replace(tmp/'run'/'final', tmp/'model')
     shutil.rmtree(tmp/'run'); shutil.rmtree(tmp/'init')
+    info['checkpoint_hash'] = checkpoint_hash(tmp/'model')
     (tmp/'pretrain.json').write_text(json.dumps(info, indent=1))
     if final.exists(): shutil.rmtree(final)
     os.replace(tmp, final)
@@ -219,213 +303,51 @@ def run_arm(cfg:DemoConfig, # settings
             arm:str, # a key of `ARMS`
             seed:int, # data order and adapter init
             base:Path, # the pretrained model folder
-            data:dict, # from `demo_data`
-            out:Path # run folder
+            data:dict, # from `demo_data` (`train` chains train, `curve` scores the curve, `test` the final evaluation)
+            out:Path, # run folder
+            ref:list|None=None # the pretrained model's per-chain log-probs on `test` (for `pairwise_reward`)
            )->dict:
-    "Train one arm from the pretrained model and evaluate it; returns its row"
+    "Train one arm from the pretrained model and evaluate it on every held-out chain; returns its row"
     if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; known: {list(ARMS)}")
     c0 = time.process_time()
     res = train(TrainConfig(**_train_kw(cfg, out, model=str(base), lr=cfg.lr, max_steps=cfg.steps, batch_size=cfg.batch_size,
                                         warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
                                         beta=cfg.beta, ntp_weight=cfg.ntp_weight, seed=seed, eval_every=cfg.eval_every,
                                         log_every=max(1, cfg.steps // 4), precompute_ref_logps=True, **ARMS[arm])),
-                train_chains=data['train'], eval_chains=data['test'], return_model=True)
+                train_chains=data['train'], eval_chains=data['curve'], return_model=True)
     train_cpu = time.process_time() - c0
-    ev = evaluate_model(res['model'], res['processor'], data['test'], data['mcq'], cfg)
+    ev = evaluate_model(res['model'], res['processor'], data['test'], cfg, ref=ref); ev.pop('logps')
     return dict(arm=arm, seed=seed, **ev, curve=_curve(res), step_s=float(np.median(res['step_times'])),
                 step_cpu_s=float(np.median(res['step_cpu_s'])), ref_precompute_s=res['ref_precompute_s'], train_cpu_s=train_cpu,
                 eval_cpu_s=time.process_time() - c0 - train_cpu)
 
 # %% ../nbs/12_demo.ipynb #108f7936
 _WORKER = {}
-def _arm_job(cfg:DemoConfig, arm:str, seed:int, base:str, out:str)->dict:
-    "One arm in a worker process (the data are made once per process)"
+def _arm_job(cfg:DemoConfig, arm:str, seed:int, base:str, out:str, ref:list|None)->dict:
+    "One arm in a worker process (torch set up and the data made once per process)"
     if 'data' not in _WORKER:
-        if cfg.threads: torch.set_num_threads(cfg.threads)
-        _WORKER['data'] = demo_data(cfg)
-    return run_arm(cfg, arm, seed, Path(base), _WORKER['data'], Path(out))
+        setup_torch(cfg)
+        _WORKER['data'] = demo_data(cfg, stages=('train', 'test'))
+    return run_arm(cfg, arm, seed, Path(base), _WORKER['data'], Path(out), ref)
 
-# %% ../nbs/12_demo.ipynb #23da3172
-METRICS = ('pairwise', 'top1', 'kendall_tau', 'pairwise_blank', 'mcq')
+# %% ../nbs/12_demo.ipynb #d3a1f0ca
+def results_record(cfg:DemoConfig, env:dict, data:dict, pre:dict, warm:dict, ctl:dict, rows:Sequence[dict], timings:dict)->dict:
+    "Everything the report states, in one JSON-able dict (results.json)"
+    budget, matched = matched_cpu(rows)
+    return dict(config=asdict(replace(cfg, out_dir=Path(cfg.out_dir).name)), env=env, data_hash=data['hash'], checkpoint_hash=pre['checkpoint_hash'], splits=data['splits'],
+                warm=warm, pretrain=pre, baselines=ctl, rows=list(rows), paired=paired_table(rows, warm, matched),
+                matched_cpu=dict(budget_cpu_s=budget, rows=matched), timings=timings)
 
-def summarise(rows:Sequence[dict], # one dict per (arm, seed) with the metrics
-              metrics:Sequence[str]=METRICS # which metrics to summarise
-             )->dict:
-    "{arm: {metric: (mean, std, n)}} over seeds (std is the sample standard deviation; 0 for one seed)"
-    out = {}
-    for arm in dict.fromkeys(r['arm'] for r in rows):
-        rs = [r for r in rows if r['arm'] == arm]
-        out[arm] = {m: (float(np.mean([r[m] for r in rs])), float(np.std([r[m] for r in rs], ddof=1)) if len(rs) > 1 else 0.0, len(rs))
-                    for m in metrics if all(m in r for r in rs)}
-    return out
-
-# %% ../nbs/12_demo.ipynb #7fe92bba
-def paired_diff(rows:Sequence[dict], # per-seed rows
-                a:str, # arm a
-                b:str|float, # arm b, or a constant (the pretrained start's score)
-                metric:str='pairwise', # the metric
-                level:float=0.95 # confidence level of the interval
-               )->dict:
-    "Mean over seeds of metric(a) - metric(b), with its t-interval: {'a', 'b', 'metric', 'mean', 'low', 'high', 'n'}"
-    from scipy import stats
-    A = {r['seed']: r[metric] for r in rows if r['arm'] == a}
-    B = {s: b for s in A} if not isinstance(b, str) else {r['seed']: r[metric] for r in rows if r['arm'] == b}
-    d = np.array([A[s] - B[s] for s in sorted(set(A) & set(B))])
-    if not len(d): raise ValueError(f"no common seeds for arms {a!r} and {b!r}")
-    m = float(d.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float('nan')
-    return dict(a=a, b=b if isinstance(b, str) else 'pretrained', metric=metric, mean=m, low=m - half, high=m + half, n=len(d))
-
-# %% ../nbs/12_demo.ipynb #6f14910d
-def matched_cpu(rows:Sequence[dict] # per-seed rows with their curves
-               )->tuple[float, list[dict]]:
-    "The CPU budget (the cheapest arm's mean training CPU) and each row's pairwise at the last evaluation within it"
-    arms = dict.fromkeys(r['arm'] for r in rows)
-    budget = min(np.mean([r['curve'][-1]['cpu_s'] for r in rows if r['arm'] == a]) for a in arms)
-    out = []
-    for r in rows:
-        pts = [c for c in r['curve'] if c['cpu_s'] <= budget * 1.001] or r['curve'][:1]
-        out.append(dict(arm=r['arm'], seed=r['seed'], pairwise=pts[-1]['pairwise'], step=pts[-1]['step'], cpu_s=pts[-1]['cpu_s']))
-    return float(budget), out
-
-# %% ../nbs/12_demo.ipynb #c326dc64
-def plot_results(rows:Sequence[dict], # per-seed rows with curves
-                 pre:dict, # the pretraining record (with its curve)
-                 warm:dict, # the pretrained model's metrics
-                 out:Path # folder for the PNGs
-                )->list[Path]:
-    "learning_curves.png (pretraining and arms, held-out pairwise vs step) and metrics_by_objective.png"
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    out = Path(out); s = summarise(rows); arms = list(s)
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
-    ax[0].plot([c['step'] for c in pre['curve']], [c['pairwise'] for c in pre['curve']], 'k-o', ms=3)
-    ax[0].set_title('pretraining (full FT, SFT)', fontsize=9)
-    for a in arms:
-        cs = [r['curve'] for r in rows if r['arm'] == a]
-        ax[1].plot([c['step'] for c in cs[0]], np.mean([[c['pairwise'] for c in cv] for cv in cs], 0), marker='o', ms=2, label=a)
-    ax[1].set_title('arms (LoRA), mean over seeds', fontsize=9); ax[1].legend(fontsize=6)
-    for x in ax: x.set_xlabel('step'); x.set_ylabel('held-out pairwise'); x.axhline(0.5, color='gray', lw=0.5)
-    ax[0].axhline(warm['pairwise_blank'], color='r', lw=0.7, ls='--', label='blank video'); ax[0].legend(fontsize=6)
-    fig.tight_layout(); p1 = out/'learning_curves.png'; fig.savefig(p1); plt.close(fig)
-    ms = [m for m in ('pairwise', 'top1', 'kendall_tau', 'pairwise_blank', 'mcq') if m in warm]
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=80); w = 0.8 / len(arms); x = np.arange(len(ms))
-    for i, a in enumerate(arms): ax.bar(x + i*w, [s[a][m][0] for m in ms], w, yerr=[s[a][m][1] for m in ms], capsize=2, label=a)
-    ax.scatter(x + 0.4 - w/2, [warm[m] for m in ms], marker='_', s=400, c='k', label='pretrained', zorder=3)
-    ax.set_xticks(x + 0.4 - w/2); ax.set_xticklabels(ms, fontsize=8); ax.set_ylabel('held-out score'); ax.legend(fontsize=6, ncol=3)
-    fig.tight_layout(); p2 = out/'metrics_by_objective.png'; fig.savefig(p2); plt.close(fig)
-    return [p1, p2]
-
-# %% ../nbs/12_demo.ipynb #8cbcf364
-PAIRS = (('rank', 'dpo'), ('rank', 'mpo'), ('rank', 'sft'), ('mpo', 'dpo'), ('dpo', 'sft'), ('rank', 'rank_frozen_vision'))
-
-def _sentence(d:dict)->str:
-    if d['n'] < 2: return f"{d['a']} − {d['b']}: {d['mean']:+.3f} (one seed: no interval)."
-    verdict = 'distinguishable from zero' if d['low'] > 0 or d['high'] < 0 else 'not distinguishable from zero'
-    return f"{d['a']} − {d['b']}: {d['mean']:+.3f} [95% CI {d['low']:+.3f}, {d['high']:+.3f}], n={d['n']} seeds: {verdict}."
-
-# %% ../nbs/12_demo.ipynb #8bde5436
-def paired_table(rows:Sequence[dict], warm:dict, matched:Sequence[dict])->list[dict]:
-    "Every paired difference the report states: each arm vs the pretrained start, and the arm pairs (matched steps and CPU)"
-    arms = list(dict.fromkeys(r['arm'] for r in rows)); out = []
-    for a in arms: out.append(paired_diff(rows, a, warm['pairwise']))
-    for a, b in PAIRS:
-        if a in arms and b in arms:
-            out.append(paired_diff(rows, a, b))
-            out.append({**paired_diff(matched, a, b), 'metric': 'pairwise_matched_cpu'})
-    return out
-
-# %% ../nbs/12_demo.ipynb #018b31da
-def _pm(t): return f"{t[0]:.3f} ± {t[1]:.3f}"
-
-# %% ../nbs/12_demo.ipynb #4e60978b
-def _report_setup(cfg:DemoConfig, pre:dict)->list[str]:
-    "The report's title and the model, world, pretraining and arm settings"
-    return ["# rcc-demo report", "",
-         f"Tiny Qwen2.5-VL (text {cfg.hidden} x {cfg.layers} layers, vision {cfg.vision_hidden} x {cfg.vision_depth}, vocabulary {cfg.vocab_size}), "
-         f"{cfg.n_frames} frames of {cfg.image_size}x{cfg.image_size}. World: {cfg.n_objects[0]}-{cfg.n_objects[1]} objects, {cfg.n_groups[0]}-{cfg.n_groups[1]} "
-         f"distractor groups, chains of {cfg.chain_length} captions, error types drawn '{cfg.type_sampling}'. {cfg.n_train} training and {cfg.n_test} "
-         f"held-out chains, {cfg.n_mcq} LF-MCQ items (5 options: chance 0.2).", "",
-         f"Pretraining: full fine-tuning, SFT, {pre['steps']} steps x {cfg.pretrain_batch} chains, lr {cfg.pretrain_lr} (cosine to {cfg.pretrain_min_lr_ratio:g} of it)"
-         f"{' (loaded from the cache)' if pre.get('cached') else ''}. Arms: LoRA r={cfg.lora_r}, {cfg.steps} steps x {cfg.batch_size} chains, "
-         f"lr {cfg.lr}, beta {cfg.beta}, NTP weight {cfg.ntp_weight}; seeds {list(cfg.seeds)} (same chains, order and adapter init per seed).", ""]
-
-# %% ../nbs/12_demo.ipynb #725eaab5
-def _report_controls(ctl:dict, warm:dict)->list[str]:
-    "The controls table: chance, the length-only ranker, the best single-type oracle, the pretrained model with and without frames"
-    return ["## Controls (held-out pairwise accuracy)", "", "| control | pairwise |", "|---|---:|",
-         f"| chance | {ctl['chance']:.3f} |", f"| length-only ranker ({ctl['length_direction']} first) | {ctl['length']:.3f} |",
-         f"| best single-error-type oracle ({ctl['best_single_type']}) | {ctl['best_single_type_oracle']:.3f} |",
-         f"| pretrained model, blank frames | {warm['pairwise_blank']:.3f} |", f"| pretrained model | {warm['pairwise']:.3f} |", ""]
-
-# %% ../nbs/12_demo.ipynb #98bbd8b9
-def _report_arms(s:dict, rows:Sequence[dict], warm:dict, budget:float, matched:list)->list[str]:
-    "The arms table at matched steps (mean and std over seeds), with CPU seconds per step and pairwise at matched CPU time"
-    M = {a: np.mean([m['pairwise'] for m in matched if m['arm'] == a]) for a in s}
-    L = ["## Arms at matched steps (held out; mean and std over seeds)", "",
-         f"| arm | pairwise | top-1 | Kendall tau | blank-video pairwise | LF-MCQ | CPU s/step | pairwise at {budget:.0f} CPU-s |",
-         "|---|---:|---:|---:|---:|---:|---:|---:|",
-         f"| pretrained | {warm['pairwise']:.3f} | {warm['top1']:.3f} | {warm['kendall_tau']:.3f} | {warm['pairwise_blank']:.3f} | {warm['mcq']:.3f} | | |"]
-    for a, m in s.items():
-        st = np.mean([r['step_cpu_s'] for r in rows if r['arm'] == a])
-        L.append(f"| {a} | {_pm(m['pairwise'])} | {_pm(m['top1'])} | {_pm(m['kendall_tau'])} | {_pm(m['pairwise_blank'])} | {_pm(m['mcq'])} | {st:.3f} | {M[a]:.3f} |")
-    return L + ["", f"Matched CPU time: each run read at its last evaluation within {budget:.1f} CPU-s of training (the cheapest arm's mean total).", ""]
-
-# %% ../nbs/12_demo.ipynb #f1664e61
-_PAIRED_GROUPS = (('each arm vs the pretrained model (pairwise, matched steps)', lambda d: d['b'] == 'pretrained'),
-                  ('arm pairs, matched steps', lambda d: d['b'] != 'pretrained' and d['metric'] == 'pairwise'),
-                  ('arm pairs, matched CPU time', lambda d: d['metric'] == 'pairwise_matched_cpu'))
-
-def _report_paired(paired:list)->list[str]:
-    "The paired differences, one sentence each, in three groups"
-    L = ["## Paired differences (95 percent t-intervals over seeds)", ""]
-    for name, keep in _PAIRED_GROUPS: L += [f"**{name}**", ""] + [f"- {_sentence(d)}" for d in paired if keep(d)] + [""]
-    return L
-
-# %% ../nbs/12_demo.ipynb #4f64a038
-def _type_gain(rows:Sequence[dict], warm:dict, a:str, t:str)->float:
-    "Mean over seeds of arm `a`'s adjacent-pair accuracy on error type `t` minus the pretrained model's (nan where it has none)"
-    if t not in warm['by_error_type']: return float('nan')
-    return np.mean([r['by_error_type'][t] - warm['by_error_type'][t] for r in rows if r['arm'] == a and t in r['by_error_type']])
-
-# %% ../nbs/12_demo.ipynb #a9c326fd
-def _report_types(s:dict, rows:Sequence[dict], warm:dict)->list[str]:
-    "The gains-by-error-type table"
-    types = sorted({t for r in rows for t in r['by_error_type']} | set(warm['by_error_type']))
-    L = ["## Gains by error type (adjacent-pair accuracy, arm minus pretrained, mean over seeds)", "",
-         "| arm | " + " | ".join(types) + " |", "|---|" + "---:|" * len(types),
-         "| pretrained (level) | " + " | ".join(f"{warm['by_error_type'].get(t, float('nan')):.2f}" for t in types) + " |"]
-    return L + [f"| {a} | " + " | ".join(f"{_type_gain(rows, warm, a, t):+.2f}" for t in types) + " |" for a in s]
-
-# %% ../nbs/12_demo.ipynb #43deb851
-def _report_curves(s:dict, rows:Sequence[dict], pre:dict, timings:dict)->list[str]:
-    "The learning curves (pretraining, then each arm's mean over seeds), the timings and the plots"
-    L = ["", "## Learning curves (held-out pairwise)", "",
-         "pretraining: " + ", ".join(f"{c['step']}: {c['pairwise']:.3f}" for c in pre['curve']), ""]
-    for a in s:
-        cs = [r['curve'] for r in rows if r['arm'] == a]
-        L.append(f"- {a}: " + ", ".join(f"{c['step']}: {np.mean([cv[i]['pairwise'] for cv in cs]):.3f}" for i, c in enumerate(cs[0])))
-    return L + ["", "## Timings", "", *[f"- {k}: {v:.1f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in timings.items()], "",
-                "![learning curves](learning_curves.png)", "", "![metrics](metrics_by_objective.png)", ""]
-
-# %% ../nbs/12_demo.ipynb #40078a5b
-def _write_results(out:Path, cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, paired:list, budget:float,
-                   matched:list, timings:dict):
-    "results.json (everything) and results.csv (one row per run, the pretrained model first)"
+# %% ../nbs/12_demo.ipynb #d3a1f0cc
+def write_report(out:Path, # the output folder
+                 R:dict # the results record
+                )->Path:
+    "report.md, results.json and results.csv (one row per run) in `out`"
     import pandas as pd
-    flat = [{k: v for k, v in r.items() if k not in ('curve', 'by_error_type')} for r in rows]
-    (out/'results.json').write_text(json.dumps(dict(config=asdict(cfg), warm=warm, pretrain=pre, baselines=ctl, rows=rows, paired=paired,
-                                                    matched_cpu=dict(budget_cpu_s=budget, rows=matched), timings=timings), indent=1, default=str))
-    pd.DataFrame([dict(arm='pretrained', seed='', **{k: v for k, v in warm.items() if k != 'by_error_type'})] + flat).to_csv(out/'results.csv', index=False)
-
-# %% ../nbs/12_demo.ipynb #78d63e22
-def write_report(cfg:DemoConfig, rows:Sequence[dict], warm:dict, pre:dict, ctl:dict, out:Path, timings:dict)->Path:
-    "report.md, results.json and results.csv in `out`"
-    out = Path(out); s = summarise(rows); budget, matched = matched_cpu(rows); paired = paired_table(rows, warm, matched)
-    L = (_report_setup(cfg, pre) + _report_controls(ctl, warm) + _report_arms(s, rows, warm, budget, matched) + _report_paired(paired)
-         + _report_types(s, rows, warm) + _report_curves(s, rows, pre, timings))
-    p = out/'report.md'; p.write_text('\n'.join(L) + '\n')
-    _write_results(out, cfg, rows, warm, pre, ctl, paired, budget, matched, timings)
+    out = Path(out); (out/'results.json').write_text(json.dumps(R, indent=1, default=str))
+    flat = [{k: v for k, v in r.items() if k not in ('curve', 'by_error_type')} for r in R['rows']]
+    pd.DataFrame(flat).to_csv(out/'results.csv', index=False)
+    p = out/'report.md'; p.write_text('# rcc-demo report\n\n' + demo_markdown(R))
     return p
 
 # %% ../nbs/12_demo.ipynb #6b92a8f9
@@ -438,13 +360,35 @@ def _cpu()->float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
+# %% ../nbs/12_demo.ipynb #d3a1f0cd
+def _stage_data(cfg:DemoConfig, out:Path, say)->tuple:
+    "The chains (written to `out/data`) and the controls; returns them with the stage's CPU seconds"
+    c0 = _cpu(); data = demo_data(cfg, out/'data'); ctl = controls(data['train'], data['test'])
+    say(f"data {data['hash']}: {len(data['pretrain'])} pretraining / {len(data['train'])} arm / {len(data['test'])} held-out chains "
+        f"(scenes disjoint: {data['splits']['pretrain_arms_disjoint'] and data['splits']['train_test_disjoint']}), {len(data['mcq'])} LF-MCQ items; "
+        f"controls: length {ctl['length']:.3f}, best single-type oracle {ctl['best_single_type_oracle']:.3f} ({ctl['best_single_type']})")
+    return data, ctl, _cpu() - c0
+
+# %% ../nbs/12_demo.ipynb #d3a1f0ce
+def _stage_pretrain(cfg:DemoConfig, data:dict, say)->tuple:
+    "The pretrained checkpoint (trained or cached) and its full evaluation; returns them with the stage's CPU seconds"
+    c0 = _cpu(); say(f"pretraining: {cfg.pretrain_steps} full fine-tuning steps (cached: {cfg.cache})")
+    base, pre = pretrain(cfg, data, say)
+    wm, wp = load_model(base, arch='qwen2_5_vl')
+    warm = evaluate_model(wm, wp, data['test'], cfg, blank=True, mcq=data['mcq']); del wm
+    pre['checkpoint_hash'] = checkpoint_hash(base)
+    how = 'cached' if pre.get('cached') else f"{pre['cpu_s']:.0f} CPU-s"
+    say(f"pretrained ({pre['steps']} steps, {how}, checkpoint {pre['checkpoint_hash']}): pairwise {warm['pairwise']:.3f} "
+        f"± {warm['pairwise_se']:.3f}, blank video {warm['pairwise_blank']:.3f}, LF-MCQ {warm['mcq']:.3f}")
+    return base, pre, warm, _cpu() - c0
+
 # %% ../nbs/12_demo.ipynb #672b1add
-def _run_arms(cfg, base, data, out, say):
+def _run_arms(cfg, base, data, out, say, ref):
     jobs = [(arm, seed) for seed in cfg.seeds for arm in cfg.arms]
-    rows, args = [], lambda a, s: (cfg, a, s, str(base), str(out/'runs'/f'{a}-s{s}'))
+    rows, args = [], lambda a, s: (cfg, a, s, str(base), str(out/'runs'/f'{a}-s{s}'), ref)
     if cfg.workers <= 1:
         for i, (a, s) in enumerate(jobs):
-            rows.append(run_arm(cfg, a, s, base, data, out/'runs'/f'{a}-s{s}')); say(f"[{i+1}/{len(jobs)}] {a} seed {s}: pairwise {rows[-1]['pairwise']:.3f}")
+            rows.append(run_arm(cfg, a, s, base, data, out/'runs'/f'{a}-s{s}', ref)); say(f"[{i+1}/{len(jobs)}] {a} seed {s}: pairwise {rows[-1]['pairwise']:.3f}")
         return rows
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -453,7 +397,7 @@ def _run_arms(cfg, base, data, out, say):
         futs = {ex.submit(job, *args(a, s)): (a, s) for a, s in jobs}
         for i, f in enumerate(as_completed(futs)):
             r = f.result(); rows.append(r)
-            say(f"[{i+1}/{len(jobs)}] {r['arm']} seed {r['seed']}: pairwise {r['pairwise']:.3f} (blank {r['pairwise_blank']:.3f}), {r['train_cpu_s']:.0f} CPU-s")
+            say(f"[{i+1}/{len(jobs)}] {r['arm']} seed {r['seed']}: pairwise {r['pairwise']:.3f}, reward order {r['pairwise_reward']:.3f}, {r['train_cpu_s']:.0f} CPU-s")
     order = {j: i for i, j in enumerate(jobs)}
     return sorted(rows, key=lambda r: order[(r['arm'], r['seed'])])
 
@@ -461,31 +405,29 @@ def _run_arms(cfg, base, data, out, say):
 def run_demo(cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
              progress:bool=True # print a line per stage
             )->dict:
-    "Data, pretraining (cached), every arm for every seed, evaluation with controls, and the report"
+    "Data, pretraining (cached), every arm for every seed, evaluation with controls, the plots and the report"
     cfg = cfg or DemoConfig(); t_all, cpu0 = time.perf_counter(), _cpu()
     for a in cfg.arms:
         if a not in ARMS: raise ValueError(f"unknown arm {a!r}; known: {list(ARMS)}")
-    if cfg.threads: torch.set_num_threads(cfg.threads)
+    env = setup_torch(cfg)
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
     say = (lambda m: print(f"[rcc-demo {time.perf_counter() - t_all:6.1f}s] {m}", flush=True)) if progress else (lambda m: None)
-    timings = {'load at start': _load()}; t = time.perf_counter(); set_seed(cfg.data_seed)
-    data = demo_data(cfg, out/'data'); ctl = controls(data['train'], data['test']); timings['data'] = time.perf_counter() - t
-    say(f"data: {len(data['train'])} train / {len(data['test'])} test chains, {len(data['mcq'])} LF-MCQ items; controls: length "
-        f"{ctl['length']:.3f}, best single-type oracle {ctl['best_single_type_oracle']:.3f} ({ctl['best_single_type']})")
-    t = time.perf_counter(); base, pre = pretrain(cfg, data, say)
-    wm, wp = load_model(base, arch='qwen2_5_vl')
-    warm = evaluate_model(wm, wp, data['test'], data['mcq'], cfg); del wm
-    timings['pretraining (+ eval)'] = time.perf_counter() - t
-    how = 'cached' if pre.get('cached') else f"{pre['cpu_s']:.0f} CPU-s"
-    say(f"pretrained ({pre['steps']} full-FT steps, {how}): pairwise "
-        f"{warm['pairwise']:.3f}, blank video {warm['pairwise_blank']:.3f}, top-1 {warm['top1']:.3f}, LF-MCQ {warm['mcq']:.3f}")
-    t = time.perf_counter(); rows = _run_arms(cfg, base, data, out, say); timings['arms (train + eval)'] = time.perf_counter() - t
-    plots = plot_results(rows, pre, warm, out)
-    timings.update(total=time.perf_counter() - t_all, cpu=_cpu() - cpu0, workers=cfg.workers, **{'load at end': _load()})
-    report = write_report(cfg, rows, warm, pre, ctl, out, timings)
+    timings = {'load at start': _load()}; set_seed(cfg.data_seed)
+    data, ctl, timings['data_cpu'] = _stage_data(cfg, out, say)
+    base, pre, warm, timings['pretrain_cpu'] = _stage_pretrain(cfg, data, say)
+    say(f"arms: {len(cfg.arms)} x {len(cfg.seeds)} seeds in {cfg.workers} process(es)")
+    c0 = _cpu(); rows = _run_arms(cfg, base, data, out, say, warm.pop('logps')); timings['arms_cpu'] = _cpu() - c0
+    timings.update(total=time.perf_counter() - t_all, cpu=_cpu() - cpu0, **{'load at end': _load()})
+    timings['parallel'] = max(1, min(cfg.workers, os.cpu_count() or 1, len(rows)))   # arm runs at once on idle cores
+    timings['pretrain_made_cpu'] = pre['cpu_s']   # what pretraining cost when the checkpoint was made (this run or a cached one)
+    timings['idle_wall_estimate'] = (timings['data_cpu'] + timings['pretrain_cpu'] + pre['cpu_s'] * bool(pre.get('cached'))
+                                     + timings['arms_cpu'] / timings['parallel'])
+    R = results_record(cfg, env, data, pre, warm, ctl, rows, timings)
+    plots = [plot_curves(R, out), plot_paired(R, out)]
+    report = write_report(out, R)
     say(f"done in {timings['total']:.0f}s wall, {timings['cpu']:.0f} CPU-s: {report}")
-    return dict(rows=rows, warm=warm, pretrain=pre, baselines=ctl, summary=summarise(rows), report=report, plots=plots, timings=timings, out_dir=out)
+    return dict(**R, summary=summarise(rows), report=report, plots=plots, out_dir=out)
 
 # %% ../nbs/12_demo.ipynb #14cb9e3b
 from fastcore.imports import in_ipython

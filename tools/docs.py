@@ -4,6 +4,7 @@
     python tools/docs.py readme [--check]     README.md from index.ipynb
     python tools/docs.py quickstart N         print README's N-th quick-start command
     python tools/docs.py html [--out _site]   the docs site as static HTML, for tests and local preview
+    python tools/docs.py demo [--quick]       rerun the demo: nbs/demo/ (results, plots, quick fingerprint), its page, README.md
 
 Quarto (what `nbdev_readme`/`nbdev_docs` call) is not installable everywhere, so this runs nbdev's own
 notebook processors (the ones Quarto's build is fed with) and converts the result with nbconvert.
@@ -11,7 +12,7 @@ The GitHub deploy workflow still builds the published site with Quarto. The `htm
 network, in the build or in the browser: math is turned into MathML while building (`latex2mathml`), which
 the browser draws itself, so pages load no script at all. Preview with `python -m http.server -d _site`.
 """
-import argparse, copy, html, os, re, shutil, sys, time
+import argparse, html, os, re, shutil, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ def nb_markdown(path):
                    'nbformat': 4, 'nbformat_minor': 5})
     for c in d.cells:
         c.setdefault('metadata', {})
+        if c.cell_type == 'code' and re.search(r'^#\|\s*echo:\s*false', c.source, re.M):
+            c['metadata']['transient'] = {'remove_source': True}   # as Quarto does: the output without its code
         if c.cell_type == 'code':
             c.setdefault('execution_count', None)
             # images stay on the docs site; the README is text only (no generated image files in the repo)
@@ -67,7 +70,7 @@ def quickstart(n):
 
 def readme(check=False):
     "Write README.md from index.ipynb; with `check`, exit 1 if the committed README differs"
-    new = nb_markdown(ROOT/'index.ipynb')
+    new = re.sub(r'\]\(demo/', '](nbs/demo/', nb_markdown(ROOT/'index.ipynb'))   # the page sits in nbs/, the README at the root
     out = ROOT/'README.md'
     if check:
         old = out.read_text() if out.exists() else ''
@@ -297,6 +300,8 @@ def build_html(out='_site', workers:int=2, only=None, keep_going:bool=False)->tu
             (out/name).write_text(page); written.append(out/name)
     (out/'rcc-docs.css').write_text(SITE_CSS)
     for f in (ROOT/'nbs').glob('*.css'): shutil.copy(f, out/f.name)
+    (out/'demo').mkdir(exist_ok=True)
+    for f in DEMO.glob('*.png'): shutil.copy(f, out/'demo'/f.name)   # the demo's committed plots
     return written, errors
 
 def read_nb_json(path):
@@ -311,6 +316,53 @@ def html_cmd(out='_site', workers=2, keep_going=False):
     return 1 if errors else 0
 
 
+# --- demo: the committed results --------------------------------------------------------------------
+
+DEMO = ROOT/'nbs'/'demo'
+DEMO_FILES = ('results.json', 'report.md', 'learning_curves.png', 'paired_differences.png')
+DEMO_PAGES = (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb')
+
+def demo_run(quick:bool, out:Path)->dict:
+    "One `rcc-demo` run (default or `--quick` settings) into `out`, pretraining from scratch in a throwaway home"
+    from rcc_rank.demo import DemoConfig, run_demo
+    old = os.environ.get('RCC_RANK_HOME'); os.environ['RCC_RANK_HOME'] = str(out/'home')
+    try: return run_demo((DemoConfig.quick if quick else DemoConfig)(out_dir=str(out/'run')))
+    finally:
+        if old is None: os.environ.pop('RCC_RANK_HOME')
+        else: os.environ['RCC_RANK_HOME'] = old
+
+def render_demo():
+    "Fill every `show_results()` cell of the demo page and index.ipynb with the Markdown of nbs/demo/results.json; then README.md"
+    import json, subprocess
+    from rcc_rank.demo_report import demo_markdown
+    from rcc_rank.demo_report import PENDING
+    md = demo_markdown(DEMO/'results.json', img='demo/') if (DEMO/'results.json').exists() else PENDING
+    for p in DEMO_PAGES:
+        nb = json.loads(p.read_text())
+        for c in nb['cells']:
+            if c['cell_type'] == 'code' and 'show_results(' in ''.join(c['source']):
+                c['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
+                                     data={'text/markdown': md.splitlines(True), 'text/plain': ['<IPython.core.display.Markdown object>']})]
+        p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+        subprocess.run(['nbdev_clean', '--fname', str(p)], check=True, cwd=ROOT)
+    return readme()
+
+def demo_cmd(quick=False, src=None):
+    "The quick fingerprint always; unless `quick`, the default run (or the finished run folder `src`) into nbs/demo/; then the pages"
+    import json, tempfile
+    from rcc_rank.demo_report import fingerprint
+    DEMO.mkdir(parents=True, exist_ok=True)
+    from rcc_rank.demo import DemoConfig, demo_chains, data_hash
+    with tempfile.TemporaryDirectory() as d:
+        fp = dict(quick=fingerprint(demo_run(True, Path(d))), default_data_hash=data_hash(demo_chains(DemoConfig())))
+        (DEMO/'quick.json').write_text(json.dumps(fp, indent=1) + '\n'); print(f'wrote {DEMO/"quick.json"}')
+        if not quick:
+            run = Path(src) if src else Path(demo_run(False, Path(d))['out_dir'])
+            for f in DEMO_FILES: shutil.copy(run/f, DEMO/f)
+            print(f'wrote {", ".join(DEMO_FILES)} to {DEMO}')
+    return render_demo()
+
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -319,7 +371,11 @@ if __name__ == '__main__':
     h = sub.add_parser('html', help='the docs site as static HTML (offline)')
     h.add_argument('--out', default='_site'); h.add_argument('--workers', type=int, default=2)
     h.add_argument('--keep-going', action='store_true', help='build the other pages when one fails (still exits 1)')
+    dm = sub.add_parser('demo', help='rerun the demo and write nbs/demo/, the demo page and README.md from its results')
+    dm.add_argument('--quick', action='store_true', help='only the --quick fingerprint (nbs/demo/quick.json) and the pages')
+    dm.add_argument('--from', dest='src', help='copy the results of this finished default run folder instead of running it')
     a = ap.parse_args()
+    if a.cmd == 'demo': sys.exit(demo_cmd(a.quick, a.src))
     if a.cmd == 'quickstart': print(quickstart(a.n)); sys.exit(0)
     if a.cmd == 'html': sys.exit(html_cmd(a.out, a.workers, a.keep_going))
     sys.exit(readme(a.check))

@@ -46,9 +46,9 @@ class DemoConfig:
     arms:tuple = PAPER_ARMS                  # which arms to train (keys of `ARMS`)
     seeds:tuple = (0, 1, 2, 3, 4)            # one run per arm and seed (data order and adapter init)
     data_seed:int = 0                        # seed of the world's scenes
-    n_pretrain:int = 384                     # pretraining chains: train-split scenes 0 .. n_pretrain-1
+    n_pretrain:int = 768                     # pretraining chains: train-split scenes 0 .. n_pretrain-1
     n_train:int = 384                        # the arms' chains: the next n_train train-split scenes (never pretrained on)
-    n_test:int = 1000                        # held-out chains of the final evaluation (test-split scenes)
+    n_test:int = 1200                        # held-out chains of the final evaluation (test-split scenes)
     n_curve:int = 200                        # the first this many held-out chains score the learning curves
     n_mcq:int = 100                          # LF-MCQ items (scored for the pretrained model)
     chain_length:int = 3                     # captions per chain (best + degraded)
@@ -65,7 +65,7 @@ class DemoConfig:
     model_seed:int = 0                       # random init of the tiny model
     pretrain_steps:int = 1200                # full fine-tuning (SFT) steps from random init
     pretrain_lr:float = 1e-3                 # its peak learning rate
-    pretrain_min_lr_ratio:float = 0.3        # its cosine ends at this fraction of the peak (> 0: the arms start from an unannealed model)
+    pretrain_min_lr_ratio:float = 0.0        # its cosine ends at this fraction of the peak (0: annealed, a settled start)
     pretrain_batch:int = 16                  # its chains per step
     steps:int = 160                          # LoRA steps per arm
     batch_size:int = 8                       # chains per arm step

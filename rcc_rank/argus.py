@@ -355,7 +355,7 @@ def argus_costs(prediction:str, # the model's caption
                )->dict:
     "ARGUS Cost-H (hallucination) and Cost-O (omission) of one prediction"
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
-    return run_async(aargus_costs(prediction, reference, judge, order_penalty, JudgeCache(path)))
+    with JudgeCache(path) as cache: return run_async(aargus_costs(prediction, reference, judge, order_penalty, cache))
 
 # %% ../nbs/10b_argus.ipynb #7107d998
 async def _aargus_item(prediction, reference, judge, order_penalty, cache)->dict:
@@ -391,7 +391,7 @@ def argus_score(predictions:Sequence[str], # model captions
     cache = JudgeCache(rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path)
     async def go(): return await gather_limited([lambda i=i: _aargus_item(predictions[i], references[i], judge, order_penalty, cache)
                                                  for i in range(len(predictions))], concurrency, progress and 'argus')
-    per = run_async(go())
+    with cache: per = run_async(go())   # the cache's lock is given back here, not when it is collected
     for i, p in enumerate(per):
         if 'error' in p: log.warning(f"ARGUS item {i} failed: {p['error']}")
     out = argus_average(per)

@@ -171,7 +171,7 @@ def _md_setup(R:dict)->list[str]:
 # %% ../nbs/12a_demo_report.ipynb #f1664e61
 def _md_headline(R:dict, img:str)->list[str]:
     "The arms against each other: a sentence per paired difference, the claims paragraph, the forest plot"
-    L = ["#### Arms against each other (paired by seed, 95% t-intervals)", ""]
+    L = ["#### Arms against each other (paired by seed, 95 percent t-intervals)", ""]
     L += [f"- {_sentence(d)}" for d in R['paired'] if d['b'] != 'pretrained' and d['metric'] in ('pairwise', 'pairwise_reward')]
     return L + ["", _claims_paragraph(R['paired']), "", f"![paired differences]({img}paired_differences.png)", ""]
 
@@ -179,7 +179,7 @@ def _md_headline(R:dict, img:str)->list[str]:
 def _md_arms(R:dict)->list[str]:
     "The arms table (one row per arm, mean held-out pairwise first) and the arms against the pretrained start"
     s, w = summarise(R['rows']), R['warm']
-    L = [f"#### Arms ({w['n_test']} held-out chains; mean ± std over seeds)", "",
+    L = [f"#### Arms ({w['n_test']} held-out chains; mean and std over seeds)", "",
          "| arm | pairwise | reward-order pairwise | top-1 | Kendall tau | CPU s/step |", "|---|---:|---:|---:|---:|---:|"]
     for a, m in s.items():
         st = np.mean([r['step_cpu_s'] for r in R['rows'] if r['arm'] == a])

@@ -594,4 +594,4 @@ def vdc_score(items:Sequence[dict], # [{'id', 'prediction', 'qa': [{'question', 
              )->dict:
     "VDC score and accuracy of predicted captions by question polling, by lmms-eval's rule or AuroraCap's"
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
-    return run_async(avdc_score(list(items), judge, rule, JudgeCache(path), concurrency, progress))
+    with JudgeCache(path) as cache: return run_async(avdc_score(list(items), judge, rule, cache, concurrency, progress))

@@ -155,7 +155,7 @@ def _wanted(times:np.ndarray, # presentation time of every frame, seconds
             num_frames:int|None, # uniform: this many; with `fps`, the maximum
             fps:float|None # by rate: one frame every 1/fps seconds
            )->np.ndarray:
-    "Indices of the frames the sampling rule takes (repeats allowed), the same rule `_decode_sequential` applies while decoding"
+    "Indices of the frames the sampling rule takes (repeats allowed), the same rule the sequential decoder applies"
     if fps is None: return uniform_indices(len(times), num_frames)
     idx, next_t = [], 0.0
     for i, t in enumerate(times):

@@ -10,7 +10,11 @@ threads would compete with the generator for the GIL). The ideal wall time is `s
 the ratio is measured / ideal. The mutator's applicable types are the rule back end's (so the fake, which answers
 with rule edits, never refuses and every chain takes exactly `steps` requests unless it runs out of sites).
 Client CPU is the process CPU time of the run itself; the one-time setup (importing the SDK, loading the tagger,
-building the rule tables) is reported apart as `setup_cpu_s`.
+building the rule tables) is reported apart as `setup_cpu_s`. Of it, `applicable_cpu_ms_per_request` is the part spent
+deciding which types apply (the spaCy parse of each new caption, batched across the chains in flight, and the rules'
+fit checks) and `other_cpu_ms_per_request` the rest (the SDK, its HTTP stack, the builder); `parse_batch_mean` is the
+mean number of captions parsed in one batch. `--applicable spacy|keywords` uses the Claude mutator's own check (the
+taxonomy's rules with that tagger) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
 Prints one JSON object.
 """
@@ -23,6 +27,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core import read_jsonl
 from rcc_rank.chains import Chain
+from rcc_rank import mutators
 from rcc_rank.mutators import RuleMutator, rule_types
 from rcc_rank.backends import ClaudeMutator
 from rcc_rank.builder import abuild_chains
@@ -47,26 +52,40 @@ def _serve(latency, q, stop):
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
         q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
 
-async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx'):
+def _timed(fn, acc):
+    "`fn`, adding the process CPU time of each call to `acc[0]`"
+    def f(*a):
+        c = time.process_time()
+        try: return fn(*a)
+        finally: acc[0] += time.process_time() - c
+    return f
+
+async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx', applicable='rules'):
     c0 = time.process_time()
     import anthropic
     rm = RuleMutator()
     hc = anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()   # the SDK's two transports
     client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60, http_client=hc)
-    m = ClaudeMutator(model='claude-fake', client=client, types=rule_types(), tagger='keywords')
-    m.applicable = rm.applicable
-    rm.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
-    setup_cpu = time.process_time() - c0
+    m = ClaudeMutator(model='claude-fake', client=client, types=rule_types(), tagger='keywords' if applicable == 'rules' else applicable)
+    app_cpu, src = [0.0], (rm if applicable == 'rules' else m)
+    m.applicable, m.aapplicable = _timed(src.applicable, app_cpu), src.aapplicable
+    m.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
+    for b in mutators._BATCHES.values(): b.batches, b.parsed, b.cpu_s = 0, 0, 0.0
+    setup_cpu, app_cpu[0] = time.process_time() - c0, 0.0
     out = Path(tmp)/f'claude-c{concurrency}.jsonl'
     t, c = time.perf_counter(), time.process_time()
     s = await abuild_chains(items(n), m, length=length, seed=0, out_path=out, concurrency=concurrency, progress=False)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     await client.close()
-    steps = length - 1
+    steps, requests = length - 1, max(1, s['steps'] + s['invalid'] + s['refusals'])
     ideal = steps * latency * math.ceil(n / concurrency)
-    return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'http': http, 'wall_s': round(wall, 3),
-            'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3), 'setup_cpu_s': round(setup_cpu, 3),
-            'client_cpu_ms_per_request': round(1000 * cpu / max(1, s['steps'] + s['invalid'] + s['refusals']), 2),
+    app = app_cpu[0] + sum(b.cpu_s for b in mutators._BATCHES.values())
+    batches, parsed = sum(b.batches for b in mutators._BATCHES.values()), sum(b.parsed for b in mutators._BATCHES.values())
+    return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'http': http, 'applicable': applicable,
+            'wall_s': round(wall, 3), 'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3),
+            'setup_cpu_s': round(setup_cpu, 3), 'client_cpu_ms_per_request': round(1000 * cpu / requests, 2),
+            'applicable_cpu_ms_per_request': round(1000 * app / requests, 2), 'other_cpu_ms_per_request': round(1000 * (cpu - app) / requests, 2),
+            'parse_batch_mean': round(parsed / batches, 1) if batches else None,
             'steps': s['steps'], 'steps_ideal': n * steps, 'finished': s['finished'], 'ended_early': s['ended_early'],
             'invalid': s['invalid'], 'refusals': s['refusals']}
 
@@ -87,6 +106,8 @@ if __name__ == '__main__':
     ap.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 64])
     ap.add_argument('--c1-chains', type=int, default=None, help='chains for concurrency 1 (default: --chains)')
     ap.add_argument('--rule-chains', type=int, default=1000)
+    ap.add_argument('--applicable', choices=['rules', 'spacy', 'keywords'], default='rules',
+                    help="which types apply: the rule back end's (default; the fake never refuses) or the Claude mutator's own with that tagger")
     ap.add_argument('--http', choices=['httpx', 'aiohttp'], default='httpx',
                     help="the SDK's HTTP transport: httpx (default) or aiohttp (pip install 'anthropic[aiohttp]')")
     a = ap.parse_args()
@@ -99,7 +120,7 @@ if __name__ == '__main__':
             server = ctx.Process(target=_serve, args=(a.latency, q, stop), daemon=True); server.start()
             base_url = q.get(timeout=120)
             n = a.c1_chains if (c == 1 and a.c1_chains) else a.chains
-            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http))
+            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http, a.applicable))
             stop.set(); r['server_requests'] = q.get(timeout=60); server.join(10)
             res['claude_fake'].append(r)
             print(json.dumps(r), file=sys.stderr)

@@ -346,7 +346,7 @@ async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, bac
     policy = _policy_refused(run, chain, k)
     if policy >= POLICY_REFUSALS: return _end_refused(run, chain, None)
     for draw in range(10_000):
-        types = sorted(t for t in run.mutator.applicable(chain) if t not in struck)
+        types = sorted(t for t in await run.mutator.aapplicable(chain) if t not in struck)   # chains in flight parse together
         if not types: run.record_end(chain, 'no applicable error type left'); return 'ended'
         et = random.Random(step_seed(run.seed, chain.id, k, draw)).choice(types)
         attempt = 0

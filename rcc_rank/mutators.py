@@ -4,17 +4,17 @@
 
 # %% ../nbs/03_mutators.ipynb #4e57be05
 from __future__ import annotations
-import re, random, asyncio, difflib, functools
+import re, time, random, asyncio, difflib, functools
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from .chains import Chain, Mutation
 from . import errors as _errors
-from .core import get_logger
+from .core import get_logger, SizedCache
 
 # %% auto #0
-__all__ = ['log', 'SWAPS', 'MutationResult', 'run_sync', 'MalformedReply', 'Mutator', 'rule_types', 'Site', 'rule_sites',
-           'RuleMutator', 'similarity', 'check_step']
+__all__ = ['log', 'SWAPS', 'MutationResult', 'run_sync', 'MalformedReply', 'ParseBatch', 'parse_batch', 'Mutator', 'rule_types',
+           'Site', 'rule_sites', 'RuleMutator', 'similarity', 'check_step']
 
 # %% ../nbs/03_mutators.ipynb #84dac099
 log = get_logger(__name__)
@@ -44,6 +44,38 @@ class MalformedReply(ValueError):
     def __init__(self, msg:str='', usage:dict|None=None):
         super().__init__(msg); self.usage = dict(usage or {})   # the billed tokens of the unreadable reply
 
+# %% ../nbs/03_mutators.ipynb #4dc63620
+class ParseBatch:
+    "Gathers the captions that chains in flight want parsed and parses them together at the event loop's next turn"
+    def __init__(self, parse_many): # called with a list of captions; fills the cache the sync path reads
+        self.parse_many, self.todo, self.fut = parse_many, [], None
+        self.batches, self.parsed, self.cpu_s = 0, 0, 0.0   # what the batches did, for benchmarks
+    async def wait(self, caption:str):
+        "Return once `caption` has been parsed, together with every caption asked for in the same turn"
+        loop = asyncio.get_running_loop()
+        if self.fut is None or self.fut.get_loop() is not loop:
+            self.todo, self.fut = [], loop.create_future()
+            loop.call_soon(self._flush)
+        self.todo.append(caption)
+        await asyncio.shield(self.fut)   # one chain cancelled leaves the others waiting
+    def _flush(self):
+        todo, fut, self.todo, self.fut = self.todo, self.fut, [], None
+        todo, c = list(dict.fromkeys(todo)), time.process_time()
+        try: self.parse_many(todo)
+        except Exception as e: log.debug(f'batched parse failed ({e!r}): each caption is parsed when it is asked about')
+        self.batches, self.parsed, self.cpu_s = self.batches + 1, self.parsed + len(todo), self.cpu_s + time.process_time() - c
+        if not fut.done(): fut.set_result(None)
+
+# %% ../nbs/03_mutators.ipynb #04149d70
+_BATCHES:dict = {}   # one `ParseBatch` per parser
+
+def parse_batch(key, # names the parser (e.g. ('tag', 'spacy'))
+                parse_many # makes its batch: called with a list of captions
+               )->ParseBatch:
+    "The `ParseBatch` of one parser, made on first use"
+    if key not in _BATCHES: _BATCHES[key] = ParseBatch(parse_many)
+    return _BATCHES[key]
+
 # %% ../nbs/03_mutators.ipynb #140671ae
 class Mutator:
     "Base class: which error types apply to a chain's last caption, and apply one"
@@ -53,6 +85,12 @@ class Mutator:
     def applicable(self, chain:Chain)->list[str]:
         "Error types this mutator may apply to `chain.captions[-1]` (default: the taxonomy's rules)"
         return list(_errors.applicable_types(chain.captions[-1], tagger=self.tagger, types=self.types))
+    async def aapplicable(self, chain:Chain)->list[str]:
+        "`applicable` for the async builder: the taxonomy's tagger parses the captions of all chains in flight in one batch"
+        if isinstance(self.tagger, str) and self.tagger != 'keywords' and getattr(self.applicable, '__func__', None) is Mutator.applicable:
+            tag_many = functools.partial(_errors.tag_many, tagger=self.tagger)
+            await parse_batch(('tag', self.tagger), tag_many).wait(chain.captions[-1])
+        return self.applicable(chain)
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         "Introduce one error of `error_type` into `chain.captions[-1]`"
         raise NotImplementedError(f'{type(self).__name__} must implement amutate')
@@ -226,15 +264,31 @@ def rule_sites(caption:str, # the caption to degrade
     return [s for s in _all_sites(caption, parse).get(error_type, ()) if _free(s.start, s.end, ranges)]
 
 # %% ../nbs/03_mutators.ipynb #5a0c46ad
-@functools.lru_cache(maxsize=4096)
+_SITES = SizedCache(64 << 20, lambda v: 12_000)   # (caption, parse) -> sites; about 12 kB a caption
+
 def _all_sites(caption:str, parse:bool=True)->dict[str, tuple[Site, ...]]:
     "Sites of every error type in `caption` that fit the sentence, unprotected (cached: a step looks at a caption several times)"
-    nlp = _nlp() if parse else None
-    doc = nlp(caption) if nlp is not None else None
+    key = (caption, parse)
+    if key not in _SITES:
+        nlp = _nlp() if parse else None
+        _SITES[key] = _sites_of(caption, nlp(caption) if nlp is not None else None)
+    return _SITES[key]
+
+# %% ../nbs/03_mutators.ipynb #073ccb3d
+def _sites_of(caption:str, doc)->dict[str, tuple[Site, ...]]:
+    "The sites of `_all_sites`, from the caption and its spaCy parse (`doc`, or None for words alone)"
     out = {et: tuple(f for f in (_fit(et, s, doc, caption) for s in v) if f is not None) for et, v in _lexicon_sites(caption).items()}
     out['count'] = tuple(_number_sites(caption))
     out['temporal_order'] = out.get('temporal_order', ()) + tuple(_sentence_sites(caption))
     return out
+
+# %% ../nbs/03_mutators.ipynb #7cae7780
+def _sites_many(captions:list[str]):
+    "Fill `_all_sites`'s cache for many captions with one batched spaCy call"
+    nlp = _nlp()
+    todo = [c for c in captions if (c, True) not in _SITES]
+    if nlp is None or not todo: return
+    for c, doc in zip(todo, nlp.pipe(todo, batch_size=64)): _SITES[(c, True)] = _sites_of(c, doc)
 
 # %% ../nbs/03_mutators.ipynb #67e66289
 _POS = dict(object={'NOUN'}, scene={'NOUN', 'PROPN'}, action={'VERB'}, colour={'ADJ', 'NOUN', 'PROPN'}, size={'ADJ', 'ADV'},
@@ -426,6 +480,11 @@ class RuleMutator(Mutator):
     def applicable(self, chain:Chain)->list[str]:
         prot = self._protect(chain)
         return [t for t in self.types if rule_sites(chain.captions[-1], t, prot, parse=self.tagger != 'keywords')]
+
+    async def aapplicable(self, chain:Chain)->list[str]:
+        "`applicable`, with the captions of all chains in flight parsed in one batch"
+        if self.tagger != 'keywords': await parse_batch(('sites',), _sites_many).wait(chain.captions[-1])
+        return self.applicable(chain)
 
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         return self.mutate_text(chain.captions[-1], error_type, seed, self._protect(chain))

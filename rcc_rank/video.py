@@ -164,10 +164,20 @@ def _wanted(times:np.ndarray, # presentation time of every frame, seconds
     if num_frames is not None and len(idx) > num_frames: idx = idx[uniform_indices(len(idx), num_frames)]
     return idx
 
+# %% ../nbs/06_video.ipynb #b0616615
+def _keyframe_gap(st # an open video stream
+                 )->int|None:
+    "The longest distance between keyframes in the container's index plus four frames (`st.time_base` units); None when the index does not tell"
+    ts = np.array([(e.timestamp, e.is_keyframe) for e in (getattr(st, 'index_entries', None) or ())], dtype=np.int64).reshape(-1, 2)
+    keys = ts[ts[:, 1] == 1, 0]
+    if len(keys) < 2: return None
+    return int(np.diff(keys).max() + 4 * np.median(np.diff(ts[:, 0])))
+
 # %% ../nbs/06_video.ipynb #a1f1e017
 def _decode_wanted(c, st, # an open container and its video stream
                    targets:np.ndarray, # presentation timestamps we want
-                   tol:float # how near a packet's timestamp must be to a target to count as wanted
+                   tol:float, # how near a packet's timestamp must be to a target to count as wanted
+                   drain:np.ndarray=np.zeros(0) # targets after whose packet the decoder gives up its last frames and the run ends
                   ):
     "Decoded frames from the current position, skipping non-reference frames we do not want (nothing else depends on them)"
     cc = st.codec_context
@@ -175,18 +185,22 @@ def _decode_wanted(c, st, # an open container and its video stream
         wanted = pkt.pts is None or np.abs(targets - pkt.pts).min() <= tol
         cc.skip_frame = 'DEFAULT' if wanted else 'NONREF'
         yield from cc.decode(pkt)
+        if wanted and pkt.pts is not None and len(drain) and np.abs(drain - pkt.pts).min() <= tol:
+            yield from cc.decode(None); return
 
 # %% ../nbs/06_video.ipynb #a1f1e008
 def _seek_frames(c, st, # an open container and its video stream
                  targets, # wanted presentation timestamps, ascending, distinct
                  tol:float, # how far a frame's timestamp may be from its target (half a frame; 0 for demuxed ones)
-                 convert # frame -> array
+                 convert, # frame -> array
+                 gap:int|None=None # the longest keyframe distance (`_keyframe_gap`), None when unknown
                 )->dict|None:
     "{timestamp: array} decoded by seeking to each target's keyframe and decoding forward; None when a frame is not where expected"
     got, frames, pos, span = {}, None, None, 0
-    for p in targets:
-        if frames is None or p - pos > span:   # farther than the longest keyframe distance seen: seek
-            c.seek(int(p), stream=st); frames, first = _decode_wanted(c, st, targets, tol), None
+    last = np.r_[np.diff(targets) > gap, True] if gap is not None else np.arange(len(targets)) == len(targets) - 1
+    for i, p in enumerate(targets):
+        if frames is None or (i and last[i - 1]) or p - pos > span:   # drained, or farther than the longest keyframe distance seen: seek
+            c.seek(int(p), stream=st); frames, first = _decode_wanted(c, st, targets, tol, targets[last]), None
         else: first = pos                      # near: keep decoding forward
         fr = None
         for fr in frames:
@@ -220,17 +234,19 @@ def _decode_frames(path, num_frames, fps, size, limits=(VIDEO_MAX_PIXELS, VIDEO_
     "Frames on demand: index the clip, pick the frames, seek to each; rebuild the index or decode sequentially when it does not hold"
     import av
     with av.open(path) as c:
-        st = c.streams.video[0]; st.thread_type = 'AUTO'
+        st = c.streams.video[0]; gap = _keyframe_gap(st)
         native = float(st.average_rate or st.guessed_rate or 0) or None
         pts, from_meta = _frame_pts(st, path)
         if not len(pts): raise VideoError(f"no frames in video {path}")
         convert, tb = _converter(st, size, limits), float(st.time_base)
         idx = _wanted(pts * tb, num_frames, fps)
         step = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0
-        got = _seek_frames(c, st, np.unique(pts[idx]), step / 2 if from_meta else 0, convert)
+        sparse = gap is not None and len(np.unique(idx)) * gap < pts[-1] - pts[0]   # fewer wanted frames than keyframes
+        st.thread_type = 'NONE' if sparse else 'AUTO'   # one thread for short runs; threads when most of the clip is decoded
+        got = _seek_frames(c, st, np.unique(pts[idx]), step / 2 if from_meta else 0, convert, gap)
         if got is None and from_meta:
             pts = _demux_pts(path); idx = _wanted(pts * tb, num_frames, fps)
-            got = _seek_frames(c, st, np.unique(pts[idx]), 0, convert) if len(pts) else None
+            got = _seek_frames(c, st, np.unique(pts[idx]), 0, convert, gap) if len(pts) else None
     if got is None:
         return _decode_sequential(path, num_frames, fps, size or _limited_size(path, limits))
     return np.stack([got[p] for p in pts[idx]]), idx, native, len(pts)

@@ -70,7 +70,6 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     app_cpu, src = [0.0], (rm if applicable == 'rules' else m)
     m.applicable, m.aapplicable = _timed(src.applicable, app_cpu), src.aapplicable
     m.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
-    for b in mutators._BATCHES.values(): b.batches, b.parsed, b.cpu_s = 0, 0, 0.0
     setup_cpu, app_cpu[0] = time.process_time() - c0, 0.0
     out = Path(tmp)/f'claude-c{concurrency}.jsonl'
     t, c = time.perf_counter(), time.process_time()
@@ -79,8 +78,9 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     await client.close()
     steps, requests = length - 1, max(1, s['steps'] + s['invalid'] + s['refusals'])
     ideal = steps * latency * math.ceil(n / concurrency)
-    app = app_cpu[0] + sum(b.cpu_s for b in mutators._BATCHES.values())
-    batches, parsed = sum(b.batches for b in mutators._BATCHES.values()), sum(b.parsed for b in mutators._BATCHES.values())
+    mine = mutators._BATCHES.get(asyncio.get_running_loop(), {}).values()   # this run's batched parses
+    app = app_cpu[0] + sum(b.cpu_s for b in mine)
+    batches, parsed = sum(b.batches for b in mine), sum(b.parsed for b in mine)
     return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'http': http, 'applicable': applicable,
             'wall_s': round(wall, 3), 'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3),
             'setup_cpu_s': round(setup_cpu, 3), 'client_cpu_ms_per_request': round(1000 * cpu / requests, 2),

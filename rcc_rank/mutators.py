@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_mutators.ipynb #4e57be05
 from __future__ import annotations
-import re, time, random, asyncio, difflib, functools
+import re, time, random, asyncio, difflib, functools, weakref
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
@@ -53,7 +53,7 @@ class ParseBatch:
     async def wait(self, caption:str):
         "Return once `caption` has been parsed, together with every caption asked for in the same turn"
         loop = asyncio.get_running_loop()
-        if self.fut is None or self.fut.get_loop() is not loop:
+        if self.fut is None:
             self.todo, self.fut = [], loop.create_future()
             loop.call_soon(self._flush)
         self.todo.append(caption)
@@ -67,14 +67,15 @@ class ParseBatch:
         if not fut.done(): fut.set_result(None)
 
 # %% ../nbs/03_mutators.ipynb #04149d70
-_BATCHES:dict = {}   # one `ParseBatch` per parser
+_BATCHES = weakref.WeakKeyDictionary()   # event loop -> {parser key: `ParseBatch`}: a loop's batches never mix with another thread's
 
 def parse_batch(key, # names the parser (e.g. ('tag', 'spacy'))
                 parse_many # makes its batch: called with a list of captions
                )->ParseBatch:
-    "The `ParseBatch` of one parser, made on first use"
-    if key not in _BATCHES: _BATCHES[key] = ParseBatch(parse_many)
-    return _BATCHES[key]
+    "The running event loop's `ParseBatch` of one parser, made on first use"
+    mine = _BATCHES.setdefault(asyncio.get_running_loop(), {})
+    if key not in mine: mine[key] = ParseBatch(parse_many)
+    return mine[key]
 
 # %% ../nbs/03_mutators.ipynb #140671ae
 class Mutator:

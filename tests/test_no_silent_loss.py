@@ -1,8 +1,8 @@
 """System tests: nothing is silently mixed or lost (fingerprints, locks, bad values, bad items, memory).
 
 Each test is one misuse or fault case that once exited 0 with mixed or corrupted data. They run the real
-command-line programs in subprocesses (`python -m rcc_rank.generate|train|evaluate_cli`), talk to Claude through
-the real `anthropic` SDK pointed at the local fake server (`rcc_rank.fake_claude`, faults injected), and
+command-line programs in subprocesses (`python -m rcc_rank.recipes.generate|train|evaluate_cli`), talk to Claude through
+the real `anthropic` SDK pointed at the local fake server (`rcc_rank.testing.fake_claude`, faults injected), and
 kill processes with real signals.
 """
 import os, re, sys, json, time, signal, subprocess, textwrap
@@ -15,12 +15,12 @@ sys.path.insert(0, str(ROOT))
 from conftest import ENV as _ENV
 ENV = {k: v for k, v in _ENV.items() if k not in ('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL')}   # no real key or endpoint reaches a test
 
-from rcc_rank.core import append_jsonl, read_jsonl
-from rcc_rank.chains import read_chains, write_chains
-from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.mutators import rule_types, RuleMutator
-from rcc_rank.backends import rule_responder
-from rcc_rank.builder import side_paths, build_chains
+from rcc_rank.core.basics import append_jsonl, read_jsonl
+from rcc_rank.data.chains import read_chains, write_chains
+from rcc_rank.testing.fake_claude import FakeClaude, request_text
+from rcc_rank.data.mutators import rule_types, RuleMutator
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.data.builder import side_paths, build_chains
 
 FAKE_KEY = 'sk-ant-FAKEKEY-rcc-rank-iss16-0000'
 
@@ -143,7 +143,7 @@ def test_one_writer_per_generation_output(tmp_path):
 
 def test_check_chains_rejects_duplicate_ids(tmp_path):
     "A chains file with an id twice (two writers, or a file appended twice) stops training naming the id"
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     v = write_test_video(tmp_path/'v.mp4', n=4, size=(32, 32))
     build_chains([dict(it, video=str(v)) for it in items(4)], RuleMutator(), 3, 0, tmp_path/'c.jsonl', progress=False)
     chains = read_chains(tmp_path/'c.jsonl')
@@ -157,7 +157,7 @@ def test_check_chains_rejects_duplicate_ids(tmp_path):
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     "4 chains of 3 captions, each with its own tiny video"
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     d = tmp_path_factory.mktemp('iss16_train')
     rows = [dict(it, video=str(write_test_video(d/f'v{i}.mp4', n=4 + i, size=(32, 32)))) for i, it in enumerate(items(4))]
     build_chains(rows, RuleMutator(), 3, 0, d/'chains.jsonl', progress=False)
@@ -251,7 +251,7 @@ def judge_reply(body):
     return {'tool_use': {'name': 'record_scores', 'input': {'relevance': rel, 'descriptiveness': 7, 'temporal_consistency': 7, 'fluency': 9}}}
 
 def test_judge_failures_are_named_counted_and_contained(tmp_path):
-    from rcc_rank.judges import JudgeCache, CAPTION_PROMPT_VERSION
+    from rcc_rank.evaluation.judges import JudgeCache, CAPTION_PROMPT_VERSION
     ref = 'A man walks a blue dog.'
     rows = [dict(id='a', prediction='A man walks a blue dog.', reference=ref), dict(id='b', prediction='THE-BAD-ONE', reference=ref),
             dict(id='c', prediction='A man walks a red dog.', reference=ref)]
@@ -280,7 +280,7 @@ def test_judge_failures_are_named_counted_and_contained(tmp_path):
     assert 'KeyError' not in r.stderr
 
 def test_one_writer_per_judge_cache(tmp_path):
-    from rcc_rank.judges import JudgeCache
+    from rcc_rank.evaluation.judges import JudgeCache
     append_jsonl(tmp_path/'caps.jsonl', [dict(id='a', prediction='A dog.', reference='A dog.')])
     held = JudgeCache(tmp_path/'cache.jsonl')   # this process is the cache's writer
     r = run('evaluate_cli', ['judge', '--data', tmp_path/'caps.jsonl', '--cache', tmp_path/'cache.jsonl', '--judge', 'claude:claude-fake',
@@ -294,7 +294,7 @@ def test_tagger_cache_is_bounded_in_bytes(tmp_path):
     "150 distinct 320-word captions (about 13 MiB of tags) under a 1 MiB budget: memory stays near the budget"
     code = textwrap.dedent('''
         import tracemalloc, json
-        from rcc_rank import errors
+        from rcc_rank.data import errors
         tracemalloc.start()
         base = ' '.join(['A man in a red shirt throws two yellow balls to a small brown dog on the green grass.'] * 16)
         for i in range(150): errors.applicable_types(f'Clip {i}. ' + base, tagger='keywords')

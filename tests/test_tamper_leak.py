@@ -1,7 +1,7 @@
 """System tests: nothing tampered is served, nothing secret leaks, a failed item does not crash a command.
 
-The commands run in subprocesses (`python -m rcc_rank.evaluate_cli|generate`) and talk through the real `anthropic`
-SDK to the local fake Claude server (`rcc_rank.fake_claude`), with faults injected: judge caches edited by hand
+The commands run in subprocesses (`python -m rcc_rank.evaluation.evaluate_cli|generate`) and talk through the real `anthropic`
+SDK to the local fake Claude server (`rcc_rank.testing.fake_claude`), with faults injected: judge caches edited by hand
 are re-asked and counted, not served; an error body echoing the request's headers (the key among them) never
 reaches the terminal or a file, on the async builder, batch and judge paths; a VDC item whose judge calls fail
 is named and counted, with the result written.
@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ENV as _ENV
 ENV = {k: v for k, v in _ENV.items() if k not in ('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL')}
 
-from rcc_rank.core import append_jsonl, read_jsonl
-from rcc_rank.fake_claude import FakeClaude, Rejected, request_text
-from rcc_rank.backends import rule_responder
-from rcc_rank.benchmarks import overlap_reply
-from rcc_rank.mutators import rule_types
+from rcc_rank.core.basics import append_jsonl, read_jsonl
+from rcc_rank.testing.fake_claude import FakeClaude, Rejected, request_text
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.evaluation.benchmarks import overlap_reply
+from rcc_rank.data.mutators import rule_types
 
 KEY = 'sk-ant-FAKEKEY-tamper-leak-4242'
 
@@ -46,8 +46,8 @@ def _edit(cache, kind, fn):
     cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
 
 def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_named(tmp_path):
-    from rcc_rank.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
-    from rcc_rank.argus import argus_score
+    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
+    from rcc_rank.evaluation.argus import argus_score
     cache = tmp_path/'cache.jsonl'
     rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]
     vdc_in = tmp_path/'vdc.jsonl'; append_jsonl(vdc_in, rows)

@@ -58,7 +58,7 @@ def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_name
         assert first['vdc_score'] == 5.0 and first['n_cache_rejected'] == 0
         _edit(cache, 'vdc-review', lambda v: v.replace("'score': 5", "'score': 50"))   # 50 on the 0-5 scale
         n0 = len(srv.requests)
-        vdc = lambda data, out: run('evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
+        vdc = lambda data, out: run('evaluation.evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
         r = vdc(vdc_in, tmp_path/'v2.json')
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads((tmp_path/'v2.json').read_text())
@@ -93,11 +93,11 @@ def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         env = dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
         srv.inject('echo_headers', times=20)
-        a = run('generate', [inp, tmp_path/'async.jsonl', *gen(0)], env)            # the async builder
+        a = run('recipes.generate', [inp, tmp_path/'async.jsonl', *gen(0)], env)            # the async builder
         srv.clear_faults().inject('echo_headers', times=20, on='batches')
-        b = run('generate', [inp, tmp_path/'batch.jsonl', *gen(0, '--batch')], env)  # Message Batches
+        b = run('recipes.generate', [inp, tmp_path/'batch.jsonl', *gen(0, '--batch')], env)  # Message Batches
         srv.clear_faults().inject('echo_headers', times=20)
-        j = run('evaluate_cli', ['judge', '--data', caps, '--out', tmp_path/'judge.json', '--cache', tmp_path/'jc.jsonl',
+        j = run('evaluation.evaluate_cli', ['judge', '--data', caps, '--out', tmp_path/'judge.json', '--cache', tmp_path/'jc.jsonl',
                                  '--judge', 'claude:claude-fake', '--quiet'], env)   # the judge
         assert srv.served_faults.count('echo_headers') >= 3
     assert a.returncode != 0 and b.returncode != 0 and j.returncode != 0
@@ -114,13 +114,13 @@ def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
              'empty.jsonl': (b'', r'empty.jsonl: the input has no rows')}
     for name, (data, msg) in cases.items():
         (tmp_path/name).write_bytes(data)
-        r = run('generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
+        r = run('recipes.generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
         assert r.returncode != 0 and re.search(msg, r.stderr) and 'out-' not in r.stderr.splitlines()[-1], (name, r.stderr[-1500:])
     inp = tmp_path/'in.jsonl'
     append_jsonl(inp, [{'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'} for i in range(2)])
     with FakeClaude(responder=rule_responder()) as srv:
         srv.inject('unknown_id')
-        r = run('generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
+        r = run('recipes.generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
                              ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet', '--json'],
                 dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url))
         n_req = len(srv.requests)

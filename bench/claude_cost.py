@@ -4,7 +4,7 @@
     python bench/claude_cost.py                      # 24 videos (640x360, 8 frames), chains of 6 captions, scaled to 8,000
     python bench/claude_cost.py --rows 48 --scale 8000 --width 854 --height 480
 
-The CLI runs in a subprocess with the real SDK against `rcc_rank.fake_claude.FakeClaude`, once with the Messages API
+The CLI runs in a subprocess with the real SDK against `rcc_rank.testing.fake_claude.FakeClaude`, once with the Messages API
 and once with `--batch`, on the package's real prompts, tool and image sizes. The fake answers recaptions with a
 detailed caption of about 120 words and degradation steps with the rule mutator's edits. Its token counts are an
 estimate: four characters a token for text (a real tokenizer differs; the 5.x models' tokenizer counts more), and
@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from rcc_rank.core import append_jsonl
-from rcc_rank.mutators import rule_types
-from rcc_rank.backends import DEFAULT_MODEL, rule_responder, estimate_cost
-from rcc_rank.fake_claude import FakeClaude
-from rcc_rank.video import write_test_video
+from rcc_rank.core.basics import append_jsonl
+from rcc_rank.data.mutators import rule_types
+from rcc_rank.data.backends import DEFAULT_MODEL, estimate_cost
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.testing.fake_claude import FakeClaude
+from rcc_rank.testing.fixtures import write_test_video
 
 DETAILED = ('A man in a red jacket walks across a small park holding a blue ball while a brown dog runs next to him. '
             'Two children sit on a wooden bench to the left of a tall green tree and watch them. The man stops near a '
@@ -38,7 +39,7 @@ def responder(body):
 
 def run(rows_file, out, srv, batch, model):
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': 'sk-fake', 'ANTHROPIC_BASE_URL': srv.base_url}
-    args = [sys.executable, '-m', 'rcc_rank.generate', rows_file, out, '--mutator', 'claude', '--model', model, '--tagger', 'keywords',
+    args = [sys.executable, '-m', 'rcc_rank.recipes.generate', rows_file, out, '--mutator', 'claude', '--model', model, '--tagger', 'keywords',
             '--types', ','.join(rule_types()), '--length', '6', '--recaption', '--num_frames', '8', '--poll_interval', '0.01', '--quiet']
     p = subprocess.run(args + (['--batch'] if batch else []), env=env, capture_output=True, text=True, timeout=1200)
     if p.returncode: raise SystemExit(p.stderr[-3000:])

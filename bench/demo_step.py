@@ -21,9 +21,9 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     logging.getLogger('rcc_rank').setLevel(logging.WARNING)
-    from rcc_rank.demo import DemoConfig, demo_model, demo_data
-    from rcc_rank.models import save_model
-    from rcc_rank.train import TrainConfig, train
+    from rcc_rank.recipes.demo import DemoConfig, demo_model, demo_data
+    from rcc_rank.modeling.models import save_model
+    from rcc_rank.training.train import TrainConfig, train
     cfg = DemoConfig(n_train=16, n_test=8, n_mcq=1)   # 2 steps an epoch: after the first epoch every batch comes from the cache
     data = demo_data(cfg)
     tmp = Path(tempfile.mkdtemp())

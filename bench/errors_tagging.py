@@ -3,8 +3,8 @@ and the keyword-only mode, on one core. Prints one JSON object."""
 import json, os, time, random
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch; torch.set_num_threads(1)
-from rcc_rank import errors
-from rcc_rank.errors import applicable_types, tag_many, get_nlp
+from rcc_rank.data import errors
+from rcc_rank.data.errors import applicable_types, tag_many, get_nlp
 
 WORDS = ('man woman dog ball red blue two three throws catches walks left right park kitchen then slowly '
          'camera pans wooden table while quickly into room').split()

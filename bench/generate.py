@@ -4,7 +4,7 @@
     python bench/generate.py                       # 200 chains x length 6, concurrency 1, 8, 64
     python bench/generate.py --c1-chains 24        # fewer chains for concurrency 1 (200 x 5 x 0.2 s = 200 s otherwise)
 
-Claude path: the real `anthropic.AsyncAnthropic` client against `rcc_rank.fake_claude.FakeClaude` with a fixed
+Claude path: the real `anthropic.AsyncAnthropic` client against `rcc_rank.testing.fake_claude.FakeClaude` with a fixed
 latency per request, the server in its own process (as the real API is elsewhere; in one process the server's
 threads would compete with the generator for the GIL). The ideal wall time is `steps x latency x ceil(chains / concurrency)` (steps = length - 1);
 the ratio is measured / ideal. The mutator's applicable types are the rule back end's (so the fake, which answers
@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from rcc_rank.core import read_jsonl
-from rcc_rank.chains import Chain
-from rcc_rank import mutators
-from rcc_rank.mutators import RuleMutator, rule_types
-from rcc_rank.backends import ClaudeMutator
-from rcc_rank.builder import abuild_chains
+from rcc_rank.core.basics import read_jsonl
+from rcc_rank.data.chains import Chain
+from rcc_rank.data import mutators
+from rcc_rank.data.mutators import RuleMutator, rule_types
+from rcc_rank.data.backends import ClaudeMutator
+from rcc_rank.data.builder import abuild_chains
 
 _SUBJ = ['A man', 'A woman', 'Two boys', 'Three girls', 'An elderly man', 'A young woman']
 _COL = ['red', 'blue', 'green', 'yellow', 'white', 'black']
@@ -47,8 +47,8 @@ def items(n, seed=0):
 
 def _serve(latency, q, stop):
     "Child process: run the fake server until told to stop, then report how many requests it answered"
-    from rcc_rank.fake_claude import FakeClaude
-    from rcc_rank.backends import rule_responder
+    from rcc_rank.testing.fake_claude import FakeClaude
+    from rcc_rank.testing.responders import rule_responder
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
         q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
 

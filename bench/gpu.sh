@@ -37,10 +37,10 @@ while [ $# -gt 0 ]; do
 done
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PY=${PYTHON:-python}
-[ -n "$ADAPTERS" ] || ADAPTERS=$($PY -c "from rcc_rank.models import FAMILIES; print(','.join(sorted(FAMILIES)))")
+[ -n "$ADAPTERS" ] || ADAPTERS=$($PY -c "from rcc_rank.modeling.models import FAMILIES; print(','.join(sorted(FAMILIES)))")
 for a in ${ADAPTERS//,/ }; do
-  $PY -c "import sys; from rcc_rank.models import FAMILIES; sys.exit(sys.argv[1] not in FAMILIES)" "$a" \
-    || { echo "--adapters $a: not a registered family ($($PY -c "from rcc_rank.models import FAMILIES; print(', '.join(sorted(FAMILIES)))"))" >&2; exit 2; }
+  $PY -c "import sys; from rcc_rank.modeling.models import FAMILIES; sys.exit(sys.argv[1] not in FAMILIES)" "$a" \
+    || { echo "--adapters $a: not a registered family ($($PY -c "from rcc_rank.modeling.models import FAMILIES; print(', '.join(sorted(FAMILIES)))"))" >&2; exit 2; }
 done
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 [ -n "$OUT" ] || OUT="bench/results/gpu-$STAMP$([ $SMOKE = 1 ] && echo -smoke).json"
@@ -77,15 +77,15 @@ stage video 300 $PY bench/video.py "${VIDEO_ARGS[@]}"   # stage 5
 $PY - "$W" <<'EOF'
 import sys
 from pathlib import Path
-from rcc_rank.chains import Chain, Mutation, write_chains
-from rcc_rank.video import write_test_video
+from rcc_rank.data.chains import Chain, Mutation, write_chains
+from rcc_rank.testing.fixtures import write_test_video
 d = Path(sys.argv[1])
 caps = ['A red ball rolls to the left.', 'A blue ball rolls to the left.', 'A blue cube rolls to the left.']
 chains = [Chain(f'c{i}', caps, [Mutation('colour', 'red', 'blue'), Mutation('object', 'ball', 'cube')],
                 video=str(write_test_video(d/f'v{i}.mp4', n=8, size=(56, 56))), meta={'split': 'train'}) for i in range(4)]
 write_chains(chains, d/'chains.jsonl')
 EOF
-TRAIN=(-m rcc_rank.train --model "tiny:$ARCH" --train_data "$W/chains.jsonl" --batch_size 2 --num_frames 4 --log_with none
+TRAIN=(-m rcc_rank.training.train --model "tiny:$ARCH" --train_data "$W/chains.jsonl" --batch_size 2 --num_frames 4 --log_with none
        --eval_every 0 --save_every 1 --keep_checkpoints 0 --log_every 1 --output_dir "$W/fsdp2" --gradient_checkpointing)
 stage fsdp2_step 90 $PY -m accelerate.commands.launch --config_file examples/accelerate/fsdp_1gpu.yaml "${TRAIN[@]}" --max_steps 2
 stage fsdp2_resume 90 $PY -m accelerate.commands.launch --config_file examples/accelerate/fsdp_1gpu.yaml "${TRAIN[@]}" --max_steps 3 --resume latest

@@ -6,7 +6,7 @@ vision encoder, K captions per chain, with and without gradient checkpointing.
     python bench/rank_step.py --smoke                       # tiny config on the CPU, a minute at most
     python bench/rank_step.py --device cuda --arch qwen3_vl # another family: random weights at --hidden x --layers
 
-A step is what `rcc_rank.train` does per optimizer step with batch 1: the reference pass (adapters off, no graph), the
+A step is what `rcc_rank.training.train` does per optimizer step with batch 1: the reference pass (adapters off, no graph), the
 policy pass and its backward, AdamW on the adapters, through `chain_loss` and `ChainScorer`. For each setting it prints
 the median seconds of `--steps` steps after a warm-up step, peak memory, tokens per second and model FLOPs utilisation:
 
@@ -58,11 +58,11 @@ def main():
     p.add_argument('--vision-hidden', type=int, default=1024)
     p.add_argument('--vision-depth', type=int, default=8)
     a = p.parse_args()
-    from rcc_rank.chains import Chain, Mutation
-    from rcc_rank.models import tiny_model, add_lora
-    from rcc_rank.scoring import ChainCollator
-    from rcc_rank.train import TrainConfig, ChainScorer, chain_loss
-    from rcc_rank.policy import enable_checkpointing
+    from rcc_rank.data.chains import Chain, Mutation
+    from rcc_rank.modeling.models import tiny_model, add_lora
+    from rcc_rank.modeling.scoring import ChainCollator
+    from rcc_rank.training.train import TrainConfig, ChainScorer, chain_loss
+    from rcc_rank.training.policy import enable_checkpointing
     from scoring import full_size_qwen   # bench/scoring.py
     device = torch.device(a.device or ('cpu' if a.smoke or not torch.cuda.is_available() else 'cuda'))
     if a.smoke: a.frames, a.image_size, a.caption_tokens, a.steps = 4, 56, 16, 1

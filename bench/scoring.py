@@ -26,9 +26,9 @@ if 'MALLOC_MMAP_THRESHOLD_' not in os.environ and '--no-reexec' not in sys.argv:
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import numpy as np
 import torch
-from rcc_rank.chains import Chain
-from rcc_rank.models import FAMILIES, tiny_model, tiny_tokenizer, caption_prompt
-from rcc_rank.scoring import ChainCollator, chain_logps, ideal_speedup
+from rcc_rank.data.chains import Chain
+from rcc_rank.modeling.models import FAMILIES, tiny_model, tiny_tokenizer, caption_prompt
+from rcc_rank.modeling.scoring import ChainCollator, chain_logps, ideal_speedup
 
 QWEN_3B = dict(  # Qwen2.5-VL-3B-Instruct config.json dimensions
     text=dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2,
@@ -93,7 +93,7 @@ def measure(model, batch, shared, repeats, device, warmup=True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--arch', default='qwen2_5_vl', help="model family (transformers' model_type, see rcc_rank.models.FAMILIES)")
+    p.add_argument('--arch', default='qwen2_5_vl', help="model family (transformers' model_type, see rcc_rank.modeling.models.FAMILIES)")
     p.add_argument('--tiny', action='store_true', help='tiny random model (CPU-sized); default is the full-size 3B config (Qwen only)')
     p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
     p.add_argument('--dtype', default=None, help="float32 or bfloat16 (default: float32 for --tiny, bfloat16 otherwise)")

@@ -1,4 +1,4 @@
-"""Step time of `rcc_rank.train` with the tiny random-weight models (CPU by default).
+"""Step time of `rcc_rank.training.train` with the tiny random-weight models (CPU by default).
 
     python bench/train_step.py [--steps 8] [--threads 1] [--archs qwen2_5_vl,perception_lm] [--objectives rank,dpo,sft]
 
@@ -24,10 +24,10 @@ def main():
     ap.add_argument('--cpu', action='store_true', help='stay on the CPU even if a GPU is present')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from rcc_rank.mutators import RuleMutator
-    from rcc_rank.builder import build_chains
-    from rcc_rank.video import write_test_video
-    from rcc_rank.train import TrainConfig, train
+    from rcc_rank.data.mutators import RuleMutator
+    from rcc_rank.data.builder import build_chains
+    from rcc_rank.testing.fixtures import write_test_video
+    from rcc_rank.training.train import TrainConfig, train
     logging.getLogger('rcc_rank').setLevel(logging.WARNING)
     d = Path(tempfile.mkdtemp())
     items = [dict(id=f'v{i}', caption=c, video=str(write_test_video(d/f'v{i}.mp4', n=16, size=(32, 32)))) for i, c in enumerate(CAPTIONS)]

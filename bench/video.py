@@ -21,7 +21,7 @@ import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 import numpy as np
-from rcc_rank import video
+from rcc_rank.data import video
 
 def write_clip(path, seconds, size, fps=30, gop=30):
     "An H.264 clip of moving, textured content (so inter frames carry real residuals), keyframe every `gop` frames"

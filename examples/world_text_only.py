@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-from rcc_rank.demo import DemoConfig, warm_start, run_arm
-from rcc_rank.world_data import world_chains
-from rcc_rank.evaluate import rank_chains, chain_metrics
+from rcc_rank.recipes.demo import DemoConfig, warm_start, run_arm
+from rcc_rank.synthetic.world_data import world_chains
+from rcc_rank.evaluation.evaluate import rank_chains
+from rcc_rank.objectives.metrics import chain_metrics
 
 
 def blank(chains, cfg):

@@ -15,11 +15,11 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict, get_model_state_dict, StateDictOptions
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import DefaultLoadPlanner
-from rcc_rank.chains import Chain, Mutation
-from rcc_rank.models import FAMILIES
-from rcc_rank.policy import build_model, ChainScorer
-from rcc_rank.scoring import ChainCollator
-from rcc_rank.train import TrainConfig, chain_loss, make_optimizer
+from rcc_rank.data.chains import Chain, Mutation
+from rcc_rank.modeling.models import FAMILIES
+from rcc_rank.training.policy import build_model, ChainScorer
+from rcc_rank.modeling.scoring import ChainCollator
+from rcc_rank.training.train import TrainConfig, chain_loss, make_optimizer
 
 CAPS = [['A red ball rolls left.', 'A blue ball rolls left.', 'A blue cube rolls left.'],
         ['Two dogs run on grass.', 'Three dogs run on grass.', 'Three cats run on grass.'],

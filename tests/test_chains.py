@@ -1,13 +1,13 @@
 """System tests for the chain record, the error taxonomy and question chains, on chains built by the
-rule back end of `rcc_rank.mutators` (the same path `rcc-generate --mutator rules` takes)."""
+rule back end of `rcc_rank.data.mutators` (the same path `rcc-generate --mutator rules` takes)."""
 import json, random, re
 
 import pytest
 
-from rcc_rank.chains import (Chain, Mutation, word_diff, changed_spans, diff_html, read_chains, write_chains,
+from rcc_rank.data.chains import (Chain, Mutation, word_diff, changed_spans, diff_html, read_chains, write_chains,
                              chains_to_dataset, dataset_to_chains, chain_features, write_dataset_card, chain_stats)
-from rcc_rank.errors import ERROR_TYPES, applicable_types, sample_error_type, error_type_order, tag_many
-from rcc_rank.questions import (question_chains, read_question_chains, write_question_chains, QuestionChain)
+from rcc_rank.data.errors import ERROR_TYPES, applicable_types, sample_error_type, error_type_order, tag_many
+from rcc_rank.data.questions import (question_chains, read_question_chains, write_question_chains, QuestionChain)
 
 CAPTIONS = [
     "A young woman in a red jacket walks her two dogs through a park, then throws a ball to the left while the camera pans slowly to follow her.",
@@ -21,8 +21,8 @@ CAPTIONS = [
 
 @pytest.fixture(scope='module')
 def rule_chains(tmp_path_factory):
-    from rcc_rank.mutators import RuleMutator
-    from rcc_rank.builder import build_chains
+    from rcc_rank.data.mutators import RuleMutator
+    from rcc_rank.data.builder import build_chains
     out = tmp_path_factory.mktemp('chains') / 'chains.jsonl'
     items = [{'id': f'c{i:03d}', 'caption': CAPTIONS[i % len(CAPTIONS)], 'video': f'videos/{i}.mp4', 'meta': {'split': 'train'}}
              for i in range(36)]

@@ -14,14 +14,15 @@ import anthropic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rcc_rank.core import read_jsonl, append_jsonl
-from rcc_rank.chains import read_chains
-from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.mutators import rule_types
-from rcc_rank.backends import ClaudeMutator, rule_responder, DEFAULT_MODEL, deprecated_models
-from rcc_rank.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
-from rcc_rank.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
-from rcc_rank.generate import arecaption_file, arecaption_file_batched
+from rcc_rank.core.basics import read_jsonl, append_jsonl
+from rcc_rank.data.chains import read_chains
+from rcc_rank.testing.fake_claude import FakeClaude, request_text
+from rcc_rank.data.mutators import rule_types
+from rcc_rank.data.backends import ClaudeMutator, DEFAULT_MODEL, deprecated_models
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
+from rcc_rank.recipes.generate import arecaption_file, arecaption_file_batched
 
 FAKE_KEY = 'sk-ant-FAKEKEY-contract-0000'
 CAP = ('A man in a red jacket walks across a small park holding a blue ball. A brown dog runs next to a wooden bench '
@@ -108,7 +109,7 @@ def test_vanished_batch_names_the_way_on(tmp_path):
         srv.batch_polls = 0
         s = batched(srv, out, forget=[s1['open_batch']])
     assert s['finished'] == len(ITEMS)
-    from rcc_rank.generate import generate_command
+    from rcc_rank.recipes.generate import generate_command
     append_jsonl(tmp_path/'in.jsonl', ITEMS)
     with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):   # a typo is named, not silently ignored
         generate_command(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
@@ -232,7 +233,7 @@ def test_recaption_through_batches(tmp_path):
     assert s['usd_estimate'] == pytest.approx(s['usd_estimate'])  and s['usd_estimate'] > 0
 
 def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     rows = [{'id': f'v{i}', 'caption': f'a short caption {i}', 'video': str(write_test_video(tmp_path/f'v{i}.mp4', n=6, size=(32, 32)))} for i in range(5)]
     rows.append({'id': 'gone', 'caption': 'a missing video', 'video': str(tmp_path/'gone.mp4')})
     append_jsonl(tmp_path/'in.jsonl', rows)
@@ -240,7 +241,7 @@ def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
     with FakeClaude(responder=describe, batch_polls=1) as srv:
         srv.inject('lost_reply', on='batches')
         env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': FAKE_KEY, 'ANTHROPIC_BASE_URL': srv.base_url, 'HF_HUB_OFFLINE': '1'}
-        p = subprocess.run([sys.executable, '-m', 'rcc_rank.generate', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
+        p = subprocess.run([sys.executable, '-m', 'rcc_rank.recipes.generate', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
                             '--tagger', 'keywords', '--types', ','.join(rule_types()), '--length', '3', '--recaption', '--batch',
                             '--poll_interval', '0.01', '--num_frames', '4', '--quiet', '--json'], env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
@@ -270,14 +271,14 @@ def test_cache_marks_only_above_the_model_minimum(tmp_path):
     assert s_old['cache_read_input_tokens'] == s_old['cache_creation_input_tokens'] == 0   # 4.6: 2048, no mark sent
 
 def test_one_default_model_current_and_deprecated_warned(caplog):
-    import typing, rcc_rank.questions as q, rcc_rank.judges as j, rcc_rank.baselines as b, rcc_rank.evaluate as e
+    import typing, rcc_rank.data.questions as q, rcc_rank.evaluation.judges as j, rcc_rank.recipes.baselines as b, rcc_rank.evaluation.evaluate as e
     from anthropic.types import ModelParam
     assert DEFAULT_MODEL in typing.get_args(typing.get_args(ModelParam)[0]) and DEFAULT_MODEL not in deprecated_models()
     defaults = [inspect.signature(f).parameters['model'].default for f in
                 (q.question_request, q.allm_question_chain, q.allm_question_chains, j.ClaudeJudge, b.Teacher, b.FreeMutator, ClaudeMutator)]
     assert set(defaults) == {DEFAULT_MODEL}
     assert e.make_judge('claude', max_retries=0).model == DEFAULT_MODEL
-    for path in ('rcc_rank/questions.py', 'rcc_rank/judges.py', 'rcc_rank/evaluate.py', 'rcc_rank/baselines.py'):
+    for path in ('rcc_rank/data/questions.py', 'rcc_rank/evaluation/judges.py', 'rcc_rank/evaluation/evaluate.py', 'rcc_rank/recipes/baselines.py'):
         assert 'claude-sonnet-4' not in (ROOT/path).read_text(), path
     with caplog.at_level(logging.WARNING, logger='rcc_rank'):
         ClaudeMutator(model='claude-sonnet-4-5', client=object())

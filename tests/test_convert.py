@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ENV
-from rcc_rank.chains import Chain, write_chains
-from rcc_rank.convert import convert_chains
-from rcc_rank.video import write_test_video
-from rcc_rank.world_data import world_chains
+from rcc_rank.data.chains import Chain, write_chains
+from rcc_rank.training.convert import convert_chains
+from rcc_rank.testing.fixtures import write_test_video
+from rcc_rank.synthetic.world_data import world_chains
 
 
 @pytest.fixture(scope='module')
@@ -40,7 +40,7 @@ def _rows(path): return [json.loads(line) for line in Path(path).read_text().spl
 
 def _cli(*args):
     exe = Path(sys.executable).parent/'rcc-convert'
-    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.convert import rcc_convert; rcc_convert()']
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.training.convert import rcc_convert; rcc_convert()']
     p = subprocess.run(cmd + [str(a) for a in args] + ['--json'], env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -65,7 +65,7 @@ def test_trl_own_checks(chain_file, tmp_path):
     import datasets
     from trl.data_utils import is_conversational, maybe_apply_chat_template
     from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
-    from rcc_rank.models import tiny_model
+    from rcc_rank.modeling.models import tiny_model
     convert_chains(chain_file, tmp_path/'trl', to='trl', num_frames=2)
     ds = datasets.load_from_disk(str(tmp_path/'trl'/'dataset'))['train']
     _, proc = tiny_model('qwen2_5_vl')
@@ -141,7 +141,7 @@ def test_bad_input_names_the_chain(chain_file, tmp_path):
 
 def test_cli_bad_chain_is_one_line_exit_2(tmp_path, capsys):
     "The command reports bad input as one line naming the chain, exit status 2, and writes nothing"
-    from rcc_rank.convert import rcc_convert
+    from rcc_rank.training.convert import rcc_convert
     write_chains([Chain(id='lonely', captions=['A cat sits.'])], tmp_path/'bad.jsonl', validate=False)
     with pytest.raises(SystemExit) as e: rcc_convert([str(tmp_path/'bad.jsonl'), str(tmp_path/'out'), '--to', 'trl'])
     err = capsys.readouterr().err

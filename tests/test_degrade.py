@@ -1,7 +1,7 @@
 """System tests of the chain generator: faults from a fake Claude server, SIGKILL + resume, no key leaks.
 
-The Claude path runs the real `anthropic` SDK against `rcc_rank.fake_claude.FakeClaude` (real HTTP on
-127.0.0.1). Kill/resume tests run `python -m rcc_rank.generate` (the `rcc-generate` CLI) in a subprocess.
+The Claude path runs the real `anthropic` SDK against `rcc_rank.testing.fake_claude.FakeClaude` (real HTTP on
+127.0.0.1). Kill/resume tests run `python -m rcc_rank.recipes.generate` (the `rcc-generate` CLI) in a subprocess.
 """
 import os, sys, json, time, random, signal, asyncio, logging, subprocess
 from pathlib import Path
@@ -12,12 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-from rcc_rank.core import read_jsonl, append_jsonl
-from rcc_rank.chains import Chain, read_chains
-from rcc_rank.fake_claude import FakeClaude
-from rcc_rank.mutators import MalformedReply, rule_types, check_step
-from rcc_rank.backends import ClaudeMutator, HFMutator, rule_responder, tiny_chat_model
-from rcc_rank.builder import abuild_chains, side_paths, failures
+from rcc_rank.core.basics import read_jsonl, append_jsonl
+from rcc_rank.data.chains import Chain, read_chains
+from rcc_rank.testing.fake_claude import FakeClaude
+from rcc_rank.data.mutators import MalformedReply, rule_types, check_step
+from rcc_rank.data.backends import ClaudeMutator, HFMutator, tiny_chat_model
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.data.builder import abuild_chains, side_paths, failures
 
 FAKE_KEY = 'sk-ant-FAKEKEY-rcc-rank-test-7f3a9c0d2b'
 
@@ -58,12 +59,12 @@ def check_output(path, n_expected, length):
 _RUNS = [0]
 
 def cli(args, env=None, logdir=None):
-    "Start `python -m rcc_rank.generate ARGS`; its stdout+stderr go to a file (a pipe nobody reads would block it)"
+    "Start `python -m rcc_rank.recipes.generate ARGS`; its stdout+stderr go to a file (a pipe nobody reads would block it)"
     e = {**os.environ, 'PYTHONPATH': str(ROOT), 'HF_HUB_OFFLINE': '1', **(env or {})}
     _RUNS[0] += 1
     log = Path(logdir or Path(str(args[1])).parent)/f'run-{_RUNS[0]:03d}.log'
     f = open(log, 'wb')
-    p = subprocess.Popen([sys.executable, '-m', 'rcc_rank.generate', *map(str, args)], env=e, stdout=f, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([sys.executable, '-m', 'rcc_rank.recipes.generate', *map(str, args)], env=e, stdout=f, stderr=subprocess.STDOUT)
     p.log, p.logfile = log, f
     return p
 
@@ -131,7 +132,7 @@ def test_persistent_api_errors_leave_chain_unfinished_then_resume(tmp_path):
     check_output(out, len(ITEMS), 4)
 
 def test_batch_mode_faults_and_resume(tmp_path):
-    from rcc_rank.batches import abuild_chains_batched
+    from rcc_rank.data.batches import abuild_chains_batched
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=rule_responder(), batch_polls=2, retry_after=0.01) as srv:
         m = ClaudeMutator(model='claude-fake', client=srv.async_client(max_retries=3), types=rule_types(), tagger='keywords')

@@ -13,13 +13,13 @@ def test_rcc_demo_quick(tmp_path):
     out = tmp_path/'demo'
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg', 'RCC_RANK_HOME': str(tmp_path/'home'),
            'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-    # `rcc-demo` is the console script `rcc_rank.demo:rcc_demo`; run it installed if it is, else through the same
+    # `rcc-demo` is the console script `rcc_rank.recipes.demo:rcc_demo`; run it installed if it is, else through the same
     # wrapper pip generates for console scripts
     exe = shutil.which('rcc-demo')
     if exe: cmd = [exe]
     else:
         script = tmp_path/'rcc-demo'
-        script.write_text("import re, sys\nfrom rcc_rank.demo import rcc_demo\nif __name__ == '__main__':\n"
+        script.write_text("import re, sys\nfrom rcc_rank.recipes.demo import rcc_demo\nif __name__ == '__main__':\n"
                           "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit(rcc_demo())\n")
         cmd = [sys.executable, str(script)]
     cmd += ['--quick', '--out', str(out)]
@@ -49,13 +49,13 @@ def test_rcc_demo_quick(tmp_path):
     first = json.loads((out/'data/train.jsonl').open().readline())     # no pixels were written into the chain files
     assert 'frames' not in first['meta'] and 'scene' in first['meta']
     # the guard: a quick run gives exactly the committed quick numbers
-    from rcc_rank.demo_report import fingerprint
+    from rcc_rank.recipes.demo_report import fingerprint
     want = json.loads((DEMO/'quick.json').read_text())['quick']
     assert fingerprint(res) == want, f'rcc-demo --quick no longer gives the committed numbers (nbs/demo/quick.json): {RERUN}'
 
 def test_demo_chains_match_committed_results():
     "The default demo's chains, rebuilt, hash to what the committed fingerprint and results were made from"
-    from rcc_rank.demo import DemoConfig, demo_chains, data_hash
+    from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
     got = data_hash(demo_chains(DemoConfig()))
     assert got == json.loads((DEMO/'quick.json').read_text())['default_data_hash'], f"the demo's chains changed: {RERUN}"
     if not (DEMO/'results.json').exists(): return
@@ -67,7 +67,7 @@ def test_demo_chains_match_committed_results():
 
 def test_committed_results_hold_what_the_docs_state():
     "results.json has every seed, the paired entries, the hashes and disjoint splits; the pages show its Markdown verbatim"
-    from rcc_rank.demo_report import demo_markdown, PAIRS, PENDING
+    from rcc_rank.recipes.demo_report import demo_markdown, PAIRS, PENDING
     if not (DEMO/'results.json').exists():   # not made yet: the pages must say so, not show old numbers
         for nb in (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb'): assert PENDING.strip() in nb.read_text().replace('\\"', '"'), nb.name
         pytest.skip(f'no committed default results yet: {RERUN}')

@@ -1,4 +1,4 @@
-"""System tests for rcc_rank.evaluate that do not fit a notebook: data-parallel evaluation under `accelerate launch`
+"""System tests for rcc_rank.evaluation.evaluate that do not fit a notebook: data-parallel evaluation under `accelerate launch`
 (two CPU processes) must equal a single-process run, and the `rcc-evaluate` command as a subprocess against the local
 fake Claude server (judge, ARGUS, VDC, table), including a rerun served entirely from the judge cache."""
 import json, os, re, subprocess, sys, textwrap
@@ -10,9 +10,9 @@ import pytest
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parent.parent
 
-from rcc_rank.core import append_jsonl, read_jsonl
-from rcc_rank.chains import Chain, Mutation, write_chains
-from rcc_rank.fake_claude import FakeClaude, request_text
+from rcc_rank.core.basics import append_jsonl, read_jsonl
+from rcc_rank.data.chains import Chain, Mutation, write_chains
+from rcc_rank.testing.fake_claude import FakeClaude, request_text
 
 def _env(**kw):
     env = dict(os.environ, HF_HUB_OFFLINE='1', TOKENIZERS_PARALLELISM='false', PYTHONPATH=str(ROOT), **kw)
@@ -22,7 +22,7 @@ def _env(**kw):
 
 def _data(tmp):
     "Video files, chains, MCQ items and caption items; 5 of each so the two shards are uneven (3 + 2)"
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     vids = [str(write_test_video(tmp / f'v{i}.mp4', n=8 + 2 * i, size=(56, 56))) for i in range(5)]
     caps = ['A red square moves right.', 'A blue square moves right.', 'A blue square moves left.', 'Two blue squares move left.']
     errs = ['colour', 'direction', 'count']
@@ -38,11 +38,11 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     from pathlib import Path
     from accelerate import Accelerator
-    from rcc_rank.core import read_jsonl
-    from rcc_rank.chains import read_chains
-    from rcc_rank.models import tiny_model
-    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.core.basics import read_jsonl
+    from rcc_rank.data.chains import read_chains
+    from rcc_rank.modeling.models import tiny_model
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     tmp = Path(sys.argv[1])
     acc = Accelerator(cpu=True)
     model, proc = tiny_model('qwen2_5_vl', seed=0)
@@ -58,8 +58,8 @@ SCRIPT = textwrap.dedent('''
 
 def test_data_parallel_equals_single_process(tmp_path):
     "rank_chains, generate_captions, mcq_evaluate and `rcc-evaluate rank` on 2 CPU processes == one process"
-    from rcc_rank.models import tiny_model
-    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.modeling.models import tiny_model
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
     chains, mcq = _data(tmp_path)
     (tmp_path / 'dp.py').write_text(SCRIPT)
     cmd = ['accelerate', 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
@@ -108,12 +108,12 @@ def _judge_responder(body):
     return "{'pred': 'yes', 'score': 4.6}" if q['Correct answer'] == q['Predicted answer'] else "{'pred': 'no', 'score': 1}"
 
 def _cli(args, env, cwd):
-    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluate_cli', *args, '--json'], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, '-m', 'rcc_rank.evaluation.evaluate_cli', *args, '--json'], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]   # exit status 0: the command returns nothing (a console script exits with it)
     return p.stdout
 
 def test_cli_judges_against_fake_claude(tmp_path):
-    "judge / argus / vdc / table through `python -m rcc_rank.evaluate_cli`, faults injected, rerun costs no requests"
+    "judge / argus / vdc / table through `python -m rcc_rank.evaluation.evaluate_cli`, faults injected, rerun costs no requests"
     ref = 'A man walks a blue dog. The dog jumps over a fence.'
     rows = [dict(id='a', prediction='A man walks a blue dog. The dog jumps over a fence.', reference=ref),
             dict(id='b', prediction='The dog jumps over a fence. A man walks a blue dog.', reference=ref),
@@ -140,7 +140,7 @@ def test_cli_judges_against_fake_claude(tmp_path):
         assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(10.2 / 3), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
-        from rcc_rank.evaluate_cli import evaluate_task   # reruns in-process (same code path, no interpreter start-up)
+        from rcc_rank.evaluation.evaluate_cli import evaluate_task   # reruns in-process (same code path, no interpreter start-up)
         os.environ.update(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key')
         try:
             for task in ('judge', 'argus', 'vdc'):
@@ -158,7 +158,7 @@ def test_cli_judges_against_fake_claude(tmp_path):
 
 def test_official_scoring_rules(tmp_path):
     "TempCompass, VDC and ARGUS averaging on inputs in the official layouts; expected values read off the official code"
-    from rcc_rank.evaluate import tempcompass_records, tempcompass_accuracy, vdc_aggregate, argus_average
+    from rcc_rank.evaluation.evaluate import tempcompass_records, tempcompass_accuracy, vdc_aggregate, argus_average
     # TempCompass predictions file (llyx97/TempCompass@c2ec41e predictions/<model>/caption_matching.json layout): replies with a
     # leading space, as Reka-core's are; eval_caption_matching.py line 61 strips them, lmms-eval (utils.py line 233) does not
     q = "Which caption matches the video better?\nCaption A: The man is dribbling.\nCaption B: The man is dunking."

@@ -18,13 +18,13 @@ def cli(tmp_dir:Path)->list[str]:
     exe = shutil.which('rcc-experiment')
     if exe: return [exe]
     f = Path(tmp_dir)/'rcc_experiment_cli.py'
-    f.write_text("from rcc_rank.experiments import rcc_experiment\nif __name__ == '__main__': rcc_experiment()\n")
+    f.write_text("from rcc_rank.views.experiments import rcc_experiment\nif __name__ == '__main__': rcc_experiment()\n")
     return [sys.executable, str(f)]
 
 
 @pytest.fixture(scope='module')
 def first_run(tmp_path_factory):
-    from rcc_rank.experiments import run_experiment
+    from rcc_rank.views.experiments import run_experiment
     out = tmp_path_factory.mktemp('experiments')
     t0 = time.time()
     results = {p.stem: run_experiment(p, out, quick=True, threads=1) for p in CONFIGS}
@@ -52,8 +52,8 @@ def test_every_paper_config_is_shipped():
 
 
 def test_all_synthetic_configs_produce_tables(first_run):
-    from rcc_rank.experiments import load_experiment, grid_cells
-    from rcc_rank.core import read_jsonl
+    from rcc_rank.views.experiments import load_experiment, grid_cells
+    from rcc_rank.core.basics import read_jsonl
     out, results, seconds = first_run
     print(f'first run of {len(CONFIGS)} configs: {seconds:.1f} s')
     total_cells = 0
@@ -84,7 +84,7 @@ def test_all_synthetic_configs_produce_tables(first_run):
 
 
 def test_explorer_reads_results(first_run):
-    from rcc_rank.experiments import explorer
+    from rcc_rank.views.experiments import explorer
     out, results, _ = first_run
     ex = explorer(results['fig4_chain_length']['results_path'], metrics=['rank/top1'], view='chain_length')
     assert sorted(ex.plot_data['x'].unique().tolist()) == [2, 5]
@@ -105,7 +105,7 @@ def test_rerun_via_cli_skips_finished_cells(first_run):
 
 
 def test_killed_run_retrains_only_lost_cells(first_run):
-    from rcc_rank.experiments import run_experiment, load_experiment, grid_cells
+    from rcc_rank.views.experiments import run_experiment, load_experiment, grid_cells
     out, results, _ = first_run
     cfg = load_experiment(SYNTH/'table7_vision.yaml', quick=True)
     keys = {c['key'] for c in grid_cells(cfg)}
@@ -120,7 +120,7 @@ def test_killed_run_retrains_only_lost_cells(first_run):
 
 
 def test_bad_config_names_the_problem(tmp_path):
-    from rcc_rank.experiments import load_experiment
+    from rcc_rank.views.experiments import load_experiment
     bad = tmp_path/'bad.yaml'
     bad.write_text(yaml.safe_dump({'name': 'x', 'grid': {'objective': ['rank']}, 'table': {'rows': 'model'}}))
     with pytest.raises(ValueError, match="table rows 'model' is not a grid axis"): load_experiment(bad)

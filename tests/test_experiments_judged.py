@@ -23,7 +23,7 @@ def _rows(md):
 
 
 def test_judged_synthetic_config_writes_paper_table(tmp_path):
-    from rcc_rank.experiments import run_experiment, load_experiment
+    from rcc_rank.views.experiments import run_experiment, load_experiment
     r = run_experiment(CONFIG, tmp_path/'exp', quick=True, threads=1)
     head, rows = _rows(Path(r['table_path']).read_text())
     cfg = load_experiment(CONFIG, quick=True)
@@ -37,14 +37,14 @@ def test_judged_synthetic_config_writes_paper_table(tmp_path):
 
 
 def test_two_processes_give_the_same_table(tmp_path):
-    from rcc_rank.experiments import run_experiment
+    from rcc_rank.views.experiments import run_experiment
     cfg = yaml.safe_load(CONFIG.read_text())
     cfg.update(name='judged_dp', grid={'objective': ['pretrained']}, data={**cfg['data'], 'n_test': 3})
     cfg['table']['rows'] = 'objective'
     (tmp_path/'dp.yaml').write_text(yaml.safe_dump(cfg))
     one = run_experiment(tmp_path/'dp.yaml', tmp_path/'one', quick=True, threads=1)
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'rcc_rank.experiments', str(tmp_path/'dp.yaml'),
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'rcc_rank.views.experiments', str(tmp_path/'dp.yaml'),
            '--out', str(tmp_path/'two'), '--quick', '--threads', '1']
     p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=500)
     assert p.returncode == 0, p.stderr[-3000:]

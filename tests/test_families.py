@@ -1,4 +1,4 @@
-"""Every registered model family (`rcc_rank.models.FAMILIES`) on its tiny random-weight twin: the split shared-prefix
+"""Every registered model family (`rcc_rank.modeling.models.FAMILIES`) on its tiny random-weight twin: the split shared-prefix
 path gives the plain path's log-probs and gradients; a 2-step rank run with LoRA on language and vision under
 gradient checkpointing (reference log-probs precomputed); `rcc-evaluate rank` and `generate` on the adapter; the
 merged `rcc-export` folder opens with `AutoModelForImageTextToText` and scores as the adapter does; frozen-vision and
@@ -12,15 +12,15 @@ from conftest import CAPTIONS
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.models import FAMILIES, family, tiny_model, add_lora, vision_modules
-from rcc_rank.chains import Chain, Mutation, write_chains
-from rcc_rank.scoring import ChainCollator, chain_logps, compare_paths
-from rcc_rank.video import write_test_video
-from rcc_rank.config import TrainConfig
-from rcc_rank.policy import build_model
-from rcc_rank.train import train
-from rcc_rank.export import export_model, load_adapter
-from rcc_rank.evaluate_cli import evaluate_task
+from rcc_rank.modeling.models import FAMILIES, family, tiny_model, add_lora, vision_modules
+from rcc_rank.data.chains import Chain, Mutation, write_chains
+from rcc_rank.modeling.scoring import ChainCollator, chain_logps, compare_paths
+from rcc_rank.testing.fixtures import write_test_video
+from rcc_rank.training.config import TrainConfig
+from rcc_rank.training.policy import build_model
+from rcc_rank.training.train import train
+from rcc_rank.training.export import export_model, load_adapter
+from rcc_rank.evaluation.evaluate_cli import evaluate_task
 
 FAMS = sorted(FAMILIES)
 RUN = dict(cpu=True, num_frames=4, lr=1e-2, batch_size=2, warmup_steps=0, log_every=1, eval_every=0, save_every=0,

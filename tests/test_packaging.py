@@ -62,7 +62,7 @@ def venv(dist, tmp_path_factory):
 
 def test_sdist_and_wheel_contents(dist):
     sdist, wheel = dist
-    modules = sorted(p.name for p in (ROOT/'rcc_rank').glob('*.py'))
+    modules = sorted(p.relative_to(ROOT/'rcc_rank').as_posix() for p in (ROOT/'rcc_rank').rglob('*.py'))
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         entry = next(n for n in names if n.endswith('.dist-info/entry_points.txt'))
@@ -70,7 +70,7 @@ def test_sdist_and_wheel_contents(dist):
     for m in modules: assert f'rcc_rank/{m}' in names, f'{m} missing from the wheel'
     for name, target in SCRIPTS.items(): assert f'{name} = {target}' in eps, f'{name} missing from the entry points'
     with tarfile.open(sdist) as t: snames = t.getnames()
-    for f in ('settings.ini', 'setup.py', 'README.md', 'LICENSE', 'rcc_rank/core.py'):
+    for f in ('settings.ini', 'setup.py', 'README.md', 'LICENSE', 'rcc_rank/core/basics.py'):
         assert any(n.endswith('/' + f) for n in snames), f'{f} missing from the sdist'
 
 def test_venv_imports_the_wheel_not_the_checkout(venv):

@@ -35,7 +35,7 @@ def test_console_script_exits_zero_on_success(tmp_path):
     "A console script wrapper does `sys.exit(fn())`: the entry points must return None on success"
     (tmp_path/'in.jsonl').write_text('{"id": "a", "caption": "A red ball rolls left past a small wooden box on the table."}\n')
     script = tmp_path/'rcc_generate_script.py'   # what pip writes for a console script
-    script.write_text("import sys\nfrom rcc_rank.generate import rcc_generate\nsys.exit(rcc_generate())\n")
+    script.write_text("import sys\nfrom rcc_rank.recipes.generate import rcc_generate\nsys.exit(rcc_generate())\n")
     args = [str(tmp_path/'in.jsonl'), str(tmp_path/'out.jsonl'), '--length', '3', '--tagger', 'keywords', '--quiet']
     r = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

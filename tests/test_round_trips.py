@@ -13,8 +13,8 @@ FAKE_KEY = 'sk-ant-FAKEKEY-roundtrip-0000'
 
 def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess.CompletedProcess:
     "Run console script `name` (through its entry point, as pip would install it) in `cwd`; with `ok` it must exit 0"
-    mod, fn = {'generate': ('rcc_rank.generate', 'rcc_generate'), 'train': ('rcc_rank.train', 'rcc_train'),
-               'evaluate': ('rcc_rank.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.experiments', 'rcc_experiment')}[name]
+    mod, fn = {'generate': ('rcc_rank.recipes.generate', 'rcc_generate'), 'train': ('rcc_rank.training.train', 'rcc_train'),
+               'evaluate': ('rcc_rank.evaluation.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.views.experiments', 'rcc_experiment')}[name]
     exe = cwd/f'.rcc-{name}.py'   # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
     exe.write_text(f"import sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
     r = subprocess.run([sys.executable, exe, *map(str, args), *(['--json'] if name != 'experiment' else [])], cwd=cwd, env={**ENV, **(env or {})},
@@ -26,7 +26,7 @@ def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess
 @pytest.fixture(scope='module')
 def own(tmp_path_factory)->Path:
     "A folder with captions.jsonl and tiny videos, as a user's own data"
-    from rcc_rank.video import write_test_video
+    from rcc_rank.testing.fixtures import write_test_video
     d = tmp_path_factory.mktemp('round_trips')
     (d/'videos').mkdir()
     rows = []
@@ -81,9 +81,9 @@ def test_error_injection_baseline_feeds_rcc_experiment(own):
 
 def test_judge_baselines_through_fake_claude(tmp_path):
     "response_comparison and rlaif_v ask an LLM judge: through the real SDK against the fake server; the rule back end is refused"
-    from rcc_rank.fake_claude import FakeClaude
-    from rcc_rank.baselines import teacher_responder
-    from rcc_rank.world_data import world_item
+    from rcc_rank.testing.fake_claude import FakeClaude
+    from rcc_rank.testing.responders import teacher_responder
+    from rcc_rank.synthetic.world_data import world_item
     (tmp_path/'world.jsonl').write_text(''.join(json.dumps(world_item(i)) + '\n' for i in range(3)))   # world rows: a simulated policy
     r = cli('generate', 'world.jsonl', 'x.jsonl', '--baseline', 'rlaif_v', cwd=tmp_path, ok=False)
     assert r.returncode != 0 and 'needs an LLM judge: use --mutator claude' in r.stderr
@@ -102,10 +102,10 @@ def test_judge_baselines_through_fake_claude(tmp_path):
 def test_question_chains_score_alike_on_every_path():
     "An MCQ chain (shared question) and a yes/no chain (questions in the continuations) in one batch: every shared-prefix path gives the full sequences' log-probs and gradients"
     import numpy as np, torch
-    from rcc_rank.chains import Chain, Mutation
-    from rcc_rank.questions import question_chains
-    from rcc_rank.models import tiny_model
-    from rcc_rank.scoring import ChainCollator, compare_paths
+    from rcc_rank.data.chains import Chain, Mutation
+    from rcc_rank.data.questions import question_chains
+    from rcc_rank.modeling.models import tiny_model
+    from rcc_rank.modeling.scoring import ChainCollator, compare_paths
     torch.set_num_threads(1)
     ch = Chain('c1', ['A man in a red shirt throws two balls to the left.', 'A man in a blue shirt throws two balls to the left.',
                       'A man in a blue shirt throws three balls to the left.'], [Mutation('colour', 'red', 'blue'), Mutation('count', 'two', 'three')])

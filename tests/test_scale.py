@@ -15,10 +15,10 @@ os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARAL
 torch.set_num_threads(1)
 
 from conftest import ENV
-from rcc_rank.chains import Chain
-from rcc_rank.experiments import load_experiment, grid_cells
-from rcc_rank.train import TrainConfig, train, build_model, resolve_precision
-from rcc_rank.policy import enable_checkpointing
+from rcc_rank.data.chains import Chain
+from rcc_rank.views.experiments import load_experiment, grid_cells
+from rcc_rank.training.train import TrainConfig, train, build_model, resolve_precision
+from rcc_rank.training.policy import enable_checkpointing
 
 GPU_CONFIGS = sorted((ROOT/'examples'/'experiments'/'gpu').glob('*.yaml'))
 FLAGS = ('objective', 'freeze_vision', 'gradient_checkpointing', 'shared_prefix')
@@ -100,7 +100,7 @@ def test_checkpointing_same_loss(arch, tmp_path):
 
 
 def test_checkpointing_reaches_vision_blocks():
-    from rcc_rank.models import tiny_model
+    from rcc_rank.modeling.models import tiny_model
     m, _ = tiny_model('perception_lm', vision='timm', patch_size=16, image_size=64)
     names = enable_checkpointing(m)
     assert 'model.vision_tower.timm_model' in names and m.model.vision_tower.timm_model.grad_checkpointing
@@ -130,16 +130,17 @@ class Recorder:
 
 def test_one_clock_on_every_path(tmp_path):
     "One video: identical second_per_grid_ts and video-token positions in train, rank, generate, mcq, caption matching, sampling"
-    from rcc_rank.models import tiny_model
-    from rcc_rank.video import write_test_video, video_info
-    from rcc_rank.scoring import ChainCollator, chain_logps
-    from rcc_rank.evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching
-    from rcc_rank.baselines import policy_sampler
+    from rcc_rank.modeling.models import tiny_model
+    from rcc_rank.data.video import video_info
+    from rcc_rank.testing.fixtures import write_test_video
+    from rcc_rank.modeling.scoring import ChainCollator, chain_logps
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching
+    from rcc_rank.recipes.baselines import policy_sampler
     model, proc = tiny_model('qwen2_5_vl')
     clip = str(write_test_video(tmp_path/'clip.mp4', n=30, fps=10, size=(56, 56)))
     assert video_info(clip)['fps'] == 10
     nf = 4
-    from rcc_rank.chains import Mutation
+    from rcc_rank.data.chains import Mutation
     chain = Chain('v', ['A red square moves right.', 'A blue square moves right.'], [Mutation('colour', 'red', 'blue')], video=clip)
     q = 'Which caption fits?\nCaption A: a red square moves right\nCaption B: a red square moves left'
     paths = {
@@ -182,7 +183,7 @@ def test_sharded_launch_on_cpu_stops(cfg, launch_cpu, train_cpu, expect, tmp_pat
     import subprocess, sys
     if launch_cpu is False and torch.cuda.is_available(): pytest.skip('a GPU is visible: the engine would start')
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--config_file', str(ACC/f'{cfg}.yaml'), '--num_processes', '2',
-           '--mixed_precision', 'no', *(['--cpu'] if launch_cpu else []), '-m', 'rcc_rank.train',
+           '--mixed_precision', 'no', *(['--cpu'] if launch_cpu else []), '-m', 'rcc_rank.training.train',
            '--train_data', str(tmp_path/'chains.jsonl'), '--output_dir', str(tmp_path/'run'), *(['--cpu'] if train_cpu else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
     assert out.returncode != 0
@@ -192,7 +193,7 @@ def test_sharded_launch_on_cpu_stops(cfg, launch_cpu, train_cpu, expect, tmp_pat
 
 def test_launch_checks_pass_plain_runs():
     "What the checks accept: a matching engine and world, single-process runs, CPU DDP"
-    from rcc_rank.runs import check_engine, check_world
+    from rcc_rank.training.runs import check_engine, check_world
     check_engine('FSDP', 'cuda', {'ACCELERATE_USE_FSDP': 'true'})
     check_engine('DEEPSPEED', 'cuda', {'ACCELERATE_USE_DEEPSPEED': 'true'})
     check_engine('MULTI_CPU', 'cpu', {})
@@ -213,7 +214,7 @@ def test_accelerate_configs_parse():
 def test_chain_scorer_names_its_blocks_for_fsdp2():
     "FSDP2's transformer auto-wrap reads `_no_split_modules` from the model it wraps (the ChainScorer): every class resolves"
     from accelerate.utils.dataclasses import get_module_class_from_name
-    from rcc_rank.policy import ChainScorer
+    from rcc_rank.training.policy import ChainScorer
     for arch in ('qwen2_5_vl', 'perception_lm'):
         m, _ = build_model(TrainConfig(model=f'tiny:{arch}'))
         s = ChainScorer(m)

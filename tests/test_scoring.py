@@ -9,10 +9,10 @@ import torch
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parent.parent
 
-from rcc_rank.chains import Chain
-from rcc_rank.models import tiny_model, add_lora, load_model, save_model
-from rcc_rank.scoring import ChainCollator, chain_logps, compare_paths
-from rcc_rank.video import write_test_video
+from rcc_rank.data.chains import Chain
+from rcc_rank.modeling.models import tiny_model, add_lora, load_model, save_model
+from rcc_rank.modeling.scoring import ChainCollator, chain_logps, compare_paths
+from rcc_rank.testing.fixtures import write_test_video
 
 WORDS = 'a red blue green ball cube rolls slides left right table camera then stops quickly slowly two three'.split()
 

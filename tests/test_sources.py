@@ -1,4 +1,4 @@
-"""Published dataset and benchmark formats (`rcc_rank.sources`, `rcc_rank.benchmarks`) read from small fixtures in their
+"""Published dataset and benchmark formats (`rcc_rank.data.sources`, `rcc_rank.evaluation.benchmarks`) read from small fixtures in their
 published layouts, and the commands built on them: `rcc-generate --source` (PE-Video with recaptioning and a dataset card,
 MSR-VTT with every human reference reaching `recaption`, SSv2 question chains), `rcc-evaluate make-lfmcqa` then `mcq`
 against the local fake Claude server and a tiny model, and `rcc-evaluate tempcompass --benchmark`."""
@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from rcc_rank.core import read_jsonl
-from rcc_rank.fake_claude import FakeClaude, request_text
-from rcc_rank.backends import rule_responder
-from rcc_rank.generate import generate_command
-from rcc_rank.sources import (load_source, write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture, SourceError)
-from rcc_rank.benchmarks import (load_benchmark, write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture)
+from rcc_rank.core.basics import read_jsonl
+from rcc_rank.testing.fake_claude import FakeClaude, request_text
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.recipes.generate import generate_command
+from rcc_rank.data.sources import load_source, SourceError
+from rcc_rank.testing.fixtures import write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture
+from rcc_rank.evaluation.benchmarks import load_benchmark
+from rcc_rank.testing.fixtures import write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture
 
 
 def test_sources_read_each_published_layout(tmp_path):
@@ -106,7 +108,7 @@ def test_generate_ssv2_question_chains(tmp_path, capsys):
     ss = write_ssv2_fixture(tmp_path/'ssv2')
     s = generate_command(str(tmp_path/'ssv2.jsonl'), source=f'ssv2:{ss}', questions='mcq,yesno', length=3, quiet=True)
     assert s['finished'] == 4 and s['questions'] == 8
-    from rcc_rank.questions import read_question_chains
+    from rcc_rank.data.questions import read_question_chains
     qs = read_question_chains(s['questions_path'])
     assert {q.kind for q in qs} == {'mcq', 'yesno'} and all(len(q.prompts) == 3 for q in qs)
     chains = read_jsonl(tmp_path/'ssv2.jsonl')
@@ -123,7 +125,7 @@ def _lfmcqa_responder(body):
 
 
 def test_make_lfmcqa_then_mcq(tmp_path, monkeypatch):
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
     pe = write_pe_video_fixture(tmp_path/'PE-Video', {'test': [f'Clip {i}: a person does thing number {i} in a room.' for i in range(6)]})
     with FakeClaude(responder=_lfmcqa_responder) as srv:
@@ -142,14 +144,14 @@ def test_make_lfmcqa_then_mcq(tmp_path, monkeypatch):
 
 
 def test_tempcompass_benchmark_in_one_command(tmp_path):
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     tc = write_tempcompass_fixture(tmp_path/'TempCompass')
     res = evaluate_task('tempcompass', benchmark=str(tc), model='tiny:qwen2_5_vl', num_frames=2, out=str(tmp_path/'tc.json'), quiet=True)
     assert res['n_items'] == 4 and set(json.loads((tmp_path/'tc.json').read_text())) >= {'tempcompass_acc', 'tempcompass/direction', 'per_item'}
 
 
 def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     vdc = evaluate_task('vdc', benchmark=str(write_vdc_fixture(tmp_path/'VDC', n=1)), model='tiny:qwen2_5_vl', judge='tiny', cache='none',
                         num_frames=2, max_new_tokens=6, out=str(tmp_path/'vdc.json'), quiet=True)
     assert {f'vdc/{d}/score' for d in ('short', 'detailed', 'background', 'main_object', 'camera')} <= set(vdc)
@@ -163,7 +165,7 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
 
 def test_lfmcqa_items_that_break_the_rules_are_asked_again(tmp_path, monkeypatch):
     "A stored LF-MCQA item edited to an impossible answer is set aside and asked again, and counted; the output keeps one item per id"
-    from rcc_rank.evaluate_cli import evaluate_task
+    from rcc_rank.evaluation.evaluate_cli import evaluate_task
     monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
     pe = write_pe_video_fixture(tmp_path/'PE-Video', {'test': [f'Clip {i}: a person does thing number {i} in a room.' for i in range(2)]})
     out = tmp_path/'lfmcqa.jsonl'

@@ -1,7 +1,7 @@
 """System tests: nothing tampered is served, nothing secret leaks, a failed item does not crash a command.
 
-The commands run in subprocesses (`python -m rcc_rank.evaluate_cli|generate`) and talk through the real `anthropic`
-SDK to the local fake Claude server (`rcc_rank.fake_claude`), with faults injected: judge caches edited by hand
+The commands run in subprocesses (`python -m rcc_rank.evaluation.evaluate_cli|generate`) and talk through the real `anthropic`
+SDK to the local fake Claude server (`rcc_rank.testing.fake_claude`), with faults injected: judge caches edited by hand
 are re-asked and counted, not served; an error body echoing the request's headers (the key among them) never
 reaches the terminal or a file, on the async builder, batch and judge paths; a VDC item whose judge calls fail
 is named and counted, with the result written.
@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ENV as _ENV
 ENV = {k: v for k, v in _ENV.items() if k not in ('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL')}
 
-from rcc_rank.core import append_jsonl, read_jsonl
-from rcc_rank.fake_claude import FakeClaude, Rejected, request_text
-from rcc_rank.backends import rule_responder
-from rcc_rank.benchmarks import overlap_reply
-from rcc_rank.mutators import rule_types
+from rcc_rank.core.basics import append_jsonl, read_jsonl
+from rcc_rank.testing.fake_claude import FakeClaude, Rejected, request_text
+from rcc_rank.testing.responders import rule_responder
+from rcc_rank.evaluation.benchmarks import overlap_reply
+from rcc_rank.data.mutators import rule_types
 
 KEY = 'sk-ant-FAKEKEY-tamper-leak-4242'
 
@@ -46,8 +46,8 @@ def _edit(cache, kind, fn):
     cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
 
 def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_named(tmp_path):
-    from rcc_rank.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
-    from rcc_rank.argus import argus_score
+    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
+    from rcc_rank.evaluation.argus import argus_score
     cache = tmp_path/'cache.jsonl'
     rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]
     vdc_in = tmp_path/'vdc.jsonl'; append_jsonl(vdc_in, rows)
@@ -58,7 +58,7 @@ def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_name
         assert first['vdc_score'] == 5.0 and first['n_cache_rejected'] == 0
         _edit(cache, 'vdc-review', lambda v: v.replace("'score': 5", "'score': 50"))   # 50 on the 0-5 scale
         n0 = len(srv.requests)
-        vdc = lambda data, out: run('evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
+        vdc = lambda data, out: run('evaluation.evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
         r = vdc(vdc_in, tmp_path/'v2.json')
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads((tmp_path/'v2.json').read_text())
@@ -93,11 +93,11 @@ def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         env = dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
         srv.inject('echo_headers', times=20)
-        a = run('generate', [inp, tmp_path/'async.jsonl', *gen(0)], env)            # the async builder
+        a = run('recipes.generate', [inp, tmp_path/'async.jsonl', *gen(0)], env)            # the async builder
         srv.clear_faults().inject('echo_headers', times=20, on='batches')
-        b = run('generate', [inp, tmp_path/'batch.jsonl', *gen(0, '--batch')], env)  # Message Batches
+        b = run('recipes.generate', [inp, tmp_path/'batch.jsonl', *gen(0, '--batch')], env)  # Message Batches
         srv.clear_faults().inject('echo_headers', times=20)
-        j = run('evaluate_cli', ['judge', '--data', caps, '--out', tmp_path/'judge.json', '--cache', tmp_path/'jc.jsonl',
+        j = run('evaluation.evaluate_cli', ['judge', '--data', caps, '--out', tmp_path/'judge.json', '--cache', tmp_path/'jc.jsonl',
                                  '--judge', 'claude:claude-fake', '--quiet'], env)   # the judge
         assert srv.served_faults.count('echo_headers') >= 3
     assert a.returncode != 0 and b.returncode != 0 and j.returncode != 0
@@ -114,13 +114,13 @@ def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
              'empty.jsonl': (b'', r'empty.jsonl: the input has no rows')}
     for name, (data, msg) in cases.items():
         (tmp_path/name).write_bytes(data)
-        r = run('generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
+        r = run('recipes.generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
         assert r.returncode != 0 and re.search(msg, r.stderr) and 'out-' not in r.stderr.splitlines()[-1], (name, r.stderr[-1500:])
     inp = tmp_path/'in.jsonl'
     append_jsonl(inp, [{'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'} for i in range(2)])
     with FakeClaude(responder=rule_responder()) as srv:
         srv.inject('unknown_id')
-        r = run('generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
+        r = run('recipes.generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
                              ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet', '--json'],
                 dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url))
         n_req = len(srv.requests)

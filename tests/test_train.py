@@ -1,10 +1,10 @@
-"""System tests of `rcc_rank.train` on CPU with tiny random-weight models.
+"""System tests of `rcc_rank.training.train` on CPU with tiny random-weight models.
 
 - every objective lowers its own loss on a small fixed set of chains in a few steps;
 - two DDP processes (gloo) end with the same adapter weights as one process with the same global batch,
   and so do two accumulated micro-batches;
 - a run SIGKILLed after a checkpoint and resumed ends bitwise equal to an uninterrupted run;
-- the command line: `--help` lists every config field, a YAML file plus overrides, `python -m rcc_rank.train`.
+- the command line: `--help` lists every config field, a YAML file plus overrides, `python -m rcc_rank.training.train`.
 """
 import os, sys, json, time, signal, shutil, subprocess
 from dataclasses import fields
@@ -17,13 +17,13 @@ from conftest import ENV, CAPTIONS
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.chains import read_chains, write_chains
-from rcc_rank.mutators import RuleMutator
-from rcc_rank.builder import build_chains
-from rcc_rank.losses import OBJECTIVES
-from rcc_rank.video import write_test_video
-from rcc_rank.train import TrainConfig, train, parse_config, save_config
-from rcc_rank.config import config_parser
+from rcc_rank.data.chains import read_chains, write_chains
+from rcc_rank.data.mutators import RuleMutator
+from rcc_rank.data.builder import build_chains
+from rcc_rank.objectives.losses import OBJECTIVES
+from rcc_rank.testing.fixtures import write_test_video
+from rcc_rank.training.train import TrainConfig, train, parse_config, save_config
+from rcc_rank.training.config import config_parser
 
 
 # small everything: 4 frames of 32x32, 3-caption chains, 4 chains per step
@@ -70,8 +70,8 @@ def _cli(data, out, steps, **kw):
                                            ('pl_topk', ['--pl_topk_k', '1'])])
 def test_cli_listwise_objectives(objective, opt, data, tmp_path, capsys):
     "`rcc-train --objective lipo|listnet|pl_topk` with its setting runs two steps and saves the setting with the run"
-    from rcc_rank.train import rcc_train
-    from rcc_rank.config import load_config
+    from rcc_rank.training.train import rcc_train
+    from rcc_rank.training.config import load_config
     rcc_train(_cli(data, tmp_path/objective, 2, objective=objective) + opt)
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res['steps'] == 2 and res['nan_steps'] == 0 and res['train']['loss'] == res['train']['loss'], res
@@ -84,7 +84,7 @@ def test_two_processes_match_one(data, tmp_path):
     one = train(TrainConfig(**{**FAST, **args}, train_data=str(data), output_dir=str(tmp_path/'one')))
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
            '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', '29517',
-           '-m', 'rcc_rank.train'] + _cli(data, tmp_path/'two', 3, objective='rank', min_lr_ratio=1.0)
+           '-m', 'rcc_rank.training.train'] + _cli(data, tmp_path/'two', 3, objective='rank', min_lr_ratio=1.0)
     p = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
@@ -118,7 +118,7 @@ def test_kill_and_resume_is_bitwise_equal(data, tmp_path):
     kw = dict(objective='rank', save_every=2, keep_checkpoints=0, min_lr_ratio=0.1, warmup_steps=1)
     train(TrainConfig(**{**FAST, **kw}, train_data=str(data), max_steps=6, output_dir=str(tmp_path/'full')))
     run = tmp_path/'killed'
-    cmd = [sys.executable, '-m', 'rcc_rank.train'] + _cli(data, run, 6, **kw)
+    cmd = [sys.executable, '-m', 'rcc_rank.training.train'] + _cli(data, run, 6, **kw)
     p = subprocess.Popen(cmd, env=ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
     while not (run/'checkpoints'/'step_0000002'/'trainer_state.json').exists():
@@ -148,7 +148,7 @@ def test_cli_help_yaml_and_overrides(tmp_path):
     y = save_config(TrainConfig(objective='mpo', lr=2e-6, chain_length=4), tmp_path/'c.yaml')
     c = parse_config(['--config', str(y), '--lr', '5e-6', '--no-shared_prefix'])
     assert (c.objective, c.lr, c.chain_length, c.shared_prefix) == ('mpo', 5e-6, 4, False)
-    # the console script through `accelerate launch` (the `-m rcc_rank.train` form runs in the tests above)
+    # the console script through `accelerate launch` (the `-m rcc_rank.training.train` form runs in the tests above)
     exe = Path(sys.executable).parent/'rcc-train'
     if not exe.exists(): exe = Path(shutil.which('rcc-train') or 'rcc-train')
     assert exe.exists(), "the rcc-train console script is not installed (pip install -e .)"

@@ -19,13 +19,13 @@ from conftest import ENV, CAPTIONS
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.core import read_jsonl
-from rcc_rank.chains import read_chains, write_chains
-from rcc_rank.mutators import RuleMutator
-from rcc_rank.builder import build_chains
-from rcc_rank.video import write_test_video
-from rcc_rank.config import TrainConfig, MAX_FRAMES
-from rcc_rank.train import train
+from rcc_rank.core.basics import read_jsonl
+from rcc_rank.data.chains import read_chains, write_chains
+from rcc_rank.data.mutators import RuleMutator
+from rcc_rank.data.builder import build_chains
+from rcc_rank.testing.fixtures import write_test_video
+from rcc_rank.training.config import TrainConfig, MAX_FRAMES
+from rcc_rank.training.train import train
 
 FAST = dict(model='tiny:qwen2_5_vl', cpu=True, num_frames=2, lr=1e-3, batch_size=2, warmup_steps=0, log_every=1, eval_every=0,
             save_every=0, log_with='none', objective='rank', precompute_ref_logps=True)
@@ -51,7 +51,7 @@ def gap(a, b): return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
 def cli(args, **kw):
-    return [sys.executable, '-m', 'rcc_rank.train', *[a for k, v in args.items() for a in (f'--{k}', str(v)) if v is not True],
+    return [sys.executable, '-m', 'rcc_rank.training.train', *[a for k, v in args.items() for a in (f'--{k}', str(v)) if v is not True],
             *[f'--{k}' for k, v in args.items() if v is True], '--json']   # the result as one JSON line
 
 

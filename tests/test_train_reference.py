@@ -1,4 +1,4 @@
-"""Full fine-tuning, precomputed reference log-probs and cached collation in `rcc_rank.train` (tiny models, CPU, seconds).
+"""Full fine-tuning, precomputed reference log-probs and cached collation in `rcc_rank.training.train` (tiny models, CPU, seconds).
 
 - `precompute_ref_logps=True` and `cache_batches=True` give the same losses and weights as scoring the reference and
   collating at every step, under LoRA and under full fine-tuning;
@@ -14,11 +14,11 @@ from safetensors import safe_open
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.world import render_frames
-from rcc_rank.world_data import world_chains
-from rcc_rank.models import load_model, vision_modules
-from rcc_rank.train import TrainConfig, train, build_model
-from rcc_rank.policy import tiny_spec
+from rcc_rank.synthetic.world import render_frames
+from rcc_rank.synthetic.world_data import world_chains
+from rcc_rank.modeling.models import load_model, vision_modules
+from rcc_rank.training.train import TrainConfig, train, build_model
+from rcc_rank.training.policy import tiny_spec
 
 FAST = dict(model='tiny:qwen2_5_vl?hidden=32&layers=1&vision_hidden=16&vision_depth=1', cpu=True, num_frames=4, lr=1e-2,
             batch_size=4, warmup_steps=0, log_every=1, eval_every=0, save_every=0, max_steps=3, log_with='none',

@@ -1,11 +1,11 @@
 """The widgets driven headless the way a person uses them, on inputs the notebook does not cover: chains from
 a JSONL file scored by a real (tiny, random) model through `(model, processor)`, and ablation results
-from the CSV that `rcc_rank.evaluate.results_table` writes."""
+from the CSV that `rcc_rank.evaluation.evaluate.results_table` writes."""
 import numpy as np
 import pytest
 
-from rcc_rank.chains import Chain, Mutation, write_chains
-from rcc_rank.widgets import ChainViewer, AblationExplorer, caption_ranks
+from rcc_rank.data.chains import Chain, Mutation, write_chains
+from rcc_rank.views.widgets import ChainViewer, AblationExplorer, caption_ranks
 
 def _chains():
     a = Chain('a', ['A red square slides left.', 'A blue square slides left.', 'A blue square slides right.'],
@@ -14,7 +14,7 @@ def _chains():
     return [a, b]
 
 def test_chain_viewer_scores_with_a_model(tmp_path):
-    from rcc_rank.models import tiny_model
+    from rcc_rank.modeling.models import tiny_model
     write_chains(_chains(), tmp_path/'chains.jsonl')
     rng = np.random.default_rng(0)
     frames = {'a': rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), 'b': rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}
@@ -31,7 +31,7 @@ def test_chain_viewer_scores_with_a_model(tmp_path):
     assert v.scores_for(v.chain).shape == (2,) and set(v._scores) == {'a', 'b'}
 
 def test_ablation_explorer_reads_results_table_csv(tmp_path):
-    from rcc_rank.evaluate import results_table
+    from rcc_rank.evaluation.evaluate import results_table
     rows = [dict(run=f'{o}-s{s}', objective=o, freeze_vision=False, chain_length=4, step=step,
                  top1=0.4 + 0.1*i + 0.01*step/100, kendall_tau=0.2 + 0.05*i)
             for i, o in enumerate(['dpo', 'rank']) for s in (0, 1) for step in (0, 100)]

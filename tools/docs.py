@@ -324,7 +324,7 @@ DEMO_PAGES = (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb')
 
 def demo_run(quick:bool, out:Path)->dict:
     "One `rcc-demo` run (default or `--quick` settings) into `out`, pretraining from scratch in a throwaway home"
-    from rcc_rank.demo import DemoConfig, run_demo
+    from rcc_rank.recipes.demo import DemoConfig, run_demo
     old = os.environ.get('RCC_RANK_HOME'); os.environ['RCC_RANK_HOME'] = str(out/'home')
     try: return run_demo((DemoConfig.quick if quick else DemoConfig)(out_dir=str(out/'run')))
     finally:
@@ -334,8 +334,8 @@ def demo_run(quick:bool, out:Path)->dict:
 def render_demo():
     "Fill every `show_results()` cell of the demo page and index.ipynb with the Markdown of nbs/demo/results.json; then README.md"
     import json, subprocess
-    from rcc_rank.demo_report import demo_markdown
-    from rcc_rank.demo_report import PENDING
+    from rcc_rank.recipes.demo_report import demo_markdown
+    from rcc_rank.recipes.demo_report import PENDING
     md = demo_markdown(DEMO/'results.json', img='demo/') if (DEMO/'results.json').exists() else PENDING
     for p in DEMO_PAGES:
         nb = json.loads(p.read_text())
@@ -350,9 +350,9 @@ def render_demo():
 def demo_cmd(quick=False, src=None):
     "The quick fingerprint always; unless `quick`, the default run (or the finished run folder `src`) into nbs/demo/; then the pages"
     import json, tempfile
-    from rcc_rank.demo_report import fingerprint
+    from rcc_rank.recipes.demo_report import fingerprint
     DEMO.mkdir(parents=True, exist_ok=True)
-    from rcc_rank.demo import DemoConfig, demo_chains, data_hash
+    from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
     with tempfile.TemporaryDirectory() as d:
         fp = dict(quick=fingerprint(demo_run(True, Path(d))), default_data_hash=data_hash(demo_chains(DemoConfig())))
         (DEMO/'quick.json').write_text(json.dumps(fp, indent=1) + '\n'); print(f'wrote {DEMO/"quick.json"}')

@@ -27,14 +27,20 @@ from rcc_rank.testing.responders import rule_responder
 from rcc_rank.testing.fake_claude import FakeClaude
 from rcc_rank.testing.fixtures import write_test_video
 
-DETAILED = ('A man in a red jacket walks across a small park holding a blue ball while a brown dog runs next to him. '
-            'Two children sit on a wooden bench to the left of a tall green tree and watch them. The man stops near a '
-            'white fountain and throws the ball to the right, and the dog chases it across the grass. Three birds fly '
-            'above the trees as the light turns golden. A woman in a yellow coat pushes a black stroller along the path '
-            'behind the bench. Then the camera pans left and slowly zooms in on the fountain.')
+DETAILED = (
+    'A man in a red jacket walks across a small park holding a blue ball while a brown dog runs next to him. '
+    'Two children sit on a wooden bench to the left of a tall green tree and watch them. The man stops near a '
+    'white fountain and throws the ball to the right, and the dog chases it across the grass. Three birds fly '
+    'above the trees as the light turns golden. A woman in a yellow coat pushes a black stroller along the path '
+    'behind the bench. Then the camera pans left and slowly zooms in on the fountain.'
+)
 
 def responder(body):
-    imgs = sum(b.get('type') == 'image' for m in body['messages'] for b in (m['content'] if isinstance(m['content'], list) else []))
+    imgs = sum(
+        b.get('type') == 'image'
+        for m in body['messages']
+        for b in (m['content'] if isinstance(m['content'], list) else [])
+    )
     return DETAILED if imgs else rule_responder()(body)
 
 def run(rows_file, out, srv, batch, model):
@@ -49,8 +55,10 @@ TOK = ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_re
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--rows', type=int, default=24); ap.add_argument('--scale', type=int, default=8000)
-    ap.add_argument('--width', type=int, default=640); ap.add_argument('--height', type=int, default=360)
+    ap.add_argument('--rows', type=int, default=24)
+    ap.add_argument('--scale', type=int, default=8000)
+    ap.add_argument('--width', type=int, default=640)
+    ap.add_argument('--height', type=int, default=360)
     ap.add_argument('--model', default=DEFAULT_MODEL)
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -62,13 +70,20 @@ def main():
         with FakeClaude(responder=responder, batch_polls=0) as srv:
             s = run(tmp/'in.jsonl', tmp/f'chains-{int(batch)}.jsonl', srv, batch, a.model)
         r, k = s['recaption'], a.scale / a.rows
-        rec = {t: round(r[t] * k) for t in TOK}; gen = {t: round(s[t] * k) for t in TOK}
+        rec = {t: round(r[t] * k) for t in TOK}
+        gen = {t: round(s[t] * k) for t in TOK}
         out['batch' if batch else 'messages'] = {
-            'recaption_tokens': rec, 'recaption_image_tokens': round(r['image_tokens'] * k), 'steps_tokens': gen,
-            'steps': round(s['steps'] * k), 'calls_per_chain_step': round((s['steps'] + s['refusals'] + s['invalid']) / max(1, s['steps']), 3),
-            'usd_recaption': round(estimate_cost(rec, a.model, batch=batch), 2), 'usd_steps': round(estimate_cost(gen, a.model, batch=batch), 2),
+            'recaption_tokens': rec,
+            'recaption_image_tokens': round(r['image_tokens'] * k),
+            'steps_tokens': gen,
+            'steps': round(s['steps'] * k),
+            'calls_per_chain_step': round((s['steps'] + s['refusals'] + s['invalid']) / max(1, s['steps']), 3),
+            'usd_recaption': round(estimate_cost(rec, a.model, batch=batch), 2),
+            'usd_steps': round(estimate_cost(gen, a.model, batch=batch), 2),
             'usd_total': round(estimate_cost(rec, a.model, batch=batch) + estimate_cost(gen, a.model, batch=batch), 2),
-            'measured_usd_estimate': s['usd_estimate'], 'batches': s.get('batches')}
+            'measured_usd_estimate': s['usd_estimate'],
+            'batches': s.get('batches'),
+        }
     print(json.dumps(out))
 
 if __name__ == '__main__': main()

@@ -2,7 +2,9 @@
 and the keyword-only mode, on one core. Prints one JSON object."""
 import json, os, time, random
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-import torch; torch.set_num_threads(1)
+import torch
+
+torch.set_num_threads(1)
 from rcc_rank.data import errors
 from rcc_rank.data.errors import applicable_types, tag_many, get_nlp
 
@@ -11,13 +13,20 @@ WORDS = ('man woman dog ball red blue two three throws catches walks left right 
 
 def captions(n, seed):
     rng = random.Random(seed)
-    return [' '.join(['A'] + [rng.choice(WORDS) for _ in range(rng.randint(15, 35))]) + f' ({seed}-{i}).' for i in range(n)]
+    return [
+        ' '.join(['A'] + [rng.choice(WORDS) for _ in range(rng.randint(15, 35))]) + f' ({seed}-{i}).' for i in range(n)
+    ]
 
 def rate(fn, caps):
-    errors._CACHE.clear(); errors._APPLICABLE.clear()
-    t = time.perf_counter(); fn(caps); return round(len(caps) / (time.perf_counter() - t), 1)
+    errors._CACHE.clear()
+    errors._APPLICABLE.clear()
+    t = time.perf_counter()
+    fn(caps)
+    return round(len(caps) / (time.perf_counter() - t), 1)
 
-t0 = time.perf_counter(); get_nlp(); load_s = round(time.perf_counter() - t0, 2)
+t0 = time.perf_counter()
+get_nlp()
+load_s = round(time.perf_counter() - t0, 2)
 n = 300
 out = {'n_captions': n, 'spacy_load_s': load_s, 'pipeline': get_nlp().meta['name'],
        'spacy_one_by_one_per_s': rate(lambda cs: [applicable_types(c) for c in cs], captions(n, 1)),

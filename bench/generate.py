@@ -40,17 +40,26 @@ _ACT = ['walks', 'runs', 'sits', 'stands', 'jumps']
 
 def items(n, seed=0):
     rng = random.Random(seed)
-    return [{'id': f'b{i:05d}', 'caption': (
-        f'{rng.choice(_SUBJ)} in a {rng.choice(_COL)} jacket {rng.choice(_ACT)} across a small {rng.choice(_SCENE)} holding a '
-        f'{rng.choice(_COL)} {rng.choice(_OBJ)}. A brown dog {rng.choice(_ACT)} next to a wooden bench while {rng.randint(2, 9)} '
-        f'birds fly above. Then the camera pans left as a tall man opens a red door on the right.')} for i in range(n)]
+    return [
+        {
+            'id': f'b{i:05d}',
+            'caption': (
+                f'{rng.choice(_SUBJ)} in a {rng.choice(_COL)} jacket {rng.choice(_ACT)} across a small {rng.choice(_SCENE)} holding a '
+                f'{rng.choice(_COL)} {rng.choice(_OBJ)}. A brown dog {rng.choice(_ACT)} next to a wooden bench while {rng.randint(2, 9)} '
+                f'birds fly above. Then the camera pans left as a tall man opens a red door on the right.'
+            ),
+        }
+        for i in range(n)
+    ]
 
 def _serve(latency, q, stop):
     "Child process: run the fake server until told to stop, then report how many requests it answered"
     from rcc_rank.testing.fake_claude import FakeClaude
     from rcc_rank.testing.responders import rule_responder
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
-        q.put(srv.base_url); stop.wait(); q.put(len(srv.requests))
+        q.put(srv.base_url)
+        stop.wait()
+        q.put(len(srv.requests))
 
 def _timed(fn, acc):
     "`fn`, adding the process CPU time of each call to `acc[0]`"
@@ -64,9 +73,16 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     c0 = time.process_time()
     import anthropic
     rm = RuleMutator()
-    hc = anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()   # the SDK's two transports
+    hc = (
+        anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()
+    )  # the SDK's two transports
     client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60, http_client=hc)
-    m = ClaudeMutator(model='claude-fake', client=client, types=rule_types(), tagger='keywords' if applicable == 'rules' else applicable)
+    m = ClaudeMutator(
+        model='claude-fake',
+        client=client,
+        types=rule_types(),
+        tagger='keywords' if applicable == 'rules' else applicable,
+    )
     app_cpu, src = [0.0], (rm if applicable == 'rules' else m)
     m.applicable, m.aapplicable = _timed(src.applicable, app_cpu), src.aapplicable
     m.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
@@ -81,19 +97,37 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     mine = mutators._BATCHES.get(asyncio.get_running_loop(), {}).values()   # this run's batched parses
     app = app_cpu[0] + sum(b.cpu_s for b in mine)
     batches, parsed = sum(b.batches for b in mine), sum(b.parsed for b in mine)
-    return {'chains': n, 'length': length, 'concurrency': concurrency, 'latency_s': latency, 'http': http, 'applicable': applicable,
-            'wall_s': round(wall, 3), 'ideal_s': round(ideal, 3), 'ratio': round(wall / ideal, 3), 'client_cpu_s': round(cpu, 3),
-            'setup_cpu_s': round(setup_cpu, 3), 'client_cpu_ms_per_request': round(1000 * cpu / requests, 2),
-            'applicable_cpu_ms_per_request': round(1000 * app / requests, 2), 'other_cpu_ms_per_request': round(1000 * (cpu - app) / requests, 2),
-            'parse_batch_mean': round(parsed / batches, 1) if batches else None,
-            'steps': s['steps'], 'steps_ideal': n * steps, 'finished': s['finished'], 'ended_early': s['ended_early'],
-            'invalid': s['invalid'], 'refusals': s['refusals']}
+    return {
+        'chains': n,
+        'length': length,
+        'concurrency': concurrency,
+        'latency_s': latency,
+        'http': http,
+        'applicable': applicable,
+        'wall_s': round(wall, 3),
+        'ideal_s': round(ideal, 3),
+        'ratio': round(wall / ideal, 3),
+        'client_cpu_s': round(cpu, 3),
+        'setup_cpu_s': round(setup_cpu, 3),
+        'client_cpu_ms_per_request': round(1000 * cpu / requests, 2),
+        'applicable_cpu_ms_per_request': round(1000 * app / requests, 2),
+        'other_cpu_ms_per_request': round(1000 * (cpu - app) / requests, 2),
+        'parse_batch_mean': round(parsed / batches, 1) if batches else None,
+        'steps': s['steps'],
+        'steps_ideal': n * steps,
+        'finished': s['finished'],
+        'ended_early': s['ended_early'],
+        'invalid': s['invalid'],
+        'refusals': s['refusals'],
+    }
 
 def rules_run(n, length, tmp):
     out = Path(tmp)/'rules.jsonl'
     its = items(n, seed=1)
     t, c = time.perf_counter(), time.process_time()
-    s = asyncio.run(abuild_chains(its, RuleMutator(), length=length, seed=0, out_path=out, concurrency=1, progress=False))
+    s = asyncio.run(
+        abuild_chains(its, RuleMutator(), length=length, seed=0, out_path=out, concurrency=1, progress=False)
+    )
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     assert len(read_jsonl(out)) == n
     return {'chains': n, 'length': length, 'steps': s['steps'], 'wall_s': round(wall, 3), 'cpu_s': round(cpu, 3),
@@ -101,27 +135,40 @@ def rules_run(n, length, tmp):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--chains', type=int, default=200); ap.add_argument('--length', type=int, default=6)
+    ap.add_argument('--chains', type=int, default=200)
+    ap.add_argument('--length', type=int, default=6)
     ap.add_argument('--latency', type=float, default=0.2)
     ap.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 64])
     ap.add_argument('--c1-chains', type=int, default=None, help='chains for concurrency 1 (default: --chains)')
     ap.add_argument('--rule-chains', type=int, default=1000)
-    ap.add_argument('--applicable', choices=['rules', 'spacy', 'keywords'], default='rules',
-                    help="which types apply: the rule back end's (default; the fake never refuses) or the Claude mutator's own with that tagger")
+    ap.add_argument(
+        '--applicable',
+        choices=['rules', 'spacy', 'keywords'],
+        default='rules',
+        help="which types apply: the rule back end's (default; the fake never refuses) or the Claude mutator's own with that tagger",
+    )
     ap.add_argument('--http', choices=['httpx', 'aiohttp'], default='httpx',
                     help="the SDK's HTTP transport: httpx (default) or aiohttp (pip install 'anthropic[aiohttp]')")
     a = ap.parse_args()
-    res = {'claude_fake': [], 'rules': None, 'cpu_count': os.cpu_count(), 'loadavg_before': [round(x, 2) for x in os.getloadavg()]}
+    res = {
+        'claude_fake': [],
+        'rules': None,
+        'cpu_count': os.cpu_count(),
+        'loadavg_before': [round(x, 2) for x in os.getloadavg()],
+    }
     import multiprocessing as mp
     ctx = mp.get_context('spawn')
     with tempfile.TemporaryDirectory() as tmp:
         for c in a.concurrency:
             q, stop = ctx.Queue(), ctx.Event()
-            server = ctx.Process(target=_serve, args=(a.latency, q, stop), daemon=True); server.start()
+            server = ctx.Process(target=_serve, args=(a.latency, q, stop), daemon=True)
+            server.start()
             base_url = q.get(timeout=120)
             n = a.c1_chains if (c == 1 and a.c1_chains) else a.chains
             r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http, a.applicable))
-            stop.set(); r['server_requests'] = q.get(timeout=60); server.join(10)
+            stop.set()
+            r['server_requests'] = q.get(timeout=60)
+            server.join(10)
             res['claude_fake'].append(r)
             print(json.dumps(r), file=sys.stderr)
         res['rules'] = rules_run(a.rule_chains, a.length, tmp)

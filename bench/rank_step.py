@@ -27,7 +27,8 @@ Recomputation under checkpointing is not counted (it is hardware, not model, FLO
 import argparse, json, os, statistics, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 os.environ.setdefault('MALLOC_MMAP_THRESHOLD_', '65536')   # importing bench/scoring.py must not re-exec this script
 import numpy as np
 import torch
@@ -51,8 +52,12 @@ def main():
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--shared', default='split', help="shared_prefix mode of the step ('split', 'packed' or 'false')")
     p.add_argument('--peak-tflops', type=float, default=989.0, help='accelerator peak dense bf16 TFLOP/s for MFU')
-    p.add_argument('--arch', default='qwen2_5_vl', help="model family (transformers' model_type); other than qwen2_5_vl: a "
-                   "random model of that family at --hidden x --layers (text) and --vision-hidden x --vision-depth")
+    p.add_argument(
+        '--arch',
+        default='qwen2_5_vl',
+        help="model family (transformers' model_type); other than qwen2_5_vl: a "
+        "random model of that family at --hidden x --layers (text) and --vision-hidden x --vision-depth",
+    )
     p.add_argument('--hidden', type=int, default=2048)
     p.add_argument('--layers', type=int, default=8)
     p.add_argument('--vision-hidden', type=int, default=1024)
@@ -70,23 +75,49 @@ def main():
     shared = {'false': False, 'true': True}.get(a.shared, a.shared)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (a.frames, a.image_size, a.image_size, 3), dtype=np.uint8)
-    words = ' '.join(['A red ball rolls from the left to the right across a wooden table while a blue cube stays still.'] * 40)
-    chain = Chain('c0', [f'{i} {words}' for i in range(a.k)], [Mutation('x', 'a', 'b')] * (a.k - 1), meta={'frames': frames})
+    words = ' '.join(
+        ['A red ball rolls from the left to the right across a wooden table while a blue cube stays still.'] * 40
+    )
+    chain = Chain(
+        'c0', [f'{i} {words}' for i in range(a.k)], [Mutation('x', 'a', 'b')] * (a.k - 1), meta={'frames': frames}
+    )
     cfg = TrainConfig(objective='rank', shared_prefix=shared)
-    out = dict(device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu', smoke=a.smoke, arch=a.arch, K=a.k,
-               frames=a.frames, image_size=a.image_size, caption_tokens=a.caption_tokens, shared_prefix=a.shared,
-               base_dtype=str(dtype).replace('torch.', ''), peak_tflops=a.peak_tflops, load_avg=os.getloadavg(), results=[])
+    out = dict(
+        device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+        smoke=a.smoke,
+        arch=a.arch,
+        K=a.k,
+        frames=a.frames,
+        image_size=a.image_size,
+        caption_tokens=a.caption_tokens,
+        shared_prefix=a.shared,
+        base_dtype=str(dtype).replace('torch.', ''),
+        peak_tflops=a.peak_tflops,
+        load_avg=os.getloadavg(),
+        results=[],
+    )
     for gc in (False, True):
         if a.smoke: model, proc = tiny_model(a.arch, image_size=a.image_size, frames=a.frames)
         elif a.arch == 'qwen2_5_vl': model, proc = full_size_qwen(device, dtype, a.image_size, a.frames)
-        else: model, proc = tiny_model(a.arch, image_size=a.image_size, frames=a.frames, hidden=a.hidden, layers=a.layers, heads=16,
-                                       kv_heads=8, vision_hidden=a.vision_hidden, vision_depth=a.vision_depth)
+        else:
+            model, proc = tiny_model(
+                a.arch,
+                image_size=a.image_size,
+                frames=a.frames,
+                hidden=a.hidden,
+                layers=a.layers,
+                heads=16,
+                kv_heads=8,
+                vision_hidden=a.vision_hidden,
+                vision_depth=a.vision_depth,
+            )
         model = model.to(dtype)
         model = model.to(device)
         if gc: enable_checkpointing(model)
         model = add_lora(model, r=16, alpha=32)
         for n, q in model.named_parameters():
-            if q.requires_grad: q.data = q.data.float()            # adapters train in fp32, as in `train` (autocast bf16)
+            if q.requires_grad:
+                q.data = q.data.float()  # adapters train in fp32, as in `train` (autocast bf16)
         scorer = ChainScorer(model).to(device).train()
         batch = ChainCollator(proc, num_frames=a.frames, max_caption_tokens=a.caption_tokens)([chain])
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
@@ -95,27 +126,63 @@ def main():
         opt = torch.optim.AdamW(params, lr=1e-6)
         hf = model.get_base_model()
         n_vis = sum(q.numel() for q in hf.model.visual.parameters())
-        n_lm = sum(q.numel() for q in hf.parameters()) - n_vis - hf.get_input_embeddings().weight.numel()   # tied output layer counted apart
+        n_lm = (
+            sum(q.numel() for q in hf.parameters()) - n_vis - hf.get_input_embeddings().weight.numel()
+        )  # tied output layer counted apart
         P, C = int(batch['attention_mask'].sum()), int(batch['cont_mask'][0].sum(-1).max())
         T, V = P + a.k * C, int(batch['pixel_values_videos'].shape[0])
         tc = hf.config.get_text_config()
-        F = flops_per_step(n_lm, n_vis, T, V, tc.num_hidden_layers, tc.num_attention_heads * (tc.hidden_size // tc.num_attention_heads),
-                           P, a.k, C, tc.hidden_size, hf.get_input_embeddings().weight.shape[0])
+        F = flops_per_step(
+            n_lm,
+            n_vis,
+            T,
+            V,
+            tc.num_hidden_layers,
+            tc.num_attention_heads * (tc.hidden_size // tc.num_attention_heads),
+            P,
+            a.k,
+            C,
+            tc.hidden_size,
+            hf.get_input_embeddings().weight.shape[0],
+        )
         sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
         def step():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
                 loss, aux = chain_loss(scorer, batch, cfg)
-            loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
             return float(loss)
-        loss0 = step(); sync()                                       # warm-up (kernels, allocator)
-        if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+
+        loss0 = step()
+        sync()  # warm-up (kernels, allocator)
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
         times = []
         for _ in range(a.steps):
-            sync(); t = time.perf_counter(); step(); sync(); times.append(time.perf_counter() - t)
+            sync()
+            t = time.perf_counter()
+            step()
+            sync()
+            times.append(time.perf_counter() - t)
         s = statistics.median(times)
-        r = dict(gradient_checkpointing=gc, seconds=round(s, 4), tokens_per_step=T, prefix_tokens=P, caption_tokens=C, vision_patches=V,
-                 tokens_per_s=round(T / s, 1), model_flops_per_step=float(f'{F:.4g}'), n_lm_params=n_lm, n_vision_params=n_vis,
-                 trainable_params=sum(q.numel() for q in params), loss_first_step=round(loss0, 4), steps_timed=len(times))
+        r = dict(
+            gradient_checkpointing=gc,
+            seconds=round(s, 4),
+            tokens_per_step=T,
+            prefix_tokens=P,
+            caption_tokens=C,
+            vision_patches=V,
+            tokens_per_s=round(T / s, 1),
+            model_flops_per_step=float(f'{F:.4g}'),
+            n_lm_params=n_lm,
+            n_vision_params=n_vis,
+            trainable_params=sum(q.numel() for q in params),
+            loss_first_step=round(loss0, 4),
+            steps_timed=len(times),
+        )
         if device.type == 'cuda':
             r.update(peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2), weights_gb=round(base / 2**30, 2),
                      mfu=round(F / s / (a.peak_tflops * 1e12), 4))

@@ -35,8 +35,11 @@ def write_clip(path, seconds, size, fps=30, gop=30):
         st.codec_context.options = {'preset': 'veryfast', 'crf': '23'}
         for t in range(int(seconds * fps)):
             img = np.empty((H, W, 3), np.uint8)
-            img[..., 0] = (xx + 3 * t) % 256; img[..., 1] = (yy * 2 + t) % 256; img[..., 2] = ((xx ^ yy) + 5 * t) % 256
-            x = int(t * (W - 32) / max(seconds * fps - 1, 1)); img[H//2-16:H//2+16, x:x+32] = (230, 30, 30)
+            img[..., 0] = (xx + 3 * t) % 256
+            img[..., 1] = (yy * 2 + t) % 256
+            img[..., 2] = ((xx ^ yy) + 5 * t) % 256
+            x = int(t * (W - 32) / max(seconds * fps - 1, 1))
+            img[H // 2 - 16 : H // 2 + 16, x : x + 32] = (230, 30, 30)
             for pkt in st.encode(av.VideoFrame.from_ndarray(img, format='rgb24')): out.mux(pkt)
         for pkt in st.encode(): out.mux(pkt)
     return path
@@ -46,8 +49,10 @@ def timed(fn, repeats):
     fn()   # warm-up: imports, file cache
     ts, cs = [], []
     for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time(); r = fn()
-        ts.append(time.perf_counter() - t); cs.append(time.process_time() - c)
+        t, c = time.perf_counter(), time.process_time()
+        r = fn()
+        ts.append(time.perf_counter() - t)
+        cs.append(time.process_time() - c)
     return statistics.median(ts), statistics.median(cs), r
 
 def _ref_idc(b:bytes)->int:
@@ -63,49 +68,81 @@ def floor(path, num_frames, repeats):
     "Frames an exact decoder must decode for the sampled ones, and the speedup over a full pass if it decoded only those"
     import av
     with av.open(str(path)) as c:
-        st = c.streams.video[0]; extra = st.codec_context.extradata
+        st = c.streams.video[0]
+        extra = st.codec_context.extradata
         pk = [p for p in c.demux(st) if p.size]
-    order = np.sort([p.pts for p in pk]); want = set(order[video.uniform_indices(len(pk), num_frames)].tolist())
+    order = np.sort([p.pts for p in pk])
+    want = set(order[video.uniform_indices(len(pk), num_frames)].tolist())
     need, key = set(), 0
     for j, p in enumerate(pk):
         key = j if p.is_keyframe else key
         if p.pts in want: need |= {i for i in range(key, j + 1) if i == j or _ref_idc(bytes(pk[i]))}
     def run(sel):
-        cc = av.CodecContext.create('h264', 'r'); cc.extradata = extra
+        cc = av.CodecContext.create('h264', 'r')
+        cc.extradata = extra
         for i in sel: cc.decode(pk[i])
         cc.decode(None)
-    t_all = timed(lambda: run(range(len(pk))), repeats)[1]; t_min = timed(lambda: run(sorted(need)), repeats)[1]
+
+    t_all = timed(lambda: run(range(len(pk))), repeats)[1]
+    t_min = timed(lambda: run(sorted(need)), repeats)[1]
     return dict(keyframes=sum(p.is_keyframe for p in pk), min_decodes=len(need), bound_speedup=round(t_all / t_min, 1))
 
 def compare(path, num_frames, repeats):
     new_s, new_cpu, (frames, meta) = timed(lambda: video.video_clip(str(path), num_frames), repeats)
-    old_s, old_cpu, (old, idx, _, n) = timed(lambda: video._decode_sequential(str(path), num_frames, None, None), repeats)
+    old_s, old_cpu, (old, idx, _, n) = timed(
+        lambda: video._decode_sequential(str(path), num_frames, None, None), repeats
+    )
     diff = int(np.abs(frames.astype(int) - old.astype(int)).max())
-    return dict(frames=n, size=list(old.shape[1:3]), old_s=round(old_s, 5), new_s=round(new_s, 5),
-                speedup=round(old_s / new_s, 2), old_cpu_s=round(old_cpu, 5), new_cpu_s=round(new_cpu, 5),
-                cpu_speedup=round(old_cpu / new_cpu, 2), max_abs_diff=diff, same_indices=meta.frames_indices == idx.tolist(),
-                **floor(path, num_frames, repeats))
+    return dict(
+        frames=n,
+        size=list(old.shape[1:3]),
+        old_s=round(old_s, 5),
+        new_s=round(new_s, 5),
+        speedup=round(old_s / new_s, 2),
+        old_cpu_s=round(old_cpu, 5),
+        new_cpu_s=round(new_cpu, 5),
+        cpu_speedup=round(old_cpu / new_cpu, 2),
+        max_abs_diff=diff,
+        same_indices=meta.frames_indices == idx.tolist(),
+        **floor(path, num_frames, repeats),
+    )
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--num-frames', type=int, default=8)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--gop', type=int, default=30, help='keyframe interval of both clips (frames)')
-    ap.add_argument('--gops', type=int, nargs='*', default=[], help='also time the long clip at these keyframe intervals')
+    ap.add_argument(
+        '--gops', type=int, nargs='*', default=[], help='also time the long clip at these keyframe intervals'
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         short = compare(write_clip(d/'short.mp4', 3, (240, 320), gop=a.gop), a.num_frames, a.repeats)
         long = compare(write_clip(d/'long.mp4', 30, (360, 640), gop=a.gop), a.num_frames, a.repeats)
-        by_gop = {g: compare(write_clip(d/f'long{g}.mp4', 30, (360, 640), gop=g), a.num_frames, a.repeats) for g in a.gops}
-    res = dict(num_frames=a.num_frames, repeats=a.repeats, gop=a.gop, short=short, long=long,
-               speedup_short=short['speedup'], speedup_long=long['speedup'],
-               max_abs_diff=max([short['max_abs_diff'], long['max_abs_diff'], *[r['max_abs_diff'] for r in by_gop.values()]]),
-               same_indices=all([short['same_indices'], long['same_indices'], *[r['same_indices'] for r in by_gop.values()]]),
-               cpu_speedup_long=long['cpu_speedup'],
-               by_gop={g: {k: r[k] for k in ('old_s', 'new_s', 'speedup', 'cpu_speedup', 'max_abs_diff', 'min_decodes', 'bound_speedup')}
-                       for g, r in by_gop.items()},
-               load_avg=os.getloadavg()[0])
+        by_gop = {
+            g: compare(write_clip(d / f'long{g}.mp4', 30, (360, 640), gop=g), a.num_frames, a.repeats) for g in a.gops
+        }
+    res = dict(
+        num_frames=a.num_frames,
+        repeats=a.repeats,
+        gop=a.gop,
+        short=short,
+        long=long,
+        speedup_short=short['speedup'],
+        speedup_long=long['speedup'],
+        max_abs_diff=max([short['max_abs_diff'], long['max_abs_diff'], *[r['max_abs_diff'] for r in by_gop.values()]]),
+        same_indices=all([short['same_indices'], long['same_indices'], *[r['same_indices'] for r in by_gop.values()]]),
+        cpu_speedup_long=long['cpu_speedup'],
+        by_gop={
+            g: {
+                k: r[k]
+                for k in ('old_s', 'new_s', 'speedup', 'cpu_speedup', 'max_abs_diff', 'min_decodes', 'bound_speedup')
+            }
+            for g, r in by_gop.items()
+        },
+        load_avg=os.getloadavg()[0],
+    )
     print(json.dumps(res))
 
 if __name__ == '__main__': main()

@@ -45,10 +45,16 @@ def summarise(per_chain):
     norm = [chain_metrics(np.array(p['logps']) / np.array(p['ntokens'])) for p in per_chain]
     worst = [chain_metrics(p['logps'][::-1])['top1'] for p in per_chain]   # the worst caption scores highest
     top1 = [m['top1'] for m in per]
-    return {'chance': {'pairwise': 0.5, 'top1_if_exchangeable': float(np.mean([1 / len(p['logps']) for p in per_chain]))},
-            'pairwise': interval([m['pairwise'] for m in per]), 'pairwise_norm': interval([m['pairwise'] for m in norm]),
-            'top1': interval(top1), 'top1_worst': interval(worst), 'top1_minus_worst': interval(np.subtract(top1, worst)),
-            'top1_norm': interval([m['top1'] for m in norm]), 'n_chains': len(per_chain)}
+    return {
+        'chance': {'pairwise': 0.5, 'top1_if_exchangeable': float(np.mean([1 / len(p['logps']) for p in per_chain]))},
+        'pairwise': interval([m['pairwise'] for m in per]),
+        'pairwise_norm': interval([m['pairwise'] for m in norm]),
+        'top1': interval(top1),
+        'top1_worst': interval(worst),
+        'top1_minus_worst': interval(np.subtract(top1, worst)),
+        'top1_norm': interval([m['top1'] for m in norm]),
+        'n_chains': len(per_chain),
+    }
 
 
 def ngram_features(text, dim=1 << 12):
@@ -69,16 +75,20 @@ def ngram_probe(train_c, test_c, epochs=200, seed=0):
         for b, c in enumerate(chains):
             F = np.stack([ngram_features(x) for x in c.captions])
             for i in range(len(F)):
-                for j in range(i + 1, len(F)): X.append(F[i] - F[j]); who.append(b)
+                for j in range(i + 1, len(F)):
+                    X.append(F[i] - F[j])
+                    who.append(b)
         return torch.tensor(np.stack(X)), np.array(who)
     X, _ = pairs(train_c)
-    X = torch.cat([X, -X]); y = torch.cat([torch.ones(len(X) // 2), torch.zeros(len(X) // 2)])
+    X = torch.cat([X, -X])
+    y = torch.cat([torch.ones(len(X) // 2), torch.zeros(len(X) // 2)])
     w = torch.zeros(X.shape[1], requires_grad=True)
     opt = torch.optim.Adam([w], lr=0.05)
     for _ in range(epochs):
         opt.zero_grad()
         loss = torch.nn.functional.binary_cross_entropy_with_logits(X @ w, y) + 1e-3 * (w ** 2).sum()
-        loss.backward(); opt.step()
+        loss.backward()
+        opt.step()
     Xt, who = pairs(test_c)
     with torch.no_grad(): s = (Xt @ w).numpy()
     right = (s > 0) + 0.5 * (s == 0)
@@ -88,25 +98,39 @@ def ngram_probe(train_c, test_c, epochs=200, seed=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--out', default='text_only'); ap.add_argument('--n_train', type=int, default=512)
-    ap.add_argument('--n_test', type=int, default=256); ap.add_argument('--length', type=int, default=5)
-    ap.add_argument('--warm_steps', type=int, default=150); ap.add_argument('--steps', type=int, default=150)
-    ap.add_argument('--objective', default='rank'); ap.add_argument('--lr', type=float, default=1e-3)
+    ap.add_argument('--out', default='text_only')
+    ap.add_argument('--n_train', type=int, default=512)
+    ap.add_argument('--n_test', type=int, default=256)
+    ap.add_argument('--length', type=int, default=5)
+    ap.add_argument('--warm_steps', type=int, default=150)
+    ap.add_argument('--steps', type=int, default=150)
+    ap.add_argument('--objective', default='rank')
+    ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--summarise_only', action='store_true', help="only re-read OUT/per_chain.json and print the summary")
+    ap.add_argument(
+        '--summarise_only', action='store_true', help="only re-read OUT/per_chain.json and print the summary"
+    )
     ap.add_argument('--ngram_only', action='store_true', help="only fit and score the n-gram probe (seconds)")
     a = ap.parse_args()
     if a.summarise_only:
-        print(json.dumps(summarise(json.loads((Path(a.out)/'per_chain.json').read_text())), indent=1)); return
+        print(json.dumps(summarise(json.loads((Path(a.out) / 'per_chain.json').read_text())), indent=1))
+        return
     torch.set_num_threads(1)
     cfg = DemoConfig(out_dir=a.out, n_train=a.n_train, n_test=a.n_test, chain_length=a.length,
                      warm_steps=a.warm_steps, steps=a.steps, lr=a.lr)
-    out = Path(a.out); t0 = time.time()
+    out = Path(a.out)
+    t0 = time.time()
     train_c = world_chains(cfg.n_train, cfg.chain_length, 'train', cfg.data_seed, cfg.world())
     test_c = world_chains(cfg.n_test, cfg.chain_length, 'test', cfg.data_seed, cfg.world())
     if a.ngram_only:
-        print(json.dumps({'ngram_probe': ngram_probe(train_c, test_c), 'n_train': cfg.n_train, 'n_test': cfg.n_test}, indent=1)); return
-    blank(train_c, cfg); blank(test_c, cfg)
+        print(
+            json.dumps(
+                {'ngram_probe': ngram_probe(train_c, test_c), 'n_train': cfg.n_train, 'n_test': cfg.n_test}, indent=1
+            )
+        )
+        return
+    blank(train_c, cfg)
+    blank(test_c, cfg)
     base, _ = warm_start(cfg, train_c, out/'warm')
     res = run_arm(cfg, a.objective, a.seed, base, train_c, out/a.objective)
     model, proc = res['model'], res['processor']

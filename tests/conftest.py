@@ -6,8 +6,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # offline, and one thread per process: the tiny models gain nothing from more, and a shared 2-core CI box with
 # oversubscribed OpenMP threads runs them 20x slower
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', TOKENIZERS_PARALLELISM='false',
-           OMP_NUM_THREADS='1', MPLBACKEND='Agg', PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+ENV = dict(
+    os.environ,
+    HF_HUB_OFFLINE='1',
+    TRANSFORMERS_OFFLINE='1',
+    HF_DATASETS_OFFLINE='1',
+    TOKENIZERS_PARALLELISM='false',
+    OMP_NUM_THREADS='1',
+    MPLBACKEND='Agg',
+    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''),
+)
 
 CAPTIONS = [
     "A man in a red shirt throws two yellow balls to a small brown dog on the green grass.",

@@ -12,7 +12,8 @@ import json, os, sys, time
 import numpy as np, torch, torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict, get_model_state_dict, StateDictOptions
+from torch.distributed.checkpoint.state_dict import (get_state_dict, set_state_dict, get_model_state_dict,
+                                                     StateDictOptions)
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import DefaultLoadPlanner
 from rcc_rank.data.chains import Chain, Mutation
@@ -57,7 +58,8 @@ def diff(a, b):
 def step(model, opt, batch, cfg):
     opt.zero_grad(set_to_none=True)
     loss = chain_loss(model, batch, cfg)[0]
-    loss.backward(); opt.step()
+    loss.backward()
+    opt.step()
     return float(loss.detach())
 
 def full_lora(model): return lora(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
@@ -73,15 +75,20 @@ def run_objective(arch, objective, mesh, rank, ckdir):
     if rank == 0:   # one unsharded process on the whole batch, two steps
         ref, _ = scorer(cfg)
         ropt = make_optimizer(cfg, ref)[0]
-        out['loss_one'] = step(ref, ropt, coll(cs), cfg); ref1 = lora(ref.state_dict())
-        out['init_equal'] = all(torch.equal(a, b) for a, b in zip(lora(model.state_dict()).values(), lora(scorer(cfg)[0].state_dict()).values()))
+        out['loss_one'] = step(ref, ropt, coll(cs), cfg)
+        ref1 = lora(ref.state_dict())
+        out['init_equal'] = all(
+            torch.equal(a, b)
+            for a, b in zip(lora(model.state_dict()).values(), lora(scorer(cfg)[0].state_dict()).values())
+        )
     out['blocks'], out['n_blocks'] = shard(model, arch, mesh)
     out['dtensor'] = all(type(p).__name__ == 'DTensor' for p in model.parameters())
     opt = make_optimizer(cfg, model)[0]
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     g0 = full_lora(model)
     loss = step(model, opt, coll(mine), cfg)
-    losses = [None, None]; dist.all_gather_object(losses, loss)
+    losses = [None, None]
+    dist.all_gather_object(losses, loss)
     g1 = full_lora(model)
     out['lost_requires_grad'] = sorted(set(trainable) - {n for n, p in model.named_parameters() if p.requires_grad})
     if rank == 0:
@@ -89,18 +96,24 @@ def run_objective(arch, objective, mesh, rank, ckdir):
         out['step_vs_one'] = diff(g1, ref1)
         out['gathered_init_vs_unsharded'] = diff(g0, lora(scorer(cfg)[0].state_dict()))
     out['trainable'] = sum(p.requires_grad for p in model.parameters())
-    out['no_optimizer_state'] = sum(p.requires_grad and p not in opt.state for p in model.parameters())   # never had a gradient
+    out['no_optimizer_state'] = sum(
+        p.requires_grad and p not in opt.state for p in model.parameters()
+    )  # never had a gradient
     msd, osd = get_state_dict(model, opt)
     dcp.save({'model': msd, 'optim': osd}, checkpoint_id=ckdir)
-    step(model, opt, coll(mine[::-1]), cfg); cont = full_lora(model)
-    fresh, _ = scorer(cfg); shard(fresh, arch, mesh); fopt = make_optimizer(cfg, fresh)[0]
+    step(model, opt, coll(mine[::-1]), cfg)
+    cont = full_lora(model)
+    fresh, _ = scorer(cfg)
+    shard(fresh, arch, mesh)
+    fopt = make_optimizer(cfg, fresh)[0]
     msd2, osd2 = get_state_dict(fresh, fopt)
     # weights that never had a gradient (PerceptionLM: the vision tower's pooling head, whose output the model does not
     # use) have no optimizer state in the checkpoint; a fresh optimizer's zeros stand for them (AdamW skips them anyway)
     dcp.load({'model': msd2, 'optim': osd2}, checkpoint_id=ckdir, planner=DefaultLoadPlanner(allow_partial_load=True))
     set_state_dict(fresh, fopt, model_state_dict=msd2, optim_state_dict=osd2)
     resumed_before = full_lora(fresh)
-    step(fresh, fopt, coll(mine[::-1]), cfg); resumed = full_lora(fresh)
+    step(fresh, fopt, coll(mine[::-1]), cfg)
+    resumed = full_lora(fresh)
     if rank == 0:
         out['loaded_equal'] = all(torch.equal(resumed_before[k], g1[k]) for k in g1)
         out['resume_bitwise'] = cont.keys() == resumed.keys() and all(torch.equal(cont[k], resumed[k]) for k in cont)
@@ -113,9 +126,14 @@ def run_arch(arch, mesh, rank, folder):
         for objective in ('rank', 'sft'):
             res[objective] = run_objective(arch, objective, mesh, rank, os.path.join(folder, f'ck-{arch}-{objective}'))
             dist.barrier()
-    except (Exception, dcp.api.CheckpointException) as e:   # recorded, so one family's failure does not hide the others' results
+    except (
+        Exception,
+        dcp.api.CheckpointException,
+    ) as e:  # recorded, so one family's failure does not hide the others' results
         import traceback
-        res['error'] = f'rank {rank}: {type(e).__name__}: {e}'; res['traceback'] = traceback.format_exc()[-3000:]
+
+        res['error'] = f'rank {rank}: {type(e).__name__}: {e}'
+        res['traceback'] = traceback.format_exc()[-3000:]
     res['seconds'] = round(time.time() - t, 1)
     return res
 

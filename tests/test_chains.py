@@ -24,8 +24,15 @@ def rule_chains(tmp_path_factory):
     from rcc_rank.data.mutators import RuleMutator
     from rcc_rank.data.builder import build_chains
     out = tmp_path_factory.mktemp('chains') / 'chains.jsonl'
-    items = [{'id': f'c{i:03d}', 'caption': CAPTIONS[i % len(CAPTIONS)], 'video': f'videos/{i}.mp4', 'meta': {'split': 'train'}}
-             for i in range(36)]
+    items = [
+        {
+            'id': f'c{i:03d}',
+            'caption': CAPTIONS[i % len(CAPTIONS)],
+            'video': f'videos/{i}.mp4',
+            'meta': {'split': 'train'},
+        }
+        for i in range(36)
+    ]
     build_chains(items, RuleMutator(), 5, 0, out, concurrency=4)
     chains = read_chains(out)
     assert len(chains) == 36

@@ -30,7 +30,13 @@ CAP = ('A man in a red jacket walks across a small park holding a blue ball. A b
 ITEMS = [{'id': f'clip-{i}', 'caption': CAP.replace('three', ['two', 'four', 'five', 'six'][i])} for i in range(4)]
 
 def mutator(srv, model='claude-fake', **kw):
-    return ClaudeMutator(model=model, client=srv.async_client(max_retries=kw.pop('max_retries', 2)), types=rule_types(), tagger='keywords', **kw)
+    return ClaudeMutator(
+        model=model,
+        client=srv.async_client(max_retries=kw.pop('max_retries', 2)),
+        types=rule_types(),
+        tagger='keywords',
+        **kw,
+    )
 
 def batched(srv, out, items=ITEMS, **kw):
     m = kw.pop('m', None) or mutator(srv)
@@ -60,7 +66,9 @@ def test_restart_between_intent_and_submission_adopts(tmp_path):
         first = [r for r in led.state if r['event'] == 'submitted'][0]
         # the state the dead run left: the intent is on disk, the submission and everything after it are not
         keep = [r for r in led.state if r['event'] == 'intent' and r['round'] == 0]
-        p = side_paths(out)['batches']; p.unlink(); append_jsonl(p, keep)
+        p = side_paths(out)['batches']
+        p.unlink()
+        append_jsonl(p, keep)
         for f in (out, side_paths(out)['progress'], side_paths(out)['failures']): f.unlink(missing_ok=True)
         n_before = len(srv.batches)
         s2 = batched(srv, out)
@@ -73,7 +81,10 @@ def test_restart_between_intent_and_submission_adopts(tmp_path):
 def test_batch_results_by_type(tmp_path):
     out = tmp_path/'c.jsonl'
     with FakeClaude(responder=rule_responder()) as srv:
-        srv.inject('invalid'); srv.inject('expired'); srv.inject('errored'); srv.inject('max_tokens')
+        srv.inject('invalid')
+        srv.inject('expired')
+        srv.inject('errored')
+        srv.inject('max_tokens')
         s = batched(srv, out)
         budgets = sorted({r['params']['max_tokens'] for b in srv.batches.values() for r in b['_requests']})
         by_id = {}
@@ -84,7 +95,9 @@ def test_batch_results_by_type(tmp_path):
     assert {'rejected', 'expired', 'api', 'truncated'} <= set(kinds)
     assert budgets == [2048, 8192]                           # the cut-off step went again with the larger budget
     rej = kinds['rejected']
-    assert 'invalid_request_error' in rej['reason'] and 'fake invalid request' in rej['reason']   # the API's message kept
+    assert (
+        'invalid_request_error' in rej['reason'] and 'fake invalid request' in rej['reason']
+    )  # the API's message kept
     step_key = next(k for k in by_id if k.startswith(rej['id'][:24]) and k.endswith(f"s{rej['step']}"))
     assert len(by_id[step_key]) == 1                         # a permanent error is never resubmitted
     assert s['rejected'] == 1 and s['unfinished'] == 1 and s['finished'] == len(ITEMS) - 1
@@ -111,7 +124,7 @@ def test_vanished_batch_names_the_way_on(tmp_path):
     assert s['finished'] == len(ITEMS)
     from rcc_rank.recipes.generate import generate_command
     append_jsonl(tmp_path/'in.jsonl', ITEMS)
-    with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):   # a typo is named, not silently ignored
+    with pytest.raises(SystemExit, match='no batch msgbatch_nope is recorded'):  # a typo is named, not silently ignored
         generate_command(str(tmp_path/'in.jsonl'), str(out), forget_batch='msgbatch_nope', quiet=True)
 
 def test_rounds_split_at_the_size_limits(tmp_path):
@@ -135,11 +148,22 @@ def test_cut_off_tool_call_is_retried_once_with_a_larger_budget(tmp_path):
         s = asyncio.run(abuild_chains(ITEMS[:1], mutator(srv), 3, 0, out, progress=False))
         budgets = [r['max_tokens'] for r in srv.requests]
     assert budgets[:2] == [2048, 8192] and s['finished'] == 1 and s['invalid'] == 0
-    with FakeClaude(responder=rule_responder()) as srv:        # a budget too small for any reply: never saved as data
-        s = asyncio.run(abuild_chains(ITEMS[:1], mutator(srv, max_tokens=20, retry_max_tokens=40), 3, 0, tmp_path/'small.jsonl',
-                                      max_attempts=1, progress=False))
+    with FakeClaude(responder=rule_responder()) as srv:  # a budget too small for any reply: never saved as data
+        s = asyncio.run(
+            abuild_chains(
+                ITEMS[:1],
+                mutator(srv, max_tokens=20, retry_max_tokens=40),
+                3,
+                0,
+                tmp_path / 'small.jsonl',
+                max_attempts=1,
+                progress=False,
+            )
+        )
     kinds = [f['kind'] for f in failures(tmp_path/'small.jsonl')]
-    assert s['steps'] == 0 and 'truncated' in kinds and set(kinds) <= {'truncated', 'refused'}   # refused: the type did not apply
+    assert (
+        s['steps'] == 0 and 'truncated' in kinds and set(kinds) <= {'truncated', 'refused'}
+    )  # refused: the type did not apply
     assert all(len(c.captions) == 1 for c in read_chains(tmp_path/'small.jsonl'))
 
 def test_tool_call_missing_required_fields_is_not_a_step(tmp_path):
@@ -150,7 +174,10 @@ def test_tool_call_missing_required_fields_is_not_a_step(tmp_path):
     f = [x for x in failures(out) if x['kind'] == 'malformed']
     assert len(f) == 2 and all("lacks required field(s) ['before', 'after']" in x['reason'] for x in f)
     assert all(m.after for c in read_chains(out) for m in c.mutations)
-    assert s['input_tokens'] > sum(r['usage']['input_tokens'] for r in read_jsonl(side_paths(out)['progress']) if 'usage' in r)  # malformed replies' usage counted
+    assert s['input_tokens'] > sum(
+        r['usage']['input_tokens'] for r in read_jsonl(side_paths(out)['progress']) if 'usage' in r
+    )  # malformed replies' usage counted
+
 
 def test_policy_refusal_recorded_with_category_and_not_paid_again(tmp_path):
     out = tmp_path/'c.jsonl'
@@ -169,7 +196,11 @@ def test_policy_refusal_recorded_with_category_and_not_paid_again(tmp_path):
 def test_one_retry_layer(tmp_path):
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         srv.inject('500', times=100)
-        s = asyncio.run(abuild_chains(ITEMS[:1], mutator(srv, max_retries=2), 3, 0, tmp_path/'c.jsonl', backoff=0.01, progress=False))
+        s = asyncio.run(
+            abuild_chains(
+                ITEMS[:1], mutator(srv, max_retries=2), 3, 0, tmp_path / 'c.jsonl', backoff=0.01, progress=False
+            )
+        )
         assert srv.served_faults.count('500') == 3             # the SDK's 1 + 2 retries, nothing layered on top
     assert s['unfinished'] == 1 and s['api_errors'] == 1
 
@@ -178,13 +209,31 @@ def test_spend_limit_stops_the_run(fault, tmp_path):
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         srv.inject(fault, times=1000)
         with pytest.raises(RunStopped, match='spend limit or credit'):
-            asyncio.run(abuild_chains(ITEMS, mutator(srv, max_retries=1), 3, 0, tmp_path/'c.jsonl', concurrency=2, backoff=0.01, progress=False))
-        assert len(srv.served_faults) <= 2 * 2 + 2             # concurrency x (1 + retries), and those already in flight; then the run stops
+            asyncio.run(
+                abuild_chains(
+                    ITEMS,
+                    mutator(srv, max_retries=1),
+                    3,
+                    0,
+                    tmp_path / 'c.jsonl',
+                    concurrency=2,
+                    backoff=0.01,
+                    progress=False,
+                )
+            )
+        assert (
+            len(srv.served_faults) <= 2 * 2 + 2
+        )  # concurrency x (1 + retries), and those already in flight; then the run stops
+
 
 # ------------------------------------------------------------------------------------------ recaption
 
 def describe(body):
-    n = sum(b.get('type') == 'image' for m in body['messages'] for b in (m['content'] if isinstance(m['content'], list) else []))
+    n = sum(
+        b.get('type') == 'image'
+        for m in body['messages']
+        for b in (m['content'] if isinstance(m['content'], list) else [])
+    )
     if n == 0: return rule_responder()(body)
     return f'{n} frames. ' + CAP
 
@@ -204,7 +253,9 @@ def test_frames_resized_to_the_image_limits_and_bad_rows_recorded(tmp_path):
     assert f['toomany']['kind'] == 'unsendable' and 'at most 100 images' in f['toomany']['reason']
     assert f['novideo']['kind'] == 'unsendable'
     assert got['tall']['meta']['recaption_usage']['image_tokens'] == 2 * -(-3 * 1568 // 750)
-    assert got['many']['meta']['recaption_usage']['input_tokens'] >= 25 * -(-1568 * 10 // 750)   # the images are billed as tokens
+    assert got['many']['meta']['recaption_usage']['input_tokens'] >= 25 * -(
+        -1568 * 10 // 750
+    )  # the images are billed as tokens
     assert s['recaptioned'] == 2 and s['failed'] == 2 and s['usd_estimate'] > 0
 
 def test_recaption_resumes_per_row(tmp_path):
@@ -226,26 +277,76 @@ def test_recaption_through_batches(tmp_path):
     rows = [{'id': f'v{i}', 'caption': f'clip {i}', 'frames': np.zeros((2, 8, 8, 3), np.uint8)} for i in range(5)]
     out = tmp_path/'r.jsonl'
     with FakeClaude(responder=describe) as srv:
-        srv.inject('expired'); srv.inject('invalid')
-        s = asyncio.run(arecaption_file_batched(rows, ClaudeMutator(client=srv.async_client()), out, poll_interval=0, max_requests=2))
+        srv.inject('expired')
+        srv.inject('invalid')
+        s = asyncio.run(
+            arecaption_file_batched(
+                rows, ClaudeMutator(client=srv.async_client()), out, poll_interval=0, max_requests=2
+            )
+        )
         assert server_ids(srv) == BatchLedger(side_paths(out)['batches']).ids
     assert s['recaptioned'] == 4 and {f['kind'] for f in failures(out)} == {'expired', 'rejected'}
     assert s['usd_estimate'] == pytest.approx(s['usd_estimate'])  and s['usd_estimate'] > 0
 
 def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
     from rcc_rank.testing.fixtures import write_test_video
-    rows = [{'id': f'v{i}', 'caption': f'a short caption {i}', 'video': str(write_test_video(tmp_path/f'v{i}.mp4', n=6, size=(32, 32)))} for i in range(5)]
+
+    rows = [
+        {
+            'id': f'v{i}',
+            'caption': f'a short caption {i}',
+            'video': str(write_test_video(tmp_path / f'v{i}.mp4', n=6, size=(32, 32))),
+        }
+        for i in range(5)
+    ]
     rows.append({'id': 'gone', 'caption': 'a missing video', 'video': str(tmp_path/'gone.mp4')})
     append_jsonl(tmp_path/'in.jsonl', rows)
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=describe, batch_polls=1) as srv:
         srv.inject('lost_reply', on='batches')
-        env = {**os.environ, 'PYTHONPATH': str(ROOT), 'ANTHROPIC_API_KEY': FAKE_KEY, 'ANTHROPIC_BASE_URL': srv.base_url, 'HF_HUB_OFFLINE': '1'}
-        p = subprocess.run([sys.executable, '-m', 'rcc_rank.recipes.generate', tmp_path/'in.jsonl', out, '--mutator', 'claude', '--model', DEFAULT_MODEL,
-                            '--tagger', 'keywords', '--types', ','.join(rule_types()), '--length', '3', '--recaption', '--batch',
-                            '--poll_interval', '0.01', '--num_frames', '4', '--quiet', '--json'], env=env, capture_output=True, text=True, timeout=300)
+        env = {
+            **os.environ,
+            'PYTHONPATH': str(ROOT),
+            'ANTHROPIC_API_KEY': FAKE_KEY,
+            'ANTHROPIC_BASE_URL': srv.base_url,
+            'HF_HUB_OFFLINE': '1',
+        }
+        p = subprocess.run(
+            [
+                sys.executable,
+                '-m',
+                'rcc_rank.recipes.generate',
+                tmp_path / 'in.jsonl',
+                out,
+                '--mutator',
+                'claude',
+                '--model',
+                DEFAULT_MODEL,
+                '--tagger',
+                'keywords',
+                '--types',
+                ','.join(rule_types()),
+                '--length',
+                '3',
+                '--recaption',
+                '--batch',
+                '--poll_interval',
+                '0.01',
+                '--num_frames',
+                '4',
+                '--quiet',
+                '--json',
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
-        recorded = BatchLedger(side_paths(out)['batches']).ids | BatchLedger(side_paths(out.with_name('chains.recaptioned.jsonl'))['batches']).ids
+        recorded = (
+            BatchLedger(side_paths(out)['batches']).ids
+            | BatchLedger(side_paths(out.with_name('chains.recaptioned.jsonl'))['batches']).ids
+        )
         assert server_ids(srv) == recorded                     # every batch created on the server is recorded
     s = json.loads(p.stdout.strip().splitlines()[-1])
     assert s['finished'] == 5 and s['recaption']['recaptioned'] == 5 and s['recaption']['failed'] == 1
@@ -256,13 +357,23 @@ def test_cli_recaption_batch_first_run_records_every_batch(tmp_path):
 
 def test_cache_marks_only_above_the_model_minimum(tmp_path):
     with FakeClaude(responder=rule_responder()) as srv:
-        s_new = asyncio.run(abuild_chains(ITEMS[:2], mutator(srv, model='claude-sonnet-5-5'), 3, 0, tmp_path/'a.jsonl', progress=False))
-        s_old = asyncio.run(abuild_chains(ITEMS[:2], mutator(srv, model='claude-sonnet-4-6'), 3, 0, tmp_path/'b.jsonl', progress=False))
+        s_new = asyncio.run(
+            abuild_chains(
+                ITEMS[:2], mutator(srv, model='claude-sonnet-5-5'), 3, 0, tmp_path / 'a.jsonl', progress=False
+            )
+        )
+        s_old = asyncio.run(
+            abuild_chains(
+                ITEMS[:2], mutator(srv, model='claude-sonnet-4-6'), 3, 0, tmp_path / 'b.jsonl', progress=False
+            )
+        )
         forced = [r for r in srv.requests if r['model'] == 'claude-sonnet-5-5' and r['tool_choice']['type'] != 'auto']
         c = srv.client(max_retries=0)
         mark = {'type': 'text', 'text': 'x', 'cache_control': {'type': 'ephemeral'}}
         with pytest.raises(anthropic.BadRequestError, match='maximum of 4 blocks'):
-            c.messages.create(model=DEFAULT_MODEL, max_tokens=10, system=[mark] * 5, messages=[{'role': 'user', 'content': 'hi'}])
+            c.messages.create(
+                model=DEFAULT_MODEL, max_tokens=10, system=[mark] * 5, messages=[{'role': 'user', 'content': 'hi'}]
+            )
         with pytest.raises(anthropic.BadRequestError, match="use 'auto'"):
             c.messages.create(model='claude-sonnet-5-5', max_tokens=10, tools=[{'name': 't', 'input_schema': {'type': 'object'}}],
                               tool_choice={'type': 'tool', 'name': 't'}, messages=[{'role': 'user', 'content': 'hi'}])
@@ -274,11 +385,26 @@ def test_one_default_model_current_and_deprecated_warned(caplog):
     import typing, rcc_rank.data.questions as q, rcc_rank.evaluation.judges as j, rcc_rank.recipes.baselines as b, rcc_rank.evaluation.evaluate as e
     from anthropic.types import ModelParam
     assert DEFAULT_MODEL in typing.get_args(typing.get_args(ModelParam)[0]) and DEFAULT_MODEL not in deprecated_models()
-    defaults = [inspect.signature(f).parameters['model'].default for f in
-                (q.question_request, q.allm_question_chain, q.allm_question_chains, j.ClaudeJudge, b.Teacher, b.FreeMutator, ClaudeMutator)]
+    defaults = [
+        inspect.signature(f).parameters['model'].default
+        for f in (
+            q.question_request,
+            q.allm_question_chain,
+            q.allm_question_chains,
+            j.ClaudeJudge,
+            b.Teacher,
+            b.FreeMutator,
+            ClaudeMutator,
+        )
+    ]
     assert set(defaults) == {DEFAULT_MODEL}
     assert e.make_judge('claude', max_retries=0).model == DEFAULT_MODEL
-    for path in ('rcc_rank/data/questions.py', 'rcc_rank/evaluation/judges.py', 'rcc_rank/evaluation/evaluate.py', 'rcc_rank/recipes/baselines.py'):
+    for path in (
+        'rcc_rank/data/questions.py',
+        'rcc_rank/evaluation/judges.py',
+        'rcc_rank/evaluation/evaluate.py',
+        'rcc_rank/recipes/baselines.py',
+    ):
         assert 'claude-sonnet-4' not in (ROOT/path).read_text(), path
     with caplog.at_level(logging.WARNING, logger='rcc_rank'):
         ClaudeMutator(model='claude-sonnet-4-5', client=object())

@@ -41,10 +41,15 @@ def test_export_cells_one_definition_at_most_40_lines():
     bad, cells = [], list(_export_cells())
     assert len(cells) > 100, f'only {len(cells)} export cells found in nbs/'
     for nb, cid, code in cells:
-        try: tree = ast.parse(code)
-        except SyntaxError as e: bad.append(f'{nb} cell {cid}: does not parse ({e.msg})'); continue
+        try:
+            tree = ast.parse(code)
+        except SyntaxError as e:
+            bad.append(f'{nb} cell {cid}: does not parse ({e.msg})')
+            continue
         defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         if len(defs) > 1: bad.append(f'{nb} cell {cid}: {len(defs)} definitions ({", ".join(defs)})')
         n = len(code.splitlines())
         if n > MAX_CELL_LINES: bad.append(f'{nb} cell {cid}: {n} lines ({", ".join(defs) or "no definition"})')
-    assert not bad, f'{len(bad)} export cells with several definitions or over {MAX_CELL_LINES} lines:\n' + '\n'.join(bad)
+    assert not bad, f'{len(bad)} export cells with several definitions or over {MAX_CELL_LINES} lines:\n' + '\n'.join(
+        bad
+    )

@@ -30,7 +30,9 @@ def chain_file(tmp_path_factory):
     d = tmp_path_factory.mktemp('convert')
     ws = world_chains(3, length=4, seed=0)
     clip = write_test_video(d/'clip.mp4', n=10, size=(32, 32))
-    real = Chain(id='clip/0', captions=ws[2].captions, mutations=ws[2].mutations, video=str(clip), meta={'split': 'test'})
+    real = Chain(
+        id='clip/0', captions=ws[2].captions, mutations=ws[2].mutations, video=str(clip), meta={'split': 'test'}
+    )
     write_chains(ws[:2] + [real], d/'chains.jsonl')
     return d/'chains.jsonl'
 
@@ -40,7 +42,11 @@ def _rows(path): return [json.loads(line) for line in Path(path).read_text().spl
 
 def _cli(*args):
     exe = Path(sys.executable).parent/'rcc-convert'
-    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from rcc_rank.training.convert import rcc_convert; rcc_convert()']
+    cmd = (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, '-c', 'from rcc_rank.training.convert import rcc_convert; rcc_convert()']
+    )
     p = subprocess.run(cmd + [str(a) for a in args] + ['--json'], env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -51,7 +57,9 @@ def test_trl_schema_and_datasets(chain_file, tmp_path):
     res = convert_chains(chain_file, tmp_path/'trl', to='trl', pairs='all', num_frames=4)
     assert res['rows'] == {'train': 12, 'test': 6}
     for r in _rows(tmp_path/'trl'/'train.jsonl'):
-        assert [m['role'] for m in r['prompt']] == ['user'] and r['chosen'][0]['role'] == r['rejected'][0]['role'] == 'assistant'
+        assert [m['role'] for m in r['prompt']] == ['user'] and r['chosen'][0]['role'] == r['rejected'][0][
+            'role'
+        ] == 'assistant'
         assert sum(p['type'] == 'image' for p in r['prompt'][0]['content']) == len(r['images']) == 4
         assert all((tmp_path/'trl'/p).is_file() for p in r['images']) and r['chosen_rank'] < r['rejected_rank']
     js = datasets.load_dataset('json', data_files=str(tmp_path/'trl'/'train.jsonl'), split='train')
@@ -72,19 +80,39 @@ def test_trl_own_checks(chain_file, tmp_path):
     row = ds[0]
     assert is_conversational(row)
     text = maybe_apply_chat_template({k: row[k] for k in ('prompt', 'chosen', 'rejected')}, proc)
-    assert text['prompt'].count('<|image_pad|>') == 2 and text['chosen'].strip().startswith(row['chosen'][0]['content'][0]['text'][:20])
+    assert text['prompt'].count('<|image_pad|>') == 2 and text['chosen'].strip().startswith(
+        row['chosen'][0]['content'][0]['text'][:20]
+    )
     batch = DataCollatorForVisionPreference(processor=proc)([ds[0], ds[1]])
     assert batch['input_ids'].shape[0] == 4 and batch['pixel_values'].shape[0] > 0   # chosen and rejected of two rows
     assert int(batch['completion_mask'].sum()) > 0
     # and TRL's DPOTrainer trains on the saved dataset as it is (two steps, tiny Qwen2.5-VL, its own reference copy)
     from trl import DPOConfig, DPOTrainer
-    args = DPOConfig(output_dir=str(tmp_path/'run'), max_steps=2, per_device_train_batch_size=2, report_to=[], use_cpu=True,
-                     logging_steps=1, save_strategy='no', activation_checkpointing=False, bf16=False, disable_tqdm=True)
-    tr = DPOTrainer(model=tiny_model('qwen2_5_vl')[0], ref_model=tiny_model('qwen2_5_vl')[0], args=args, train_dataset=ds,
-                    processing_class=proc)
+
+    args = DPOConfig(
+        output_dir=str(tmp_path / 'run'),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        report_to=[],
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy='no',
+        activation_checkpointing=False,
+        bf16=False,
+        disable_tqdm=True,
+    )
+    tr = DPOTrainer(
+        model=tiny_model('qwen2_5_vl')[0],
+        ref_model=tiny_model('qwen2_5_vl')[0],
+        args=args,
+        train_dataset=ds,
+        processing_class=proc,
+    )
     assert tr.train().global_step == 2
     losses = [h['loss'] for h in tr.state.log_history if 'loss' in h]
-    assert len(losses) == 2 and all(abs(x - 0.6931) < 0.01 for x in losses), losses   # log 2 at the start: policy = reference
+    assert len(losses) == 2 and all(abs(x - 0.6931) < 0.01 for x in losses), (
+        losses
+    )  # log 2 at the start: policy = reference
 
 
 def _check_llamafactory(folder):
@@ -104,7 +132,7 @@ def _check_llamafactory(folder):
                 assert isinstance(r[cols[key]], dict) and r[cols[key]][role] == assistant and r[cols[key]][content], r
             vids = r[cols['videos']]
             assert sum(m[content].count('<video>') for m in msgs) == len(vids) == 1, r
-            assert all(os.path.isfile(os.path.join(folder, v)) for v in vids), vids   # joined to media_dir = dataset_dir
+            assert all(os.path.isfile(os.path.join(folder, v)) for v in vids), vids  # joined to media_dir = dataset_dir
             n += 1
     return n
 

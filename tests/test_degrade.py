@@ -64,13 +64,16 @@ def cli(args, env=None, logdir=None):
     _RUNS[0] += 1
     log = Path(logdir or Path(str(args[1])).parent)/f'run-{_RUNS[0]:03d}.log'
     f = open(log, 'wb')
-    p = subprocess.Popen([sys.executable, '-m', 'rcc_rank.recipes.generate', *map(str, args)], env=e, stdout=f, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        [sys.executable, '-m', 'rcc_rank.recipes.generate', *map(str, args)], env=e, stdout=f, stderr=subprocess.STDOUT
+    )
     p.log, p.logfile = log, f
     return p
 
 def finish(p, timeout=300):
     "Wait for a CLI run; returns its output text"
-    p.wait(timeout=timeout); p.logfile.close()
+    p.wait(timeout=timeout)
+    p.logfile.close()
     return p.log.read_text(errors='replace')
 
 def kill_until_done(args, env, progress_file, full_size, rng, kills):
@@ -85,9 +88,15 @@ def kill_until_done(args, env, progress_file, full_size, rng, kills):
             cur = progress_file.stat().st_size if progress_file.exists() else 0
             target = cur + rng.uniform(0.05, 0.35) * max(0, full_size - cur)
             deadline = time.time() + 120
-            while p.poll() is None and (progress_file.stat().st_size if progress_file.exists() else 0) < target and time.time() < deadline:
+            while (
+                p.poll() is None
+                and (progress_file.stat().st_size if progress_file.exists() else 0) < target
+                and time.time() < deadline
+            ):
                 time.sleep(0.005)
-            if p.poll() is None: p.send_signal(signal.SIGKILL); killed += 1
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                killed += 1
         logs.append(finish(p))
         assert p.returncode in (0, -signal.SIGKILL), logs[-1][-3000:]
         if p.returncode == 0: return logs, killed
@@ -105,8 +114,15 @@ def test_each_fault_is_retried_resampled_or_recorded(fault, tmp_path):
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=rule_responder(), retry_after=0.02, slow_seconds=0.6) as srv:
         srv.inject(fault, times=3)
-        m = ClaudeMutator(model='claude-fake', client=srv.async_client(max_retries=3, timeout=0.3), types=rule_types(), tagger='keywords')
-        s = asyncio.run(abuild_chains(ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, backoff=0.01, progress=False))
+        m = ClaudeMutator(
+            model='claude-fake',
+            client=srv.async_client(max_retries=3, timeout=0.3),
+            types=rule_types(),
+            tagger='keywords',
+        )
+        s = asyncio.run(
+            abuild_chains(ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, backoff=0.01, progress=False)
+        )
         assert srv.pending == [] and srv.served_faults.count(fault) == 3
     assert s['finished'] == len(ITEMS) and s['unfinished'] == 0
     chains = check_output(out, len(ITEMS), 4)
@@ -120,14 +136,25 @@ def test_each_fault_is_retried_resampled_or_recorded(fault, tmp_path):
 def test_persistent_api_errors_leave_chain_unfinished_then_resume(tmp_path):
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
-        m = ClaudeMutator(model='claude-fake', client=srv.async_client(max_retries=0, timeout=2), types=rule_types(), tagger='keywords')
+        m = ClaudeMutator(
+            model='claude-fake',
+            client=srv.async_client(max_retries=0, timeout=2),
+            types=rule_types(),
+            tagger='keywords',
+        )
         srv.inject('500', times=1000)
-        s = asyncio.run(abuild_chains(ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, max_api_errors=2, backoff=0.01, progress=False))
+        s = asyncio.run(
+            abuild_chains(
+                ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, max_api_errors=2, backoff=0.01, progress=False
+            )
+        )
         assert s['finished'] == 0 and s['unfinished'] == len(ITEMS)
         assert {f['kind'] for f in failures(out)} == {'api'}
         assert all('InternalServerError' in f['reason'] for f in failures(out))
-        srv.clear_faults()                                     # the outage ends; the same call resumes
-        s2 = asyncio.run(abuild_chains(ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, backoff=0.01, progress=False))
+        srv.clear_faults()  # the outage ends; the same call resumes
+        s2 = asyncio.run(
+            abuild_chains(ITEMS, m, length=4, seed=0, out_path=out, concurrency=2, backoff=0.01, progress=False)
+        )
     assert s2['finished'] == len(ITEMS)
     check_output(out, len(ITEMS), 4)
 
@@ -135,9 +162,14 @@ def test_batch_mode_faults_and_resume(tmp_path):
     from rcc_rank.data.batches import abuild_chains_batched
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=rule_responder(), batch_polls=2, retry_after=0.01) as srv:
-        m = ClaudeMutator(model='claude-fake', client=srv.async_client(max_retries=3), types=rule_types(), tagger='keywords')
-        srv.inject('errored', times=2); srv.inject('unchanged'); srv.inject('refusal')
-        srv.inject('500', times=2, on='batches'); srv.inject('429', on='batches')
+        m = ClaudeMutator(
+            model='claude-fake', client=srv.async_client(max_retries=3), types=rule_types(), tagger='keywords'
+        )
+        srv.inject('errored', times=2)
+        srv.inject('unchanged')
+        srv.inject('refusal')
+        srv.inject('500', times=2, on='batches')
+        srv.inject('429', on='batches')
         s1 = asyncio.run(abuild_chains_batched(ITEMS, m, 4, 0, out, poll_interval=0, max_wait=0, progress=False))
         assert 'open_batch' in s1
         s2 = asyncio.run(abuild_chains_batched(ITEMS, m, 4, 0, out, poll_interval=0.01, progress=False))
@@ -155,7 +187,9 @@ def test_hf_mutator_tiny_random_model_never_crashes_the_run(tmp_path):
     hm = HFMutator(model, tok, max_new_tokens=8, temperature=0, tagger='keywords')
     with pytest.raises(MalformedReply):
         hm.mutate(Chain(id='x', captions=[ITEMS[0]['caption']]), 'colour', 0)
-    s = asyncio.run(abuild_chains(ITEMS[:1], hm, length=3, seed=0, out_path=tmp_path/'hf.jsonl', max_attempts=1, progress=False))
+    s = asyncio.run(
+        abuild_chains(ITEMS[:1], hm, length=3, seed=0, out_path=tmp_path / 'hf.jsonl', max_attempts=1, progress=False)
+    )
     ch = read_chains(tmp_path/'hf.jsonl')[0]
     assert ch.ended_early == 'no applicable error type left' and s['invalid'] >= 1
 
@@ -166,15 +200,22 @@ def test_sigkill_resume_rules_equals_uninterrupted(tmp_path):
     append_jsonl(tmp_path/'in.jsonl', items)
     ref, out = tmp_path/'ref.jsonl', tmp_path/'out.jsonl'
     args = ['--mutator', 'rules', '--length', 6, '--seed', 3, '--concurrency', 16, '--quiet']
-    p = cli([tmp_path/'in.jsonl', ref, *args]); text = finish(p)
+    p = cli([tmp_path / 'in.jsonl', ref, *args])
+    text = finish(p)
     assert p.returncode == 0, text[-2000:]
     full = side_paths(ref)['progress'].stat().st_size
-    logs, killed = kill_until_done([tmp_path/'in.jsonl', out, *args], {}, side_paths(out)['progress'], full, random.Random(0), kills=4)
+    logs, killed = kill_until_done(
+        [tmp_path / 'in.jsonl', out, *args], {}, side_paths(out)['progress'], full, random.Random(0), kills=4
+    )
     assert killed == 4
     a, b = check_output(ref, len(items), 6), check_output(out, len(items), 6)
     assert a.keys() == b.keys()
     for k in a:
-        assert (a[k]['captions'], a[k]['errors'], a[k]['mutations']) == (b[k]['captions'], b[k]['errors'], b[k]['mutations']), k
+        assert (a[k]['captions'], a[k]['errors'], a[k]['mutations']) == (
+            b[k]['captions'],
+            b[k]['errors'],
+            b[k]['mutations'],
+        ), k
     prog = read_jsonl(side_paths(out)['progress'])
     steps = [(r['id'], r['step']) for r in prog if 'ended_early' not in r]
     assert len(steps) == len(set(steps)), 'a step was recorded twice'
@@ -184,7 +225,8 @@ def test_sigkill_resume_fake_claude_and_key_never_leaks(tmp_path, monkeypatch, c
     append_jsonl(tmp_path/'in.jsonl', items)
     ref, out = tmp_path/'ref.jsonl', tmp_path/'out.jsonl'
     monkeypatch.setenv('ANTHROPIC_API_KEY', FAKE_KEY)
-    caplog.set_level(logging.DEBUG, logger='anthropic'); caplog.set_level(logging.DEBUG, logger='rcc_rank')
+    caplog.set_level(logging.DEBUG, logger='anthropic')
+    caplog.set_level(logging.DEBUG, logger='rcc_rank')
     with FakeClaude(responder=rule_responder(), latency=0.01, retry_after=0.01) as srv:
         monkeypatch.setenv('ANTHROPIC_BASE_URL', srv.base_url)
         env = {'ANTHROPIC_LOG': 'debug', 'RCC_RANK_LOG_LEVEL': 'DEBUG'}
@@ -192,24 +234,45 @@ def test_sigkill_resume_fake_claude_and_key_never_leaks(tmp_path, monkeypatch, c
                 '--length', 5, '--seed', 1, '--concurrency', 6, '--backoff', 0.01, '--timeout', 5]
         # the uninterrupted reference, in this process, with the key read from the environment (no client passed)
         mk = lambda **kw: ClaudeMutator(model='claude-fake', types=rule_types(), tagger='keywords', timeout=5, **kw)
-        asyncio.run(abuild_chains(items, mk(), length=5, seed=1, out_path=ref, concurrency=6, backoff=0.01, progress=False))
+        asyncio.run(
+            abuild_chains(items, mk(), length=5, seed=1, out_path=ref, concurrency=6, backoff=0.01, progress=False)
+        )
         full = side_paths(ref)['progress'].stat().st_size
         # the CLI in a subprocess, killed twice at random points, then run to the end
-        logs, killed = kill_until_done([tmp_path/'in.jsonl', out, *args], env, side_paths(out)['progress'], full, random.Random(1), kills=2)
+        logs, killed = kill_until_done(
+            [tmp_path / 'in.jsonl', out, *args], env, side_paths(out)['progress'], full, random.Random(1), kills=2
+        )
         # faults while running: the SDK and the builder absorb them
         for f in ['429', '500', 'drop', 'malformed', 'wreck']: srv.inject(f, times=2)
-        s = asyncio.run(abuild_chains(items[:8], mk(), length=5, seed=1, out_path=tmp_path/'faults.jsonl', backoff=0.01, progress=False))
+        s = asyncio.run(
+            abuild_chains(
+                items[:8], mk(), length=5, seed=1, out_path=tmp_path / 'faults.jsonl', backoff=0.01, progress=False
+            )
+        )
         assert srv.pending == [] and s['finished'] == 8
     # an unreachable server: connection errors are recorded, not raised
     dead = ClaudeMutator(model='claude-fake', types=rule_types(), tagger='keywords', max_retries=0, base_url='http://127.0.0.1:9')
-    s = asyncio.run(abuild_chains(items[:2], dead, length=5, seed=1, out_path=tmp_path/'dead.jsonl', max_api_errors=1, backoff=0.01, progress=False))
+    s = asyncio.run(
+        abuild_chains(
+            items[:2],
+            dead,
+            length=5,
+            seed=1,
+            out_path=tmp_path / 'dead.jsonl',
+            max_api_errors=1,
+            backoff=0.01,
+            progress=False,
+        )
+    )
     assert s['unfinished'] == 2 and {f['kind'] for f in failures(tmp_path/'dead.jsonl')} == {'api'}
     a, b = check_output(ref, len(items), 5), check_output(out, len(items), 5)
     assert a.keys() == b.keys()
     for k in a: assert (a[k]['captions'], a[k]['errors']) == (b[k]['captions'], b[k]['errors']), k
     assert killed == 2
     # the key is nowhere: subprocess logs (SDK debug logging on), this process's logs and output, files
-    assert any('HTTP Request' in l or 'Request options' in l for l in logs), 'SDK debug logging was not on; the leak check is weaker'
+    assert any('HTTP Request' in l or 'Request options' in l for l in logs), (
+        'SDK debug logging was not on; the leak check is weaker'
+    )
     captured = capsys.readouterr()
     texts = logs + [caplog.text, captured.out, captured.err] + [f['reason'] for f in failures(tmp_path/'dead.jsonl')]
     assert caplog.text.strip()

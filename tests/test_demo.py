@@ -7,27 +7,47 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT/'nbs'/'demo'
-RERUN = 'rerun `python tools/docs.py demo` (about 15 minutes on 2 cores) and commit nbs/demo/, the notebooks and README.md'
+RERUN = (
+    'rerun `python tools/docs.py demo` (about 15 minutes on 2 cores) and commit nbs/demo/, the notebooks and README.md'
+)
 
 def test_rcc_demo_quick(tmp_path):
     out = tmp_path/'demo'
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg', 'RCC_RANK_HOME': str(tmp_path/'home'),
-           'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
+    env = {
+        **os.environ,
+        'HF_HUB_OFFLINE': '1',
+        'TRANSFORMERS_OFFLINE': '1',
+        'MPLBACKEND': 'Agg',
+        'RCC_RANK_HOME': str(tmp_path / 'home'),
+        'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''),
+    }
     # `rcc-demo` is the console script `rcc_rank.recipes.demo:rcc_demo`; run it installed if it is, else through the same
     # wrapper pip generates for console scripts
     exe = shutil.which('rcc-demo')
     if exe: cmd = [exe]
     else:
         script = tmp_path/'rcc-demo'
-        script.write_text("import re, sys\nfrom rcc_rank.recipes.demo import rcc_demo\nif __name__ == '__main__':\n"
-                          "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit(rcc_demo())\n")
+        script.write_text(
+            "import re, sys\nfrom rcc_rank.recipes.demo import rcc_demo\nif __name__ == '__main__':\n"
+            "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n    sys.exit(rcc_demo())\n"
+        )
         cmd = [sys.executable, str(script)]
     cmd += ['--quick', '--out', str(out)]
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert '[rcc-demo' in p.stdout and 'done in' in p.stdout          # progress lines were shown
-    for f in ('report.md', 'results.csv', 'results.json', 'config.json', 'paired_differences.png', 'learning_curves.png',
-              'data/pretrain.jsonl', 'data/train.jsonl', 'data/test.jsonl', 'data/lf_mcq.jsonl'):
+    assert '[rcc-demo' in p.stdout and 'done in' in p.stdout  # progress lines were shown
+    for f in (
+        'report.md',
+        'results.csv',
+        'results.json',
+        'config.json',
+        'paired_differences.png',
+        'learning_curves.png',
+        'data/pretrain.jsonl',
+        'data/train.jsonl',
+        'data/test.jsonl',
+        'data/lf_mcq.jsonl',
+    ):
         assert (out/f).is_file() and (out/f).stat().st_size > 0, f
     rows = list(csv.DictReader(open(out/'results.csv')))
     assert {r['arm'] for r in rows} == {'sft', 'dpo', 'mpo', 'rank', 'rank_frozen_vision'}
@@ -51,13 +71,17 @@ def test_rcc_demo_quick(tmp_path):
     # the guard: a quick run gives exactly the committed quick numbers
     from rcc_rank.recipes.demo_report import fingerprint
     want = json.loads((DEMO/'quick.json').read_text())['quick']
-    assert fingerprint(res) == want, f'rcc-demo --quick no longer gives the committed numbers (nbs/demo/quick.json): {RERUN}'
+    assert fingerprint(res) == want, (
+        f'rcc-demo --quick no longer gives the committed numbers (nbs/demo/quick.json): {RERUN}'
+    )
 
 def test_demo_chains_match_committed_results():
     "The default demo's chains, rebuilt, hash to what the committed fingerprint and results were made from"
     from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
     got = data_hash(demo_chains(DemoConfig()))
-    assert got == json.loads((DEMO/'quick.json').read_text())['default_data_hash'], f"the demo's chains changed: {RERUN}"
+    assert got == json.loads((DEMO / 'quick.json').read_text())['default_data_hash'], (
+        f"the demo's chains changed: {RERUN}"
+    )
     if not (DEMO/'results.json').exists(): return
     R = json.loads((DEMO/'results.json').read_text())
     cfg = DemoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in R['config'].items()})
@@ -68,8 +92,9 @@ def test_demo_chains_match_committed_results():
 def test_committed_results_hold_what_the_docs_state():
     "results.json has every seed, the paired entries, the hashes and disjoint splits; the pages show its Markdown verbatim"
     from rcc_rank.recipes.demo_report import demo_markdown, PAIRS, PENDING
-    if not (DEMO/'results.json').exists():   # not made yet: the pages must say so, not show old numbers
-        for nb in (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb'): assert PENDING.strip() in nb.read_text().replace('\\"', '"'), nb.name
+    if not (DEMO/'results.json').exists():  # not made yet: the pages must say so, not show old numbers
+        for nb in (ROOT / 'index.ipynb', ROOT / 'nbs' / '12_demo.ipynb'):
+            assert PENDING.strip() in nb.read_text().replace('\\"', '"'), nb.name
         pytest.skip(f'no committed default results yet: {RERUN}')
     R = json.loads((DEMO/'results.json').read_text())
     arms = R['config']['arms']
@@ -82,7 +107,12 @@ def test_committed_results_hold_what_the_docs_state():
     md = demo_markdown(R, img='demo/')
     for nb in (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb'):
         cells = [c for c in json.loads(nb.read_text())['cells'] if 'show_results(' in ''.join(c['source'])]
-        shown = [''.join(o['data']['text/markdown']) for c in cells for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+        shown = [
+            ''.join(o['data']['text/markdown'])
+            for c in cells
+            for o in c.get('outputs', [])
+            if 'text/markdown' in o.get('data', {})
+        ]
         assert shown == [md], f'{nb.name} does not show the committed results: {RERUN}'
     readme = (ROOT/'README.md').read_text()
     first = next(l for l in readme.splitlines() if l.startswith(('| sft |', '| dpo |', '| rank |')))

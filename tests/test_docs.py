@@ -36,7 +36,8 @@ def test_every_notebook_builds(site):
 class _Refs(HTMLParser):
     "Links (href/src) and anchor ids of one page"
     def __init__(self):
-        super().__init__(); self.refs, self.ids = [], set()
+        super().__init__()
+        self.refs, self.ids = [], set()
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         for k in ('id', 'name'):
@@ -45,7 +46,9 @@ class _Refs(HTMLParser):
             if a.get(k) is not None: self.refs.append((tag, a[k]))
 
 def _parse(path):
-    p = _Refs(); p.feed(path.read_text()); return p
+    p = _Refs()
+    p.feed(path.read_text())
+    return p
 
 def test_sidebar_follows_sidebar_yml(site):
     want = [docs.page_name(nb) for _, nb in docs.sidebar_pages() if nb.name != 'index.ipynb']
@@ -66,9 +69,12 @@ def test_internal_links_resolve(site):
             if u.scheme or ref.startswith(('//', 'data:', 'mailto:', 'javascript:')): continue
             checked += 1
             target = (SITE/name).parent/unquote(u.path) if u.path else SITE/name
-            if not target.exists(): broken.append(f'{name}: <{tag}> {ref} (no file {target.relative_to(SITE)})'); continue
+            if not target.exists():
+                broken.append(f'{name}: <{tag}> {ref} (no file {target.relative_to(SITE)})')
+                continue
             if u.fragment and target.suffix == '.html':
-                if 'rcc-build-error' in target.read_text(): continue  # a page that failed: test_every_notebook_builds says why
+                if 'rcc-build-error' in target.read_text():
+                    continue  # a page that failed: test_every_notebook_builds says why
                 ids = parsed[target.name].ids if target.name in parsed else _parse(target).ids
                 if unquote(u.fragment) not in ids: broken.append(f'{name}: <{tag}> {ref} (no anchor #{u.fragment})')
     assert checked > 50, checked
@@ -84,8 +90,18 @@ def _outputs(nb:Path):
     import json
     for i, c in enumerate(json.loads(nb.read_text())['cells']):
         for o in c.get('outputs') or []:
-            text = o.get('text', '') if 'text' in o else [v for k, v in (o.get('data') or {}).items() if k.startswith('text/')]
-            flat = lambda v: ''.join(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else ' '.join(map(flat, v)) if isinstance(v, list) else str(v)
+            text = (
+                o.get('text', '')
+                if 'text' in o
+                else [v for k, v in (o.get('data') or {}).items() if k.startswith('text/')]
+            )
+            flat = lambda v: (
+                ''.join(v)
+                if isinstance(v, list) and all(isinstance(x, str) for x in v)
+                else ' '.join(map(flat, v))
+                if isinstance(v, list)
+                else str(v)
+            )
             yield i, flat(text)
 
 def test_committed_outputs_are_clean():
@@ -94,7 +110,13 @@ def test_committed_outputs_are_clean():
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
         outs = list(_outputs(nb))
         if not outs and nb.name not in NO_OUTPUTS_YET: bare.append(nb.name)
-        dirty += [f'{nb.name} cell {i}: {what}: {m.group(0)!r}' for i, t in outs for what, rx in _DIRTY.items() for m in [rx.search(t)] if m]
+        dirty += [
+            f'{nb.name} cell {i}: {what}: {m.group(0)!r}'
+            for i, t in outs
+            for what, rx in _DIRTY.items()
+            for m in [rx.search(t)]
+            if m
+        ]
     assert not bare, f'notebooks whose pages show no output: {bare}'
     assert not dirty, 'committed outputs to clean:\n' + '\n'.join(dirty)
 
@@ -120,14 +142,18 @@ def test_each_api_entry_once_per_page(site):
 def test_pages_load_nothing_from_the_network(site):
     bad = []
     for p in SITE.glob('*.html'):
-        for m in re.finditer(r'<(script|link|img|iframe)\b[^>]*?\b(?:src|href)=["\'](https?:)?//[^"\']+', p.read_text()):
+        for m in re.finditer(
+            r'<(script|link|img|iframe)\b[^>]*?\b(?:src|href)=["\'](https?:)?//[^"\']+', p.read_text()
+        ):
             bad.append(f'{p.name}: {m.group(0)[:120]}')
     assert not bad, '\n'.join(bad)
 
 def _chromium():
     "Debian's chromium and playwright, or a skip saying which is missing"
     if not Path(CHROMIUM).exists():
-        pytest.skip(f'{CHROMIUM} not installed and could not be installed (tools/test.sh runs `apt-get install -y chromium` where apt-get exists)')
+        pytest.skip(
+            f'{CHROMIUM} not installed and could not be installed (tools/test.sh runs `apt-get install -y chromium` where apt-get exists)'
+        )
     try: from playwright.sync_api import sync_playwright
     except ImportError: pytest.skip('playwright (python) not installed: pip install -e ".[dev]"')
     return sync_playwright
@@ -138,9 +164,11 @@ def server(site):
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *a): pass
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(SITE)))
-    th = threading.Thread(target=srv.serve_forever, daemon=True); th.start()
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
     yield f'http://127.0.0.1:{srv.server_address[1]}/'
-    srv.shutdown(); srv.server_close()
+    srv.shutdown()
+    srv.server_close()
 
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
          '--disable-component-update', '--disable-sync']

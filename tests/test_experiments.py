@@ -44,8 +44,18 @@ def _table_rows(md:str)->dict:
 
 def test_every_paper_config_is_shipped():
     names = {p.stem for p in CONFIGS}
-    for t in ['table1_data', 'table2_objectives', 'table3_human', 'table4_captioning', 'table5_lfmcq', 'table6_questions',
-              'table7_vision', 'table8_loss', 'fig4_chain_length', 'unconditioned']:
+    for t in [
+        'table1_data',
+        'table2_objectives',
+        'table3_human',
+        'table4_captioning',
+        'table5_lfmcq',
+        'table6_questions',
+        'table7_vision',
+        'table8_loss',
+        'fig4_chain_length',
+        'unconditioned',
+    ]:
         assert t in names, f'missing synthetic config {t}'
     gpu = {p.stem for p in (ROOT/'examples'/'experiments'/'gpu').glob('*.yaml')}
     assert names == gpu, f'synthetic and GPU configs differ: {sorted(names ^ gpu)}'
@@ -59,7 +69,8 @@ def test_all_synthetic_configs_produce_tables(first_run):
     total_cells = 0
     for p in CONFIGS:
         cfg, r = load_experiment(p, quick=True), results[p.stem]
-        cells = grid_cells(cfg); total_cells += len(cells)
+        cells = grid_cells(cfg)
+        total_cells += len(cells)
         assert r['cells'] == len(cells) and r['ran'] + r['skipped'] == len(cells)
         header, rows = _table_rows(Path(r['table_path']).read_text())
         axis = cfg.table.get('rows')
@@ -124,5 +135,7 @@ def test_bad_config_names_the_problem(tmp_path):
     bad = tmp_path/'bad.yaml'
     bad.write_text(yaml.safe_dump({'name': 'x', 'grid': {'objective': ['rank']}, 'table': {'rows': 'model'}}))
     with pytest.raises(ValueError, match="table rows 'model' is not a grid axis"): load_experiment(bad)
-    p = subprocess.run(cli(tmp_path) + [str(tmp_path/'missing.yaml')], capture_output=True, text=True, env=ENV, timeout=120)
+    p = subprocess.run(
+        cli(tmp_path) + [str(tmp_path / 'missing.yaml')], capture_output=True, text=True, env=ENV, timeout=120
+    )
     assert p.returncode != 0 and 'not found' in p.stderr

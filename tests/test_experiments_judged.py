@@ -43,9 +43,28 @@ def test_two_processes_give_the_same_table(tmp_path):
     cfg['table']['rows'] = 'objective'
     (tmp_path/'dp.yaml').write_text(yaml.safe_dump(cfg))
     one = run_experiment(tmp_path/'dp.yaml', tmp_path/'one', quick=True, threads=1)
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', '-m', 'rcc_rank.views.experiments', str(tmp_path/'dp.yaml'),
-           '--out', str(tmp_path/'two'), '--quick', '--threads', '1']
+    cmd = [
+        sys.executable,
+        '-m',
+        'accelerate.commands.launch',
+        '--multi_gpu',
+        '--num_processes',
+        '2',
+        '--num_machines',
+        '1',
+        '--mixed_precision',
+        'no',
+        '--dynamo_backend',
+        'no',
+        '-m',
+        'rcc_rank.views.experiments',
+        str(tmp_path / 'dp.yaml'),
+        '--out',
+        str(tmp_path / 'two'),
+        '--quick',
+        '--threads',
+        '1',
+    ]
     p = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=500)
     assert p.returncode == 0, p.stderr[-3000:]
     two = (tmp_path/'two'/'judged_dp.md').read_text()

@@ -61,9 +61,12 @@ def test_split_prefix_equals_plain(arch):
     r = compare_paths(model, batch, shared=True)
     assert r['max_abs_logp_diff'] < 1e-4 and r['grad_rel_diff'] < 1e-4, r
     vis = tuple(f'.{a}.' for a in family(arch).vision + family(arch).projector)
-    model.zero_grad(); chain_logps(model, batch).logps.sum().backward()
+    model.zero_grad()
+    chain_logps(model, batch).logps.sum().backward()
     grads = [p.grad for n, p in model.named_parameters() if 'lora_B' in n and any(v in n for v in vis)]
-    assert grads and max(g.abs().max().item() for g in grads if g is not None) > 0, f"{arch}: no gradient reached the vision LoRA"
+    assert grads and max(g.abs().max().item() for g in grads if g is not None) > 0, (
+        f"{arch}: no gradient reached the vision LoRA"
+    )
 
 
 @pytest.mark.parametrize('arch', FAMS)

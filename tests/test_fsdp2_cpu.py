@@ -38,13 +38,17 @@ def test_fsdp2_cpu_step_gather_and_resume(fsdp2_results, arch):
     assert r['world_size'] == 2
     for objective in ('rank', 'sft'):
         o = r[objective]
-        assert o['blocks'] and o['n_blocks'] >= 2 and o['dtensor'], o     # the family's blocks were sharded; every weight is a DTensor
+        assert o['blocks'] and o['n_blocks'] >= 2 and o['dtensor'], (
+            o
+        )  # the family's blocks were sharded; every weight is a DTensor
         assert o['init_equal'], 'both processes must start from the same weights'
         assert abs(o['loss_one'] - o['loss_two']) < 1e-4 * max(1.0, abs(o['loss_one'])), o
         s = o['step_vs_one']
         assert s['moved'] > 1e-4, s                                      # the step did move the adapter
         assert s['max'] < 5e-5 and s['mean'] < 1e-7, s                   # the DDP test's tolerance
         g = o['gathered_init_vs_unsharded']
-        assert g['max'] == 0.0 and g['n'] == s['n'], g                   # gathered to rank 0: the unsharded adapter, exactly
+        assert g['max'] == 0.0 and g['n'] == s['n'], g  # gathered to rank 0: the unsharded adapter, exactly
         assert o['loaded_equal'] and o['resume_bitwise'] and o['resume_moved'] > 0, o
-        assert o['lost_requires_grad'] == [], o['lost_requires_grad']  # the reference pass (adapters off) leaves every weight training
+        assert o['lost_requires_grad'] == [], o[
+            'lost_requires_grad'
+        ]  # the reference pass (adapters off) leaves every weight training

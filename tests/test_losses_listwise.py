@@ -77,13 +77,17 @@ def test_pl_topk_k_last_is_rank(chains):
 @pytest.mark.parametrize('T', [0.25, 1.0, 4.0])
 def test_listnet_matches_reference(chains, T):
     p, r, mask = chains
-    assert torch.allclose(listnet_loss(p, r, 0.3, mask, T), _per_chain(lambda s: _listnet_ref(s, T), p, r, mask), rtol=0, atol=1e-6)
+    assert torch.allclose(
+        listnet_loss(p, r, 0.3, mask, T), _per_chain(lambda s: _listnet_ref(s, T), p, r, mask), rtol=0, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize('base', [2.0, 3.0])
 def test_lipo_matches_reference(chains, base):
     p, r, mask = chains
-    assert torch.allclose(lipo_loss(p, r, 0.3, mask, base), _per_chain(lambda s: _lipo_ref(s, base), p, r, mask), rtol=0, atol=1e-6)
+    assert torch.allclose(
+        lipo_loss(p, r, 0.3, mask, base), _per_chain(lambda s: _lipo_ref(s, base), p, r, mask), rtol=0, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize('name', ['lipo', 'listnet', 'pl_topk'])
@@ -100,8 +104,12 @@ def test_chain_objective_names_and_settings(chains):
     p, r, mask = chains
     assert {'lipo', 'listnet', 'pl_topk'} <= set(OBJECTIVES)
     ntp = torch.full((4,), 2.0, dtype=torch.float64)
-    got = {n: chain_objective(n, p, r, ntp, beta=0.3, mask=mask, pl_topk_k=3, listnet_temperature=0.5, lipo_gain_base=3.0)[0]
-           for n in ('lipo', 'listnet', 'pl_topk')}
+    got = {
+        n: chain_objective(n, p, r, ntp, beta=0.3, mask=mask, pl_topk_k=3, listnet_temperature=0.5, lipo_gain_base=3.0)[
+            0
+        ]
+        for n in ('lipo', 'listnet', 'pl_topk')
+    }
     assert torch.allclose(got['lipo'], lipo_loss(p, r, 0.3, mask, 3.0) + 0.2)
     assert torch.allclose(got['listnet'], listnet_loss(p, r, 0.3, mask, 0.5) + 0.2)
     assert torch.allclose(got['pl_topk'], pl_topk_loss(p, r, 0.3, mask, k=3) + 0.2)

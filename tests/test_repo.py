@@ -23,7 +23,8 @@ def test_index_is_single_copy():
     assert link.is_symlink() and link.resolve() == (ROOT/'index.ipynb').resolve()
 
 def test_console_scripts_point_at_exported_functions():
-    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    cfg = configparser.ConfigParser(delimiters=['='])
+    cfg.read(ROOT / 'settings.ini')
     scripts = cfg['DEFAULT']['console_scripts'].split()
     names = {s.split('=')[0] for s in scripts}
     assert {'rcc-generate', 'rcc-train', 'rcc-evaluate', 'rcc-demo', 'rcc-experiment'} <= names
@@ -33,7 +34,9 @@ def test_console_scripts_point_at_exported_functions():
 
 def test_console_script_exits_zero_on_success(tmp_path):
     "A console script wrapper does `sys.exit(fn())`: the entry points must return None on success"
-    (tmp_path/'in.jsonl').write_text('{"id": "a", "caption": "A red ball rolls left past a small wooden box on the table."}\n')
+    (tmp_path / 'in.jsonl').write_text(
+        '{"id": "a", "caption": "A red ball rolls left past a small wooden box on the table."}\n'
+    )
     script = tmp_path/'rcc_generate_script.py'   # what pip writes for a console script
     script.write_text("import sys\nfrom rcc_rank.recipes.generate import rcc_generate\nsys.exit(rcc_generate())\n")
     args = [str(tmp_path/'in.jsonl'), str(tmp_path/'out.jsonl'), '--length', '3', '--tagger', 'keywords', '--quiet']

@@ -13,13 +13,27 @@ FAKE_KEY = 'sk-ant-FAKEKEY-roundtrip-0000'
 
 def cli(name:str, *args, cwd:Path, env:dict|None=None, ok:bool=True)->subprocess.CompletedProcess:
     "Run console script `name` (through its entry point, as pip would install it) in `cwd`; with `ok` it must exit 0"
-    mod, fn = {'generate': ('rcc_rank.recipes.generate', 'rcc_generate'), 'train': ('rcc_rank.training.train', 'rcc_train'),
-               'evaluate': ('rcc_rank.evaluation.evaluate_cli', 'rcc_evaluate'), 'experiment': ('rcc_rank.views.experiments', 'rcc_experiment')}[name]
-    exe = cwd/f'.rcc-{name}.py'   # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
+    mod, fn = {
+        'generate': ('rcc_rank.recipes.generate', 'rcc_generate'),
+        'train': ('rcc_rank.training.train', 'rcc_train'),
+        'evaluate': ('rcc_rank.evaluation.evaluate_cli', 'rcc_evaluate'),
+        'experiment': ('rcc_rank.views.experiments', 'rcc_experiment'),
+    }[name]
+    exe = (
+        cwd / f'.rcc-{name}.py'
+    )  # a file, as pip's console script is: fastcore's `call_parse` reads argv only below a module
     exe.write_text(f"import sys\nfrom {mod} import {fn}\nsys.exit({fn}())\n")
-    r = subprocess.run([sys.executable, exe, *map(str, args), *(['--json'] if name != 'experiment' else [])], cwd=cwd, env={**ENV, **(env or {})},
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 or not ok, f'rcc-{name} {args} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}'
+    r = subprocess.run(
+        [sys.executable, exe, *map(str, args), *(['--json'] if name != 'experiment' else [])],
+        cwd=cwd,
+        env={**ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0 or not ok, (
+        f'rcc-{name} {args} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}'
+    )
     return r
 
 
@@ -71,7 +85,9 @@ def test_error_injection_baseline_feeds_rcc_experiment(own):
     cli('generate', *args, cwd=own)
     first = out.read_text()
     chains = [json.loads(l) for l in first.splitlines()]
-    assert len(chains) == 8 and all(len(c['captions']) == 4 and c['meta']['baseline'] == 'error_injection' for c in chains)
+    assert len(chains) == 8 and all(
+        len(c['captions']) == 4 and c['meta']['baseline'] == 'error_injection' for c in chains
+    )
     cli('generate', *args, cwd=own)
     assert out.read_text() == first   # a rerun resumes: nothing new
     cli('experiment', _experiment_yaml(own/'ei.yaml', out), '--out', own/'exp', cwd=own)
@@ -84,7 +100,10 @@ def test_judge_baselines_through_fake_claude(tmp_path):
     from rcc_rank.testing.fake_claude import FakeClaude
     from rcc_rank.testing.responders import teacher_responder
     from rcc_rank.synthetic.world_data import world_item
-    (tmp_path/'world.jsonl').write_text(''.join(json.dumps(world_item(i)) + '\n' for i in range(3)))   # world rows: a simulated policy
+
+    (tmp_path / 'world.jsonl').write_text(
+        ''.join(json.dumps(world_item(i)) + '\n' for i in range(3))
+    )  # world rows: a simulated policy
     r = cli('generate', 'world.jsonl', 'x.jsonl', '--baseline', 'rlaif_v', cwd=tmp_path, ok=False)
     assert r.returncode != 0 and 'needs an LLM judge: use --mutator claude' in r.stderr
     with FakeClaude(responder=teacher_responder()) as srv:
@@ -112,7 +131,9 @@ def test_question_chains_score_alike_on_every_path():
     qs = [q.to_chain() for q in question_chains([ch], ['mcq', 'yesno'])]
     m, proc = tiny_model('qwen2_5_vl')
     batch = ChainCollator(proc, num_frames=2, frames=lambda c: np.zeros((2, 32, 32, 3), np.uint8))(qs)
-    assert int((batch['cont_mask'][1, 0] & ~batch['score_mask'][1, 0]).sum()) > 5   # the yes/no question rides in the continuation
+    assert (
+        int((batch['cont_mask'][1, 0] & ~batch['score_mask'][1, 0]).sum()) > 5
+    )  # the yes/no question rides in the continuation
     for way in (True, 'packed', 'cache'):
         r = compare_paths(m, batch, shared=way)
         assert r['max_abs_logp_diff'] < 1e-4 and r['grad_rel_diff'] < 1e-4, (way, r)

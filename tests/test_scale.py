@@ -141,18 +141,46 @@ def test_one_clock_on_every_path(tmp_path):
     assert video_info(clip)['fps'] == 10
     nf = 4
     from rcc_rank.data.chains import Mutation
-    chain = Chain('v', ['A red square moves right.', 'A blue square moves right.'], [Mutation('colour', 'red', 'blue')], video=clip)
+
+    chain = Chain(
+        'v',
+        ['A red square moves right.', 'A blue square moves right.'],
+        [Mutation('colour', 'red', 'blue')],
+        video=clip,
+    )
     q = 'Which caption fits?\nCaption A: a red square moves right\nCaption B: a red square moves left'
     paths = {
-        'train': lambda: chain_logps(model, ChainCollator(proc, num_frames=nf, max_captions=2)([chain]), shared_prefix=False),
+        'train': lambda: chain_logps(
+            model, ChainCollator(proc, num_frames=nf, max_captions=2)([chain]), shared_prefix=False
+        ),
         'train_shared': lambda: chain_logps(model, ChainCollator(proc, num_frames=nf)([chain]), shared_prefix=True),
         'rank': lambda: rank_chains(model, proc, [chain], num_frames=nf, progress=False),
-        'generate': lambda: generate_captions(model, proc, [{'id': 'v', 'video': clip}], num_frames=nf, max_new_tokens=2, progress=False),
-        'mcq': lambda: mcq_evaluate(model, proc, [{'id': 'v', 'video': clip, 'question': 'What moves?', 'choices': ['a square', 'a ball'],
-                                                  'answer': 'A'}], num_frames=nf, progress=False),
-        'caption_matching': lambda: caption_matching(model, proc, [{'id': 'v', 'video': clip, 'dim': 'direction', 'question': q,
-                                                                   'answer': 'Caption A: a red square moves right'}],
-                                                     num_frames=nf, max_new_tokens=2, progress=False),
+        'generate': lambda: generate_captions(
+            model, proc, [{'id': 'v', 'video': clip}], num_frames=nf, max_new_tokens=2, progress=False
+        ),
+        'mcq': lambda: mcq_evaluate(
+            model,
+            proc,
+            [{'id': 'v', 'video': clip, 'question': 'What moves?', 'choices': ['a square', 'a ball'], 'answer': 'A'}],
+            num_frames=nf,
+            progress=False,
+        ),
+        'caption_matching': lambda: caption_matching(
+            model,
+            proc,
+            [
+                {
+                    'id': 'v',
+                    'video': clip,
+                    'dim': 'direction',
+                    'question': q,
+                    'answer': 'Caption A: a red square moves right',
+                }
+            ],
+            num_frames=nf,
+            max_new_tokens=2,
+            progress=False,
+        ),
         'sample': lambda: policy_sampler(model, proc, num_frames=nf, max_new_tokens=2)([{'id': 'v', 'video': clip}], 1),
     }
     seen = {}
@@ -182,9 +210,25 @@ def test_sharded_launch_on_cpu_stops(cfg, launch_cpu, train_cpu, expect, tmp_pat
     "FSDP/DeepSpeed configs on a CPU machine: rcc-train stops with a clear error, writes nothing, exit status non-zero"
     import subprocess, sys
     if launch_cpu is False and torch.cuda.is_available(): pytest.skip('a GPU is visible: the engine would start')
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--config_file', str(ACC/f'{cfg}.yaml'), '--num_processes', '2',
-           '--mixed_precision', 'no', *(['--cpu'] if launch_cpu else []), '-m', 'rcc_rank.training.train',
-           '--train_data', str(tmp_path/'chains.jsonl'), '--output_dir', str(tmp_path/'run'), *(['--cpu'] if train_cpu else [])]
+    cmd = [
+        sys.executable,
+        '-m',
+        'accelerate.commands.launch',
+        '--config_file',
+        str(ACC / f'{cfg}.yaml'),
+        '--num_processes',
+        '2',
+        '--mixed_precision',
+        'no',
+        *(['--cpu'] if launch_cpu else []),
+        '-m',
+        'rcc_rank.training.train',
+        '--train_data',
+        str(tmp_path / 'chains.jsonl'),
+        '--output_dir',
+        str(tmp_path / 'run'),
+        *(['--cpu'] if train_cpu else []),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=ENV)
     assert out.returncode != 0
     assert expect in out.stderr, out.stderr[-3000:]
@@ -199,7 +243,8 @@ def test_launch_checks_pass_plain_runs():
     check_engine('MULTI_CPU', 'cpu', {})
     check_world(2, {'WORLD_SIZE': '2', 'LOCAL_WORLD_SIZE': '2'})
     check_world(8, {'WORLD_SIZE': '8', 'LOCAL_WORLD_SIZE': '8'}, gpus=8)
-    with pytest.raises(RuntimeError, match='only 4 GPU'): check_world(8, {'WORLD_SIZE': '8', 'LOCAL_WORLD_SIZE': '8'}, gpus=4)
+    with pytest.raises(RuntimeError, match='only 4 GPU'):
+        check_world(8, {'WORLD_SIZE': '8', 'LOCAL_WORLD_SIZE': '8'}, gpus=4)
 
 
 def test_accelerate_configs_parse():
@@ -207,7 +252,10 @@ def test_accelerate_configs_parse():
     from accelerate.commands.config.config_args import load_config_from_file
     got = {p.stem: load_config_from_file(str(p)) for p in sorted(ACC.glob('*.yaml'))}
     assert got['fsdp_8gpu'].distributed_type == 'FSDP' and got['fsdp_8gpu'].fsdp_config['fsdp_version'] == 2
-    assert got['deepspeed_zero2'].deepspeed_config['zero_stage'] == 2 and got['deepspeed_zero3'].deepspeed_config['zero_stage'] == 3
+    assert (
+        got['deepspeed_zero2'].deepspeed_config['zero_stage'] == 2
+        and got['deepspeed_zero3'].deepspeed_config['zero_stage'] == 3
+    )
     assert got['fsdp_1gpu'].num_processes == 1 and got['fsdp_1gpu'].distributed_type == 'FSDP'
 
 
@@ -219,7 +267,10 @@ def test_chain_scorer_names_its_blocks_for_fsdp2():
         m, _ = build_model(TrainConfig(model=f'tiny:{arch}'))
         s = ChainScorer(m)
         assert s._no_split_modules, arch
-        assert all(get_module_class_from_name(s, n) is not None for n in s._no_split_modules), (arch, s._no_split_modules)
+        assert all(get_module_class_from_name(s, n) is not None for n in s._no_split_modules), (
+            arch,
+            s._no_split_modules,
+        )
         assert any('DecoderLayer' in n for n in s._no_split_modules)
 
 
@@ -227,23 +278,46 @@ def test_gpu_script_smoke(tmp_path):
     "bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch check's error"
     import json, subprocess
     out = tmp_path/'gpu.json'
-    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu.sh'), '--smoke', '--out', str(out), '--adapters', 'qwen2_5_vl,qwen3_vl'],
-                       capture_output=True, text=True, timeout=900, env=ENV, cwd=ROOT)
+    r = subprocess.run(
+        ['bash', str(ROOT / 'bench' / 'gpu.sh'), '--smoke', '--out', str(out), '--adapters', 'qwen2_5_vl,qwen3_vl'],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=ENV,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     st = res['stages']
-    assert res['smoke'] is True and set(st) == {'scoring', 'rank_step', 'fsdp2_step', 'fsdp2_resume', 'adapter_qwen2_5_vl', 'adapter_qwen3_vl', 'video'}
+    assert res['smoke'] is True and set(st) == {
+        'scoring',
+        'rank_step',
+        'fsdp2_step',
+        'fsdp2_resume',
+        'adapter_qwen2_5_vl',
+        'adapter_qwen3_vl',
+        'video',
+    }
     for a in ('qwen2_5_vl', 'qwen3_vl'):   # each family's adapter: the split path equals the plain one
         ad = st[f'adapter_{a}']
-        assert ad['exit'] == 0 and ad['json']['arch'] == a and all(x['max_abs_diff'] < 1e-4 for x in ad['json']['results']), ad
+        assert (
+            ad['exit'] == 0 and ad['json']['arch'] == a and all(x['max_abs_diff'] < 1e-4 for x in ad['json']['results'])
+        ), ad
     v = st['video']
-    assert v['exit'] == 0 and v['json']['max_abs_diff'] == 0 and v['json']['same_indices'] and v['json']['speedup_long'] > 0, v
+    assert (
+        v['exit'] == 0
+        and v['json']['max_abs_diff'] == 0
+        and v['json']['same_indices']
+        and v['json']['speedup_long'] > 0
+    ), v
     sc = st['scoring']['json']['results']
     assert st['scoring']['exit'] == 0 and [x['K'] for x in sc] == [2, 4]
     assert all(x['split_max_abs_diff'] < 1e-4 and x['packed_max_abs_diff'] < 1e-4 and x['split_s'] > 0 for x in sc)
     rs = st['rank_step']['json']['results']
     assert st['rank_step']['exit'] == 0 and [x['gradient_checkpointing'] for x in rs] == [False, True]
-    assert rs[0]['loss_first_step'] == rs[1]['loss_first_step'] and all(x['tokens_per_s'] > 0 and x['model_flops_per_step'] > 0 for x in rs)
+    assert rs[0]['loss_first_step'] == rs[1]['loss_first_step'] and all(
+        x['tokens_per_s'] > 0 and x['model_flops_per_step'] > 0 for x in rs
+    )
     for s in ('fsdp2_step', 'fsdp2_resume'):
         assert st[s]['exit'] != 0 and any('asked for FSDP' in e for e in st[s]['errors']), st[s]
     assert res['fsdp2']['checkpoints'] == []

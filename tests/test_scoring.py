@@ -29,7 +29,9 @@ def random_chains(rng, n, size=56, frames=8):
         caps = [' '.join(rng.choice(WORDS, int(rng.integers(1, 12)))).capitalize() + '.' for _ in range(k)]
         meta = {'frames': rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)}
         if rng.random() < 0.3 and k > 1:
-            meta['prompts'] = [f'Question {j}: ' + ' '.join(rng.choice(WORDS, int(rng.integers(1, 5)))) + '?' for j in range(k)]
+            meta['prompts'] = [
+                f'Question {j}: ' + ' '.join(rng.choice(WORDS, int(rng.integers(1, 5)))) + '?' for j in range(k)
+            ]
         chains.append(Chain(f'r{i}', caps, meta=meta))
     return chains
 
@@ -80,5 +82,14 @@ def test_bench_script_json():
     assert res['caption_tokens'] == 12 and res['prefix_tokens'] > 8
     assert [r['K'] for r in res['results']] == [2, 3]
     for r in res['results']:
-        assert set(r) == {'K', 'naive_s', 'shared_s', 'speedup', 'ideal_speedup', 'naive_peak_mb', 'shared_peak_mb', 'max_abs_diff'}
+        assert set(r) == {
+            'K',
+            'naive_s',
+            'shared_s',
+            'speedup',
+            'ideal_speedup',
+            'naive_peak_mb',
+            'shared_peak_mb',
+            'max_abs_diff',
+        }
         assert r['max_abs_diff'] < 1e-4 and r['naive_s'] > 0 and r['shared_s'] > 0 and r['ideal_speedup'] > 1

@@ -32,11 +32,23 @@ def respond(body):
     if 'target_caption:' in text:
         tgt = text.split('target_caption:\n"""\n')[1].split('\n"""')[0]
         lines = [s for s in re.split(r'(?<=[.!?])\s+', tgt.strip()) if s]
-        return {'tool_use': {'name': 'record_lines', 'input': {'lines': [
-            dict(line=s, type='visual-description', evidence=s, reasoning='stated', verdict='entailment') for s in lines]}}}
+        return {
+            'tool_use': {
+                'name': 'record_lines',
+                'input': {
+                    'lines': [
+                        dict(line=s, type='visual-description', evidence=s, reasoning='stated', verdict='entailment')
+                        for s in lines
+                    ]
+                },
+            }
+        }
     return overlap_reply(text)
 
-QA = [dict(question='What colour is the dog?', answer='The dog is blue.'), dict(question='What does the man do?', answer='The man walks.')]
+QA = [
+    dict(question='What colour is the dog?', answer='The dog is blue.'),
+    dict(question='What does the man do?', answer='The man walks.'),
+]
 
 def _edit(cache, kind, fn):
     "Rewrite every stored value of `kind` in the judge cache file with `fn` (a hand edit)"
@@ -50,26 +62,39 @@ def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_name
     from rcc_rank.evaluation.argus import argus_score
     cache = tmp_path/'cache.jsonl'
     rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]
-    vdc_in = tmp_path/'vdc.jsonl'; append_jsonl(vdc_in, rows)
+    vdc_in = tmp_path / 'vdc.jsonl'
+    append_jsonl(vdc_in, rows)
     with FakeClaude(responder=respond) as srv:
         env = dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
-        judge = ClaudeJudge('claude-fake', client_factory=srv.async_client)   # the name the command's `claude:claude-fake` judge has
+        judge = ClaudeJudge(
+            'claude-fake', client_factory=srv.async_client
+        )  # the name the command's `claude:claude-fake` judge has
         with JudgeCache(cache) as c: first = run_async(avdc_score(rows, judge, cache=c))
         assert first['vdc_score'] == 5.0 and first['n_cache_rejected'] == 0
         _edit(cache, 'vdc-review', lambda v: v.replace("'score': 5", "'score': 50"))   # 50 on the 0-5 scale
         n0 = len(srv.requests)
-        vdc = lambda data, out: run('evaluation.evaluate_cli', ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'], env)
+        vdc = lambda data, out: run(
+            'evaluation.evaluate_cli',
+            ['vdc', '--data', data, '--out', out, '--cache', cache, '--judge', 'claude:claude-fake', '--quiet'],
+            env,
+        )
         r = vdc(vdc_in, tmp_path/'v2.json')
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads((tmp_path/'v2.json').read_text())
         assert res['vdc_score'] == 5.0 and res['n_cache_rejected'] == 2, res   # re-asked, not served as 50
         assert len(srv.requests) - n0 == 2 and 'outside the 0-5 scale' in r.stderr
         # ARGUS: a stored verdict edited to one the judge cannot give
-        ag = lambda: argus_score(['A man walks.'], ['A man walks. A dog runs.'], judge, cache_path=cache, progress=False)
+        ag = lambda: argus_score(
+            ['A man walks.'], ['A man walks. A dog runs.'], judge, cache_path=cache, progress=False
+        )
         good = ag()
         _edit(cache, 'argus', lambda v: [{**v[0], 'verdict': 'bogus'}] + v[1:])
         res = ag()
-        assert res['n_cache_rejected'] == 2 and res['n_failed'] == 0 and (res['cost_h'], res['cost_o']) == (good['cost_h'], good['cost_o'])
+        assert (
+            res['n_cache_rejected'] == 2
+            and res['n_failed'] == 0
+            and (res['cost_h'], res['cost_o']) == (good['cost_h'], good['cost_o'])
+        )
         # a VDC item whose judge calls fail: named and counted, the result written, no crash
         append_jsonl(vdc_in, [dict(id='b', prediction='THE-BAD-ONE', qa=QA)])
         r = vdc(vdc_in, tmp_path/'v3.json')
@@ -86,10 +111,35 @@ def _no_key(tmp_path, *procs):
 
 def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
     inp = tmp_path/'in.jsonl'
-    append_jsonl(inp, [{'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'} for i in range(2)])
-    gen = lambda out, *extra: ['--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types', ','.join(rule_types()),
-                               '--length', 3, '--backoff', 0.01, '--timeout', 5, '--poll_interval', 0.01, '--quiet', *extra]
-    caps = tmp_path/'caps.jsonl'; append_jsonl(caps, [dict(id='a', prediction='A man walks.', reference='A man walks a dog.')])
+    append_jsonl(
+        inp,
+        [
+            {'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'}
+            for i in range(2)
+        ],
+    )
+    gen = lambda out, *extra: [
+        '--mutator',
+        'claude',
+        '--model',
+        'claude-fake',
+        '--tagger',
+        'keywords',
+        '--types',
+        ','.join(rule_types()),
+        '--length',
+        3,
+        '--backoff',
+        0.01,
+        '--timeout',
+        5,
+        '--poll_interval',
+        0.01,
+        '--quiet',
+        *extra,
+    ]
+    caps = tmp_path / 'caps.jsonl'
+    append_jsonl(caps, [dict(id='a', prediction='A man walks.', reference='A man walks a dog.')])
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
         env = dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url)
         srv.inject('echo_headers', times=20)
@@ -97,8 +147,22 @@ def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
         srv.clear_faults().inject('echo_headers', times=20, on='batches')
         b = run('recipes.generate', [inp, tmp_path/'batch.jsonl', *gen(0, '--batch')], env)  # Message Batches
         srv.clear_faults().inject('echo_headers', times=20)
-        j = run('evaluation.evaluate_cli', ['judge', '--data', caps, '--out', tmp_path/'judge.json', '--cache', tmp_path/'jc.jsonl',
-                                 '--judge', 'claude:claude-fake', '--quiet'], env)   # the judge
+        j = run(
+            'evaluation.evaluate_cli',
+            [
+                'judge',
+                '--data',
+                caps,
+                '--out',
+                tmp_path / 'judge.json',
+                '--cache',
+                tmp_path / 'jc.jsonl',
+                '--judge',
+                'claude:claude-fake',
+                '--quiet',
+            ],
+            env,
+        )   # the judge
         assert srv.served_faults.count('echo_headers') >= 3
     assert a.returncode != 0 and b.returncode != 0 and j.returncode != 0
     where = {'async': (tmp_path/'async.failures.jsonl').read_text(), 'batch': b.stderr, 'judge': j.stderr}
@@ -115,16 +179,51 @@ def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
     for name, (data, msg) in cases.items():
         (tmp_path/name).write_bytes(data)
         r = run('recipes.generate', [tmp_path/name, tmp_path/f'out-{name}.jsonl', '--quiet'], {})
-        assert r.returncode != 0 and re.search(msg, r.stderr) and 'out-' not in r.stderr.splitlines()[-1], (name, r.stderr[-1500:])
+        assert r.returncode != 0 and re.search(msg, r.stderr) and 'out-' not in r.stderr.splitlines()[-1], (
+            name,
+            r.stderr[-1500:],
+        )
     inp = tmp_path/'in.jsonl'
-    append_jsonl(inp, [{'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'} for i in range(2)])
+    append_jsonl(
+        inp,
+        [
+            {'id': f'c{i}', 'caption': 'A man in a red jacket walks across a small park holding a blue ball.'}
+            for i in range(2)
+        ],
+    )
     with FakeClaude(responder=rule_responder()) as srv:
         srv.inject('unknown_id')
-        r = run('recipes.generate', [inp, tmp_path/'chains.jsonl', '--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types',
-                             ','.join(rule_types()), '--length', 3, '--batch', '--poll_interval', 0.01, '--quiet', '--json'],
-                dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url))
+        r = run(
+            'recipes.generate',
+            [
+                inp,
+                tmp_path / 'chains.jsonl',
+                '--mutator',
+                'claude',
+                '--model',
+                'claude-fake',
+                '--tagger',
+                'keywords',
+                '--types',
+                ','.join(rule_types()),
+                '--length',
+                3,
+                '--batch',
+                '--poll_interval',
+                0.01,
+                '--quiet',
+                '--json',
+            ],
+            dict(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=srv.base_url),
+        )
         n_req = len(srv.requests)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(r.stdout.strip().splitlines()[-1])
-    assert s['unknown_results'] == 1 and s['finished'] == 2 and re.search(r"custom_id '[\w-]+-unknown', which no recorded request has", r.stderr)
-    assert n_req == 2 * 2 + 1   # two steps for each of two chains, and the one whose result came back unknown asked again once
+    assert (
+        s['unknown_results'] == 1
+        and s['finished'] == 2
+        and re.search(r"custom_id '[\w-]+-unknown', which no recorded request has", r.stderr)
+    )
+    assert (
+        n_req == 2 * 2 + 1
+    )  # two steps for each of two chains, and the one whose result came back unknown asked again once

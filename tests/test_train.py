@@ -82,9 +82,24 @@ def test_cli_listwise_objectives(objective, opt, data, tmp_path, capsys):
 def test_two_processes_match_one(data, tmp_path):
     args = dict(objective='rank', max_steps=3, batch_size=4, min_lr_ratio=1.0)
     one = train(TrainConfig(**{**FAST, **args}, train_data=str(data), output_dir=str(tmp_path/'one')))
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', '29517',
-           '-m', 'rcc_rank.training.train'] + _cli(data, tmp_path/'two', 3, objective='rank', min_lr_ratio=1.0)
+    cmd = [
+        sys.executable,
+        '-m',
+        'accelerate.commands.launch',
+        '--multi_gpu',
+        '--num_processes',
+        '2',
+        '--num_machines',
+        '1',
+        '--mixed_precision',
+        'no',
+        '--dynamo_backend',
+        'no',
+        '--main_process_port',
+        '29517',
+        '-m',
+        'rcc_rank.training.train',
+    ] + _cli(data, tmp_path / 'two', 3, objective='rank', min_lr_ratio=1.0)
     p = subprocess.run(cmd, env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
@@ -125,7 +140,8 @@ def test_kill_and_resume_is_bitwise_equal(data, tmp_path):
         assert p.poll() is None, p.stdout.read()[-3000:]
         assert time.time() - t0 < 240, 'no checkpoint after 240 s'
         time.sleep(0.05)
-    p.send_signal(signal.SIGKILL); p.wait()
+    p.send_signal(signal.SIGKILL)
+    p.wait()
     assert p.returncode == -signal.SIGKILL
     assert not (run/'final').exists(), 'the run finished before it was killed'
     cks = sorted(x.name for x in (run/'checkpoints').iterdir() if not x.name.startswith('.'))

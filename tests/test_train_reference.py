@@ -34,9 +34,16 @@ def _weights(res): return {n: p.detach().clone() for n, p in res['model'].named_
 
 @pytest.mark.parametrize('finetune', ['lora', 'full'])
 def test_precomputed_reference_and_cache_match_online(finetune, chains, tmp_path):
-    online = train(TrainConfig(**FAST, finetune=finetune, output_dir=str(tmp_path/'a')), train_chains=chains, return_model=True)
-    fast = train(TrainConfig(**FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(tmp_path/'b')),
-                 train_chains=chains, return_model=True)
+    online = train(
+        TrainConfig(**FAST, finetune=finetune, output_dir=str(tmp_path / 'a')), train_chains=chains, return_model=True
+    )
+    fast = train(
+        TrainConfig(
+            **FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(tmp_path / 'b')
+        ),
+        train_chains=chains,
+        return_model=True,
+    )
     la, lb = [h['loss'] for h in online['history']], [h['loss'] for h in fast['history']]
     assert la[0] != la[-1]                       # the run moved, so the reference mattered after step 1
     assert max(abs(a - b) for a, b in zip(la, lb)) < 1e-5, (la, lb)
@@ -44,17 +51,27 @@ def test_precomputed_reference_and_cache_match_online(finetune, chains, tmp_path
     assert max((wa[n] - wb[n]).abs().max().item() for n in wa) < 1e-5
     with safe_open(str(tmp_path/'b'/'ref_logps.safetensors'), 'pt') as f:   # stored with the run, one entry per chain
         assert sorted(f.keys()) == sorted(c.id for c in chains) and f.metadata()['finetune'] == finetune
-    c = tmp_path/'c'; c.mkdir(); shutil.copy2(tmp_path/'b'/'ref_logps.safetensors', c/'ref_logps.safetensors')   # a new run beside a stored table
+    c = tmp_path / 'c'
+    c.mkdir()
+    shutil.copy2(
+        tmp_path / 'b' / 'ref_logps.safetensors', c / 'ref_logps.safetensors'
+    )  # a new run beside a stored table
     stamp = (c/'ref_logps.safetensors').stat().st_mtime_ns
-    again = train(TrainConfig(**FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(c)),
-                  train_chains=chains)               # reused from the file (not rewritten): same losses
+    again = train(
+        TrainConfig(**FAST, finetune=finetune, precompute_ref_logps=True, cache_batches=True, output_dir=str(c)),
+        train_chains=chains,
+    )               # reused from the file (not rewritten): same losses
     assert (c/'ref_logps.safetensors').stat().st_mtime_ns == stamp
     assert max(abs(a - h['loss']) for a, h in zip(lb, again['history'])) < 1e-6
 
 def test_full_finetuning_moves_every_weight_and_freezes_vision(chains, tmp_path):
     start, _ = build_model(TrainConfig(**FAST, finetune='full'))
     w0 = {n: p.detach().clone() for n, p in start.named_parameters()}
-    res = train(TrainConfig(**FAST, finetune='full', freeze_vision=True, output_dir=str(tmp_path/'f')), train_chains=chains, return_model=True)
+    res = train(
+        TrainConfig(**FAST, finetune='full', freeze_vision=True, output_dir=str(tmp_path / 'f')),
+        train_chains=chains,
+        return_model=True,
+    )
     m = res['model']
     assert not hasattr(m, 'peft_config')
     vis = {n for mod in vision_modules(m).values() for n, _ in mod.named_parameters()}

@@ -19,7 +19,9 @@ def test_import_contracts_pass():
 def test_wings_only_no_flat_modules():
     flat = sorted(p.name for p in (ROOT/'rcc_rank').glob('*.py') if p.name not in ('__init__.py', '_modidx.py'))
     assert not flat, f'modules outside the wings: {flat}'
-    assert sorted(p.name for p in (ROOT/'rcc_rank').iterdir() if p.is_dir() and p.name != '__pycache__') == sorted(wings.WINGS)
+    assert sorted(p.name for p in (ROOT / 'rcc_rank').iterdir() if p.is_dir() and p.name != '__pycache__') == sorted(
+        wings.WINGS
+    )
 
 
 def test_generated_inits_are_current():

@@ -47,7 +47,9 @@ def nb_markdown(path):
         if c.cell_type == 'code':
             c.setdefault('execution_count', None)
             # images stay on the docs site; the README is text only (no generated image files in the repo)
-            c['outputs'] = [o for o in c.get('outputs', []) if not any(k.startswith('image/') for k in o.get('data', {}))]
+            c['outputs'] = [
+                o for o in c.get('outputs', []) if not any(k.startswith('image/') for k in o.get('data', {}))
+            ]
             for o in c['outputs']:   # execnb keeps multi-line values as lists of lines; nbconvert wants strings
                 if isinstance(o.get('text'), list): o['text'] = ''.join(o['text'])
                 for k, v in o.get('data', {}).items():
@@ -70,15 +72,20 @@ def quickstart(n):
 
 def readme(check=False):
     "Write README.md from index.ipynb; with `check`, exit 1 if the committed README differs"
-    new = re.sub(r'\]\(demo/', '](nbs/demo/', nb_markdown(ROOT/'index.ipynb'))   # the page sits in nbs/, the README at the root
+    new = re.sub(
+        r'\]\(demo/', '](nbs/demo/', nb_markdown(ROOT / 'index.ipynb')
+    )  # the page sits in nbs/, the README at the root
     out = ROOT/'README.md'
     if check:
         old = out.read_text() if out.exists() else ''
         if old != new:
             print('README.md is out of date with index.ipynb: run `python tools/docs.py readme`', file=sys.stderr)
             return 1
-        print('README.md matches index.ipynb'); return 0
-    out.write_text(new); print(f'wrote {out}'); return 0
+        print('README.md matches index.ipynb')
+        return 0
+    out.write_text(new)
+    print(f'wrote {out}')
+    return 0
 
 # --- html: the offline site -------------------------------------------------------------------------
 
@@ -96,9 +103,14 @@ def sidebar_pages():
     out, seen = [], set()
     for sec, f in listed:
         p = ROOT/'nbs'/f
-        if p.exists() and p.name not in seen: out.append((sec, p)); seen.add(p.name)
-    rest = sorted(p for p in (ROOT/'nbs').rglob('*.ipynb')
-                  if p.name not in seen and not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT/'nbs').parts))
+        if p.exists() and p.name not in seen:
+            out.append((sec, p))
+            seen.add(p.name)
+    rest = sorted(
+        p
+        for p in (ROOT / 'nbs').rglob('*.ipynb')
+        if p.name not in seen and not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts)
+    )
     return out + [('More', p) for p in rest]
 
 def page_name(path)->str:
@@ -112,7 +124,8 @@ def _sidebar_html(pages, current:str)->str:
     for section, title, name in pages:
         if name == 'index.html': continue
         if section != sec:
-            out.append(f'<li class="rcc-section">{html.escape(section or "")}</li>'); sec = section
+            out.append(f'<li class="rcc-section">{html.escape(section or "")}</li>')
+            sec = section
         cls = ' class="active" aria-current="page"' if name == current else ''
         out.append(f'<li><a href="{name}"{cls}>{html.escape(title)}</a></li>')
     return '\n'.join(out + ['</ul>'])
@@ -154,7 +167,10 @@ def _nb_node(nb):
             for o in outs:
                 o = dict(o)
                 if 'text' in o: o['text'] = _join(o['text'])
-                if 'data' in o: o['data'] = {k: _pandoc_links(_join(v)) if k == 'text/markdown' else _join(v) for k, v in o['data'].items()}
+                if 'data' in o:
+                    o['data'] = {
+                        k: _pandoc_links(_join(v)) if k == 'text/markdown' else _join(v) for k, v in o['data'].items()
+                    }
                 o.setdefault('metadata', {}) if o.get('output_type') in ('display_data', 'execute_result') else None
                 d['outputs'].append(o)
             d.setdefault('execution_count', None)
@@ -290,14 +306,19 @@ def build_html(out='_site', workers:int=2, only=None, keep_going:bool=False)->tu
             except Exception as e:
                 msg = f'{p.relative_to(ROOT)}: {type(e).__name__}: {e}'
                 if 'Error in notebook' in str(e):
-                    msg += ('\n(nbdev runs every cell that contains an import while rendering the docs, out of context: '
-                            'keep imports in their own cells, as `nbdev_docs` needs too)')
+                    msg += (
+                        '\n(nbdev runs every cell that contains an import while rendering the docs, out of context: '
+                        'keep imports in their own cells, as `nbdev_docs` needs too)'
+                    )
                 if not keep_going: raise SystemExit(f'docs html: {msg}')
                 errors[p.name] = msg
                 name = names[p.name]
-                page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>build error</title></head><body>'
-                        f'<p>{html.escape(p.name)} failed to build:</p><pre class="rcc-build-error">{html.escape(msg)}</pre></body></html>')
-            (out/name).write_text(page); written.append(out/name)
+                page = (
+                    f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>build error</title></head><body>'
+                    f'<p>{html.escape(p.name)} failed to build:</p><pre class="rcc-build-error">{html.escape(msg)}</pre></body></html>'
+                )
+            (out / name).write_text(page)
+            written.append(out / name)
     (out/'rcc-docs.css').write_text(SITE_CSS)
     for f in (ROOT/'nbs').glob('*.css'): shutil.copy(f, out/f.name)
     (out/'demo').mkdir(exist_ok=True)
@@ -325,7 +346,9 @@ DEMO_PAGES = (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb')
 def demo_run(quick:bool, out:Path)->dict:
     "One `rcc-demo` run (default or `--quick` settings) into `out`, pretraining from scratch in a throwaway home"
     from rcc_rank.recipes.demo import DemoConfig, run_demo
-    old = os.environ.get('RCC_RANK_HOME'); os.environ['RCC_RANK_HOME'] = str(out/'home')
+
+    old = os.environ.get('RCC_RANK_HOME')
+    os.environ['RCC_RANK_HOME'] = str(out / 'home')
     try: return run_demo((DemoConfig.quick if quick else DemoConfig)(out_dir=str(out/'run')))
     finally:
         if old is None: os.environ.pop('RCC_RANK_HOME')
@@ -341,8 +364,17 @@ def render_demo():
         nb = json.loads(p.read_text())
         for c in nb['cells']:
             if c['cell_type'] == 'code' and 'show_results(' in ''.join(c['source']):
-                c['outputs'] = [dict(output_type='execute_result', execution_count=None, metadata={},
-                                     data={'text/markdown': md.splitlines(True), 'text/plain': ['<IPython.core.display.Markdown object>']})]
+                c['outputs'] = [
+                    dict(
+                        output_type='execute_result',
+                        execution_count=None,
+                        metadata={},
+                        data={
+                            'text/markdown': md.splitlines(True),
+                            'text/plain': ['<IPython.core.display.Markdown object>'],
+                        },
+                    )
+                ]
         p.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
         subprocess.run(['nbdev_clean', '--fname', str(p)], check=True, cwd=ROOT)
     return readme()
@@ -355,7 +387,8 @@ def demo_cmd(quick=False, src=None):
     from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
     with tempfile.TemporaryDirectory() as d:
         fp = dict(quick=fingerprint(demo_run(True, Path(d))), default_data_hash=data_hash(demo_chains(DemoConfig())))
-        (DEMO/'quick.json').write_text(json.dumps(fp, indent=1) + '\n'); print(f'wrote {DEMO/"quick.json"}')
+        (DEMO / 'quick.json').write_text(json.dumps(fp, indent=1) + '\n')
+        print(f'wrote {DEMO / "quick.json"}')
         if not quick:
             run = Path(src) if src else Path(demo_run(False, Path(d))['out_dir'])
             for f in DEMO_FILES: shutil.copy(run/f, DEMO/f)
@@ -366,16 +399,25 @@ def demo_cmd(quick=False, src=None):
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='cmd', required=True)
-    r = sub.add_parser('readme', help='README.md from index.ipynb'); r.add_argument('--check', action='store_true')
-    q = sub.add_parser('quickstart', help="print README's n-th quick-start command"); q.add_argument('n', type=int)
+    r = sub.add_parser('readme', help='README.md from index.ipynb')
+    r.add_argument('--check', action='store_true')
+    q = sub.add_parser('quickstart', help="print README's n-th quick-start command")
+    q.add_argument('n', type=int)
     h = sub.add_parser('html', help='the docs site as static HTML (offline)')
-    h.add_argument('--out', default='_site'); h.add_argument('--workers', type=int, default=2)
+    h.add_argument('--out', default='_site')
+    h.add_argument('--workers', type=int, default=2)
     h.add_argument('--keep-going', action='store_true', help='build the other pages when one fails (still exits 1)')
     dm = sub.add_parser('demo', help='rerun the demo and write nbs/demo/, the demo page and README.md from its results')
-    dm.add_argument('--quick', action='store_true', help='only the --quick fingerprint (nbs/demo/quick.json) and the pages')
-    dm.add_argument('--from', dest='src', help='copy the results of this finished default run folder instead of running it')
+    dm.add_argument(
+        '--quick', action='store_true', help='only the --quick fingerprint (nbs/demo/quick.json) and the pages'
+    )
+    dm.add_argument(
+        '--from', dest='src', help='copy the results of this finished default run folder instead of running it'
+    )
     a = ap.parse_args()
     if a.cmd == 'demo': sys.exit(demo_cmd(a.quick, a.src))
-    if a.cmd == 'quickstart': print(quickstart(a.n)); sys.exit(0)
+    if a.cmd == 'quickstart':
+        print(quickstart(a.n))
+        sys.exit(0)
     if a.cmd == 'html': sys.exit(html_cmd(a.out, a.workers, a.keep_going))
     sys.exit(readme(a.check))

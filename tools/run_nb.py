@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 def tst_flags():
-    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    cfg = configparser.ConfigParser(delimiters=['='])
+    cfg.read(ROOT / 'settings.ini')
     return set(re.split(r'[\s|]+', cfg['DEFAULT'].get('tst_flags', ''))) - {''}
 
 def directives(src):
@@ -41,9 +42,14 @@ def run(path, inplace=False, enabled=(), timeout=600):
     flags, skipped, keep = tst_flags(), [], []
     for i, c in enumerate(nb.cells):
         r = skip_reason(c, flags, enabled)
-        if r: skipped.append((i, r)); c.metadata['rcc_skip'] = r
-    runnable = nbformat.from_dict(dict(nb)); runnable.cells = [c for c in nb.cells if 'rcc_skip' not in c.metadata]
-    client = NotebookClient(runnable, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
+        if r:
+            skipped.append((i, r))
+            c.metadata['rcc_skip'] = r
+    runnable = nbformat.from_dict(dict(nb))
+    runnable.cells = [c for c in nb.cells if 'rcc_skip' not in c.metadata]
+    client = NotebookClient(
+        runnable, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}
+    )
     t = time.time()
     client.execute()
     for c in nb.cells: c.metadata.pop('rcc_skip', None)
@@ -52,12 +58,15 @@ def run(path, inplace=False, enabled=(), timeout=600):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('notebooks', nargs='+'); ap.add_argument('--inplace', action='store_true')
-    ap.add_argument('--flags', nargs='*', default=[]); ap.add_argument('--timeout', type=int, default=600)
+    ap.add_argument('notebooks', nargs='+')
+    ap.add_argument('--inplace', action='store_true')
+    ap.add_argument('--flags', nargs='*', default=[])
+    ap.add_argument('--timeout', type=int, default=600)
     a = ap.parse_args()
     from nbclient.exceptions import CellExecutionError
     for p in a.notebooks:
         try: dt, skipped = run(p, a.inplace, a.flags, a.timeout)
         except CellExecutionError as e:
-            print(f'FAILED {p}\n{e}', file=sys.stderr); sys.exit(1)
+            print(f'FAILED {p}\n{e}', file=sys.stderr)
+            sys.exit(1)
         print(f'ok {p} ({dt:.1f} s)' + (f'; skipped cells {skipped}' if skipped else ''))

@@ -37,7 +37,9 @@ def _pair_chain(item:dict, captions:list[str], baseline:str, mutator:str, errors
     caps = [c.strip() for c in captions]
     if any(not c for c in caps) or len({' '.join(c.lower().split()) for c in caps}) < len(caps): return None
     m = {**item.get('meta', {}), 'baseline': baseline, 'reference': item['caption'], **meta}
-    return Chain.from_captions(f"{item['id']}/{baseline}", caps, errors=errors, mutator=mutator, video=item.get('video'), meta=m).validate()
+    return Chain.from_captions(
+        f"{item['id']}/{baseline}", caps, errors=errors, mutator=mutator, video=item.get('video'), meta=m
+    ).validate()
 
 # %% ../../nbs/14_baselines.ipynb #edc89d65
 def policy_sampler(model, # a VLM from `rcc_rank.modeling.models` (plain or peft)
@@ -64,8 +66,15 @@ def policy_sampler(model, # a VLM from `rcc_rank.modeling.models` (plain or peft
             enc = {k: v.to(dev) if hasattr(v, 'to') else v for k, v in enc.items()}
             torch.manual_seed(int(stable_hash(seed, i), 16) % 2**31)
             with torch.no_grad():
-                gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                     num_return_sequences=n, pad_token_id=processor.tokenizer.pad_token_id)
+                gen = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_new_tokens=max_new_tokens,
+                    num_return_sequences=n,
+                    pad_token_id=processor.tokenizer.pad_token_id,
+                )
             texts = processor.batch_decode(gen[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)
             out += [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(part))]
         return out
@@ -78,14 +87,17 @@ def world_sampler(max_errors:int=2, # each sample has 0..max_errors errors
     "A simulated imperfect captioner for synthetic-world items (true caption + random program edits)"
     from rcc_rank.synthetic.world import Scene, world_step, applicable_errors, render_caption
     def one(item, seed):
-        if 'scene' not in (item.get('meta') or {}): raise ValueError(f"item {item['id']!r}: world_sampler needs a world item (meta['scene'])")
+        if 'scene' not in (item.get('meta') or {}):
+            raise ValueError(f"item {item['id']!r}: world_sampler needs a world item (meta['scene'])")
         rng = random.Random(int(stable_hash('world-sampler', item['id'], seed), 16))
-        true = cur = Scene.from_dict(item['meta']['scene']); done, muts = [], []
+        true = cur = Scene.from_dict(item['meta']['scene'])
+        done, muts = [], []
         for _ in range(rng.randint(0, max_errors)):
             types = applicable_errors(cur, true, done, muts)
             if not types: break
             cap, m, cur = world_step(cur, true, done, rng.choice(types), rng, muts)
-            done += json.loads(m.note)['slots']; muts.append(m)
+            done += json.loads(m.note)['slots']
+            muts.append(m)
         cap = render_caption(cur)
         if length_jitter and rng.random() < 0.3:
             sents = re.split(r'(?<=\.)\s+', cap)
@@ -97,12 +109,18 @@ def world_sampler(max_errors:int=2, # each sample has 0..max_errors errors
     return sample
 
 # %% ../../nbs/14_baselines.ipynb #e1da9b3f
-TEACHER_SYSTEM = ("You are a meticulous annotator of video captions for a preference-learning dataset. You are given the "
-                  "reference (ground-truth) description of a video and one or more candidate captions written by a model. "
-                  "Treat the reference as the truth about the video. Always answer by calling the tool you are given.")
+TEACHER_SYSTEM = (
+    "You are a meticulous annotator of video captions for a preference-learning dataset. You are given the "
+    "reference (ground-truth) description of a video and one or more candidate captions written by a model. "
+    "Treat the reference as the truth about the video. Always answer by calling the tool you are given."
+)
 
 def _tool(name, desc, props, required):
-    return {'name': name, 'description': desc, 'input_schema': {'type': 'object', 'properties': props, 'required': required}}
+    return {
+        'name': name,
+        'description': desc,
+        'input_schema': {'type': 'object', 'properties': props, 'required': required},
+    }
 
 # %% ../../nbs/14_baselines.ipynb #3a4fadec
 TEACHER_TOOLS = {
@@ -124,15 +142,35 @@ def teacher_prompt(task:str, # 'improve', 'compare', 'claims' or 'judge'
     "The user turn for one teacher request"
     if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
     ref = f'<reference>{reference}</reference>\n'
-    if task == 'improve': return ref + f'<response>{candidates[0]}</response>\nRewrite the response so that every statement is true of the video and nothing important is missing.'
-    if task == 'compare': return ref + f'<response_a>{candidates[0]}</response_a>\n<response_b>{candidates[1]}</response_b>\nWhich response describes the video better?'
+    if task == 'improve':
+        return (
+            ref
+            + f'<response>{candidates[0]}</response>\nRewrite the response so that every statement is true of the video and nothing important is missing.'
+        )
+    if task == 'compare':
+        return (
+            ref
+            + f'<response_a>{candidates[0]}</response_a>\n<response_b>{candidates[1]}</response_b>\nWhich response describes the video better?'
+        )
     if task == 'claims': return f'<response>{candidates[0]}</response>\nSplit the response into atomic factual claims.'
-    return ref + '<claims>\n' + '\n'.join(f'<claim n="{i}">{c}</claim>' for i, c in enumerate(claims)) + '\n</claims>\nJudge every claim.'
+    return (
+        ref
+        + '<claims>\n'
+        + '\n'.join(f'<claim n="{i}">{c}</claim>' for i, c in enumerate(claims))
+        + '\n</claims>\nJudge every claim.'
+    )
 
 # %% ../../nbs/14_baselines.ipynb #c73c024e
 def _zero_usage()->dict:
     "A teacher's usage counters, all at zero"
-    return {'input_tokens': 0, 'output_tokens': 0, 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0, 'requests': 0, 'malformed': 0}
+    return {
+        'input_tokens': 0,
+        'output_tokens': 0,
+        'cache_creation_input_tokens': 0,
+        'cache_read_input_tokens': 0,
+        'requests': 0,
+        'malformed': 0,
+    }
 
 # %% ../../nbs/14_baselines.ipynb #581d39f4
 class Teacher:
@@ -149,8 +187,9 @@ class Teacher:
         self.name = f'claude:{model}'
         self._client, self._kw = client, dict(max_retries=max_retries, timeout=timeout)
         self.usage = _zero_usage()
-        self.failures:list[dict] = []   # rows the teacher could not answer: {'id', 'task', 'reason'}
-        self.system = cached_system(TEACHER_SYSTEM, model); check_model(model)
+        self.failures:list[dict] = []  # rows the teacher could not answer: {'id', 'task', 'reason'}
+        self.system = cached_system(TEACHER_SYSTEM, model)
+        check_model(model)
         self._loop = None
 
 
@@ -179,8 +218,14 @@ def request(self:Teacher, task:str, **kw)->dict:
     "Messages API parameters for one teacher task"
     if task not in TEACHER_TOOLS: raise ValueError(f"unknown teacher task {task!r}; known: {list(TEACHER_TOOLS)}")
     tool = TEACHER_TOOLS[task]
-    return dict(model=self.model, max_tokens=self.max_tokens, system=self.system, tools=[tool],
-                tool_choice=tool_choice(self.model, tool['name']), messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}])
+    return dict(
+        model=self.model,
+        max_tokens=self.max_tokens,
+        system=self.system,
+        tools=[tool],
+        tool_choice=tool_choice(self.model, tool['name']),
+        messages=[{'role': 'user', 'content': teacher_prompt(task, **kw)}],
+    )
 
 # %% ../../nbs/14_baselines.ipynb #9a8b8523
 @patch
@@ -194,9 +239,12 @@ async def ask(self:Teacher, task:str, **kw)->dict:
         try:
             ref = refusal(msg)
             if ref is not None: raise MalformedReply(ref.refused)
-            return _check_answer(task, dict(tool_input(msg, TEACHER_TOOLS[task]['name'], TEACHER_TOOLS[task]['input_schema'])), kw)
+            return _check_answer(
+                task, dict(tool_input(msg, TEACHER_TOOLS[task]['name'], TEACHER_TOOLS[task]['input_schema'])), kw
+            )
         except MalformedReply as e:
-            self.usage['malformed'] += 1; last = e
+            self.usage['malformed'] += 1
+            last = e
     raise MalformedReply(f'teacher task {task!r}: {self.max_attempts} malformed replies; last: {last}')
 
 # %% ../../nbs/14_baselines.ipynb #f4403e1c
@@ -205,16 +253,20 @@ async def try_ask(self:Teacher, item_id:str, task:str, **kw)->dict|None:
     "`ask`, but a row the teacher cannot answer is recorded in `failures` and gives None, so the other rows' results stay"
     try: return await self.ask(task, **kw)
     except MalformedReply as e:
-        self.failures.append({'id': item_id, 'task': task, 'reason': str(e)}); log.warning(f'teacher: row {item_id!r}: {e}')
+        self.failures.append({'id': item_id, 'task': task, 'reason': str(e)})
+        log.warning(f'teacher: row {item_id!r}: {e}')
         return None
 
 # %% ../../nbs/14_baselines.ipynb #50c80666
 def _check_answer(task:str, ans:dict, kw:dict)->dict:
-    if task == 'improve' and not (isinstance(ans.get('caption'), str) and ans['caption'].strip()): raise MalformedReply('no caption')
-    if task == 'compare' and ans.get('winner') not in ('A', 'B', 'tie'): raise MalformedReply(f"winner must be A, B or tie, got {ans.get('winner')!r}")
+    if task == 'improve' and not (isinstance(ans.get('caption'), str) and ans['caption'].strip()):
+        raise MalformedReply('no caption')
+    if task == 'compare' and ans.get('winner') not in ('A', 'B', 'tie'):
+        raise MalformedReply(f"winner must be A, B or tie, got {ans.get('winner')!r}")
     if task == 'claims':
         cl = ans.get('claims')
-        if not isinstance(cl, list) or not cl or not all(isinstance(c, str) and c.strip() for c in cl): raise MalformedReply('claims must be a non-empty list of strings')
+        if not isinstance(cl, list) or not cl or not all(isinstance(c, str) and c.strip() for c in cl):
+            raise MalformedReply('claims must be a non-empty list of strings')
     if task == 'judge':
         v = ans.get('verdicts')
         if not isinstance(v, list) or len(v) != len(kw.get('claims', ())) or not all(isinstance(x, bool) for x in v):
@@ -222,7 +274,9 @@ def _check_answer(task:str, ans:dict, kw:dict)->dict:
     return ans
 
 # %% ../../nbs/14_baselines.ipynb #224686bb
-_STOPWORDS = set('a an the is are there in of on to and then first it its at this video shows with by from that'.split())
+_STOPWORDS = set(
+    'a an the is are there in of on to and then first it its at this video shows with by from that'.split()
+)
 
 def _sentences(text:str)->list[str]:
     return [s.strip() for s in re.split(r'(?<=[.!?])\s+', text.strip()) if s.strip()]
@@ -239,7 +293,9 @@ def supported(claim:str, # a sentence or claim
     from collections import Counter
     cw = Counter(_content(claim))
     if not cw: return False
-    best = max((sum((cw & Counter(_content(r))).values()) / sum(cw.values()) for r in _sentences(reference)), default=0.0)
+    best = max(
+        (sum((cw & Counter(_content(r))).values()) / sum(cw.values()) for r in _sentences(reference)), default=0.0
+    )
     return best >= threshold
 
 # %% ../../nbs/14_baselines.ipynb #d1c0317a
@@ -264,7 +320,10 @@ def rule_answer(task:str, # 'improve', 'compare', 'claims' or 'judge'
         return {'caption': ' '.join(keep + [r for r in _sentences(ref) if not any(supported(k, r) for k in keep)])}
     if task == 'compare':
         fa, fb = support_f1(cand[0], ref), support_f1(cand[1], ref)
-        return {'winner': 'tie' if abs(fa - fb) < 1e-9 else ('A' if fa > fb else 'B'), 'reason': f'support F1 {fa:.2f} vs {fb:.2f}'}
+        return {
+            'winner': 'tie' if abs(fa - fb) < 1e-9 else ('A' if fa > fb else 'B'),
+            'reason': f'support F1 {fa:.2f} vs {fb:.2f}',
+        }
     if task == 'claims':
         cl = [c.strip(' .') for s in _sentences(cand[0]) for c in re.split(r',\s+(?:and\s+)?|;\s+', s) if c.strip(' .')]
         return {'claims': cl or [cand[0] or '(empty)']}
@@ -307,10 +366,13 @@ def error_injection(items:Iterable[dict], # rows {"id", "caption", "video"?, "me
     rows = normalise_items(items)
     async def one(it):
         base = Chain(id=it['id'], captions=[it['caption']], mutations=[], video=it['video'], meta=it['meta'])
-        types = list(mutator.applicable(base)); rng = random.Random(int(stable_hash(seed, it['id']), 16)); rng.shuffle(types)
+        types = list(mutator.applicable(base))
+        rng = random.Random(int(stable_hash(seed, it['id']), 16))
+        rng.shuffle(types)
         negs, errs, tries = [], [], 0
         while len(negs) < negatives and tries < negatives * max_attempts and types:
-            et = types[tries % len(types)]; tries += 1
+            et = types[tries % len(types)]
+            tries += 1
             try: res = await mutator.amutate(base, et, int(stable_hash(seed, it['id'], tries), 16) % 2**31)
             except Exception as e:
                 if classify_error(e) in ('malformed', 'api'): continue
@@ -318,10 +380,19 @@ def error_injection(items:Iterable[dict], # rows {"id", "caption", "video"?, "me
             if res.refused or not res.caption: continue
             if check_step(it['caption'], res.caption, []) is not None: continue
             if res.caption in negs: continue
-            negs.append(res.caption); errs.append(res.mutation.error_type if res.mutation else et)
-        if not negs: log.warning(f"error_injection: item {it['id']}: no error could be injected"); return None
-        return _pair_chain(it, [it['caption']] + negs, 'error_injection', getattr(mutator, 'name', 'mutator'), errors=errs,
-                           ordered=len(negs) == 1)
+            negs.append(res.caption)
+            errs.append(res.mutation.error_type if res.mutation else et)
+        if not negs:
+            log.warning(f"error_injection: item {it['id']}: no error could be injected")
+            return None
+        return _pair_chain(
+            it,
+            [it['caption']] + negs,
+            'error_injection',
+            getattr(mutator, 'name', 'mutator'),
+            errors=errs,
+            ordered=len(negs) == 1,
+        )
     return [c for c in run_sync(_amap(one, rows, concurrency)) if c is not None]
 
 # %% ../../nbs/14_baselines.ipynb #eb05b0a0
@@ -338,7 +409,9 @@ def response_improvement(items:Iterable[dict], # rows with the reference `captio
         if not y.strip(): return None
         ans = await teacher.try_ask(it['id'], 'improve', reference=it['caption'], candidates=[y])
         if ans is None: return None
-        return _pair_chain(it, [ans['caption'], y], 'response_improvement', teacher.name, simulated_policy=_sim(sampler))
+        return _pair_chain(
+            it, [ans['caption'], y], 'response_improvement', teacher.name, simulated_policy=_sim(sampler)
+        )
     return [c for c in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) if c is not None]
 
 # %% ../../nbs/14_baselines.ipynb #6c1be6b3
@@ -359,7 +432,14 @@ def response_comparison(items:Iterable[dict], # rows with the reference `caption
         ans = await teacher.try_ask(it['id'], 'compare', reference=it['caption'], candidates=[a, b])
         if ans is None or ans['winner'] == 'tie': return None
         w, l = (a, b) if ans['winner'] == 'A' else (b, a)
-        return _pair_chain(it, [w, l], 'response_comparison', teacher.name, reason=str(ans.get('reason', '')), simulated_policy=_sim(sampler))
+        return _pair_chain(
+            it,
+            [w, l],
+            'response_comparison',
+            teacher.name,
+            reason=str(ans.get('reason', '')),
+            simulated_policy=_sim(sampler),
+        )
     return [c for c in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) if c is not None]
 
 # %% ../../nbs/14_baselines.ipynb #6f5025f6
@@ -379,7 +459,13 @@ def rlaif_v(items:Iterable[dict], # rows with the reference `caption`
         v = cl and await teacher.try_ask(iid, 'judge', reference=ref, claims=cl['claims'])
         if not v: return None
         cl, v = cl['claims'], v['verdicts']
-        return {'caption': y, 'claims': len(cl), 'rejected': v.count(False), 'score': -v.count(False), 'precision': sum(v) / len(v)}
+        return {
+            'caption': y,
+            'claims': len(cl),
+            'rejected': v.count(False),
+            'score': -v.count(False),
+            'precision': sum(v) / len(v),
+        }
     async def one(x):
         it, ys = x
         ys = list(dict.fromkeys(y.strip() for y in ys if y.strip()))
@@ -387,17 +473,29 @@ def rlaif_v(items:Iterable[dict], # rows with the reference `caption`
         scored.sort(key=lambda s: (s['score'], s['precision']), reverse=True)
         out = []
         if pairs == 0:
-            uniq = [s for i, s in enumerate(scored) if i == 0 or (s['score'], s['precision']) != (scored[i-1]['score'], scored[i-1]['precision'])]
+            uniq = [
+                s
+                for i, s in enumerate(scored)
+                if i == 0 or (s['score'], s['precision']) != (scored[i - 1]['score'], scored[i - 1]['precision'])
+            ]
             if len(uniq) >= 2:
-                c = _pair_chain(it, [s['caption'] for s in uniq], 'rlaif_v', teacher.name, scores=[s['score'] for s in uniq],
-                                simulated_policy=_sim(sampler))
+                c = _pair_chain(
+                    it,
+                    [s['caption'] for s in uniq],
+                    'rlaif_v',
+                    teacher.name,
+                    scores=[s['score'] for s in uniq],
+                    simulated_policy=_sim(sampler),
+                )
                 if c: out.append(c)
             return out
         cands = [(a, b) for a in scored for b in reversed(scored) if a['score'] > b['score']]
         for k, (a, b) in enumerate(cands[:pairs]):
             c = _pair_chain(it, [a['caption'], b['caption']], 'rlaif_v', teacher.name, scores=[a['score'], b['score']],
                             simulated_policy=_sim(sampler))
-            if c: c.id = f"{c.id}/{k}"; out.append(c)
+            if c:
+                c.id = f"{c.id}/{k}"
+                out.append(c)
         return out
     return [c for cs in teacher.run(_amap(one, list(zip(rows, samples)), teacher.concurrency)) for c in cs]
 
@@ -418,7 +516,9 @@ class FreeMutator(ClaudeMutator):
     "Degradation without error-type conditioning: the LLM picks each error itself"
     tool, tool_name = FREE_TOOL, FREE_TOOL_NAME
     def __init__(self, model:str=DEFAULT_MODEL, client=None, **kw):
-        super().__init__(model=model, client=client, **kw)   # the same client, stop-reason and retry rules as `ClaudeMutator`
+        super().__init__(
+            model=model, client=client, **kw
+        )  # the same client, stop-reason and retry rules as `ClaudeMutator`
         self.name = f'claude-free:{model}'
     def system_text(self)->str: return FREE_SYSTEM
     def applicable(self, chain:Chain)->list[str]:
@@ -435,7 +535,12 @@ class FreeMutator(ClaudeMutator):
 def chosen_kinds(chains:Iterable[Chain])->dict[str, int]:
     "How often each self-chosen error kind occurs in unconditioned chains (from the `chose:` notes)"
     from collections import Counter
-    return dict(Counter(m.note.split('chose:', 1)[1].strip() for c in chains for m in c.mutations if m.note.startswith('chose:')).most_common())
+
+    return dict(
+        Counter(
+            m.note.split('chose:', 1)[1].strip() for c in chains for m in c.mutations if m.note.startswith('chose:')
+        ).most_common()
+    )
 
 # %% ../../nbs/14_baselines.ipynb #c505dc61
 UNCONDITIONED_WORLD_TYPES = ('colour', 'shape', 'size', 'object')
@@ -449,7 +554,9 @@ def unconditioned_world_chains(n:int, # chains
     "World chains whose errors come only from the object/attribute kinds a free LLM favours (a simulation)"
     from rcc_rank.synthetic.world_data import world_chains
     out = world_chains(n, length, split, seed, cfg, error_types=list(UNCONDITIONED_WORLD_TYPES))
-    for c in out: c.meta['baseline'] = 'unconditioned'; c.meta['simulated_unconditioned'] = True
+    for c in out:
+        c.meta['baseline'] = 'unconditioned'
+        c.meta['simulated_unconditioned'] = True
     return out
 
 # %% ../../nbs/14_baselines.ipynb #02935e69
@@ -471,7 +578,9 @@ def make_baseline(name:str, # one of `BASELINES`
             if not world: raise ValueError("error_injection: pass a mutator (items are not synthetic-world items)")
             from rcc_rank.synthetic.world_data import WorldMutator
             mutator = WorldMutator()
-        return error_injection(items, mutator, seed=seed, **{k: v for k, v in kw.items() if k in ('negatives', 'concurrency')})
+        return error_injection(
+            items, mutator, seed=seed, **{k: v for k, v in kw.items() if k in ('negatives', 'concurrency')}
+        )
     if teacher is None: raise ValueError(f"{name}: needs a teacher (a `Teacher`)")
     if sampler is None:
         if not world: raise ValueError(f"{name}: pass a sampler (e.g. `policy_sampler(model, processor)`)")
@@ -481,7 +590,11 @@ def make_baseline(name:str, # one of `BASELINES`
     return rlaif_v(items, sampler, teacher, seed=seed, **{k: v for k, v in kw.items() if k in ('n_samples', 'pairs')})
 
 # %% ../../nbs/14_baselines.ipynb #d8ee5d57
-JUDGE_BASELINES = ('response_comparison', 'rlaif_v')   # recipes whose teacher judges captions: an LLM, never the rule teacher
+JUDGE_BASELINES = (
+    'response_comparison',
+    'rlaif_v',
+)  # recipes whose teacher judges captions: an LLM, never the rule teacher
+
 
 def baseline_teacher(name:str, # one of `BASELINES`
                      mutator:str='rules', # 'rules' (`RuleTeacher`, offline) or 'claude' (`Teacher`)
@@ -515,7 +628,9 @@ def write_baseline(name:str, # one of `BASELINES`
     from rcc_rank.data.chains import write_chains
     rows = normalise_items(rows)
     fp = lambda r: {'caption': stable_hash(r['caption'], n=12), 'baseline': name, **settings}
-    check_fingerprints(out_path, {f"{r['id']}/{name}": fp(r) for r in rows})   # refuses chains another configuration made
+    check_fingerprints(
+        out_path, {f"{r['id']}/{name}": fp(r) for r in rows}
+    )  # refuses chains another configuration made
     done = _done_items(out_path, name)
     todo = [r for r in rows if r['id'] not in done]
     chains = make_baseline(name, todo, **kw) if todo else []
@@ -524,5 +639,12 @@ def write_baseline(name:str, # one of `BASELINES`
     write_chains(chains, out_path, append=True)
     made = {c.id[:c.id.rindex(f'/{name}')] for c in chains}
     teacher = kw.get('teacher')
-    return {'baseline': name, 'rows': len(rows), 'skipped': len(rows) - len(todo), 'chains': len(chains),
-            'dropped': len(todo) - len(made), 'out': str(out_path), **({'teacher_usage': dict(teacher.usage)} if teacher else {})}
+    return {
+        'baseline': name,
+        'rows': len(rows),
+        'skipped': len(rows) - len(todo),
+        'chains': len(chains),
+        'dropped': len(todo) - len(made),
+        'out': str(out_path),
+        **({'teacher_usage': dict(teacher.usage)} if teacher else {}),
+    }

@@ -17,7 +17,8 @@ import rcc_rank
 from ..core.basics import get_logger, set_seed, rcc_home, stable_hash
 from ..data.chains import Chain, write_chains
 from ..synthetic.world import WorldConfig
-from ..synthetic.world_data import world_chain, world_chains, scene_seed, lf_mcq_set, world_mcq_chain, type_oracles, attach_frames, LETTERS
+from ..synthetic.world_data import (world_chain, world_chains, scene_seed, lf_mcq_set, world_mcq_chain,
+                                           type_oracles, attach_frames, LETTERS)
 from ..modeling.models import tiny_model, tiny_tokenizer, save_model, load_model, CAPTION_PROMPT, SPECIAL_TOKENS
 from ..evaluation.evaluate import rank_chains, mcq_evaluate, mcq_prompt
 from ..objectives.metrics import chain_metrics, ranking_metrics
@@ -37,7 +38,13 @@ log = get_logger(__name__)
 ARMS = {'sft': dict(objective='sft'), 'dpo': dict(objective='dpo'), 'mpo': dict(objective='mpo'),
         'rank': dict(objective='rank'), 'rank_frozen_vision': dict(objective='rank', freeze_vision=True),
         'lipo': dict(objective='lipo'), 'listnet': dict(objective='listnet'), 'pl_topk': dict(objective='pl_topk')}
-PAPER_ARMS = ('sft', 'dpo', 'mpo', 'rank', 'rank_frozen_vision')   # the default arms; the listwise ones run when named in --arms
+PAPER_ARMS = (
+    'sft',
+    'dpo',
+    'mpo',
+    'rank',
+    'rank_frozen_vision',
+)  # the default arms; the listwise ones run when named in --arms
 
 # %% ../../nbs/12_demo.ipynb #abb6b87f
 @dataclass
@@ -47,8 +54,8 @@ class DemoConfig:
     arms:tuple = PAPER_ARMS                  # which arms to train (keys of `ARMS`)
     seeds:tuple = (0, 1, 2, 3, 4)            # one run per arm and seed (data order and adapter init)
     data_seed:int = 0                        # seed of the world's scenes
-    n_pretrain:int = 768                     # pretraining chains: train-split scenes 0 .. n_pretrain-1
-    n_train:int = 384                        # the arms' chains: the next n_train train-split scenes (never pretrained on)
+    n_pretrain:int = 768  # pretraining chains: train-split scenes 0 .. n_pretrain-1
+    n_train: int = 384  # the arms' chains: the next n_train train-split scenes (never pretrained on)
     n_test:int = 1200                        # held-out chains of the final evaluation (test-split scenes)
     n_curve:int = 200                        # the first this many held-out chains score the learning curves
     n_mcq:int = 100                          # LF-MCQ items (scored for the pretrained model)
@@ -65,8 +72,8 @@ class DemoConfig:
     vocab_size:int = 512                     # tokenizer vocabulary (retrained on world text)
     model_seed:int = 0                       # random init of the tiny model
     pretrain_steps:int = 1200                # full fine-tuning (SFT) steps from random init
-    pretrain_lr:float = 1e-3                 # its peak learning rate
-    pretrain_min_lr_ratio:float = 0.0        # its cosine ends at this fraction of the peak (0: annealed, a settled start)
+    pretrain_lr:float = 1e-3  # its peak learning rate
+    pretrain_min_lr_ratio: float = 0.0  # its cosine ends at this fraction of the peak (0: annealed, a settled start)
     pretrain_batch:int = 16                  # its chains per step
     steps:int = 160                          # LoRA steps per arm
     batch_size:int = 8                       # chains per arm step
@@ -75,16 +82,37 @@ class DemoConfig:
     beta:float = 1.0                         # DPO/MPO/rank temperature
     ntp_weight:float = 0.1                   # NTP weight for DPO/MPO/rank
     eval_every:int = 40                      # learning-curve evaluation every this many steps (pretraining: twice this)
-    workers:int = 2                          # arm runs in parallel processes (results do not depend on it)
-    threads:int = 1                          # torch CPU threads in every process and stage (fixed: same numbers on any core count)
-    cache:bool = True                        # reuse a pretrained checkpoint with the same settings from `rcc_home('demo')`
+    workers:int = 2  # arm runs in parallel processes (results do not depend on it)
+    threads: int = 1  # torch CPU threads in every process and stage (fixed: same numbers on any core count)
+    cache: bool = True  # reuse a pretrained checkpoint with the same settings from `rcc_home('demo')`
 
 # %% ../../nbs/12_demo.ipynb #55a4f63d
 @patch(cls_method=True)
 def quick(cls:DemoConfig, **kw)->DemoConfig:
     "The smoke-test size: one seed, a few steps, a handful of chains, one process (well under a minute)"
-    return cls(**{**dict(seeds=(0,), n_pretrain=16, n_train=16, n_test=8, n_curve=8, n_mcq=4, pretrain_steps=4, pretrain_batch=4,
-                         steps=2, batch_size=4, hidden=32, vision_hidden=16, vision_depth=1, layers=1, eval_every=1, workers=1), **kw})
+    return cls(
+        **{
+            **dict(
+                seeds=(0,),
+                n_pretrain=16,
+                n_train=16,
+                n_test=8,
+                n_curve=8,
+                n_mcq=4,
+                pretrain_steps=4,
+                pretrain_batch=4,
+                steps=2,
+                batch_size=4,
+                hidden=32,
+                vision_hidden=16,
+                vision_depth=1,
+                layers=1,
+                eval_every=1,
+                workers=1,
+            ),
+            **kw,
+        }
+    )
 
 # %% ../../nbs/12_demo.ipynb #6f05f1d5
 @patch
@@ -108,9 +136,15 @@ def setup_torch(cfg:DemoConfig # its `threads`
     "Fix this process's torch threads and switch on deterministic algorithms; returns the settings in force"
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
-    return dict(torch_threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
-                OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS'), deterministic=torch.are_deterministic_algorithms_enabled(),
-                torch=torch.__version__, rcc_rank=rcc_rank.__version__, workers=cfg.workers)
+    return dict(
+        torch_threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+        OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS'),
+        deterministic=torch.are_deterministic_algorithms_enabled(),
+        torch=torch.__version__,
+        rcc_rank=rcc_rank.__version__,
+        workers=cfg.workers,
+    )
 
 # %% ../../nbs/12_demo.ipynb #0bad360a
 def world_tokenizer(vocab_size:int=512, # vocabulary size (must not exceed the model's)
@@ -135,16 +169,22 @@ def demo_model(cfg:DemoConfig # sizes and seeds
     old = proc.tokenizer
     for s in SPECIAL_TOKENS['qwen2_5_vl']:
         if tok.convert_tokens_to_ids(s) != old.convert_tokens_to_ids(s):
-            raise RuntimeError(f"world tokenizer: special token {s} has id {tok.convert_tokens_to_ids(s)}, the model expects {old.convert_tokens_to_ids(s)}")
+            raise RuntimeError(
+                f"world tokenizer: special token {s} has id {tok.convert_tokens_to_ids(s)}, the model expects {old.convert_tokens_to_ids(s)}"
+            )
     if len(tok) > model.get_input_embeddings().num_embeddings:
-        raise RuntimeError(f"world tokenizer has {len(tok)} tokens, the model embeds {model.get_input_embeddings().num_embeddings}")
+        raise RuntimeError(
+            f"world tokenizer has {len(tok)} tokens, the model embeds {model.get_input_embeddings().num_embeddings}"
+        )
     proc.tokenizer = tok
     return model, proc
 
 # %% ../../nbs/12_demo.ipynb #f79b8d74
 def _world_range(split:str, lo:int, hi:int, cfg:DemoConfig)->list[Chain]:
     "World chains of scenes `lo .. hi-1` of one split"
-    return [world_chain(scene_seed(split, cfg.data_seed, i), cfg.chain_length, cfg.world(), split) for i in range(lo, hi)]
+    return [
+        world_chain(scene_seed(split, cfg.data_seed, i), cfg.chain_length, cfg.world(), split) for i in range(lo, hi)
+    ]
 
 # %% ../../nbs/12_demo.ipynb #d3a1f0c2
 def demo_chains(cfg:DemoConfig # sizes and seeds
@@ -160,7 +200,8 @@ def data_hash(chains:dict # from `demo_chains` (before frames are attached)
     "One hash of every chain and LF-MCQ item: captions, mutations and scene programs (the pixels follow from the programs)"
     h = hashlib.sha256()
     for k in sorted(chains):
-        for c in chains[k]: h.update(json.dumps(c.to_dict() if hasattr(c, 'to_dict') else c, sort_keys=True, default=str).encode())
+        for c in chains[k]:
+            h.update(json.dumps(c.to_dict() if hasattr(c, 'to_dict') else c, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 # %% ../../nbs/12_demo.ipynb #d3a1f0c4
@@ -169,7 +210,11 @@ def splits(chains:dict # from `demo_chains`
     "Which scenes each stage read, and whether pretraining, the arms and the held-out sets share any"
     meta = lambda c: c['meta'] if isinstance(c, dict) else c.meta
     seen = {k: {meta(c)['scene_seed'] for c in v} for k, v in chains.items()}
-    rec = {k: dict(split=meta(v[0])['split'], n=len(v), scene_seeds=[min(seen[k]), max(seen[k])]) for k, v in chains.items() if v}
+    rec = {
+        k: dict(split=meta(v[0])['split'], n=len(v), scene_seeds=[min(seen[k]), max(seen[k])])
+        for k, v in chains.items()
+        if v
+    }
     rec['pretrain_arms_disjoint'] = not seen['pretrain'] & seen['train']
     rec['train_test_disjoint'] = not (seen['pretrain'] | seen['train']) & (seen['test'] | seen['mcq'])
     return rec
@@ -182,7 +227,8 @@ def demo_data(cfg:DemoConfig, # sizes and seeds
     "The chains of `demo_chains` with frames in memory, the held-out curve subset, the data hash and the splits record"
     ch = demo_chains(cfg)
     if out is not None:
-        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
         for k in ('pretrain', 'train', 'test'): write_chains(ch[k], out/f'{k}.jsonl')
         (out/'lf_mcq.jsonl').write_text(''.join(json.dumps(it) + '\n' for it in ch['mcq']))
     d = dict(hash=data_hash(ch), splits=splits(ch))
@@ -192,7 +238,11 @@ def demo_data(cfg:DemoConfig, # sizes and seeds
 
 # %% ../../nbs/12_demo.ipynb #f7f26c1a
 def _length_pairwise(chains, sign):
-    return float(np.mean([chain_metrics([sign * len(c) for c in ch.captions])['pairwise'] for ch in chains if len(ch.captions) > 1]))
+    return float(
+        np.mean(
+            [chain_metrics([sign * len(c) for c in ch.captions])['pairwise'] for ch in chains if len(ch.captions) > 1]
+        )
+    )
 
 # %% ../../nbs/12_demo.ipynb #a5c0e1dd
 def controls(train:Sequence[Chain], # training chains (the length ranker picks its direction here)
@@ -229,7 +279,13 @@ def mcq_score(model, proc, items:Sequence[dict], # LF-MCQ items with frames
     from scipy import stats
     acc = mcq_evaluate(model, proc, items, batch_size=8, num_frames=cfg.n_frames, progress=False)['mcq_acc']
     ci = stats.binomtest(round(acc * len(items)), len(items)).proportion_ci()
-    return dict(mcq=acc, mcq_low=float(ci.low), mcq_high=float(ci.high), mcq_n=len(items), mcq_chance=1 / len(items[0]['choices']))
+    return dict(
+        mcq=acc,
+        mcq_low=float(ci.low),
+        mcq_high=float(ci.high),
+        mcq_n=len(items),
+        mcq_chance=1 / len(items[0]['choices']),
+    )
 
 # %% ../../nbs/12_demo.ipynb #221927ed
 def evaluate_model(model, # the model (peft or plain)
@@ -247,9 +303,13 @@ def evaluate_model(model, # the model (peft or plain)
     res['logps'] = [p['logps'] for p in r['per_chain']]
     per = [chain_metrics(lp)['pairwise'] for lp in res['logps']]
     res['pairwise_se'] = float(np.std(per, ddof=1) / math.sqrt(len(per))) if len(per) > 1 else float('nan')
-    res['n_test'] = len(per); res['mean_logp'] = float(np.mean([x for lp in res['logps'] for x in lp]))
+    res['n_test'] = len(per)
+    res['mean_logp'] = float(np.mean([x for lp in res['logps'] for x in lp]))
     if ref is not None: res['pairwise_reward'] = reward_pairwise(res['logps'], ref)
-    if blank: res['pairwise_blank'] = rank_chains(model, proc, blank_video(test), batch_size=16, num_frames=cfg.n_frames, progress=False)['pairwise']
+    if blank:
+        res['pairwise_blank'] = rank_chains(
+            model, proc, blank_video(test), batch_size=16, num_frames=cfg.n_frames, progress=False
+        )['pairwise']
     if mcq is not None: res.update(mcq_score(model, proc, mcq, cfg))
     return res
 
@@ -279,20 +339,47 @@ def pretrain(cfg:DemoConfig, # settings
              say=print # progress printer
             )->tuple[Path, dict]:
     "The pretrained model folder and its record (curve, timings, checkpoint hash), trained now or found in the cache"
-    home = rcc_home('demo'); final = home/f'pretrain-{cfg.pretrain_key()}'
+    home = rcc_home('demo')
+    final = home / f'pretrain-{cfg.pretrain_key()}'
     if cfg.cache and (final/'pretrain.json').exists():
         return final/'model', {**json.loads((final/'pretrain.json').read_text()), 'cached': True}
     tmp = home/f'.tmp-pretrain-{cfg.pretrain_key()}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True)
-    model, proc = demo_model(cfg); save_model(model, proc, tmp/'init'); del model
+    model, proc = demo_model(cfg)
+    save_model(model, proc, tmp / 'init')
+    del model
     c0, w0 = time.process_time(), time.perf_counter()
-    res = train(TrainConfig(**_train_kw(cfg, tmp/'run', model=str(tmp/'init'), finetune='full', objective='sft', lr=cfg.pretrain_lr,
-                                        min_lr_ratio=cfg.pretrain_min_lr_ratio, max_steps=cfg.pretrain_steps, batch_size=cfg.pretrain_batch,
-                                        warmup_steps=max(1, cfg.pretrain_steps // 10), seed=cfg.model_seed, eval_every=cfg.eval_every * 2, log_every=max(1, cfg.pretrain_steps // 10))),
-                train_chains=data['pretrain'], eval_chains=data['curve'])
-    info = dict(key=cfg.pretrain_key(), steps=res['steps'], curve=_curve(res), cpu_s=time.process_time() - c0, wall_s=time.perf_counter() - w0)
+    res = train(
+        TrainConfig(
+            **_train_kw(
+                cfg,
+                tmp / 'run',
+                model=str(tmp / 'init'),
+                finetune='full',
+                objective='sft',
+                lr=cfg.pretrain_lr,
+                min_lr_ratio=cfg.pretrain_min_lr_ratio,
+                max_steps=cfg.pretrain_steps,
+                batch_size=cfg.pretrain_batch,
+                warmup_steps=max(1, cfg.pretrain_steps // 10),
+                seed=cfg.model_seed,
+                eval_every=cfg.eval_every * 2,
+                log_every=max(1, cfg.pretrain_steps // 10),
+            )
+        ),
+        train_chains=data['pretrain'],
+        eval_chains=data['curve'],
+    )
+    info = dict(
+        key=cfg.pretrain_key(),
+        steps=res['steps'],
+        curve=_curve(res),
+        cpu_s=time.process_time() - c0,
+        wall_s=time.perf_counter() - w0,
+    )
     os.replace(tmp/'run'/'final', tmp/'model')
-    shutil.rmtree(tmp/'run'); shutil.rmtree(tmp/'init')
+    shutil.rmtree(tmp / 'run')
+    shutil.rmtree(tmp / 'init')
     info['checkpoint_hash'] = checkpoint_hash(tmp/'model')
     (tmp/'pretrain.json').write_text(json.dumps(info, indent=1))
     if final.exists(): shutil.rmtree(final)
@@ -311,16 +398,45 @@ def run_arm(cfg:DemoConfig, # settings
     "Train one arm from the pretrained model and evaluate it on every held-out chain; returns its row"
     if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; known: {list(ARMS)}")
     c0 = time.process_time()
-    res = train(TrainConfig(**_train_kw(cfg, out, model=str(base), lr=cfg.lr, max_steps=cfg.steps, batch_size=cfg.batch_size,
-                                        warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
-                                        beta=cfg.beta, ntp_weight=cfg.ntp_weight, seed=seed, eval_every=cfg.eval_every,
-                                        log_every=max(1, cfg.steps // 4), precompute_ref_logps=True, **ARMS[arm])),
-                train_chains=data['train'], eval_chains=data['curve'], return_model=True)
+    res = train(
+        TrainConfig(
+            **_train_kw(
+                cfg,
+                out,
+                model=str(base),
+                lr=cfg.lr,
+                max_steps=cfg.steps,
+                batch_size=cfg.batch_size,
+                warmup_steps=max(1, cfg.steps // 10),
+                lora_r=cfg.lora_r,
+                lora_alpha=2 * cfg.lora_r,
+                beta=cfg.beta,
+                ntp_weight=cfg.ntp_weight,
+                seed=seed,
+                eval_every=cfg.eval_every,
+                log_every=max(1, cfg.steps // 4),
+                precompute_ref_logps=True,
+                **ARMS[arm],
+            )
+        ),
+        train_chains=data['train'],
+        eval_chains=data['curve'],
+        return_model=True,
+    )
     train_cpu = time.process_time() - c0
-    ev = evaluate_model(res['model'], res['processor'], data['test'], cfg, ref=ref); ev.pop('logps')
-    return dict(arm=arm, seed=seed, **ev, curve=_curve(res), step_s=float(np.median(res['step_times'])),
-                step_cpu_s=float(np.median(res['step_cpu_s'])), ref_precompute_s=res['ref_precompute_s'], train_cpu_s=train_cpu,
-                eval_cpu_s=time.process_time() - c0 - train_cpu)
+    ev = evaluate_model(res['model'], res['processor'], data['test'], cfg, ref=ref)
+    ev.pop('logps')
+    return dict(
+        arm=arm,
+        seed=seed,
+        **ev,
+        curve=_curve(res),
+        step_s=float(np.median(res['step_times'])),
+        step_cpu_s=float(np.median(res['step_cpu_s'])),
+        ref_precompute_s=res['ref_precompute_s'],
+        train_cpu_s=train_cpu,
+        eval_cpu_s=time.process_time() - c0 - train_cpu,
+    )
 
 # %% ../../nbs/12_demo.ipynb #108f7936
 _WORKER = {}
@@ -335,9 +451,20 @@ def _arm_job(cfg:DemoConfig, arm:str, seed:int, base:str, out:str, ref:list|None
 def results_record(cfg:DemoConfig, env:dict, data:dict, pre:dict, warm:dict, ctl:dict, rows:Sequence[dict], timings:dict)->dict:
     "Everything the report states, in one JSON-able dict (results.json)"
     budget, matched = matched_cpu(rows)
-    return dict(config=asdict(replace(cfg, out_dir=Path(cfg.out_dir).name)), env=env, data_hash=data['hash'], checkpoint_hash=pre['checkpoint_hash'], splits=data['splits'],
-                warm=warm, pretrain=pre, baselines=ctl, rows=list(rows), paired=paired_table(rows, warm, matched),
-                matched_cpu=dict(budget_cpu_s=budget, rows=matched), timings=timings)
+    return dict(
+        config=asdict(replace(cfg, out_dir=Path(cfg.out_dir).name)),
+        env=env,
+        data_hash=data['hash'],
+        checkpoint_hash=pre['checkpoint_hash'],
+        splits=data['splits'],
+        warm=warm,
+        pretrain=pre,
+        baselines=ctl,
+        rows=list(rows),
+        paired=paired_table(rows, warm, matched),
+        matched_cpu=dict(budget_cpu_s=budget, rows=matched),
+        timings=timings,
+    )
 
 # %% ../../nbs/12_demo.ipynb #d3a1f0cc
 def write_report(out:Path, # the output folder
@@ -345,10 +472,13 @@ def write_report(out:Path, # the output folder
                 )->Path:
     "report.md, results.json and results.csv (one row per run) in `out`"
     import pandas as pd
-    out = Path(out); (out/'results.json').write_text(json.dumps(R, indent=1, default=str))
+
+    out = Path(out)
+    (out / 'results.json').write_text(json.dumps(R, indent=1, default=str))
     flat = [{k: v for k, v in r.items() if k not in ('curve', 'by_error_type')} for r in R['rows']]
     pd.DataFrame(flat).to_csv(out/'results.csv', index=False)
-    p = out/'report.md'; p.write_text('# rcc-demo report\n\n' + demo_markdown(R))
+    p = out / 'report.md'
+    p.write_text('# rcc-demo report\n\n' + demo_markdown(R))
     return p
 
 # %% ../../nbs/12_demo.ipynb #6b92a8f9
@@ -364,23 +494,31 @@ def _cpu()->float:
 # %% ../../nbs/12_demo.ipynb #d3a1f0cd
 def _stage_data(cfg:DemoConfig, out:Path, say)->tuple:
     "The chains (written to `out/data`) and the controls; returns them with the stage's CPU seconds"
-    c0 = _cpu(); data = demo_data(cfg, out/'data'); ctl = controls(data['train'], data['test'])
-    say(f"data {data['hash']}: {len(data['pretrain'])} pretraining / {len(data['train'])} arm / {len(data['test'])} held-out chains "
+    c0 = _cpu()
+    data = demo_data(cfg, out / 'data')
+    ctl = controls(data['train'], data['test'])
+    say(
+        f"data {data['hash']}: {len(data['pretrain'])} pretraining / {len(data['train'])} arm / {len(data['test'])} held-out chains "
         f"(scenes disjoint: {data['splits']['pretrain_arms_disjoint'] and data['splits']['train_test_disjoint']}), {len(data['mcq'])} LF-MCQ items; "
-        f"controls: length {ctl['length']:.3f}, best single-type oracle {ctl['best_single_type_oracle']:.3f} ({ctl['best_single_type']})")
+        f"controls: length {ctl['length']:.3f}, best single-type oracle {ctl['best_single_type_oracle']:.3f} ({ctl['best_single_type']})"
+    )
     return data, ctl, _cpu() - c0
 
 # %% ../../nbs/12_demo.ipynb #d3a1f0ce
 def _stage_pretrain(cfg:DemoConfig, data:dict, say)->tuple:
     "The pretrained checkpoint (trained or cached) and its full evaluation; returns them with the stage's CPU seconds"
-    c0 = _cpu(); say(f"pretraining: {cfg.pretrain_steps} full fine-tuning steps (cached: {cfg.cache})")
+    c0 = _cpu()
+    say(f"pretraining: {cfg.pretrain_steps} full fine-tuning steps (cached: {cfg.cache})")
     base, pre = pretrain(cfg, data, say)
     wm, wp = load_model(base, arch='qwen2_5_vl')
-    warm = evaluate_model(wm, wp, data['test'], cfg, blank=True, mcq=data['mcq']); del wm
+    warm = evaluate_model(wm, wp, data['test'], cfg, blank=True, mcq=data['mcq'])
+    del wm
     pre['checkpoint_hash'] = checkpoint_hash(base)
     how = 'cached' if pre.get('cached') else f"{pre['cpu_s']:.0f} CPU-s"
-    say(f"pretrained ({pre['steps']} steps, {how}, checkpoint {pre['checkpoint_hash']}): pairwise {warm['pairwise']:.3f} "
-        f"± {warm['pairwise_se']:.3f}, blank video {warm['pairwise_blank']:.3f}, LF-MCQ {warm['mcq']:.3f}")
+    say(
+        f"pretrained ({pre['steps']} steps, {how}, checkpoint {pre['checkpoint_hash']}): pairwise {warm['pairwise']:.3f} "
+        f"± {warm['pairwise_se']:.3f}, blank video {warm['pairwise_blank']:.3f}, LF-MCQ {warm['mcq']:.3f}"
+    )
     return base, pre, warm, _cpu() - c0
 
 # %% ../../nbs/12_demo.ipynb #672b1add
@@ -389,16 +527,23 @@ def _run_arms(cfg, base, data, out, say, ref):
     rows, args = [], lambda a, s: (cfg, a, s, str(base), str(out/'runs'/f'{a}-s{s}'), ref)
     if cfg.workers <= 1:
         for i, (a, s) in enumerate(jobs):
-            rows.append(run_arm(cfg, a, s, base, data, out/'runs'/f'{a}-s{s}', ref)); say(f"[{i+1}/{len(jobs)}] {a} seed {s}: pairwise {rows[-1]['pairwise']:.3f}")
+            rows.append(run_arm(cfg, a, s, base, data, out / 'runs' / f'{a}-s{s}', ref))
+            say(f"[{i + 1}/{len(jobs)}] {a} seed {s}: pairwise {rows[-1]['pairwise']:.3f}")
         return rows
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    job = getattr(importlib.import_module('rcc_rank.recipes.demo'), '_arm_job')   # by module path, so spawned workers can import it
+
+    job = getattr(
+        importlib.import_module('rcc_rank.recipes.demo'), '_arm_job'
+    )  # by module path, so spawned workers can import it
     with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context('spawn')) as ex:
         futs = {ex.submit(job, *args(a, s)): (a, s) for a, s in jobs}
         for i, f in enumerate(as_completed(futs)):
-            r = f.result(); rows.append(r)
-            say(f"[{i+1}/{len(jobs)}] {r['arm']} seed {r['seed']}: pairwise {r['pairwise']:.3f}, reward order {r['pairwise_reward']:.3f}, {r['train_cpu_s']:.0f} CPU-s")
+            r = f.result()
+            rows.append(r)
+            say(
+                f"[{i + 1}/{len(jobs)}] {r['arm']} seed {r['seed']}: pairwise {r['pairwise']:.3f}, reward order {r['pairwise_reward']:.3f}, {r['train_cpu_s']:.0f} CPU-s"
+            )
     order = {j: i for i, j in enumerate(jobs)}
     return sorted(rows, key=lambda r: order[(r['arm'], r['seed'])])
 
@@ -407,23 +552,38 @@ def run_demo(cfg:DemoConfig|None=None, # settings (default: `DemoConfig()`)
              progress:bool=True # print a line per stage
             )->dict:
     "Data, pretraining (cached), every arm for every seed, evaluation with controls, the plots and the report"
-    cfg = cfg or DemoConfig(); t_all, cpu0 = time.perf_counter(), _cpu()
+    cfg = cfg or DemoConfig()
+    t_all, cpu0 = time.perf_counter(), _cpu()
     for a in cfg.arms:
         if a not in ARMS: raise ValueError(f"unknown arm {a!r}; known: {list(ARMS)}")
     env = setup_torch(cfg)
-    out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
-    say = (lambda m: print(f"[rcc-demo {time.perf_counter() - t_all:6.1f}s] {m}", flush=True)) if progress else (lambda m: None)
-    timings = {'load at start': _load()}; set_seed(cfg.data_seed)
+    say = (
+        (lambda m: print(f"[rcc-demo {time.perf_counter() - t_all:6.1f}s] {m}", flush=True))
+        if progress
+        else (lambda m: None)
+    )
+    timings = {'load at start': _load()}
+    set_seed(cfg.data_seed)
     data, ctl, timings['data_cpu'] = _stage_data(cfg, out, say)
     base, pre, warm, timings['pretrain_cpu'] = _stage_pretrain(cfg, data, say)
     say(f"arms: {len(cfg.arms)} x {len(cfg.seeds)} seeds in {cfg.workers} process(es)")
-    c0 = _cpu(); rows = _run_arms(cfg, base, data, out, say, warm.pop('logps')); timings['arms_cpu'] = _cpu() - c0
+    c0 = _cpu()
+    rows = _run_arms(cfg, base, data, out, say, warm.pop('logps'))
+    timings['arms_cpu'] = _cpu() - c0
     timings.update(total=time.perf_counter() - t_all, cpu=_cpu() - cpu0, **{'load at end': _load()})
-    timings['parallel'] = max(1, min(cfg.workers, os.cpu_count() or 1, len(rows)))   # arm runs at once on idle cores
-    timings['pretrain_made_cpu'] = pre['cpu_s']   # what pretraining cost when the checkpoint was made (this run or a cached one)
-    timings['idle_wall_estimate'] = (timings['data_cpu'] + timings['pretrain_cpu'] + pre['cpu_s'] * bool(pre.get('cached'))
-                                     + timings['arms_cpu'] / timings['parallel'])
+    timings['parallel'] = max(1, min(cfg.workers, os.cpu_count() or 1, len(rows)))  # arm runs at once on idle cores
+    timings['pretrain_made_cpu'] = pre[
+        'cpu_s'
+    ]  # what pretraining cost when the checkpoint was made (this run or a cached one)
+    timings['idle_wall_estimate'] = (
+        timings['data_cpu']
+        + timings['pretrain_cpu']
+        + pre['cpu_s'] * bool(pre.get('cached'))
+        + timings['arms_cpu'] / timings['parallel']
+    )
     R = results_record(cfg, env, data, pre, warm, ctl, rows, timings)
     plots = [plot_curves(R, out), plot_paired(R, out)]
     report = write_report(out, R)

@@ -24,8 +24,15 @@ def summarise(rows:Sequence[dict], # one dict per (arm, seed) with the metrics
     out = {}
     for arm in dict.fromkeys(r['arm'] for r in rows):
         rs = [r for r in rows if r['arm'] == arm]
-        out[arm] = {m: (float(np.mean([r[m] for r in rs])), float(np.std([r[m] for r in rs], ddof=1)) if len(rs) > 1 else 0.0, len(rs))
-                    for m in metrics if all(m in r for r in rs)}
+        out[arm] = {
+            m: (
+                float(np.mean([r[m] for r in rs])),
+                float(np.std([r[m] for r in rs], ddof=1)) if len(rs) > 1 else 0.0,
+                len(rs),
+            )
+            for m in metrics
+            if all(m in r for r in rs)
+        }
     return out
 
 # %% ../../nbs/12a_demo_report.ipynb #7fe92bba
@@ -42,8 +49,14 @@ def paired_diff(rows:Sequence[dict], # per-seed rows
     d = np.array([A[s] - B[s] for s in sorted(set(A) & set(B))])
     if not len(d): raise ValueError(f"no common seeds for arms {a!r} and {b!r}")
     m = float(d.mean())
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float('nan')
-    return dict(a=a, b=b if isinstance(b, str) else 'pretrained', metric=metric, mean=m, low=m - half, high=m + half, n=len(d))
+    half = (
+        float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+        if len(d) > 1
+        else float('nan')
+    )
+    return dict(
+        a=a, b=b if isinstance(b, str) else 'pretrained', metric=metric, mean=m, low=m - half, high=m + half, n=len(d)
+    )
 
 # %% ../../nbs/12a_demo_report.ipynb #6f14910d
 def matched_cpu(rows:Sequence[dict] # per-seed rows with their curves
@@ -54,7 +67,11 @@ def matched_cpu(rows:Sequence[dict] # per-seed rows with their curves
     out = []
     for r in rows:
         pts = [c for c in r['curve'] if c['cpu_s'] <= budget * 1.001] or r['curve'][:1]
-        out.append(dict(arm=r['arm'], seed=r['seed'], pairwise=pts[-1]['pairwise'], step=pts[-1]['step'], cpu_s=pts[-1]['cpu_s']))
+        out.append(
+            dict(
+                arm=r['arm'], seed=r['seed'], pairwise=pts[-1]['pairwise'], step=pts[-1]['step'], cpu_s=pts[-1]['cpu_s']
+            )
+        )
     return float(budget), out
 
 # %% ../../nbs/12a_demo_report.ipynb #c326dc64
@@ -62,20 +79,32 @@ def plot_curves(R:dict, # the results record (`results_record`)
                 out:Path # folder for the PNG
                )->Path:
     "learning_curves.png: pretraining, then each arm's mean held-out pairwise with a band of one standard deviation over seeds"
-    import matplotlib; matplotlib.use('Agg')
+    import matplotlib
+
+    matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     pre, rows = R['pretrain'], R['rows']
     fig, ax = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
-    ax[0].plot([c['step'] for c in pre['curve']], [c['pairwise'] for c in pre['curve']], 'k-o', ms=3, label='pretraining')
+    ax[0].plot(
+        [c['step'] for c in pre['curve']], [c['pairwise'] for c in pre['curve']], 'k-o', ms=3, label='pretraining'
+    )
     ax[0].axhline(R['warm']['pairwise_blank'], color='r', lw=0.7, ls='--', label='blank video (final)')
     for a in dict.fromkeys(r['arm'] for r in rows):
         cv = np.array([[c['pairwise'] for c in r['curve']] for r in rows if r['arm'] == a])
         x = [c['step'] for c in next(r for r in rows if r['arm'] == a)['curve']]
         m, s = cv.mean(0), (cv.std(0, ddof=1) if len(cv) > 1 else np.zeros(cv.shape[1]))
-        ax[1].plot(x, m, marker='o', ms=2, label=a); ax[1].fill_between(x, m - s, m + s, alpha=0.15)
-    ax[0].set_title('pretraining (full FT, SFT)', fontsize=9); ax[1].set_title('arms (LoRA): mean ± std over seeds', fontsize=9)
-    for x_ in ax: x_.set_xlabel('step'); x_.set_ylabel('held-out pairwise'); x_.legend(fontsize=6)
-    fig.tight_layout(); p = Path(out)/'learning_curves.png'; fig.savefig(p); plt.close(fig)
+        ax[1].plot(x, m, marker='o', ms=2, label=a)
+        ax[1].fill_between(x, m - s, m + s, alpha=0.15)
+    ax[0].set_title('pretraining (full FT, SFT)', fontsize=9)
+    ax[1].set_title('arms (LoRA): mean ± std over seeds', fontsize=9)
+    for x_ in ax:
+        x_.set_xlabel('step')
+        x_.set_ylabel('held-out pairwise')
+        x_.legend(fontsize=6)
+    fig.tight_layout()
+    p = Path(out) / 'learning_curves.png'
+    fig.savefig(p)
+    plt.close(fig)
     return p
 
 # %% ../../nbs/12a_demo_report.ipynb #d3a1f0c9
@@ -83,23 +112,36 @@ def plot_paired(R:dict, # the results record (`results_record`)
                 out:Path # folder for the PNG
                )->Path:
     "paired_differences.png: a forest plot of every arm pair's mean difference and its 95% interval, raw and reward order"
-    import matplotlib; matplotlib.use('Agg')
+    import matplotlib
+
+    matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     ds = [d for d in R['paired'] if d['b'] != 'pretrained' and d['metric'] in ('pairwise', 'pairwise_reward')]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(ds) + 0.9), dpi=80); y = np.arange(len(ds))[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(ds) + 0.9), dpi=80)
+    y = np.arange(len(ds))[::-1]
     for yi, d in zip(y, ds):
         lo, hi = (d['low'], d['high']) if d['n'] > 1 else (d['mean'], d['mean'])
         ax.errorbar(d['mean'], yi, xerr=[[d['mean'] - lo], [hi - d['mean']]], fmt='o', ms=4, capsize=2,
                     color='C0' if d['metric'] == 'pairwise' else 'C1')
-    ax.axvline(0, color='gray', lw=0.7); ax.set_yticks(y)
-    ax.set_yticklabels([f"{d['a']} − {d['b']} ({'raw' if d['metric'] == 'pairwise' else 'reward order'})" for d in ds], fontsize=7)
+    ax.axvline(0, color='gray', lw=0.7)
+    ax.set_yticks(y)
+    ax.set_yticklabels(
+        [f"{d['a']} − {d['b']} ({'raw' if d['metric'] == 'pairwise' else 'reward order'})" for d in ds], fontsize=7
+    )
     ax.set_xlabel('paired difference in held-out pairwise (95% CI over seeds)', fontsize=8)
-    fig.tight_layout(); p = Path(out)/'paired_differences.png'; fig.savefig(p); plt.close(fig)
+    fig.tight_layout()
+    p = Path(out) / 'paired_differences.png'
+    fig.savefig(p)
+    plt.close(fig)
     return p
 
 # %% ../../nbs/12a_demo_report.ipynb #8cbcf364
 PAIRS = (('rank', 'dpo'), ('rank', 'mpo'), ('rank', 'sft'), ('dpo', 'sft'), ('rank', 'rank_frozen_vision'))
-METRIC_NAMES = {'pairwise': 'pairwise', 'pairwise_reward': 'reward order', 'pairwise_matched_cpu': 'pairwise at matched CPU'}
+METRIC_NAMES = {
+    'pairwise': 'pairwise',
+    'pairwise_reward': 'reward order',
+    'pairwise_matched_cpu': 'pairwise at matched CPU',
+}
 
 def _sentence(d:dict)->str:
     "One paired difference in words"
@@ -115,7 +157,12 @@ def paired_table(rows:Sequence[dict], warm:dict, matched:Sequence[dict])->list[d
     "Every paired difference: arm pairs on raw and reward-order pairwise (the headline), each arm vs the pretrained start, pairs at matched CPU"
     arms = list(dict.fromkeys(r['arm'] for r in rows))
     pairs = [(a, b) for a, b in PAIRS if a in arms and b in arms]
-    out = [paired_diff(rows, a, b, m) for m in ('pairwise', 'pairwise_reward') for a, b in pairs if all(m in r for r in rows)]
+    out = [
+        paired_diff(rows, a, b, m)
+        for m in ('pairwise', 'pairwise_reward')
+        for a, b in pairs
+        if all(m in r for r in rows)
+    ]
     out += [paired_diff(rows, a, warm['pairwise']) for a in arms]
     return out + [{**paired_diff(matched, a, b), 'metric': 'pairwise_matched_cpu'} for a, b in pairs]
 
@@ -149,59 +196,93 @@ def _claims_paragraph(paired:Sequence[dict])->str:
     "The plain paragraph: which of the paper's claims this run reproduces, reverses or cannot resolve, with the numbers"
     def num(c): return f"{c['a']} − {c['b']} {_ci(c['pairwise'])}" + (f", by reward order {_ci(c['reward'])}" if c['reward'] else '')
     cl, parts = claims(paired), []
-    for k, verb in (('reproduced', 'reproduces'), ('reversed', 'finds the opposite of'), ('unresolved', 'cannot resolve')):
+    for k, verb in (
+        ('reproduced', 'reproduces'),
+        ('reversed', 'finds the opposite of'),
+        ('unresolved', 'cannot resolve'),
+    ):
         if cl[k]: parts.append(f"It {verb}: " + '; '.join(f"{c['claim']} ({num(c)})" for c in cl[k]) + '.')
     if not parts: return "One seed per arm: no claim of the paper can be judged."
-    return ("Against the paper's claims (raw held-out pairwise decides, 95% intervals over seeds). " + ' '.join(parts)
-            + " This is a tiny model on a synthetic world with chains of three captions: what it does not reproduce says"
-            " nothing about the paper's models and data.")
+    return (
+        "Against the paper's claims (raw held-out pairwise decides, 95% intervals over seeds). "
+        + ' '.join(parts)
+        + " This is a tiny model on a synthetic world with chains of three captions: what it does not reproduce says"
+        " nothing about the paper's models and data."
+    )
 
 # %% ../../nbs/12a_demo_report.ipynb #98bbd8b9
 def _md_setup(R:dict)->list[str]:
     "The model, the stages and which scenes each read"
     c, s = R['config'], R['splits']
-    return [f"A tiny Qwen2.5-VL (text {c['hidden']} x {c['layers']} layers, vision {c['vision_hidden']} x {c['vision_depth']}, vocabulary "
-            f"{c['vocab_size']}; {c['n_frames']} frames of {c['image_size']}x{c['image_size']}), chains of {c['chain_length']} captions from the "
-            f"synthetic world. Pretraining: full fine-tuning with SFT, {R['pretrain']['steps']} steps x {c['pretrain_batch']} chains on "
-            f"{s['pretrain']['n']} scenes. Arms: LoRA r={c['lora_r']}, {c['steps']} steps x {c['batch_size']} chains, lr {c['lr']}, beta "
-            f"{c['beta']}, on {s['train']['n']} other scenes (pretraining and arm scenes disjoint: {s['pretrain_arms_disjoint']}); "
-            f"{len(c['seeds'])} seeds per arm, paired by seed (same chains, order and adapter init). Final evaluation on {s['test']['n']} "
-            f"held-out chains (disjoint from both: {s['train_test_disjoint']}); learning curves on the first {c['n_curve']}.", ""]
+    return [
+        f"A tiny Qwen2.5-VL (text {c['hidden']} x {c['layers']} layers, vision {c['vision_hidden']} x {c['vision_depth']}, vocabulary "
+        f"{c['vocab_size']}; {c['n_frames']} frames of {c['image_size']}x{c['image_size']}), chains of {c['chain_length']} captions from the "
+        f"synthetic world. Pretraining: full fine-tuning with SFT, {R['pretrain']['steps']} steps x {c['pretrain_batch']} chains on "
+        f"{s['pretrain']['n']} scenes. Arms: LoRA r={c['lora_r']}, {c['steps']} steps x {c['batch_size']} chains, lr {c['lr']}, beta "
+        f"{c['beta']}, on {s['train']['n']} other scenes (pretraining and arm scenes disjoint: {s['pretrain_arms_disjoint']}); "
+        f"{len(c['seeds'])} seeds per arm, paired by seed (same chains, order and adapter init). Final evaluation on {s['test']['n']} "
+        f"held-out chains (disjoint from both: {s['train_test_disjoint']}); learning curves on the first {c['n_curve']}.",
+        "",
+    ]
 
 # %% ../../nbs/12a_demo_report.ipynb #f1664e61
 def _md_headline(R:dict, img:str)->list[str]:
     "The arms against each other: a sentence per paired difference, the claims paragraph, the forest plot"
     L = ["#### Arms against each other (paired by seed, 95 percent t-intervals)", ""]
-    L += [f"- {_sentence(d)}" for d in R['paired'] if d['b'] != 'pretrained' and d['metric'] in ('pairwise', 'pairwise_reward')]
+    L += [
+        f"- {_sentence(d)}"
+        for d in R['paired']
+        if d['b'] != 'pretrained' and d['metric'] in ('pairwise', 'pairwise_reward')
+    ]
     return L + ["", _claims_paragraph(R['paired']), "", f"![paired differences]({img}paired_differences.png)", ""]
 
 # %% ../../nbs/12a_demo_report.ipynb #4f64a038
 def _md_arms(R:dict)->list[str]:
     "The arms table (one row per arm, mean held-out pairwise first) and the arms against the pretrained start"
     s, w = summarise(R['rows']), R['warm']
-    L = [f"#### Arms ({w['n_test']} held-out chains; mean and std over seeds)", "",
-         "| arm | pairwise | reward-order pairwise | top-1 | Kendall tau | CPU s/step |", "|---|---:|---:|---:|---:|---:|"]
+    L = [
+        f"#### Arms ({w['n_test']} held-out chains; mean and std over seeds)",
+        "",
+        "| arm | pairwise | reward-order pairwise | top-1 | Kendall tau | CPU s/step |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for a, m in s.items():
         st = np.mean([r['step_cpu_s'] for r in R['rows'] if r['arm'] == a])
-        L.append(f"| {a} | {_pm(m['pairwise'])} | {_pm(m['pairwise_reward'])} | {_pm(m['top1'])} | {_pm(m['kendall_tau'])} | {st:.3f} |")
-    L += ["", f"The pretrained start scores {w['pairwise']:.3f} (top-1 {w['top1']:.3f}, Kendall tau {w['kendall_tau']:.3f}); a held-out "
-          f"pairwise figure has a standard error of {w['pairwise_se']:.3f} over chains. Each arm against it:", ""]
+        L.append(
+            f"| {a} | {_pm(m['pairwise'])} | {_pm(m['pairwise_reward'])} | {_pm(m['top1'])} | {_pm(m['kendall_tau'])} | {st:.3f} |"
+        )
+    L += [
+        "",
+        f"The pretrained start scores {w['pairwise']:.3f} (top-1 {w['top1']:.3f}, Kendall tau {w['kendall_tau']:.3f}); a held-out "
+        f"pairwise figure has a standard error of {w['pairwise_se']:.3f} over chains. Each arm against it:",
+        "",
+    ]
     return L + [f"- {_sentence(d)}" for d in R['paired'] if d['b'] == 'pretrained'] + [""]
 
 # %% ../../nbs/12a_demo_report.ipynb #a9c326fd
 def _md_controls(R:dict)->list[str]:
     "The controls table and what it says: chance, length, the best single-type oracle, blank frames; why LF-MCQ is left out"
     b, w = R['baselines'], R['warm']
-    L = ["#### Controls (held-out pairwise)", "", "| control | pairwise |", "|---|---:|", f"| chance | {b['chance']:.3f} |",
-         f"| length-only ranker ({b['length_direction']} first) | {b['length']:.3f} |",
-         f"| best single-error-type oracle ({b['best_single_type']}) | {b['best_single_type_oracle']:.3f} |",
-         f"| pretrained model, blank frames | {w['pairwise_blank']:.3f} |", f"| pretrained model | {w['pairwise']:.3f} |", "",
-         f"Blank frames cost the pretrained model {w['pairwise'] - w['pairwise_blank']:.3f} of pairwise accuracy, and it scores "
-         f"{w['pairwise'] - b['best_single_type_oracle']:+.3f} against an oracle that knows the single most telling error type."]
+    L = [
+        "#### Controls (held-out pairwise)",
+        "",
+        "| control | pairwise |",
+        "|---|---:|",
+        f"| chance | {b['chance']:.3f} |",
+        f"| length-only ranker ({b['length_direction']} first) | {b['length']:.3f} |",
+        f"| best single-error-type oracle ({b['best_single_type']}) | {b['best_single_type_oracle']:.3f} |",
+        f"| pretrained model, blank frames | {w['pairwise_blank']:.3f} |",
+        f"| pretrained model | {w['pairwise']:.3f} |",
+        "",
+        f"Blank frames cost the pretrained model {w['pairwise'] - w['pairwise_blank']:.3f} of pairwise accuracy, and it scores "
+        f"{w['pairwise'] - b['best_single_type_oracle']:+.3f} against an oracle that knows the single most telling error type.",
+    ]
     v = 'above chance' if w['mcq_low'] > w['mcq_chance'] else 'not distinguishable from chance'
-    L.append(f"LF-MCQ is left out of the arms' table: no arm trains on its question format, and the pretrained model answers "
-             f"{w['mcq']:.3f} of {w['mcq_n']} items right [95% CI {w['mcq_low']:.3f}, {w['mcq_high']:.3f}] against chance "
-             f"{w['mcq_chance']:.2f}, {v}.")
+    L.append(
+        f"LF-MCQ is left out of the arms' table: no arm trains on its question format, and the pretrained model answers "
+        f"{w['mcq']:.3f} of {w['mcq_n']} items right [95% CI {w['mcq_low']:.3f}, {w['mcq_high']:.3f}] against chance "
+        f"{w['mcq_chance']:.2f}, {v}."
+    )
     return L + [""]
 
 # %% ../../nbs/12a_demo_report.ipynb #43deb851
@@ -209,36 +290,63 @@ def _md_curves(R:dict, img:str)->list[str]:
     "The learning curves plot and the gains by error type"
     types = sorted({t for r in R['rows'] for t in r['by_error_type']} & set(R['warm']['by_error_type']))
     def gain(a, t): return np.mean([r['by_error_type'][t] - R['warm']['by_error_type'][t] for r in R['rows'] if r['arm'] == a and t in r['by_error_type']])
-    L = ["#### Learning curves", "", f"![learning curves]({img}learning_curves.png)", "",
-         f"Held-out pairwise on the first {R['config']['n_curve']} held-out chains; bands: one standard deviation over seeds.", "",
-         "#### Gains by error type (adjacent-pair accuracy, arm minus pretrained, mean over seeds)", "",
-         "| arm | " + " | ".join(types) + " |", "|---|" + "---:|" * len(types),
-         "| pretrained (level) | " + " | ".join(f"{R['warm']['by_error_type'][t]:.2f}" for t in types) + " |"]
-    return L + [f"| {a} | " + " | ".join(f"{gain(a, t):+.2f}" for t in types) + " |" for a in dict.fromkeys(r['arm'] for r in R['rows'])] + [""]
+    L = [
+        "#### Learning curves",
+        "",
+        f"![learning curves]({img}learning_curves.png)",
+        "",
+        f"Held-out pairwise on the first {R['config']['n_curve']} held-out chains; bands: one standard deviation over seeds.",
+        "",
+        "#### Gains by error type (adjacent-pair accuracy, arm minus pretrained, mean over seeds)",
+        "",
+        "| arm | " + " | ".join(types) + " |",
+        "|---|" + "---:|" * len(types),
+        "| pretrained (level) | " + " | ".join(f"{R['warm']['by_error_type'][t]:.2f}" for t in types) + " |",
+    ]
+    return (
+        L
+        + [
+            f"| {a} | " + " | ".join(f"{gain(a, t):+.2f}" for t in types) + " |"
+            for a in dict.fromkeys(r['arm'] for r in R['rows'])
+        ]
+        + [""]
+    )
 
 # %% ../../nbs/12a_demo_report.ipynb #40078a5b
 def _md_repro(R:dict)->list[str]:
     "What pins these numbers down (hashes, versions, threads) and what the run cost"
     t, e = R['timings'], R['env']
     cores = t.get('parallel', e['workers'])
-    cached = f" (loaded from the cache; {t['pretrain_made_cpu']:.0f} CPU-s when it was made)" if R['pretrain'].get('cached') else ''
-    return ["#### Reproducing these numbers", "",
-            f"Data hash `{R['data_hash']}`, pretrained checkpoint hash `{R['checkpoint_hash']}`, rcc-rank {e['rcc_rank']}, torch {e['torch']}; "
-            f"{e['torch_threads']} torch thread(s) in every process and stage, deterministic algorithms {'on' if e['deterministic'] else 'off'}; "
-            f"arm runs in {e['workers']} process(es), each seeded on its own, so the split over processes does not change a number.", "",
-            f"Cost of this run: {t['cpu']:.0f} CPU-s in all (data {t['data_cpu']:.0f}, pretraining and its evaluation {t['pretrain_cpu']:.0f}"
-            f"{cached}, arms {t['arms_cpu']:.0f}) and {t['total']:.0f} s of wall time "
-            f"({t['load at start']} at the start, {t['load at end']} at the end). On {cores} idle cores, from a cold cache, that is about "
-            f"{t['idle_wall_estimate']:.0f} s of wall time: the serial stages' CPU time plus the arms' divided by the cores "
-            "(an estimate from CPU times, not a measurement).", ""]
+    cached = (
+        f" (loaded from the cache; {t['pretrain_made_cpu']:.0f} CPU-s when it was made)"
+        if R['pretrain'].get('cached')
+        else ''
+    )
+    return [
+        "#### Reproducing these numbers",
+        "",
+        f"Data hash `{R['data_hash']}`, pretrained checkpoint hash `{R['checkpoint_hash']}`, rcc-rank {e['rcc_rank']}, torch {e['torch']}; "
+        f"{e['torch_threads']} torch thread(s) in every process and stage, deterministic algorithms {'on' if e['deterministic'] else 'off'}; "
+        f"arm runs in {e['workers']} process(es), each seeded on its own, so the split over processes does not change a number.",
+        "",
+        f"Cost of this run: {t['cpu']:.0f} CPU-s in all (data {t['data_cpu']:.0f}, pretraining and its evaluation {t['pretrain_cpu']:.0f}"
+        f"{cached}, arms {t['arms_cpu']:.0f}) and {t['total']:.0f} s of wall time "
+        f"({t['load at start']} at the start, {t['load at end']} at the end). On {cores} idle cores, from a cold cache, that is about "
+        f"{t['idle_wall_estimate']:.0f} s of wall time: the serial stages' CPU time plus the arms' divided by the cores "
+        "(an estimate from CPU times, not a measurement).",
+        "",
+    ]
 
 # %% ../../nbs/12a_demo_report.ipynb #d3a1f0cb
 def fingerprint(R:dict # the results record
                )->dict:
     "What a rerun must reproduce: the data hash, and the pretrained model's and every run's held-out scores (pairwise to 6 decimals, mean log-prob to 2)"
     r6, lp = lambda x: round(float(x), 6), lambda r: [round(r['mean_logp'], 2)] if 'mean_logp' in r else []
-    return dict(data_hash=R['data_hash'], pretrained=[r6(R['warm']['pairwise']), r6(R['warm']['pairwise_blank'])] + lp(R['warm']),
-                rows={f"{r['arm']}-s{r['seed']}": [r6(r['pairwise']), r6(r['pairwise_reward'])] + lp(r) for r in R['rows']})
+    return dict(
+        data_hash=R['data_hash'],
+        pretrained=[r6(R['warm']['pairwise']), r6(R['warm']['pairwise_blank'])] + lp(R['warm']),
+        rows={f"{r['arm']}-s{r['seed']}": [r6(r['pairwise']), r6(r['pairwise_reward'])] + lp(r) for r in R['rows']},
+    )
 
 # %% ../../nbs/12a_demo_report.ipynb #78d63e22
 def demo_markdown(results:dict|str|Path, # the results record, or the path of its results.json

@@ -143,12 +143,14 @@ _MODULES = {   # module -> the public names it defines
         'rule_answer', 'support_f1', 'supported', 'teacher_prompt', 'unconditioned_world_chains', 'world_sampler',
         'write_baseline'],
     'rcc_rank.recipes.demo': [
-        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'checkpoint_hash', 'controls', 'demo_chains', 'demo_command',
-        'demo_data', 'demo_model', 'evaluate_model', 'mcq_score', 'pretrain', 'rcc_demo', 'results_record',
-        'reward_pairwise', 'run_arm', 'run_demo', 'setup_torch', 'splits', 'world_tokenizer', 'write_report'],
+        'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
+        'write_report'],
     'rcc_rank.recipes.demo_report': [
         'CLAIMS', 'METRICS', 'METRIC_NAMES', 'PENDING', 'claims', 'demo_markdown', 'fingerprint', 'matched_cpu',
         'paired_diff', 'paired_table', 'plot_curves', 'plot_paired', 'show_results', 'summarise'],
+    'rcc_rank.recipes.demo_setup': [
+        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'controls', 'demo_chains', 'demo_data', 'demo_model',
+        'evaluate_model', 'mcq_score', 'reward_pairwise', 'setup_torch', 'splits', 'world_tokenizer'],
     'rcc_rank.recipes.generate': [
         'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',

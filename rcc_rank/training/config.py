@@ -31,51 +31,113 @@ MAX_FRAMES = 768   # frames per video `num_frames` may ask for: qwen-vl-utils' c
 @dataclass
 class ModelConfig:
     "The model: which one, its dtype and frames, and what trains (LoRA or every weight)"
-    model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model` (any registered family: `rcc_rank.modeling.models.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, `tiny:qwen3_vl`, ...) for a random-weight tiny model",
-                    'Qwen2.5-VL-3B and PerceptionLM-1B')
-    arch: str|None = _f(None, "expected model family (transformers' `model_type`, e.g. 'qwen3_vl'); `load_model` checks it against the checkpoint's config.json")
-    model_dtype: str = _f('auto', "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'")
-    num_frames: int = _f(8, f"frames sampled from each video (at most {MAX_FRAMES}: memory and time grow with it)", 'not stated')
-    finetune: str = _f('lora', "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)", 'lora')
+
+    model: str = _f(
+        'tiny:qwen2_5_vl',
+        "HF id or local path for `load_model` (any registered family: `rcc_rank.modeling.models.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, `tiny:qwen3_vl`, ...) for a random-weight tiny model",
+        'Qwen2.5-VL-3B and PerceptionLM-1B',
+    )
+    arch: str | None = _f(
+        None,
+        "expected model family (transformers' `model_type`, e.g. 'qwen3_vl'); `load_model` checks it against the checkpoint's config.json",
+    )
+    model_dtype: str = _f(
+        'auto',
+        "dtype of the frozen base weights: 'auto' (bf16 when training in bf16, else float32), 'float32' or 'bfloat16'",
+    )
+    num_frames: int = _f(
+        8, f"frames sampled from each video (at most {MAX_FRAMES}: memory and time grow with it)", 'not stated'
+    )
+    finetune: str = _f(
+        'lora',
+        "what trains: 'lora' (adapters on frozen weights) or 'full' (every weight; LLaMA-Factory's `finetuning_type`)",
+        'lora',
+    )
     lora_r: int = _f(16, "LoRA rank", 'LoRA (rank not stated)')
     lora_alpha: int = _f(32, "LoRA scaling numerator (alpha / r scales the update)", 'not stated')
     lora_dropout: float = _f(0.0, "dropout on the LoRA branch", 'not stated')
-    freeze_vision: bool = _f(False, "keep the vision encoder and projector frozen (no adapters there under LoRA, no updates under full fine-tuning)", 'False: trained end to end')
+    freeze_vision: bool = _f(
+        False,
+        "keep the vision encoder and projector frozen (no adapters there under LoRA, no updates under full fine-tuning)",
+        'False: trained end to end',
+    )
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass to save memory")
 
 # %% ../../nbs/09b_config.ipynb #de31db2d
 @dataclass
 class DataConfig:
     "The data: training and held-out chains, their splits and chain length"
-    train_data: str = _f('', "training chains: a JSONL file, a `datasets` folder (`save_to_disk`) or a local `datasets` name")
-    eval_data: str|None = _f(None, "held-out chains (same forms); None uses `eval_split` of `train_data` when the chains carry splits")
+
+    train_data: str = _f(
+        '', "training chains: a JSONL file, a `datasets` folder (`save_to_disk`) or a local `datasets` name"
+    )
+    eval_data: str | None = _f(
+        None, "held-out chains (same forms); None uses `eval_split` of `train_data` when the chains carry splits"
+    )
     train_split: str = _f('train', "split used for training (chain `meta['split']`, or the `datasets` split)")
     eval_split: str = _f('test', "split used for periodic evaluation")
-    chain_length: int|None = _f(None, "use only the first k captions of each chain (the chain-length ablation); None keeps whole chains",
-                                'whole chains; 2..K in the ablation')
-    max_caption_tokens: int = _f(2048, "stop before the first step when a caption is longer than this many tokens, naming the chain "
-                                 "(0: no limit); a chain is one sequence of its video and all its captions, so memory and time grow with it",
-                                 'not stated (detailed captions run to a few hundred tokens)')
+    chain_length: int | None = _f(
+        None,
+        "use only the first k captions of each chain (the chain-length ablation); None keeps whole chains",
+        'whole chains; 2..K in the ablation',
+    )
+    max_caption_tokens: int = _f(
+        2048,
+        "stop before the first step when a caption is longer than this many tokens, naming the chain "
+        "(0: no limit); a chain is one sequence of its video and all its captions, so memory and time grow with it",
+        'not stated (detailed captions run to a few hundred tokens)',
+    )
     max_eval_chains: int|None = _f(256, "evaluate on at most this many held-out chains (None: all)")
-    skip_bad_videos: bool = _f(False, "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping")
+    skip_bad_videos: bool = _f(
+        False,
+        "leave out chains whose video cannot be decoded (recorded in output_dir/bad_videos.jsonl) instead of stopping",
+    )
 
 # %% ../../nbs/09b_config.ipynb #bbf4efc4
 @dataclass
 class ObjectiveConfig:
     "The objective: which loss, its temperature and NTP term, and how chains are scored"
-    objective: str = _f('rank', "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge', 'sft', or a listwise one: 'lipo' (LiPO-lambda), 'listnet', 'pl_topk' (top-k Plackett-Luce)",
-                        "rank ('hinge': its form is our assumption, Eq. 4 is lost)")
-    beta: float = _f(0.1, "DPO temperature: the reward is beta * (policy - reference) log-prob", 'not in our copy (0.1 is our default)')
-    ntp_weight: float = _f(0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1')
-    ntp_reduction: str = _f('mean', "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
-                            'not stated (per-token mean is our assumption)')
-    pl_topk_k: int = _f(2, "'pl_topk': Plackett-Luce positions scored (the order of the top k captions; k >= chain length - 1 is 'rank')")
-    listnet_temperature: float = _f(1.0, "'listnet': label temperature T of the target softmax(psi / T), labels psi_k = n-1-k (T -> 0 is MPO, large T a uniform target)")
-    lipo_gain_base: float = _f(2.0, "'lipo': LambdaRank gains G_k = base**psi_k - 1 (labels psi_k = n-1-k); discounts log2(1 + rank under the current rewards), held constant in the gradient",
-                               'LiPO-lambda: 2')
+
+    objective: str = _f(
+        'rank',
+        "training objective: 'rank' (Plackett-Luce DPO), 'dpo' (top two captions), 'mpo', 'hinge', 'sft', or a listwise one: 'lipo' (LiPO-lambda), 'listnet', 'pl_topk' (top-k Plackett-Luce)",
+        "rank ('hinge': its form is our assumption, Eq. 4 is lost)",
+    )
+    beta: float = _f(
+        0.1,
+        "DPO temperature: the reward is beta * (policy - reference) log-prob",
+        'not in our copy (0.1 is our default)',
+    )
+    ntp_weight: float = _f(
+        0.1, "weight of the next-token-prediction loss on the best caption (ignored by 'sft')", '0.1'
+    )
+    ntp_reduction: str = _f(
+        'mean',
+        "how the NTP loss reduces the best caption's token NLL: 'mean' (per token) or 'sum' (per caption, the scale of the preference terms' summed log-probs)",
+        'not stated (per-token mean is our assumption)',
+    )
+    pl_topk_k: int = _f(
+        2,
+        "'pl_topk': Plackett-Luce positions scored (the order of the top k captions; k >= chain length - 1 is 'rank')",
+    )
+    listnet_temperature: float = _f(
+        1.0,
+        "'listnet': label temperature T of the target softmax(psi / T), labels psi_k = n-1-k (T -> 0 is MPO, large T a uniform target)",
+    )
+    lipo_gain_base: float = _f(
+        2.0,
+        "'lipo': LambdaRank gains G_k = base**psi_k - 1 (labels psi_k = n-1-k); discounts log2(1 + rank under the current rewards), held constant in the gradient",
+        'LiPO-lambda: 2',
+    )
     shared_prefix: bool = _f(True, "score all captions of a chain with one pass over the shared video prefix")
-    precompute_ref_logps: bool = _f(False, "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step")
-    cache_batches: bool = _f(False, "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory")
+    precompute_ref_logps: bool = _f(
+        False,
+        "score every training chain once with the reference before the loop (saved as ref_logps.safetensors in output_dir) instead of at every step",
+    )
+    cache_batches: bool = _f(
+        False,
+        "collate each training chain once (video processor and chat template) and reuse it every epoch; holds the pixels in memory",
+    )
 
 # %% ../../nbs/09b_config.ipynb #909f146d
 @dataclass
@@ -85,7 +147,9 @@ class OptimConfig:
     batch_size: int = _f(8, "chains per optimizer step, summed over processes and accumulation", '8')
     grad_accum: int = _f(1, "micro-batches accumulated per optimizer step (batch_size must divide evenly)")
     max_steps: int = _f(1000, "optimizer steps", '1000')
-    num_train_epochs: float|None = _f(None, "passes over the training chains; when set, replaces max_steps (ceil(epochs * steps per epoch))")
+    num_train_epochs: float | None = _f(
+        None, "passes over the training chains; when set, replaces max_steps (ceil(epochs * steps per epoch))"
+    )
     warmup_steps: int = _f(50, "linear warm-up steps before the cosine decay", 'not stated')
     warmup_ratio: float|None = _f(None, "warm-up as a fraction of all steps; when set, replaces warmup_steps")
     min_lr_ratio: float = _f(0.0, "the cosine decays to lr * min_lr_ratio", 'not stated')
@@ -94,7 +158,9 @@ class OptimConfig:
     adam_beta2: float = _f(0.999, "AdamW beta2", 'not stated')
     adam_eps: float = _f(1e-8, "AdamW epsilon", 'not stated')
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 disables)", 'not stated')
-    mixed_precision: str = _f('auto', "'auto' (bf16 where the accelerator supports it, else none), 'bf16', 'fp16' or 'no'", 'not stated')
+    mixed_precision: str = _f(
+        'auto', "'auto' (bf16 where the accelerator supports it, else none), 'bf16', 'fp16' or 'no'", 'not stated'
+    )
     seed: int = _f(0, "seed for model init and data order (each process adds its rank for dropout)")
 
 # %% ../../nbs/09b_config.ipynb #9e361b4c
@@ -109,14 +175,23 @@ class RunConfig:
     eval_every: int = _f(250, "evaluate on held-out chains every this many steps (0: only at the end)")
     save_every: int = _f(250, "checkpoint every this many steps (0: only at the end)")
     keep_checkpoints: int = _f(2, "keep only the newest this many checkpoints (0 keeps all)")
-    resume: str|None = _f(None, "'latest' (newest checkpoint in output_dir, or a fresh start if none) or a checkpoint folder")
-    overwrite_output_dir: bool = _f(False, "replace a previous run in output_dir (without it a fresh run into a used output_dir stops)")
+    resume: str | None = _f(
+        None, "'latest' (newest checkpoint in output_dir, or a fresh start if none) or a checkpoint folder"
+    )
+    overwrite_output_dir: bool = _f(
+        False, "replace a previous run in output_dir (without it a fresh run into a used output_dir stops)"
+    )
     max_nan_steps: int = _f(10, "stop after this many steps with a non-finite loss or gradient (each is skipped)")
     eval_batch_size: int = _f(8, "held-out chains per process per evaluation batch")
     cpu: bool = _f(False, "force CPU even when a GPU is present (multi-process CPU runs use gloo)")
     num_workers: int = _f(0, "DataLoader worker processes")
-    push_to_hub: bool = _f(False, "after training, upload the final adapter folder (adapter, config, model card) to the Hub repo `hub_model_id`")
-    hub_model_id: str|None = _f(None, "Hub repo for push_to_hub, `user/name` (None: the output_dir folder's name, under your account)")
+    push_to_hub: bool = _f(
+        False,
+        "after training, upload the final adapter folder (adapter, config, model card) to the Hub repo `hub_model_id`",
+    )
+    hub_model_id: str | None = _f(
+        None, "Hub repo for push_to_hub, `user/name` (None: the output_dir folder's name, under your account)"
+    )
     hub_private_repo: bool = _f(True, "create that Hub repo as private (as `rcc-export` does)")
 
 # %% ../../nbs/09b_config.ipynb #a814c954
@@ -125,22 +200,54 @@ class TrainConfig(RunConfig, OptimConfig, ObjectiveConfig, DataConfig, ModelConf
     "Every setting of a training run; defaults follow the paper where it states one"
     def __post_init__(self):
         def bad(name, msg): raise ValueError(f"TrainConfig.{name}: {msg} (got {getattr(self, name)!r})")
-        check_finite({f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.')   # inf/nan pass every `> 0` test
+
+        check_finite(
+            {f.name: getattr(self, f.name) for f in fields(self)}, 'TrainConfig.'
+        )  # inf/nan pass every `> 0` test
         if self.objective not in OBJECTIVES: bad('objective', f"must be one of {OBJECTIVES}")
         if not self.pl_topk_k >= 1: bad('pl_topk_k', "must be >= 1")
         if not self.lipo_gain_base > 1: bad('lipo_gain_base', "must be > 1")
         if self.ntp_reduction not in ('mean', 'sum'): bad('ntp_reduction', "must be 'mean' or 'sum'")
-        if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'): bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
-        if self.model_dtype not in ('auto', 'float32', 'bfloat16'): bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
+        if self.mixed_precision not in ('auto', 'no', 'bf16', 'fp16'):
+            bad('mixed_precision', "must be 'auto', 'no', 'bf16' or 'fp16'")
+        if self.model_dtype not in ('auto', 'float32', 'bfloat16'):
+            bad('model_dtype', "must be 'auto', 'float32' or 'bfloat16'")
         if self.finetune not in ('lora', 'full'): bad('finetune', "must be 'lora' or 'full'")
-        for n in ('lr', 'batch_size', 'grad_accum', 'max_steps', 'num_frames', 'lora_r', 'eval_batch_size', 'beta', 'listnet_temperature'):
+        for n in (
+            'lr',
+            'batch_size',
+            'grad_accum',
+            'max_steps',
+            'num_frames',
+            'lora_r',
+            'eval_batch_size',
+            'beta',
+            'listnet_temperature',
+        ):
             if not getattr(self, n) > 0: bad(n, "must be > 0")
-        if self.num_frames > MAX_FRAMES: bad('num_frames', f"at most {MAX_FRAMES} frames per video (MAX_FRAMES, sized to Qwen2.5-VL)")
-        for n in ('ntp_weight', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'log_every', 'eval_every', 'save_every',
-                  'keep_checkpoints', 'max_nan_steps', 'num_workers', 'lora_dropout', 'min_lr_ratio', 'max_caption_tokens'):
+        if self.num_frames > MAX_FRAMES:
+            bad('num_frames', f"at most {MAX_FRAMES} frames per video (MAX_FRAMES, sized to Qwen2.5-VL)")
+        for n in (
+            'ntp_weight',
+            'warmup_steps',
+            'weight_decay',
+            'max_grad_norm',
+            'log_every',
+            'eval_every',
+            'save_every',
+            'keep_checkpoints',
+            'max_nan_steps',
+            'num_workers',
+            'lora_dropout',
+            'min_lr_ratio',
+            'max_caption_tokens',
+        ):
             if getattr(self, n) < 0: bad(n, "must be >= 0")
         if self.chain_length is not None and self.chain_length < (1 if self.objective == 'sft' else 2):
-            bad('chain_length', f"objective {self.objective!r} needs at least {1 if self.objective == 'sft' else 2} captions")
+            bad(
+                'chain_length',
+                f"objective {self.objective!r} needs at least {1 if self.objective == 'sft' else 2} captions",
+            )
         if self.batch_size % self.grad_accum: bad('batch_size', f"must be a multiple of grad_accum={self.grad_accum}")
 
 # %% ../../nbs/09b_config.ipynb #36aa2d91
@@ -160,7 +267,9 @@ def _cfg_md(self): return "**TrainConfig** (fields that differ from the defaults
 TrainConfig._repr_markdown_ = _cfg_md
 
 # %% ../../nbs/09b_config.ipynb #80e92995
-_CHOICES = dict(objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16'))
+_CHOICES = dict(
+    objective=OBJECTIVES, mixed_precision=('auto', 'no', 'bf16', 'fp16'), model_dtype=('auto', 'float32', 'bfloat16')
+)
 HF_ALIASES = dict(model=['--model_name_or_path'], lr=['--learning_rate'], log_with=['--report_to'], grad_accum=['--gradient_accumulation_steps'],
                   log_every=['--logging_steps'], eval_every=['--eval_steps'], save_every=['--save_steps'], keep_checkpoints=['--save_total_limit'],
                   resume=['--resume_from_checkpoint'], eval_batch_size=['--per_device_eval_batch_size'], adam_eps=['--adam_epsilon'],
@@ -187,41 +296,63 @@ def load_config(path:str|Path|None=None, # YAML file of TrainConfig fields (None
         path = Path(path)
         if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
         d = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of TrainConfig fields, got {type(d).__name__}")
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig fields, got {type(d).__name__}")
     hf = {a.lstrip('-'): k for k, v in HF_ALIASES.items() for a in v}
     d = {hf.get(k, k): v for k, v in {**d, **overrides}.items()}
     per_device = d.pop('per_device_train_batch_size', None)
     known = _field_types()
     unknown = [k for k in d if k not in known]
-    if unknown: raise ValueError(f"{path or 'overrides'}: unknown TrainConfig field {unknown[0]!r}{did_you_mean(unknown[0], [*known, *hf])}")
+    if unknown:
+        raise ValueError(
+            f"{path or 'overrides'}: unknown TrainConfig field {unknown[0]!r}{did_you_mean(unknown[0], [*known, *hf])}"
+        )
     if per_device is not None and 'batch_size' in d:
         raise ValueError("give batch_size (chains per optimizer step, global) or per_device_train_batch_size, not both")
     cfg = TrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
     if per_device is None: return cfg
-    return replace(cfg, batch_size=coerce(TrainConfig, 'batch_size', per_device) * cfg.grad_accum * int(os.environ.get('WORLD_SIZE', 1)))
+    return replace(
+        cfg,
+        batch_size=coerce(TrainConfig, 'batch_size', per_device)
+        * cfg.grad_accum
+        * int(os.environ.get('WORLD_SIZE', 1)),
+    )
 
 # %% ../../nbs/09b_config.ipynb #9bee7ecb
 def save_config(cfg:TrainConfig, # the config to write
                 path:str|Path # YAML file
                )->Path:
     "Write `cfg` as YAML (every field, in declaration order)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     return path
 
 # %% ../../nbs/09b_config.ipynb #ddc86bba
 def config_parser()->CliParser:
     "The `rcc-train` argument parser: `--config` plus one option per `TrainConfig` field (and the HF names)"
-    p = CliParser(TrainConfig, 'rcc-train', aliases=HF_ALIASES, choices=_CHOICES, yaml_positional=True,
+    p = CliParser(
+        TrainConfig,
+        'rcc-train',
+        aliases=HF_ALIASES,
+        choices=_CHOICES,
+        yaml_positional=True,
         description="Fine-tune a video VLM with LoRA on ranked caption chains (rank, dpo, mpo, hinge, sft, lipo, listnet, pl_topk).\n"
-                    "rcc-train cfg.yaml --max_steps 2: a YAML file of options (any name below, Hugging Face names too), then overrides.",
+        "rcc-train cfg.yaml --max_steps 2: a YAML file of options (any name below, Hugging Face names too), then overrides.",
         epilog="Multi-GPU: accelerate launch [--config_file examples/accelerate/<cfg>.yaml] -m rcc_rank.training.train --train_data ...\n"
-               "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
-               + ', '.join(a for v in HF_ALIASES.values() for a in v) + ", --num_train_epochs, --warmup_ratio, --run_name, "
-               "--push_to_hub, --hub_model_id, --per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).\n"
-               "Exit status: 0 done, 2 a usage or input error (one line; --debug shows the traceback).")
-    p.add_argument('--per_device_train_batch_size', type=int, metavar='INT', default=argparse.SUPPRESS,
-                   help="chains per process per micro-batch (HF name); sets the global batch_size = it * grad_accum * WORLD_SIZE")
+        "Precedence: defaults < --config YAML < options given here. Hugging Face names: "
+        + ', '.join(a for v in HF_ALIASES.values() for a in v)
+        + ", --num_train_epochs, --warmup_ratio, --run_name, "
+        "--push_to_hub, --hub_model_id, --per_device_train_batch_size (batch_size = it * grad_accum * WORLD_SIZE).\n"
+        "Exit status: 0 done, 2 a usage or input error (one line; --debug shows the traceback).",
+    )
+    p.add_argument(
+        '--per_device_train_batch_size',
+        type=int,
+        metavar='INT',
+        default=argparse.SUPPRESS,
+        help="chains per process per micro-batch (HF name); sets the global batch_size = it * grad_accum * WORLD_SIZE",
+    )
     return p
 
 # %% ../../nbs/09b_config.ipynb #fe0f7d36
@@ -249,10 +380,12 @@ def resolve_schedule(cfg:TrainConfig, # the run's config
     "`cfg` with `max_steps` from `num_train_epochs`, `warmup_steps` from `warmup_ratio`, and a warm-up as long as the run scaled down"
     kw, micro = {}, cfg.batch_size // cfg.grad_accum
     if cfg.num_train_epochs is not None:
-        if cfg.num_train_epochs <= 0: raise ValueError(f"TrainConfig.num_train_epochs: must be > 0 (got {cfg.num_train_epochs})")
+        if cfg.num_train_epochs <= 0:
+            raise ValueError(f"TrainConfig.num_train_epochs: must be > 0 (got {cfg.num_train_epochs})")
         kw['max_steps'] = max(1, math.ceil(cfg.num_train_epochs * (n_train // micro) / cfg.grad_accum))
     if cfg.warmup_ratio is not None:
-        if not 0 <= cfg.warmup_ratio < 1: raise ValueError(f"TrainConfig.warmup_ratio: must be in [0, 1) (got {cfg.warmup_ratio})")
+        if not 0 <= cfg.warmup_ratio < 1:
+            raise ValueError(f"TrainConfig.warmup_ratio: must be in [0, 1) (got {cfg.warmup_ratio})")
         kw['warmup_steps'] = math.ceil(cfg.warmup_ratio * kw.get('max_steps', cfg.max_steps))
     steps, warm = kw.get('max_steps', cfg.max_steps), kw.get('warmup_steps', cfg.warmup_steps)
     if warm and warm >= steps:   # the learning rate would never leave warm-up
@@ -265,7 +398,12 @@ def resolve_schedule(cfg:TrainConfig, # the run's config
 def tracker_kwargs(cfg:TrainConfig)->dict:
     "`init_kwargs` for `Accelerator.init_trackers`: the run name where a tracker takes one"
     name = cfg.run_name or Path(cfg.output_dir).name
-    return dict(wandb=dict(name=name), mlflow=dict(run_name=name), comet_ml=dict(experiment_name=name), aim=dict(experiment=name))
+    return dict(
+        wandb=dict(name=name),
+        mlflow=dict(run_name=name),
+        comet_ml=dict(experiment_name=name),
+        aim=dict(experiment=name),
+    )
 
 # %% ../../nbs/09b_config.ipynb #ed7e721d
 TRACKERS = dict(tensorboard=('tensorboard', 'tensorboardX'), wandb=('wandb',), comet_ml=('comet_ml',), mlflow=('mlflow',),
@@ -280,9 +418,16 @@ def check_environment(cfg:TrainConfig # the run's config
     names = [t.strip() for t in cfg.log_with.split(',') if t.strip() and t.strip() != 'none']
     for t in names:
         if t == 'all': continue
-        if t not in TRACKERS: raise ValueError(f"log_with: unknown tracker {t!r}{did_you_mean(t, list(TRACKERS))}; choose from {', '.join(TRACKERS)} or 'none'")
+        if t not in TRACKERS:
+            raise ValueError(
+                f"log_with: unknown tracker {t!r}{did_you_mean(t, list(TRACKERS))}; choose from {', '.join(TRACKERS)} or 'none'"
+            )
         if not any(importlib.util.find_spec(m) for m in TRACKERS[t]):
-            raise ValueError(f"log_with {t!r}: the {TRACKERS[t][0]} package is not installed (pip install {TRACKERS[t][0]}, or --report_to none)")
+            raise ValueError(
+                f"log_with {t!r}: the {TRACKERS[t][0]} package is not installed (pip install {TRACKERS[t][0]}, or --report_to none)"
+            )
     if cfg.push_to_hub and os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes', 'on'):
-        raise ValueError("push_to_hub: the Hugging Face Hub is switched off here (HF_HUB_OFFLINE=1); unset it or drop push_to_hub")
+        raise ValueError(
+            "push_to_hub: the Hugging Face Hub is switched off here (HF_HUB_OFFLINE=1); unset it or drop push_to_hub"
+        )
     return names

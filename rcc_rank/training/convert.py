@@ -73,7 +73,8 @@ def write_mp4(frames:np.ndarray, # (T, H, W, 3) uint8 frames
         st = c.add_stream('mpeg4', rate=Fraction(fps).limit_denominator(1000))
         st.width, st.height, st.pix_fmt, st.bit_rate = W, H, 'yuv420p', 4_000_000
         for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:H, :W]), format='rgb24')): c.mux(pkt)
+            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:H, :W]), format='rgb24')):
+                c.mux(pkt)
         for pkt in st.encode(): c.mux(pkt)
     return path
 
@@ -111,9 +112,15 @@ def llamafactory_record(chain:Chain, # the chain
                         prompt:str=CAPTION_PROMPT # the user's instruction
                        )->dict:
     "A LLaMA-Factory sharegpt preference record: `conversations`, `chosen`, `rejected`, `videos` (plus the chain id and ranks)"
-    return dict(conversations=[{'from': 'human', 'value': f'<video>{prompt}'}],
-                chosen={'from': 'gpt', 'value': chain.captions[i]}, rejected={'from': 'gpt', 'value': chain.captions[j]},
-                videos=[video], chain_id=chain.id, chosen_rank=i, rejected_rank=j)
+    return dict(
+        conversations=[{'from': 'human', 'value': f'<video>{prompt}'}],
+        chosen={'from': 'gpt', 'value': chain.captions[i]},
+        rejected={'from': 'gpt', 'value': chain.captions[j]},
+        videos=[video],
+        chain_id=chain.id,
+        chosen_rank=i,
+        rejected_rank=j,
+    )
 
 # %% ../../nbs/09f_convert.ipynb #7e2022db
 def llamafactory_info(file_name:str # the JSONL file, relative to the dataset folder
@@ -131,8 +138,14 @@ def swift_record(chain:Chain, # the chain
                  prompt:str=CAPTION_PROMPT # the user's instruction
                 )->dict:
     "An ms-swift RLHF record: `messages` (user, chosen assistant turn), `rejected_response`, `videos` (plus the chain id and ranks)"
-    return dict(messages=[{'role': 'user', 'content': f'<video>{prompt}'}, {'role': 'assistant', 'content': chain.captions[i]}],
-                rejected_response=chain.captions[j], videos=[video], chain_id=chain.id, chosen_rank=i, rejected_rank=j)
+    return dict(
+        messages=[{'role': 'user', 'content': f'<video>{prompt}'}, {'role': 'assistant', 'content': chain.captions[i]}],
+        rejected_response=chain.captions[j],
+        videos=[video],
+        chain_id=chain.id,
+        chosen_rank=i,
+        rejected_rank=j,
+    )
 
 # %% ../../nbs/09f_convert.ipynb #cf40bfb0
 def _media(chain:Chain, to:str, out:Path, num_frames:int):
@@ -165,7 +178,8 @@ def _usage(to:str, out:Path, splits:list[str], name:str)->str:
 def _fresh_dir(out:Path, overwrite:bool)->Path:
     "Create `out` empty; a folder that already holds files is refused unless `overwrite` (then replaced)"
     if out.exists() and any(out.iterdir()):
-        if not overwrite: raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
+        if not overwrite:
+            raise FileExistsError(f"{out} is not empty; choose a new folder or pass overwrite (--overwrite)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -187,8 +201,10 @@ def convert_chains(chains:str, # a chain file (JSONL, as rcc-generate writes it)
     if pairs not in PAIRS: raise ValueError(f"pairs must be one of {', '.join(PAIRS)}, got {pairs!r}")
     chains = read_chains(chains) if isinstance(chains, (str, os.PathLike)) else list(chains)
     if not chains: raise ValueError("no chains to convert")
-    for ch in chains: caption_pairs(ch, pairs)                                   # bad chains stop before anything is written
-    out = _fresh_dir(Path(out), overwrite); counts = {}
+    for ch in chains:
+        caption_pairs(ch, pairs)  # bad chains stop before anything is written
+    out = _fresh_dir(Path(out), overwrite)
+    counts = {}
     for ch in chains:
         split = re.sub(r'[^A-Za-z0-9_-]+', '_', str((ch.meta or {}).get('split') or 'train'))
         media = _media(ch, to, out, num_frames)
@@ -199,12 +215,16 @@ def convert_chains(chains:str, # a chain file (JSONL, as rcc-generate writes it)
         info = {f'{name}_{s}': llamafactory_info(f'{s}.jsonl') for s in splits}
         (out/'dataset_info.json').write_text(json.dumps(info, indent=2))
     if to == 'trl': _trl_dataset(out, splits)
-    summary = dict(to=to, pairs=pairs, chains=len(chains), rows=counts, out=str(out), usage=_usage(to, out, splits, name))
+    summary = dict(
+        to=to, pairs=pairs, chains=len(chains), rows=counts, out=str(out), usage=_usage(to, out, splits, name)
+    )
     (out/'convert.json').write_text(json.dumps(summary, indent=1))
     return summary
 
 # %% ../../nbs/09f_convert.ipynb #b743a19e
-ConvertArgs = options_from(convert_chains, 'ConvertArgs', positional=['chains', 'out'], aliases=dict(out=['output_dir']))
+ConvertArgs = options_from(
+    convert_chains, 'ConvertArgs', positional=['chains', 'out'], aliases=dict(out=['output_dir'])
+)
 "The options of `rcc-convert`: `convert_chains`'s parameters as a dataclass"
 
 # %% ../../nbs/09f_convert.ipynb #f0675bcc
@@ -226,7 +246,8 @@ def convert_summary(res:dict # a result of `convert_chains`
 def _convert_main(argv:list[str])->int:
     o, flags = parse_cli(convert_parser(), argv)
     o = make_options(ConvertArgs, o)
-    if not (o.chains and o.out): raise ValueError("give the chain file and the output folder: rcc-convert CHAINS OUT [--to trl]")
+    if not (o.chains and o.out):
+        raise ValueError("give the chain file and the output folder: rcc-convert CHAINS OUT [--to trl]")
     print_result(convert_chains(**asdict(o)), convert_summary, flags.json)
     return 0
 
@@ -234,4 +255,6 @@ def _convert_main(argv:list[str])->int:
 def rcc_convert(argv:list[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
                ):
     "Write a chain file as preference pairs for TRL, LLaMA-Factory or ms-swift, and print a summary (`--json`: one JSON line)"
-    run_command('rcc-convert', _convert_main, argv)   # returns None: a console script passes its return value to sys.exit
+    run_command(
+        'rcc-convert', _convert_main, argv
+    )  # returns None: a console script passes its return value to sys.exit

@@ -31,8 +31,14 @@ def adapter_base(adapter_dir:str|Path # a saved LoRA adapter folder (`RUN/final`
         if cfg_path.exists():
             c = yaml.safe_load(cfg_path.read_text()) or {}
             if c.get('model'):
-                return dict(model=c['model'], arch=c.get('arch'), seed=int(c.get('seed', 0)), num_frames=c.get('num_frames'),
-                            model_dtype=c.get('model_dtype', 'auto'), source=str(cfg_path))
+                return dict(
+                    model=c['model'],
+                    arch=c.get('arch'),
+                    seed=int(c.get('seed', 0)),
+                    num_frames=c.get('num_frames'),
+                    model_dtype=c.get('model_dtype', 'auto'),
+                    source=str(cfg_path),
+                )
     base = json.loads((d/'adapter_config.json').read_text()).get('base_model_name_or_path')
     if not base: raise ValueError(f"{d}: neither a training config.yaml nor adapter_config.json names the base model")
     return dict(model=base, arch=None, seed=0, model_dtype='auto', source=str(d/'adapter_config.json'))
@@ -84,7 +90,9 @@ def push_folder(folder:str|Path, # a saved model folder
     from huggingface_hub import HfApi
     api = HfApi(token=token)
     api.create_repo(repo, repo_type='model', private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type='model', commit_message='rcc-export: merged model')
+    info = api.upload_folder(
+        folder_path=str(folder), repo_id=repo, repo_type='model', commit_message='rcc-export: merged model'
+    )
     return str(getattr(info, 'commit_url', info))
 
 # %% ../../nbs/09a_export.ipynb #18f2095b
@@ -96,9 +104,12 @@ def export_model(adapter_dir:str|Path, # a saved LoRA adapter folder
                 )->Path:
     "Merge the adapter into its base model and save a plain model folder (written aside, then renamed; optionally pushed)"
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()): raise FileExistsError(f"{out}: exists and is not empty (choose a new folder)")
-    part = out.with_name(f'.{out.name}.partial')   # renamed to `out` when complete: a killed export leaves no `out`
-    if part.exists(): log.info(f"removing {part}, left by an export that did not finish"); shutil.rmtree(part)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: exists and is not empty (choose a new folder)")
+    part = out.with_name(f'.{out.name}.partial')  # renamed to `out` when complete: a killed export leaves no `out`
+    if part.exists():
+        log.info(f"removing {part}, left by an export that did not finish")
+        shutil.rmtree(part)
     info = adapter_base(adapter_dir)
     model, proc = load_adapter(adapter_dir, dtype=dtype)
     merged = model.merge_and_unload()

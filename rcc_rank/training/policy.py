@@ -36,7 +36,9 @@ def tiny_spec(name:str # `tiny:<arch>`, optionally with sizes: `tiny:qwen2_5_vl?
     for part in filter(None, query.split('&')):
         k, eq, v = part.partition('=')
         if not eq or k not in _TINY_SIZES or not v.isdigit():
-            raise ValueError(f"model {name!r}: bad size setting {part!r}; use key=integer with key one of {_TINY_SIZES}")
+            raise ValueError(
+                f"model {name!r}: bad size setting {part!r}; use key=integer with key one of {_TINY_SIZES}"
+            )
         sizes[k] = int(v)
     return arch, sizes
 
@@ -67,7 +69,9 @@ def build_model(cfg:TrainConfig, # the run's config (model, arch, LoRA settings,
         model.requires_grad_(True)
         for mod in (vision_modules(model).values() if cfg.freeze_vision else ()): mod.requires_grad_(False)
         return model, processor
-    model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision)
+    model = add_lora(
+        model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, freeze_vision=cfg.freeze_vision
+    )
     return model, processor
 
 # %% ../../nbs/09d_policy.ipynb #a8036742
@@ -77,12 +81,14 @@ def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or a
     from transformers.modeling_layers import GradientCheckpointingLayer
     hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
     kw = dict(use_reentrant=False)
-    if hasattr(hf, 'activation_checkpointing_enable'): hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    if hasattr(hf, 'activation_checkpointing_enable'):
+        hf.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
     else: hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)   # transformers before the rename
     names = [n for n, m in hf.named_modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
     for n, m in hf.named_modules():   # timm towers (PerceptionLM's Perception Encoder) have their own switch
         if hasattr(m, 'set_grad_checkpointing') and hasattr(m, 'grad_checkpointing'):
-            m.set_grad_checkpointing(True); names.append(n)
+            m.set_grad_checkpointing(True)
+            names.append(n)
     if not names: raise ValueError(f"{type(hf).__name__}: no block supports activation checkpointing")
     return names
 
@@ -90,7 +96,8 @@ def enable_checkpointing(model # a Qwen2.5-VL or PerceptionLM model (before or a
 class ChainScorer(torch.nn.Module):
     "The PEFT model with `chain_logps` as its `forward`, so DDP/FSDP/DeepSpeed see every use of the weights"
     def __init__(self, model, ref_model=None):
-        super().__init__(); self.model = model
+        super().__init__()
+        self.model = model
         self.__dict__['ref_model'] = ref_model   # not a submodule: no gradients, never saved, unseen by wrappers
         hf = model.get_base_model() if hasattr(model, 'get_base_model') else model
         self._no_split_modules = family(hf).fsdp_blocks(hf)   # the blocks FSDP2 wraps one by one

@@ -25,7 +25,10 @@ def load_chains(source, # JSONL path (caption or question chains), `datasets` fo
     if source is None or (isinstance(source, str) and not source.strip()):
         raise ValueError("no chains given: set train_data (a JSONL file or a datasets folder)")
     if isinstance(source, (list, tuple)):  # chains in memory are used as given
-        return [c.to_chain() if isinstance(c, QuestionChain) else c if isinstance(c, Chain) else Chain.from_dict(c) for c in source]
+        return [
+            c.to_chain() if isinstance(c, QuestionChain) else c if isinstance(c, Chain) else Chain.from_dict(c)
+            for c in source
+        ]
     if isinstance(source, (str, Path)) and Path(source).suffix in ('.jsonl', '.json'):
         chains = read_ranked(source)   # question chains (`rcc-generate --questions`) become ranked chains
     else:
@@ -56,12 +59,20 @@ def check_chains(chains:Sequence[Chain], # the chains to check
     seen = set()
     for c in chains:
         if len(c.captions) < min_captions:
-            raise ValueError(f"{what}: chain {c.id!r} has {len(c.captions)} caption(s); this objective needs at least {min_captions}"
-                             " (drop such chains or train with objective='sft')")
-        if c.id in seen: raise ValueError(f"{what}: duplicate chain id {c.id!r} (two writers on one output, or a file appended twice?)")
+            raise ValueError(
+                f"{what}: chain {c.id!r} has {len(c.captions)} caption(s); this objective needs at least {min_captions}"
+                " (drop such chains or train with objective='sft')"
+            )
+        if c.id in seen:
+            raise ValueError(
+                f"{what}: duplicate chain id {c.id!r} (two writers on one output, or a file appended twice?)"
+            )
         seen.add(c.id)
         if not need_video or 'frames' in c.meta: continue
-        if not c.video: raise ValueError(f"{what}: chain {c.id!r} has no video (set `video` to a file, or put frames in meta['frames'])")
+        if not c.video:
+            raise ValueError(
+                f"{what}: chain {c.id!r} has no video (set `video` to a file, or put frames in meta['frames'])"
+            )
         if not _is_url(c.video) and not Path(c.video).exists():
             raise ValueError(f"{what}: chain {c.id!r}: video file {c.video} does not exist")
     return chains
@@ -90,13 +101,19 @@ def probe_videos(chains:Sequence[Chain], # chains whose videos to probe (in-memo
     "(good chains, records of the bad ones); without `skip_bad` the first bad video raises naming chain and file"
     good, bad, seen = [], [], {}
     for c in chains:
-        if 'frames' in c.meta or not c.video or _is_url(c.video): good.append(c); continue
+        if 'frames' in c.meta or not c.video or _is_url(c.video):
+            good.append(c)
+            continue
         if c.video not in seen: seen[c.video] = probe_video(c.video)
         err = seen[c.video]
-        if err is None: good.append(c); continue
+        if err is None:
+            good.append(c)
+            continue
         if not skip_bad:
-            raise ValueError(f"{what}: chain {c.id!r}: video {c.video} cannot be decoded ({err}); replace the file, "
-                             "or pass --skip_bad_videos to leave such chains out (they are listed in output_dir/bad_videos.jsonl)")
+            raise ValueError(
+                f"{what}: chain {c.id!r}: video {c.video} cannot be decoded ({err}); replace the file, "
+                "or pass --skip_bad_videos to leave such chains out (they are listed in output_dir/bad_videos.jsonl)"
+            )
         bad.append(dict(id=c.id, video=str(c.video), error=err, data=what))
     return good, bad
 
@@ -113,8 +130,10 @@ def check_caption_tokens(chains:Sequence[Chain], # the chains to check
     lens = [len(ids) for ids in tokenizer([cap for _, _, cap in near], add_special_tokens=False)['input_ids']]
     for (c, k, cap), n in zip(near, lens):
         if n > limit:
-            raise ValueError(f"{what}: chain {c.id!r}, caption {k}: {n} tokens ({len(cap)} characters), over max_caption_tokens={limit}; "
-                             "drop the chain, or raise --max_caption_tokens (memory and time grow with it; 0: no limit)")
+            raise ValueError(
+                f"{what}: chain {c.id!r}, caption {k}: {n} tokens ({len(cap)} characters), over max_caption_tokens={limit}; "
+                "drop the chain, or raise --max_caption_tokens (memory and time grow with it; 0: no limit)"
+            )
     return list(chains)
 
 # %% ../../nbs/09c_train_data.ipynb #6a1814ed
@@ -138,7 +157,8 @@ def micro_batches(dl, # a (prepared) DataLoader over an `EpochSampler`
                  )->Iterator:
     "Yield micro-batches forever, epoch after epoch, starting at micro-batch `start`"
     n = len(dl)
-    if n == 0: raise ValueError("the training DataLoader is empty: fewer chains than one global batch (lower batch_size)")
+    if n == 0:
+        raise ValueError("the training DataLoader is empty: fewer chains than one global batch (lower batch_size)")
     epoch, skip = divmod(start, n)
     while True:
         dl.set_epoch(epoch) if hasattr(dl, 'set_epoch') else dl.sampler.set_epoch(epoch)

@@ -33,7 +33,9 @@ def _count_frames(path:str)->int:
         return sum(1 for p in c.demux(st) if p.size)
 
 # %% ../../nbs/06_video.ipynb #a1f1e001
-VIDEO_MAX_PIXELS = 1920 * 1080   # default pixel limit per decoded frame (Full HD); larger frames are shrunk while decoding
+VIDEO_MAX_PIXELS = (
+    1920 * 1080
+)  # default pixel limit per decoded frame (Full HD); larger frames are shrunk while decoding
 VIDEO_MAX_SIDE = 3840            # default limit on a decoded frame's longer side (4K UHD width)
 
 def fit_size(height:int, # frame height
@@ -42,7 +44,11 @@ def fit_size(height:int, # frame height
              max_side:int|None=VIDEO_MAX_SIDE # and no side longer than this (None: no limit)
             )->tuple[int,int]:
     "(height, width) shrunk to the limits with the aspect ratio kept; unchanged when the frame fits"
-    s = min(1.0, (max_pixels / (height * width)) ** 0.5 if max_pixels else 1.0, max_side / max(height, width) if max_side else 1.0)
+    s = min(
+        1.0,
+        (max_pixels / (height * width)) ** 0.5 if max_pixels else 1.0,
+        max_side / max(height, width) if max_side else 1.0,
+    )
     if s >= 1.0: return height, width
     return max(1, int(height * s)), max(1, int(width * s))
 
@@ -119,13 +125,19 @@ def _decode_sequential(path, num_frames, fps, size):
                 reps = int(t + 1e-6 >= next_t)
                 if reps: next_t += 1.0 / fps
             if reps:
-                img = fr.to_ndarray(format='rgb24', height=size[0], width=size[1]) if size else fr.to_ndarray(format='rgb24')
-                frames.extend([img] * reps); idx.extend([i] * reps)
+                img = (
+                    fr.to_ndarray(format='rgb24', height=size[0], width=size[1])
+                    if size
+                    else fr.to_ndarray(format='rgb24')
+                )
+                frames.extend([img] * reps)
+                idx.extend([i] * reps)
             i += 1
     if not frames: raise VideoError(f"no frames decoded from video {path}")
     out, idx = np.stack(frames), np.array(idx)
     if fps is not None and num_frames is not None and len(out) > num_frames:
-        keep = uniform_indices(len(out), num_frames); out, idx = out[keep], idx[keep]
+        keep = uniform_indices(len(out), num_frames)
+        out, idx = out[keep], idx[keep]
     return out, idx, native, n if n is not None else i
 
 # %% ../../nbs/06_video.ipynb #a1f1e007
@@ -137,7 +149,9 @@ def _wanted(times:np.ndarray, # presentation time of every frame, seconds
     if fps is None: return uniform_indices(len(times), num_frames)
     idx, next_t = [], 0.0
     for i, t in enumerate(times):
-        if t + 1e-6 >= next_t: idx.append(i); next_t += 1.0 / fps
+        if t + 1e-6 >= next_t:
+            idx.append(i)
+            next_t += 1.0 / fps
     idx = np.array(idx, dtype=int)
     if num_frames is not None and len(idx) > num_frames: idx = idx[uniform_indices(len(idx), num_frames)]
     return idx
@@ -146,7 +160,9 @@ def _wanted(times:np.ndarray, # presentation time of every frame, seconds
 def _keyframe_gap(st # an open video stream
                  )->int|None:
     "The longest distance between keyframes in the container's index plus four frames (`st.time_base` units); None when the index does not tell"
-    ts = np.array([(e.timestamp, e.is_keyframe) for e in (getattr(st, 'index_entries', None) or ())], dtype=np.int64).reshape(-1, 2)
+    ts = np.array(
+        [(e.timestamp, e.is_keyframe) for e in (getattr(st, 'index_entries', None) or ())], dtype=np.int64
+    ).reshape(-1, 2)
     keys = ts[ts[:, 1] == 1, 0]
     if len(keys) < 2: return None
     return int(np.diff(keys).max() + 4 * np.median(np.diff(ts[:, 0])))
@@ -164,7 +180,8 @@ def _decode_wanted(c, st, # an open container and its video stream
         cc.skip_frame = 'DEFAULT' if wanted else 'NONREF'
         yield from cc.decode(pkt)
         if wanted and pkt.pts is not None and len(drain) and np.abs(drain - pkt.pts).min() <= tol:
-            yield from cc.decode(None); return
+            yield from cc.decode(None)
+            return
 
 # %% ../../nbs/06_video.ipynb #a1f1e008
 def _seek_frames(c, st, # an open container and its video stream
@@ -177,8 +194,11 @@ def _seek_frames(c, st, # an open container and its video stream
     got, frames, pos, span = {}, None, None, 0
     last = np.r_[np.diff(targets) > gap, True] if gap is not None else np.arange(len(targets)) == len(targets) - 1
     for i, p in enumerate(targets):
-        if frames is None or (i and last[i - 1]) or p - pos > span:   # drained, or farther than the longest keyframe distance seen: seek
-            c.seek(int(p), stream=st); frames, first = _decode_wanted(c, st, targets, tol, targets[last]), None
+        if (
+            frames is None or (i and last[i - 1]) or p - pos > span
+        ):  # drained, or farther than the longest keyframe distance seen: seek
+            c.seek(int(p), stream=st)
+            frames, first = _decode_wanted(c, st, targets, tol, targets[last]), None
         else: first = pos                      # near: keep decoding forward
         fr = None
         for fr in frames:
@@ -187,7 +207,8 @@ def _seek_frames(c, st, # an open container and its video stream
             pos = fr.pts
             if fr.pts >= p - tol: break
         if fr is None or pos < p - tol or first > p + tol or abs(fr.pts - p) > tol: return None
-        span = max(span, p - first); got[p] = convert(fr)
+        span = max(span, p - first)
+        got[p] = convert(fr)
     return got
 
 # %% ../../nbs/06_video.ipynb #a1f1e009
@@ -212,18 +233,22 @@ def _decode_frames(path, num_frames, fps, size, limits=(VIDEO_MAX_PIXELS, VIDEO_
     "Frames on demand: index the clip, pick the frames, seek to each; rebuild the index or decode sequentially when it does not hold"
     import av
     with av.open(path) as c:
-        st = c.streams.video[0]; gap = _keyframe_gap(st)
+        st = c.streams.video[0]
+        gap = _keyframe_gap(st)
         native = float(st.average_rate or st.guessed_rate or 0) or None
         pts, from_meta = _frame_pts(st, path)
         if not len(pts): raise VideoError(f"no frames in video {path}")
         convert, tb = _converter(st, size, limits), float(st.time_base)
         idx = _wanted(pts * tb, num_frames, fps)
         step = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0
-        sparse = gap is not None and len(np.unique(idx)) * gap < pts[-1] - pts[0]   # fewer wanted frames than keyframes
-        st.thread_type = 'NONE' if sparse else 'AUTO'   # one thread for short runs; threads when most of the clip is decoded
+        sparse = gap is not None and len(np.unique(idx)) * gap < pts[-1] - pts[0]  # fewer wanted frames than keyframes
+        st.thread_type = (
+            'NONE' if sparse else 'AUTO'
+        )  # one thread for short runs; threads when most of the clip is decoded
         got = _seek_frames(c, st, np.unique(pts[idx]), step / 2 if from_meta else 0, convert, gap)
         if got is None and from_meta:
-            pts = _demux_pts(path); idx = _wanted(pts * tb, num_frames, fps)
+            pts = _demux_pts(path)
+            idx = _wanted(pts * tb, num_frames, fps)
             got = _seek_frames(c, st, np.unique(pts[idx]), 0, convert, gap) if len(pts) else None
     if got is None:
         return _decode_sequential(path, num_frames, fps, size or _limited_size(path, limits))
@@ -247,7 +272,9 @@ def load_video(path:str|Path, # video file (any container/codec FFmpeg reads)
               )->np.ndarray|tuple[np.ndarray, float]:
     "Decode only the sampled frames of `path`: a `(T, H, W, 3)` uint8 RGB array (and their rate if `return_fps`)"
     out, idx, native, n = _decode(str(path), num_frames, fps, size, (max_pixels, max_side))
-    rate = len(out) * native / n if native else (float(fps) * min(1, (num_frames or len(out)) / len(out)) if fps else None)
+    rate = (
+        len(out) * native / n if native else (float(fps) * min(1, (num_frames or len(out)) / len(out)) if fps else None)
+    )
     return (out, rate) if return_fps else out
 
 # %% ../../nbs/06_video.ipynb #34d05a1a
@@ -257,7 +284,8 @@ def as_frames(video, # path, (T,H,W,3) uint8 array, or list of PIL images / (H,W
               name:str='video' # how to refer to it in errors (e.g. the chain id)
              )->np.ndarray:
     "Frames of `video` as a `(T, H, W, 3)` uint8 array, whatever form it came in"
-    if isinstance(video, (str, os.PathLike)): return load_video(video, num_frames=num_frames or (None if fps else 8), fps=fps)
+    if isinstance(video, (str, os.PathLike)):
+        return load_video(video, num_frames=num_frames or (None if fps else 8), fps=fps)
     if isinstance(video, (list, tuple)):
         if not video: raise ValueError(f"{name}: empty list of frames")
         video = np.stack([np.asarray(f.convert('RGB')) if hasattr(f, 'convert') else np.asarray(f) for f in video])
@@ -279,7 +307,10 @@ def frame_strip(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]), a lis
                ):
     "The frames side by side as one PIL image"
     from PIL import Image
-    one = (isinstance(frames, np.ndarray) and frames.ndim == 3) or hasattr(frames, 'getpixel')   # one frame: an array or a PIL image
+
+    one = (isinstance(frames, np.ndarray) and frames.ndim == 3) or hasattr(
+        frames, 'getpixel'
+    )  # one frame: an array or a PIL image
     arr = as_frames([frames] if one else frames)   # as_frames converts lists of images itself
     n = len(arr) if max_frames is None else min(max_frames, len(arr))
     idx = np.unique(np.linspace(0, len(arr) - 1, n).round().astype(int))
@@ -304,7 +335,9 @@ def video_clip(video, # a video file, a (T,H,W,3) array, or a list of PIL images
     "Sampled frames `(T, H, W, 3)` and the `VideoMetadata` the processor times them with: clip length and rate, indices taken"
     from transformers.video_utils import VideoMetadata
     if isinstance(video, (str, os.PathLike)):
-        frames, idx, native, n = _decode(str(video), num_frames or (None if fps else 8), fps, size, (max_pixels, max_side))
+        frames, idx, native, n = _decode(
+            str(video), num_frames or (None if fps else 8), fps, size, (max_pixels, max_side)
+        )
         native = native or video_fps or DEFAULT_VIDEO_FPS
     else:
         full = as_frames(video, name=name)

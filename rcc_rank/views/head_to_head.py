@@ -26,9 +26,26 @@ def win_rate(wins:int, # votes for system A
     "Win rate of A over the decided votes, with a Wilson confidence interval"
     from scipy.stats import binomtest
     n = wins + losses
-    if n == 0: return {'wins': wins, 'losses': losses, 'ties': ties, 'n': 0, 'rate': float('nan'), 'low': float('nan'), 'high': float('nan')}
+    if n == 0:
+        return {
+            'wins': wins,
+            'losses': losses,
+            'ties': ties,
+            'n': 0,
+            'rate': float('nan'),
+            'low': float('nan'),
+            'high': float('nan'),
+        }
     ci = binomtest(wins, n).proportion_ci(confidence, method='wilson')
-    return {'wins': wins, 'losses': losses, 'ties': ties, 'n': n, 'rate': wins / n, 'low': float(ci.low), 'high': float(ci.high)}
+    return {
+        'wins': wins,
+        'losses': losses,
+        'ties': ties,
+        'n': n,
+        'rate': wins / n,
+        'low': float(ci.low),
+        'high': float(ci.high),
+    }
 
 # %% ../../nbs/15a_head_to_head.ipynb #f8ef8b9e
 class HeadToHead:
@@ -44,15 +61,20 @@ class HeadToHead:
         if len(set(ids)) != len(ids): raise ValueError("HeadToHead: item ids must be unique")
         for it in items:
             for k in ('a', 'b'):
-                if not isinstance(it.get(k), str) or not it[k].strip(): raise ValueError(f"item {it.get('id')!r}: caption {k!r} is missing or empty")
+                if not isinstance(it.get(k), str) or not it[k].strip():
+                    raise ValueError(f"item {it.get('id')!r}: caption {k!r} is missing or empty")
         self.items, self.path, self.systems, self.seed = list(items), Path(path), tuple(systems), seed
         self.annotator, self.num_frames = annotator, num_frames
         self.votes = {r['id']: r for r in read_jsonl(self.path)}
         self.label, self.frames, self.left, self.right = W.HTML(), W.HTML(), W.HTML(), W.HTML()
         btns = [W.Button(description=d) for d in ('A is better', 'tie', 'B is better')]
         for b, choice in zip(btns, ('left', 'tie', 'right')): b.on_click(lambda _, c=choice: self.choose(c))
-        box = lambda t, h: W.VBox([W.HTML(f'<b>{t}</b>'), h], layout=W.Layout(width='48%', border='1px solid #ddd', padding='4px'))
-        self.widget = W.VBox([self.label, self.frames, W.HBox([box('A', self.left), box('B', self.right)]), W.HBox(btns)])
+        box = lambda t, h: W.VBox(
+            [W.HTML(f'<b>{t}</b>'), h], layout=W.Layout(width='48%', border='1px solid #ddd', padding='4px')
+        )
+        self.widget = W.VBox(
+            [self.label, self.frames, W.HBox([box('A', self.left), box('B', self.right)]), W.HBox(btns)]
+        )
         self.refresh()
 
 
@@ -90,14 +112,16 @@ def shown(self:HeadToHead)->tuple[str, str]|None:
 def choose(self:HeadToHead, choice:str # 'left', 'right' or 'tie'
           )->dict:
     "Record a vote for the item on screen and move on; returns the saved record"
-    if choice not in ('left', 'right', 'tie'): raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
+    if choice not in ('left', 'right', 'tie'):
+        raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
     it = self.current
     if it is None: raise ValueError("HeadToHead: every item already has a vote")
     l, r = self.order(it)
     winner = 'tie' if choice == 'tie' else {'left': l, 'right': r}[choice]
     rec = {'id': it['id'], 'left': l, 'right': r, 'choice': choice, 'winner': winner,
            'annotator': self.annotator, 'time': round(time.time(), 3)}
-    append_jsonl(self.path, rec); self.votes[it['id']] = rec
+    append_jsonl(self.path, rec)
+    self.votes[it['id']] = rec
     self.refresh()
     return rec
 
@@ -118,7 +142,8 @@ def refresh(self:HeadToHead):
     s = self.summary()
     self.label.value = f"{s['done']} / {s['total']} done"
     if it is None:
-        self.frames.value, self.left.value, self.right.value = '<i>all done</i>', '', ''; return
+        self.frames.value, self.left.value, self.right.value = '<i>all done</i>', '', ''
+        return
     try: self.frames.value = frame_strip_html(chain_clip(it, self.num_frames)[0])
     except ValueError as e: self.frames.value = f'<i>{html.escape(str(e))}</i>'
     l, r = self.shown()
@@ -129,4 +154,7 @@ def refresh(self:HeadToHead):
 def _repr_mimebundle_(self:HeadToHead, include=None, exclude=None, **kw):
     b = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
     s = self.summary()
-    return {**b, 'text/html': f"{self.frames.value}<p>A: {self.left.value}</p><p>B: {self.right.value}</p><p>{s['done']} / {s['total']} done</p>"}
+    return {
+        **b,
+        'text/html': f"{self.frames.value}<p>A: {self.left.value}</p><p>B: {self.right.value}</p><p>{s['done']} / {s['total']} done</p>",
+    }

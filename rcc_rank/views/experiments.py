@@ -35,14 +35,7 @@ def question_to_chain(q:QuestionChain|dict, # a question chain (or its dict)
 
 # %% ../../nbs/15_experiments.ipynb #fe7e7265
 QUESTION_SOURCES = ('mcq', 'yesno', 'captions')
-WORLD_SOURCES = (
-    'chains',
-    'unconditioned',
-    'error_injection',
-    'response_improvement',
-    'response_comparison',
-    'rlaif_v',
-) + QUESTION_SOURCES
+WORLD_SOURCES = ('chains', 'unconditioned', 'error_injection', 'response_improvement', 'response_comparison', 'rlaif_v') + QUESTION_SOURCES
 
 def _world_part(source:str, idx:range, length:int, split:str, seed:int, opts:dict)->list[Chain]:
     "One source's chains for scene indices `idx`"
@@ -77,17 +70,13 @@ def make_data(source:str, # a name from the table above, a '+' mixture, or 'file
         return load_chains(source[5:], split)[:n] if n else load_chains(source[5:], split)
     parts = source.split('+')
     bad = [p for p in parts if p not in WORLD_SOURCES]
-    if bad:
-        raise ValueError(
-            f"unknown data source {bad[0]!r} in {source!r}; known: {WORLD_SOURCES} (mixtures with '+', or 'file:PATH')"
-        )
+    if bad: raise ValueError(f"unknown data source {bad[0]!r} in {source!r}; known: {WORLD_SOURCES} (mixtures with '+', or 'file:PATH')")
     if len(parts) > 1 and not all(p in QUESTION_SOURCES for p in parts):
         raise ValueError(f"data source {source!r}: only {QUESTION_SOURCES} can be mixed with '+'")
     out, per = [], [n // len(parts) + (j < n % len(parts)) for j in range(len(parts))]
     start = 0
     for p, k in zip(parts, per):
-        out += _world_part(p, range(start, start + k), length, split, seed, opts)
-        start += k
+        out += _world_part(p, range(start, start + k), length, split, seed, opts); start += k
     for c in out: c.meta.setdefault('source_name', source)
     return out
 
@@ -150,21 +139,11 @@ def evaluate_model(model, processor, sets:dict, # from `eval_sets`
     out = {}
     for e, data in sets.items():
         if e == 'rank':
-            r = rank_chains(
-                model,
-                processor,
-                data,
-                batch_size=batch_size,
-                num_frames=num_frames,
-                accelerator=accelerator,
-                progress=False,
-                reference=hasattr(model, 'disable_adapter'),
-            )   # LoRA: adapters off = the reference
+            r = rank_chains(model, processor, data, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False,
+                            reference=hasattr(model, 'disable_adapter'))   # LoRA: adapters off = the reference
             out.update({f'rank/{k}': float(r[k]) for k in RANK_KEYS if k in r})
-        elif e in JUDGED_EVALS:
-            out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size, accelerator))
-        else:
-            out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size, accelerator)['acc'])
+        elif e in JUDGED_EVALS: out.update(judged_metrics(e, data, model, processor, judge, num_frames, batch_size, accelerator))
+        else: out[f'{e}/acc'] = float(choice_accuracy(model, processor, data, num_frames, batch_size, accelerator)['acc'])
     return out
 
 # %% ../../nbs/15_experiments.ipynb #744e1903
@@ -172,15 +151,11 @@ JUDGED_EVALS = ('judge', 'vdc', 'argus', 'lf_mcqa', 'tempcompass')
 
 def _world_caption_items(n:int, seed:int)->list[dict]:
     chains = attach_frames(make_data('chains', n, 1, 'test', seed + 7))
-    return [
-        {'id': c.id, 'frames': c.meta['frames'], 'reference': c.captions[0], 'scene': c.meta['scene']} for c in chains
-    ]
+    return [{'id': c.id, 'frames': c.meta['frames'], 'reference': c.captions[0], 'scene': c.meta['scene']} for c in chains]
 
 # %% ../../nbs/15_experiments.ipynb #060ceffd
 def _world_qa(scene:dict)->list[dict]:
-    qa = [
-        {'question': f"What colour is the {o['size']} {o['shape']}?", 'answer': o['colour']} for o in scene['objects']
-    ]
+    qa = [{'question': f"What colour is the {o['size']} {o['shape']}?", 'answer': o['colour']} for o in scene['objects']]
     qa += [{'question': f"What shape is the {o['colour']} object?", 'answer': o['shape']} for o in scene['objects']]
     return qa + [{'question': 'What colour is the background?', 'answer': scene['background']}]
 
@@ -190,8 +165,7 @@ def judged_set(e:str, # one of `JUDGED_EVALS`
                path:str|None=None # the published benchmark (vdc, argus, tempcompass), an LF-MCQA JSONL, or (judge) held-out chains
               )->list[dict]:
     "Items of a judged evaluation: the benchmark's first `n`, or held-out world scenes"
-    if e in ('lf_mcqa', 'tempcompass') and not path:
-        raise ValueError(f"evaluation {e!r} needs benchmarks.{e}: PATH in the config")
+    if e in ('lf_mcqa', 'tempcompass') and not path: raise ValueError(f"evaluation {e!r} needs benchmarks.{e}: PATH in the config")
     if e == 'lf_mcqa': return read_jsonl(path, missing_ok=False)[:n]
     if e == 'judge' and path:   # held-out chains (e.g. Rcc-PVD's test split): the first caption is the reference
         from rcc_rank.data.chains import read_chains
@@ -202,11 +176,7 @@ def judged_set(e:str, # one of `JUDGED_EVALS`
         from rcc_rank.evaluation.benchmarks import load_benchmark
         return load_benchmark('vdc' if e == 'judge' else e, path)[:n]
     items = _world_caption_items(n, seed)
-    if e == 'vdc':
-        return [
-            {**it, 'id': f"{it['id']}/detailed", 'video_id': it['id'], 'dim': 'detailed', 'qa': _world_qa(it['scene'])}
-            for it in items
-        ]
+    if e == 'vdc': return [{**it, 'id': f"{it['id']}/detailed", 'video_id': it['id'], 'dim': 'detailed', 'qa': _world_qa(it['scene'])} for it in items]
     return items
 
 # %% ../../nbs/15_experiments.ipynb #527bef2d
@@ -216,78 +186,18 @@ def judged_metrics(e:str, items:Sequence[dict], model, processor, judge:dict|Non
     from rcc_rank.evaluation.benchmarks import run_benchmark, on_main
     from rcc_rank.evaluation.judges import judge_captions, judge_summary
     j = judge or {}
-    if e == 'lf_mcqa':
-        return {
-            'lf_mcqa/acc': float(
-                mcq_evaluate(
-                    model,
-                    processor,
-                    items,
-                    batch_size=batch_size,
-                    num_frames=num_frames,
-                    accelerator=accelerator,
-                    progress=False,
-                )['mcq_acc']
-            )
-        }
+    if e == 'lf_mcqa': return {'lf_mcqa/acc': float(mcq_evaluate(model, processor, items, batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=False)['mcq_acc'])}
     if e == 'tempcompass':
-        r = run_benchmark(
-            'tempcompass',
-            items,
-            model,
-            processor,
-            num_frames=num_frames,
-            batch_size=batch_size,
-            accelerator=accelerator,
-        )
-        return {
-            'tempcompass/acc': float(r['tempcompass_acc']),
-            **{k: v for k, v in r.items() if k.startswith('tempcompass/')},
-        }
+        r = run_benchmark('tempcompass', items, model, processor, num_frames=num_frames, batch_size=batch_size, accelerator=accelerator)
+        return {'tempcompass/acc': float(r['tempcompass_acc']), **{k: v for k, v in r.items() if k.startswith('tempcompass/')}}
     if j.get('judge') is None: raise ValueError(f"evaluation {e!r} needs a judge (the config's judge block)")
-    kw = dict(
-        cache_path=j.get('cache'),
-        concurrency=j.get('concurrency', 8),
-        num_frames=num_frames,
-        batch_size=batch_size,
-        max_new_tokens=j.get('max_new_tokens', 128),
-    )
+    kw = dict(cache_path=j.get('cache'), concurrency=j.get('concurrency', 8), num_frames=num_frames, batch_size=batch_size,
+              max_new_tokens=j.get('max_new_tokens', 128))
     if e in ('vdc', 'argus'):
-        r = run_benchmark(
-            e,
-            items,
-            model,
-            processor,
-            j['judge'],
-            j.get('rule', 'lmms-eval'),
-            j.get('order_penalty', 0.1),
-            accelerator=accelerator,
-            **kw,
-        )
+        r = run_benchmark(e, items, model, processor, j['judge'], j.get('rule', 'lmms-eval'), j.get('order_penalty', 0.1), accelerator=accelerator, **kw)
         return {k: float(v) for k, v in r.items() if k.startswith(f'{e}/')}
-    recs = generate_captions(
-        model,
-        processor,
-        items,
-        num_frames=num_frames,
-        batch_size=batch_size,
-        max_new_tokens=kw['max_new_tokens'],
-        accelerator=accelerator,
-        progress=False,
-    )
-    s = judge_summary(
-        on_main(
-            lambda: judge_captions(
-                [r['caption'] for r in recs],
-                [it['reference'] for it in items],
-                j['judge'],
-                kw['cache_path'],
-                kw['concurrency'],
-                False,
-            ),
-            accelerator,
-        )
-    )
+    recs = generate_captions(model, processor, items, num_frames=num_frames, batch_size=batch_size, max_new_tokens=kw['max_new_tokens'], accelerator=accelerator, progress=False)
+    s = judge_summary(on_main(lambda: judge_captions([r['caption'] for r in recs], [it['reference'] for it in items], j['judge'], kw['cache_path'], kw['concurrency'], False), accelerator))
     return {f'judge/{k.replace("judge_", "")}': float(v) for k, v in s.items()}
 
 # %% ../../nbs/15_experiments.ipynb #76eb28c4
@@ -299,27 +209,20 @@ class ExperimentConfig:
     base: dict = field(default_factory=dict) # TrainConfig fields shared by every cell
     data: dict = field(default_factory=dict) # source, n_train, n_test, length, seed, test_source, teacher
     eval: list = field(default_factory=lambda: ['rank']) # evaluations (`EVALS`)
-    table: dict = field(default_factory=dict)  # rows (axis), columns (axis, optional), metrics (list)
-    exclude: list = field(
-        default_factory=list
-    )  # partial cells to drop, e.g. [{objective: pretrained, freeze_vision: true}]
+    table: dict = field(default_factory=dict) # rows (axis), columns (axis, optional), metrics (list)
+    exclude: list = field(default_factory=list) # partial cells to drop, e.g. [{objective: pretrained, freeze_vision: true}]
     paper: str = '' # which table or figure of the paper this mirrors
     description: str = '' # free text
-    quick: dict = field(default_factory=dict)  # overrides applied by `quick=True` (same keys: base, data, grid)
-    judge: dict = field(
-        default_factory=dict
-    )  # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny', or 'fake': an offline overlap judge on the fake server), cache, rule, order_penalty, concurrency, max_new_tokens
-    benchmarks: dict = field(
-        default_factory=dict
-    )  # published sets for judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH}
+    quick: dict = field(default_factory=dict) # overrides applied by `quick=True` (same keys: base, data, grid)
+    judge: dict = field(default_factory=dict) # judged evaluations: spec ('claude:<model>', 'hf:<model>', 'tiny', or 'fake': an offline overlap judge on the fake server), cache, rule, order_penalty, concurrency, max_new_tokens
+    benchmarks: dict = field(default_factory=dict) # published sets for judged evaluations: {vdc|argus|tempcompass|lf_mcqa: PATH}
 
 # %% ../../nbs/15_experiments.ipynb #32d69c7e
 DATA_DEFAULTS = dict(source='chains', n_train=64, n_test=32, length=4, seed=0, test_source=None, teacher='fake')
 
 def _merge(a:dict, b:dict)->dict:
     out = dict(a)
-    for k, v in (b or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    for k, v in (b or {}).items(): out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 # %% ../../nbs/15_experiments.ipynb #903d06df
@@ -345,12 +248,8 @@ def _check_axis(src:str, ax:str, vals, tfields:set):
         for v in vals:
             if 'name' not in v: raise ValueError(f"{src}: every value of bundled axis {ax!r} needs a 'name'")
             bad = [k for k in v if k != 'name' and k != 'data' and k not in tfields]
-            if bad:
-                raise ValueError(
-                    f"{src}: bundled axis {ax!r} value {v['name']!r}: {bad[0]!r} is neither 'data' nor a TrainConfig field"
-                )
-    elif ax != 'data' and ax not in tfields:
-        raise ValueError(f"{src}: grid axis {ax!r} is neither 'data' nor a TrainConfig field")
+            if bad: raise ValueError(f"{src}: bundled axis {ax!r} value {v['name']!r}: {bad[0]!r} is neither 'data' nor a TrainConfig field")
+    elif ax != 'data' and ax not in tfields: raise ValueError(f"{src}: grid axis {ax!r} is neither 'data' nor a TrainConfig field")
 
 # %% ../../nbs/15_experiments.ipynb #3a793cfd
 def _check_blocks(src:str, cfg:ExperimentConfig, tfields:set):
@@ -363,14 +262,11 @@ def _check_blocks(src:str, cfg:ExperimentConfig, tfields:set):
         if e not in EVALS: raise ValueError(f"{src}: unknown evaluation {e!r}; known: {EVALS}")
     bad = sorted(set(cfg.judge) - {'spec', 'cache', 'rule', 'order_penalty', 'concurrency', 'max_new_tokens'})
     if bad: raise ValueError(f"{src}: judge has unknown key(s) {bad}")
-    if any(e in ('judge', 'vdc', 'argus') for e in cfg.eval) and not cfg.judge.get('spec'):
-        raise ValueError(f"{src}: judged evaluations need judge: {{spec: ...}}")
+    if any(e in ('judge', 'vdc', 'argus') for e in cfg.eval) and not cfg.judge.get('spec'): raise ValueError(f"{src}: judged evaluations need judge: {{spec: ...}}")
     for e in ('lf_mcqa', 'tempcompass'):
-        if e in cfg.eval and not cfg.benchmarks.get(e):
-            raise ValueError(f"{src}: evaluation {e!r} needs benchmarks: {{{e}: PATH}}")
+        if e in cfg.eval and not cfg.benchmarks.get(e): raise ValueError(f"{src}: evaluation {e!r} needs benchmarks: {{{e}: PATH}}")
     for k in ('rows', 'columns'):
-        if cfg.table.get(k) is not None and cfg.table[k] not in cfg.grid:
-            raise ValueError(f"{src}: table {k} {cfg.table[k]!r} is not a grid axis")
+        if cfg.table.get(k) is not None and cfg.table[k] not in cfg.grid: raise ValueError(f"{src}: table {k} {cfg.table[k]!r} is not a grid axis")
 
 # %% ../../nbs/15_experiments.ipynb #48f663bb
 def load_experiment(path:str|Path|dict, # a YAML file (or the dict it holds)
@@ -401,12 +297,8 @@ def _cell_settings(axes:list, combo:tuple)->tuple[dict, dict]:
     "The axis labels of one grid combination and the settings it makes (a bundled value sets several)"
     ax, sets = {}, {}
     for a, v in zip(axes, combo):
-        if isinstance(v, dict):
-            ax[a] = v['name']
-            sets.update({k: x for k, x in v.items() if k != 'name'})
-        else:
-            ax[a] = v
-            sets[a] = v
+        if isinstance(v, dict): ax[a] = v['name']; sets.update({k: x for k, x in v.items() if k != 'name'})
+        else: ax[a] = v; sets[a] = v
     return ax, sets
 
 # %% ../../nbs/15_experiments.ipynb #4568163e
@@ -417,9 +309,8 @@ def _cell_spec(cfg:ExperimentConfig, sets:dict)->dict:
     train = {k: v for k, v in {**cfg.base, **fields_}.items() if not (k in defaults and v == defaults[k])}
     data = {**cfg.data, **({'source': sets['data']} if 'data' in sets else {})}
     spec = {'train': train, 'data': data, 'eval': sorted(cfg.eval)}
-    if cfg.benchmarks: spec['benchmarks'] = dict(cfg.benchmarks)  # only when set: keys of older configs stay the same
-    if cfg.judge and any(e in JUDGED_EVALS for e in cfg.eval):
-        spec['judge'] = {k: v for k, v in cfg.judge.items() if k not in ('cache', 'concurrency')}
+    if cfg.benchmarks: spec['benchmarks'] = dict(cfg.benchmarks)   # only when set: keys of older configs stay the same
+    if cfg.judge and any(e in JUDGED_EVALS for e in cfg.eval): spec['judge'] = {k: v for k, v in cfg.judge.items() if k not in ('cache', 'concurrency')}
     return spec
 
 # %% ../../nbs/15_experiments.ipynb #f82cbcd6
@@ -430,15 +321,8 @@ def grid_cells(cfg:ExperimentConfig)->list[dict]:
         ax, sets = _cell_settings(axes, combo)
         if any(all({**sets, **ax}.get(k) == v for k, v in ex.items()) for ex in cfg.exclude): continue
         spec = _cell_spec(cfg, sets)
-        out.append(
-            {
-                'axes': {**sets, **ax},
-                **spec,
-                'key': stable_hash(spec)[:12],
-                'label': ','.join(f'{k}={v}' for k, v in ax.items()),
-                'judge_runtime': dict(cfg.judge),
-            }
-        )
+        out.append({'axes': {**sets, **ax}, **spec, 'key': stable_hash(spec)[:12], 'label': ','.join(f'{k}={v}' for k, v in ax.items()),
+                    'judge_runtime': dict(cfg.judge)})
     return out
 
 # %% ../../nbs/15_experiments.ipynb #437d5c3d
@@ -452,21 +336,13 @@ def _cached(key, fn):
 # %% ../../nbs/15_experiments.ipynb #494adc03
 def _train_data(data:dict)->list[Chain]:
     d = data
-    return _cached(
-        ('train', d),
-        lambda: attach_frames(
-            make_data(d['source'], d['n_train'], d['length'], 'train', d['seed'], teacher=d['teacher'])
-        ),
-    )
+    return _cached(('train', d), lambda: attach_frames(make_data(d['source'], d['n_train'], d['length'], 'train', d['seed'], teacher=d['teacher'])))
 
 # %% ../../nbs/15_experiments.ipynb #d3c167db
 def _eval_data(data:dict, evals:Sequence[str], benchmarks:dict|None=None)->dict:
     d = data
-    return _cached(
-        ('eval', d['n_test'], d['length'], d['seed'], d['test_source'], list(evals))
-        + ((benchmarks,) if benchmarks else ()),
-        lambda: eval_sets(evals, d['n_test'], d['length'], d['seed'], d['test_source'], benchmarks),
-    )
+    return _cached(('eval', d['n_test'], d['length'], d['seed'], d['test_source'], list(evals)) + ((benchmarks,) if benchmarks else ()),
+                   lambda: eval_sets(evals, d['n_test'], d['length'], d['seed'], d['test_source'], benchmarks))
 
 # %% ../../nbs/15_experiments.ipynb #b51d553a
 def _judge(opts:dict|None)->dict|None:
@@ -506,44 +382,20 @@ def run_cell(cell:dict, # from `grid_cells`
         tcfg = {'log_with': 'none', 'eval_every': 0, **tcfg, 'output_dir': str(run_dir), 'resume': 'latest'}
         res = train(tcfg, train_chains=chains, return_model=True)
         model, processor, steps = res['model'], res['processor'], res['steps']
-        train_metrics = {
-            f'train/{k}': v
-            for k, v in (res['train'] or {}).items()
-            if k in ('loss', 'pref', 'ntp', 'reward_acc', 'batch_top1')
-        }
+        train_metrics = {f'train/{k}': v for k, v in (res['train'] or {}).items() if k in ('loss', 'pref', 'ntp', 'reward_acc', 'batch_top1')}
     model.eval()
-    metrics = evaluate_model(
-        model,
-        processor,
-        sets,
-        num_frames=nf,
-        batch_size=int(full['eval_batch_size']),
-        judge=_judge(cell.get('judge_runtime')),
-        accelerator=_eval_accelerator(),
-    )
+    metrics = evaluate_model(model, processor, sets, num_frames=nf, batch_size=int(full['eval_batch_size']), judge=_judge(cell.get('judge_runtime')),
+                             accelerator=_eval_accelerator())
     del model
     import gc, torch
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()   # the next cell builds a fresh model
     t = full
-    row = {
-        'key': cell['key'],
-        'run': cell['label'],
-        'objective': str(t['objective']),
-        'data': cell['data']['source'],
-        'chain_length': t['chain_length'] or cell['data']['length'],
-        'freeze_vision': bool(t['freeze_vision']),
-        'model': str(t['model']),
-        'step': int(steps),
-        **{
-            k: v
-            for k, v in cell['axes'].items()
-            if k not in ('objective', 'data', 'chain_length', 'freeze_vision', 'model')
-        },
-        **metrics,
-        **train_metrics,
-        'seconds': round(time.time() - t0, 2),
-    }
+    row = {'key': cell['key'], 'run': cell['label'], 'objective': str(t['objective']),
+           'data': cell['data']['source'], 'chain_length': t['chain_length'] or cell['data']['length'],
+           'freeze_vision': bool(t['freeze_vision']), 'model': str(t['model']),
+           'step': int(steps), **{k: v for k, v in cell['axes'].items() if k not in ('objective', 'data', 'chain_length', 'freeze_vision', 'model')},
+           **metrics, **train_metrics, 'seconds': round(time.time() - t0, 2)}
     return row
 
 # %% ../../nbs/15_experiments.ipynb #462d5ff2
@@ -557,13 +409,7 @@ def _long_rows(rows:Sequence[dict], metrics:list, rk:str|None, ck:str|None):  # 
         if not ck: return m
         cv = r.get(ck)
         return f"{ck}={cv} {m}" if isinstance(cv, bool) else f"{cv} {m}"
-
-    recs = [
-        {'run': str(r.get(rk)) if rk else r['run'], 'col': col(r, m), 'value': _fmt_val(r[m])}
-        for r in rows
-        for m in metrics
-        if m in r
-    ]
+    recs = [{'run': str(r.get(rk)) if rk else r['run'], 'col': col(r, m), 'value': _fmt_val(r[m])} for r in rows for m in metrics if m in r]
     return pd.DataFrame(recs, columns=['run', 'col', 'value'], dtype=object)
 
 # %% ../../nbs/15_experiments.ipynb #77b8ea23
@@ -581,9 +427,7 @@ def experiment_table(rows:Sequence[dict], # result rows of one experiment
     long = _long_rows(rows, metrics, rk, ck)
     if rk:
         for _, d in long[long.duplicated(['run', 'col'])].iterrows():
-            log.warning(
-                f"experiment_table: several cells share row {d['run']!r} and column {d['col']!r}; keeping the last"
-            )
+            log.warning(f"experiment_table: several cells share row {d['run']!r} and column {d['col']!r}; keeping the last")
     order = list(dict.fromkeys(str(r.get(rk)) if rk else r['run'] for r in rows))
     wide = long.drop_duplicates(['run', 'col'], keep='last').pivot(index='run', columns='col', values='value')
     wide = wide.reindex(index=order, columns=list(long['col'].unique()))
@@ -600,32 +444,22 @@ def run_experiment(config:str|Path|dict|ExperimentConfig, # YAML path, dict or l
     "Run (or resume) every cell of an experiment; write its rows and table; returns paths, rows and the table"
     import torch
     from accelerate import PartialState
-
-    main = PartialState(
-        cpu=not torch.cuda.is_available()
-    ).is_main_process  # in a multi-process launch only the main process writes
+    main = PartialState(cpu=not torch.cuda.is_available()).is_main_process   # in a multi-process launch only the main process writes
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment(config, quick=quick, **overrides)
     out = Path(out_dir or Path('experiments')/cfg.name)
     if main: out.mkdir(parents=True, exist_ok=True)
     if threads: torch.set_num_threads(int(threads))
     from rcc_rank.data.builder import trim_partial_line
-
-    if main:
-        trim_partial_line(
-            out / 'cells.jsonl'
-        )  # a run killed mid-write leaves a partial last line: drop it before appending
+    if main: trim_partial_line(out/'cells.jsonl')   # a run killed mid-write leaves a partial last line: drop it before appending
     done = {r['key']: r for r in read_jsonl(out/'cells.jsonl')}
     cells = grid_cells(cfg)
     ran, skipped = 0, 0
     for i, cell in enumerate(cells):
-        if cell['key'] in done:
-            skipped += 1
-            continue
+        if cell['key'] in done: skipped += 1; continue
         log.info(f"[{cfg.name}] cell {i + 1}/{len(cells)}: {cell['label']}")
         row = run_cell(cell, out)
         if main: append_jsonl(out/'cells.jsonl', row)
-        done[cell['key']] = row
-        ran += 1
+        done[cell['key']] = row; ran += 1
     rows = [{**done[c['key']], 'run': c['label'], 'experiment': cfg.name,
              **{k: v for k, v in c['axes'].items() if k != 'chain_length' or v is not None}} for c in cells]
     rpath = out/f'{cfg.name}.jsonl'
@@ -665,17 +499,9 @@ def experiment_command(config:str, # experiment YAML file(s), comma separated, o
     done = []
     for p in paths:
         cfg = load_experiment(p, quick=quick)
-        if dry_run:
-            done.append(dict(name=cfg.name, cells=[c['label'] for c in grid_cells(cfg)]))
-            continue
+        if dry_run: done.append(dict(name=cfg.name, cells=[c['label'] for c in grid_cells(cfg)])); continue
         r = run_experiment(cfg, out, threads=threads or None)
-        done.append(
-            dict(
-                name=cfg.name,
-                paper=cfg.paper,
-                **{k: r[k] for k in ('ran', 'skipped', 'table', 'table_path', 'results_path')},
-            )
-        )
+        done.append(dict(name=cfg.name, paper=cfg.paper, **{k: r[k] for k in ('ran', 'skipped', 'table', 'table_path', 'results_path')}))
     return dict(out=str(out), experiments=done)
 
 # %% ../../nbs/15_experiments.ipynb #91585c8b
@@ -683,22 +509,12 @@ def _experiment_summary(res:dict)->str:
     "Each config's table (or, for a dry run, its cells)"
     def one(e):
         if 'cells' in e: return f"{e['name']}: " + '; '.join(e['cells'])
-        return (
-            f"{e['name']}"
-            + (f" ({e['paper']})" if e.get('paper') else '')
-            + f": {e['ran']} cells run, {e['skipped']} reused\n{e['table']}"
-        )
+        return f"{e['name']}" + (f" ({e['paper']})" if e.get('paper') else '') + f": {e['ran']} cells run, {e['skipped']} reused\n{e['table']}"
     return '\n\n'.join(one(e) for e in res['experiments'])
 
 # %% ../../nbs/15_experiments.ipynb #b9677b28
-rcc_experiment = cli_command(
-    'rcc-experiment',
-    experiment_command,
-    _experiment_summary,
-    positional=['config'],
-    aliases=dict(out=['output_dir']),
-    epilog="The experiment YAML is the configuration: rcc-experiment exp.yaml (or --config exp.yaml).",
-)
+rcc_experiment = cli_command('rcc-experiment', experiment_command, _experiment_summary, positional=['config'], aliases=dict(out=['output_dir']),
+                             epilog="The experiment YAML is the configuration: rcc-experiment exp.yaml (or --config exp.yaml).")
 "The `rcc-experiment` command (`rcc-experiment --help`)"
 
 # %% ../../nbs/15_experiments.ipynb #50ffa0c2

@@ -189,6 +189,38 @@ def _step_row(chain:Chain, k:int)->tuple[str, str]:
     m = chain.mutations[k-1]
     return m.error_type, diff_html(chain.captions[k-1], chain.captions[k])
 
+# %% ../../nbs/13_widgets.ipynb #d67370f4
+def _chain_head(c:Chain, fr, # the chain and its frames (or None)
+                num_frames:int, # frames shown in the strip
+               )->str:
+    "The opening HTML of a chain: its id, caption count, early end and frame strip"
+    return (
+        CHAIN_CSS + f'<div class="rcc-chain" style="font-family:sans-serif;font-size:14px">'
+        f'<div><b>chain {html.escape(c.id)}</b> · {len(c.captions)} captions'
+        + (f' · ended early: {html.escape(c.ended_early)}' if c.ended_early else '')
+        + '</div>'
+        + (
+            f'<div style="margin:4px 0">{frame_strip_html(fr, max_frames=num_frames)}</div>'
+            if fr is not None
+            else ''
+        )
+    )
+
+# %% ../../nbs/13_widgets.ipynb #e9abefa3
+def _step_tr(c:Chain, i:int, sc, ranks, # the chain, the step, its scores and ranks (or None)
+             hl:bool=False, # mark the row as the current step
+            )->str:
+    "One table row of step i: its error, caption diff, and log p and rank when scored"
+    err, cap = _step_row(c, i)
+    cells = [str(i), html.escape(err), cap]
+    if sc is not None:
+        cells += ['' if np.isnan(sc[i]) else f'{sc[i]:.2f}', '' if ranks[i] is None else str(ranks[i])]
+    return (
+        f'<tr class="rcc-step-{i}{" rcc-current" if hl else ""}">'
+        + ''.join(f'<td>{x}</td>' for x in cells)
+        + '</tr>'
+    )
+
 # %% ../../nbs/13_widgets.ipynb #e8a58fcb
 def _render(self:ChainViewer, step:int|None=None, # step to show (default: the current one)
             all_steps:bool=False, # show every step in one table (the static snapshot)
@@ -199,28 +231,9 @@ def _render(self:ChainViewer, step:int|None=None, # step to show (default: the c
     fr = self.frames_for(c)
     sc = self.scores_for(c)
     ranks = caption_ranks(sc) if sc is not None else None
-    head = (
-        CHAIN_CSS + f'<div class="rcc-chain" style="font-family:sans-serif;font-size:14px">'
-        f'<div><b>chain {html.escape(c.id)}</b> · {len(c.captions)} captions'
-        + (f' · ended early: {html.escape(c.ended_early)}' if c.ended_early else '')
-        + '</div>'
-        + (
-            f'<div style="margin:4px 0">{frame_strip_html(fr, max_frames=self.num_frames)}</div>'
-            if fr is not None
-            else ''
-        )
-    )
+    head = _chain_head(c, fr, self.num_frames)
     th = ''.join(f'<th>{h}</th>' for h in ['step', 'error', 'caption'] + (['log p', 'rank'] if sc is not None else []))
-    def row(i, hl=False):
-        err, cap = _step_row(c, i)
-        cells = [str(i), html.escape(err), cap]
-        if sc is not None:
-            cells += ['' if np.isnan(sc[i]) else f'{sc[i]:.2f}', '' if ranks[i] is None else str(ranks[i])]
-        return (
-            f'<tr class="rcc-step-{i}{" rcc-current" if hl else ""}">'
-            + ''.join(f'<td>{x}</td>' for x in cells)
-            + '</tr>'
-        )
+    row = lambda i, hl=False: _step_tr(c, i, sc, ranks, hl)
     if all_steps:
         body = f'<table class="rcc-steps">{th}' + ''.join(row(i) for i in range(len(c.captions))) + '</table>'
     else:

@@ -25,14 +25,21 @@ SOURCES = ('pe-video', 'msr-vtt', 'ssv2')
 class SourceError(ValueError):
     "A source file or row that does not match its published format"
 
-MISSING_VIDEO = ('error', 'skip', 'keep')   # what loaders do with such rows: stop naming the first, leave them out, keep them without video
+MISSING_VIDEO = (
+    'error',
+    'skip',
+    'keep',
+)  # what loaders do with such rows: stop naming the first, leave them out, keep them without video
 
 # %% ../../nbs/16_sources.ipynb #c188b22e
 def _log_skips(rep:dict, # an `apply_missing` report
                name:str):
     "One warning per kind of row left out, kept without video or merged, with the count and the first id"
-    for k, what in (('no_caption', 'without a caption, skipped'), ('missing_video', f"without a video file, {rep['missing_video_policy']}"),
-                    ('merged', 'read from several files and merged (identical)')):
+    for k, what in (
+        ('no_caption', 'without a caption, skipped'),
+        ('missing_video', f"without a video file, {rep['missing_video_policy']}"),
+        ('merged', 'read from several files and merged (identical)'),
+    ):
         if rep[k]: log.warning(f"{name}: {len(rep[k])} row(s) {what}; first: {rep[k][0]!r}")
 
 # %% ../../nbs/16_sources.ipynb #8d77eb2f
@@ -55,7 +62,9 @@ def video_cache(cache_dir:str|Path|None=None # folder for videos that arrive as 
 def _write_once(data:bytes, cache:Path, suffix:str)->str:
     p = cache / (hashlib.sha256(data).hexdigest()[:32] + suffix)
     if not p.exists():
-        tmp = p.with_suffix(p.suffix + '.part'); tmp.write_bytes(data); tmp.replace(p)
+        tmp = p.with_suffix(p.suffix + '.part')
+        tmp.write_bytes(data)
+        tmp.replace(p)
     return str(p)
 
 # %% ../../nbs/16_sources.ipynb #b5d57bd8
@@ -70,7 +79,10 @@ def materialise_video(value, # a path, bytes, a {'bytes', 'path'} dict, or a fil
     if isinstance(value, (bytes, bytearray, memoryview)) and len(value):
         return _write_once(bytes(value), video_cache(cache_dir), suffix)
     if isinstance(value, dict):
-        if value.get('bytes'): return materialise_video(value['bytes'], where, row, base, cache_dir, Path(value.get('path') or suffix).suffix or suffix)
+        if value.get('bytes'):
+            return materialise_video(
+                value['bytes'], where, row, base, cache_dir, Path(value.get('path') or suffix).suffix or suffix
+            )
         if value.get('path'): return materialise_video(value['path'], where, row, base, cache_dir, suffix)
         raise _err(where, row, 'video', "a video dict with neither 'bytes' nor 'path'")
     if hasattr(value, 'read'): return materialise_video(value.read(), where, row, base, cache_dir, suffix)
@@ -115,7 +127,9 @@ def _tar_samples(path:Path)->Iterable[tuple[str, dict]]:
             if not m.isfile(): continue
             name = m.name.rsplit('/', 1)[-1]
             key, _, ext = name.partition('.')
-            groups.setdefault(('/'.join(m.name.split('/')[:-1]) + '/' + key).lstrip('/'), {})[ext] = tf.extractfile(m).read()
+            groups.setdefault(('/'.join(m.name.split('/')[:-1]) + '/' + key).lstrip('/'), {})[ext] = tf.extractfile(
+                m
+            ).read()
         yield from groups.items()
 
 # %% ../../nbs/16_sources.ipynb #13d270c7
@@ -126,7 +140,11 @@ def _pe_row(key, meta, video, split, where, cache_dir, fields=PE_CAPTION_FIELDS)
     if not isinstance(meta, dict): raise _err(where, key, 'json', f'expected an object, got {type(meta).__name__}')
     fld = next((f for f in fields if isinstance(meta.get(f), str) and meta[f].strip()), None)
     vid = str(meta.get('video_id') or key)
-    if fld is None: return {'id': vid, 'no_caption': f"{where}: row {key!r}: no {' or '.join(fields)} (fields present: {sorted(meta)})"}
+    if fld is None:
+        return {
+            'id': vid,
+            'no_caption': f"{where}: row {key!r}: no {' or '.join(fields)} (fields present: {sorted(meta)})",
+        }
     video = materialise_video(video, where, key, cache_dir=cache_dir) if video is not None else None
     return {'id': vid, 'caption': meta[fld].strip(), 'video': video, 'split': split,
             'meta': {**{k: v for k, v in meta.items() if k != fld}, 'caption_field': fld, 'key': key},
@@ -141,8 +159,18 @@ def pe_video_rows(path, # PE-Video folder (`train/*.tar`, `test/*.tar`), one sha
     "Rows of PE-Video from its webdataset shards or a `datasets` object with `mp4`/`json` columns (a row without caption: `no_caption`)"
     fields = PE_CAPTION_FIELDS + (('model_caption',) if model_caption else ())
     if not isinstance(path, (str, Path)):
-        return [_pe_row(r.get('__key__', i), r.get('json'), r.get('mp4'), s or split, f"dataset[{s or 'default'}]", cache_dir, fields)
-                for s, i, r in hf_rows(path, split)]
+        return [
+            _pe_row(
+                r.get('__key__', i),
+                r.get('json'),
+                r.get('mp4'),
+                s or split,
+                f"dataset[{s or 'default'}]",
+                cache_dir,
+                fields,
+            )
+            for s, i, r in hf_rows(path, split)
+        ]
     p = Path(path)
     shards = [p] if p.is_file() else sorted(p.glob('*/*.tar')) + sorted(p.glob('*.tar'))
     if not shards: raise SourceError(f"{p}: no PE-Video tar shards (expected train/*.tar and test/*.tar)")
@@ -159,13 +187,21 @@ MSR_VIDEO_DIRS = ('TrainValVideo', 'TestVideo', 'videos/all', 'videos', 'MSRVTT/
 
 def _msr_found(p:Path)->list[Path]:
     "The MSR-VTT annotation files in folder `p`: at its top, in annotation/, or MSRVTT_data.json one folder down"
-    return sorted(set(p.glob('*videodata*.json')) | set(p.glob('annotation/*videodata*.json')) | set(p.glob('MSRVTT_data.json')) | set(p.glob('*/MSRVTT_data.json')))
+    return sorted(
+        set(p.glob('*videodata*.json'))
+        | set(p.glob('annotation/*videodata*.json'))
+        | set(p.glob('MSRVTT_data.json'))
+        | set(p.glob('*/MSRVTT_data.json'))
+    )
 
 # %% ../../nbs/16_sources.ipynb #267908ae
 def _msr_files(p:Path)->list[Path]:
     if p.is_file(): return [p]
     fs = _msr_found(p)
-    if not fs: raise SourceError(f"{p}: no MSR-VTT annotation file (train_val_videodatainfo.json, test_videodatainfo.json or MSRVTT_data.json)")
+    if not fs:
+        raise SourceError(
+            f"{p}: no MSR-VTT annotation file (train_val_videodatainfo.json, test_videodatainfo.json or MSRVTT_data.json)"
+        )
     return fs
 
 # %% ../../nbs/16_sources.ipynb #b87f41a8
@@ -180,7 +216,8 @@ def _group_sentences(sents, where)->dict[str, list[str]]:
     by:dict[str, list] = {}
     for j, s in enumerate(sents):
         for f in ('video_id', 'caption'):
-            if not isinstance(s, dict) or not isinstance(s.get(f), str): raise _err(where, f'sentences[{j}]', f, 'missing or not a string')
+            if not isinstance(s, dict) or not isinstance(s.get(f), str):
+                raise _err(where, f'sentences[{j}]', f, 'missing or not a string')
         by.setdefault(s['video_id'], []).append((s.get('sen_id', j), s['caption'].strip()))
     return {v: [c for _, c in sorted(x, key=lambda t: t[0])] for v, x in by.items()}
 
@@ -189,14 +226,22 @@ def _msr_merge(by:dict, # id -> the row read so far
                row:dict)->None:
     "Add `row`; a clip already read from another file (CLIP4Clip's MSRVTT_data.json repeats the official files) must agree, field by field"
     old = by.get(row['id'])
-    if old is None: by[row['id']] = row; return
+    if old is None:
+        by[row['id']] = row
+        return
     a, b = sorted(old['captions']), sorted(row['captions'])
     diff = (f"{len(b)} vs {len(a)} captions, e.g. {sorted(set(b) ^ set(a))[:1]}" if a != b else
             f"{row['split']!r} vs {old['split']!r}" if row['split'] != old['split'] else None)
-    if diff: raise SourceError(f"{row['_from'][0]}: row {row['id']!r}: field {'captions' if a != b else 'split'!r} disagrees with "
-                               f"{old['_from'][0]} ({diff}); the two files describe this clip differently")
-    old['_from'] += row['_from']; old['meta'] = {**row['meta'], **old['meta']}   # the first file's fields win; others add
-    if old['video'] is None and row['video'] is not None: old.update(video=row['video']); old.pop('missing_video', None)
+    if diff:
+        raise SourceError(
+            f"{row['_from'][0]}: row {row['id']!r}: field {'captions' if a != b else 'split'!r} disagrees with "
+            f"{old['_from'][0]} ({diff}); the two files describe this clip differently"
+        )
+    old['_from'] += row['_from']
+    old['meta'] = {**row['meta'], **old['meta']}  # the first file's fields win; others add
+    if old['video'] is None and row['video'] is not None:
+        old.update(video=row['video'])
+        old.pop('missing_video', None)
 
 # %% ../../nbs/16_sources.ipynb #abdcebc4
 def _msr_file_rows(f:Path, # one annotation file
@@ -215,10 +260,15 @@ def _msr_file_rows(f:Path, # one annotation file
         s = v.get('split')
         if split and s != split: continue
         if not caps.get(vid): raise _err(str(f), vid, 'sentences', 'no caption has this video_id')
-        clip = _find_clip(root, vid) or (_find_clip(p, vid) if p.is_dir() and root != p else None)   # msrvtt_data/MSRVTT_data.json: clips beside
+        clip = _find_clip(root, vid) or (
+            _find_clip(p, vid) if p.is_dir() and root != p else None
+        )  # msrvtt_data/MSRVTT_data.json: clips beside
         row = {'id': vid, 'captions': caps[vid], 'video': str(clip) if clip else None, 'split': s,
                'meta': {k: x for k, x in v.items() if k not in ('video_id', 'split')}, '_from': [str(f)]}
-        if clip is None: row['missing_video'] = f"{f}: row {vid!r}: field 'video': no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
+        if clip is None:
+            row['missing_video'] = (
+                f"{f}: row {vid!r}: field 'video': no {vid}.mp4 under {root} ({', '.join(MSR_VIDEO_DIRS)})"
+            )
         yield row
 
 # %% ../../nbs/16_sources.ipynb #afef889a
@@ -229,7 +279,8 @@ def msr_vtt_rows(path, # MSR-VTT folder, one annotation JSON, or a `datasets` ob
     "Rows of MSR-VTT: one per clip with its list of human `captions` (a clip in several files, e.g. CLIP4Clip's MSRVTT_data.json, once)"
     if not isinstance(path, (str, Path)) or (Path(path).is_dir() and not _msr_found(Path(path))):
         return _msr_hf_rows(path, split, cache_dir)
-    p = Path(path); by:dict[str, dict] = {}
+    p = Path(path)
+    by: dict[str, dict] = {}
     for f in _msr_files(p):
         for row in _msr_file_rows(f, p, split): _msr_merge(by, row)
     return list(by.values())
@@ -242,15 +293,25 @@ def _msr_hf_rows(data, split, cache_dir)->list[dict]:
         vid, cap = r.get('video_id'), r.get('caption')
         if not isinstance(vid, str): raise _err(where, i, 'video_id', 'missing or not a string')
         caps = cap if isinstance(cap, list) else [cap]
-        if not caps or not all(isinstance(c, str) and c.strip() for c in caps): raise _err(where, i, 'caption', 'missing or empty')
+        if not caps or not all(isinstance(c, str) and c.strip() for c in caps):
+            raise _err(where, i, 'caption', 'missing or empty')
         row = by.setdefault(vid, {'id': vid, 'captions': [], 'video': None, 'split': r.get('split', s), 'meta': {}})
         row['captions'] += [c.strip() for c in caps]
         if row['video'] is None and r.get('video') is not None:
-            try: row['video'] = materialise_video(r['video'], where, i, base=Path(data) if isinstance(data, (str, Path)) else None, cache_dir=cache_dir)
-            except MissingVideo as e: row['missing_video'] = str(e)
+            try:
+                row['video'] = materialise_video(
+                    r['video'],
+                    where,
+                    i,
+                    base=Path(data) if isinstance(data, (str, Path)) else None,
+                    cache_dir=cache_dir,
+                )
+            except MissingVideo as e:
+                row['missing_video'] = str(e)
         row['meta'].update({k: x for k, x in r.items() if k not in ('video_id', 'caption', 'video', 'split', 'sen_id')})
     for vid, row in by.items():
-        if row['video'] is None: row.setdefault('missing_video', f"dataset: row {vid!r}: field 'video': no row of this clip has a video")
+        if row['video'] is None:
+            row.setdefault('missing_video', f"dataset: row {vid!r}: field 'video': no row of this clip has a video")
         else: row.pop('missing_video', None)
     return list(by.values())
 
@@ -274,7 +335,9 @@ def ssv2_rows(path, # SSv2 folder (labels/ + 20bn-something-something-v2/) or it
               split:str|None=None, # 'train', 'validation' or 'test' (default: train and validation)
              )->list[dict]:
     "Rows of Something-Something v2 with the filled-in label as caption and template/placeholders in meta"
-    p = Path(path); ld = _ssv2_dir(p); root = p if ld != p else (p.parent if p.name in ('labels', 'annotations') else p)
+    p = Path(path)
+    ld = _ssv2_dir(p)
+    root = p if ld != p else (p.parent if p.name in ('labels', 'annotations') else p)
     lf = ld/'labels.json' if (ld/'labels.json').exists() else ld/'something-something-v2-labels.json'
     classes = json.loads(lf.read_text())
     rows = []
@@ -286,18 +349,42 @@ def ssv2_rows(path, # SSv2 folder (labels/ + 20bn-something-something-v2/) or it
             vid = str(r.get('id', '')) if isinstance(r, dict) else ''
             if not vid: raise _err(str(f), j, 'id', 'missing')
             clip = _ssv2_video(root, vid)
-            gone = {} if clip else {'missing_video': f"{f}: row {vid!r}: field 'video': no {vid}.webm under {root}/20bn-something-something-v2"}
+            gone = (
+                {}
+                if clip
+                else {
+                    'missing_video': f"{f}: row {vid!r}: field 'video': no {vid}.webm under {root}/20bn-something-something-v2"
+                }
+            )
             clip = str(clip) if clip else None
             if s == 'test' and 'label' not in r:
-                rows.append({'id': vid, 'caption': None, 'video': clip, 'split': s, 'meta': {}, **gone}); continue
+                rows.append({'id': vid, 'caption': None, 'video': clip, 'split': s, 'meta': {}, **gone})
+                continue
             for k, t in (('label', str), ('template', str), ('placeholders', list)):
                 if not isinstance(r.get(k), t): raise _err(str(f), vid, k, f'missing or not a {t.__name__}')
-            tpl = r['template']; key = tpl.replace('[', '').replace(']', '')
+            tpl = r['template']
+            key = tpl.replace('[', '').replace(']', '')
             if key not in classes: raise _err(str(f), vid, 'template', f'{tpl!r} is not in {lf.name}')
-            if tpl.count('[something]') + tpl.count('[something else]') + tpl.count('[part]') != len(r['placeholders']) and '[' in tpl:
+            if (
+                tpl.count('[something]') + tpl.count('[something else]') + tpl.count('[part]') != len(r['placeholders'])
+                and '[' in tpl
+            ):
                 log.debug(f"{f}: row {vid}: {len(r['placeholders'])} placeholders for template {tpl!r}")
-            rows.append({'id': vid, 'caption': r['label'][:1].upper() + r['label'][1:], 'video': clip, 'split': s, **gone,
-                         'meta': {'template': tpl, 'placeholders': list(r['placeholders']), 'label': r['label'], 'label_idx': int(classes[key])}})
+            rows.append(
+                {
+                    'id': vid,
+                    'caption': r['label'][:1].upper() + r['label'][1:],
+                    'video': clip,
+                    'split': s,
+                    **gone,
+                    'meta': {
+                        'template': tpl,
+                        'placeholders': list(r['placeholders']),
+                        'label': r['label'],
+                        'label_idx': int(classes[key]),
+                    },
+                }
+            )
     return rows
 
 # %% ../../nbs/16_sources.ipynb #526fb2dc
@@ -306,7 +393,8 @@ def _check_rows(rows:list[dict], name:str)->list[dict]:
     for r in rows:
         if r['id'] in seen: raise SourceError(f"{name}: duplicate id {r['id']!r}")
         seen.add(r['id'])
-        if r['video'] is not None and not Path(r['video']).is_file(): raise SourceError(f"{name}: row {r['id']!r}: field 'video': {r['video']} does not exist")
+        if r['video'] is not None and not Path(r['video']).is_file():
+            raise SourceError(f"{name}: row {r['id']!r}: field 'video': {r['video']} does not exist")
     return rows
 
 # %% ../../nbs/16_sources.ipynb #30b8dcda
@@ -316,15 +404,22 @@ def apply_missing(rows:list[dict], # loader rows; `no_caption` / `missing_video`
                   report:dict|None=None # filled with what was skipped, kept without video, or merged
                  )->list[dict]:
     "The rows under the missing-video policy; rows without a caption are skipped; each is counted in `report` and logged"
-    if missing_video not in MISSING_VIDEO: raise ValueError(f"missing_video must be one of {MISSING_VIDEO}, got {missing_video!r}")
+    if missing_video not in MISSING_VIDEO:
+        raise ValueError(f"missing_video must be one of {MISSING_VIDEO}, got {missing_video!r}")
     rep = report if report is not None else {}
     nocap = [r for r in rows if 'no_caption' in r]
     miss = [r for r in rows if 'missing_video' in r and 'no_caption' not in r]
-    rep.update(missing_video_policy=missing_video, no_caption=[r['id'] for r in nocap], missing_video=[r['id'] for r in miss],
-               merged=[r['id'] for r in rows if len(r.get('_from', ())) > 1])
+    rep.update(
+        missing_video_policy=missing_video,
+        no_caption=[r['id'] for r in nocap],
+        missing_video=[r['id'] for r in miss],
+        merged=[r['id'] for r in rows if len(r.get('_from', ())) > 1],
+    )
     if miss and missing_video == 'error':
-        raise MissingVideo(f"{name}: {len(miss)} row(s) have no video file; the first: {miss[0]['missing_video']}. Pass missing_video='skip' "
-                           "(--missing_video skip) to leave them out, or 'keep' to keep them without video (text-only)")
+        raise MissingVideo(
+            f"{name}: {len(miss)} row(s) have no video file; the first: {miss[0]['missing_video']}. Pass missing_video='skip' "
+            "(--missing_video skip) to leave them out, or 'keep' to keep them without video (text-only)"
+        )
     _log_skips(rep, name)
     drop = {id(r) for r in nocap + (miss if missing_video == 'skip' else [])}
     used = lambda r: id(r) not in drop
@@ -341,7 +436,9 @@ def load_source(name:str, # 'pe-video', 'msr-vtt' or 'ssv2'
                )->list[dict]:
     "Rows `{id, caption or captions, video, split, meta}` of a published video-caption dataset"
     key = name.lower().replace('_', '-')
-    if isinstance(path, str) and not Path(path).exists() and key != 'ssv2' and path.count('/') == 1:   # a Hub id, e.g. facebook/PE-Video
+    if (
+        isinstance(path, str) and not Path(path).exists() and key != 'ssv2' and path.count('/') == 1
+    ):  # a Hub id, e.g. facebook/PE-Video
         import datasets
         path = datasets.load_dataset(path, split=split) if split else datasets.load_dataset(path)
     if key in ('pe-video', 'pvd'): rows = pe_video_rows(path, split, cache_dir, model_caption)
@@ -349,7 +446,9 @@ def load_source(name:str, # 'pe-video', 'msr-vtt' or 'ssv2'
     elif key in ('ssv2', 'something-something-v2'): rows = ssv2_rows(path, split)
     else: raise ValueError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
     if isinstance(path, (str, Path)) and not rows: raise SourceError(f"{path}: no rows for split {split!r}")
-    return _check_rows(apply_missing(rows, missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report), name)
+    return _check_rows(
+        apply_missing(rows, missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report), name
+    )
 
 # %% ../../nbs/16_sources.ipynb #f5fd74ac
 def parse_source_spec(spec:str)->tuple[str, str]:
@@ -385,7 +484,12 @@ def write_skip_report(output:str|Path, # the output the rows went into
     if not any(report.get(k) for k in ('no_caption', 'missing_video', 'merged')): return None
     p = Path(output).with_name(Path(output).stem + '.skipped.json')
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps({**{f'n_{k}': len(report.get(k) or []) for k in ('no_caption', 'missing_video', 'merged')}, **report}, indent=1))
+    p.write_text(
+        json.dumps(
+            {**{f'n_{k}': len(report.get(k) or []) for k in ('no_caption', 'missing_video', 'merged')}, **report},
+            indent=1,
+        )
+    )
     return str(p)
 
 # %% ../../nbs/16_sources.ipynb #72b2f0a8
@@ -393,7 +497,9 @@ def _fill(tpl:str, objs:list[str])->str:
     import re
     out, k = tpl, 0
     for m in re.findall(r'\[[^\]]+\]', tpl):
-        if k < len(objs): out = out.replace(m, objs[k], 1); k += 1
+        if k < len(objs):
+            out = out.replace(m, objs[k], 1)
+            k += 1
     return out[:1].upper() + out[1:]
 
 # %% ../../nbs/16_sources.ipynb #ba849c83
@@ -413,21 +519,38 @@ def ssv2_chains(rows:Sequence[dict], # SSv2 rows from `load_source('ssv2', ...)`
     for r in rows:
         rng = _r.Random(int(stable_hash(seed, r['id'], n=8), 16))
         tpl, objs = r['meta']['template'], list(r['meta']['placeholders'])
-        ch = Chain(id=r['id'], captions=[_fill(tpl, objs)], video=r['video'], meta={**r['meta'], 'split': r['split'], 'source': 'ssv2', 'seed': seed, 'length': length})
+        ch = Chain(
+            id=r['id'],
+            captions=[_fill(tpl, objs)],
+            video=r['video'],
+            meta={**r['meta'], 'split': r['split'], 'source': 'ssv2', 'seed': seed, 'length': length},
+        )
         slots = list(range(len(objs)))
         while len(ch.captions) < length:
             alts = sorted(set(by_slots.get(tpl.count('['), [])) - {tpl})
             if slots and (len(ch.captions) < length - 1 or not alts):
-                i = slots.pop(0); new = [p for p in pool if p not in objs]
-                if not new: ch.ended_early = 'no other object'; break
+                i = slots.pop(0)
+                new = [p for p in pool if p not in objs]
+                if not new:
+                    ch.ended_early = 'no other object'
+                    break
                 before, objs[i] = objs[i], rng.choice(new)
-                ch.add_step(_fill(tpl, objs), Mutation('object', before, objs[i], note=f'placeholder {i}', mutator='ssv2-rules'))
+                ch.add_step(
+                    _fill(tpl, objs), Mutation('object', before, objs[i], note=f'placeholder {i}', mutator='ssv2-rules')
+                )
             elif alts:
                 before, tpl = ch.captions[-1], rng.choice(alts)
-                ch.add_step(_fill(tpl, objs), Mutation('action', before, _fill(tpl, objs), note='template swap', mutator='ssv2-rules'))
+                ch.add_step(
+                    _fill(tpl, objs),
+                    Mutation('action', before, _fill(tpl, objs), note='template swap', mutator='ssv2-rules'),
+                )
                 alts = []
-                if len(ch.captions) < length: ch.ended_early = 'no further errors'; break
-            else: ch.ended_early = 'no further errors'; break
+                if len(ch.captions) < length:
+                    ch.ended_early = 'no further errors'
+                    break
+            else:
+                ch.ended_early = 'no further errors'
+                break
         out.append(ch.validate())
     return out
 
@@ -453,7 +576,12 @@ def write_chain_dataset(chains:Sequence, # chains (e.g. `read_chains(output)`)
     dd.save_to_disk(str(folder))
     counts = {k: len(v) for k, v in sorted(parts.items())}
     desc = '## Splits\n\n| split | chains |\n|---|---|\n' + ''.join(f'| {k} | {v} |\n' for k, v in counts.items())
-    if settings: desc += '\n## Generator settings\n\n```json\n' + json.dumps(settings, indent=1, sort_keys=True, default=str) + '\n```\n'
+    if settings:
+        desc += (
+            '\n## Generator settings\n\n```json\n'
+            + json.dumps(settings, indent=1, sort_keys=True, default=str)
+            + '\n```\n'
+        )
     write_dataset_card(list(chains), folder/'README.md', name=name, description=desc, source=source,
                        generator=' '.join(f'--{k} {v}' for k, v in (settings or {}).items() if v not in (None, False)))
     return counts
@@ -469,11 +597,14 @@ def push_chain_dataset(folder:str|Path, # a folder written by `write_chain_datas
     from huggingface_hub import HfApi, get_token, constants
     if constants.HF_HUB_OFFLINE: raise RuntimeError(f"cannot push to {repo_id!r}: HF_HUB_OFFLINE is set")
     token = token or get_token()
-    if not token: raise RuntimeError(f"cannot push to {repo_id!r}: no Hugging Face token (set HF_TOKEN or run `hf auth login`)")
+    if not token:
+        raise RuntimeError(f"cannot push to {repo_id!r}: no Hugging Face token (set HF_TOKEN or run `hf auth login`)")
     folder = Path(folder)
     dd = datasets.load_from_disk(str(folder))
     dd.push_to_hub(repo_id, token=token, private=private)
-    HfApi(token=token).upload_file(path_or_fileobj=str(folder/'README.md'), path_in_repo='README.md', repo_id=repo_id, repo_type='dataset')
+    HfApi(token=token).upload_file(
+        path_or_fileobj=str(folder / 'README.md'), path_in_repo='README.md', repo_id=repo_id, repo_type='dataset'
+    )
     return f'https://huggingface.co/datasets/{repo_id}'
 
 # %% ../../nbs/16_sources.ipynb #3e8737b6
@@ -491,9 +622,14 @@ def finish_generate(output:str|Path, # the chains JSONL
     if questions:
         kinds = [k.strip() for k in questions.split(',') if k.strip()]
         qpath = Path(output).with_name(Path(output).stem + '.questions.jsonl')
-        out['questions'] = write_question_chains(question_chains(chains, kinds, seed=(settings or {}).get('seed', 0)), qpath)
+        out['questions'] = write_question_chains(
+            question_chains(chains, kinds, seed=(settings or {}).get('seed', 0)), qpath
+        )
         out['questions_path'] = str(qpath)
-    if (push_to_hub or source) and not dataset: dataset = str(Path(output).with_name(Path(output).stem + '_dataset'))   # a source run always gets its dataset folder
+    if (push_to_hub or source) and not dataset:
+        dataset = str(
+            Path(output).with_name(Path(output).stem + '_dataset')
+        )  # a source run always gets its dataset folder
     if dataset:
         out['splits'] = write_chain_dataset(chains, dataset, settings, name=Path(dataset).name, source=source)
         out['dataset'] = str(dataset)

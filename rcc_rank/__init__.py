@@ -137,11 +137,10 @@ _MODULES = {   # module -> the public names it defines
         'judge_agreement', 'judge_captions', 'judge_summary', 'parse_vdc_review', 'require_fields', 'run_async',
         'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
     'rcc_rank.recipes.baselines': [
-        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES', 'RuleTeacher',
-        'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds',
-        'error_injection', 'make_baseline', 'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v',
-        'rule_answer', 'support_f1', 'supported', 'teacher_prompt', 'unconditioned_world_chains', 'world_sampler',
-        'write_baseline'],
+        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES',
+        'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds', 'error_injection', 'make_baseline',
+        'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v', 'unconditioned_world_chains',
+        'world_sampler', 'write_baseline'],
     'rcc_rank.recipes.demo': [
         'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
         'write_report'],
@@ -156,6 +155,9 @@ _MODULES = {   # module -> the public names it defines
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.recipes.teacher': [
+        'RuleTeacher', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'rule_answer', 'support_f1', 'supported',
+        'teacher_prompt'],
     'rcc_rank.views.experiments': [
         'DATA_DEFAULTS', 'EVALS', 'ExperimentConfig', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES',
         'choice_accuracy', 'choice_chains', 'eval_sets', 'experiment_command', 'experiment_table', 'explorer',

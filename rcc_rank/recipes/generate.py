@@ -8,16 +8,15 @@ import json, time, asyncio
 from pathlib import Path
 from typing import Iterable
 
-from ..core.basics import (append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock,
-                                  check_finite, read_text)
+from ..core.basics import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite, read_text
 from ..data.mutators import MalformedReply
 from ..core.basics import run_sync
-from ..data.backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator,
-                                    refusal, _message, _usage)
-from ..data.builder import (RunStopped, build_chains, classify_error, lock_path, move_aside, normalise_items,
-                                   recaptioned_path, side_paths, trim_partial_line, _TOKEN_KEYS)
-from ..data.batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched,
-                                   result_error, submit_batch, wait_batch, _custom_id)
+from ..data.backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator, refusal,
+                               _message, _usage)
+from ..data.builder import (RunStopped, build_chains, classify_error, lock_path, move_aside, normalise_items, recaptioned_path,
+                              side_paths, trim_partial_line, _TOKEN_KEYS)
+from ..data.batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,
+                              submit_batch, wait_batch, _custom_id)
 from fastcore.basics import AttrDict
 from ..data.mutators import Mutator
 from fastcore.imports import in_ipython
@@ -50,26 +49,19 @@ def frame_blocks(frames:Iterable, # (H, W, 3) uint8 arrays or PIL images
     "Image blocks resized to the API's limits, and their image tokens (w*h/750 each); raises ValueError when they cannot be sent"
     import base64, io, math, numpy as np
     from PIL import Image
-
-    frames = list(frames)
-    n = len(frames)
-    L = IMAGE_LIMITS
+    frames = list(frames); n = len(frames); L = IMAGE_LIMITS
     if n > L['max_images']: raise ValueError(f"{n} frames: the API takes at most {L['max_images']} images a request")
     side = min(max_side, L['max_side_many'] if n > L['many'] else L['max_side'])
     blocks, tokens, size = [], 0, 0
     for f in frames:
         img = (f if isinstance(f, Image.Image) else Image.fromarray(np.asarray(f, dtype=np.uint8))).convert('RGB')
         if max(img.size) > side:
-            s = side / max(img.size)
-            img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
-        buf = io.BytesIO()
-        img.save(buf, format='JPEG', quality=quality)
-        data = base64.b64encode(buf.getvalue()).decode()
-        size += len(data)
+            s = side / max(img.size); img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+        buf = io.BytesIO(); img.save(buf, format='JPEG', quality=quality)
+        data = base64.b64encode(buf.getvalue()).decode(); size += len(data)
         tokens += math.ceil(img.width * img.height / 750)
         blocks.append({'type': 'image', 'source': {'type': 'base64', 'media_type': 'image/jpeg', 'data': data}})
-    if size > 0.95 * L['max_request_bytes']:
-        raise ValueError(f"{n} frames take {size / 2**20:.1f} MiB, over the 32 MB request limit")
+    if size > 0.95 * L['max_request_bytes']: raise ValueError(f"{n} frames take {size / 2**20:.1f} MiB, over the 32 MB request limit")
     return blocks, tokens
 
 # %% ../../nbs/03e_generate.ipynb #820f31b3
@@ -92,12 +84,10 @@ def recaption_request(caption:str|list[str], # the short human caption, or sever
 # %% ../../nbs/03e_generate.ipynb #a606efe7
 def parse_recaption(msg)->tuple[str, dict]:
     "(caption, usage) of a recaption reply; a refusal, cut-off or empty reply raises `MalformedReply` (`Truncated`)"
-    msg = _message(msg)
-    usage = _usage(msg)
+    msg = _message(msg); usage = _usage(msg)
     ref = refusal(msg)
     if ref is not None: raise MalformedReply(ref.refused, usage)
-    if msg.stop_reason in ('max_tokens', 'model_context_window_exceeded'):
-        raise Truncated(f'recaption cut off (stop_reason={msg.stop_reason})', usage)
+    if msg.stop_reason in ('max_tokens', 'model_context_window_exceeded'): raise Truncated(f'recaption cut off (stop_reason={msg.stop_reason})', usage)
     text = ' '.join(b.text for b in msg.content if getattr(b, 'type', None) == 'text').strip()
     if not text: raise MalformedReply('recaption reply has no text', usage)
     return text, usage
@@ -124,12 +114,7 @@ def _frames_for(it:dict, num_frames:int):
 
 # %% ../../nbs/03e_generate.ipynb #e8d91a97
 def _recaptioned(it:dict, text:str, usage:dict, model:str)->dict:
-    meta = {
-        **(it.get('meta') or {}),
-        'short_caption': it['caption'],
-        'recaption_model': model,
-        'recaption_usage': usage,
-    }
+    meta = {**(it.get('meta') or {}), 'short_caption': it['caption'], 'recaption_model': model, 'recaption_usage': usage}
     return {'id': it['id'], 'caption': text, 'video': it.get('video'), 'meta': meta}
 
 # %% ../../nbs/03e_generate.ipynb #7678050f
@@ -140,12 +125,9 @@ async def arecaption_items(items:Iterable[dict], client, model:str=DEFAULT_MODEL
         async with sem:
             frames = await asyncio.to_thread(_frames_for, it, num_frames)
             for attempt in range(max_attempts):
-                try:
-                    text, usage = await arecaption(references(it), frames, client, model)
-                    break
+                try: text, usage = await arecaption(references(it), frames, client, model); break
                 except Exception as e:
-                    if classify_error(e) != 'malformed' or attempt == max_attempts - 1:
-                        raise
+                    if classify_error(e) != 'malformed' or attempt == max_attempts - 1: raise
             return _recaptioned(it, text, usage, model)
     return list(await asyncio.gather(*[one(it) for it in items]))
 
@@ -167,62 +149,37 @@ class _Recap:
         for p in (self.out, self.side['failures']): trim_partial_line(p)
         done = {r['id'] for r in read_jsonl(self.out)}
         gave_up = {f['id'] for f in read_jsonl(self.side['failures']) if f['kind'] in _PERMANENT}
-        items = list(items)  # frames given in memory stay with their rows
-        rows = [
-            {**r, 'frames': it['frames']} if it.get('frames') is not None else r
-            for r, it in zip(normalise_items(items), items)
-        ]
+        items = list(items)   # frames given in memory stay with their rows
+        rows = [{**r, 'frames': it['frames']} if it.get('frames') is not None else r for r, it in zip(normalise_items(items), items)]
         skip = done | gave_up
         self.todo = [it for it in rows if it['id'] not in skip]
-        self.counts = dict(
-            rows=len(rows),
-            skipped=len(rows) - len(self.todo),
-            recaptioned=0,
-            failed=0,
-            image_tokens=0,
-            **{k: 0 for k in _TOKEN_KEYS},
-        )
+        self.counts = dict(rows=len(rows), skipped=len(rows) - len(self.todo), recaptioned=0, failed=0, image_tokens=0, **{k: 0 for k in _TOKEN_KEYS})
     def add_usage(self, u:dict):
         for k in (*_TOKEN_KEYS, 'image_tokens'): self.counts[k] += int((u or {}).get(k, 0) or 0)
     def done(self, it:dict, text:str, usage:dict):
-        append_jsonl(self.out, _recaptioned(it, text, usage, self.m.model), fsync=True)
-        self.add_usage(usage)
-        self.counts['recaptioned'] += 1
+        append_jsonl(self.out, _recaptioned(it, text, usage, self.m.model), fsync=True); self.add_usage(usage); self.counts['recaptioned'] += 1
     def fail(self, it:dict, kind:str, reason:str, **kw):
-        append_jsonl(
-            self.side['failures'],
-            {'id': it['id'], 'kind': kind, 'reason': redact(reason), 'time': round(time.time(), 3), **kw},
-            fsync=True,
-        )
+        append_jsonl(self.side['failures'], {'id': it['id'], 'kind': kind, 'reason': redact(reason), 'time': round(time.time(), 3), **kw}, fsync=True)
         self.counts['failed'] += 1
     def summary(self)->dict:
-        c = dict(self.counts)
-        c['usd_estimate'] = estimate_cost(c, self.m.model, batch=self.batch)
+        c = dict(self.counts); c['usd_estimate'] = estimate_cost(c, self.m.model, batch=self.batch)
         c['out'], c['failures_file'] = str(self.out), str(self.side['failures'])
         return c
 
 # %% ../../nbs/03e_generate.ipynb #88d09273
 async def _recap_one(rc:_Recap, it:dict, num_frames:int, max_attempts:int):
     "Recaption one row (its frames resized to the API's limits); any failure is recorded with the row's id, and the run goes on"
-    try:
-        params, itok = await asyncio.to_thread(
-            lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model)
-        )
-    except Exception as e:
-        return rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}')
+    try: params, itok = await asyncio.to_thread(lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model))
+    except Exception as e: return rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}')
     for attempt in range(max_attempts):
         try: text, usage = parse_recaption(await rc.m.client.messages.create(**params))
         except Exception as e:
-            kind = classify_error(e)
-            rc.add_usage(getattr(e, 'usage', None))
-            if kind in ('auth', 'spend'):
-                raise RunStopped(redact(f'recaption stopped ({kind}): {type(e).__name__}: {e}')) from None
+            kind = classify_error(e); rc.add_usage(getattr(e, 'usage', None))
+            if kind in ('auth', 'spend'): raise RunStopped(redact(f'recaption stopped ({kind}): {type(e).__name__}: {e}')) from None
             if isinstance(e, Truncated): params = {**params, 'max_tokens': rc.m.retry_max_tokens}
             if kind == 'malformed' and 'stop_reason=refusal' in str(e): return rc.fail(it, 'refused', str(e))
             if kind == 'malformed' and attempt < max_attempts - 1: continue
-            return rc.fail(
-                it, {'api': 'api', 'malformed': 'malformed'}.get(kind, 'rejected'), f'{type(e).__name__}: {e}'
-            )
+            return rc.fail(it, {'api': 'api', 'malformed': 'malformed'}.get(kind, 'rejected'), f'{type(e).__name__}: {e}')
         return rc.done(it, text, {**usage, 'image_tokens': itok})
 
 # %% ../../nbs/03e_generate.ipynb #8d549145
@@ -246,22 +203,13 @@ async def _recap_parts(rc:_Recap, rows:list[dict], rnd:int, num_frames:int, budg
     "Yield (part, meta) batches of recaption requests, built row by row so that frames of one batch at most are in memory"
     part, meta, size = [], {}, 0
     for it in rows:
-        try:
-            params, itok = await asyncio.to_thread(
-                lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model)
-            )
-        except Exception as e:
-            rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}')
-            continue
+        try: params, itok = await asyncio.to_thread(lambda: recaption_request(references(it), _frames_for(it, num_frames), rc.m.model))
+        except Exception as e: rc.fail(it, 'unsendable', f'{type(e).__name__}: {e}'); continue
         if it['id'] in budgets: params['max_tokens'] = budgets[it['id']]
         r = {'custom_id': _custom_id(it['id'], 0, rnd), 'params': params}
         n = len(json.dumps(r).encode()) + 2
-        if part and (len(part) >= limits[0] or size + n > limits[1]):
-            yield part, meta
-            part, meta, size = [], {}, 0
-        part.append(r)
-        meta[r['custom_id']] = [it['id'], itok]
-        size += n
+        if part and (len(part) >= limits[0] or size + n > limits[1]): yield part, meta; part, meta, size = [], {}, 0
+        part.append(r); meta[r['custom_id']] = [it['id'], itok]; size += n
     if part: yield part, meta
 
 # %% ../../nbs/03e_generate.ipynb #8ed5db1b
@@ -280,34 +228,18 @@ async def _recap_results(client, rc:_Recap, sub:dict, # the ledger's 'submitted'
     "Read a finished recaption batch's results by type; returns how many requests were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        if r.custom_id not in sub['requests']:  # named and counted, never silently dropped
-            log.warning(
-                f"recaption batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out"
-            )
-            rc.counts['unknown_results'] = rc.counts.get('unknown_results', 0) + 1
-            continue
-        rid, itok = sub['requests'][r.custom_id]
-        it = byid.get(rid)
+        if r.custom_id not in sub['requests']:   # named and counted, never silently dropped
+            log.warning(f"recaption batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
+            rc.counts['unknown_results'] = rc.counts.get('unknown_results', 0) + 1; continue
+        rid, itok = sub['requests'][r.custom_id]; it = byid.get(rid)
         if it is None: continue
         if r.result.type != 'succeeded':
-            kind, reason = result_error(r.result)
-            canceled += kind == 'canceled'
-            rc.fail(it, kind, reason, batch_id=sub['batch_id'])
-            continue
+            kind, reason = result_error(r.result); canceled += kind == 'canceled'
+            rc.fail(it, kind, reason, batch_id=sub['batch_id']); continue
         try: text, usage = parse_recaption(r.result.message)
         except MalformedReply as e:
-            rc.add_usage(e.usage)
-            budgets[rid] = rc.m.retry_max_tokens
-            rc.fail(
-                it,
-                'refused'
-                if 'stop_reason=refusal' in str(e)
-                else 'truncated'
-                if isinstance(e, Truncated)
-                else 'malformed',
-                str(e),
-            )
-            continue
+            rc.add_usage(e.usage); budgets[rid] = rc.m.retry_max_tokens
+            rc.fail(it, 'refused' if 'stop_reason=refusal' in str(e) else 'truncated' if isinstance(e, Truncated) else 'malformed', str(e)); continue
         rc.done(it, text, {**usage, 'image_tokens': itok})
     return canceled
 
@@ -320,42 +252,26 @@ async def arecaption_file_batched(items:Iterable[dict], mutator:ClaudeMutator, o
                                   max_requests:int=BATCH_MAX_REQUESTS, max_bytes:int=BATCH_MAX_BYTES)->dict:
     "`arecaption_file` through Message Batches (half price): intents recorded, batches adopted on resume, results by type"
     rc = _Recap(items, mutator, out_path, batch=True)
-    client, led, byid, budgets = (
-        mutator.client,
-        BatchLedger(rc.side['batches'], forget),
-        {it['id']: it for it in rc.todo},
-        {},
-    )
+    client, led, byid, budgets = mutator.client, BatchLedger(rc.side['batches'], forget), {it['id']: it for it in rc.todo}, {}
     for _ in range(max_rounds):
         subs = led.open()
         if not subs:
             rows = _recap_pending(rc)
             if not rows: break
             rnd = led.rounds()
-            subs = [
-                await submit_batch(client, led, part, meta, rnd, j)
-                async for j, (part, meta) in _aenum(
-                    _recap_parts(rc, rows, rnd, num_frames, budgets, (max_requests, max_bytes))
-                )
-            ]
+            subs = [await submit_batch(client, led, part, meta, rnd, j) async for j, (part, meta) in _aenum(_recap_parts(rc, rows, rnd, num_frames, budgets, (max_requests, max_bytes)))]
             if not subs: break
         for sub in subs:
-            if not await wait_batch(client, sub, poll_interval, max_wait, led.path):
-                return {**rc.summary(), 'open_batch': sub['batch_id']}
+            if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return {**rc.summary(), 'open_batch': sub['batch_id']}
             canceled = await _recap_results(client, rc, sub, byid, budgets)
             led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
-            if canceled:
-                raise BatchError(
-                    f"recaption batch {sub['batch_id']} was cancelled: {canceled} rows did not run; rerun to submit them again."
-                )
+            if canceled: raise BatchError(f"recaption batch {sub['batch_id']} was cancelled: {canceled} rows did not run; rerun to submit them again.")
     return rc.summary()
 
 # %% ../../nbs/03e_generate.ipynb #4b6427d9
 async def _aenum(agen):
     i = 0
-    async for x in agen:
-        yield i, x
-        i += 1
+    async for x in agen: yield i, x; i += 1
 
 # %% ../../nbs/03e_generate.ipynb #fa628066
 def recaption_rows(items, mutator:ClaudeMutator, out_path, batch:bool=False, poll_interval:float=30.0, forget=(), **kw)->dict:
@@ -364,9 +280,7 @@ def recaption_rows(items, mutator:ClaudeMutator, out_path, batch:bool=False, pol
         try:
             if batch:
                 kw.pop('concurrency', None)
-                return await arecaption_file_batched(
-                    items, mutator, out_path, poll_interval=poll_interval, forget=forget, **kw
-                )
+                return await arecaption_file_batched(items, mutator, out_path, poll_interval=poll_interval, forget=forget, **kw)
             return await arecaption_file(items, mutator, out_path, **kw)
         finally: await mutator.aclose()   # its connections end with this event loop; the builder opens its own
     return run_sync(go())
@@ -378,8 +292,7 @@ def with_recaption(s:dict, # a chain builder's summary
     "The summary with the recaption's counts under 'recaption' and its cost added to `usd_estimate`"
     if not rsum: return s
     s = {**s, 'recaption': rsum}
-    if s.get('usd_estimate') is not None and rsum.get('usd_estimate') is not None:
-        s['usd_estimate'] = round(s['usd_estimate'] + rsum['usd_estimate'], 6)
+    if s.get('usd_estimate') is not None and rsum.get('usd_estimate') is not None: s['usd_estimate'] = round(s['usd_estimate'] + rsum['usd_estimate'], 6)
     return s
 
 # %% ../../nbs/03e_generate.ipynb #c7a35bde
@@ -421,14 +334,12 @@ def assign_splits(rows:Iterable[dict], # input rows `{id, caption, video?, split
     if not 0 <= test_size < 1: raise ValueError(f"test_size must be in [0, 1), got {test_size}")
     out = []
     for r in rows:
-        r = dict(r)
-        meta = dict(r.get('meta') or {}) if isinstance(r.get('meta'), dict) else {}
+        r = dict(r); meta = dict(r.get('meta') or {}) if isinstance(r.get('meta'), dict) else {}
         if test_size > 0:
             u = int(stable_hash('split', str(r.get('id'))), 16) / 16**16
             meta['split'] = 'test' if u < test_size else 'train'
         elif r.get('split') not in (None, ''): meta.setdefault('split', str(r['split']))
-        r['meta'] = meta
-        out.append(r)
+        r['meta'] = meta; out.append(r)
     return out
 
 # %% ../../nbs/03e_generate.ipynb #059629fb
@@ -437,10 +348,8 @@ def generation_exit(s:dict # a builder's summary
     "Raise `SystemExit` (non-zero) when chains remain unfinished or a fatal error occurred; the message says where the failures are"
     bad, fatal = s.get('unfinished', 0), s.get('fatal_errors', 0)
     if not bad and not fatal: return
-    raise SystemExit(
-        f"rcc-generate: {bad} of {s.get('chains')} chain(s) unfinished, {fatal} fatal error(s) (a 4xx other than 429, "
-        f"or a bug); see {s.get('failures_file')}. Fix the cause and rerun the same command to resume."
-    )
+    raise SystemExit(f"rcc-generate: {bad} of {s.get('chains')} chain(s) unfinished, {fatal} fatal error(s) (a 4xx other than 429, "
+                     f"or a bug); see {s.get('failures_file')}. Fix the cause and rerun the same command to resume.")
 
 # %% ../../nbs/03e_generate.ipynb #d6badd85
 def _lock_output(output:str, # the chains JSONL
@@ -459,10 +368,7 @@ def _forget_batches(forget_batch:str|None, # comma-separated batch ids (--forget
     forget = [b.strip() for b in forget_batch.split(',') if b.strip()] if forget_batch else []
     ledgers = [side_paths(output)['batches'], side_paths(recaptioned_path(output))['batches']]
     unknown = set(forget) - set().union(*(BatchLedger(p).ids for p in ledgers if p.exists()))
-    if unknown:
-        raise SystemExit(
-            f"--forget_batch: no batch {', '.join(sorted(unknown))} is recorded in {' or '.join(map(str, ledgers))}"
-        )
+    if unknown: raise SystemExit(f"--forget_batch: no batch {', '.join(sorted(unknown))} is recorded in {' or '.join(map(str, ledgers))}")
     return forget
 
 # %% ../../nbs/03e_generate.ipynb #eaa614fa
@@ -474,22 +380,10 @@ def _generate_ssv2(a:AttrDict, # rcc_generate's options
     from rcc_rank.data.sources import finish_generate, load_source, parse_source_spec, ssv2_chains, write_skip_report
     have = {r['id'] for r in read_jsonl(a.output)}
     rep = {}
-    new = [
-        c
-        for c in ssv2_chains(
-            load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep),
-            a.length,
-            a.seed,
-        )
-        if c.id not in have
-    ][: a.limit]
+    new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep), a.length, a.seed) if c.id not in have][:a.limit]
     write_skip_report(a.output, rep)
     write_chains(new, a.output, append=True)
-    return {
-        'finished': len(new),
-        'skipped': len(have),
-        **finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source),
-    }
+    return {'finished': len(new), 'skipped': len(have), **finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source)}
 
 # %% ../../nbs/03e_generate.ipynb #70830c0b
 def _build(a:AttrDict, # rcc_generate's options
@@ -502,43 +396,14 @@ def _build(a:AttrDict, # rcc_generate's options
     if a.recaption:
         if not isinstance(m, ClaudeMutator): raise SystemExit('--recaption needs --mutator claude')
         rpath = recaptioned_path(a.output)
-        rsum = recaption_rows(
-            rows,
-            m,
-            rpath,
-            num_frames=a.num_frames,
-            concurrency=a.concurrency,
-            batch=a.batch,
-            poll_interval=a.poll_interval,
-            forget=forget,
-        )
+        rsum = recaption_rows(rows, m, rpath, num_frames=a.num_frames, concurrency=a.concurrency, batch=a.batch, poll_interval=a.poll_interval, forget=forget)
         rows = read_jsonl(rpath)
     if a.batch:
         if not isinstance(m, ClaudeMutator): raise SystemExit('--batch needs --mutator claude')
-        s = build_chains_batched(
-            rows,
-            m,
-            a.length,
-            a.seed,
-            a.output,
-            poll_interval=a.poll_interval,
-            max_attempts=a.max_attempts,
-            progress=not a.quiet,
-            forget=forget,
-        )
+        s = build_chains_batched(rows, m, a.length, a.seed, a.output, poll_interval=a.poll_interval, max_attempts=a.max_attempts, progress=not a.quiet, forget=forget)
     else:
-        s = build_chains(
-            rows,
-            m,
-            a.length,
-            a.seed,
-            a.output,
-            concurrency=a.concurrency,
-            max_attempts=a.max_attempts,
-            backoff=a.backoff,
-            progress=not a.quiet,
-            durable=a.durable,
-        )
+        s = build_chains(rows, m, a.length, a.seed, a.output, concurrency=a.concurrency, max_attempts=a.max_attempts, backoff=a.backoff,
+                         progress=not a.quiet, durable=a.durable)
     return with_recaption(s, rsum)
 
 # %% ../../nbs/03e_generate.ipynb #10e33576
@@ -550,12 +415,8 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
     from rcc_rank.data.builder import FingerprintMismatch
     other = [f'--{k}' for k in ('questions', 'dataset', 'push_to_hub', 'recaption', 'batch') if a[k]]
     if other: raise SystemExit(f"rcc-generate: --baseline writes preference chains only; drop {', '.join(other)}")
-    try:
-        teacher = baseline_teacher(
-            a.baseline, a.mutator, a.model, max_retries=a.max_retries, timeout=a.timeout, concurrency=a.concurrency
-        )
-    except ValueError as e:
-        raise SystemExit(f'rcc-generate: {e}') from None
+    try: teacher = baseline_teacher(a.baseline, a.mutator, a.model, max_retries=a.max_retries, timeout=a.timeout, concurrency=a.concurrency)
+    except ValueError as e: raise SystemExit(f'rcc-generate: {e}') from None
     types = [t.strip() for t in a.types.split(',')] if a.types else None
     m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger) if teacher is None else None
     sampler, world = None, all('scene' in (r.get('meta') or {}) for r in rows)
@@ -563,30 +424,14 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
         import torch
         from accelerate import Accelerator
         from rcc_rank.evaluation.evaluate import make_model
-
-        sampler = policy_sampler(
-            *make_model(a.policy, Accelerator(cpu=not torch.cuda.is_available())), num_frames=a.num_frames
-        )
+        sampler = policy_sampler(*make_model(a.policy, Accelerator(cpu=not torch.cuda.is_available())), num_frames=a.num_frames)
     elif teacher is not None and not world:
         raise SystemExit(f"rcc-generate: --baseline {a.baseline} samples captions from the model to be trained: "
                          "give --policy (a model folder, a Hub id or tiny:<arch>)")
     settings = {'backend': (m or teacher).name, 'policy': a.policy, 'seed': a.seed, 'length': a.length, 'types': types}
-    try:
-        return write_baseline(
-            a.baseline,
-            rows,
-            a.output,
-            settings,
-            mutator=m,
-            teacher=teacher,
-            sampler=sampler,
-            seed=a.seed,
-            negatives=a.length - 1,
-            n_samples=a.length,
-            concurrency=a.concurrency,
-        )
-    except FingerprintMismatch as e:
-        raise SystemExit(f'rcc-generate: {e}') from None
+    try: return write_baseline(a.baseline, rows, a.output, settings, mutator=m, teacher=teacher, sampler=sampler, seed=a.seed,
+                               negatives=a.length - 1, n_samples=a.length, concurrency=a.concurrency)
+    except FingerprintMismatch as e: raise SystemExit(f'rcc-generate: {e}') from None
 
 # %% ../../nbs/03e_generate.ipynb #5f4c7949
 _SETTINGS = ('source', 'input', 'mutator', 'length', 'seed', 'model', 'types', 'recaption', 'num_frames', 'split', 'missing_video')   # what the dataset card records
@@ -598,29 +443,16 @@ def _generate(a:AttrDict # rcc_generate's options
     settings = {k: v for k, v in a.items() if k in _SETTINGS}
     if a.source and parse_source_spec(a.source)[0] == 'ssv2': return _generate_ssv2(a, settings)
     rep = {}
-    rows = (
-        source_items(a.source, a.split, missing_video=a.missing_video, report=rep)
-        if a.source
-        else read_items(a.input, split=a.split)
-    )
+    rows = source_items(a.source, a.split, missing_video=a.missing_video, report=rep) if a.source else read_items(a.input, split=a.split)
     skipped = write_skip_report(a.output, rep)   # beside the output: what the loader left out, and why
     rows = assign_splits(rows[:a.limit], a.test_size)
     if a.baseline: return _generate_baseline(a, rows)
-    m = make_mutator(
-        a.mutator,
-        a.model,
-        [t.strip() for t in a.types.split(',')] if a.types else None,
-        a.max_retries,
-        a.timeout,
-        a.tagger,
-    )
+    m = make_mutator(a.mutator, a.model, [t.strip() for t in a.types.split(',')] if a.types else None, a.max_retries, a.timeout, a.tagger)
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
     except (BatchError, RunStopped) as e: raise SystemExit(f'rcc-generate: {e}') from None
     if skipped: s['skip_report'] = skipped
-    if not s.get('unfinished') and not s.get(
-        'fatal_errors'
-    ):  # question chains and the dataset folder from finished runs only
+    if not s.get('unfinished') and not s.get('fatal_errors'):   # question chains and the dataset folder from finished runs only
         s.update(finish_generate(a.output, a.dataset, a.push_to_hub, a.questions, settings, a.source or ''))
     return s
 
@@ -669,53 +501,25 @@ def generate_command(input:str=None, # captions: JSONL, CSV, or a saved `dataset
                      quiet:bool=False # no progress bar
                 )->dict:
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes; returns the summary"
-    if source and output is None: input, output = None, input  # `rcc-generate --source NAME:PATH OUT`
-    if output is None or bool(input) == bool(source):
-        raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    if source and output is None: input, output = None, input   # `rcc-generate --source NAME:PATH OUT`
+    if output is None or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
     check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
-    with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))  # one writer, to the end (recaptions too)
-    return {
-        'splits': split_counts(output),
-        **s,
-    }  # rows per split (a dataset folder's own split names, when one was written)
+    with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))   # one writer, to the end (recaptions too)
+    return {'splits': split_counts(output), **s}   # rows per split (a dataset folder's own split names, when one was written)
 
 # %% ../../nbs/03e_generate.ipynb #0bd5945f
 def generate_summary(s:dict # what `generate_command` returns
                     )->str:
     "What `rcc-generate` prints: the chains made and failed, cost and time, the output and its rows per split"
-    keys = [
-        k
-        for k in (
-            'chains',
-            'finished',
-            'skipped',
-            'unfinished',
-            'refusals',
-            'invalid',
-            'api_errors',
-            'fatal_errors',
-            'questions',
-            'usd_estimate',
-            'seconds',
-            'out',
-            'questions_path',
-            'dataset',
-        )
-        if s.get(k) is not None
-    ]
+    keys = [k for k in ('chains', 'finished', 'skipped', 'unfinished', 'refusals', 'invalid', 'api_errors', 'fatal_errors', 'questions',
+                        'usd_estimate', 'seconds', 'out', 'questions_path', 'dataset') if s.get(k) is not None]
     splits = ', '.join(f"{k} {v}" for k, v in sorted(s.get('splits', {}).items()))
     return kv_summary(s, keys or None) + (f"\n\nrows per split: {splits}" if splits else '')
 
 # %% ../../nbs/03e_generate.ipynb #b2ca6617
-rcc_generate = cli_command(
-    'rcc-generate',
-    generate_command,
-    generate_summary,
-    positional=['input', 'output'],
-    aliases=dict(model=['model_name_or_path'], output=['output_file']),
-    failed=generation_exit,
-    epilog="rcc-generate gen.yaml: a YAML file of these options (then overrides); rerun the same command to resume.",
-)
+rcc_generate = cli_command('rcc-generate', generate_command, generate_summary, positional=['input', 'output'],
+                           aliases=dict(model=['model_name_or_path'], output=['output_file']), failed=generation_exit,
+                           epilog="rcc-generate gen.yaml: a YAML file of these options (then overrides); rerun the same command to resume.")
 "The `rcc-generate` command (`rcc-generate --help`)"
 
 # %% ../../nbs/03e_generate.ipynb #00a59e1d

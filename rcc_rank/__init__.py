@@ -20,10 +20,8 @@ _MODULES = {   # module -> the public names it defines
         'did_you_mean', 'field_types', 'kv_summary', 'make_options', 'md_table', 'option_names', 'options_from',
         'parse_cli', 'print_result', 'quiet_libraries', 'ranking_summary', 'run_command', 'std_error', 'yaml_options'],
     'rcc_rank.data.backends': [
-        'CACHE_MIN_TOKENS', 'ClaudeMutator', 'DEFAULT_MODEL', 'DEGRADE_TOOL', 'FORCED_TOOL_REJECTED', 'HFMutator',
-        'PRICES', 'TOOL_NAME', 'Truncated', 'approx_tokens', 'cache_min_tokens', 'cached_system', 'check_model',
-        'deprecated_models', 'error_type_text', 'estimate_cost', 'make_mutator', 'parse_json_reply', 'refusal',
-        'system_prompt', 'tiny_chat_model', 'tool_choice', 'tool_input', 'user_prompt'],
+        'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'TOOL_NAME', 'Truncated', 'error_type_text', 'make_mutator',
+        'parse_json_reply', 'refusal', 'system_prompt', 'tiny_chat_model', 'tool_input', 'user_prompt'],
     'rcc_rank.data.batches': [
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
@@ -36,6 +34,9 @@ _MODULES = {   # module -> the public names it defines
         'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
         'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
         'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+    'rcc_rank.data.claude_models': [
+        'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
+        'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
     'rcc_rank.data.errors': [
         'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
         'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',

@@ -75,14 +75,16 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.objectives.metrics': [
         'chain_metrics', 'ranking_metrics'],
     'rcc_rank.synthetic.world': [
-        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'EDIT_KINDS', 'Group', 'MOTIONS',
-        'NUMBERS', 'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WORLD_ERROR_TYPES', 'WorldConfig', 'applicable_errors',
-        'apply_edit', 'candidate_edits', 'edit_spans', 'make_scene', 'render_caption', 'render_frames',
-        'rule_violations', 'scene_frames', 'thing_state', 'world_step'],
+        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'Group', 'MOTIONS', 'NUMBERS',
+        'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WorldConfig', 'make_scene', 'render_caption', 'render_frames',
+        'scene_frames', 'thing_state'],
     'rcc_rank.synthetic.world_data': [
         'FOCUS_KINDS', 'LETTERS', 'SPLITS', 'WorldMutator', 'attach_frames', 'chain_programs', 'draw_error_type',
         'focus_chain', 'lf_mcq_item', 'lf_mcq_set', 'scene_seed', 'statement', 'token_length_changes', 'type_oracles',
         'world_chain', 'world_chains', 'world_item', 'world_items', 'world_mcq_chain', 'world_yesno_chain'],
+    'rcc_rank.synthetic.world_edits': [
+        'EDIT_KINDS', 'WORLD_ERROR_TYPES', 'applicable_errors', 'apply_edit', 'candidate_edits', 'edit_spans',
+        'rule_violations', 'world_step'],
     'rcc_rank.modeling.families': [
         'CHATML_TEMPLATE', 'CHATML_TOKENS', 'FramesFamily', 'GEMMA3_TEMPLATE', 'GLM4V_TEMPLATE', 'GLM4V_TOKENS',
         'Gemma3Family', 'Glm4vFamily', 'InternVLFamily', 'LlavaOnevisionFamily', 'QWEN3_TEMPLATE', 'Qwen3VLFamily',

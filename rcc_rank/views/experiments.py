@@ -19,7 +19,9 @@ from ..core.cli import cli_command
 from ..data.chains import Chain
 from ..data.builder import trim_partial_line
 from ..synthetic.world_data import attach_frames
-from ..training.train import TrainConfig, train, build_model, load_config, resolve_precision
+from ..training.config import TrainConfig, load_config
+from ..training.policy import build_model, resolve_precision
+from ..training.train import train
 from ..evaluation.evaluate import make_judge, results_table
 from ..evaluation.benchmarks import OverlapJudge
 from .experiment_data import make_data, eval_sets, evaluate_model, EVALS, JUDGED_EVALS

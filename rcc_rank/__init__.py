@@ -163,17 +163,19 @@ _MODULES = {   # module -> the public names it defines
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.views.ablation': [
+        'AblationExplorer', 'KEY_COLUMNS', 'VIEWS', 'ablation_data', 'ablation_figure', 'load_results'],
+    'rcc_rank.views.experiment_data': [
+        'EVALS', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES', 'choice_accuracy', 'choice_chains',
+        'eval_sets', 'judged_metrics', 'judged_set', 'make_data', 'question_to_chain'],
     'rcc_rank.views.experiments': [
-        'DATA_DEFAULTS', 'EVALS', 'ExperimentConfig', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES',
-        'choice_accuracy', 'choice_chains', 'eval_sets', 'experiment_command', 'experiment_table', 'explorer',
-        'grid_cells', 'judged_metrics', 'judged_set', 'load_experiment', 'make_data', 'question_to_chain',
-        'rcc_experiment', 'run_cell', 'run_experiment'],
+        'DATA_DEFAULTS', 'ExperimentConfig', 'experiment_command', 'experiment_table', 'explorer', 'grid_cells',
+        'load_experiment', 'rcc_experiment', 'run_cell', 'run_experiment'],
     'rcc_rank.views.head_to_head': [
         'HeadToHead', 'win_rate'],
     'rcc_rank.views.widgets': [
-        'AblationExplorer', 'CHAIN_CSS', 'ChainViewer', 'KEY_COLUMNS', 'VIEWS', 'WIDGET_VIEW_MIME', 'ablation_data',
-        'ablation_figure', 'caption_ranks', 'dedupe_show_docs', 'fenced_links', 'frame_strip_html', 'load_results',
-        'static_widget_outputs'],
+        'CHAIN_CSS', 'ChainViewer', 'WIDGET_VIEW_MIME', 'caption_ranks', 'dedupe_show_docs', 'fenced_links',
+        'frame_strip_html', 'static_widget_outputs'],
 }
 _EXPORTS = {name: mod for mod, names in _MODULES.items() for name in names}
 

@@ -10,9 +10,11 @@ from typing import Callable, Iterable, Sequence
 from ..core.basics import get_logger, stable_hash, run_sync, read_jsonl
 from ..data.chains import Chain, Mutation, chain_clip, write_chains
 from ..data.mutators import Mutator, check_step
-from ..data.backends import ClaudeMutator, DEFAULT_MODEL
+from ..data.backends import ClaudeMutator
+from ..data.claude_models import DEFAULT_MODEL
 from ..data.builder import normalise_items, classify_error, check_fingerprints
-from ..synthetic.world import Scene, world_step, applicable_errors, render_caption
+from ..synthetic.world import Scene, render_caption
+from ..synthetic.world_edits import world_step, applicable_errors
 from ..synthetic.world_data import world_chains, WorldMutator
 from ..modeling.models import caption_prompt, CAPTION_PROMPT
 from .teacher import Teacher, RuleTeacher, _tool

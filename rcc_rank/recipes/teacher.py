@@ -11,7 +11,8 @@ from fastcore.basics import patch
 
 from ..core.basics import get_logger, api_key
 from ..data.mutators import MalformedReply
-from ..data.backends import DEFAULT_MODEL, check_model, cached_system, tool_choice, tool_input, refusal, _usage
+from ..data.backends import tool_input, refusal, _usage
+from ..data.claude_models import DEFAULT_MODEL, check_model, cached_system, tool_choice
 
 # %% auto #0
 __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'teacher_prompt', 'Teacher', 'supported', 'support_f1', 'rule_answer',

@@ -66,10 +66,14 @@ class LineJudgment:
     evidence_text:str = '' # the quoted evidence
     reasoning:str = '' # the judge's reasoning
     def __post_init__(self):
-        if self.kind not in KINDS: raise ValueError(f"line {self.text[:40]!r}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.verdict not in VERDICTS: raise ValueError(f"line {self.text[:40]!r}: verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"line {self.text[:40]!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"line {self.text[:40]!r}: verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if self.evidence is not None and (not isinstance(self.evidence, (int, np.integer)) or self.evidence < 0):
-            raise ValueError(f"line {self.text[:40]!r}: evidence must be a sentence index >= 0 or None, got {self.evidence!r}")
+            raise ValueError(
+                f"line {self.text[:40]!r}: evidence must be a sentence index >= 0 or None, got {self.evidence!r}"
+            )
 
 # %% ../../nbs/10b_argus.ipynb #0fda49f6
 def _norm(text:str)->str:
@@ -83,7 +87,8 @@ def evidence_index(evidence:str, # the quoted evidence phrase
                   )->int|None:
     "Index of the premise sentence that best matches `evidence` (official scoring), or None"
     if not evidence.strip(): return None
-    ev = _norm(evidence); ev_words = set(ev.split())
+    ev = _norm(evidence)
+    ev_words = set(ev.split())
     best, best_i = 0.0, -1
     for i, s in enumerate(sentences):
         s = _norm(s)
@@ -123,7 +128,8 @@ def _argus_penalty(n, j:int, tuples:list, ent_act:list, f:float)->float:
 def _argus_dp(J:list, base:np.ndarray, ent_act:list, f:float)->tuple:
     "The DP table (T+1, S) of least alignment costs and the matches on the best path into each cell"
     T, S = base.shape
-    dp = np.full((T + 1, S), np.inf); dp[0] = 0
+    dp = np.full((T + 1, S), np.inf)
+    dp[0] = 0
     paths = [[[] for _ in range(S)] for _ in range(T + 1)]
     for i in range(T):
         for j in range(S):
@@ -141,7 +147,8 @@ def argus_cost(judgments:Sequence[LineJudgment], # one per hypothesis line, in o
                order_penalty:float=0.1, # penalty per out-of-order pair of entailed actions (official: 0.1)
               )->dict:
     "ARGUS dynamic-programming alignment cost (official `DPHallucinationMeasure.compute_optimal_matching`)"
-    J = list(judgments); T, S, f = len(J), int(n_sources), float(order_penalty)
+    J = list(judgments)
+    T, S, f = len(J), int(n_sources), float(order_penalty)
     _argus_check(J, S)
     ent_act = [n.kind == 'dynamic-action' and n.verdict == 'entailment' for n in J]
     base = _argus_base(J, S)
@@ -186,11 +193,15 @@ def apply_header_filter(judgments:Sequence[LineJudgment], # the judge's lines
     "Turn heading lines into entailed summaries (cost 0); raise if too many lines are headings"
     out, n = [], 0
     for j in judgments:
-        if is_content_line(j.text): out.append(j); continue
+        if is_content_line(j.text):
+            out.append(j)
+            continue
         n += 1
         out.append(LineJudgment('summary', 'entailment', j.evidence, 'header text', j.evidence_text, 'header text'))
     if judgments and n / len(judgments) >= max_share:
-        raise ValueError(f"{n} of {len(judgments)} lines look like headings (>= {max_share:.0%}); the caption cannot be scored")
+        raise ValueError(
+            f"{n} of {len(judgments)} lines look like headings (>= {max_share:.0%}); the caption cannot be scored"
+        )
     return out
 
 # %% ../../nbs/10b_argus.ipynb #c1ca8491
@@ -225,9 +236,16 @@ Line 3: Then she slices the bread with a red knife.
 
 def argus_prompt(source:str, target:str, text_format:bool=True)->str:
     "The user message: the example (text format only), then both captions"
-    fmt = ("Answer in exactly this format for every target line, and nothing else:\n"
-           "Line {num}: {line text}\n    - Type: {type}\n    - Evidence: {quote or empty}\n    - Reasoning: {reasoning}\n    - Verdict: {verdict}\n\n"
-           + ARGUS_EXAMPLE + "\n\n") if text_format else "Record one entry per target line, in order.\n\n"
+    fmt = (
+        (
+            "Answer in exactly this format for every target line, and nothing else:\n"
+            "Line {num}: {line text}\n    - Type: {type}\n    - Evidence: {quote or empty}\n    - Reasoning: {reasoning}\n    - Verdict: {verdict}\n\n"
+            + ARGUS_EXAMPLE
+            + "\n\n"
+        )
+        if text_format
+        else "Record one entry per target line, in order.\n\n"
+    )
     return f'{fmt}source_caption:\n"""\n{source}\n"""\n\ntarget_caption:\n"""\n{target}\n"""'
 
 # %% ../../nbs/10b_argus.ipynb #1e9c4a8a
@@ -260,9 +278,11 @@ def parse_line_judgments(text:str # a reply in the official text format
     out.sort(key=lambda d: d['num'])
     n_heads = len(re.findall(r'Line\s+\d+:', t))
     if not out: raise JudgeError("no 'Line N:' blocks could be parsed from the reply")
-    if len(out) != n_heads: raise JudgeError(f"parsed {len(out)} line blocks but the reply has {n_heads} 'Line N:' headers")
+    if len(out) != n_heads:
+        raise JudgeError(f"parsed {len(out)} line blocks but the reply has {n_heads} 'Line N:' headers")
     for d in out:
-        if d['verdict'] not in VERDICTS: raise JudgeError(f"line {d['num']}: verdict {d['verdict']!r} is not one of {VERDICTS}")
+        if d['verdict'] not in VERDICTS:
+            raise JudgeError(f"line {d['num']}: verdict {d['verdict']!r} is not one of {VERDICTS}")
         if d['type'] not in KINDS: raise JudgeError(f"line {d['num']}: type {d['type']!r} is not one of {KINDS}")
     return out
 
@@ -273,7 +293,8 @@ def _check_tool_lines(d:dict)->list[dict]:
     out = []
     for k, x in enumerate(lines):
         if not isinstance(x, dict): raise JudgeError(f"line {k + 1}: not an object")
-        if x.get('verdict') not in VERDICTS: raise JudgeError(f"line {k + 1}: verdict {x.get('verdict')!r} is not one of {VERDICTS}")
+        if x.get('verdict') not in VERDICTS:
+            raise JudgeError(f"line {k + 1}: verdict {x.get('verdict')!r} is not one of {VERDICTS}")
         if x.get('type') not in KINDS: raise JudgeError(f"line {k + 1}: type {x.get('type')!r} is not one of {KINDS}")
         out.append(dict(num=k + 1, line=str(x.get('line', '')), type=x['type'], evidence=str(x.get('evidence') or ''),
                         reasoning=str(x.get('reasoning', '')), verdict=x['verdict']))
@@ -296,7 +317,9 @@ async def aargus_lines(source:str, target:str, judge, cache:JudgeCache|None=None
     hit = cache.get(k, check=check_argus_lines)   # served only if it passes the rule a new reply passes
     if hit is not None: return hit
     if hasattr(judge, 'atool'):
-        lines = await judge.atool(ARGUS_SYSTEM, argus_prompt(source, target, text_format=False), ARGUS_TOOL, _check_tool_lines)
+        lines = await judge.atool(
+            ARGUS_SYSTEM, argus_prompt(source, target, text_format=False), ARGUS_TOOL, _check_tool_lines
+        )
     else:
         lines = parse_line_judgments(await judge.atext(ARGUS_SYSTEM, argus_prompt(source, target), 2048))
     cache.put(k, lines, kind='argus', judge=judge.name, prompt_version=ARGUS_PROMPT_VERSION)
@@ -333,8 +356,12 @@ def argus_average(per_item:Sequence[dict] # per item: 'cost_h' / 'cost_o', or 'e
         if per_item and not ok:
             notes.append(f"every item failed {name}, so it is NaN; the official compute_metrics.py stops here with a "
                          f"KeyError (line {line}: its {name} table is empty)")
-        elif nan: notes.append(f"{len(nan)} {name} value(s) are NaN (0/0) and are skipped by the mean, as pandas does in the official main()")
-        if any(math.isinf(v) for v in vals): notes.append(f"{name} has an infinite value (1/0), so its mean is infinite, as in the official code")
+        elif nan:
+            notes.append(
+                f"{len(nan)} {name} value(s) are NaN (0/0) and are skipped by the mean, as pandas does in the official main()"
+            )
+        if any(math.isinf(v) for v in vals):
+            notes.append(f"{name} has an infinite value (1/0), so its mean is infinite, as in the official code")
     out['notes'] = notes
     return out
 
@@ -342,7 +369,9 @@ def argus_average(per_item:Sequence[dict] # per item: 'cost_h' / 'cost_o', or 'e
 async def aargus_costs(prediction:str, reference:str, judge, order_penalty:float=0.1, cache:JudgeCache|None=None)->dict:
     "Async `argus_costs`"
     cache = JudgeCache(None) if cache is None else cache
-    lh, lo = await asyncio.gather(aargus_lines(reference, prediction, judge, cache), aargus_lines(prediction, reference, judge, cache))
+    lh, lo = await asyncio.gather(
+        aargus_lines(reference, prediction, judge, cache), aargus_lines(prediction, reference, judge, cache)
+    )
     h, o = argus_direction(lh, reference, order_penalty), argus_direction(lo, prediction, order_penalty)
     return dict(cost_h=h['normalized'], cost_o=o['normalized'], cost_h_raw=h['cost'], cost_o_raw=o['cost'], h=h, o=o)
 
@@ -365,11 +394,18 @@ async def _aargus_item(prediction, reference, judge, order_penalty, cache)->dict
         try: lines[d] = await aargus_lines(src, tgt, judge, cache)
         except JudgeError as e:
             row[f'error_{d}'] = f"judge reply: {e}"
-            if d == 'h': row['error_o'] = "not asked: the Cost-H reply failed (the official nli_eval.py asks for Cost-O only after it)"; break
+            if d == 'h':
+                row['error_o'] = (
+                    "not asked: the Cost-H reply failed (the official nli_eval.py asks for Cost-O only after it)"
+                )
+                break
     for d, src in (('h', reference), ('o', prediction)):
         if d not in lines: continue
-        try: r = argus_direction(lines[d], src, order_penalty)
-        except ValueError as e: row[f'error_{d}'] = str(e); continue
+        try:
+            r = argus_direction(lines[d], src, order_penalty)
+        except ValueError as e:
+            row[f'error_{d}'] = str(e)
+            continue
         row.update({f'cost_{d}': r['normalized'], f'cost_{d}_raw': r['cost']})
     errs = [f"Cost-{d.upper()}: {row[f'error_{d}']}" for d in 'ho' if f'error_{d}' in row]
     if errs: row['error'] = '; '.join(errs)
@@ -385,9 +421,11 @@ def argus_score(predictions:Sequence[str], # model captions
                 progress:bool=True, # tqdm bar
                )->dict:
     "Mean ARGUS Cost-H and Cost-O over items, averaged as JARVVVIS/argus@2f21672 does (`argus_average`); failures counted"
-    if len(predictions) != len(references): raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     for i, (p, r) in enumerate(zip(predictions, references)):
-        if not isinstance(p, str) or not isinstance(r, str): raise ValueError(f"ARGUS item {i}: prediction and reference must be strings")
+        if not isinstance(p, str) or not isinstance(r, str):
+            raise ValueError(f"ARGUS item {i}: prediction and reference must be strings")
     cache = JudgeCache(rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path)
     async def go(): return await gather_limited([lambda i=i: _aargus_item(predictions[i], references[i], judge, order_penalty, cache)
                                                  for i in range(len(predictions))], concurrency, progress and 'argus')
@@ -398,5 +436,13 @@ def argus_score(predictions:Sequence[str], # model captions
     for n in out['notes']: log.warning(f"ARGUS: {n}")
     failed = [i for i, p in enumerate(per) if 'error' in p]
     keys = ('cost_h', 'cost_o', 'cost_h_raw', 'cost_o_raw', 'error_h', 'error_o', 'error')
-    return dict(cost_h=out.pop('cost_h'), cost_o=out.pop('cost_o'), n_items=len(per) - len(failed), n_failed=len(failed), failed=failed,
-                n_cache_rejected=cache.rejected, **out, per_item=[{k: p.get(k) for k in keys if k in p} for p in per])
+    return dict(
+        cost_h=out.pop('cost_h'),
+        cost_o=out.pop('cost_o'),
+        n_items=len(per) - len(failed),
+        n_failed=len(failed),
+        failed=failed,
+        n_cache_rejected=cache.rejected,
+        **out,
+        per_item=[{k: p.get(k) for k in keys if k in p} for p in per],
+    )

@@ -58,12 +58,23 @@ def _jsonl(path:Path)->list[dict]:
 # %% ../../nbs/17_benchmarks.ipynb #ac61b7b3
 def _vdc_files(root:Path)->tuple[Path, Path]:
     "The captions file and the question folder of a VDC download: the Hub's (VDCScore_qa/) or AuroraCap's release (post_eval/)"
-    caps = (root/'VDC_1k.jsonl', root/'annotations'/'VDC_1k.jsonl', root/'post_eval'/'VDC_1k_captions.jsonl', root/'VDC_1k_captions.jsonl')
+    caps = (
+        root / 'VDC_1k.jsonl',
+        root / 'annotations' / 'VDC_1k.jsonl',
+        root / 'post_eval' / 'VDC_1k_captions.jsonl',
+        root / 'VDC_1k_captions.jsonl',
+    )
     cap = next((p for p in caps if p.exists()), None)
-    if cap is None: raise SourceError(f"{root}: no VDC_1k.jsonl (Hub layout) or post_eval/VDC_1k_captions.jsonl (AuroraCap's release)")
-    qdirs = (root/'VDCScore_qa', root/'annotations'/'VDCScore_qa') if cap.name == 'VDC_1k.jsonl' else (cap.parent,)   # post_eval/<dimension>.jsonl
+    if cap is None:
+        raise SourceError(
+            f"{root}: no VDC_1k.jsonl (Hub layout) or post_eval/VDC_1k_captions.jsonl (AuroraCap's release)"
+        )
+    qdirs = (
+        (root / 'VDCScore_qa', root / 'annotations' / 'VDCScore_qa') if cap.name == 'VDC_1k.jsonl' else (cap.parent,)
+    )  # post_eval/<dimension>.jsonl
     qdir = next((d for d in qdirs if d.is_dir() and any((d/f'{x}.jsonl').exists() for x in VDC_DIMS)), None)
-    if qdir is None: raise SourceError(f"{root}: no question files ({' or '.join(str(d) for d in qdirs)}/<dimension>.jsonl)")
+    if qdir is None:
+        raise SourceError(f"{root}: no question files ({' or '.join(str(d) for d in qdirs)}/<dimension>.jsonl)")
     return cap, qdir
 
 # %% ../../nbs/17_benchmarks.ipynb #d98a9c27
@@ -89,7 +100,11 @@ def _vdc_item(root:Path, cap:Path, qf:Path, j:int, r:dict, dim:str, qa:dict)->di
     for k, q in enumerate(qs):
         if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
             raise _err(str(qf), vid, f'[{k}]', "expected {'question': str, 'answer': str}")
-    video = _found(lambda: _clip(root, str(r.get('video_name') or vid), ('videos/videos', 'videos', 'Test_Videos', '.'), str(cap), vid))
+    video = _found(
+        lambda: _clip(
+            root, str(r.get('video_name') or vid), ('videos/videos', 'videos', 'Test_Videos', '.'), str(cap), vid
+        )
+    )
     return {'id': f'{vid}/{dim}', 'video_id': vid, **video, 'dim': dim, 'prompt': VDC_PROMPTS[dim],
             'reference': ref, 'qa': [{'question': q['question'], 'answer': q['answer']} for q in qs]}
 
@@ -126,9 +141,26 @@ def load_argus(path, # ARGUS Hub-layout folder (data/*.parquet + videos/), a tab
         if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
         if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
         v = r.get('video')
-        video = _found(lambda: materialise_video(v, where, name) if v is not None else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name))
-        items.append({'id': name, **video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(),
-                      'meta': {k: x for k, x in r.items() if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))}})
+        video = _found(
+            lambda: (
+                materialise_video(v, where, name)
+                if v is not None
+                else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name)
+            )
+        )
+        items.append(
+            {
+                'id': name,
+                **video,
+                'prompt': ARGUS_PROMPT,
+                'reference': ref.strip(),
+                'meta': {
+                    k: x
+                    for k, x in r.items()
+                    if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))
+                },
+            }
+        )
     return items
 
 # %% ../../nbs/17_benchmarks.ipynb #95fa15d3
@@ -137,7 +169,13 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
                     )->list[dict]:
     "TempCompass caption-matching items `{id, video, dim, question, answer}`"
     p = Path(path)
-    f = p if p.is_file() else next((x for x in (p/'questions'/'caption_matching.json', p/'caption_matching.json') if x.exists()), None)
+    f = (
+        p
+        if p.is_file()
+        else next(
+            (x for x in (p / 'questions' / 'caption_matching.json', p / 'caption_matching.json') if x.exists()), None
+        )
+    )
     if f is None: raise SourceError(f"{p}: no questions/caption_matching.json")
     root = Path(video_dir) if video_dir else (f.parent.parent if f.parent.name == 'questions' else f.parent)
     d = json.loads(f.read_text(encoding='utf-8'))
@@ -148,11 +186,20 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
         video = _found(lambda: _clip(root, vid, ('videos', '.'), str(f), vid))
         for dim, qs in dims.items():
             for k, q in enumerate(qs):
-                if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
+                if not (
+                    isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)
+                ):
                     raise _err(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
                 if q['answer'] not in q['question'].split('\n')[1:]:
-                    raise _err(str(f), f'{vid}/{dim}/{k}', 'answer', f"{q['answer']!r} is not one of the question's option lines")
-                items.append({'id': f'{vid}/{dim}/{k}', **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
+                    raise _err(
+                        str(f),
+                        f'{vid}/{dim}/{k}',
+                        'answer',
+                        f"{q['answer']!r} is not one of the question's option lines",
+                    )
+                items.append(
+                    {'id': f'{vid}/{dim}/{k}', **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']}
+                )
     return items
 
 # %% ../../nbs/17_benchmarks.ipynb #7ba1489d
@@ -165,7 +212,9 @@ def load_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
     "Evaluator items of a published benchmark"
     loaders = {'vdc': load_vdc, 'argus': load_argus, 'tempcompass': load_tempcompass}
     if name not in loaders: raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-    items = apply_missing(loaders[name](path, **kw), missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report)
+    items = apply_missing(
+        loaders[name](path, **kw), missing_video, f'{name} ({path})' if isinstance(path, (str, Path)) else name, report
+    )
     if not items: raise SourceError(f"{path}: no {name} items")
     return items
 
@@ -184,10 +233,26 @@ def _score_argus(items:list, pred:dict, judge, rule, order_penalty:float, cache_
                  accelerator)->dict:
     "ARGUS costs of the generated captions `pred` (id -> caption) against the items' references, judged on the main process"
     from rcc_rank.evaluation.argus import argus_score
-    r = on_main(lambda: argus_score([pred[it['id']] for it in items], [it['reference'] for it in items], judge, order_penalty,
-                                    cache_path, concurrency, progress), accelerator)
-    return {'argus/cost_h': r['cost_h'], 'argus/cost_o': r['cost_o'], 'n_items': r['n_items'], 'n_failed': r['n_failed'],
-            'per_item': [{'id': it['id'], 'prediction': pred[it['id']], **p} for it, p in zip(items, r['per_item'])]}
+
+    r = on_main(
+        lambda: argus_score(
+            [pred[it['id']] for it in items],
+            [it['reference'] for it in items],
+            judge,
+            order_penalty,
+            cache_path,
+            concurrency,
+            progress,
+        ),
+        accelerator,
+    )
+    return {
+        'argus/cost_h': r['cost_h'],
+        'argus/cost_o': r['cost_o'],
+        'n_items': r['n_items'],
+        'n_failed': r['n_failed'],
+        'per_item': [{'id': it['id'], 'prediction': pred[it['id']], **p} for it, p in zip(items, r['per_item'])],
+    }
 
 # %% ../../nbs/17_benchmarks.ipynb #7e43d539
 def _score_vdc(items:list, pred:dict, judge, rule, order_penalty:float, cache_path, concurrency:int, progress:bool,
@@ -200,10 +265,18 @@ def _score_vdc(items:list, pred:dict, judge, rule, order_penalty:float, cache_pa
         r = on_main(lambda: vdc_score(sub, judge, rule or 'lmms-eval', cache_path, concurrency, progress), accelerator)
         out[f'vdc/{dim}/score'], out[f'vdc/{dim}/acc'] = r['vdc_score'], r['vdc_acc']
         notes += [f'{dim}: {n}' for n in r.get('notes', [])]
-        per += [{'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub]
+        per += [
+            {'id': f"{s['id']}/{dim}", 'prediction': s['prediction'], **r['per_video'].get(s['id'], {})} for s in sub
+        ]
     dims = [k for k in out if k.endswith('/score')]
-    out['vdc/score'] = sum(out[k] for k in dims) / len(dims); out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
-    return {**out, 'n_items': len(items), 'notes': notes, 'per_item': per}   # notes: why a score is NaN (no usable review)
+    out['vdc/score'] = sum(out[k] for k in dims) / len(dims)
+    out['vdc/acc'] = sum(out[k.replace('/score', '/acc')] for k in dims) / len(dims)
+    return {
+        **out,
+        'n_items': len(items),
+        'notes': notes,
+        'per_item': per,
+    }  # notes: why a score is NaN (no usable review)
 
 # %% ../../nbs/17_benchmarks.ipynb #82d9843a
 def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
@@ -220,13 +293,25 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
     from rcc_rank.evaluation.evaluate import generate_captions, caption_matching
     kw = dict(batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=progress)
     if name == 'tempcompass':
-        r = caption_matching(model, processor, items, max_new_tokens=min(max_new_tokens, 32), rule=rule or 'tempcompass', **kw)
+        r = caption_matching(
+            model, processor, items, max_new_tokens=min(max_new_tokens, 32), rule=rule or 'tempcompass', **kw
+        )
         return {k: v for k, v in r.items()}
     if judge is None: raise ValueError(f"{name} needs a judge")
     recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
     score = {'argus': _score_argus, 'vdc': _score_vdc}.get(name)
     if score is None: raise ValueError(f"unknown benchmark {name!r}")
-    return score(items, {r['id']: r['caption'] for r in recs}, judge, rule, order_penalty, cache_path, concurrency, progress, accelerator)
+    return score(
+        items,
+        {r['id']: r['caption'] for r in recs},
+        judge,
+        rule,
+        order_penalty,
+        cache_path,
+        concurrency,
+        progress,
+        accelerator,
+    )
 
 # %% ../../nbs/17_benchmarks.ipynb #26cee7c8
 import re as _re
@@ -240,23 +325,33 @@ def _scores(pred:str, ref:str)->dict:
     shared = [w for w in p if w in set(r)]
     prec, rec = len(shared) / max(len(p), 1), len(set(shared)) / max(len(set(r)), 1)
     pos = [r.index(w) for w in dict.fromkeys(shared)]
-    order = sum(a < b for a, b in zip(pos, pos[1:])) / (len(pos) - 1) if len(pos) > 2 else 0.0   # too little shared to order
+    order = (
+        sum(a < b for a, b in zip(pos, pos[1:])) / (len(pos) - 1) if len(pos) > 2 else 0.0
+    )  # too little shared to order
     to10 = lambda x: int(round(1 + 9 * max(0.0, min(1.0, x))))
-    return {'relevance': to10(prec), 'descriptiveness': to10(rec), 'temporal_consistency': to10(order), 'fluency': 8 if p else 1}
+    return {
+        'relevance': to10(prec),
+        'descriptiveness': to10(rec),
+        'temporal_consistency': to10(order),
+        'fluency': 8 if p else 1,
+    }
 
 # %% ../../nbs/17_benchmarks.ipynb #7e499ed1
 def overlap_reply(text:str # a request's user text (a caption-judge, VDC answer or VDC review prompt)
                  )->dict|str:
     "The overlap judge's answer: a `record_scores` tool call for a caption prompt, else the reply text"
     if '<reference>' in text and '<prediction>' in text:
-        ref = text.split('<reference>')[1].split('</reference>')[0]; pred = text.split('<prediction>')[1].split('</prediction>')[0]
+        ref = text.split('<reference>')[1].split('</reference>')[0]
+        pred = text.split('<prediction>')[1].split('</prediction>')[0]
         return {'tool_use': {'name': 'record_scores', 'input': _scores(pred, ref)}}
     if 'Detailed description:' in text:
-        desc = text.split('Detailed description:')[1].split('\nQuestion:')[0]; q = set(_words(text.split('\nQuestion:')[1].split('\n')[0]))
+        desc = text.split('Detailed description:')[1].split('\nQuestion:')[0]
+        q = set(_words(text.split('\nQuestion:')[1].split('\n')[0]))
         sents = [s for s in _re.split(r'(?<=[.!?])\s+', desc.strip()) if s] or ['unknown']
         return max(sents, key=lambda s: len(q & set(_words(s))))
     if 'Correct answer:' in text:
-        ans = set(_words(text.split('Correct answer:')[1].split('\n')[0])); got = set(_words(text.split('Predicted answer:')[1].split('\n')[0]))
+        ans = set(_words(text.split('Correct answer:')[1].split('\n')[0]))
+        got = set(_words(text.split('Predicted answer:')[1].split('\n')[0]))
         hit = bool(ans) and ans <= got
         return str({'pred': 'yes' if hit else 'no', 'score': 5 if hit else int(5 * len(ans & got) / max(len(ans), 1))})
     return 'I can only judge captions and VDC questions.'
@@ -271,7 +366,8 @@ class OverlapJudge:
         "The reply text to one user message (`overlap_reply`)"
         from rcc_rank.evaluation.judges import JudgeError
         r = overlap_reply(user)
-        if not isinstance(r, str): raise JudgeError(f"{self.name}: a caption prompt is scored by `ascore_caption`, not answered as text")
+        if not isinstance(r, str):
+            raise JudgeError(f"{self.name}: a caption prompt is scored by `ascore_caption`, not answered as text")
         return r
 
     async def ascore_caption(self, prediction:str, reference:str)->dict:
@@ -306,25 +402,40 @@ def check_lfmcqa(d:dict # the tool input
     q, ch, a = d.get('question'), d.get('choices'), d.get('answer')
     if not isinstance(q, str) or not q.strip(): raise JudgeError('no question')
     if not isinstance(ch, list) or len(ch) != 5 or not all(isinstance(c, str) and c.strip() for c in ch):
-        raise JudgeError(f'expected five non-empty choices, got {len(ch) if isinstance(ch, list) else type(ch).__name__}')
+        raise JudgeError(
+            f'expected five non-empty choices, got {len(ch) if isinstance(ch, list) else type(ch).__name__}'
+        )
     if len({' '.join(c.lower().split()) for c in ch}) != 5: raise JudgeError('choices are not distinct')
-    if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'): raise JudgeError(f'answer {a!r} is not one letter A-E')
-    return {'question': q.strip(), 'choices': [c.strip() for c in ch], 'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)'))}
+    if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'):
+        raise JudgeError(f'answer {a!r} is not one letter A-E')
+    return {
+        'question': q.strip(),
+        'choices': [c.strip() for c in ch],
+        'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)')),
+    }
 
 # %% ../../nbs/17_benchmarks.ipynb #91ae0c47
 def _valid_lfmcqa(rec:dict)->bool:
     "Whether a stored LF-MCQA item passes `check_lfmcqa` (the rule its reply passed when it was written)"
     from rcc_rank.evaluation.judges import JudgeError
-    try: check_lfmcqa(rec); return True
-    except (JudgeError, AttributeError): return False
+
+    try:
+        check_lfmcqa(rec)
+        return True
+    except (JudgeError, AttributeError):
+        return False
 
 # %% ../../nbs/17_benchmarks.ipynb #824bc4cd
 def _set_aside(path:Path, good:list[dict], bad:list[dict]):
     "Move items that break the rules from `path` to `<stem>.rejected.jsonl` (kept, not served), so they are asked again"
     side = path.with_name(path.stem + '.rejected.jsonl')
     append_jsonl(side, bad)
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in good)); tmp.replace(path)
-    log.warning(f"{path}: {len(bad)} stored item(s) break the LF-MCQA rules (first: {bad[0].get('id')!r}); moved to {side.name} and asked again")
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in good))
+    tmp.replace(path)
+    log.warning(
+        f"{path}: {len(bad)} stored item(s) break the LF-MCQA rules (first: {bad[0].get('id')!r}); moved to {side.name} and asked again"
+    )
 
 # %% ../../nbs/17_benchmarks.ipynb #16993b69
 def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
@@ -353,10 +464,14 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     from rcc_rank.data.backends import DEFAULT_MODEL
     judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
     fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)
-    out_path = Path(out_path); trim_partial_line(out_path)
+    out_path = Path(out_path)
+    trim_partial_line(out_path)
     have = read_jsonl(out_path)
     other = {r.get('fingerprint') for r in have} - {fp}
-    if other: raise ValueError(f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file")
+    if other:
+        raise ValueError(
+            f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file"
+        )
     good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
     rejected = len(have) - len(good)
     if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
@@ -364,8 +479,11 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
     async def one(r):
         desc = r.get('caption') or ' '.join(r.get('captions') or [])
-        try: it = await judge.atool(LFMCQA_SYSTEM, lfmcqa_prompt(desc), LFMCQA_TOOL, check_lfmcqa)
-        except JudgeError as e: log.warning(f"LF-MCQA {r['id']}: {e}"); return None
+        try:
+            it = await judge.atool(LFMCQA_SYSTEM, lfmcqa_prompt(desc), LFMCQA_TOOL, check_lfmcqa)
+        except JudgeError as e:
+            log.warning(f"LF-MCQA {r['id']}: {e}")
+            return None
         it = shuffle_correct(it, seed, str(r['id']))
         rec = {'id': str(r['id']), 'video': r.get('video'), **it, 'answer': 'ABCDE'[it['answer']],
                'description': desc, 'split': r.get('split'), 'fingerprint': fp}
@@ -373,8 +491,14 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
         return rec
     async def go(): return await gather_limited([lambda r=r: one(r) for r in todo], concurrency, progress and 'lf-mcqa')
     recs = run_async(go()) if todo else []
-    return {'written': sum(r is not None for r in recs), 'failed': sum(r is None for r in recs), 'skipped': len(done), 'rejected': rejected,
-            'path': str(out_path), 'fingerprint': fp}
+    return {
+        'written': sum(r is not None for r in recs),
+        'failed': sum(r is None for r in recs),
+        'skipped': len(done),
+        'rejected': rejected,
+        'path': str(out_path),
+        'fingerprint': fp,
+    }
 
 # %% ../../nbs/17_benchmarks.ipynb #9ec7de46
 def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
@@ -397,7 +521,9 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
         from rcc_rank.data.backends import DEFAULT_MODEL
         if not (source and out): raise ValueError("make-lfmcqa needs --source NAME:PATH and --out FILE.jsonl")
         rows = [{**r, 'split': r['meta'].get('split')} for r in source_items(source, split)]
-        res = make_lfmcqa(rows, out, ClaudeJudge(model or DEFAULT_MODEL), n=n, seed=seed, concurrency=conc, progress=progress)
+        res = make_lfmcqa(
+            rows, out, ClaudeJudge(model or DEFAULT_MODEL), n=n, seed=seed, concurrency=conc, progress=progress
+        )
     else:
         import torch
         from accelerate import Accelerator
@@ -411,6 +537,8 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
                             None if cache == 'none' else cache, conc, kw.get('batch_size', 4), kw.get('num_frames', 8),
                             kw.get('max_new_tokens', 256), acc, progress)
         if not acc.is_main_process: return res
-        if out: Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps({'run': kw.get('run') or task, 'task': task, **res}, indent=1, default=str))
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps({'run': kw.get('run') or task, 'task': task, **res}, indent=1, default=str))
     if kw.get('echo'): print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (list, dict))}, default=str))
     return res

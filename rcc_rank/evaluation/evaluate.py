@@ -34,13 +34,17 @@ def map_shards(fn, # fn(list_of_items) -> list of per-item results (same length)
     items = list(items)
     if accelerator is None or accelerator.num_processes == 1:
         out = list(fn(items))
-        if len(out) != len(items): raise ValueError(f"map_shards: fn returned {len(out)} results for {len(items)} items")
+        if len(out) != len(items):
+            raise ValueError(f"map_shards: fn returned {len(out)} results for {len(items)} items")
         return out
     from accelerate.utils import gather_object
     with accelerator.split_between_processes(items) as shard:
         shard = list(shard)
         res = list(fn(shard)) if shard else []
-    if len(res) != len(shard): raise ValueError(f"map_shards: fn returned {len(res)} results for {len(shard)} items on process {accelerator.process_index}")
+    if len(res) != len(shard):
+        raise ValueError(
+            f"map_shards: fn returned {len(res)} results for {len(shard)} items on process {accelerator.process_index}"
+        )
     out = gather_object(res)
     if len(out) != len(items): raise RuntimeError(f"map_shards: gathered {len(out)} results for {len(items)} items")
     return out
@@ -67,7 +71,8 @@ def _check_rankable(chains:list, model, reference:bool):
     "Refuse an empty list, a chain of fewer than 2 captions, or `reference` without a PEFT model"
     if not chains: raise ValueError("rank_chains: no chains given")
     for c in chains:
-        if len(c.captions) < 2: raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
+        if len(c.captions) < 2:
+            raise ValueError(f"chain {c.id}: needs at least 2 captions to be ranked, has {len(c.captions)}")
     if reference and not hasattr(model, 'disable_adapter'):
         raise ValueError("rank_chains(reference=True) needs a PEFT model: its adapters switched off are the reference")
 
@@ -80,7 +85,8 @@ def _score_part(model, batch:dict, part:list, shared_prefix:bool, reference:bool
     with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
     lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
     if reference:
-        with reference_mode(model): rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
+        with reference_mode(model):
+            rl = chain_logps(model, batch, shared_prefix=shared_prefix).logps.detach().float().cpu()
     out = []
     for b, c in enumerate(part):
         k = int(mk[b].sum())
@@ -92,10 +98,15 @@ def _score_part(model, batch:dict, part:list, shared_prefix:bool, reference:bool
 def _stack_scores(per:list[dict], reference:bool)->tuple:
     "Per-chain scores as padded (B, K) arrays: log-probs (NaN padding), token counts, mask, reference log-probs (or None)"
     K = max(len(p['logps']) for p in per)
-    logps = np.full((len(per), K), np.nan); ntok = np.ones((len(per), K)); mask = np.zeros((len(per), K), bool)
+    logps = np.full((len(per), K), np.nan)
+    ntok = np.ones((len(per), K))
+    mask = np.zeros((len(per), K), bool)
     ref = np.zeros((len(per), K)) if reference else None
     for b, p in enumerate(per):
-        k = len(p['logps']); logps[b, :k] = p['logps']; ntok[b, :k] = p['ntokens']; mask[b, :k] = True
+        k = len(p['logps'])
+        logps[b, :k] = p['logps']
+        ntok[b, :k] = p['ntokens']
+        mask[b, :k] = True
         if reference: ref[b, :k] = p['ref_logps']
     return logps, ntok, mask, ref
 
@@ -122,7 +133,9 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.modeling.m
         batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in collate(part).items()}
         return _score_part(model, batch, part, shared_prefix, reference)
     model.eval()
-    per = map_shards(lambda shard: _batched(score, shard, batch_size, 'rank_chains', progress and main), chains, accelerator)
+    per = map_shards(
+        lambda shard: _batched(score, shard, batch_size, 'rank_chains', progress and main), chains, accelerator
+    )
     logps, ntok, mask, ref = _stack_scores(per, reference)
     res = ranking_metrics(logps, mask, ntok, [p['errors'] for p in per], ref_logps=ref)
     res['per_chain'] = per
@@ -146,15 +159,27 @@ def results_table(rows:Sequence[dict], # one dict per run: 'run' (its name) and 
     flat = []
     for i, r in enumerate(rows):
         if not isinstance(r, dict): raise ValueError(f"results_table: row {i} is a {type(r).__name__}, not a dict")
-        f = _flatten(r); f.setdefault('run', f'run{i}'); flat.append(f)
+        f = _flatten(r)
+        f.setdefault('run', f'run{i}')
+        flat.append(f)
     cols = ['run'] + [c for c in dict.fromkeys(k for f in flat for k in f) if c != 'run']
-    md = [markdown_table(cols, [[_fmt(f.get(c), digits) for c in cols] for f in flat], ''.join('l' if c == 'run' else 'r' for c in cols))]
-    buf = io.StringIO(); w = csv.DictWriter(buf, cols, lineterminator='\n'); w.writeheader()
+    md = [
+        markdown_table(
+            cols,
+            [[_fmt(f.get(c), digits) for c in cols] for f in flat],
+            ''.join('l' if c == 'run' else 'r' for c in cols),
+        )
+    ]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, cols, lineterminator='\n')
+    w.writeheader()
     for f in flat: w.writerow({c: f.get(c, '') for c in cols})
     markdown, text = '\n'.join(md) + '\n', buf.getvalue()
     if path is not None:
-        p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-        p.with_suffix('.md').write_text(markdown); p.with_suffix('.csv').write_text(text)
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.with_suffix('.md').write_text(markdown)
+        p.with_suffix('.csv').write_text(text)
     return markdown, text
 
 # %% ../../nbs/10_evaluate.ipynb #29c42481
@@ -206,7 +231,9 @@ def _generate_part(model, processor, part:list, prompts:list, num_frames:int, de
     enc = _model_inputs(processor, prompts, [_frames(d, num_frames) for d in part], device)
     if gen['do_sample']: torch.manual_seed(int(stable_hash(seed, part[0]['id'], n=8), 16))
     with torch.no_grad(): out = model.generate(**enc, **gen)
-    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, enc['input_ids'].shape[1]:]]
+    return [
+        processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, enc['input_ids'].shape[1] :]
+    ]
 
 # %% ../../nbs/10_evaluate.ipynb #f5e1ca55
 def generate_captions(model, # a VLM from `rcc_rank.modeling.models`
@@ -229,10 +256,23 @@ def generate_captions(model, # a VLM from `rcc_rank.modeling.models`
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("generate_captions: no items")
     prompt = prompt or CAPTION_PROMPT
-    settings = dict(model=_model_name(model), num_frames=num_frames, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                    temperature=temperature if do_sample else None, top_p=top_p if do_sample else None, seed=seed if do_sample else None)
+    settings = dict(
+        model=_model_name(model),
+        num_frames=num_frames,
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else None,
+        top_p=top_p if do_sample else None,
+        seed=seed if do_sample else None,
+    )
     dev, tok = _device(model, accelerator), processor.tokenizer
-    gen = _gen_kwargs(max_new_tokens, do_sample, temperature, top_p, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    gen = _gen_kwargs(
+        max_new_tokens,
+        do_sample,
+        temperature,
+        top_p,
+        tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    )
     main = accelerator is None or accelerator.is_main_process
     def run(part):
         prompts = [d.get('prompt') or prompt for d in part]
@@ -255,8 +295,11 @@ def mcq_prompt(question:str, choices:Sequence[str], letters:str='ABCDE')->str:
 # %% ../../nbs/10_evaluate.ipynb #f0098f76
 def _answer_letter(ans, letters:str, n:int, item_id)->str:
     if isinstance(ans, (int, np.integer)) and 0 <= ans < n: return letters[ans]
-    if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1: return ans.strip().upper()[0]
-    raise ValueError(f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}")
+    if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1:
+        return ans.strip().upper()[0]
+    raise ValueError(
+        f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}"
+    )
 
 # %% ../../nbs/10_evaluate.ipynb #1d88ad20
 def _letter_ids(tok, letters:str)->dict:
@@ -299,7 +342,8 @@ def mcq_evaluate(model, # a VLM from `rcc_rank.modeling.models`
     if not items: raise ValueError("mcq_evaluate: no items")
     letter_ids = _letter_ids(processor.tokenizer, letters)
     for d in items:
-        if not d.get('choices') or not isinstance(d.get('question'), str): raise ValueError(f"MCQ item {d['id']!r}: needs 'question' and 'choices'")
+        if not d.get('choices') or not isinstance(d.get('question'), str):
+            raise ValueError(f"MCQ item {d['id']!r}: needs 'question' and 'choices'")
         d['_answer'] = _answer_letter(d.get('answer'), letters, len(d['choices']), d['id'])
     dev, main = _device(model, accelerator), accelerator is None or accelerator.is_main_process
     run = lambda part: _mcq_part(model, processor, part, letters, letter_ids, num_frames, dev)
@@ -319,10 +363,13 @@ def tempcompass_prompt(question:str)->str:
 def _tc_options(question:str, answer:str)->tuple[list, list, list]:
     "A caption-matching question's option lines, their sentences and their labels (plus the bare labels: 'A' for 'Caption A')"
     opts = question.split('\n')[1:]
-    if not opts or any(': ' not in o for o in opts): raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
+    if not opts or any(': ' not in o for o in opts):
+        raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
     if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
     sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
-    inds += [i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds]   # bare labels (line 22)
+    inds += [
+        i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds
+    ]  # bare labels (line 22)
     return opts, sents, inds
 
 # %% ../../nbs/10_evaluate.ipynb #ec23ba91
@@ -351,7 +398,12 @@ def tempcompass_match(output:str|None, # the model's reply (None: no reply)
     pred = _tc_pred(output, *_tc_options(question, answer))
     if pred is None: return None
     label = answer.split(': ')[0].split()
-    return int(pred == answer or pred == answer.split(':')[0] or pred == answer.split(': ')[1] or (len(label) > 1 and pred == label[1]))
+    return int(
+        pred == answer
+        or pred == answer.split(':')[0]
+        or pred == answer.split(': ')[1]
+        or (len(label) > 1 and pred == label[1])
+    )
 
 # %% ../../nbs/10_evaluate.ipynb #e7f065ed
 TEMPCOMPASS_DIMS = ('action', 'direction', 'speed', 'order', 'attribute_change')
@@ -363,19 +415,33 @@ def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer',
     if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
     by, unmatched, no_reply, notes = defaultdict(list), 0, 0, []
     for k, r in enumerate(records):
-        try: m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
-        except (KeyError, TypeError, ValueError) as e: raise ValueError(f"TempCompass item {r.get('id', k)}: {e!r}") from None
-        unmatched += m is None; no_reply += r['prediction'] is None
+        try:
+            m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"TempCompass item {r.get('id', k)}: {e!r}") from None
+        unmatched += m is None
+        no_reply += r['prediction'] is None
         by[r.get('dim', 'all')].append(m or 0)
     allm = [x for v in by.values() for x in v]
-    out = dict(tempcompass_acc=float(np.mean(allm)) if allm else float('nan'), n_items=len(records), n_unmatched=unmatched,
-               n_no_reply=no_reply, rule=rule)
+    out = dict(
+        tempcompass_acc=float(np.mean(allm)) if allm else float('nan'),
+        n_items=len(records),
+        n_unmatched=unmatched,
+        n_no_reply=no_reply,
+        rule=rule,
+    )
     out.update({f'tempcompass/{d}': float(np.mean(v)) for d, v in sorted(by.items())})
-    if not records: notes.append("no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)")
+    if not records:
+        notes.append(
+            "no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)"
+        )
     missing = [d for d in TEMPCOMPASS_DIMS if d not in by]
     if by and set(by) <= set(TEMPCOMPASS_DIMS) and missing:
-        notes.append(f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)")
-    if no_reply and rule == 'lmms-eval': notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
+        notes.append(
+            f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)"
+        )
+    if no_reply and rule == 'lmms-eval':
+        notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
     out['notes'] = notes
     return out
 
@@ -386,12 +452,16 @@ def tempcompass_records(predictions:dict|str|Path # the official predictions lay
     if not isinstance(predictions, dict):
         text = Path(predictions).read_text()
         predictions = json.loads(text) if text.strip() else {}
-    if not isinstance(predictions, dict): raise ValueError(f"TempCompass predictions must map video ids to {{dim: [...]}}, got a {type(predictions).__name__}")
+    if not isinstance(predictions, dict):
+        raise ValueError(
+            f"TempCompass predictions must map video ids to {{dim: [...]}}, got a {type(predictions).__name__}"
+        )
     out = []
     for vid, dims in predictions.items():
         for dim, preds in dims.items():
             for p in preds:
-                if 'prediction' not in p and 'response' not in p: raise ValueError(f"TempCompass video {vid} ({dim}): a record has no 'prediction'")
+                if 'prediction' not in p and 'response' not in p:
+                    raise ValueError(f"TempCompass video {vid} ({dim}): a record has no 'prediction'")
                 pred = p['prediction'] if 'prediction' in p else p['response']
                 out.append(dict(id=vid, dim=dim, question=p['question'], answer=p['answer'], prediction=pred))
     return out
@@ -408,16 +478,21 @@ def caption_matching(model, processor, # a VLM and its processor
     items = [_item(x, i) for i, x in enumerate(items)]
     for d in items: d['prompt'] = tempcompass_prompt(d['question'])
     recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
-    rows = [dict(id=d['id'], dim=d.get('dim', 'all'), question=d['question'], answer=d['answer'], prediction=r['caption'])
-            for d, r in zip(items, recs)]
-    out = tempcompass_accuracy(rows, rule); out['per_item'] = rows
+    rows = [
+        dict(id=d['id'], dim=d.get('dim', 'all'), question=d['question'], answer=d['answer'], prediction=r['caption'])
+        for d, r in zip(items, recs)
+    ]
+    out = tempcompass_accuracy(rows, rule)
+    out['per_item'] = rows
     return out
 
 # %% ../../nbs/10_evaluate.ipynb #b8f867c0
-from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model, judge_captions, judge_summary,
-                             judge_agreement, vdc_score, parse_vdc_review, vdc_aggregate, run_async)
-from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line, apply_header_filter,
-                            parse_line_judgments, argus_costs, argus_score, argus_average)
+from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model,
+                                        judge_captions, judge_summary, judge_agreement, vdc_score, parse_vdc_review,
+                                        vdc_aggregate, run_async)
+from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line,
+                                       apply_header_filter, parse_line_judgments, argus_costs, argus_score,
+                                       argus_average)
 _all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_chat_model', 'judge_captions', 'judge_summary',
          'judge_agreement', 'vdc_score', 'parse_vdc_review', 'vdc_aggregate', 'run_async', 'split_sentences', 'LineJudgment',
          'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter', 'parse_line_judgments', 'argus_costs',
@@ -448,7 +523,10 @@ def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     if adapter:
         from rcc_rank.training.export import load_adapter
         model, proc = load_adapter(adapter, base=spec)
-    elif not spec: raise ValueError("this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)")
+    elif not spec:
+        raise ValueError(
+            "this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)"
+        )
     elif spec.startswith('tiny'):
         from rcc_rank.training.policy import tiny_spec
         arch, sizes = tiny_spec(spec if ':' in spec else 'tiny:')

@@ -37,7 +37,10 @@ def run_async(coro):
     def target():
         try: box['out'] = asyncio.run(coro)
         except BaseException as e: box['err'] = e
-    t = threading.Thread(target=target, daemon=True); t.start(); t.join()
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join()
     if 'err' in box: raise box['err']
     return box['out']
 
@@ -54,7 +57,8 @@ async def gather_limited(factories:Sequence[Callable], # zero-argument callables
     async def one(f):
         async with sem:
             r = await f()
-        bar.update(1); return r
+        bar.update(1)
+        return r
     try: return await asyncio.gather(*(one(f) for f in factories))
     finally: bar.close()
 
@@ -64,7 +68,11 @@ class JudgeCache:
     def __init__(self, path:str|Path|None # JSONL file; None: keep in memory only
                 ):
         self.path = Path(path) if path is not None else None
-        self._flock = OutputLock(self.path.with_name(self.path.name + '.lock'), f'judge cache {self.path}').acquire() if self.path else None
+        self._flock = (
+            OutputLock(self.path.with_name(self.path.name + '.lock'), f'judge cache {self.path}').acquire()
+            if self.path
+            else None
+        )
         self._mem = {r['key']: r['value'] for r in self._read() if 'key' in r}
         self._lock = threading.Lock()
         self.hits = self.misses = self.rejected = 0   # rejected: stored values `check` refused (asked again)
@@ -107,7 +115,8 @@ def get(self:JudgeCache, key:str,
             try: v = check(v)
             except Exception as e:
                 log.warning(f"{self.path}: cached value for {key} is invalid ({type(e).__name__}: {e}); asking again")
-                v = None; self.rejected += 1
+                v = None
+                self.rejected += 1
         if v is None: self.misses += 1
         else: self.hits += 1
         return v
@@ -139,14 +148,19 @@ AXIS_HINT = {'relevance': 'Relevance (accurate statements, nothing made up)',
 
 def caption_prompt(prediction:str, reference:str)->str:
     "The user message of the caption judge"
-    return f"<reference>\n{reference}\n</reference>\n\n<prediction>\n{prediction}\n</prediction>\n\nScore the prediction."
+    return (
+        f"<reference>\n{reference}\n</reference>\n\n<prediction>\n{prediction}\n</prediction>\n\nScore the prediction."
+    )
 
 # %% ../../nbs/10a_judges.ipynb #1f8d82f2
 SCORE_TOOL = {
     'name': 'record_scores',
     'description': 'Record the scores of the predicted caption.',
-    'input_schema': {'type': 'object', 'required': list(AXES),
-                     'properties': {a: {'type': 'integer', 'minimum': 1, 'maximum': 10, 'description': AXIS_HINT[a]} for a in AXES}},
+    'input_schema': {
+        'type': 'object',
+        'required': list(AXES),
+        'properties': {a: {'type': 'integer', 'minimum': 1, 'maximum': 10, 'description': AXIS_HINT[a]} for a in AXES},
+    },
 }
 
 class JudgeError(RuntimeError):
@@ -207,7 +221,8 @@ async def _reply(self:ClaudeJudge, max_tokens:int, **kw):
     msg = await self._client().messages.create(model=self.model, max_tokens=max_tokens, **kw, **extra)
     u = getattr(msg, 'usage', None)
     if u is not None:
-        self.usage['input_tokens'] += u.input_tokens or 0; self.usage['output_tokens'] += u.output_tokens or 0
+        self.usage['input_tokens'] += u.input_tokens or 0
+        self.usage['output_tokens'] += u.output_tokens or 0
     self.usage['calls'] += 1
     if msg.stop_reason == 'refusal': raise JudgeError('the model refused to answer')
     return msg
@@ -217,7 +232,11 @@ async def _reply(self:ClaudeJudge, max_tokens:int, **kw):
 async def _call(self:ClaudeJudge, check:Callable, **kw):
     "`check(reply)`, asking again (up to `retries` times) while the reply is unusable; HTTP errors the SDK gave up on end it"
     import anthropic
-    http = (anthropic.APIStatusError, anthropic.APIConnectionError)   # retried by the SDK (`max_retries`), or not retryable
+
+    http = (
+        anthropic.APIStatusError,
+        anthropic.APIConnectionError,
+    )  # retried by the SDK (`max_retries`), or not retryable
     last, max_tokens = None, kw.pop('max_tokens', None) or self.max_tokens
     for attempt in range(self.retries + 1):
         try: return check(await self._reply(max_tokens, **kw))
@@ -293,8 +312,13 @@ def text(self:HFJudge, system:str, user:str, max_tokens:int|None=None)->str:
     ids = torch.tensor([self._ids(chat_text(self.tok, system, user))], device=self.model.device)
     pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
     with self._lock, torch.no_grad():
-        out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),
-                                  do_sample=False, pad_token_id=pad)
+        out = self.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),
+            do_sample=False,
+            pad_token_id=pad,
+        )
     return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
 # %% ../../nbs/10a_judges.ipynb #a5d1cd13
@@ -306,7 +330,8 @@ def end_id(self:HFJudge)->int:
         t = self.tok.apply_chat_template([{'role': 'user', 'content': 'u'}, {'role': 'assistant', 'content': mark}], tokenize=False)
         tail = self._ids(t.split(mark, 1)[1]) if mark in t else []
         if tail: return tail[0]
-    if self.tok.eos_token_id is None: raise ValueError("HFJudge: the tokenizer has no chat template suffix and no EOS token to end a reply")
+    if self.tok.eos_token_id is None:
+        raise ValueError("HFJudge: the tokenizer has no chat template suffix and no EOS token to end a reply")
     return self.tok.eos_token_id
 
 # %% ../../nbs/10a_judges.ipynb #7175729f
@@ -325,10 +350,15 @@ def choice_logprobs(self:HFJudge, system:str, user:str, choices:Sequence[str],
         out = self.model(input_ids=torch.tensor([p], device=dev), use_cache=True)
         first = torch.log_softmax(out.logits[0, -1].float(), -1).cpu()
         res = [float(first[c[0]]) for c in cs]
-        if L > 1:   # the rest of multi-token choices: one batched pass over the shared prompt cache
-            cache = out.past_key_values; cache.batch_repeat_interleave(n)
-            ids = torch.zeros(n, L - 1, dtype=torch.long); am = torch.zeros(n, len(p) + L - 1, dtype=torch.long); am[:, :len(p)] = 1
-            for i, c in enumerate(cs): ids[i, :len(c) - 1] = torch.tensor(c[:-1]); am[i, len(p):len(p) + len(c) - 1] = 1
+        if L > 1:  # the rest of multi-token choices: one batched pass over the shared prompt cache
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(n)
+            ids = torch.zeros(n, L - 1, dtype=torch.long)
+            am = torch.zeros(n, len(p) + L - 1, dtype=torch.long)
+            am[:, : len(p)] = 1
+            for i, c in enumerate(cs):
+                ids[i, : len(c) - 1] = torch.tensor(c[:-1])
+                am[i, len(p) : len(p) + len(c) - 1] = 1
             logits = self.model(input_ids=ids.to(dev), attention_mask=am.to(dev), past_key_values=cache).logits.float()
             lp = torch.log_softmax(logits, -1).cpu()
             for i, c in enumerate(cs): res[i] += sum(float(lp[i, j - 1, c[j]]) for j in range(1, len(c)))
@@ -367,9 +397,11 @@ def tiny_chat_model(seed:int=0, # seed for the random weights
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
                       pad_token_id=0, bos_token_id=1, eos_token_id=2)
     cfg._name_or_path = f'tiny-chat-{seed}'
-    g = torch.random.fork_rng(); g.__enter__()
+    g = torch.random.fork_rng()
+    g.__enter__()
     try:
-        torch.manual_seed(seed); model = LlamaForCausalLM(cfg).eval()
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg).eval()
     finally: g.__exit__(None, None, None)
     return model, tok
 
@@ -377,21 +409,27 @@ def tiny_chat_model(seed:int=0, # seed for the random weights
 async def ajudge_captions(predictions:Sequence[str], references:Sequence[str], judge, cache:JudgeCache|None=None,
                           concurrency:int=8, progress:bool=False, ids:Sequence|None=None)->list[dict]:
     "Async `judge_captions`"
-    if len(predictions) != len(references): raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     cache = JudgeCache(None) if cache is None else cache
     async def one(i):
         p, r = predictions[i], references[i]
         iid = ids[i] if ids is not None else i
-        if not isinstance(p, str) or not isinstance(r, str): raise ValueError(f"item {iid!r}: prediction and reference must be strings")
+        if not isinstance(p, str) or not isinstance(r, str):
+            raise ValueError(f"item {iid!r}: prediction and reference must be strings")
         k = JudgeCache.key('caption', p, r, judge.name, CAPTION_PROMPT_VERSION)
         hit = cache.get(k, check=check_scores)
         if hit is not None: return dict(hit)
         try: s = check_scores(await judge.ascore_caption(p, r))
-        except JudgeError as e:     # retried inside the judge; now recorded, and the other items go on
-            log.warning(f"judge: item {iid!r} failed: {e}"); return {'id': iid, 'error': str(e)}
+        except JudgeError as e:  # retried inside the judge; now recorded, and the other items go on
+            log.warning(f"judge: item {iid!r} failed: {e}")
+            return {'id': iid, 'error': str(e)}
         cache.put(k, s, kind='caption', judge=judge.name, prompt_version=CAPTION_PROMPT_VERSION)
         return dict(s)
-    return await gather_limited([lambda i=i: one(i) for i in range(len(predictions))], concurrency, progress and 'judge')
+
+    return await gather_limited(
+        [lambda i=i: one(i) for i in range(len(predictions))], concurrency, progress and 'judge'
+    )
 
 # %% ../../nbs/10a_judges.ipynb #bd7fd853
 def judge_captions(predictions:Sequence[str], # predicted captions
@@ -404,7 +442,8 @@ def judge_captions(predictions:Sequence[str], # predicted captions
                   )->list[dict]:
     "Score each prediction against its reference on the four axes (1-10), cached and concurrent; a failed item is `{'id', 'error'}`"
     args = (list(predictions), list(references), judge)
-    if isinstance(cache_path, JudgeCache): return run_async(ajudge_captions(*args, cache_path, concurrency, progress, ids))
+    if isinstance(cache_path, JudgeCache):
+        return run_async(ajudge_captions(*args, cache_path, concurrency, progress, ids))
     path = rcc_home() / 'judge_cache.jsonl' if cache_path == 'default' else cache_path
     with JudgeCache(path) as cache: return run_async(ajudge_captions(*args, cache, concurrency, progress, ids))
 
@@ -413,7 +452,8 @@ def judge_summary(scores:Sequence[dict])->dict:
     "Mean score per axis (and their mean, `judge_mean`) over the items that did not fail; `n_failed` counts those that did"
     if not scores: raise ValueError("judge_summary: no scores")
     ok = [s for s in scores if 'error' not in s]
-    if not ok: raise ValueError(f"judge_summary: every one of the {len(scores)} items failed; first: {scores[0]['error']}")
+    if not ok:
+        raise ValueError(f"judge_summary: every one of the {len(scores)} items failed; first: {scores[0]['error']}")
     out = {a: float(np.mean([s[a] for s in ok])) for a in AXES}
     out['judge_mean'] = float(np.mean(list(out.values())))
     out['n_failed'] = len(scores) - len(ok)
@@ -429,7 +469,9 @@ def require_fields(rows:Sequence[dict], # input rows (from a JSONL file)
         miss = [n for n in names if not isinstance(r, dict) or r.get(n) is None]
         if miss:
             who = f"item {r['id']!r} (line {i})" if isinstance(r, dict) and 'id' in r else f"line {i}"
-            raise ValueError(f"{source}: {who} has no {miss[0]!r} field (each row needs {', '.join(repr(n) for n in names)})")
+            raise ValueError(
+                f"{source}: {who} has no {miss[0]!r} field (each row needs {', '.join(repr(n) for n in names)})"
+            )
     return rows
 
 # %% ../../nbs/10a_judges.ipynb #43886d6c
@@ -443,18 +485,25 @@ def judge_agreement(a:Sequence[dict], # judge A's score dicts
     if len(a) < 2: raise ValueError("judge_agreement: needs at least 2 captions")
     out = {}
     for ax in axes:
-        x = [s[ax] for s in a]; y = [s[ax] for s in b]
-        if len(set(x)) < 2 or len(set(y)) < 2: out[ax] = float('nan'); continue
+        x = [s[ax] for s in a]
+        y = [s[ax] for s in b]
+        if len(set(x)) < 2 or len(set(y)) < 2:
+            out[ax] = float('nan')
+            continue
         out[ax] = float(stats.spearmanr(x, y).statistic)
     out['n'] = len(a)
     return out
 
 # %% ../../nbs/10a_judges.ipynb #3f0955d5
 VDC_PROMPT_VERSION = 'vdc-v1'
-VDC_ANSWER_SYSTEM = ("You answer questions about a video using only a detailed description of it. Read the description carefully, "
-                     "base the answer on the description alone, and answer with a short sentence or phrase.")
-VDC_REVIEW_SYSTEM = ("You check whether a predicted answer to a question about a video means the same as the correct answer. "
-                     "Accept synonyms and paraphrases; judge the meaning, not the wording.")
+VDC_ANSWER_SYSTEM = (
+    "You answer questions about a video using only a detailed description of it. Read the description carefully, "
+    "base the answer on the description alone, and answer with a short sentence or phrase."
+)
+VDC_REVIEW_SYSTEM = (
+    "You check whether a predicted answer to a question about a video means the same as the correct answer. "
+    "Accept synonyms and paraphrases; judge the meaning, not the wording."
+)
 
 def vdc_answer_prompt(caption:str, question:str)->str:
     return (f"Detailed description: {caption}\nQuestion: {question}\n"
@@ -462,9 +511,11 @@ def vdc_answer_prompt(caption:str, question:str)->str:
 
 # %% ../../nbs/10a_judges.ipynb #cd4e8566
 def vdc_review_prompt(question:str, answer:str, predicted:str)->str:
-    return (f"Question: {question}\nCorrect answer: {answer}\nPredicted answer: {predicted}\n\n"
-            "Reply only with a Python dictionary string with keys 'pred' (the string 'yes' or 'no': do they match?) and "
-            "'score' (an INTEGER from 0 to 5, 5 the best match), for example {'pred': 'yes', 'score': 4}. Nothing else.")
+    return (
+        f"Question: {question}\nCorrect answer: {answer}\nPredicted answer: {predicted}\n\n"
+        "Reply only with a Python dictionary string with keys 'pred' (the string 'yes' or 'no': do they match?) and "
+        "'score' (an INTEGER from 0 to 5, 5 the best match), for example {'pred': 'yes', 'score': 4}. Nothing else."
+    )
 
 VDC_RULES = ('lmms-eval', 'official')
 
@@ -476,7 +527,8 @@ def _lmms_review(d)->dict:
     if not has: return dict(status='skip', reason="no 'pred' or no 'score'")
     try: score, pred = d['score'], d['pred']
     except Exception as e: return dict(status='error', reason=f"cannot read 'pred'/'score' ({e!r})")
-    if isinstance(score, complex) or not isinstance(score, (int, float)): return dict(status='error', reason=f"score {score!r} is not a number")
+    if isinstance(score, complex) or not isinstance(score, (int, float)):
+        return dict(status='error', reason=f"score {score!r} is not a number")
     return dict(status='ok', score=float(score), correct=pred == 'yes')
 
 # %% ../../nbs/10a_judges.ipynb #34235191
@@ -505,7 +557,8 @@ def check_vdc_reply(kind:str, # 'vdc-answer' or 'vdc-review'
                     value # a reply, live or from the cache
                    )->str:
     "`value` if it may be stored and served: a non-empty string; a review's `score`, when it is a number, within 0-5"
-    if not isinstance(value, str) or not value.strip(): raise JudgeError(f"{kind}: expected a non-empty string, got {value!r:.60}")
+    if not isinstance(value, str) or not value.strip():
+        raise JudgeError(f"{kind}: expected a non-empty string, got {value!r:.60}")
     if kind != 'vdc-review': return value
     try: d = ast.literal_eval(value)
     except Exception: return value   # unreadable: the rule decides (lmms-eval: an error, official: a drop)
@@ -528,8 +581,13 @@ def _vdc_video(qs:list[dict], # one video's parsed reviews (`parse_vdc_review`)
 # %% ../../nbs/10a_judges.ipynb #4c72cda7
 def _vdc_notes(n_failed_reviews:int, n_failed:int, n_videos:int)->list[str]:
     "What the average leaves out, and where the official code would stop or divide by zero instead"
-    notes = [f"{n_failed_reviews} review(s) could not be used and were left out; lmms-eval stops the run on such a review"] if n_failed_reviews else []
-    if n_failed: notes.append(f"{n_failed} video(s) have no usable review and are left out; lmms-eval divides by zero there")
+    notes = (
+        [f"{n_failed_reviews} review(s) could not be used and were left out; lmms-eval stops the run on such a review"]
+        if n_failed_reviews
+        else []
+    )
+    if n_failed:
+        notes.append(f"{n_failed} video(s) have no usable review and are left out; lmms-eval divides by zero there")
     if not n_videos: notes.append("no video left to average: the score is NaN (the official code divides by zero)")
     return notes
 
@@ -546,10 +604,24 @@ def vdc_aggregate(per_video:dict[str, list], # video id -> its reviews: reply te
         if kind == 'ok': scores[vid], accs[vid] = s, a
         else: (dropped if kind == 'drop' else failed).append(vid)
     notes = _vdc_notes(len(failed_rev), len(failed), len(scores))
-    mean = lambda v: float(sum(v.values()) / len(v)) if v else float('nan')   # summed in order, as both official scripts do
-    return dict(vdc_score=mean(scores), vdc_acc=mean(accs), n_videos=len(scores), n_dropped=len(dropped), dropped=dropped,
-                n_failed=len(failed), failed=failed, n_failed_reviews=len(failed_rev), failed_reviews=failed_rev,
-                n_skipped_reviews=n_skip, rule=rule, notes=notes, per_video={v: dict(score=scores[v], acc=accs[v]) for v in scores})
+    mean = lambda v: (
+        float(sum(v.values()) / len(v)) if v else float('nan')
+    )  # summed in order, as both official scripts do
+    return dict(
+        vdc_score=mean(scores),
+        vdc_acc=mean(accs),
+        n_videos=len(scores),
+        n_dropped=len(dropped),
+        dropped=dropped,
+        n_failed=len(failed),
+        failed=failed,
+        n_failed_reviews=len(failed_rev),
+        failed_reviews=failed_rev,
+        n_skipped_reviews=n_skip,
+        rule=rule,
+        notes=notes,
+        per_video={v: dict(score=scores[v], acc=accs[v]) for v in scores},
+    )
 
 # %% ../../nbs/10a_judges.ipynb #9aa1d55c
 async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:JudgeCache|None=None,
@@ -561,25 +633,34 @@ async def avdc_score(items:Sequence[dict], judge, rule:str='lmms-eval', cache:Ju
         if not isinstance(it.get('prediction'), str) or not it.get('qa'):
             raise ValueError(f"VDC item {it.get('id', i)}: needs a 'prediction' string and a non-empty 'qa' list")
     ids = [it.get('id', i) for i, it in enumerate(items)]
-    if len(set(map(str, ids))) != len(ids): raise ValueError(f"VDC items: ids must be unique, got {len(ids) - len(set(map(str, ids)))} duplicates")
+    if len(set(map(str, ids))) != len(ids):
+        raise ValueError(f"VDC items: ids must be unique, got {len(ids) - len(set(map(str, ids)))} duplicates")
     async def cached(kind, system, user, max_tokens):
         k, chk = JudgeCache.key(kind, system, user, judge.name, VDC_PROMPT_VERSION), lambda v: check_vdc_reply(kind, v)
         hit = cache.get(k, check=chk)   # a stored value is served only if it passes the rule a new reply must pass
         if hit is not None: return hit
         try: text = chk(await judge.atext(system, user, max_tokens))
         except JudgeError as e:
-            log.warning(f"VDC {kind} call failed ({e}); the review is recorded as failed"); return None
+            log.warning(f"VDC {kind} call failed ({e}); the review is recorded as failed")
+            return None
         cache.put(k, text, kind=kind, judge=judge.name, prompt_version=VDC_PROMPT_VERSION)
         return text
     async def one(it, qa):
         ans = await cached('vdc-answer', VDC_ANSWER_SYSTEM, vdc_answer_prompt(it['prediction'], qa['question']), 64)
-        rev = None if ans is None else await cached('vdc-review', VDC_REVIEW_SYSTEM, vdc_review_prompt(qa['question'], qa['answer'], ans), 64)
+        rev = (
+            None
+            if ans is None
+            else await cached('vdc-review', VDC_REVIEW_SYSTEM, vdc_review_prompt(qa['question'], qa['answer'], ans), 64)
+        )
         return dict(id=it.get('id'), question=qa['question'], answer=qa['answer'], predicted=ans, review=rev)
     jobs = [(vid, it, qa) for vid, it in zip(ids, items) for qa in it['qa']]
     rows = await gather_limited([lambda j=j: one(*j[1:]) for j in jobs], concurrency, progress and 'vdc')
     per_video = {vid: [] for vid in ids}
     for (vid, _, _), r in zip(jobs, rows): per_video[vid].append(parse_vdc_review(r['review'], rule))
-    out = {**vdc_aggregate(per_video, rule), 'n_cache_rejected': cache.rejected}   # stored replies refused and asked again
+    out = {
+        **vdc_aggregate(per_video, rule),
+        'n_cache_rejected': cache.rejected,
+    }  # stored replies refused and asked again
     for n in out['notes']: log.warning(f"VDC: {n}")
     out['qa'] = rows
     return out

@@ -4,17 +4,24 @@
 
 # %% ../../nbs/17_benchmarks.ipynb #05197457
 from __future__ import annotations
-import json, random
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
+from ..core.basics import get_logger
 from ..data.sources import SourceError, MissingVideo, materialise_video, hf_rows, _err, apply_missing
+from ..data.sources import source_items
+from ..data.backends import DEFAULT_MODEL
+from .judges import JudgeError, ClaudeJudge, caption_prompt, check_scores
+from .argus import argus_score
+from .vdc import vdc_score
+from .evaluate import generate_captions, make_judge, make_model
+from .mcq import caption_matching
+from .lfmcqa import make_lfmcqa
 
 # %% auto #0
-__all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',
-           'load_vdc', 'load_argus', 'load_tempcompass', 'load_benchmark', 'on_main', 'run_benchmark', 'overlap_reply',
-           'OverlapJudge', 'lfmcqa_prompt', 'check_lfmcqa', 'shuffle_correct', 'make_lfmcqa', 'benchmark_task']
+__all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'load_vdc', 'load_argus', 'load_tempcompass',
+           'load_benchmark', 'on_main', 'run_benchmark', 'overlap_reply', 'OverlapJudge', 'benchmark_task']
 
 # %% ../../nbs/17_benchmarks.ipynb #86dda8f1
 log = get_logger(__name__)
@@ -232,7 +239,6 @@ def on_main(fn, # zero-argument function, e.g. the judge calls
 def _score_argus(items:list, pred:dict, judge, rule, order_penalty:float, cache_path, concurrency:int, progress:bool,
                  accelerator)->dict:
     "ARGUS costs of the generated captions `pred` (id -> caption) against the items' references, judged on the main process"
-    from rcc_rank.evaluation.argus import argus_score
 
     r = on_main(
         lambda: argus_score(
@@ -258,7 +264,6 @@ def _score_argus(items:list, pred:dict, judge, rule, order_penalty:float, cache_
 def _score_vdc(items:list, pred:dict, judge, rule, order_penalty:float, cache_path, concurrency:int, progress:bool,
                accelerator)->dict:
     "VDC score and accuracy per dimension and their means over dimensions, judged on the main process"
-    from rcc_rank.evaluation.judges import vdc_score
     out, per, notes = {}, [], []
     for dim in dict.fromkeys(it['dim'] for it in items):
         sub = [{'id': it['video_id'], 'prediction': pred[it['id']], 'qa': it['qa']} for it in items if it['dim'] == dim]
@@ -290,7 +295,6 @@ def run_benchmark(name:str, # 'vdc', 'argus' or 'tempcompass'
                   accelerator=None, progress:bool=False,
                  )->dict:
     "Generate with `model` and score one benchmark; flat metrics plus per-item records"
-    from rcc_rank.evaluation.evaluate import generate_captions, caption_matching
     kw = dict(batch_size=batch_size, num_frames=num_frames, accelerator=accelerator, progress=progress)
     if name == 'tempcompass':
         r = caption_matching(
@@ -364,7 +368,6 @@ class OverlapJudge:
 
     async def atext(self, system:str, user:str, max_tokens:int|None=None)->str:
         "The reply text to one user message (`overlap_reply`)"
-        from rcc_rank.evaluation.judges import JudgeError
         r = overlap_reply(user)
         if not isinstance(r, str):
             raise JudgeError(f"{self.name}: a caption prompt is scored by `ascore_caption`, not answered as text")
@@ -372,133 +375,7 @@ class OverlapJudge:
 
     async def ascore_caption(self, prediction:str, reference:str)->dict:
         "The four 1-10 scores of `prediction` against `reference`"
-        from rcc_rank.evaluation.judges import caption_prompt, check_scores
         return check_scores(overlap_reply(caption_prompt(prediction, reference))['tool_use']['input'])
-
-# %% ../../nbs/17_benchmarks.ipynb #1a969993
-LFMCQA_VERSION = 'lfmcqa-v1'
-LFMCQA_SYSTEM = """You write multiple-choice questions that test whether a viewer noticed the details of a video.
-You are given a detailed human description of one video. Write one question about the video as a whole and
-five answer choices. Each choice is a full paragraph (3-6 sentences) describing the video. Exactly one choice is
-faithful to the description. Each of the other four changes two or three concrete visual details (colours,
-counts, positions, actions, their order, the setting or the camera) and is otherwise as fluent, as long and as
-plausible as the correct one. Do not make the correct choice longer or more specific than the others."""
-LFMCQA_TOOL = {'name': 'lfmcqa_item', 'description': 'Record one long-form multiple-choice item.',
-               'input_schema': {'type': 'object', 'properties': {
-                   'question': {'type': 'string'},
-                   'choices': {'type': 'array', 'items': {'type': 'string'}, 'minItems': 5, 'maxItems': 5},
-                   'answer': {'type': 'string', 'enum': list('ABCDE')}},
-                   'required': ['question', 'choices', 'answer']}}
-
-def lfmcqa_prompt(description:str)->str:
-    "The user message for one human description"
-    return f"Human description of the video:\n<description>\n{description}\n</description>\nWrite the question and the five choices; give the letter of the faithful choice."
-
-# %% ../../nbs/17_benchmarks.ipynb #920ff7eb
-def check_lfmcqa(d:dict # the tool input
-                )->dict:
-    "The reply as {'question', 'choices', 'answer' (index)}; raise `JudgeError` if it breaks the rules"
-    from rcc_rank.evaluation.judges import JudgeError
-    q, ch, a = d.get('question'), d.get('choices'), d.get('answer')
-    if not isinstance(q, str) or not q.strip(): raise JudgeError('no question')
-    if not isinstance(ch, list) or len(ch) != 5 or not all(isinstance(c, str) and c.strip() for c in ch):
-        raise JudgeError(
-            f'expected five non-empty choices, got {len(ch) if isinstance(ch, list) else type(ch).__name__}'
-        )
-    if len({' '.join(c.lower().split()) for c in ch}) != 5: raise JudgeError('choices are not distinct')
-    if not isinstance(a, str) or a.strip().upper().rstrip('.)') not in list('ABCDE'):
-        raise JudgeError(f'answer {a!r} is not one letter A-E')
-    return {
-        'question': q.strip(),
-        'choices': [c.strip() for c in ch],
-        'answer': 'ABCDE'.index(a.strip().upper().rstrip('.)')),
-    }
-
-# %% ../../nbs/17_benchmarks.ipynb #91ae0c47
-def _valid_lfmcqa(rec:dict)->bool:
-    "Whether a stored LF-MCQA item passes `check_lfmcqa` (the rule its reply passed when it was written)"
-    from rcc_rank.evaluation.judges import JudgeError
-
-    try:
-        check_lfmcqa(rec)
-        return True
-    except (JudgeError, AttributeError):
-        return False
-
-# %% ../../nbs/17_benchmarks.ipynb #824bc4cd
-def _set_aside(path:Path, good:list[dict], bad:list[dict]):
-    "Move items that break the rules from `path` to `<stem>.rejected.jsonl` (kept, not served), so they are asked again"
-    side = path.with_name(path.stem + '.rejected.jsonl')
-    append_jsonl(side, bad)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in good))
-    tmp.replace(path)
-    log.warning(
-        f"{path}: {len(bad)} stored item(s) break the LF-MCQA rules (first: {bad[0].get('id')!r}); moved to {side.name} and asked again"
-    )
-
-# %% ../../nbs/17_benchmarks.ipynb #16993b69
-def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
-                    seed:int, key:str # the position is drawn from (seed, key)
-                   )->dict:
-    "Move the correct choice to a uniformly drawn position (the others keep their order)"
-    rng = random.Random(int(stable_hash(seed, key, n=12), 16))
-    pos = rng.randrange(len(item['choices']))
-    others = [c for i, c in enumerate(item['choices']) if i != item['answer']]
-    choices = others[:pos] + [item['choices'][item['answer']]] + others[pos:]
-    return {**item, 'choices': choices, 'answer': pos}
-
-# %% ../../nbs/17_benchmarks.ipynb #c9da36d8
-def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions', 'video'}
-                out_path:str|Path, # JSONL to append items to (resumable)
-                judge=None, # a `ClaudeJudge` (default: `ClaudeJudge(model)`)
-                model:str|None=None, # Claude model when `judge` is None (None: the package's DEFAULT_MODEL)
-                n:int|None=None, # at most this many items (first rows in order)
-                seed:int=0, # seed of the correct-letter shuffle
-                concurrency:int=8, # requests in flight
-                progress:bool=False,
-               )->dict:
-    "Ask Claude for one five-choice long-form item per human description; append valid items to `out_path`"
-    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeError, gather_limited, run_async
-    from rcc_rank.data.builder import trim_partial_line
-    from rcc_rank.data.backends import DEFAULT_MODEL
-    judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
-    fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)
-    out_path = Path(out_path)
-    trim_partial_line(out_path)
-    have = read_jsonl(out_path)
-    other = {r.get('fingerprint') for r in have} - {fp}
-    if other:
-        raise ValueError(
-            f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file"
-        )
-    good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
-    rejected = len(have) - len(good)
-    if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
-    done = {r['id'] for r in good}
-    todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
-    async def one(r):
-        desc = r.get('caption') or ' '.join(r.get('captions') or [])
-        try:
-            it = await judge.atool(LFMCQA_SYSTEM, lfmcqa_prompt(desc), LFMCQA_TOOL, check_lfmcqa)
-        except JudgeError as e:
-            log.warning(f"LF-MCQA {r['id']}: {e}")
-            return None
-        it = shuffle_correct(it, seed, str(r['id']))
-        rec = {'id': str(r['id']), 'video': r.get('video'), **it, 'answer': 'ABCDE'[it['answer']],
-               'description': desc, 'split': r.get('split'), 'fingerprint': fp}
-        append_jsonl(out_path, [rec])
-        return rec
-    async def go(): return await gather_limited([lambda r=r: one(r) for r in todo], concurrency, progress and 'lf-mcqa')
-    recs = run_async(go()) if todo else []
-    return {
-        'written': sum(r is not None for r in recs),
-        'failed': sum(r is None for r in recs),
-        'skipped': len(done),
-        'rejected': rejected,
-        'path': str(out_path),
-        'fingerprint': fp,
-    }
 
 # %% ../../nbs/17_benchmarks.ipynb #9ec7de46
 def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
@@ -513,12 +390,8 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
                    seed:int=0, **kw # rule, order_penalty, cache, concurrency, batch_size, num_frames, max_new_tokens, quiet, run, echo
                   )->dict:
     "Run a benchmark end to end, or make the LF-MCQA set"
-    from rcc_rank.evaluation.evaluate import make_judge, make_model
     conc, progress = kw.get('concurrency', 8), not kw.get('quiet', False)
     if task == 'make-lfmcqa':
-        from rcc_rank.data.sources import source_items
-        from rcc_rank.evaluation.judges import ClaudeJudge
-        from rcc_rank.data.backends import DEFAULT_MODEL
         if not (source and out): raise ValueError("make-lfmcqa needs --source NAME:PATH and --out FILE.jsonl")
         rows = [{**r, 'split': r['meta'].get('split')} for r in source_items(source, split)]
         res = make_lfmcqa(

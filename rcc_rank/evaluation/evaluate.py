@@ -4,26 +4,28 @@
 
 # %% ../../nbs/10_evaluate.ipynb #145000bd
 from __future__ import annotations
-import json, math
+import math
 from pathlib import Path
 from typing import Sequence
-from collections import defaultdict
 
 import numpy as np
 
 from ..core.basics import get_logger, append_jsonl, stable_hash, markdown_table
 from ..objectives.metrics import ranking_metrics, _flatten
+from ..data.chains import chain_clip, NoFrames
+from ..modeling.models import reference_mode, caption_prompt, family, CAPTION_PROMPT, tiny_model, load_model
+from ..modeling.scoring import chain_logps, ChainCollator
+from ..training.export import load_adapter
+from ..training.policy import tiny_spec
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MCQ_INSTRUCTION', 'TEMPCOMPASS_SUFFIX', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_DIMS', 'map_shards', 'rank_chains',
-           'results_table', 'generate_captions', 'mcq_prompt', 'mcq_evaluate', 'tempcompass_prompt',
-           'tempcompass_match', 'tempcompass_accuracy', 'tempcompass_records', 'caption_matching', 'make_judge',
-           'make_model', 'AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_chat_model',
-           'judge_captions', 'judge_summary', 'judge_agreement', 'vdc_score', 'parse_vdc_review', 'vdc_aggregate',
-           'run_async', 'split_sentences', 'LineJudgment', 'evidence_index', 'argus_cost', 'is_content_line',
-           'apply_header_filter', 'parse_line_judgments', 'argus_costs', 'argus_score', 'argus_average']
+__all__ = ['log', 'map_shards', 'rank_chains', 'results_table', 'generate_captions', 'make_judge', 'make_model', 'AXES',
+           'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_chat_model', 'judge_captions', 'judge_summary',
+           'judge_agreement', 'vdc_score', 'parse_vdc_review', 'vdc_aggregate', 'run_async', 'split_sentences',
+           'LineJudgment', 'evidence_index', 'argus_cost', 'is_content_line', 'apply_header_filter',
+           'parse_line_judgments', 'argus_costs', 'argus_score', 'argus_average']
 
 # %% ../../nbs/10_evaluate.ipynb #bbc4af03
 def map_shards(fn, # fn(list_of_items) -> list of per-item results (same length)
@@ -80,8 +82,6 @@ def _check_rankable(chains:list, model, reference:bool):
 def _score_part(model, batch:dict, part:list, shared_prefix:bool, reference:bool)->list[dict]:
     "Each chain's summed caption log-probs, token counts and error types from one collated batch (and the reference's log-probs)"
     import torch
-    from rcc_rank.modeling.scoring import chain_logps
-    from rcc_rank.modeling.models import reference_mode
     with torch.no_grad(): s = chain_logps(model, batch, shared_prefix=shared_prefix)
     lp, nt, mk = (t.detach().float().cpu() for t in (s.logps, s.ntokens, s.mask))
     if reference:
@@ -123,7 +123,6 @@ def rank_chains(model, # a (peft-wrapped or plain) VLM from `rcc_rank.modeling.m
                 reference:bool=False, # also score with the adapters off (the reference) and add the `*_reward` metrics
                )->dict:
     "Score each chain's captions with `model` and report `ranking_metrics` plus per-chain scores"
-    from rcc_rank.modeling.scoring import ChainCollator
     chains = list(chains)
     _check_rankable(chains, model, reference)
     collate = collator or ChainCollator(processor, num_frames=num_frames)
@@ -194,14 +193,12 @@ def _item(x, i:int)->dict:
 # %% ../../nbs/10_evaluate.ipynb #6886b9b0
 def _frames(d:dict, num_frames:int|None)->tuple:
     "The item's `(frames, VideoMetadata)` from `chain_clip`: the one source of frames, and the clock every path shares"
-    from rcc_rank.data.chains import chain_clip, NoFrames
     try: return chain_clip(d, num_frames, video_fps=d.get('fps'))
     except NoFrames: raise ValueError(f"item {d['id']!r}: no 'frames' and no 'video'") from None
 
 # %% ../../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
-    from rcc_rank.modeling.models import caption_prompt, family
     texts = [caption_prompt(processor, p) for p in prompts]
     fam = family(processor)
     enc = fam.processor_inputs(processor, texts, videos, padding_side='left')
@@ -252,7 +249,6 @@ def generate_captions(model, # a VLM from `rcc_rank.modeling.models`
                       progress:bool=True, # tqdm bar on the main process
                      )->list[dict]:
     "Generate a caption per video; records carry the prompt and the settings"
-    from rcc_rank.modeling.models import CAPTION_PROMPT
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("generate_captions: no items")
     prompt = prompt or CAPTION_PROMPT
@@ -284,212 +280,11 @@ def generate_captions(model, # a VLM from `rcc_rank.modeling.models`
     if out_path is not None and main: append_jsonl(out_path, recs)
     return recs
 
-# %% ../../nbs/10_evaluate.ipynb #89c0c995
-MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
-
-def mcq_prompt(question:str, choices:Sequence[str], letters:str='ABCDE')->str:
-    "The question, the lettered choices and the instruction"
-    if len(choices) > len(letters): raise ValueError(f"{len(choices)} choices but only {len(letters)} letters")
-    return question.strip() + '\n' + '\n'.join(f'{l}. {c}' for l, c in zip(letters, choices)) + '\n' + MCQ_INSTRUCTION
-
-# %% ../../nbs/10_evaluate.ipynb #f0098f76
-def _answer_letter(ans, letters:str, n:int, item_id)->str:
-    if isinstance(ans, (int, np.integer)) and 0 <= ans < n: return letters[ans]
-    if isinstance(ans, str) and ans.strip().upper()[:1] in letters[:n] and len(ans.strip().rstrip('.)')) == 1:
-        return ans.strip().upper()[0]
-    raise ValueError(
-        f"MCQ item {item_id!r}: answer {ans!r} is not one of the letters {letters[:n]} or an index below {n}"
-    )
-
-# %% ../../nbs/10_evaluate.ipynb #1d88ad20
-def _letter_ids(tok, letters:str)->dict:
-    "Each option letter's first token id; letters that tokenise to nothing or share a first token are refused"
-    letter_ids = {}
-    for l in letters:
-        ids = tok(l, add_special_tokens=False)['input_ids']
-        if not ids: raise ValueError(f"letter {l!r} tokenises to nothing")
-        letter_ids[l] = ids[0]
-    if len(set(letter_ids.values())) != len(letter_ids): raise ValueError(f"letters {letters} share a first token")
-    return letter_ids
-
-# %% ../../nbs/10_evaluate.ipynb #73d6d419
-def _mcq_part(model, processor, part:list, letters:str, letter_ids:dict, num_frames:int, device)->list[dict]:
-    "One batch of MCQ items: the log-prob of each allowed letter as the next token, the argmax as the prediction"
-    import torch
-    enc = _model_inputs(processor, [mcq_prompt(d['question'], d['choices'], letters) for d in part],
-                        [_frames(d, num_frames) for d in part], device)
-    with torch.no_grad(): logits = model(**enc).logits[:, -1].float()
-    out = []
-    for d, row in zip(part, torch.log_softmax(logits, -1).cpu()):
-        ls = letters[:len(d['choices'])]
-        scores = {l: float(row[letter_ids[l]]) for l in ls}
-        pred = max(ls, key=lambda l: scores[l])
-        out.append(dict(id=d['id'], pred=pred, answer=d['_answer'], correct=pred == d['_answer'], logprobs=scores))
-    return out
-
-# %% ../../nbs/10_evaluate.ipynb #e7814509
-def mcq_evaluate(model, # a VLM from `rcc_rank.modeling.models`
-                 processor, # its processor
-                 items:Sequence[dict], # {'id', 'frames' or 'video', 'question', 'choices': [...], 'answer': letter or index}
-                 letters:str='ABCDE', # option letters
-                 batch_size:int=4, # items per forward pass
-                 num_frames:int=8, # frames per video
-                 accelerator=None, # an `accelerate.Accelerator` for data-parallel evaluation
-                 progress:bool=True, # tqdm bar
-                )->dict:
-    "Accuracy of next-token letter log-prob predictions, with per-item log-probs"
-    items = [_item(x, i) for i, x in enumerate(items)]
-    if not items: raise ValueError("mcq_evaluate: no items")
-    letter_ids = _letter_ids(processor.tokenizer, letters)
-    for d in items:
-        if not d.get('choices') or not isinstance(d.get('question'), str):
-            raise ValueError(f"MCQ item {d['id']!r}: needs 'question' and 'choices'")
-        d['_answer'] = _answer_letter(d.get('answer'), letters, len(d['choices']), d['id'])
-    dev, main = _device(model, accelerator), accelerator is None or accelerator.is_main_process
-    run = lambda part: _mcq_part(model, processor, part, letters, letter_ids, num_frames, dev)
-    model.eval()
-    per = map_shards(lambda shard: _batched(run, shard, batch_size, 'mcq', progress and main), items, accelerator)
-    return dict(mcq_acc=float(np.mean([p['correct'] for p in per])), n_items=len(per), per_item=per)
-
-# %% ../../nbs/10_evaluate.ipynb #a811c649
-TEMPCOMPASS_SUFFIX = "\nPlease directly give the best option:"
-TEMPCOMPASS_RULES = ('tempcompass', 'lmms-eval')
-
-def tempcompass_prompt(question:str)->str:
-    "The caption-matching question with the official answer suffix"
-    return question + TEMPCOMPASS_SUFFIX
-
-# %% ../../nbs/10_evaluate.ipynb #bda25b75
-def _tc_options(question:str, answer:str)->tuple[list, list, list]:
-    "A caption-matching question's option lines, their sentences and their labels (plus the bare labels: 'A' for 'Caption A')"
-    opts = question.split('\n')[1:]
-    if not opts or any(': ' not in o for o in opts):
-        raise ValueError(f"question options must look like 'Caption A: ...', got {opts}")
-    if ': ' not in answer: raise ValueError(f"answer must be an option line like 'Caption A: ...', got {answer!r}")
-    sents, inds = [o.split(': ')[1] for o in opts], [o.split(': ')[0] for o in opts]
-    inds += [
-        i.replace('Sentence ', '').replace('Option ', '').replace('Caption ', '') for i in inds
-    ]  # bare labels (line 22)
-    return opts, sents, inds
-
-# %% ../../nbs/10_evaluate.ipynb #ec23ba91
-def _tc_pred(output:str, opts:list, sents:list, inds:list)->str|None:
-    "What the reply names, checked as the official script does: whole option lines, then sentences, then labels (the last match wins)"
-    pred = None
-    for o in opts:
-        if o == output: pred = o
-    for s in sents:
-        if s == output or (') ' in output and s == output.split(') ')[1]): pred = s
-    for i in inds:
-        if i == output or i == output.replace('.', ''): pred = i
-    return pred
-
-# %% ../../nbs/10_evaluate.ipynb #a1cb4b15
-def tempcompass_match(output:str|None, # the model's reply (None: no reply)
-                      question:str, # the question: a first line, then one option per line ('Caption A: ...')
-                      answer:str, # the correct option line ('Caption A: ...')
-                      rule:str='tempcompass', # 'tempcompass' (llyx97/TempCompass@c2ec41e) or 'lmms-eval' (no stripping)
-                     )->int|None:
-    "1 (correct), 0 (wrong) or None (no reply, or no option matched) by `eval_caption_matching.py` at llyx97/TempCompass@c2ec41e"
-    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
-    if output is None: return None   # official lines 56-59: rated 0, not matched
-    if not isinstance(output, str): raise TypeError(f"the reply must be a string or None, got {type(output).__name__}")
-    if rule == 'tempcompass': output = output.replace('</s>', '').strip()   # official line 61
-    pred = _tc_pred(output, *_tc_options(question, answer))
-    if pred is None: return None
-    label = answer.split(': ')[0].split()
-    return int(
-        pred == answer
-        or pred == answer.split(':')[0]
-        or pred == answer.split(': ')[1]
-        or (len(label) > 1 and pred == label[1])
-    )
-
-# %% ../../nbs/10_evaluate.ipynb #e7f065ed
-TEMPCOMPASS_DIMS = ('action', 'direction', 'speed', 'order', 'attribute_change')
-
-def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer', 'prediction'}
-                         rule:str='tempcompass', # 'tempcompass' (the benchmark's own) or 'lmms-eval'
-                        )->dict:
-    "Accuracy per dimension and overall; unmatched or missing replies count as wrong"
-    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
-    by, unmatched, no_reply, notes = defaultdict(list), 0, 0, []
-    for k, r in enumerate(records):
-        try:
-            m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"TempCompass item {r.get('id', k)}: {e!r}") from None
-        unmatched += m is None
-        no_reply += r['prediction'] is None
-        by[r.get('dim', 'all')].append(m or 0)
-    allm = [x for v in by.values() for x in v]
-    out = dict(
-        tempcompass_acc=float(np.mean(allm)) if allm else float('nan'),
-        n_items=len(records),
-        n_unmatched=unmatched,
-        n_no_reply=no_reply,
-        rule=rule,
-    )
-    out.update({f'tempcompass/{d}': float(np.mean(v)) for d, v in sorted(by.items())})
-    if not records:
-        notes.append(
-            "no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)"
-        )
-    missing = [d for d in TEMPCOMPASS_DIMS if d not in by]
-    if by and set(by) <= set(TEMPCOMPASS_DIMS) and missing:
-        notes.append(
-            f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)"
-        )
-    if no_reply and rule == 'lmms-eval':
-        notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
-    out['notes'] = notes
-    return out
-
-# %% ../../nbs/10_evaluate.ipynb #9a6dee81
-def tempcompass_records(predictions:dict|str|Path # the official predictions layout {video_id: {dim: [{question, answer, prediction}]}}, or its JSON file
-                       )->list[dict]:
-    "Flat records for `tempcompass_accuracy` from a TempCompass predictions file; an empty file gives none"
-    if not isinstance(predictions, dict):
-        text = Path(predictions).read_text()
-        predictions = json.loads(text) if text.strip() else {}
-    if not isinstance(predictions, dict):
-        raise ValueError(
-            f"TempCompass predictions must map video ids to {{dim: [...]}}, got a {type(predictions).__name__}"
-        )
-    out = []
-    for vid, dims in predictions.items():
-        for dim, preds in dims.items():
-            for p in preds:
-                if 'prediction' not in p and 'response' not in p:
-                    raise ValueError(f"TempCompass video {vid} ({dim}): a record has no 'prediction'")
-                pred = p['prediction'] if 'prediction' in p else p['response']
-                out.append(dict(id=vid, dim=dim, question=p['question'], answer=p['answer'], prediction=pred))
-    return out
-
-# %% ../../nbs/10_evaluate.ipynb #f4c7eb7e
-def caption_matching(model, processor, # a VLM and its processor
-                     items:Sequence[dict], # {'id', 'frames' or 'video', 'dim', 'question', 'answer'}
-                     max_new_tokens:int=32, # reply budget
-                     rule:str='tempcompass', # matching rule: 'tempcompass' (the benchmark's own) or 'lmms-eval'
-                     **kw # passed to `generate_captions` (batch_size, num_frames, accelerator, progress, out_path)
-                    )->dict:
-    "TempCompass caption matching: greedy replies to the suffixed question, scored by the official rule"
-    if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
-    items = [_item(x, i) for i, x in enumerate(items)]
-    for d in items: d['prompt'] = tempcompass_prompt(d['question'])
-    recs = generate_captions(model, processor, items, max_new_tokens=max_new_tokens, **kw)
-    rows = [
-        dict(id=d['id'], dim=d.get('dim', 'all'), question=d['question'], answer=d['answer'], prediction=r['caption'])
-        for d, r in zip(items, recs)
-    ]
-    out = tempcompass_accuracy(rows, rule)
-    out['per_item'] = rows
-    return out
-
 # %% ../../nbs/10_evaluate.ipynb #b8f867c0
-from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, HFJudge, tiny_chat_model,
-                                        judge_captions, judge_summary, judge_agreement, vdc_score, parse_vdc_review,
-                                        vdc_aggregate, run_async)
+from .judges import (AXES, JudgeCache, JudgeError, ClaudeJudge, judge_captions, judge_summary,
+                                        judge_agreement, run_async)
+from .hf_judge import HFJudge, tiny_chat_model
+from .vdc import vdc_score, parse_vdc_review, vdc_aggregate
 from .argus import (split_sentences, LineJudgment, evidence_index, argus_cost, is_content_line,
                                        apply_header_filter, parse_line_judgments, argus_costs, argus_score,
                                        argus_average)
@@ -519,16 +314,13 @@ def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'
 # %% ../../nbs/10_evaluate.ipynb #f0a1b8e1
 def make_model(spec:str|None, accelerator=None, adapter:str|None=None):
     "(model, processor) from 'tiny:<arch>', a folder / hub id, or a LoRA adapter folder (on its base, or on `spec`)"
-    from rcc_rank.modeling.models import tiny_model, load_model
     if adapter:
-        from rcc_rank.training.export import load_adapter
         model, proc = load_adapter(adapter, base=spec)
     elif not spec:
         raise ValueError(
             "this task needs --model (a model folder, hub id or tiny:<arch>) or --adapter (a trained adapter folder)"
         )
     elif spec.startswith('tiny'):
-        from rcc_rank.training.policy import tiny_spec
         arch, sizes = tiny_spec(spec if ':' in spec else 'tiny:')
         model, proc = tiny_model(arch or 'qwen2_5_vl', **sizes)
     else: model, proc = load_model(spec)

@@ -13,11 +13,13 @@ from fastcore.imports import in_ipython
 
 
 from ..core.basics import read_jsonl, check_finite, rcc_home
-from .evaluate import (rank_chains, generate_captions, mcq_evaluate, caption_matching, results_table,
-                                          make_judge, make_model)
-from .judges import (require_fields, judge_captions, judge_summary, judge_agreement, vdc_score,
-                                        JudgeCache)
+from .evaluate import rank_chains, generate_captions, results_table, make_judge, make_model
+from .mcq import mcq_evaluate, caption_matching
+from .judges import require_fields, judge_captions, judge_summary, judge_agreement, JudgeCache
+from .vdc import vdc_score
 from .argus import argus_score
+from .benchmarks import benchmark_task
+from ..data.questions import read_ranked, question_note
 from ..core.cli import (CliParser, parse_cli, make_options, options_from, run_command, print_result, kv_summary,
                                ranking_summary)
 
@@ -43,7 +45,6 @@ def _in_split(rows:list, split:str|None, path)->list:
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #843a2a61
 def _chains(path, split=None):
-    from rcc_rank.data.questions import read_ranked
     if not path: raise ValueError("task 'rank' needs --data (a chains JSONL: caption or question chains)")
     return _in_split(read_ranked(path), split, path)
 
@@ -73,7 +74,6 @@ def _load(o):
 # %% ../../nbs/10c_evaluate_cli.ipynb #ecf671bd
 def _rank(o)->dict:
     "Chain ranking of `--data`'s chains (`rank_chains`), with a note when yes/no question chains are among them"
-    from rcc_rank.data.questions import question_note
     chains = _chains(o.data, o.split)
     res = rank_chains(
         o.m, o.proc, chains, batch_size=o.batch_size, num_frames=o.num_frames, accelerator=o.acc, progress=o.progress
@@ -171,7 +171,6 @@ def _table(o)->str:
 # %% ../../nbs/10c_evaluate_cli.ipynb #22fecf28
 def _benchmark(o)->dict:
     "A published benchmark end to end, or the LF-MCQA set (`rcc_rank.evaluation.benchmarks.benchmark_task`)"
-    from rcc_rank.evaluation.benchmarks import benchmark_task
 
     return benchmark_task(
         o.task,

@@ -97,7 +97,7 @@ def choice_chains(items:Sequence[dict], # rows with 'id', 'prompt', 'choices', '
 # %% ../../nbs/15_experiments.ipynb #971ea7b6
 def choice_accuracy(model, processor, items:Sequence[dict], num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Accuracy of the letter with the highest next-token log-probability (`mcq_evaluate`): `acc`, `n`, `per_item`"
-    from rcc_rank.evaluation.evaluate import mcq_evaluate
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     from rcc_rank.synthetic.world_data import LETTERS
     rows = list(items)   # world items render their scene in `mcq_evaluate` (through `chain_clip`)
     r = mcq_evaluate(model, processor, rows, letters=LETTERS[:max(len(it['choices']) for it in rows)],
@@ -182,7 +182,8 @@ def judged_set(e:str, # one of `JUDGED_EVALS`
 # %% ../../nbs/15_experiments.ipynb #527bef2d
 def judged_metrics(e:str, items:Sequence[dict], model, processor, judge:dict|None, num_frames:int=8, batch_size:int=4, accelerator=None)->dict:
     "Flat metrics of one judged evaluation (`judge/<axis>`, `vdc/score`, `argus/cost_h`, `lf_mcqa/acc`, `tempcompass/acc`)"
-    from rcc_rank.evaluation.evaluate import generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate import generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     from rcc_rank.evaluation.benchmarks import run_benchmark, on_main
     from rcc_rank.evaluation.judges import judge_captions, judge_summary
     j = judge or {}

@@ -212,13 +212,13 @@ def _report(res:dict, out:str|None, echo:bool):
 def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type> (tiny:qwen2_5_vl, tiny:qwen3_vl, ...)
-                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                  split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
+                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type>
+                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); base model from the run's config
+                  split:str=None, # only rows/chains of this split (`split`/`meta.split`); make-lfmcqa: source split
                   judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                   other:str=None, # agreement: the second judge's result JSON
                   run:str=None, # a name for this run (the `run` column of results tables)
-                  rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
+                  rule:str=None, # VDC: lmms-eval (default) or official; TempCompass: tempcompass (default), lmms-eval
                   order_penalty:float=0.1, # ARGUS order-penalty factor
                   cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
                   concurrency:int=8, # judge calls in flight
@@ -232,7 +232,7 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   prompt:str=None, # caption instruction (generate)
                   quiet:bool=False, # no progress bars
                   echo:bool=False, # print the summary (JSON; table: markdown) on the main process
-                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generate, score
                   source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
                   n:int=None, # make-lfmcqa / --benchmark: at most this many items
                  ):
@@ -264,7 +264,8 @@ def evaluate_parser()->CliParser:
         'rcc-evaluate',
         yaml_positional=True,
         description="Run one evaluation and print its summary (--json: one JSON line; --out saves the full result).",
-        epilog=f"Tasks: {', '.join(TASKS)}.\nrcc-evaluate eval.yaml --split test: a YAML file of options, then overrides.\n"
+        epilog=f"Tasks: {', '.join(TASKS)}.\n"
+        "rcc-evaluate eval.yaml --split test: a YAML file of options, then overrides.\n"
         "Exit status: 0 done, 1 items failed (their count is printed), 2 a usage or input error.",
     )
 

@@ -54,11 +54,17 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.source_rows': [
+        'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
-        'MISSING_VIDEO', 'MSR_VIDEO_DIRS', 'MissingVideo', 'PE_CAPTION_FIELDS', 'SOURCES', 'SSV2_SPLITS', 'SourceError',
-        'apply_missing', 'finish_generate', 'hf_rows', 'load_source', 'materialise_video', 'msr_vtt_rows',
-        'parse_source_spec', 'pe_video_rows', 'push_chain_dataset', 'source_items', 'ssv2_chains', 'ssv2_rows',
-        'video_cache', 'write_chain_dataset', 'write_skip_report'],
+        'MISSING_VIDEO', 'SOURCES', 'apply_missing', 'finish_generate', 'load_source', 'parse_source_spec',
+        'push_chain_dataset', 'source_items', 'write_chain_dataset', 'write_skip_report'],
+    'rcc_rank.data.sources_msrvtt': [
+        'MSR_VIDEO_DIRS', 'msr_vtt_rows'],
+    'rcc_rank.data.sources_pe': [
+        'PE_CAPTION_FIELDS', 'pe_video_rows'],
+    'rcc_rank.data.sources_ssv2': [
+        'SSV2_SPLITS', 'ssv2_chains', 'ssv2_rows'],
     'rcc_rank.data.video': [
         'DEFAULT_VIDEO_FPS', 'VIDEO_MAX_PIXELS', 'VIDEO_MAX_SIDE', 'VideoError', 'as_frames', 'fit_size', 'frame_count',
         'frame_strip', 'load_video', 'uniform_indices', 'video_clip', 'video_info'],

@@ -62,7 +62,8 @@ def step(model, opt, batch, cfg):
     opt.step()
     return float(loss.detach())
 
-def full_lora(model): return lora(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
+def full_lora(model):
+    return lora(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
 
 def run_objective(arch, objective, mesh, rank, ckdir):
     cfg = TrainConfig(model=f'tiny:{arch}', cpu=True, num_frames=4, lr=1e-3, objective=objective, chain_length=3,

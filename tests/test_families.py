@@ -1,6 +1,6 @@
-"""Every registered model family (`rcc_rank.modeling.models.FAMILIES`) on its tiny random-weight twin: the split shared-prefix
-path gives the plain path's log-probs and gradients; a 2-step rank run with LoRA on language and vision under
-gradient checkpointing (reference log-probs precomputed); `rcc-evaluate rank` and `generate` on the adapter; the
+"""Every registered model family (`rcc_rank.modeling.models.FAMILIES`) on its tiny random-weight twin: the split
+shared-prefix path gives the plain path's log-probs and gradients; a 2-step rank run with LoRA on language and vision
+under gradient checkpointing (reference log-probs precomputed); `rcc-evaluate rank` and `generate` on the adapter; the
 merged `rcc-export` folder opens with `AutoModelForImageTextToText` and scores as the adapter does; frozen-vision and
 full fine-tuning builds; FSDP2 block names that resolve on the model."""
 import os
@@ -71,7 +71,8 @@ def test_split_prefix_equals_plain(arch):
 
 @pytest.mark.parametrize('arch', FAMS)
 def test_rank_run_evaluate_export(arch, chains_file, tmp_path):
-    "2 rank steps with vision LoRA and checkpointing; evaluate rank/generate on the adapter; merged export scores the same"
+    ("2 rank steps with vision LoRA and checkpointing; evaluate rank/generate on the adapter; "
+     "merged export scores the same")
     out = tmp_path/'run'
     train(TrainConfig(model=f'tiny:{arch}', train_data=str(chains_file), output_dir=str(out), **RUN))
     assert (out/'ref_logps.safetensors').exists()

@@ -64,15 +64,23 @@ def system_prompt(types:Iterable[str]|None=None)->str:
 def user_prompt(chain:Chain, error_type:str)->str:
     "The per-step user turn: caption, error type, earlier changes"
     earlier = '\n'.join(f'<change>{m.after}</change>' for m in chain.mutations if m.after) or '(none)'
-    return (f'<caption>{chain.captions[-1]}</caption>\n<error_type>{error_type_text(error_type)}</error_type>\n'
-            f'<earlier_changes>\n{earlier}\n</earlier_changes>\nIntroduce exactly one new error of type "{error_type}".')
+    return (
+        f'<caption>{chain.captions[-1]}</caption>\n<error_type>{error_type_text(error_type)}</error_type>\n'
+        f'<earlier_changes>\n{earlier}\n</earlier_changes>\nIntroduce exactly one new error of type "{error_type}".'
+    )
 
 # %% ../../nbs/03b_backends.ipynb #1a918f67
 CACHE_MIN_TOKENS = {   # the shortest prefix each model family caches, in tokens (the longest matching name wins)
     'claude-sonnet-5-5': 512, 'claude-opus-5': 512, 'claude-fable-5': 512, 'claude-mythos-5': 512,
     'claude-sonnet-5': 1024, 'claude-opus-4-8': 1024, 'claude-sonnet-4-6': 2048, 'claude-sonnet-4': 1024,
     'claude-opus-4-5': 4096, 'claude-opus-4-6': 4096, 'claude-opus-4-7': 4096, 'claude-opus-4': 1024, 'claude-haiku-4-5': 4096}
-FORCED_TOOL_REJECTED = ('claude-sonnet-5-5', 'claude-opus-5-5', 'claude-fable-5-1', 'claude-fable-5-2')   # these 400 on a forced tool_choice
+FORCED_TOOL_REJECTED = (
+    'claude-sonnet-5-5',
+    'claude-opus-5-5',
+    'claude-fable-5-1',
+    'claude-fable-5-2',
+)  # these 400 on a forced tool_choice
+
 
 def _by_prefix(table:dict, model:str, default):
     for k in sorted(table, key=len, reverse=True):
@@ -117,8 +125,14 @@ def check_model(model:str)->str|None:
     eol = deprecated_models().get(model)
     if not eol: return None
     import datetime
-    try: past = datetime.datetime.strptime(re.sub(r'(\d)(st|nd|rd|th)\b', r'\1', eol), '%B %d, %Y').date() < datetime.date.today()
-    except ValueError: past = False
+
+    try:
+        past = (
+            datetime.datetime.strptime(re.sub(r'(\d)(st|nd|rd|th)\b', r'\1', eol), '%B %d, %Y').date()
+            < datetime.date.today()
+        )
+    except ValueError:
+        past = False
     when = f'was retired on {eol} (its requests will fail)' if past else f'reaches end-of-life on {eol}'
     log.warning(f'model {model!r} is deprecated and {when}; use a current model such as {DEFAULT_MODEL!r}')
     return eol
@@ -127,7 +141,10 @@ def check_model(model:str)->str|None:
 def _usage(msg)->dict:
     u = getattr(msg, 'usage', None)
     if u is None: return {}
-    return {k: int(getattr(u, k, 0) or 0) for k in ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens')}
+    return {
+        k: int(getattr(u, k, 0) or 0)
+        for k in ('input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens')
+    }
 
 # %% ../../nbs/03b_backends.ipynb #d8c51b21
 def _add_usage(*us:dict)->dict:
@@ -162,14 +179,22 @@ _JSON_TYPES = {'string': str, 'array': list, 'boolean': bool, 'object': dict, 'i
 
 def tool_input(msg, name:str, schema:dict)->dict:
     "The input of a complete call of tool `name`, its required fields present with their schema types; raises `Truncated`/`MalformedReply`"
-    msg = _message(msg); usage = _usage(msg); stop = msg.stop_reason
-    if stop in ('max_tokens', 'model_context_window_exceeded'): raise Truncated(f'reply cut off (stop_reason={stop})', usage)
+    msg = _message(msg)
+    usage = _usage(msg)
+    stop = msg.stop_reason
+    if stop in ('max_tokens', 'model_context_window_exceeded'):
+        raise Truncated(f'reply cut off (stop_reason={stop})', usage)
     calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == name]
-    if stop != 'tool_use' or not calls: raise MalformedReply(f'no complete {name} call in the reply (stop_reason={stop})', usage)
+    if stop != 'tool_use' or not calls:
+        raise MalformedReply(f'no complete {name} call in the reply (stop_reason={stop})', usage)
     inp = calls[0].input if isinstance(calls[0].input, dict) else {}
     if (inp.get('refused') or '').strip() and not (inp.get('caption') or '').strip(): return inp
     props = schema.get('properties', {})
-    missing = [k for k in schema.get('required', ()) if not isinstance(inp.get(k), _JSON_TYPES.get(props.get(k, {}).get('type'), object)) or k not in inp]
+    missing = [
+        k
+        for k in schema.get('required', ())
+        if not isinstance(inp.get(k), _JSON_TYPES.get(props.get(k, {}).get('type'), object)) or k not in inp
+    ]
     if missing: raise MalformedReply(f'the {name} call lacks required field(s) {missing}', usage)
     return inp
 
@@ -191,7 +216,12 @@ class ClaudeMutator(Mutator):
         self.model, self.max_tokens, self.tagger, self.retry_max_tokens = model, max_tokens, tagger, retry_max_tokens
         self.name = f'claude:{model}'
         self.types = list(types) if types is not None else None
-        self._given, self._client, self._client_kw, self._client_loop = client, None, dict(max_retries=max_retries, timeout=timeout, base_url=base_url), None
+        self._given, self._client, self._client_kw, self._client_loop = (
+            client,
+            None,
+            dict(max_retries=max_retries, timeout=timeout, base_url=base_url),
+            None,
+        )
         check_model(model)
         self.system = cached_system(self.system_text(), model, [self.tool])
 
@@ -216,7 +246,10 @@ def client(self:ClaudeMutator):
             kw = {k: v for k, v in self._client_kw.items() if v is not None}
             self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **kw)
         elif self._client_loop is None: self._client = self._given
-        else: self._client = self._given.copy(http_client=anthropic.DefaultAsyncHttpxClient())   # same settings, own connections
+        else:
+            self._client = self._given.copy(
+                http_client=anthropic.DefaultAsyncHttpxClient()
+            )  # same settings, own connections
     if loop is not None: self._client_loop = loop
     return self._client
 
@@ -248,7 +281,8 @@ def parse(self:ClaudeMutator, chain:Chain, error_type:str, msg)->MutationResult:
         return MutationResult(None, None, refused=str(inp['refused']).strip(), usage=usage)
     cap, after = inp['caption'].strip(), inp['after'].strip()
     if not cap: raise MalformedReply('the tool call has an empty caption', usage)
-    if not after: raise MalformedReply('the tool call has an empty `after` span (later steps could not protect the edit)', usage)
+    if not after:
+        raise MalformedReply('the tool call has an empty `after` span (later steps could not protect the edit)', usage)
     return MutationResult(cap, self.mutation(error_type, inp), usage=usage)
 
 # %% ../../nbs/03b_backends.ipynb #976b675e
@@ -262,7 +296,8 @@ async def amutate(self:ClaudeMutator, chain:Chain, error_type:str, seed:int)->Mu
     msg = await self.client.messages.create(**self.request(chain, error_type, max_tokens=self.retry_max_tokens))
     try: res = self.parse(chain, error_type, msg)
     except MalformedReply as e:
-        e.usage = _add_usage(first, e.usage); raise
+        e.usage = _add_usage(first, e.usage)
+        raise
     res.usage = _add_usage(first, res.usage)
     return res
 
@@ -272,8 +307,10 @@ def _tag(text:str, tag:str)->str|None:
     return found[-1].strip() if found else None
 
 # %% ../../nbs/03b_backends.ipynb #d060c35a
-_HF_FORMAT = ('\nAnswer with one JSON object and nothing else: {"caption": "...", "before": "...", "after": "...", "note": "..."}'
-              ' or, when the error type cannot be applied, {"refused": "why"}.')
+_HF_FORMAT = (
+    '\nAnswer with one JSON object and nothing else: {"caption": "...", "before": "...", "after": "...", "note": "..."}'
+    ' or, when the error type cannot be applied, {"refused": "why"}.'
+)
 
 def parse_json_reply(text:str)->dict:
     "The first JSON object in a model's text reply; raises `MalformedReply` when there is none"
@@ -315,16 +352,27 @@ class HFMutator(Mutator):
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         text, usage = await asyncio.to_thread(self._generate, self.prompt(chain, error_type), seed)
         obj = parse_json_reply(text)
-        if obj.get('refused') and not obj.get('caption'): return MutationResult(None, None, refused=str(obj['refused']), usage=usage)
-        if not isinstance(obj.get('caption'), str) or not obj['caption'].strip(): raise MalformedReply('the JSON reply has no caption')
-        mut = Mutation(error_type, str(obj.get('before') or ''), str(obj.get('after') or ''), note=str(obj.get('note') or ''), mutator=self.name)
+        if obj.get('refused') and not obj.get('caption'):
+            return MutationResult(None, None, refused=str(obj['refused']), usage=usage)
+        if not isinstance(obj.get('caption'), str) or not obj['caption'].strip():
+            raise MalformedReply('the JSON reply has no caption')
+        mut = Mutation(
+            error_type,
+            str(obj.get('before') or ''),
+            str(obj.get('after') or ''),
+            note=str(obj.get('note') or ''),
+            mutator=self.name,
+        )
         return MutationResult(obj['caption'].strip(), mut, usage=usage)
 
 # %% ../../nbs/03b_backends.ipynb #ce26f9dc
 @patch
 def prompt(self:HFMutator, chain:Chain, error_type:str)->str:
     "The chat-formatted prompt text"
-    msgs = [{'role': 'system', 'content': system_prompt(self.types) + _HF_FORMAT}, {'role': 'user', 'content': user_prompt(chain, error_type)}]
+    msgs = [
+        {'role': 'system', 'content': system_prompt(self.types) + _HF_FORMAT},
+        {'role': 'user', 'content': user_prompt(chain, error_type)},
+    ]
     return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 # %% ../../nbs/03b_backends.ipynb #5c094862
@@ -335,9 +383,14 @@ def _generate(self:HFMutator, text:str, seed:int)->tuple[str, dict]:
         torch.manual_seed(seed)
         enc = self.tok(text, return_tensors='pt', add_special_tokens=False).to(self.model.device)
         kw = dict(do_sample=True, temperature=self.temperature) if self.temperature > 0 else dict(do_sample=False)
-        out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id, **kw)
+        out = self.model.generate(
+            **enc, max_new_tokens=self.max_new_tokens, pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id, **kw
+        )
         new = out[0, enc['input_ids'].shape[1]:]
-        return self.tok.decode(new, skip_special_tokens=True), {'input_tokens': int(enc['input_ids'].shape[1]), 'output_tokens': int(new.shape[0])}
+        return self.tok.decode(new, skip_special_tokens=True), {
+            'input_tokens': int(enc['input_ids'].shape[1]),
+            'output_tokens': int(new.shape[0]),
+        }
 
 # %% ../../nbs/03b_backends.ipynb #09d60923
 def tiny_chat_model(seed:int=0, # weight seed
@@ -348,10 +401,15 @@ def tiny_chat_model(seed:int=0, # weight seed
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
     words = sorted({w for t in [system_prompt(), _HF_FORMAT, *texts] for w in re.findall(r'\w+|[^\w\s]', t)})
-    vocab = {w: i for i, w in enumerate(['<unk>', '<pad>', '<s>', '</s>', '<|system|>', '<|user|>', '<|assistant|>'] + words)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token='<unk>')); tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    vocab = {
+        w: i for i, w in enumerate(['<unk>', '<pad>', '<s>', '</s>', '<|system|>', '<|user|>', '<|assistant|>'] + words)
+    }
+    tk = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tk.decoder = decoders.WordPiece(prefix='##')
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token='<unk>', pad_token='<pad>', bos_token='<s>', eos_token='</s>')
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token='<unk>', pad_token='<pad>', bos_token='<s>', eos_token='</s>'
+    )
     tok.chat_template = "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -371,8 +429,12 @@ def estimate_cost(usage:dict, # summed token counts
     for k, p in (prices or PRICES).items():
         if k in model:
             pin, pout, pread = p[0], p[1], (p[2] if len(p) > 2 else p[0] * 0.1)
-            c = (usage.get('input_tokens', 0) * pin + usage.get('output_tokens', 0) * pout
-                 + usage.get('cache_creation_input_tokens', 0) * pin * 1.25 + usage.get('cache_read_input_tokens', 0) * pread) / 1e6
+            c = (
+                usage.get('input_tokens', 0) * pin
+                + usage.get('output_tokens', 0) * pout
+                + usage.get('cache_creation_input_tokens', 0) * pin * 1.25
+                + usage.get('cache_read_input_tokens', 0) * pread
+            ) / 1e6
             return round(c * (0.5 if batch else 1.0), 6)
     return None
 
@@ -386,7 +448,10 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
                 )->Mutator:
     "A mutator from command-line options"
     if kind == 'rules': return RuleMutator(types=types)
-    if kind == 'claude': return ClaudeMutator(model=model or DEFAULT_MODEL, types=types, max_retries=max_retries, timeout=timeout, tagger=tagger)
+    if kind == 'claude':
+        return ClaudeMutator(
+            model=model or DEFAULT_MODEL, types=types, max_retries=max_retries, timeout=timeout, tagger=tagger
+        )
     if kind == 'hf':
         if not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
         return HFMutator(model, types=types, tagger=tagger)

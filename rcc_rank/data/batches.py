@@ -30,8 +30,16 @@ def _custom_id(chain_id:str, step:int, rnd:int)->str:
     return f'{safe}-{stable_hash(chain_id, n=10)}-s{step}-r{rnd}'
 
 # %% ../../nbs/03d_batches.ipynb #f6ec3cee
-BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = 100_000, 256 * 1024**2 - 2**20   # the API's limits per batch (bytes: 1 MiB kept for the envelope)
-TRANSIENT_ERRORS = ('api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error')   # errored batch items worth resubmitting
+BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = (
+    100_000,
+    256 * 1024**2 - 2**20,
+)  # the API's limits per batch (bytes: 1 MiB kept for the envelope)
+TRANSIENT_ERRORS = (
+    'api_error',
+    'overloaded_error',
+    'rate_limit_error',
+    'timeout_error',
+)  # errored batch items worth resubmitting
 MAX_TRANSIENT = 3   # transient errors of one request before its chain waits for a later run
 
 class BatchError(RuntimeError):
@@ -46,9 +54,13 @@ def split_batches(reqs:list[dict], # batch requests {'custom_id', 'params'}
     out, cur, size = [], [], 0
     for r in reqs:
         n = len(json.dumps(r, ensure_ascii=False).encode()) + 2
-        if n > max_bytes: raise ValueError(f"request {r['custom_id']}: {n} bytes, over the {max_bytes}-byte batch limit")
-        if cur and (len(cur) >= max_requests or size + n > max_bytes): out.append(cur); cur, size = [], 0
-        cur.append(r); size += n
+        if n > max_bytes:
+            raise ValueError(f"request {r['custom_id']}: {n} bytes, over the {max_bytes}-byte batch limit")
+        if cur and (len(cur) >= max_requests or size + n > max_bytes):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(r)
+        size += n
     return out + ([cur] if cur else [])
 
 # %% ../../nbs/03d_batches.ipynb #c74f565a
@@ -59,12 +71,17 @@ class BatchLedger:
                  fingerprint:dict|None=None # stamped on each submission (what made the run; checked on resume)
                 ):
         self.path, self.fp = Path(path), fingerprint
-        trim_partial_line(self.path); self.state = read_jsonl(self.path)
+        trim_partial_line(self.path)
+        self.state = read_jsonl(self.path)
         for b in forget:
-            if b in self.ids and b not in self.closed: self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
+            if b in self.ids and b not in self.closed:
+                self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
     def add(self, rec:dict)->dict:
-        if self.fp is not None and rec.get('event') == 'submitted': rec = {**rec, 'fingerprint': self.fp}   # checked on resume
-        append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
+        if self.fp is not None and rec.get('event') == 'submitted':
+            rec = {**rec, 'fingerprint': self.fp}  # checked on resume
+        append_jsonl(self.path, rec, fsync=True)
+        self.state.append(rec)
+        return rec
     def _ev(self, e): return [r for r in self.state if r.get('event') == e]
     @property
     def ids(self)->set[str]: return {r['batch_id'] for r in self._ev('submitted')}
@@ -97,11 +114,16 @@ async def submit_batch(client, led:BatchLedger, part:list[dict], meta:dict, rnd:
     adopted = b is not None
     for attempt in range(tries):
         if b is not None: break
-        try: b = await client.with_options(max_retries=0).messages.batches.create(requests=part)   # no blind retry: it may exist
+        try:
+            b = await client.with_options(max_retries=0).messages.batches.create(
+                requests=part
+            )  # no blind retry: it may exist
         except Exception as e:
-            if classify_error(e) != 'api' or attempt == tries - 1: raise
+            if classify_error(e) != 'api' or attempt == tries - 1:
+                raise
             await asyncio.sleep(retry_delay(e, attempt, 0.5))
-            b = await _adopt(client, led, intent); adopted = b is not None
+            b = await _adopt(client, led, intent)
+            adopted = b is not None
     return led.add({'event': 'submitted', 'batch_id': b.id, 'hash': h, 'round': rnd, 'part': j, 'adopted': adopted,
                     'requests': {r['custom_id']: meta[r['custom_id']] for r in part}, 'time': round(time.time(), 3)})
 
@@ -114,11 +136,14 @@ async def wait_batch(client, sub:dict, # the ledger's 'submitted' record
     while True:
         try: b = await client.messages.batches.retrieve(bid)
         except anthropic.NotFoundError:
-            raise BatchError(f'batch {bid} (recorded in {path}) no longer exists on the API (results are kept 29 days; a batch can '
-                             f'also be deleted). Rerun with --forget_batch {bid} to submit its requests again.') from None
+            raise BatchError(
+                f'batch {bid} (recorded in {path}) no longer exists on the API (results are kept 29 days; a batch can '
+                f'also be deleted). Rerun with --forget_batch {bid} to submit its requests again.'
+            ) from None
         if b.processing_status == 'ended': return True
         if max_wait is not None and time.time() - t0 >= max_wait:
-            log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it'); return False
+            log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it')
+            return False
         await asyncio.sleep(poll_interval)
 
 # %% ../../nbs/03d_batches.ipynb #5e98efe5
@@ -139,9 +164,14 @@ def _step_state(recs:list[dict], max_attempts:int)->dict:
     struck |= {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
     last = recs[-1] if recs else {}
     policy = [f for f in recs if f.get('policy')]
-    return dict(struck=struck, n=len(recs), retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
-                policy=len(policy), category=(policy[-1].get('category') if policy else None),
-                hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT)
+    return dict(
+        struck=struck,
+        n=len(recs),
+        retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
+        policy=len(policy),
+        category=(policy[-1].get('category') if policy else None),
+        hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT,
+    )
 
 # %% ../../nbs/03d_batches.ipynb #e21cc1a1
 def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->tuple[list, dict]:
@@ -152,16 +182,20 @@ def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->
     for cid, ch in chains.items():
         k = len(ch.mutations) + 1
         st = _step_state(fails.get((cid, k), []), max_attempts)
-        if st['hold']: continue                                # a permanent error, or transient ones outlasted: see the failures file
+        if st['hold']:
+            continue  # a permanent error, or transient ones outlasted: see the failures file
         if st['policy'] >= POLICY_REFUSALS:
             if len(ch.captions) >= 2: run.record_end(ch, f"refused by the model (category: {st['category']})")
             continue
         types = sorted(t for t in mutator.applicable(ch) if t not in st['struck'])
-        if not types: run.record_end(ch, 'no applicable error type left'); continue
+        if not types:
+            run.record_end(ch, 'no applicable error type left')
+            continue
         et = st['retry'] if st['retry'] in types else random.Random(step_seed(run.seed, cid, k, st['n'])).choice(types)
         custom = _custom_id(cid, k, rnd)
         budget = mutator.retry_max_tokens if st['retry'] == et else None
-        reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)}); meta[custom] = [cid, k, et]
+        reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)})
+        meta[custom] = [cid, k, et]
     return reqs, meta
 
 # %% ../../nbs/03d_batches.ipynb #f6ae7f1c
@@ -169,7 +203,8 @@ def _take(run:_Run, mutator, ch:Chain, et:str, msg):
     "Judge one succeeded batch result exactly as the async builder judges a reply (`accept_step`)"
     try: res = mutator.parse(ch, et, msg)
     except MalformedReply as e:
-        run.add_usage(e.usage); run.counts['invalid'] += 1
+        run.add_usage(e.usage)
+        run.counts['invalid'] += 1
         return run.fail(ch, 'truncated' if isinstance(e, Truncated) else 'malformed', str(e), error_type=et)
     accept_step(run, ch, et, res)
 
@@ -178,14 +213,21 @@ async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)
     "Read a finished batch's results by type (`known`: every custom_id the ledger sent); returns how many requests were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        ent = sub['requests'].get(r.custom_id) or known.get(r.custom_id)   # a paid result of any recorded request is used
+        ent = sub['requests'].get(r.custom_id) or known.get(
+            r.custom_id
+        )  # a paid result of any recorded request is used
         if ent is None:
-            log.warning(f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
-            run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1; continue
+            log.warning(
+                f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out"
+            )
+            run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1
+            continue
         cid, k, et = ent
         ch = chains.get(cid)
-        if ch is None or len(ch.mutations) + 1 != k: continue      # already advanced (a result seen before a restart)
-        if r.result.type == 'succeeded': _take(run, mutator, ch, et, r.result.message); continue
+        if ch is None or len(ch.mutations) + 1 != k: continue  # already advanced (a result seen before a restart)
+        if r.result.type == 'succeeded':
+            _take(run, mutator, ch, et, r.result.message)
+            continue
         kind, reason = result_error(r.result)
         canceled += kind == 'canceled'
         key = {'api': 'api_errors', 'rejected': 'rejected', 'expired': 'expired'}.get(kind)
@@ -210,8 +252,22 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
                                 max_bytes:int=BATCH_MAX_BYTES # bytes per batch (the API's limit)
                                )->dict:
     "Build chains with Message Batches, one round per step (split at the API's size limits); resumable, never billed twice"
-    try: return await _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress,
-                               max_wait, forget, (max_requests, max_bytes))
+    try:
+        return await _batched(
+            items,
+            mutator,
+            length,
+            seed,
+            out_path,
+            poll_interval,
+            max_attempts,
+            max_rounds,
+            check_kw,
+            progress,
+            max_wait,
+            forget,
+            (max_requests, max_bytes),
+        )
     finally: await mutator.aclose()
 
 # %% ../../nbs/03d_batches.ipynb #d9fbb6d1
@@ -223,9 +279,13 @@ async def _batched(items, mutator, length, seed, out_path, poll_interval, max_at
     run.counts['skipped'] = len(run.items) - len(chains)
     def settle():
         for cid, ch in list(chains.items()):
-            if ch.ended_early or len(ch.captions) >= run.length: run.finish(ch); del chains[cid]
+            if ch.ended_early or len(ch.captions) >= run.length:
+                run.finish(ch)
+                del chains[cid]
     def summary(**kw):
-        s = run.summary(batch=True); s.update(batches=len(led.closed), **kw); return s
+        s = run.summary(batch=True)
+        s.update(batches=len(led.closed), **kw)
+        return s
     for _ in range(max_rounds):
         settle()
         if not chains: break
@@ -233,17 +293,26 @@ async def _batched(items, mutator, length, seed, out_path, poll_interval, max_at
         if not subs:
             rnd = led.rounds()
             reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
-            if not reqs: settle(); break
-            subs = [await submit_batch(client, led, part, meta, rnd, j) for j, part in enumerate(split_batches(reqs, *limits))]
+            if not reqs:
+                settle()
+                break
+            subs = [
+                await submit_batch(client, led, part, meta, rnd, j)
+                for j, part in enumerate(split_batches(reqs, *limits))
+            ]
             if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
         for sub in subs:
-            if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return summary(open_batch=sub['batch_id'])
+            if not await wait_batch(client, sub, poll_interval, max_wait, led.path):
+                return summary(open_batch=sub['batch_id'])
             canceled = await _process(client, run, mutator, chains, sub, led.requests())
             led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
             if canceled:
-                settle(); run.sync()
-                raise BatchError(f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
-                                 f"are saved. Rerun to submit the rest again.")
+                settle()
+                run.sync()
+                raise BatchError(
+                    f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
+                    f"are saved. Rerun to submit the rest again."
+                )
     return summary()
 
 # %% ../../nbs/03d_batches.ipynb #c8871e41

@@ -39,7 +39,8 @@ def frame_strip_html(frames, # (T, H, W, 3) array (uint8, or floats in [0, 1]), 
     arr = np.asarray(frames)
     total = 1 if arr.ndim == 3 else len(arr)
     shown = total if max_frames is None else min(max_frames, total)
-    buf = io.BytesIO(); strip.save(buf, format='PNG')
+    buf = io.BytesIO()
+    strip.save(buf, format='PNG')
     b64 = base64.b64encode(buf.getvalue()).decode()
     return (f'<img class="rcc-frames" alt="{shown} of {total} frames" width="{strip.width}" '
             f'height="{strip.height}" src="data:image/png;base64,{b64}">')
@@ -99,15 +100,19 @@ class ChainViewer:
         self._frames, self.model, self.num_frames = frames, model, num_frames
         self._scores = _score_table(scores, self.chains)
         self._frame_cache = {}
-        self.picker = W.Dropdown(options=[(f'{c.id} ({len(c.captions)} captions)', i) for i, c in enumerate(self.chains)],
-                                 value=0, description='chain')
+        self.picker = W.Dropdown(
+            options=[(f'{c.id} ({len(c.captions)} captions)', i) for i, c in enumerate(self.chains)],
+            value=0,
+            description='chain',
+        )
         self.slider = W.IntSlider(value=0, min=0, max=len(self.chains[0].captions)-1, description='step')
         self.prev_btn = W.Button(description='◀', layout=W.Layout(width='3em'), tooltip='previous caption')
         self.next_btn = W.Button(description='▶', layout=W.Layout(width='3em'), tooltip='next caption')
         self.view = W.HTML()
         self.picker.observe(self._on_chain, names='value')
         self.slider.observe(lambda _: self._render(), names='value')
-        self.prev_btn.on_click(lambda _: self._move(-1)); self.next_btn.on_click(lambda _: self._move(1))
+        self.prev_btn.on_click(lambda _: self._move(-1))
+        self.next_btn.on_click(lambda _: self._move(1))
         self.widget = W.VBox([W.HBox([self.picker, self.prev_btn, self.slider, self.next_btn]), self.view])
         self._render()
 
@@ -184,6 +189,38 @@ def _step_row(chain:Chain, k:int)->tuple[str, str]:
     m = chain.mutations[k-1]
     return m.error_type, diff_html(chain.captions[k-1], chain.captions[k])
 
+# %% ../../nbs/13_widgets.ipynb #d67370f4
+def _chain_head(c:Chain, fr, # the chain and its frames (or None)
+                num_frames:int, # frames shown in the strip
+               )->str:
+    "The opening HTML of a chain: its id, caption count, early end and frame strip"
+    return (
+        CHAIN_CSS + f'<div class="rcc-chain" style="font-family:sans-serif;font-size:14px">'
+        f'<div><b>chain {html.escape(c.id)}</b> · {len(c.captions)} captions'
+        + (f' · ended early: {html.escape(c.ended_early)}' if c.ended_early else '')
+        + '</div>'
+        + (
+            f'<div style="margin:4px 0">{frame_strip_html(fr, max_frames=num_frames)}</div>'
+            if fr is not None
+            else ''
+        )
+    )
+
+# %% ../../nbs/13_widgets.ipynb #e9abefa3
+def _step_tr(c:Chain, i:int, sc, ranks, # the chain, the step, its scores and ranks (or None)
+             hl:bool=False, # mark the row as the current step
+            )->str:
+    "One table row of step i: its error, caption diff, and log p and rank when scored"
+    err, cap = _step_row(c, i)
+    cells = [str(i), html.escape(err), cap]
+    if sc is not None:
+        cells += ['' if np.isnan(sc[i]) else f'{sc[i]:.2f}', '' if ranks[i] is None else str(ranks[i])]
+    return (
+        f'<tr class="rcc-step-{i}{" rcc-current" if hl else ""}">'
+        + ''.join(f'<td>{x}</td>' for x in cells)
+        + '</tr>'
+    )
+
 # %% ../../nbs/13_widgets.ipynb #e8a58fcb
 def _render(self:ChainViewer, step:int|None=None, # step to show (default: the current one)
             all_steps:bool=False, # show every step in one table (the static snapshot)
@@ -194,16 +231,9 @@ def _render(self:ChainViewer, step:int|None=None, # step to show (default: the c
     fr = self.frames_for(c)
     sc = self.scores_for(c)
     ranks = caption_ranks(sc) if sc is not None else None
-    head = (CHAIN_CSS + f'<div class="rcc-chain" style="font-family:sans-serif;font-size:14px">'
-            f'<div><b>chain {html.escape(c.id)}</b> · {len(c.captions)} captions'
-            + (f' · ended early: {html.escape(c.ended_early)}' if c.ended_early else '') + '</div>'
-            + (f'<div style="margin:4px 0">{frame_strip_html(fr, max_frames=self.num_frames)}</div>' if fr is not None else ''))
+    head = _chain_head(c, fr, self.num_frames)
     th = ''.join(f'<th>{h}</th>' for h in ['step', 'error', 'caption'] + (['log p', 'rank'] if sc is not None else []))
-    def row(i, hl=False):
-        err, cap = _step_row(c, i)
-        cells = [str(i), html.escape(err), cap]
-        if sc is not None: cells += ['' if np.isnan(sc[i]) else f'{sc[i]:.2f}', '' if ranks[i] is None else str(ranks[i])]
-        return f'<tr class="rcc-step-{i}{" rcc-current" if hl else ""}">' + ''.join(f'<td>{x}</td>' for x in cells) + '</tr>'
+    row = lambda i, hl=False: _step_tr(c, i, sc, ranks, hl)
     if all_steps:
         body = f'<table class="rcc-steps">{th}' + ''.join(row(i) for i in range(len(c.captions))) + '</table>'
     else:
@@ -212,7 +242,9 @@ def _render(self:ChainViewer, step:int|None=None, # step to show (default: the c
         body = (f'<div class="rcc-step" style="margin:6px 0"><b>step {k}</b> · <code>{html.escape(err)}</code>'
                 + (f' · <i>{html.escape(note)}</i>' if note else '') + f'<div style="margin-top:4px">{cap}</div></div>')
         if sc is not None:
-            body += (f'<table class="rcc-scores">{th}' + ''.join(row(i, i == k) for i in range(len(c.captions))) + '</table>')
+            body += (
+                f'<table class="rcc-scores">{th}' + ''.join(row(i, i == k) for i in range(len(c.captions))) + '</table>'
+            )
     return head + body + '</div>'
 
 ChainViewer.render = _render
@@ -274,7 +306,10 @@ def load_results(results, # list of dicts, a DataFrame, or a CSV/JSONL path: one
         if not p.exists(): raise FileNotFoundError(f'results file {p} not found')
         df = pd.read_json(p, lines=True) if p.suffix == '.jsonl' else pd.read_csv(p)
     elif isinstance(results, pd.DataFrame): df = results
-    else: df = pd.json_normalize(list(results), sep='/')  # nested metric dicts -> 'a/b' columns, as `results_table` names them
+    else:
+        df = pd.json_normalize(
+            list(results), sep='/'
+        )  # nested metric dicts -> 'a/b' columns, as `results_table` names them
     df = df.copy()
     if 'run' not in df and 'name' in df: df = df.rename(columns={'name': 'run'})
     for col in ('run', 'objective'):
@@ -314,7 +349,9 @@ def ablation_data(df:pd.DataFrame, # rows from `load_results`
         d = df.assign(series=df['run'], x=df['step'])
     else:
         last = df[df['step'] == df.groupby('run')['step'].transform('max')]
-        d = last.assign(series=_series_label(last), x=last['objective'] if view == 'objective' else last['chain_length'])
+        d = last.assign(
+            series=_series_label(last), x=last['objective'] if view == 'objective' else last['chain_length']
+        )
         d = d.dropna(subset=['x'])
     long = d.melt(id_vars=['series', 'x'], value_vars=list(metrics), var_name='metric', value_name='value')
     out = long.groupby(['metric', 'series', 'x'], sort=False, as_index=False)['value'].mean()
@@ -338,13 +375,15 @@ def ablation_figure(data:pd.DataFrame, # from `ablation_data`
             w = 0.8 / max(1, len(series))
             for i, s in enumerate(series):
                 ax.bar(i*w, d.loc[d.series == s, 'value'].mean(), width=w, label=s)
-            ax.set_xticks([]); ax.set_xlabel('objective')
+            ax.set_xticks([])
+            ax.set_xlabel('objective')
         else:
             for s in series:
                 ds = d[d.series == s].sort_values('x')
                 ax.plot(ds['x'], ds['value'], marker='o', label=s)
             ax.set_xlabel(view.replace('_', ' '))
-        ax.set_title(m); ax.grid(alpha=0.3)
+        ax.set_title(m)
+        ax.grid(alpha=0.3)
     if len(data): fig.legend(*axes[-1].get_legend_handles_labels(), loc='outside right upper', fontsize=7)
     else: axes[0].text(0.5, 0.5, 'nothing selected', ha='center', va='center', transform=axes[0].transAxes)
     return fig
@@ -358,10 +397,16 @@ class AblationExplorer:
                  figsize=(6, 3), dpi:int=80):
         self.df = load_results(results)
         self.figsize, self.dpi = figsize, dpi
-        runs, objs, all_m = sorted(self.df['run'].unique()), list(dict.fromkeys(self.df['objective'])), self.df.attrs['metrics']
+        runs, objs, all_m = (
+            sorted(self.df['run'].unique()),
+            list(dict.fromkeys(self.df['objective'])),
+            self.df.attrs['metrics'],
+        )
         self.run_select = W.SelectMultiple(options=runs, value=runs, description='runs', rows=6)
         self.objective_select = W.SelectMultiple(options=objs, value=objs, description='objectives', rows=4)
-        self.metric_select = W.SelectMultiple(options=all_m, value=tuple(metrics or all_m[:2]), description='metrics', rows=4)
+        self.metric_select = W.SelectMultiple(
+            options=all_m, value=tuple(metrics or all_m[:2]), description='metrics', rows=4
+        )
         self.view_toggle = W.ToggleButtons(options=VIEWS, value=view, description='view')
         self.image = W.Image(format='png')
         self.export_path = W.Text(value='ablation.png', description='file')
@@ -404,7 +449,9 @@ def _update(self:AblationExplorer)->AblationExplorer:
     "Recompute `plot_data` and `figure` from the controls and refresh the widget's image"
     self.plot_data = ablation_data(self.selected(), self.metrics, self.view)
     self.figure = ablation_figure(self.plot_data, self.view, self.figsize, self.dpi)
-    buf = io.BytesIO(); self.figure.savefig(buf, format='png'); self.image.value = buf.getvalue()
+    buf = io.BytesIO()
+    self.figure.savefig(buf, format='png')
+    self.image.value = buf.getvalue()
     return self
 
 # %% ../../nbs/13_widgets.ipynb #e85c4e8e
@@ -431,8 +478,10 @@ def _ablation_html(self:AblationExplorer)->str:
     b64 = base64.b64encode(self.image.value).decode()
     sel = (f'view <b>{self.view}</b> · metrics {", ".join(self.metrics) or "none"} · '
            f'{len(self.runs)} runs · objectives {", ".join(self.objectives) or "none"}')
-    return (f'<div class="rcc-ablation" style="font-family:sans-serif;font-size:13px"><div>{html.escape(sel, quote=False).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")}</div>'
-            f'<img alt="ablation figure" src="data:image/png;base64,{b64}"></div>')
+    return (
+        f'<div class="rcc-ablation" style="font-family:sans-serif;font-size:13px"><div>{html.escape(sel, quote=False).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")}</div>'
+        f'<img alt="ablation figure" src="data:image/png;base64,{b64}"></div>'
+    )
 
 # %% ../../nbs/13_widgets.ipynb #65fb58ef
 def _ablation_bundle(self, include=None, exclude=None, **kwargs):

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from ..core.basics import get_logger
 from ..data.sources import apply_missing, source_items
 from ..data.source_rows import SourceError, MissingVideo, materialise_video, hf_rows, _err
-from ..data.backends import DEFAULT_MODEL
+from ..data.claude_models import DEFAULT_MODEL
 from .judges import JudgeError, ClaudeJudge, caption_prompt, check_scores
 from .argus import argus_score
 from .vdc import vdc_score

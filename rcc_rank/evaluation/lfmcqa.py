@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
-from ..data.backends import DEFAULT_MODEL
+from ..data.claude_models import DEFAULT_MODEL
 from ..data.builder import trim_partial_line
 from .judges import ClaudeJudge, JudgeError, gather_limited, run_async
 

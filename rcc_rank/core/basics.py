@@ -35,7 +35,9 @@ def set_seed(seed:int, # the base seed
     from accelerate.utils import set_seed as seed_all
     s = int(seed) + int(rank)
     seed_all(s)
-    if deterministic:   # warn, not fail, where a kernel has no deterministic version (accelerate's flag would make it fail)
+    if (
+        deterministic
+    ):  # warn, not fail, where a kernel has no deterministic version (accelerate's flag would make it fail)
         import torch
         torch.use_deterministic_algorithms(True, warn_only=True)
     return s
@@ -64,7 +66,9 @@ def api_key(name:str='ANTHROPIC_API_KEY', # environment variable holding the key
     "Read an API key from the environment only; the error message never contains a key"
     v = os.environ.get(name)
     if not v and required:
-        raise RuntimeError(f"{name} is not set. Export it in your shell (it is read from the environment only, never from files).")
+        raise RuntimeError(
+            f"{name} is not set. Export it in your shell (it is read from the environment only, never from files)."
+        )
     return v or None
 
 # %% ../../nbs/00_core.ipynb #48ddfd2e
@@ -99,7 +103,8 @@ class RedactingStream:
     "A text stream that passes everything written through `redact` on its way to the stream it wraps"
     def __init__(self, stream): self._stream = stream   # the stream wrapped (the process's stdout or stderr)
     def write(self, s:str)->int:
-        self._stream.write(redact(s)); return len(s)
+        self._stream.write(redact(s))
+        return len(s)
     def __getattr__(self, name): return getattr(self._stream, name)
 
 # %% ../../nbs/00_core.ipynb #baee8f60
@@ -117,13 +122,15 @@ def append_jsonl(path:str|Path, # file to append to (created with its folder)
                 )->int:
     "Append records as single JSON lines, secrets redacted; returns the number written"
     if isinstance(records, dict): records = [records]
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, ensure_ascii=False) + '\n' for r in records]
     if not lines: return 0
     text = redact(''.join(lines))   # nothing secret reaches a file (the one writer of every JSONL record)
     _drop_partial_tail(path)
     with open(path, 'a', encoding='utf-8') as f:
-        f.write(text); f.flush()
+        f.write(text)
+        f.flush()
         if fsync: os.fsync(f.fileno())
     return len(lines)
 
@@ -134,7 +141,8 @@ def _drop_partial_tail(path:Path):
     with open(path, 'rb+') as f:
         f.seek(-1, os.SEEK_END)
         if f.read(1) == b'\n': return
-        f.seek(0); data = f.read()
+        f.seek(0)
+        data = f.read()
         f.truncate(data.rfind(b'\n') + 1)
 
 # %% ../../nbs/00_core.ipynb #f77a7892
@@ -145,7 +153,9 @@ def read_text(path:str|Path # a text file that should be UTF-8
     try: return data.decode('utf-8')
     except UnicodeDecodeError as e:
         line = data.count(b'\n', 0, e.start) + 1
-        raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 1]!r}); save the file as UTF-8") from None
+        raise ValueError(
+            f"{path}:{line}: not valid UTF-8 (byte {e.start}: {data[e.start : e.start + 1]!r}); save the file as UTF-8"
+        ) from None
 
 # %% ../../nbs/00_core.ipynb #e5f927f9
 def read_jsonl(path:str|Path, # JSONL file
@@ -166,7 +176,10 @@ def read_jsonl(path:str|Path, # JSONL file
             last = i == len(lines) - 1 or all(not l.strip() for l in lines[i+1:])
             if tail_ok and last and not lines[-1] == '' : continue  # truncated tail with no newline: a killed writer
             raise ValueError(f"{path}:{i+1}: not valid JSON ({e.msg})") from None
-        if not isinstance(out[-1], dict): raise ValueError(f"{path}:{i+1}: expected a JSON object (one record a line), got a {type(out[-1]).__name__}")
+        if not isinstance(out[-1], dict):
+            raise ValueError(
+                f"{path}:{i + 1}: expected a JSON object (one record a line), got a {type(out[-1]).__name__}"
+            )
     return out
 
 # %% ../../nbs/00_core.ipynb #fa07382d
@@ -184,7 +197,8 @@ class OutputLocked(RuntimeError):
 # %% ../../nbs/00_core.ipynb #013ae462
 def _write_pid(fd:int):
     "Record this process's pid in a lock file just locked (so a refusal can name the holder)"
-    os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
+    os.ftruncate(fd, 0)
+    os.write(fd, f'{os.getpid()}\n'.encode())
 
 
 # %% ../../nbs/00_core.ipynb #5c330967
@@ -195,7 +209,9 @@ class OutputLock:
                 ):
         self.path, self.what, self.held = Path(path), what, False
         # one lock object per path in this process, shared by its threads: re-entrant, counted
-        self._lock = filelock.FileLock(self.path, timeout=0, thread_local=False, is_singleton=True, on_acquired=_write_pid)
+        self._lock = filelock.FileLock(
+            self.path, timeout=0, thread_local=False, is_singleton=True, on_acquired=_write_pid
+        )
 
     def acquire(self)->OutputLock:
         "Take the lock or raise `OutputLocked`; re-entrant within a process"
@@ -203,8 +219,10 @@ class OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try: self._lock.acquire()
         except filelock.Timeout:
-            raise OutputLocked(f"{self.what} is in use: process {lock_holder(self.path) or '(unknown pid)'} holds {self.path}; "
-                               "wait for it to finish (or stop it) before writing here") from None
+            raise OutputLocked(
+                f"{self.what} is in use: process {lock_holder(self.path) or '(unknown pid)'} holds {self.path}; "
+                "wait for it to finish (or stop it) before writing here"
+            ) from None
         self.held = True
         return self
 
@@ -237,8 +255,10 @@ def request_text(body:dict # a Messages API request body (`messages`, ...)
     for m in body.get('messages', []):
         if m.get('role') != 'user': continue
         c = m.get('content')
-        if isinstance(c, str): out.append(c)
-        elif isinstance(c, list): out += [b.get('text', '') for b in c if isinstance(b, dict) and b.get('type') == 'text']
+        if isinstance(c, str):
+            out.append(c)
+        elif isinstance(c, list):
+            out += [b.get('text', '') for b in c if isinstance(b, dict) and b.get('type') == 'text']
     return '\n'.join(out)
 
 # %% ../../nbs/00_core.ipynb #a994c51b
@@ -248,7 +268,8 @@ def check_finite(values:dict, # setting name -> value
     "Raise naming the first float setting that is NaN or infinite; returns `values`"
     import math
     for k, v in values.items():
-        if isinstance(v, float) and not math.isfinite(v): raise ValueError(f"{where}{k}: must be a finite number (got {v!r})")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{where}{k}: must be a finite number (got {v!r})")
     return values
 
 # %% ../../nbs/00_core.ipynb #0de676c2
@@ -257,7 +278,8 @@ def approx_bytes(obj, # a value made of str/bytes/numbers/tuples/lists/sets/dict
     "Estimated memory held by `obj` and what it refers to (`sys.getsizeof`, recursively, each object once)"
     seen = set() if _seen is None else _seen
     if id(obj) in seen: return 0
-    seen.add(id(obj)); n = sys.getsizeof(obj)
+    seen.add(id(obj))
+    n = sys.getsizeof(obj)
     if isinstance(obj, (str, bytes, int, float, bool)) or obj is None: return n
     if isinstance(obj, dict): return n + sum(approx_bytes(k, seen) + approx_bytes(v, seen) for k, v in obj.items())
     if isinstance(obj, (tuple, list, set, frozenset)): return n + sum(approx_bytes(x, seen) for x in obj)
@@ -275,17 +297,25 @@ class SizedCache:
     def __contains__(self, k): return k in self._d
     def __len__(self): return len(self._d)
     def __getitem__(self, k):
-        with self._lock: self._d.move_to_end(k); return self._d[k]
+        with self._lock:
+            self._d.move_to_end(k)
+            return self._d[k]
     def get(self, k, default=None): return self[k] if k in self._d else default
     def __setitem__(self, k, v):
         with self._lock:
-            if k in self._d: self.nbytes -= self._sizes.pop(k); del self._d[k]
+            if k in self._d:
+                self.nbytes -= self._sizes.pop(k)
+                del self._d[k]
             self._d[k], self._sizes[k] = v, approx_bytes(k) + self.sizeof(v)
             self.nbytes += self._sizes[k]
-            while self.nbytes > self.max_bytes and len(self._d) > 1:   # the newest entry always stays
-                old, _ = self._d.popitem(last=False); self.nbytes -= self._sizes.pop(old)
+            while self.nbytes > self.max_bytes and len(self._d) > 1:  # the newest entry always stays
+                old, _ = self._d.popitem(last=False)
+                self.nbytes -= self._sizes.pop(old)
     def clear(self):
-        with self._lock: self._d.clear(); self._sizes.clear(); self.nbytes = 0
+        with self._lock:
+            self._d.clear()
+            self._sizes.clear()
+            self.nbytes = 0
 
 # %% ../../nbs/00_core.ipynb #274fbbf8
 def markdown_table(header:Iterable, # column names

@@ -62,7 +62,8 @@ def coerce(cls, # the dataclass
     try:
         if typ is int and isinstance(v, float) and not v.is_integer(): raise ValueError
         return typ(float(v)) if typ is int and isinstance(v, str) and 'e' in v.lower() else typ(v)
-    except (TypeError, ValueError): raise ValueError(f"{cls.__name__}.{name}: expected {typ.__name__}, got {v!r}") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{cls.__name__}.{name}: expected {typ.__name__}, got {v!r}") from None
 
 # %% ../../nbs/00a_cli.ipynb #88953130
 def _scalar_type(t)->type:
@@ -85,8 +86,19 @@ def options_from(fn:Callable, # a function with documented parameters
         if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL): continue
         t, default = _scalar_type(hints.get(p.name, str)), None if p.default is p.empty else p.default
         if default is None or type(None) in typing.get_args(hints.get(p.name)): t = t | None
-        fs.append((p.name, t, arg(default, docs.get(p.name) or '', (aliases or {}).get(p.name, ()), positional=p.name in positional,
-                                  required=p.default is p.empty)))
+        fs.append(
+            (
+                p.name,
+                t,
+                arg(
+                    default,
+                    docs.get(p.name) or '',
+                    (aliases or {}).get(p.name, ()),
+                    positional=p.name in positional,
+                    required=p.default is p.empty,
+                ),
+            )
+        )
     return make_dataclass(name, fs)
 
 # %% ../../nbs/00a_cli.ipynb #c2e03ca7
@@ -111,16 +123,27 @@ class CliParser(HfArgumentParser):
                  description:str='', epilog:str='',
                  aliases:dict|None=None, # more aliases by field name (besides the fields' own)
                  choices:dict|None=None, # choices by field name (besides the fields' own)
-                 yaml_positional:bool=False): # a lone first argument ending .yaml is the --config file
-        self.dtype, self.more_aliases, self.more_choices, self.yaml_positional = dtype, aliases or {}, choices or {}, yaml_positional
-        super().__init__([], prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+                 yaml_positional:bool=False):  # a lone first argument ending .yaml is the --config file
+        self.dtype, self.more_aliases, self.more_choices, self.yaml_positional = (
+            dtype,
+            aliases or {},
+            choices or {},
+            yaml_positional,
+        )
+        super().__init__(
+            [], prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         self.dataclass_types = [dtype]
         names = {f.name for f in fields(dtype)}
-        if 'config' not in names: self.add_argument('--config', metavar='YAML', help=SHARED_FLAGS['config'])   # a `config` field is the command's own
+        if 'config' not in names:
+            self.add_argument(
+                '--config', metavar='YAML', help=SHARED_FLAGS['config']
+            )  # a `config` field is the command's own
         for flag in ('json', 'quiet', 'debug'):
             if flag not in names: self.add_argument(f'--{flag}', action='store_true', help=SHARED_FLAGS[flag])
         for f in fields(dtype):
-            if f.metadata.get('positional'): self.add_argument(f.name, nargs='?', help=f"(or --{f.name})", metavar=f.name.upper())
+            if f.metadata.get('positional'):
+                self.add_argument(f.name, nargs='?', help=f"(or --{f.name})", metavar=f.name.upper())
         self._add_dataclass_arguments(dtype)
         for a in self._actions:
             if a.dest != 'help': a.default = argparse.SUPPRESS   # only what was typed overrides the YAML file
@@ -129,10 +152,16 @@ class CliParser(HfArgumentParser):
 def _field_kwargs(self:CliParser, f, hint)->dict:
     "Help (with default and paper value), aliases and choices of field `f` for HfArgumentParser"
     paper = f"; paper: {f.metadata['paper']}" if f.metadata.get('paper') else ''
-    aliases = [a if a.startswith('-') else f'--{a}' for a in (*f.metadata.get('aliases', ()), *self.more_aliases.get(f.name, ()))]
+    aliases = [
+        a if a.startswith('-') else f'--{a}'
+        for a in (*f.metadata.get('aliases', ()), *self.more_aliases.get(f.name, ()))
+    ]
     choices = f.metadata.get('choices') or self.more_choices.get(f.name)
-    return dict(help=f"{f.metadata.get('help', '')} [default: {f.default!r}{paper}]".replace('%', '%%'),
-                aliases=[a for a in aliases if a not in self._option_string_actions], **({'choices': choices} if choices else {}))
+    return dict(
+        help=f"{f.metadata.get('help', '')} [default: {f.default!r}{paper}]".replace('%', '%%'),
+        aliases=[a for a in aliases if a not in self._option_string_actions],
+        **({'choices': choices} if choices else {}),
+    )
 CliParser._field_kwargs = _field_kwargs
 
 # %% ../../nbs/00a_cli.ipynb #60410270
@@ -177,12 +206,19 @@ def yaml_options(parser:argparse.ArgumentParser, # the command's parser
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"config file {path} does not exist")
     d = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(d, dict): raise ValueError(f"{path}: expected a mapping of option names to values, got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of option names to values, got {type(d).__name__}")
     out = {}
     for k, v in d.items():
         a = parser._option_string_actions.get(f'--{k}')
-        if a is None or a.dest in ('help', 'config') or (isinstance(a, argparse._StoreConstAction) and a.const is False):
-            raise ValueError(f"{path}: unknown key {k!r}{did_you_mean(str(k), option_names(parser))}; `{parser.prog} --help` lists them")
+        if (
+            a is None
+            or a.dest in ('help', 'config')
+            or (isinstance(a, argparse._StoreConstAction) and a.const is False)
+        ):
+            raise ValueError(
+                f"{path}: unknown key {k!r}{did_you_mean(str(k), option_names(parser))}; `{parser.prog} --help` lists them"
+            )
         if a.dest in out: raise ValueError(f"{path}: {k!r} sets {a.dest!r} a second time")
         out[a.dest] = v
     return out
@@ -205,13 +241,18 @@ def quiet_libraries(quiet:bool=False # also hide progress bars and info messages
     "Silence library warnings that say nothing to the user; with `quiet`, progress bars and info logs too"
     warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
     if not quiet: return
-    os.environ['HF_DATASETS_DISABLE_PROGRESS_BARS'] = '1'; os.environ['TQDM_DISABLE'] = '1'
+    os.environ['HF_DATASETS_DISABLE_PROGRESS_BARS'] = '1'
+    os.environ['TQDM_DISABLE'] = '1'
     logging.getLogger('rcc_rank').setLevel(logging.WARNING)
     try:
-        import datasets; datasets.disable_progress_bars()
+        import datasets
+
+        datasets.disable_progress_bars()
     except ImportError: pass
     from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 # %% ../../nbs/00a_cli.ipynb #fe8129c3
 def parse_cli(parser:CliParser, # the command's parser
@@ -219,7 +260,8 @@ def parse_cli(parser:CliParser, # the command's parser
              )->tuple[dict, types.SimpleNamespace]:
     "(values from --config YAML overridden by the command line, keyed by field name; the shared flags)"
     argv = list(sys.argv[1:] if argv is None else argv)
-    if parser.yaml_positional and argv and argv[0].endswith(('.yaml', '.yml')): argv = ['--config', *argv]   # `rcc-train x.yaml --max_steps 2`
+    if parser.yaml_positional and argv and argv[0].endswith(('.yaml', '.yml')):
+        argv = ['--config', *argv]  # `rcc-train x.yaml --max_steps 2`
     ns, rest = parser.parse_known_args(_bool_values(parser, argv))
     if rest:
         bad = next((r for r in rest if r.startswith('-')), rest[0])
@@ -278,7 +320,10 @@ def md_table(rows:Sequence[dict], # one dict per row; the first row's keys (then
     cols = list(dict.fromkeys(k for r in rows for k in r))
     num = {c: all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in cols}
     from rcc_rank.core.basics import markdown_table
-    return markdown_table(cols, [[_cell(r.get(c), digits) for c in cols] for r in rows], ''.join('r' if num[c] else 'l' for c in cols))
+
+    return markdown_table(
+        cols, [[_cell(r.get(c), digits) for c in cols] for r in rows], ''.join('r' if num[c] else 'l' for c in cols)
+    )
 
 # %% ../../nbs/00a_cli.ipynb #59d916a4
 SMALL_EVAL = 30
@@ -334,7 +379,9 @@ def cli_command(prog:str, # the command's name
                 failed:Callable[[dict], int]|None=None # the number of failed items in a result
                )->Callable:
     "The console-script entry point `main(argv=None)` of `fn` (`main.options`: its dataclass; `main.parser()`: its parser)"
-    opts = options_from(fn, ''.join(w.title() for w in prog.split('-')) + 'Args', positional=positional, aliases=aliases)
+    opts = options_from(
+        fn, ''.join(w.title() for w in prog.split('-')) + 'Args', positional=positional, aliases=aliases
+    )
     def parser(): return CliParser(opts, prog, description=(fn.__doc__ or '').strip(), epilog=epilog + EXIT_HELP)
     def body(argv):
         vals, flags = parse_cli(parser(), argv)
@@ -349,5 +396,7 @@ def cli_command(prog:str, # the command's name
     return main
 
 # %% ../../nbs/00a_cli.ipynb #a410be22
-EXIT_HELP = "\nExit status: 0 done, 1 a run that finished with failed items (their count is printed), 2 a usage or input error."
+EXIT_HELP = (
+    "\nExit status: 0 done, 1 a run that finished with failed items (their count is printed), 2 a usage or input error."
+)
 "The exit-status line of every command's help"

@@ -35,9 +35,12 @@ def _check(x:Tensor, # a (B, K) tensor
 # %% ../../nbs/05_losses.ipynb #7325c3f2
 def _pair(policy_logps:Tensor, ref_logps:Tensor):
     "Check that policy and reference log-probs are (B, K) tensors of the same shape"
-    _check(policy_logps, None, 'policy_logps'); _check(ref_logps, None, 'ref_logps')
+    _check(policy_logps, None, 'policy_logps')
+    _check(ref_logps, None, 'ref_logps')
     if policy_logps.shape != ref_logps.shape:
-        raise ValueError(f"policy_logps {tuple(policy_logps.shape)} and ref_logps {tuple(ref_logps.shape)} differ in shape")
+        raise ValueError(
+            f"policy_logps {tuple(policy_logps.shape)} and ref_logps {tuple(ref_logps.shape)} differ in shape"
+        )
 
 # %% ../../nbs/05_losses.ipynb #d5a86d64
 def dpo_rewards(policy_logps:Tensor, # (B, K) summed log-probs under the policy
@@ -55,7 +58,8 @@ def bradley_terry_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 
                        mask:Tensor|None=None # optional (B, K) presence mask; chains with < 2 captions give 0
                       )->Tensor:
     "Binary DPO on each chain's top two captions: `-log sigmoid(s_0 - s_1)`, shape `(B,)`"
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     if policy_logps.shape[1] < 2: return policy_logps.new_zeros(policy_logps.shape[0])
     s = dpo_rewards(policy_logps[:, :2], ref_logps[:, :2], beta).masked_fill(~mask[:, :2], 0.)
     return torch.where(mask[:, 1], -F.logsigmoid(s[:, 0] - s[:, 1]), torch.zeros_like(s[:, 0]))
@@ -79,7 +83,8 @@ def plackett_luce_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 
                        mask:Tensor|None=None # optional (B, K) presence mask, padding at the end
                       )->Tensor:
     "Plackett-Luce DPO: `-sum_k [s_k - logsumexp(s_k..s_last)]` per chain, shape `(B,)`"
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     s = dpo_rewards(policy_logps, ref_logps, beta).masked_fill(~mask, 0.)
     terms = s - _suffix_lse(s, mask)
     return (-terms).masked_fill(~mask, 0.).sum(-1)
@@ -99,14 +104,16 @@ def mpo_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
              quality:Tensor|None=None # optional (B, K) external quality scores for the weights; default -rank
             )->Tensor:
     "MPO: `-log(sum_pos w e^s / sum_all w e^s)`; with `n_pos=1, alpha=0` it is `-log softmax(s)_0`, shape `(B,)`"
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     if n_pos < 1: raise ValueError(f"n_pos must be >= 1, got {n_pos}")
     B, K = policy_logps.shape
     z = dpo_rewards(policy_logps, ref_logps, beta).masked_fill(~mask, 0.)
     if alpha:
         if quality is None: q = -torch.arange(K, dtype=z.dtype, device=z.device).expand(B, K)
         else:
-            if quality.shape != z.shape: raise ValueError(f"quality must have shape {tuple(z.shape)}, got {tuple(quality.shape)}")
+            if quality.shape != z.shape:
+                raise ValueError(f"quality must have shape {tuple(z.shape)}, got {tuple(quality.shape)}")
             q = quality.to(z.dtype)
         q = q.masked_fill(~mask, 0.)
         n = mask.sum(-1, keepdim=True).clamp(min=1)
@@ -138,8 +145,10 @@ def pl_topk_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
                  k:int=2 # positions scored: the first k factors of Plackett-Luce (k >= K-1 is the full loss)
                 )->Tensor:
     "Top-k Plackett-Luce DPO: `-sum_{j<k} [s_j - logsumexp(s_j..s_last)]` per chain, shape `(B,)`"
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"pl_topk k must be an int >= 1, got {k!r}")
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"pl_topk k must be an int >= 1, got {k!r}")
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     s = dpo_rewards(policy_logps, ref_logps, beta).masked_fill(~mask, 0.)
     terms = s - _suffix_lse(s, mask)
     top = mask & (torch.arange(s.shape[1], device=s.device) < k)
@@ -161,7 +170,8 @@ def listnet_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
                 )->Tensor:
     "ListNet: cross-entropy `-sum_k softmax(psi/T)_k log softmax(s)_k` over each chain, shape `(B,)`"
     if not temperature > 0: raise ValueError(f"listnet temperature must be > 0, got {temperature!r}")
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     s = dpo_rewards(policy_logps, ref_logps, beta).masked_fill(~mask, 0.)
     z = _labels(mask).to(s.dtype) / temperature
     p = torch.exp(z - _masked_lse(z, mask)[:, None]).masked_fill(~mask, 0.)
@@ -192,7 +202,8 @@ def lipo_loss(policy_logps:Tensor, # (B, K) policy log-probs, column 0 best
              )->Tensor:
     "LiPO-lambda: `-sum_{i<j} Delta_ij log sigmoid(s_i - s_j)` with detached LambdaRank weights, shape `(B,)`"
     if not gain_base > 1: raise ValueError(f"lipo gain_base must be > 1, got {gain_base!r}")
-    _pair(policy_logps, ref_logps); mask = _check(policy_logps, mask)
+    _pair(policy_logps, ref_logps)
+    mask = _check(policy_logps, mask)
     s = dpo_rewards(policy_logps, ref_logps, beta).masked_fill(~mask, 0.)
     w = lambda_weights(s, mask, gain_base)
     return -(w * F.logsigmoid(s[:, :, None] - s[:, None, :])).sum((-2, -1))
@@ -214,7 +225,9 @@ def sequence_logps(logits:Tensor, # (N, T, V) causal-LM logits; logits[:, t] pre
     tgt = lab[rows, cols]
     if tgt.numel() and (int(tgt.min()) < 0 or int(tgt.max()) >= V):
         bad = int(rows[(tgt < 0) | (tgt >= V)][0])
-        raise ValueError(f"labels of sequence {bad} contain ids outside [0, {V}) that are not ignore_index={ignore_index}")
+        raise ValueError(
+            f"labels of sequence {bad} contain ids outside [0, {V}) that are not ignore_index={ignore_index}"
+        )
     sel = logits[:, :-1][rows, cols].to(out_dtype)                       # (M, V): scored positions only
     tok = sel.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(sel, -1)
     logps = torch.zeros(N, dtype=out_dtype, device=logits.device).index_add(0, rows, tok)
@@ -229,9 +242,15 @@ def ntp_loss(policy_logps:Tensor, # (B, K) summed policy log-probs, column 0 the
     "Token NLL of each chain's best caption, `-policy_logps[:, 0] / ntokens[:, 0]` (or its sum), shape `(B,)`"
     mask = _check(policy_logps, mask)
     if ntokens.shape != policy_logps.shape:
-        raise ValueError(f"ntokens must have the shape of policy_logps {tuple(policy_logps.shape)}, got {tuple(ntokens.shape)}")
+        raise ValueError(
+            f"ntokens must have the shape of policy_logps {tuple(policy_logps.shape)}, got {tuple(ntokens.shape)}"
+        )
     if reduction not in ('mean', 'sum'): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    n = ntokens[:, 0].to(policy_logps.dtype).clamp(min=1) if reduction == 'mean' else policy_logps.new_ones(policy_logps.shape[0])
+    n = (
+        ntokens[:, 0].to(policy_logps.dtype).clamp(min=1)
+        if reduction == 'mean'
+        else policy_logps.new_ones(policy_logps.shape[0])
+    )
     nll = -policy_logps[:, 0].masked_fill(~mask[:, 0], 0.) / n
     return torch.where(mask[:, 0], nll, torch.zeros_like(nll))
 
@@ -251,7 +270,8 @@ def _objective_args(name:str, policy_logps:Tensor, ref_logps:Tensor|None, mask:T
     "Validate `chain_objective`'s arguments; returns the mask and the reference log-probs (zeros when None)"
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}: valid names are {', '.join(OBJECTIVES)}")
-    if hinge_on not in ('logps', 'rewards'): raise ValueError(f"hinge_on must be 'logps' or 'rewards', got {hinge_on!r}")
+    if hinge_on not in ('logps', 'rewards'):
+        raise ValueError(f"hinge_on must be 'logps' or 'rewards', got {hinge_on!r}")
     mask = _check(policy_logps, mask)
     if ref_logps is None and (name not in ('sft', 'hinge') or hinge_on == 'rewards'):
         raise ValueError(f"objective {name!r} needs ref_logps (the reference model's log-probs)")
@@ -264,7 +284,8 @@ def _ntp_term(name:str, ntp:Tensor|float|None, ntp_weight:float, policy_logps:Te
     "The per-chain NTP loss as a `(B,)` tensor (a scalar broadcasts; None means zeros when nothing uses it)"
     B = policy_logps.shape[0]
     if ntp is None:
-        if name == 'sft' or ntp_weight: raise ValueError(f"objective {name!r} with ntp_weight={ntp_weight} needs ntp (use ntp_loss)")
+        if name == 'sft' or ntp_weight:
+            raise ValueError(f"objective {name!r} with ntp_weight={ntp_weight} needs ntp (use ntp_loss)")
         return policy_logps.new_zeros(B)
     ntp = torch.as_tensor(ntp, dtype=policy_logps.dtype, device=policy_logps.device)
     if ntp.ndim > 1 or (ntp.ndim == 1 and ntp.shape[0] != B):
@@ -317,7 +338,9 @@ def chain_objective(name:str, # one of OBJECTIVES: 'rank', 'dpo', 'mpo', 'hinge'
     "Per-chain training loss `(B,)` for objective `name`, and a dict of detached logging statistics"
     mask, ref = _objective_args(name, policy_logps, ref_logps, mask, hinge_on)
     ntp = _ntp_term(name, ntp, ntp_weight, policy_logps)
-    opts = dict(hinge_on=hinge_on, pl_topk_k=pl_topk_k, listnet_temperature=listnet_temperature, lipo_gain_base=lipo_gain_base)
+    opts = dict(
+        hinge_on=hinge_on, pl_topk_k=pl_topk_k, listnet_temperature=listnet_temperature, lipo_gain_base=lipo_gain_base
+    )
     pref = _PREFERENCE[name](policy_logps, ref, beta, mask, opts)
     loss = ntp if name == 'sft' else pref + ntp_weight * ntp
     return loss, _objective_stats(policy_logps, ref, beta, mask, loss, pref, ntp)

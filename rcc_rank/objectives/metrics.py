@@ -71,11 +71,11 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
 # %% ../../nbs/05a_metrics.ipynb #d6e9f78b
 def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption (tensor, array or lists)
                     mask=None, # (B, K) bool, True where a caption exists; default all True
-                    ntokens=None, # (B, K) caption token counts; adds `*_norm` (length-normalised), `*_length` and `*_chance` controls
-                    error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`chain.errors`)
+                    ntokens=None, # (B, K) caption token counts; adds `*_norm`, `*_length`, `*_chance`
+                    error_types:Sequence[Sequence[str]]|None=None, # per chain, each mutation's type (`chain.errors`)
                     ref_logps=None, # (B, K) reference log-probs; adds the reward-order `*_reward` metrics
                    )->dict:
-    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of chain scores (sum, length-normalised, reward order), beside the length-only ranker and chance"
+    "Top-1, pairwise, Kendall tau, adjacent, by-error-type accuracy of chain scores, with length and chance controls"
     s = _np(logps, 'logps')
     B, K = s.shape
     mk = np.ones((B, K), bool) if mask is None else _np(mask, 'mask', dtype=bool)

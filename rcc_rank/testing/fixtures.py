@@ -22,7 +22,7 @@ def write_test_video(path:str|Path, # where to write (.mp4 or .mkv)
                      size:tuple[int,int]=(64, 64), # (height, width); even numbers for yuv420p
                      codec:str='mpeg4' # a codec PyAV ships with
                     )->Path:
-    "Write a small synthetic clip (a square moving right; frame `t` has a top-left 16x16 block of brightness `8*t % 256`) and return its path"
+    "Write a small synthetic clip and return its path: a square moving right; frame `t`'s top-left 16x16 is `8*t % 256`"
     import av
 
     path = Path(path)
@@ -41,10 +41,9 @@ def write_test_video(path:str|Path, # where to write (.mp4 or .mkv)
 
 # %% ../../nbs/18a_fixtures.ipynb #53dad912
 def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/` shards
-                           captions:dict[str, list[str|None]]|None=None # split -> human captions (one clip each; None: only a `model_caption`, as in the `extended` split)
+                           captions:dict[str, list[str|None]]|None=None # split -> captions; None: `model_caption` only
                           )->Path:
     "A tiny PE-Video copy in its published layout (webdataset tar shards with mp4 + json members)"
-    from rcc_rank.testing.fixtures import write_test_video
     folder = Path(folder)
     captions = captions or {'train': ['A man in a red shirt throws a ball to a brown dog on the grass.',
                                       'Two children ride bicycles along a path next to a lake.'],
@@ -76,8 +75,6 @@ def write_msr_vtt_fixture(folder:str|Path, # where to write the annotation files
                           captions_per_video:int=3 # sentences per clip (the release has 20)
                          )->Path:
     "A tiny MSR-VTT copy in its published layout (train_val/test videodatainfo JSON + clip folders)"
-    from rcc_rank.testing.fixtures import write_test_video
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     things = [
@@ -105,14 +102,14 @@ def write_msr_vtt_fixture(folder:str|Path, # where to write the annotation files
     return folder
 
 # %% ../../nbs/18a_fixtures.ipynb #588281d3
-SSV2_FIXTURE = [('Putting [something] onto [something]', ['a cup', 'a book']), ('Pushing [something] from left to right', ['a pen']),
-                ('Taking [something] out of [something]', ['a phone', 'a bag']), ('Turning [something] upside down', ['a bottle'])]
+SSV2_FIXTURE = [('Putting [something] onto [something]', ['a cup', 'a book']),
+                ('Pushing [something] from left to right', ['a pen']),
+                ('Taking [something] out of [something]', ['a phone', 'a bag']),
+                ('Turning [something] upside down', ['a bottle'])]
 
 def write_ssv2_fixture(folder:str|Path # where to write labels/ and 20bn-something-something-v2/
                       )->Path:
     "A tiny Something-Something v2 copy in its published layout (labels/*.json + webm clips)"
-    from rcc_rank.testing.fixtures import write_test_video
-
     folder = Path(folder)
     (folder / 'labels').mkdir(parents=True, exist_ok=True)
     vdir = folder / '20bn-something-something-v2'
@@ -135,10 +132,9 @@ def write_ssv2_fixture(folder:str|Path # where to write labels/ and 20bn-somethi
 # %% ../../nbs/18a_fixtures.ipynb #5e954814
 def write_vdc_fixture(folder:str|Path, # where to write the files
                       n:int=2, # clips
-                      layout:str='hub' # 'hub': VDC_1k.jsonl, VDCScore_qa/, videos/videos/; 'aurora': AuroraCap's post_eval/ + Test_Videos/
+                      layout:str='hub' # 'hub' (VDC_1k.jsonl, VDCScore_qa/) or 'aurora' (post_eval/, Test_Videos/)
                      )->Path:
-    "A tiny VDC copy in the Hub layout or in AuroraCap's release layout (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
-    from rcc_rank.testing.fixtures import write_test_video
+    "A tiny VDC copy in the Hub layout or AuroraCap's (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
     hub = layout == 'hub'
     folder = Path(folder)
     qdir, vdir = (
@@ -159,7 +155,8 @@ def write_vdc_fixture(folder:str|Path, # where to write the files
             else {'video_id': vid, 'video_name': vid, 'captions': refs}
         )
         for d in VDC_DIMS:
-            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'}, {'question': 'Which way does it move?', 'answer': 'To the right.'}]
+            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'},
+                  {'question': 'Which way does it move?', 'answer': 'To the right.'}]
             qas[d].append(
                 {vid: qa if hub else [{**q, 'category': c} for q, c in zip(qa, ('colour', 'direction'))]}
             )  # the release adds a category
@@ -175,8 +172,6 @@ def write_argus_fixture(folder:str|Path, # where to write data/train-*.parquet a
                        )->Path:
     "A tiny ARGUS copy in its Hub layout (parquet rows with clip_name/human_caption, clips in videos/)"
     import datasets
-    from rcc_rank.testing.fixtures import write_test_video
-
     folder = Path(folder)
     (folder / 'videos').mkdir(parents=True, exist_ok=True)
     (folder / 'data').mkdir(exist_ok=True)
@@ -187,7 +182,8 @@ def write_argus_fixture(folder:str|Path, # where to write data/train-*.parquet a
         rows.append(
             {
                 'clip_name': name,
-                'human_caption': f'A red square slides from left to right across a grey background. It stops near the edge in clip {i}.',
+                'human_caption': (f'A red square slides from left to right across a grey background. '
+                                  f'It stops near the edge in clip {i}.'),
             }
         )
     datasets.Dataset.from_list(rows).to_parquet(str(folder/'data'/'train-00000-of-00001.parquet'))
@@ -197,21 +193,22 @@ def write_argus_fixture(folder:str|Path, # where to write data/train-*.parquet a
 def write_tempcompass_fixture(folder:str|Path # where to write questions/caption_matching.json and videos/
                              )->Path:
     "A tiny TempCompass copy in its repository layout (caption-matching questions + clips)"
-    from rcc_rank.testing.fixtures import write_test_video
-
     folder = Path(folder)
     (folder / 'questions').mkdir(parents=True, exist_ok=True)
     (folder / 'videos').mkdir(exist_ok=True)
+    match = 'Which caption matches the video better?\n'
+    lr, rl = 'The square moves from left to right.', 'The square moves from right to left.'
     q = {'1000000001': {'direction': [
-            {'question': 'Which caption matches the video better?\nCaption A: The square moves from left to right.\nCaption B: The square moves from right to left.',
-             'answer': 'Caption A: The square moves from left to right.'},
-            {'question': 'Which description is a more suitable match for the video?\nOption 1: The square moves from right to left.\nOption 2: The square moves from left to right.',
-             'answer': 'Option 2: The square moves from left to right.'}],
-                         'speed': [{'question': 'Which sentence better captures the essence of the video?\nSentence A: The video is in slow motion.\nSentence B: The video plays at normal speed.',
-                                    'answer': 'Sentence B: The video plays at normal speed.'}]},
+            {'question': f'{match}Caption A: {lr}\nCaption B: {rl}', 'answer': f'Caption A: {lr}'},
+            {'question': ('Which description is a more suitable match for the video?\n'
+                          f'Option 1: {rl}\nOption 2: {lr}'),
+             'answer': f'Option 2: {lr}'}],
+                        'speed': [{'question': ('Which sentence better captures the essence of the video?\n'
+                                                'Sentence A: The video is in slow motion.\n'
+                                                'Sentence B: The video plays at normal speed.'),
+                                   'answer': 'Sentence B: The video plays at normal speed.'}]},
          '1000000001_reverse': {'direction': [
-            {'question': 'Which caption matches the video better?\nCaption A: The square moves from left to right.\nCaption B: The square moves from right to left.',
-             'answer': 'Caption B: The square moves from right to left.'}]}}
+            {'question': f'{match}Caption A: {lr}\nCaption B: {rl}', 'answer': f'Caption B: {rl}'}]}}
     for vid in q: write_test_video(folder/'videos'/f'{vid}.mp4', n=6)
     (folder/'questions'/'caption_matching.json').write_text(json.dumps(q, indent=4))
     return folder

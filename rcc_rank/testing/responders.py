@@ -8,7 +8,7 @@ import re, random
 from typing import Callable, Sequence
 from ..core.basics import request_text, stable_hash
 from ..data.chains import Chain
-from ..data.mutators import MutationResult, RuleMutator, SWAPS
+from ..data.mutators import MutationResult, RuleMutator, SWAPS, rule_types
 from ..data.backends import TOOL_NAME, _tag
 from ..data.questions import QUESTION_TOOL, YESNO_TEMPLATE, focus_statements
 from ..evaluation.benchmarks import overlap_reply
@@ -97,7 +97,6 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
                    seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A FakeClaude responder for `FreeMutator`: rule edits of a type it picks itself among `kinds`"
-    from rcc_rank.data.mutators import RuleMutator, rule_types
     rm = RuleMutator(types=[k for k in rule_types()])
     def respond(body:dict)->dict:
         text = request_text(body)
@@ -132,5 +131,4 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
 # %% ../../nbs/18_responders.ipynb #87e720b5
 def overlap_judge_responder():
     "A responder for the fake Claude server (tests) that answers each request with `overlap_reply`"
-    from rcc_rank.core.basics import request_text
     return lambda body: overlap_reply(request_text(body))

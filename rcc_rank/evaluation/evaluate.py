@@ -425,7 +425,7 @@ _all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_cha
          'argus_score', 'argus_average']
 
 # %% ../../nbs/10_evaluate.ipynb #09797cc4
-from ..data.backends import DEFAULT_MODEL   # one default model for every module
+from ..data.claude_models import DEFAULT_MODEL
 
 # %% ../../nbs/10_evaluate.ipynb #6a60364c
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'

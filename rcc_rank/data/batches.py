@@ -5,6 +5,7 @@
 # %% ../../nbs/03d_batches.ipynb #eb9c76e5
 from __future__ import annotations
 import re, json, time, random, asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -30,8 +31,16 @@ def _custom_id(chain_id:str, step:int, rnd:int)->str:
     return f'{safe}-{stable_hash(chain_id, n=10)}-s{step}-r{rnd}'
 
 # %% ../../nbs/03d_batches.ipynb #f6ec3cee
-BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = 100_000, 256 * 1024**2 - 2**20   # the API's limits per batch (bytes: 1 MiB kept for the envelope)
-TRANSIENT_ERRORS = ('api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error')   # errored batch items worth resubmitting
+BATCH_MAX_REQUESTS, BATCH_MAX_BYTES = (
+    100_000,
+    256 * 1024**2 - 2**20,
+)  # the API's limits per batch (bytes: 1 MiB kept for the envelope)
+TRANSIENT_ERRORS = (
+    'api_error',
+    'overloaded_error',
+    'rate_limit_error',
+    'timeout_error',
+)  # errored batch items worth resubmitting
 MAX_TRANSIENT = 3   # transient errors of one request before its chain waits for a later run
 
 class BatchError(RuntimeError):
@@ -46,9 +55,13 @@ def split_batches(reqs:list[dict], # batch requests {'custom_id', 'params'}
     out, cur, size = [], [], 0
     for r in reqs:
         n = len(json.dumps(r, ensure_ascii=False).encode()) + 2
-        if n > max_bytes: raise ValueError(f"request {r['custom_id']}: {n} bytes, over the {max_bytes}-byte batch limit")
-        if cur and (len(cur) >= max_requests or size + n > max_bytes): out.append(cur); cur, size = [], 0
-        cur.append(r); size += n
+        if n > max_bytes:
+            raise ValueError(f"request {r['custom_id']}: {n} bytes, over the {max_bytes}-byte batch limit")
+        if cur and (len(cur) >= max_requests or size + n > max_bytes):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(r)
+        size += n
     return out + ([cur] if cur else [])
 
 # %% ../../nbs/03d_batches.ipynb #c74f565a
@@ -59,21 +72,28 @@ class BatchLedger:
                  fingerprint:dict|None=None # stamped on each submission (what made the run; checked on resume)
                 ):
         self.path, self.fp = Path(path), fingerprint
-        trim_partial_line(self.path); self.state = read_jsonl(self.path)
+        trim_partial_line(self.path)
+        self.state = read_jsonl(self.path)
         for b in forget:
-            if b in self.ids and b not in self.closed: self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
+            if b in self.ids and b not in self.closed:
+                self.add({'event': 'forgotten', 'batch_id': b, 'time': round(time.time(), 3)})
     def add(self, rec:dict)->dict:
-        if self.fp is not None and rec.get('event') == 'submitted': rec = {**rec, 'fingerprint': self.fp}   # checked on resume
-        append_jsonl(self.path, rec, fsync=True); self.state.append(rec); return rec
+        if self.fp is not None and rec.get('event') == 'submitted':
+            rec = {**rec, 'fingerprint': self.fp}  # checked on resume
+        append_jsonl(self.path, rec, fsync=True)
+        self.state.append(rec)
+        return rec
     def _ev(self, e): return [r for r in self.state if r.get('event') == e]
     @property
     def ids(self)->set[str]: return {r['batch_id'] for r in self._ev('submitted')}
     @property
-    def closed(self)->set[str]: return {r['batch_id'] for r in self.state if r.get('event') in ('processed', 'forgotten')}
+    def closed(self)->set[str]:
+        return {r['batch_id'] for r in self.state if r.get('event') in ('processed', 'forgotten')}
     def open(self)->list[dict]: return [r for r in self._ev('submitted') if r['batch_id'] not in self.closed]
     def rounds(self)->int: return len({r['round'] for r in self._ev('submitted')})
     def intent(self, h:str)->dict|None: return next((r for r in self._ev('intent') if r['hash'] == h), None)
-    def requests(self)->dict: return {k: v for r in self._ev('submitted') for k, v in r['requests'].items()}   # every custom_id sent
+    def requests(self)->dict:   # every custom_id sent
+        return {k: v for r in self._ev('submitted') for k, v in r['requests'].items()}
 
 # %% ../../nbs/03d_batches.ipynb #6e025fa3
 async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
@@ -97,11 +117,16 @@ async def submit_batch(client, led:BatchLedger, part:list[dict], meta:dict, rnd:
     adopted = b is not None
     for attempt in range(tries):
         if b is not None: break
-        try: b = await client.with_options(max_retries=0).messages.batches.create(requests=part)   # no blind retry: it may exist
+        try:
+            b = await client.with_options(max_retries=0).messages.batches.create(
+                requests=part
+            )  # no blind retry: it may exist
         except Exception as e:
-            if classify_error(e) != 'api' or attempt == tries - 1: raise
+            if classify_error(e) != 'api' or attempt == tries - 1:
+                raise
             await asyncio.sleep(retry_delay(e, attempt, 0.5))
-            b = await _adopt(client, led, intent); adopted = b is not None
+            b = await _adopt(client, led, intent)
+            adopted = b is not None
     return led.add({'event': 'submitted', 'batch_id': b.id, 'hash': h, 'round': rnd, 'part': j, 'adopted': adopted,
                     'requests': {r['custom_id']: meta[r['custom_id']] for r in part}, 'time': round(time.time(), 3)})
 
@@ -114,34 +139,45 @@ async def wait_batch(client, sub:dict, # the ledger's 'submitted' record
     while True:
         try: b = await client.messages.batches.retrieve(bid)
         except anthropic.NotFoundError:
-            raise BatchError(f'batch {bid} (recorded in {path}) no longer exists on the API (results are kept 29 days; a batch can '
-                             f'also be deleted). Rerun with --forget_batch {bid} to submit its requests again.') from None
+            raise BatchError(
+                f'batch {bid} (recorded in {path}) no longer exists on the API (results are kept 29 days; a batch can '
+                f'also be deleted). Rerun with --forget_batch {bid} to submit its requests again.'
+            ) from None
         if b.processing_status == 'ended': return True
         if max_wait is not None and time.time() - t0 >= max_wait:
-            log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it'); return False
+            log.info(f'batch {bid} still {b.processing_status}; rerun to resume polling it')
+            return False
         await asyncio.sleep(poll_interval)
 
 # %% ../../nbs/03d_batches.ipynb #5e98efe5
 def result_error(result)->tuple[str, str]:
-    "(kind, reason) of a batch result that did not succeed: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
+    "(kind, reason) of a failed batch result: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
     if result.type in ('expired', 'canceled'): return result.type, f'batch request {result.type}'
     err = getattr(getattr(result, 'error', None), 'error', None)
     etype, emsg = getattr(err, 'type', 'api_error'), getattr(err, 'message', '')
     return ('api' if etype in TRANSIENT_ERRORS else 'rejected'), f'{etype}: {emsg}'
 
-# %% ../../nbs/03d_batches.ipynb #176079a1
-def _step_state(recs:list[dict], max_attempts:int)->dict:
-    "What the failures file says about one step: struck types, a type to retry with a larger budget, and why to hold it"
-    from collections import Counter
+# %% ../../nbs/03d_batches.ipynb #12cb09d4
+def _struck(recs:list[dict], max_attempts:int)->set:
+    "Error types struck for a step: refused (not for policy), invalid `max_attempts` times, or truncated twice"
     tries = Counter(f['error_type'] for f in recs if f['kind'] in ('invalid', 'malformed', 'truncated'))
     cut = Counter(f['error_type'] for f in recs if f['kind'] == 'truncated')
     struck = {f['error_type'] for f in recs if f['kind'] == 'refused' and not f.get('policy')}
-    struck |= {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
+    return struck | {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
+
+# %% ../../nbs/03d_batches.ipynb #176079a1
+def _step_state(recs:list[dict], max_attempts:int)->dict:
+    "What the failures file says about one step: struck types, a type to retry with a larger budget, and why to hold it"
     last = recs[-1] if recs else {}
     policy = [f for f in recs if f.get('policy')]
-    return dict(struck=struck, n=len(recs), retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
-                policy=len(policy), category=(policy[-1].get('category') if policy else None),
-                hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT)
+    return dict(
+        struck=_struck(recs, max_attempts),
+        n=len(recs),
+        retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
+        policy=len(policy),
+        category=(policy[-1].get('category') if policy else None),
+        hold=any(f['kind'] == 'rejected' for f in recs) or sum(f['kind'] == 'api' for f in recs) >= MAX_TRANSIENT,
+    )
 
 # %% ../../nbs/03d_batches.ipynb #e21cc1a1
 def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->tuple[list, dict]:
@@ -152,16 +188,20 @@ def _round_requests(run:_Run, mutator, chains:dict, rnd:int, max_attempts:int)->
     for cid, ch in chains.items():
         k = len(ch.mutations) + 1
         st = _step_state(fails.get((cid, k), []), max_attempts)
-        if st['hold']: continue                                # a permanent error, or transient ones outlasted: see the failures file
+        if st['hold']:
+            continue  # a permanent error, or transient ones outlasted: see the failures file
         if st['policy'] >= POLICY_REFUSALS:
             if len(ch.captions) >= 2: run.record_end(ch, f"refused by the model (category: {st['category']})")
             continue
         types = sorted(t for t in mutator.applicable(ch) if t not in st['struck'])
-        if not types: run.record_end(ch, 'no applicable error type left'); continue
+        if not types:
+            run.record_end(ch, 'no applicable error type left')
+            continue
         et = st['retry'] if st['retry'] in types else random.Random(step_seed(run.seed, cid, k, st['n'])).choice(types)
         custom = _custom_id(cid, k, rnd)
         budget = mutator.retry_max_tokens if st['retry'] == et else None
-        reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)}); meta[custom] = [cid, k, et]
+        reqs.append({'custom_id': custom, 'params': mutator.request(ch, et, max_tokens=budget)})
+        meta[custom] = [cid, k, et]
     return reqs, meta
 
 # %% ../../nbs/03d_batches.ipynb #f6ae7f1c
@@ -169,29 +209,72 @@ def _take(run:_Run, mutator, ch:Chain, et:str, msg):
     "Judge one succeeded batch result exactly as the async builder judges a reply (`accept_step`)"
     try: res = mutator.parse(ch, et, msg)
     except MalformedReply as e:
-        run.add_usage(e.usage); run.counts['invalid'] += 1
+        run.add_usage(e.usage)
+        run.counts['invalid'] += 1
         return run.fail(ch, 'truncated' if isinstance(e, Truncated) else 'malformed', str(e), error_type=et)
     accept_step(run, ch, et, res)
 
 # %% ../../nbs/03d_batches.ipynb #3cbefbc8
 async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)->int:
-    "Read a finished batch's results by type (`known`: every custom_id the ledger sent); returns how many requests were cancelled"
+    "Read an ended batch's results by type (`known`: every custom_id the ledger sent); how many were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
-        ent = sub['requests'].get(r.custom_id) or known.get(r.custom_id)   # a paid result of any recorded request is used
+        ent = sub['requests'].get(r.custom_id) or known.get(
+            r.custom_id
+        )  # a paid result of any recorded request is used
         if ent is None:
-            log.warning(f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out")
-            run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1; continue
+            log.warning(
+                f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; "
+                "left out"
+            )
+            run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1
+            continue
         cid, k, et = ent
         ch = chains.get(cid)
-        if ch is None or len(ch.mutations) + 1 != k: continue      # already advanced (a result seen before a restart)
-        if r.result.type == 'succeeded': _take(run, mutator, ch, et, r.result.message); continue
+        if ch is None or len(ch.mutations) + 1 != k: continue  # already advanced (a result seen before a restart)
+        if r.result.type == 'succeeded':
+            _take(run, mutator, ch, et, r.result.message)
+            continue
         kind, reason = result_error(r.result)
         canceled += kind == 'canceled'
         key = {'api': 'api_errors', 'rejected': 'rejected', 'expired': 'expired'}.get(kind)
         if key: run.counts[key] = run.counts.get(key, 0) + 1
         run.fail(ch, kind, reason, error_type=et, batch_id=sub['batch_id'])
     return canceled
+
+# %% ../../nbs/03d_batches.ipynb #d3ab531a
+def _settle(run:_Run, chains:dict):
+    "Finish and drop the chains that are complete or ended early"
+    for cid, ch in list(chains.items()):
+        if ch.ended_early or len(ch.captions) >= run.length:
+            run.finish(ch)
+            del chains[cid]
+
+# %% ../../nbs/03d_batches.ipynb #78e4c233
+async def _submit_round(client, run:_Run, mutator, chains:dict, led:BatchLedger, max_attempts:int, limits:tuple,
+                        progress:bool)->list[dict]:
+    "Submit the next round's steps, split at the API's limits; [] when no chain can go on"
+    rnd = led.rounds()
+    reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
+    if not reqs: return []
+    subs = [
+        await submit_batch(client, led, part, meta, rnd, j) for j, part in enumerate(split_batches(reqs, *limits))
+    ]
+    if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
+    return subs
+
+# %% ../../nbs/03d_batches.ipynb #4d120383
+async def _read_batch(client, run:_Run, mutator, chains:dict, led:BatchLedger, sub:dict):
+    "Read an ended batch into the chains and record it processed; a cancelled one raises `BatchError`, results saved"
+    canceled = await _process(client, run, mutator, chains, sub, led.requests())
+    led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
+    if canceled:
+        _settle(run, chains)
+        run.sync()
+        raise BatchError(
+            f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
+            f"are saved. Rerun to submit the rest again."
+        )
 
 # %% ../../nbs/03d_batches.ipynb #7e3509f3
 async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
@@ -204,46 +287,50 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
                                 max_rounds:int=100, # give up after this many rounds
                                 check_kw:dict|None=None, # options for `check_step`
                                 progress:bool=True, # log each round
-                                max_wait:float|None=None, # stop waiting on an open batch after this many seconds (rerun to resume); None: wait
-                                forget:Iterable[str]=(), # batch ids gone from the API: give them up and resubmit their requests
+                                max_wait:float|None=None, # seconds to wait on open batches (rerun resumes); None: all
+                                forget:Iterable[str]=(), # batch ids gone from the API: resubmit their requests
                                 max_requests:int=BATCH_MAX_REQUESTS, # requests per batch (the API's limit)
                                 max_bytes:int=BATCH_MAX_BYTES # bytes per batch (the API's limit)
                                )->dict:
-    "Build chains with Message Batches, one round per step (split at the API's size limits); resumable, never billed twice"
-    try: return await _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress,
-                               max_wait, forget, (max_requests, max_bytes))
+    "Build chains with Message Batches, a round per step (split at the API's limits); resumable, never billed twice"
+    try:
+        return await _batched(
+            items,
+            mutator,
+            length,
+            seed,
+            out_path,
+            poll_interval,
+            max_attempts,
+            max_rounds,
+            check_kw,
+            progress,
+            max_wait,
+            forget,
+            (max_requests, max_bytes),
+        )
     finally: await mutator.aclose()
 
 # %% ../../nbs/03d_batches.ipynb #d9fbb6d1
-async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait, forget, limits):
+async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress,
+                   max_wait, forget, limits):
     run = _Run(items, mutator, length, seed, out_path, check_kw, durable=True)
     client, led = mutator.client, BatchLedger(run.side['batches'], forget, run.run_fp)
     for k in ('rejected', 'expired'): run.counts.setdefault(k, 0)
     chains = {it['id']: run.chain(it) for it in run.items if it['id'] not in run.done}
     run.counts['skipped'] = len(run.items) - len(chains)
-    def settle():
-        for cid, ch in list(chains.items()):
-            if ch.ended_early or len(ch.captions) >= run.length: run.finish(ch); del chains[cid]
-    def summary(**kw):
-        s = run.summary(batch=True); s.update(batches=len(led.closed), **kw); return s
+    summary = lambda **kw: {**run.summary(batch=True), 'batches': len(led.closed), **kw}
     for _ in range(max_rounds):
-        settle()
+        _settle(run, chains)
         if not chains: break
-        subs = led.open()
+        subs = led.open() or await _submit_round(client, run, mutator, chains, led, max_attempts, limits, progress)
         if not subs:
-            rnd = led.rounds()
-            reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
-            if not reqs: settle(); break
-            subs = [await submit_batch(client, led, part, meta, rnd, j) for j, part in enumerate(split_batches(reqs, *limits))]
-            if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
+            _settle(run, chains)
+            break
         for sub in subs:
-            if not await wait_batch(client, sub, poll_interval, max_wait, led.path): return summary(open_batch=sub['batch_id'])
-            canceled = await _process(client, run, mutator, chains, sub, led.requests())
-            led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
-            if canceled:
-                settle(); run.sync()
-                raise BatchError(f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
-                                 f"are saved. Rerun to submit the rest again.")
+            if not await wait_batch(client, sub, poll_interval, max_wait, led.path):
+                return summary(open_batch=sub['batch_id'])
+            await _read_batch(client, run, mutator, chains, led, sub)
     return summary()
 
 # %% ../../nbs/03d_batches.ipynb #c8871e41

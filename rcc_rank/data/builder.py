@@ -13,7 +13,8 @@ from ..core.basics import append_jsonl, read_jsonl, stable_hash, redact, get_log
 from .chains import Chain, Mutation
 from .mutators import Mutator, MutationResult, MalformedReply, RuleMutator, SWAPS, check_step, _norm
 from ..core.basics import run_sync
-from .backends import DEGRADE_TOOL, HFMutator, Truncated, system_prompt, estimate_cost, _HF_FORMAT
+from .backends import DEGRADE_TOOL, HFMutator, Truncated, system_prompt, _HF_FORMAT
+from .claude_models import estimate_cost
 
 # %% auto #0
 __all__ = ['log', 'POLICY_REFUSALS', 'side_paths', 'trim_partial_line', 'step_seed', 'normalise_items', 'FingerprintMismatch',
@@ -27,7 +28,8 @@ log = get_logger(__name__)
 # %% ../../nbs/03c_builder.ipynb #738507a2
 def side_paths(out_path:str|Path)->dict[str, Path]:
     "The progress, failures and batches files kept beside `out_path`"
-    p = Path(out_path); stem = p.name[:-len(p.suffix)] if p.suffix else p.name
+    p = Path(out_path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return {k: p.with_name(f'{stem}.{k}.jsonl') for k in ('progress', 'failures', 'batches')}
 
 # %% ../../nbs/03c_builder.ipynb #2edd0f8f
@@ -38,7 +40,10 @@ def trim_partial_line(path:str|Path)->int:
     data = path.read_bytes()
     if data.endswith(b'\n'): return 0
     keep = data.rfind(b'\n') + 1
-    with open(path, 'r+b') as f: f.truncate(keep); f.flush(); os.fsync(f.fileno())
+    with open(path, 'r+b') as f:
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
     return len(data) - keep
 
 # %% ../../nbs/03c_builder.ipynb #8f839dbc
@@ -55,12 +60,20 @@ def normalise_items(items:Iterable[dict])->list[dict]:
         cid, cap = it.get('id'), it.get('caption')
         if cid is None or str(cid).strip() == '': raise ValueError(f'input row {i}: missing "id"')
         cid = str(cid)
-        if not isinstance(cap, str) or not cap.strip(): raise ValueError(f'input row {i} (id {cid!r}): missing or empty "caption"')
+        if not isinstance(cap, str) or not cap.strip():
+            raise ValueError(f'input row {i} (id {cid!r}): missing or empty "caption"')
         if cid in seen: raise ValueError(f'input row {i}: duplicate id {cid!r}')
         seen.add(cid)
         video = it.get('video')
         meta = it.get('meta') if isinstance(it.get('meta'), dict) else {}
-        out.append({'id': cid, 'caption': cap.strip(), 'video': None if video in (None, '') else str(video), 'meta': dict(meta)})
+        out.append(
+            {
+                'id': cid,
+                'caption': cap.strip(),
+                'video': None if video in (None, '') else str(video),
+                'meta': dict(meta),
+            }
+        )
     return out
 
 # %% ../../nbs/03c_builder.ipynb #67c7acb2
@@ -85,9 +98,16 @@ def generation_fingerprint(item:dict, # a normalised input row
                           )->dict:
     "What makes a chain: its input caption (hashed), back end, model, prompt version, seed, length, error types and tagger"
     model = getattr(mutator, 'model', None)
-    return {'caption': stable_hash(item['caption'], n=12), 'mutator': mutator.name, 'model': model if isinstance(model, str) else None,
-            'prompt': prompt_version(mutator), 'seed': seed, 'length': int(length),
-            'types': sorted(mutator.types) if mutator.types is not None else None, 'tagger': getattr(mutator, 'tagger', None)}
+    return {
+        'caption': stable_hash(item['caption'], n=12),
+        'mutator': mutator.name,
+        'model': model if isinstance(model, str) else None,
+        'prompt': prompt_version(mutator),
+        'seed': seed,
+        'length': int(length),
+        'types': sorted(mutator.types) if mutator.types is not None else None,
+        'tagger': getattr(mutator, 'tagger', None),
+    }
 
 # %% ../../nbs/03c_builder.ipynb #366de903
 def fingerprint_diff(old:dict|None, # the fingerprint on file
@@ -95,7 +115,11 @@ def fingerprint_diff(old:dict|None, # the fingerprint on file
                     )->list[str]:
     "The fields that differ, as 'field old -> new' (the caption as 'input caption text')"
     if not isinstance(old, dict): return ['no fingerprint (written by an older rcc-rank)']
-    return ['input caption text' if k == 'caption' else f'{k} {old.get(k)!r} -> {v!r}' for k, v in new.items() if old.get(k) != v]
+    return [
+        'input caption text' if k == 'caption' else f'{k} {old.get(k)!r} -> {v!r}'
+        for k, v in new.items()
+        if old.get(k) != v
+    ]
 
 # %% ../../nbs/03c_builder.ipynb #0a069dd7
 def _records(out:Path):
@@ -122,13 +146,15 @@ def check_fingerprints(out_path:str|Path, # the output JSONL
             raise FingerprintMismatch(
                 f"{out}: chain {cid!r} ({f.name}) was made with another configuration: {'; '.join(diff)}. Nothing was sent and no file "
                 "was changed. Rerun with the settings that made it, write to another output, or pass --overwrite "
-                "(`move_aside`) to move the old files aside and start over.")
+                "(`move_aside`) to move the old files aside and start over."
+            )
     return n
 
 # %% ../../nbs/03c_builder.ipynb #e3f89797
 def lock_path(out_path:str|Path)->Path:
     "The lock file of an output (`OUT.lock`): one builder writes an output at a time"
-    p = Path(out_path); return p.with_name(p.name + '.lock')
+    p = Path(out_path)
+    return p.with_name(p.name + '.lock')
 
 # %% ../../nbs/03c_builder.ipynb #3810236f
 def recaptioned_path(out_path:str|Path)->Path:
@@ -143,7 +169,9 @@ def move_aside(out_path:str|Path # the output JSONL
     moved = []
     for f in [p, *side_paths(p).values(), recaptioned_path(p)]:
         if f.exists():
-            dest = f.with_name(f'{f.name}.old-{stamp}'); os.replace(f, dest); moved.append(dest)
+            dest = f.with_name(f'{f.name}.old-{stamp}')
+            os.replace(f, dest)
+            moved.append(dest)
     return moved
 
 # %% ../../nbs/03c_builder.ipynb #bb6317fd
@@ -154,12 +182,28 @@ class _Run:
     def __init__(self, items, mutator, length, seed, out_path, check_kw, durable=False):
         if length < 1: raise ValueError(f'length must be >= 1 (captions per chain), got {length}')
         self.items, self.mutator, self.length, self.seed = normalise_items(items), mutator, int(length), seed
-        self.out = Path(out_path); self.side = side_paths(out_path); self.check_kw = check_kw or {}; self.durable = durable
-        self.lock = OutputLock(lock_path(self.out), f'chains output {self.out}').acquire()   # one writer; released by `summary`
-        self.run_fp = {k: v for k, v in generation_fingerprint({'caption': ''}, mutator, self.length, seed).items() if k != 'caption'}
-        self.fp = {it['id']: {'caption': stable_hash(it['caption'], n=12), **self.run_fp} for it in self.items}   # the run's part worked out once
-        try: check_fingerprints(self.out, self.fp)   # before anything is sent or written (even a torn last line is left as it is)
-        except FingerprintMismatch: self.lock.release(); raise
+        self.out = Path(out_path)
+        self.side = side_paths(out_path)
+        self.check_kw = check_kw or {}
+        self.durable = durable
+        self.lock = OutputLock(
+            lock_path(self.out), f'chains output {self.out}'
+        ).acquire()  # one writer; released by `summary`
+        self.run_fp = {
+            k: v
+            for k, v in generation_fingerprint({'caption': ''}, mutator, self.length, seed).items()
+            if k != 'caption'
+        }
+        self.fp = {
+            it['id']: {'caption': stable_hash(it['caption'], n=12), **self.run_fp} for it in self.items
+        }  # the run's part worked out once
+        try:
+            check_fingerprints(
+                self.out, self.fp
+            )  # before anything is sent or written (even a torn last line is left as it is)
+        except FingerprintMismatch:
+            self.lock.release()
+            raise
         for p in [self.out, *self.side.values()]: trim_partial_line(p)
         self.done = {r['id'] for r in read_jsonl(self.out)}
         self.steps:dict[str, dict[int, dict]] = {}
@@ -167,8 +211,20 @@ class _Run:
         for r in read_jsonl(self.side['progress']):
             if 'ended_early' in r: self.ended[r['id']] = r['ended_early']
             else: self.steps.setdefault(r['id'], {}).setdefault(r['step'], r)
-        self.counts = dict(chains=len(self.items), skipped=0, finished=0, ended_early=0, unfinished=0, steps=0, resumed_steps=0,
-                           refusals=0, invalid=0, api_errors=0, fatal_errors=0, **{k: 0 for k in _TOKEN_KEYS})
+        self.counts = dict(
+            chains=len(self.items),
+            skipped=0,
+            finished=0,
+            ended_early=0,
+            unfinished=0,
+            steps=0,
+            resumed_steps=0,
+            refusals=0,
+            invalid=0,
+            api_errors=0,
+            fatal_errors=0,
+            **{k: 0 for k in _TOKEN_KEYS},
+        )
         self.t0 = time.time()
 
 # %% ../../nbs/03c_builder.ipynb #b335e289
@@ -180,10 +236,19 @@ def chain(self:_Run, it:dict)->Chain:
     for k in range(1, self.length):
         r = recs.get(k)
         if r is None: break
-        caps.append(r['caption']); muts.append(Mutation(**r['mutation']))
+        caps.append(r['caption'])
+        muts.append(Mutation(**r['mutation']))
     self.counts['resumed_steps'] += len(muts)
-    meta = {**it['meta'], 'seed': self.seed, 'mutator': self.mutator.name, 'length': self.length, 'fingerprint': self.fp[it['id']]}
-    return Chain(id=it['id'], captions=caps, mutations=muts, video=it['video'], ended_early=self.ended.get(it['id']), meta=meta)
+    meta = {
+        **it['meta'],
+        'seed': self.seed,
+        'mutator': self.mutator.name,
+        'length': self.length,
+        'fingerprint': self.fp[it['id']],
+    }
+    return Chain(
+        id=it['id'], captions=caps, mutations=muts, video=it['video'], ended_early=self.ended.get(it['id']), meta=meta
+    )
 
 # %% ../../nbs/03c_builder.ipynb #a8939466
 @patch
@@ -193,9 +258,20 @@ def add_usage(self:_Run, u:dict):
 # %% ../../nbs/03c_builder.ipynb #dd85002d
 @patch
 def record_step(self:_Run, chain:Chain, res:MutationResult):
-    chain.captions.append(res.caption); chain.mutations.append(res.mutation)
-    append_jsonl(self.side['progress'], {'id': chain.id, 'step': len(chain.mutations), 'caption': res.caption,
-                                         'mutation': res.mutation.to_dict(), 'usage': res.usage, 'fingerprint': self.fp[chain.id]}, fsync=self.durable)
+    chain.captions.append(res.caption)
+    chain.mutations.append(res.mutation)
+    append_jsonl(
+        self.side['progress'],
+        {
+            'id': chain.id,
+            'step': len(chain.mutations),
+            'caption': res.caption,
+            'mutation': res.mutation.to_dict(),
+            'usage': res.usage,
+            'fingerprint': self.fp[chain.id],
+        },
+        fsync=self.durable,
+    )
     self.counts['steps'] += 1
 
 # %% ../../nbs/03c_builder.ipynb #4539d7ec
@@ -208,8 +284,19 @@ def record_end(self:_Run, chain:Chain, reason:str):
 # %% ../../nbs/03c_builder.ipynb #90a6d9fe
 @patch
 def fail(self:_Run, chain:Chain, kind:str, reason:str, **kw):
-    append_jsonl(self.side['failures'], {'id': chain.id, 'step': len(chain.mutations) + 1, 'kind': kind,
-                                         'reason': redact(reason), 'time': round(time.time(), 3), **kw, 'fingerprint': self.fp[chain.id]}, fsync=self.durable)
+    append_jsonl(
+        self.side['failures'],
+        {
+            'id': chain.id,
+            'step': len(chain.mutations) + 1,
+            'kind': kind,
+            'reason': redact(reason),
+            'time': round(time.time(), 3),
+            **kw,
+            'fingerprint': self.fp[chain.id],
+        },
+        fsync=self.durable,
+    )
     if kind == 'other': self.counts['fatal_errors'] += 1   # a 4xx other than 429 (or a bug): not worth a retry
 
 # %% ../../nbs/03c_builder.ipynb #40e292c6
@@ -232,13 +319,15 @@ def sync(self:_Run):
 # %% ../../nbs/03c_builder.ipynb #4b820464
 @patch
 def summary(self:_Run, batch:bool=False)->dict:
-    self.sync(); self.lock.release()
+    self.sync()
+    self.lock.release()
     c = dict(self.counts)
     c['unfinished'] = c['chains'] - c['skipped'] - c['finished']
     model = getattr(self.mutator, 'model', None)
     c['usd_estimate'] = estimate_cost(c, model, batch=batch) if isinstance(model, str) else None
     c['seconds'] = round(time.time() - self.t0, 3)
-    c['out'] = str(self.out); c['failures_file'] = str(self.side['failures'])
+    c['out'] = str(self.out)
+    c['failures_file'] = str(self.side['failures'])
     return c
 
 # %% ../../nbs/03c_builder.ipynb #30d734be
@@ -280,14 +369,15 @@ def retry_delay(e:BaseException, # the error
     return min(base * 2 ** attempt, cap) * (0.75 + 0.25 * random.random())
 
 # %% ../../nbs/03c_builder.ipynb #d5b26e12
-POLICY_REFUSALS = 4   # policy refusals in one step after which the chain stops: such a refusal is about the caption, so
-                      # trying every other type (12 paid calls) would not help; fewer would stop chains on a chance refusal
+POLICY_REFUSALS = 4  # policy refusals in one step after which the chain stops: such a refusal is about the caption, so
+# trying every other type (12 paid calls) would not help; fewer would stop chains on a chance refusal
 
 def mutation_problem(res:MutationResult, error_type:str)->str|None:
     "Why a step's recorded change does not match its caption or request (None when it does)"
     m = res.mutation
     if m.error_type != error_type: return f'mutation records {m.error_type!r}, asked {error_type!r}'
-    if m.after and _norm(m.after) not in _norm(res.caption): return f'the `after` span {m.after!r} is not in the new caption'
+    if m.after and _norm(m.after) not in _norm(res.caption):
+        return f'the `after` span {m.after!r} is not in the new caption'
     return None
 
 # %% ../../nbs/03c_builder.ipynb #7b51df70
@@ -306,7 +396,8 @@ def _end_refused(run:_Run, chain:Chain, res:MutationResult|None)->str:
     "Stop a chain the model refuses: a chain with steps ends early (category kept); a bare caption is left out"
     run.counts['policy_stops'] = run.counts.get('policy_stops', 0) + 1
     if len(chain.captions) < 2: return 'failed'
-    run.record_end(chain, f"refused by the model (category: {res.category if res else 'see failures'})"); return 'ended'
+    run.record_end(chain, f"refused by the model (category: {res.category if res else 'see failures'})")
+    return 'ended'
 
 # %% ../../nbs/03c_builder.ipynb #045548c8
 def accept_step(run:_Run, # the run: its counters and files
@@ -318,14 +409,17 @@ def accept_step(run:_Run, # the run: its counters and files
     "Judge one reply the same way in both builders: a refusal is recorded ('refused'), so is a failed check ('invalid'); a good step is kept ('ok')"
     run.add_usage(res.usage)
     if res.refused:
-        run.counts['refusals'] += 1; run.fail(chain, 'refused', res.refused, error_type=et, **_refusal_fields(res))
+        run.counts['refusals'] += 1
+        run.fail(chain, 'refused', res.refused, error_type=et, **_refusal_fields(res))
         return 'refused'
     problem = check_step(chain.captions[-1], res.caption, chain.mutations, **run.check_kw)
     if problem is None and res.mutation is not None: problem = mutation_problem(res, et)
     if problem is not None:
-        run.counts['invalid'] += 1; run.fail(chain, 'invalid', problem, error_type=et, **where)
+        run.counts['invalid'] += 1
+        run.fail(chain, 'invalid', problem, error_type=et, **where)
         return 'invalid'
-    run.record_step(chain, res); return 'ok'
+    run.record_step(chain, res)
+    return 'ok'
 
 # %% ../../nbs/03c_builder.ipynb #734ec332
 def _call_failed(run:_Run, chain:Chain, e:Exception, et:str, attempt:int)->str:
@@ -333,7 +427,12 @@ def _call_failed(run:_Run, chain:Chain, e:Exception, et:str, attempt:int)->str:
     kind, msg = classify_error(e), f'{type(e).__name__}: {e}'
     run.add_usage(getattr(e, 'usage', None) or {})
     if kind == 'auth': raise RunStopped(redact(f'authentication failed: {msg}')) from None
-    if kind == 'spend': raise RunStopped(redact(f'the API says the spend limit or credit is exhausted; raise it in the Console, then rerun to resume: {msg}')) from None
+    if kind == 'spend':
+        raise RunStopped(
+            redact(
+                f'the API says the spend limit or credit is exhausted; raise it in the Console, then rerun to resume: {msg}'
+            )
+        ) from None
     run.fail(chain, 'truncated' if isinstance(e, Truncated) else kind, msg, error_type=et, attempt=attempt)
     if kind == 'api': run.counts['api_errors'] += 1
     elif kind == 'other': log.warning(redact(f'chain {chain.id} step {len(chain.mutations) + 1}: {msg}'))
@@ -347,8 +446,12 @@ async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, bac
     policy = _policy_refused(run, chain, k)
     if policy >= POLICY_REFUSALS: return _end_refused(run, chain, None)
     for draw in range(10_000):
-        types = sorted(t for t in await run.mutator.aapplicable(chain) if t not in struck)   # chains in flight parse together
-        if not types: run.record_end(chain, 'no applicable error type left'); return 'ended'
+        types = sorted(
+            t for t in await run.mutator.aapplicable(chain) if t not in struck
+        )  # chains in flight parse together
+        if not types:
+            run.record_end(chain, 'no applicable error type left')
+            return 'ended'
         et = random.Random(step_seed(run.seed, chain.id, k, draw)).choice(types)
         attempt = 0
         while attempt < max_attempts:
@@ -358,9 +461,11 @@ async def _step(run:_Run, chain:Chain, max_attempts:int, max_api_errors:int, bac
                 if kind == 'api':
                     api_errors += 1
                     if api_errors > max_api_errors: return 'failed'
-                    await asyncio.sleep(retry_delay(e, api_errors - 1, backoff)); continue
+                    await asyncio.sleep(retry_delay(e, api_errors - 1, backoff))
+                    continue
                 if kind == 'other': return 'failed'
-                attempt += 1; continue
+                attempt += 1
+                continue
             verdict = accept_step(run, chain, et, res, attempt=attempt)
             if verdict == 'ok': return 'ok'
             if verdict == 'refused':
@@ -392,23 +497,33 @@ async def abuild_chains(items:Iterable[dict], # rows {"id", "caption", "video"?,
     todo = [it for it in run.items if it['id'] not in run.done]
     run.counts['skipped'] = len(run.items) - len(todo)
     sem = asyncio.Semaphore(max(1, int(concurrency)))
-    bar = tqdm(total=len(run.items), initial=run.counts['skipped'], desc=f'chains ({mutator.name})', disable=not progress, unit='chain')
+    bar = tqdm(
+        total=len(run.items),
+        initial=run.counts['skipped'],
+        desc=f'chains ({mutator.name})',
+        disable=not progress,
+        unit='chain',
+    )
     async def one(it):
         async with sem:
             chain = run.chain(it)
             while chain.ended_early is None and len(chain.captions) < run.length:
                 status = await _step(run, chain, max_attempts, max_api_errors, backoff)
                 if status == 'failed': return
-            run.finish(chain); bar.update(1)
+            run.finish(chain)
+            bar.update(1)
     try:
         await asyncio.gather(*[one(it) for it in todo])
     finally:
         bar.close()
         if hasattr(mutator, 'aclose'): await mutator.aclose()
     s = run.summary()
-    log.info(f"{s['finished']} chains finished, {s['skipped']} already done, {s['unfinished']} unfinished; "
-             f"{s['steps']} steps, {s['refusals']} refusals, {s['invalid']} invalid, {s['api_errors']} API errors; "
-             f"tokens in/out {s['input_tokens']}/{s['output_tokens']}" + (f"; ~${s['usd_estimate']:.4f}" if s['usd_estimate'] is not None else ''))
+    log.info(
+        f"{s['finished']} chains finished, {s['skipped']} already done, {s['unfinished']} unfinished; "
+        f"{s['steps']} steps, {s['refusals']} refusals, {s['invalid']} invalid, {s['api_errors']} API errors; "
+        f"tokens in/out {s['input_tokens']}/{s['output_tokens']}"
+        + (f"; ~${s['usd_estimate']:.4f}" if s['usd_estimate'] is not None else '')
+    )
     return s
 
 # %% ../../nbs/03c_builder.ipynb #9c0a6366

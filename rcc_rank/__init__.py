@@ -89,11 +89,13 @@ _MODULES = {   # module -> the public names it defines
         'CHATML_TEMPLATE', 'CHATML_TOKENS', 'FramesFamily', 'GEMMA3_TEMPLATE', 'GLM4V_TEMPLATE', 'GLM4V_TOKENS',
         'Gemma3Family', 'Glm4vFamily', 'InternVLFamily', 'LlavaOnevisionFamily', 'QWEN3_TEMPLATE', 'Qwen3VLFamily',
         'Qwen3VLMoeFamily', 'Qwen3_5Family', 'SMOLVLM_TEMPLATE', 'SmolVLMFamily'],
+    'rcc_rank.modeling.family': [
+        'ADD_MODEL_URL', 'FAMILIES', 'Family', 'family', 'register_family'],
     'rcc_rank.modeling.models': [
-        'ADD_MODEL_URL', 'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'FAMILIES', 'Family', 'PerceptionLMFamily',
-        'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS', 'add_lora', 'caption_prompt', 'chat_messages',
-        'config_model_type', 'end_of_turn', 'family', 'load_model', 'lora_step_check', 'lora_targets', 'model_arch',
-        'reference_mode', 'register_family', 'save_model', 'tiny_model', 'tiny_tokenizer', 'vision_modules'],
+        'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'PerceptionLMFamily', 'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS',
+        'add_lora', 'caption_prompt', 'chat_messages', 'config_model_type', 'end_of_turn', 'load_model',
+        'lora_step_check', 'lora_targets', 'model_arch', 'reference_mode', 'save_model', 'tiny_model', 'tiny_tokenizer',
+        'vision_modules'],
     'rcc_rank.modeling.scoring': [
         'ChainCollator', 'ChainScores', 'chain_logps', 'compare_paths', 'ideal_speedup', 'merge_batches',
         'packed_attention_mask', 'reference_logps', 'split_attention', 'use_split_attention'],

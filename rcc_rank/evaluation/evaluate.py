@@ -13,7 +13,8 @@ import numpy as np
 from ..core.basics import get_logger, append_jsonl, stable_hash, markdown_table
 from ..objectives.metrics import ranking_metrics, _flatten
 from ..data.chains import chain_clip, NoFrames
-from ..modeling.models import reference_mode, caption_prompt, family, CAPTION_PROMPT, tiny_model, load_model
+from ..modeling.models import reference_mode, caption_prompt, CAPTION_PROMPT, tiny_model, load_model
+from ..modeling.family import family
 from ..modeling.scoring import chain_logps, ChainCollator
 from ..training.export import load_adapter
 from ..training.policy import tiny_spec

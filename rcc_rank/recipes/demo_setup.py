@@ -20,7 +20,8 @@ from ..synthetic.world import WorldConfig
 from ..synthetic.world_data import (world_chain, world_chains, scene_seed, lf_mcq_set, world_mcq_chain,
                                            type_oracles, attach_frames, LETTERS)
 from ..modeling.models import tiny_model, tiny_tokenizer, CAPTION_PROMPT, SPECIAL_TOKENS
-from ..evaluation.evaluate import rank_chains, mcq_evaluate, mcq_prompt
+from ..evaluation.evaluate import rank_chains
+from ..evaluation.mcq import mcq_evaluate, mcq_prompt
 from ..objectives.metrics import chain_metrics, ranking_metrics
 
 # %% auto #0

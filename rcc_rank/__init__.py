@@ -55,6 +55,10 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.recaption': [
+        'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
+        'arecaption_items', 'frame_blocks', 'parse_recaption', 'recaption', 'recaption_request', 'recaption_rows',
+        'references', 'with_recaption'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
@@ -168,10 +172,8 @@ _MODULES = {   # module -> the public names it defines
         'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'controls', 'demo_chains', 'demo_data', 'demo_model',
         'evaluate_model', 'mcq_score', 'reward_pairwise', 'setup_torch', 'splits', 'world_tokenizer'],
     'rcc_rank.recipes.generate': [
-        'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
-        'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
-        'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
-        'references', 'split_counts', 'with_recaption'],
+        'assign_splits', 'generate_command', 'generate_summary', 'generation_exit', 'rcc_generate', 'read_items',
+        'split_counts'],
     'rcc_rank.recipes.teacher': [
         'RuleTeacher', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'rule_answer', 'support_f1', 'supported',
         'teacher_prompt'],

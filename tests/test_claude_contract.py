@@ -24,7 +24,7 @@ from rcc_rank.data.claude_models import DEFAULT_MODEL, deprecated_models
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
 from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
-from rcc_rank.recipes.generate import arecaption_file, arecaption_file_batched
+from rcc_rank.data.recaption import arecaption_file, arecaption_file_batched
 
 FAKE_KEY = 'sk-ant-FAKEKEY-contract-0000'
 CAP = ('A man in a red jacket walks across a small park holding a blue ball. A brown dog runs next to a wooden bench '

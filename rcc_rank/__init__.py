@@ -32,10 +32,11 @@ _MODULES = {   # module -> the public names it defines
         'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
         'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
         'side_paths', 'step_seed', 'trim_partial_line'],
+    'rcc_rank.data.chain_datasets': [
+        'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
-        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
-        'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
-        'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
+        'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.errors': [
         'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
         'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',

@@ -567,7 +567,7 @@ def write_chain_dataset(chains:Sequence, # chains (e.g. `read_chains(output)`)
                        )->dict:
     "Save chains as a `datasets.DatasetDict` split by `meta['split']`, with a dataset card; returns counts per split"
     import datasets
-    from rcc_rank.data.chains import chains_to_dataset, write_dataset_card
+    from rcc_rank.data.chain_datasets import chains_to_dataset, write_dataset_card
     folder = Path(folder)
     parts:dict[str, list] = {}
     for c in chains: parts.setdefault(_split_name((c.meta or {}).get('split')), []).append(c)

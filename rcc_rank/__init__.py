@@ -38,13 +38,15 @@ _MODULES = {   # module -> the public names it defines
         'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
         'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.errors': [
-        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
-        'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
-        'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS', 'PERSON_OPPOSITES', 'PREFERRED_PIPELINES',
-        'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES', 'SPATIAL_OPPOSITES',
-        'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'Tagged', 'Token', 'applicable_types',
-        'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
-        'tag', 'tag_many', 'taxonomy_markdown'],
+        'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
+        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
+        'tag_many', 'taxonomy_markdown'],
+    'rcc_rank.data.lexicons': [
+        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
+        'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',
+        'PERSON_OPPOSITES', 'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES',
+        'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
+        'same_category'],
     'rcc_rank.data.mutators': [
         'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
         'parse_batch', 'rule_sites', 'rule_types', 'similarity'],

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import os, re, json, html, difflib
 from copy import deepcopy
-from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -14,7 +13,7 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 
 from fastcore.basics import patch
-from ..core.basics import append_jsonl, read_jsonl, markdown_table
+from ..core.basics import append_jsonl, read_jsonl
 from .video import video_clip, VideoError
 from .errors import ERROR_TYPES
 

@@ -20,10 +20,8 @@ _MODULES = {   # module -> the public names it defines
         'did_you_mean', 'field_types', 'kv_summary', 'make_options', 'md_table', 'option_names', 'options_from',
         'parse_cli', 'print_result', 'quiet_libraries', 'ranking_summary', 'run_command', 'std_error', 'yaml_options'],
     'rcc_rank.data.backends': [
-        'CACHE_MIN_TOKENS', 'ClaudeMutator', 'DEFAULT_MODEL', 'DEGRADE_TOOL', 'FORCED_TOOL_REJECTED', 'HFMutator',
-        'PRICES', 'TOOL_NAME', 'Truncated', 'approx_tokens', 'cache_min_tokens', 'cached_system', 'check_model',
-        'deprecated_models', 'error_type_text', 'estimate_cost', 'make_mutator', 'parse_json_reply', 'refusal',
-        'system_prompt', 'tiny_chat_model', 'tool_choice', 'tool_input', 'user_prompt'],
+        'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'TOOL_NAME', 'Truncated', 'error_type_text', 'make_mutator',
+        'parse_json_reply', 'refusal', 'system_prompt', 'tiny_chat_model', 'tool_input', 'user_prompt'],
     'rcc_rank.data.batches': [
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
@@ -37,6 +35,9 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.data.chains': [
         'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
         'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
+    'rcc_rank.data.claude_models': [
+        'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
+        'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
     'rcc_rank.data.errors': [
         'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
         'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
@@ -57,11 +58,17 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.source_rows': [
+        'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
-        'MISSING_VIDEO', 'MSR_VIDEO_DIRS', 'MissingVideo', 'PE_CAPTION_FIELDS', 'SOURCES', 'SSV2_SPLITS', 'SourceError',
-        'apply_missing', 'finish_generate', 'hf_rows', 'load_source', 'materialise_video', 'msr_vtt_rows',
-        'parse_source_spec', 'pe_video_rows', 'push_chain_dataset', 'source_items', 'ssv2_chains', 'ssv2_rows',
-        'video_cache', 'write_chain_dataset', 'write_skip_report'],
+        'MISSING_VIDEO', 'SOURCES', 'apply_missing', 'finish_generate', 'load_source', 'parse_source_spec',
+        'push_chain_dataset', 'source_items', 'write_chain_dataset', 'write_skip_report'],
+    'rcc_rank.data.sources_msrvtt': [
+        'MSR_VIDEO_DIRS', 'msr_vtt_rows'],
+    'rcc_rank.data.sources_pe': [
+        'PE_CAPTION_FIELDS', 'pe_video_rows'],
+    'rcc_rank.data.sources_ssv2': [
+        'SSV2_SPLITS', 'ssv2_chains', 'ssv2_rows'],
     'rcc_rank.data.video': [
         'DEFAULT_VIDEO_FPS', 'VIDEO_MAX_PIXELS', 'VIDEO_MAX_SIDE', 'VideoError', 'as_frames', 'fit_size', 'frame_count',
         'frame_strip', 'load_video', 'uniform_indices', 'video_clip', 'video_info'],
@@ -71,23 +78,27 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.objectives.metrics': [
         'chain_metrics', 'ranking_metrics'],
     'rcc_rank.synthetic.world': [
-        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'EDIT_KINDS', 'Group', 'MOTIONS',
-        'NUMBERS', 'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WORLD_ERROR_TYPES', 'WorldConfig', 'applicable_errors',
-        'apply_edit', 'candidate_edits', 'edit_spans', 'make_scene', 'render_caption', 'render_frames',
-        'rule_violations', 'scene_frames', 'thing_state', 'world_step'],
+        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'Group', 'MOTIONS', 'NUMBERS',
+        'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WorldConfig', 'make_scene', 'render_caption', 'render_frames',
+        'scene_frames', 'thing_state'],
     'rcc_rank.synthetic.world_data': [
         'FOCUS_KINDS', 'LETTERS', 'SPLITS', 'WorldMutator', 'attach_frames', 'chain_programs', 'draw_error_type',
         'focus_chain', 'lf_mcq_item', 'lf_mcq_set', 'scene_seed', 'statement', 'token_length_changes', 'type_oracles',
         'world_chain', 'world_chains', 'world_item', 'world_items', 'world_mcq_chain', 'world_yesno_chain'],
+    'rcc_rank.synthetic.world_edits': [
+        'EDIT_KINDS', 'WORLD_ERROR_TYPES', 'applicable_errors', 'apply_edit', 'candidate_edits', 'edit_spans',
+        'rule_violations', 'world_step'],
     'rcc_rank.modeling.families': [
         'CHATML_TEMPLATE', 'CHATML_TOKENS', 'FramesFamily', 'GEMMA3_TEMPLATE', 'GLM4V_TEMPLATE', 'GLM4V_TOKENS',
         'Gemma3Family', 'Glm4vFamily', 'InternVLFamily', 'LlavaOnevisionFamily', 'QWEN3_TEMPLATE', 'Qwen3VLFamily',
         'Qwen3VLMoeFamily', 'Qwen3_5Family', 'SMOLVLM_TEMPLATE', 'SmolVLMFamily'],
+    'rcc_rank.modeling.family': [
+        'ADD_MODEL_URL', 'FAMILIES', 'Family', 'family', 'register_family'],
     'rcc_rank.modeling.models': [
-        'ADD_MODEL_URL', 'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'FAMILIES', 'Family', 'PerceptionLMFamily',
-        'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS', 'add_lora', 'caption_prompt', 'chat_messages',
-        'config_model_type', 'end_of_turn', 'family', 'load_model', 'lora_step_check', 'lora_targets', 'model_arch',
-        'reference_mode', 'register_family', 'save_model', 'tiny_model', 'tiny_tokenizer', 'vision_modules'],
+        'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'PerceptionLMFamily', 'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS',
+        'add_lora', 'caption_prompt', 'chat_messages', 'config_model_type', 'end_of_turn', 'load_model',
+        'lora_step_check', 'lora_targets', 'model_arch', 'reference_mode', 'save_model', 'tiny_model', 'tiny_tokenizer',
+        'vision_modules'],
     'rcc_rank.modeling.scoring': [
         'ChainCollator', 'ChainScores', 'chain_logps', 'compare_paths', 'ideal_speedup', 'merge_batches',
         'packed_attention_mask', 'reference_logps', 'split_attention', 'use_split_attention'],
@@ -124,50 +135,62 @@ _MODULES = {   # module -> the public names it defines
         'argus_cost', 'argus_costs', 'argus_direction', 'argus_prompt', 'argus_score', 'check_argus_lines',
         'evidence_index', 'is_content_line', 'parse_line_judgments', 'split_sentences'],
     'rcc_rank.evaluation.benchmarks': [
-        'ARGUS_PROMPT', 'BENCHMARKS', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL', 'LFMCQA_VERSION', 'OverlapJudge', 'VDC_DIMS',
-        'VDC_PROMPTS', 'benchmark_task', 'check_lfmcqa', 'lfmcqa_prompt', 'load_argus', 'load_benchmark',
-        'load_tempcompass', 'load_vdc', 'make_lfmcqa', 'on_main', 'overlap_reply', 'run_benchmark', 'shuffle_correct'],
+        'ARGUS_PROMPT', 'BENCHMARKS', 'OverlapJudge', 'VDC_DIMS', 'VDC_PROMPTS', 'benchmark_task', 'load_argus',
+        'load_benchmark', 'load_tempcompass', 'load_vdc', 'on_main', 'overlap_reply', 'run_benchmark'],
     'rcc_rank.evaluation.evaluate': [
-        'TEMPCOMPASS_DIMS', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_SUFFIX', 'caption_matching', 'generate_captions',
-        'make_judge', 'make_model', 'map_shards', 'mcq_evaluate', 'mcq_prompt', 'rank_chains', 'results_table',
-        'tempcompass_accuracy', 'tempcompass_match', 'tempcompass_prompt', 'tempcompass_records'],
+        'generate_captions', 'make_judge', 'make_model', 'map_shards', 'rank_chains', 'results_table'],
     'rcc_rank.evaluation.evaluate_cli': [
         'EvaluateArgs', 'MODEL_TASKS', 'TASKS', 'evaluate_parser', 'evaluate_summary', 'evaluate_task', 'rcc_evaluate'],
+    'rcc_rank.evaluation.hf_judge': [
+        'HFJudge', 'chat_text'],
     'rcc_rank.evaluation.judges': [
-        'AXES', 'AXIS_HINT', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'ClaudeJudge', 'HFJudge', 'JudgeCache',
-        'JudgeError', 'SCORE_TOOL', 'VDC_ANSWER_SYSTEM', 'VDC_PROMPT_VERSION', 'VDC_REVIEW_SYSTEM', 'VDC_RULES',
-        'ajudge_captions', 'avdc_score', 'chat_text', 'check_scores', 'check_vdc_reply', 'gather_limited',
-        'judge_agreement', 'judge_captions', 'judge_summary', 'parse_vdc_review', 'require_fields', 'run_async',
-        'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
+        'AXES', 'AXIS_HINT', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'ClaudeJudge', 'JudgeCache', 'JudgeError',
+        'SCORE_TOOL', 'ajudge_captions', 'check_scores', 'gather_limited', 'judge_agreement', 'judge_captions',
+        'judge_summary', 'require_fields', 'run_async'],
+    'rcc_rank.evaluation.lfmcqa': [
+        'LFMCQA_SYSTEM', 'LFMCQA_TOOL', 'LFMCQA_VERSION', 'check_lfmcqa', 'lfmcqa_prompt', 'make_lfmcqa',
+        'shuffle_correct'],
+    'rcc_rank.evaluation.mcq': [
+        'TEMPCOMPASS_DIMS', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_SUFFIX', 'caption_matching', 'mcq_evaluate', 'mcq_prompt',
+        'tempcompass_accuracy', 'tempcompass_match', 'tempcompass_prompt', 'tempcompass_records'],
+    'rcc_rank.evaluation.vdc': [
+        'VDC_ANSWER_SYSTEM', 'VDC_PROMPT_VERSION', 'VDC_REVIEW_SYSTEM', 'VDC_RULES', 'avdc_score', 'check_vdc_reply',
+        'parse_vdc_review', 'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
     'rcc_rank.recipes.baselines': [
-        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES', 'RuleTeacher',
-        'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds',
-        'error_injection', 'make_baseline', 'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v',
-        'rule_answer', 'support_f1', 'supported', 'teacher_prompt', 'unconditioned_world_chains', 'world_sampler',
-        'write_baseline'],
+        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES',
+        'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds', 'error_injection', 'make_baseline',
+        'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v', 'unconditioned_world_chains',
+        'world_sampler', 'write_baseline'],
     'rcc_rank.recipes.demo': [
-        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'checkpoint_hash', 'controls', 'demo_chains', 'demo_command',
-        'demo_data', 'demo_model', 'evaluate_model', 'mcq_score', 'pretrain', 'rcc_demo', 'results_record',
-        'reward_pairwise', 'run_arm', 'run_demo', 'setup_torch', 'splits', 'world_tokenizer', 'write_report'],
+        'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
+        'write_report'],
     'rcc_rank.recipes.demo_report': [
         'CLAIMS', 'METRICS', 'METRIC_NAMES', 'PENDING', 'claims', 'demo_markdown', 'fingerprint', 'matched_cpu',
         'paired_diff', 'paired_table', 'plot_curves', 'plot_paired', 'show_results', 'summarise'],
+    'rcc_rank.recipes.demo_setup': [
+        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'controls', 'demo_chains', 'demo_data', 'demo_model',
+        'evaluate_model', 'mcq_score', 'reward_pairwise', 'setup_torch', 'splits', 'world_tokenizer'],
     'rcc_rank.recipes.generate': [
         'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.recipes.teacher': [
+        'RuleTeacher', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'rule_answer', 'support_f1', 'supported',
+        'teacher_prompt'],
+    'rcc_rank.views.ablation': [
+        'AblationExplorer', 'KEY_COLUMNS', 'VIEWS', 'ablation_data', 'ablation_figure', 'load_results'],
+    'rcc_rank.views.experiment_data': [
+        'EVALS', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES', 'choice_accuracy', 'choice_chains',
+        'eval_sets', 'judged_metrics', 'judged_set', 'make_data', 'question_to_chain'],
     'rcc_rank.views.experiments': [
-        'DATA_DEFAULTS', 'EVALS', 'ExperimentConfig', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES',
-        'choice_accuracy', 'choice_chains', 'eval_sets', 'experiment_command', 'experiment_table', 'explorer',
-        'grid_cells', 'judged_metrics', 'judged_set', 'load_experiment', 'make_data', 'question_to_chain',
-        'rcc_experiment', 'run_cell', 'run_experiment'],
+        'DATA_DEFAULTS', 'ExperimentConfig', 'experiment_command', 'experiment_table', 'explorer', 'grid_cells',
+        'load_experiment', 'rcc_experiment', 'run_cell', 'run_experiment'],
     'rcc_rank.views.head_to_head': [
         'HeadToHead', 'win_rate'],
     'rcc_rank.views.widgets': [
-        'AblationExplorer', 'CHAIN_CSS', 'ChainViewer', 'KEY_COLUMNS', 'VIEWS', 'WIDGET_VIEW_MIME', 'ablation_data',
-        'ablation_figure', 'caption_ranks', 'dedupe_show_docs', 'fenced_links', 'frame_strip_html', 'load_results',
-        'static_widget_outputs'],
+        'CHAIN_CSS', 'ChainViewer', 'WIDGET_VIEW_MIME', 'caption_ranks', 'dedupe_show_docs', 'fenced_links',
+        'frame_strip_html', 'static_widget_outputs'],
 }
 _EXPORTS = {name: mod for mod, names in _MODULES.items() for name in names}
 

@@ -17,7 +17,7 @@ from torch.distributed.checkpoint.state_dict import (get_state_dict, set_state_d
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import DefaultLoadPlanner
 from rcc_rank.data.chains import Chain, Mutation
-from rcc_rank.modeling.models import FAMILIES
+from rcc_rank.modeling.family import FAMILIES
 from rcc_rank.training.policy import build_model, ChainScorer
 from rcc_rank.modeling.scoring import ChainCollator
 from rcc_rank.training.train import TrainConfig, chain_loss, make_optimizer
@@ -62,7 +62,8 @@ def step(model, opt, batch, cfg):
     opt.step()
     return float(loss.detach())
 
-def full_lora(model): return lora(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
+def full_lora(model):
+    return lora(get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)))
 
 def run_objective(arch, objective, mesh, rank, ckdir):
     cfg = TrainConfig(model=f'tiny:{arch}', cpu=True, num_frames=4, lr=1e-3, objective=objective, chain_length=3,

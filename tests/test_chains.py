@@ -10,11 +10,14 @@ from rcc_rank.data.errors import ERROR_TYPES, applicable_types, sample_error_typ
 from rcc_rank.data.questions import (question_chains, read_question_chains, write_question_chains, QuestionChain)
 
 CAPTIONS = [
-    "A young woman in a red jacket walks her two dogs through a park, then throws a ball to the left while the camera pans slowly to follow her.",
-    "A chef in a white apron chops three onions on a wooden cutting board in a bright kitchen, then slides them into a hot pan.",
+    ("A young woman in a red jacket walks her two dogs through a park, then throws a ball to the left while the camera "
+     "pans slowly to follow her."),
+    ("A chef in a white apron chops three onions on a wooden cutting board in a bright kitchen, then slides them into "
+     "a hot pan."),
     "Two children play soccer in a grassy field on a sunny afternoon while their father watches from a bench.",
     "A red car drives quickly down a mountain road and turns left at the bottom of the hill, as the camera zooms out.",
-    "A man in a blue shirt sits at a wooden desk, opens a laptop and types for a while before he stands up and leaves the office.",
+    ("A man in a blue shirt sits at a wooden desk, opens a laptop and types for a while before he stands up and leaves "
+     "the office."),
     "An old man feeds four ducks beside a small lake; the ducks swim towards him and he throws bread into the water.",
 ]
 

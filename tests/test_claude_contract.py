@@ -1,4 +1,5 @@
-"""The Claude client against the real API's contract, through the real `anthropic` SDK and the fake server's real shapes.
+"""The Claude client against the real API's contract, through the real `anthropic` SDK and the fake server's real
+shapes.
 
 Each test drives one case of issue 20 through the package: batches that survive lost replies and restarts without
 double billing, batch results read by type, replies judged by stop reason, one retry layer, frames within the image
@@ -18,7 +19,8 @@ from rcc_rank.core.basics import read_jsonl, append_jsonl
 from rcc_rank.data.chains import read_chains
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
 from rcc_rank.data.mutators import rule_types
-from rcc_rank.data.backends import ClaudeMutator, DEFAULT_MODEL, deprecated_models
+from rcc_rank.data.backends import ClaudeMutator
+from rcc_rank.data.claude_models import DEFAULT_MODEL, deprecated_models
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
 from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
@@ -375,14 +377,16 @@ def test_cache_marks_only_above_the_model_minimum(tmp_path):
                 model=DEFAULT_MODEL, max_tokens=10, system=[mark] * 5, messages=[{'role': 'user', 'content': 'hi'}]
             )
         with pytest.raises(anthropic.BadRequestError, match="use 'auto'"):
-            c.messages.create(model='claude-sonnet-5-5', max_tokens=10, tools=[{'name': 't', 'input_schema': {'type': 'object'}}],
+            c.messages.create(model='claude-sonnet-5-5', max_tokens=10,
+                              tools=[{'name': 't', 'input_schema': {'type': 'object'}}],
                               tool_choice={'type': 'tool', 'name': 't'}, messages=[{'role': 'user', 'content': 'hi'}])
     assert forced == []
     assert s_new['cache_read_input_tokens'] > 0                # 5.5: 512-token minimum, this prefix caches
     assert s_old['cache_read_input_tokens'] == s_old['cache_creation_input_tokens'] == 0   # 4.6: 2048, no mark sent
 
 def test_one_default_model_current_and_deprecated_warned(caplog):
-    import typing, rcc_rank.data.questions as q, rcc_rank.evaluation.judges as j, rcc_rank.recipes.baselines as b, rcc_rank.evaluation.evaluate as e
+    import typing, rcc_rank.data.questions as q, rcc_rank.evaluation.judges as j
+    import rcc_rank.recipes.baselines as b, rcc_rank.evaluation.evaluate as e
     from anthropic.types import ModelParam
     assert DEFAULT_MODEL in typing.get_args(typing.get_args(ModelParam)[0]) and DEFAULT_MODEL not in deprecated_models()
     defaults = [

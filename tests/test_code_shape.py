@@ -25,7 +25,8 @@ def test_no_module_over_600_lines():
 
 def test_ruff_pyflakes_rules_pass():
     "ruff's F rules (unused imports and variables, undefined names, redefinitions) on the library"
-    r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--select', 'F', '--output-format', 'concise', '--no-cache', 'rcc_rank'],
+    r = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--select', 'F', '--output-format', 'concise',
+                        '--no-cache', 'rcc_rank'],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, f'ruff check --select F rcc_rank:\n{r.stdout}{r.stderr}'
 

@@ -116,7 +116,8 @@ def test_trl_own_checks(chain_file, tmp_path):
 
 
 def _check_llamafactory(folder):
-    "LLaMA-Factory's sharegpt ranking rules, read from its converter, on every row of every dataset in dataset_info.json"
+    ("LLaMA-Factory's sharegpt ranking rules, read from its converter, on every row of every dataset in "
+     "dataset_info.json")
     info = json.loads((folder/'dataset_info.json').read_text())
     n = 0
     for name, attr in info.items():

@@ -36,7 +36,8 @@ def make_items(n, seed=0):
     for i in range(n):
         s, c, o, sc = rng.choice(_SUBJ), rng.choice(_COL), rng.choice(_OBJ), rng.choice(_SCENE)
         cap = (f'{s} in a {c} jacket {rng.choice(_ACT)} across a small {sc} holding a {rng.choice(_COL)} {o}. '
-               f'A brown dog {rng.choice(_ACT)} {rng.choice(_SPAT)} a wooden bench while {rng.randint(2, 9)} birds fly above. '
+               f'A brown dog {rng.choice(_ACT)} {rng.choice(_SPAT)} a wooden bench '
+               f'while {rng.randint(2, 9)} birds fly above. '
                f'Then the camera pans left as the light turns golden.')
         out.append({'id': f'clip-{i:04d}', 'caption': cap, 'video': f'videos/clip-{i:04d}.mp4'})
     return out
@@ -59,7 +60,8 @@ def check_output(path, n_expected, length):
 _RUNS = [0]
 
 def cli(args, env=None, logdir=None):
-    "Start `python -m rcc_rank.recipes.generate ARGS`; its stdout+stderr go to a file (a pipe nobody reads would block it)"
+    ("Start `python -m rcc_rank.recipes.generate ARGS`; its stdout+stderr go to a file "
+     "(a pipe nobody reads would block it)")
     e = {**os.environ, 'PYTHONPATH': str(ROOT), 'HF_HUB_OFFLINE': '1', **(env or {})}
     _RUNS[0] += 1
     log = Path(logdir or Path(str(args[1])).parent)/f'run-{_RUNS[0]:03d}.log'
@@ -230,7 +232,8 @@ def test_sigkill_resume_fake_claude_and_key_never_leaks(tmp_path, monkeypatch, c
     with FakeClaude(responder=rule_responder(), latency=0.01, retry_after=0.01) as srv:
         monkeypatch.setenv('ANTHROPIC_BASE_URL', srv.base_url)
         env = {'ANTHROPIC_LOG': 'debug', 'RCC_RANK_LOG_LEVEL': 'DEBUG'}
-        args = ['--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords', '--types', ','.join(rule_types()),
+        args = ['--mutator', 'claude', '--model', 'claude-fake', '--tagger', 'keywords',
+                '--types', ','.join(rule_types()),
                 '--length', 5, '--seed', 1, '--concurrency', 6, '--backoff', 0.01, '--timeout', 5]
         # the uninterrupted reference, in this process, with the key read from the environment (no client passed)
         mk = lambda **kw: ClaudeMutator(model='claude-fake', types=rule_types(), tagger='keywords', timeout=5, **kw)

@@ -21,8 +21,8 @@ def test_rcc_demo_quick(tmp_path):
         'RCC_RANK_HOME': str(tmp_path / 'home'),
         'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''),
     }
-    # `rcc-demo` is the console script `rcc_rank.recipes.demo:rcc_demo`; run it installed if it is, else through the same
-    # wrapper pip generates for console scripts
+    # `rcc-demo` is the console script `rcc_rank.recipes.demo:rcc_demo`; run it installed if it is, else through
+    # the same wrapper pip generates for console scripts
     exe = shutil.which('rcc-demo')
     if exe: cmd = [exe]
     else:
@@ -77,7 +77,7 @@ def test_rcc_demo_quick(tmp_path):
 
 def test_demo_chains_match_committed_results():
     "The default demo's chains, rebuilt, hash to what the committed fingerprint and results were made from"
-    from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
+    from rcc_rank.recipes.demo_setup import DemoConfig, demo_chains, data_hash
     got = data_hash(demo_chains(DemoConfig()))
     assert got == json.loads((DEMO / 'quick.json').read_text())['default_data_hash'], (
         f"the demo's chains changed: {RERUN}"
@@ -90,7 +90,8 @@ def test_demo_chains_match_committed_results():
     assert got == R['data_hash'], f"the demo's chains changed since nbs/demo/results.json was made: {RERUN}"
 
 def test_committed_results_hold_what_the_docs_state():
-    "results.json has every seed, the paired entries, the hashes and disjoint splits; the pages show its Markdown verbatim"
+    ("results.json has every seed, the paired entries, the hashes and disjoint splits; the pages show its Markdown "
+     "verbatim")
     from rcc_rank.recipes.demo_report import demo_markdown, PAIRS, PENDING
     if not (DEMO/'results.json').exists():  # not made yet: the pages must say so, not show old numbers
         for nb in (ROOT / 'index.ipynb', ROOT / 'nbs' / '12_demo.ipynb'):

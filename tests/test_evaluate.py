@@ -1,6 +1,7 @@
-"""System tests for rcc_rank.evaluation.evaluate that do not fit a notebook: data-parallel evaluation under `accelerate launch`
-(two CPU processes) must equal a single-process run, and the `rcc-evaluate` command as a subprocess against the local
-fake Claude server (judge, ARGUS, VDC, table), including a rerun served entirely from the judge cache."""
+"""System tests for rcc_rank.evaluation.evaluate that do not fit a notebook: data-parallel evaluation under
+`accelerate launch` (two CPU processes) must equal a single-process run, and the `rcc-evaluate` command as a subprocess
+against the local fake Claude server (judge, ARGUS, VDC, table), including a rerun served entirely from the judge
+cache."""
 import json, os, re, subprocess, sys, textwrap
 from pathlib import Path
 
@@ -57,15 +58,18 @@ SCRIPT = textwrap.dedent('''
     from rcc_rank.core.basics import read_jsonl
     from rcc_rank.data.chains import read_chains
     from rcc_rank.modeling.models import tiny_model
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     from rcc_rank.evaluation.evaluate_cli import evaluate_task
     tmp = Path(sys.argv[1])
     acc = Accelerator(cpu=True)
     model, proc = tiny_model('qwen2_5_vl', seed=0)
-    rk = rank_chains(model, proc, read_chains(tmp / 'chains.jsonl'), batch_size=2, num_frames=4, accelerator=acc, progress=False)
+    rk = rank_chains(model, proc, read_chains(tmp / 'chains.jsonl'), batch_size=2, num_frames=4, accelerator=acc,
+                     progress=False)
     gen = generate_captions(model, proc, read_jsonl(tmp / 'gen.jsonl'), batch_size=2, num_frames=4, max_new_tokens=5,
                             accelerator=acc, progress=False)
-    mq = mcq_evaluate(model, proc, read_jsonl(tmp / 'mcq.jsonl'), batch_size=2, num_frames=4, accelerator=acc, progress=False)
+    mq = mcq_evaluate(model, proc, read_jsonl(tmp / 'mcq.jsonl'), batch_size=2, num_frames=4, accelerator=acc,
+                      progress=False)
     cli = evaluate_task('rank', model='tiny:qwen2_5_vl', data=str(tmp / 'chains.jsonl'), out=str(tmp / 'cli_rank.json'),
                        batch_size=2, num_frames=4, quiet=True)
     if acc.is_main_process:
@@ -75,7 +79,8 @@ SCRIPT = textwrap.dedent('''
 def test_data_parallel_equals_single_process(tmp_path):
     "rank_chains, generate_captions, mcq_evaluate and `rcc-evaluate rank` on 2 CPU processes == one process"
     from rcc_rank.modeling.models import tiny_model
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     chains, mcq = _data(tmp_path)
     (tmp_path / 'dp.py').write_text(SCRIPT)
     cmd = [
@@ -176,7 +181,8 @@ def _cli(args, env, cwd):
     return p.stdout
 
 def test_cli_judges_against_fake_claude(tmp_path):
-    "judge / argus / vdc / table through `python -m rcc_rank.evaluation.evaluate_cli`, faults injected, rerun costs no requests"
+    ("judge / argus / vdc / table through `python -m rcc_rank.evaluation.evaluate_cli`, faults injected, "
+     "rerun costs no requests")
     ref = 'A man walks a blue dog. The dog jumps over a fence.'
     rows = [dict(id='a', prediction='A man walks a blue dog. The dog jumps over a fence.', reference=ref),
             dict(id='b', prediction='The dog jumps over a fence. A man walks a blue dog.', reference=ref),
@@ -224,12 +230,13 @@ def test_cli_judges_against_fake_claude(tmp_path):
         vo = json.loads(
             _cli(['vdc', '--rule', 'official', '--data', str(tmp_path / 'vdc.jsonl'), *common], env, tmp_path)
         )
-        # lmms-eval (v0.3.0-v0.7.2 lmms_eval/tasks/vdc/utils.py line 280 adds the score as it is): 4.6 for a and b, 1 for c
-        # -> score 3.4, acc 2/3; official (rese1f/aurora@2bf68d5 process_vdc_result.py line 262): 4.6, c dropped (accuracy 0)
+        # lmms-eval (v0.3.0-v0.7.2 lmms_eval/tasks/vdc/utils.py line 280 adds the score as it is): 4.6 for a and b,
+        # 1 for c -> score 3.4, acc 2/3; official (rese1f/aurora@2bf68d5 process_vdc_result.py line 262): 4.6,
+        # c dropped (accuracy 0)
         assert (v['vdc_score'], v['vdc_acc'], v['n_videos']) == (pytest.approx(10.2 / 3), pytest.approx(2 / 3), 3)
         assert (vo['vdc_score'], vo['vdc_acc'], vo['n_videos'], vo['n_dropped']) == (pytest.approx(4.6), 1.0, 2, 1)
         n = len(srv.requests)
-        from rcc_rank.evaluation.evaluate_cli import (evaluate_task)  # reruns in-process (same code path, no interpreter start-up)
+        from rcc_rank.evaluation.evaluate_cli import (evaluate_task)  # reruns in-process (no interpreter start-up)
         os.environ.update(ANTHROPIC_BASE_URL=srv.base_url, ANTHROPIC_API_KEY='test-key')
         try:
             for task in ('judge', 'argus', 'vdc'):
@@ -252,16 +259,19 @@ def test_cli_judges_against_fake_claude(tmp_path):
 
 def test_official_scoring_rules(tmp_path):
     "TempCompass, VDC and ARGUS averaging on inputs in the official layouts; expected values read off the official code"
-    from rcc_rank.evaluation.evaluate import tempcompass_records, tempcompass_accuracy, vdc_aggregate, argus_average
+    from rcc_rank.evaluation.evaluate import vdc_aggregate, argus_average
+    from rcc_rank.evaluation.mcq import tempcompass_records, tempcompass_accuracy
 
-    # TempCompass predictions file (llyx97/TempCompass@c2ec41e predictions/<model>/caption_matching.json layout): replies with a
-    # leading space, as Reka-core's are; eval_caption_matching.py line 61 strips them, lmms-eval (utils.py line 233) does not
+    # TempCompass predictions file (llyx97/TempCompass@c2ec41e predictions/<model>/caption_matching.json layout):
+    # replies with a leading space, as Reka-core's are; eval_caption_matching.py line 61 strips them, lmms-eval
+    # (utils.py line 233) does not
     q = "Which caption matches the video better?\nCaption A: The man is dribbling.\nCaption B: The man is dunking."
     q2 = "Which description is a more suitable match for the video?\nOption 1: It speeds up.\nOption 2: It slows down."
-    preds = {'v1': {'action': [dict(question=q, answer='Caption B: The man is dunking.', prediction=' Caption B: The man is dunking.'),
+    preds = {'v1': {'action': [dict(question=q, answer='Caption B: The man is dunking.',
+                                    prediction=' Caption B: The man is dunking.'),
                                dict(question=q2, answer='Option 2: It slows down.', prediction=' 2')]},
-             'v2': {'speed': [dict(question=q2, answer='Option 1: It speeds up.', prediction=None),      # lines 56-59: rated 0
-                              dict(question=q, answer='Caption A: The man is dribbling.', response='A')]}}   # lines 53-54, bare label
+             'v2': {'speed': [dict(question=q2, answer='Option 1: It speeds up.', prediction=None),  # 56-59: rated 0
+                              dict(question=q, answer='Caption A: The man is dribbling.', response='A')]}}  # 53-54
     (tmp_path / 'cm.json').write_text(json.dumps(preds))
     recs = tempcompass_records(tmp_path / 'cm.json')
     tc, lm = tempcompass_accuracy(recs), tempcompass_accuracy(recs, 'lmms-eval')
@@ -274,14 +284,15 @@ def test_official_scoring_rules(tmp_path):
     assert (lm['tempcompass_acc'], lm['n_unmatched']) == (0.25, 3)
     (tmp_path / 'empty.json').write_text('')
     assert tempcompass_accuracy(tempcompass_records(tmp_path / 'empty.json'))['n_items'] == 0
-    # VDC: lmms-eval v0.3.0-v0.7.2 keeps 4.8 (line 280) and skips a review without 'score' (line 272); aurora@2bf68d5 accepts
-    # (key, value) pairs through dict.update (line 250) and aborts a video whose review lacks a key (line 255)
+    # VDC: lmms-eval v0.3.0-v0.7.2 keeps 4.8 (line 280) and skips a review without 'score' (line 272); aurora@2bf68d5
+    # accepts (key, value) pairs through dict.update (line 250) and aborts a video whose review lacks a key (line 255)
     pv = {
         'a': ["{'pred': 'yes', 'score': 4.8}", "{'pred': 'no'}"],
         'b': ["[('pred', 'yes'), ('score', 3)]", "{'pred': 'no', 'score': 1}"],
     }
     v, vo = vdc_aggregate(pv), vdc_aggregate(pv, 'official')
-    # lmms-eval: a = 4.8 (its 2nd review skipped), b = 1 (its pairs review skipped: 'pred' in a list is false) -> 2.9, acc 0.5
+    # lmms-eval: a = 4.8 (its 2nd review skipped), b = 1 (its pairs review skipped: 'pred' in a list is false)
+    # -> 2.9, acc 0.5
     assert (v['vdc_score'], v['vdc_acc'], v['n_skipped_reviews'], v['failed']) == (pytest.approx(2.9), 0.5, 2, [])
     # official: a aborted (KeyError 'score'), b = (3 + 1) / 2, acc 0.5
     assert vdc_aggregate({'a': ["{'pred': 'yes'}"]})['failed'] == ['a']   # lmms-eval divides by zero here; we record it

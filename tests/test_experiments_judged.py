@@ -1,6 +1,7 @@
 """The experiment runner's judged evaluations: a synthetic-world config with `judge` and `vdc` evaluations runs end to
 end with the offline judge and writes a paper-shaped table with those columns; under `accelerate launch` on two CPU
-processes the evaluation is sharded, only the main process writes `cells.jsonl`, and the table equals a one-process run."""
+processes the evaluation is sharded, only the main process writes `cells.jsonl`, and the table equals a one-process
+run."""
 import json, subprocess, sys
 from pathlib import Path
 

@@ -48,10 +48,14 @@ def snapshot(folder):
     }
 
 CAPS = [
-    'A man in a red jacket walks across a small park holding a blue ball. A brown dog runs behind a wooden bench while three birds fly above.',
-    'Two girls in green dresses ride red bicycles quickly down a long hill near a small white house. Then the camera pans left.',
-    'A woman with a black hat pours hot coffee into a white cup, then she sits on a wooden chair next to two small dogs.',
-    'An old man opens a brown door and carries a heavy box into a dark room. A yellow cat sits on the left of the door.',
+    ('A man in a red jacket walks across a small park holding a blue ball. '
+     'A brown dog runs behind a wooden bench while three birds fly above.'),
+    ('Two girls in green dresses ride red bicycles quickly down a long hill near a small white house. '
+     'Then the camera pans left.'),
+    ('A woman with a black hat pours hot coffee into a white cup, then she sits on a wooden chair '
+     'next to two small dogs.'),
+    ('An old man opens a brown door and carries a heavy box into a dark room. '
+     'A yellow cat sits on the left of the door.'),
     'A tall boy kicks a white ball across a wide field while two dogs run behind him under a grey sky.',
 ]
 
@@ -91,7 +95,8 @@ def claude_args(out, inp, *extra):
     ]
 
 def test_generation_resume_refuses_other_captions_or_settings_before_any_request(tmp_path):
-    "Edited captions, or --seed/--length/--types changed, into the same output: refused, naming the id and fields; --overwrite starts over"
+    ("Edited captions, or --seed/--length/--types changed, into the same output: refused, naming the id and fields; "
+     "--overwrite starts over")
     inp, out = tmp_path/'in.jsonl', tmp_path/'chains.jsonl'
     append_jsonl(inp, items())
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:
@@ -172,7 +177,8 @@ def test_malformed_last_input_line_is_an_error_naming_file_and_line(tmp_path):
     assert not (tmp_path/'out.jsonl').exists()
 
 def test_one_writer_per_generation_output(tmp_path):
-    "Three rcc-generate on one output: the second and third exit at once naming the first one's pid; no chain is written twice"
+    ("Three rcc-generate on one output: the second and third exit at once naming the first one's pid; "
+     "no chain is written twice")
     inp, out = tmp_path/'in.jsonl', tmp_path/'out.jsonl'
     append_jsonl(inp, items(400))
     args = [inp, out, '--length', 6, '--concurrency', 4, '--quiet']
@@ -312,8 +318,8 @@ def test_training_refuses_mixed_runs_and_logs_each_step_once(data, tmp_path):
     # a resume with another objective, lr, schedule, LoRA shape, freeze_vision and data
     other = data / 'other.jsonl'
     write_chains(read_chains(data / 'chains.jsonl')[::-1], other)
-    r = run('training.train', targs(data, out, 10, '--resume', 'latest', '--objective', 'mpo', '--lr', 5e-3, '--min_lr_ratio', 0.1, '--lora_r', 8,
-                           '--freeze_vision', '--train_data', other))
+    r = run('training.train', targs(data, out, 10, '--resume', 'latest', '--objective', 'mpo', '--lr', 5e-3,
+                                    '--min_lr_ratio', 0.1, '--lora_r', 8, '--freeze_vision', '--train_data', other))
     assert r.returncode != 0
     msg = r.stderr.strip().splitlines()[-1]
     for s in ("objective: 'rank' -> 'mpo'", 'lr: 0.001 -> 0.005', 'min_lr_ratio: 0.0 -> 0.1', 'lora_r: 16 -> 8',

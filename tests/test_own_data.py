@@ -23,7 +23,8 @@ def readme_commands()->list[str]:
 
 
 def _bin_dir(tmp:Path)->Path:
-    "A folder for console scripts this environment lacks (an editable install older than settings.ini): what pip would write"
+    ("A folder for console scripts this environment lacks (an editable install older than settings.ini): "
+     "what pip would write")
     cfg = configparser.ConfigParser(delimiters=['='])
     cfg.read(ROOT / 'settings.ini')
     d = tmp / 'bin'
@@ -242,10 +243,12 @@ def test_user_errors_are_one_line_with_exit_status_2(run):
         'rcc-train --train_data chains.jsonl --model tiny:qwen2_5_vl --max_steps 1 --batch_size 2 --output_dir runs/err'
     )
     cases = {'rcc-generate bad.jsonl bad_chains.jsonl': "input row 2 (id 'b'): missing or empty",
-             'rcc-generate captions.jsonl x.jsonl --lenght 3': "unrecognized argument '--lenght' (did you mean --length?)",
+             'rcc-generate captions.jsonl x.jsonl --lenght 3':
+                 "unrecognized argument '--lenght' (did you mean --length?)",
              f'{base} --eval_split nosuch': "eval_split 'nosuch': no chains of that split",
              f'{base} --report_to tensorbord': "unknown tracker 'tensorbord' (did you mean tensorboard?)",
-             f'{base} --report_to none --push_to_hub --hub_model_id me/x': 'push_to_hub: the Hugging Face Hub is switched off'}
+             f'{base} --report_to none --push_to_hub --hub_model_id me/x':
+                 'push_to_hub: the Hugging Face Hub is switched off'}
     for cmd, want in cases.items():
         r = _sh(cmd, d)
         assert r.returncode == 2 and want in r.stderr, (cmd, r.returncode, r.stderr[-2000:])

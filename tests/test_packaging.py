@@ -46,14 +46,16 @@ def outer_site_packages()->list[str]:
 
 @pytest.fixture(scope='module')
 def venv(dist, tmp_path_factory):
-    "A fresh venv (seeing this environment's packages through a .pth file) with the wheel installed, no dependencies fetched"
+    ("A fresh venv (seeing this environment's packages through a .pth file) with the wheel installed, "
+     "no dependencies fetched")
     tmp = tmp_path_factory.mktemp('venv')
     r = _run([sys.executable, '-m', 'venv', str(tmp/'venv')], tmp)
     assert r.returncode == 0, r.stderr
     py = tmp/'venv'/'bin'/'python'
     r = _run([str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], tmp)
     assert r.returncode == 0, r.stderr
-    # after the venv's own site-packages on sys.path, so the wheel installed there wins over any editable install outside
+    # after the venv's own site-packages on sys.path, so the wheel installed there wins over any editable install
+    # outside
     (Path(r.stdout.strip())/'_outer_env.pth').write_text('\n'.join(outer_site_packages()) + '\n')
     r = _run([str(py), '-c', 'import torch, fastcore, transformers'], tmp)
     assert r.returncode == 0, f'the venv does not see the outer packages ({outer_site_packages()}):\n{r.stderr[-2000:]}'

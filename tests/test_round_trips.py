@@ -53,7 +53,8 @@ def own(tmp_path_factory)->Path:
 
 def test_mcq_question_chains_train_and_evaluate(own):
     "`rcc-generate --questions mcq` output trains 2 steps with `rcc-train` and is ranked by `rcc-evaluate rank`"
-    cli('generate', 'captions.jsonl', 'chains.jsonl', '--length', 4, '--test_size', 0.25, '--questions', 'mcq', '--quiet', cwd=own)
+    cli('generate', 'captions.jsonl', 'chains.jsonl', '--length', 4, '--test_size', 0.25, '--questions', 'mcq',
+        '--quiet', cwd=own)
     q = own/'chains.questions.jsonl'
     rows = [json.loads(l) for l in q.read_text().splitlines()]
     assert len(rows) == 8 and {r['kind'] for r in rows} == {'mcq'}
@@ -61,18 +62,21 @@ def test_mcq_question_chains_train_and_evaluate(own):
         '--num_frames', 2, '--output_dir', 'runs/mcq', cwd=own)
     steps = [json.loads(l).get('step') for l in (own/'runs/mcq/history.jsonl').read_text().splitlines()]
     assert max(s for s in steps if s is not None) == 2 and (own/'runs/mcq/final/adapter_config.json').exists()
-    cli('evaluate', 'rank', '--adapter', 'runs/mcq/final', '--data', q.name, '--split', 'test', '--num_frames', 2, '--quiet',
-        '--out', 'rank.json', cwd=own)
+    cli('evaluate', 'rank', '--adapter', 'runs/mcq/final', '--data', q.name, '--split', 'test', '--num_frames', 2,
+        '--quiet', '--out', 'rank.json', cwd=own)
     e = json.loads((own/'rank.json').read_text())
     n_test = sum(r['meta'].get('split') == 'test' for r in rows)
     assert e['n_chains'] == n_test > 0 and 'note' not in e   # the note is for yes/no chains only
 
 
 def _experiment_yaml(path:Path, data:Path)->Path:
-    cfg = {'name': 'baseline_round_trip', 'base': {'model': 'tiny:qwen2_5_vl', 'max_steps': 1, 'batch_size': 2, 'num_frames': 2,
-                                                  'save_every': 0, 'log_every': 1, 'warmup_steps': 0, 'eval_batch_size': 2},
-           'data': {'source': f'file:{data}', 'test_source': f'file:{data}', 'n_train': 0, 'n_test': 2, 'length': 4, 'seed': 0},
-           'eval': ['rank'], 'grid': {'method': [{'name': 'Error Injection (MPO)', 'data': f'file:{data}', 'objective': 'mpo'}]},
+    cfg = {'name': 'baseline_round_trip',
+           'base': {'model': 'tiny:qwen2_5_vl', 'max_steps': 1, 'batch_size': 2, 'num_frames': 2,
+                    'save_every': 0, 'log_every': 1, 'warmup_steps': 0, 'eval_batch_size': 2},
+           'data': {'source': f'file:{data}', 'test_source': f'file:{data}', 'n_train': 0, 'n_test': 2, 'length': 4,
+                    'seed': 0},
+           'eval': ['rank'],
+           'grid': {'method': [{'name': 'Error Injection (MPO)', 'data': f'file:{data}', 'objective': 'mpo'}]},
            'table': {'rows': 'method', 'metrics': ['rank/top1', 'rank/pairwise']}}
     path.write_text(json.dumps(cfg))   # JSON is YAML
     return path
@@ -81,7 +85,8 @@ def _experiment_yaml(path:Path, data:Path)->Path:
 def test_error_injection_baseline_feeds_rcc_experiment(own):
     "`rcc-generate --baseline error_injection --mutator rules` writes chains that `rcc-experiment` trains and evaluates"
     out = own/'pvd-baselines'/'error_injection.jsonl'
-    args = ('captions.jsonl', out, '--baseline', 'error_injection', '--mutator', 'rules', '--length', 4, '--test_size', 0.25, '--quiet')
+    args = ('captions.jsonl', out, '--baseline', 'error_injection', '--mutator', 'rules', '--length', 4,
+            '--test_size', 0.25, '--quiet')
     cli('generate', *args, cwd=own)
     first = out.read_text()
     chains = [json.loads(l) for l in first.splitlines()]
@@ -96,7 +101,8 @@ def test_error_injection_baseline_feeds_rcc_experiment(own):
 
 
 def test_judge_baselines_through_fake_claude(tmp_path):
-    "response_comparison and rlaif_v ask an LLM judge: through the real SDK against the fake server; the rule back end is refused"
+    ("response_comparison and rlaif_v ask an LLM judge: through the real SDK against the fake server; "
+     "the rule back end is refused")
     from rcc_rank.testing.fake_claude import FakeClaude
     from rcc_rank.testing.responders import teacher_responder
     from rcc_rank.synthetic.world_data import world_item
@@ -110,8 +116,8 @@ def test_judge_baselines_through_fake_claude(tmp_path):
         env = dict(ANTHROPIC_API_KEY=FAKE_KEY, ANTHROPIC_BASE_URL=srv.base_url)
         for name in ('response_comparison', 'rlaif_v'):
             before = len(srv.requests)
-            cli('generate', 'world.jsonl', f'{name}.jsonl', '--baseline', name, '--mutator', 'claude', '--model', 'claude-fake',
-                '--length', 3, '--quiet', cwd=tmp_path, env=env)
+            cli('generate', 'world.jsonl', f'{name}.jsonl', '--baseline', name, '--mutator', 'claude',
+                '--model', 'claude-fake', '--length', 3, '--quiet', cwd=tmp_path, env=env)
             chains = [json.loads(l) for l in (tmp_path/f'{name}.jsonl').read_text().splitlines()]
             assert len(chains) > 0 and len(srv.requests) > before
             assert all(c['meta']['baseline'] == name and len(c['captions']) == 2 for c in chains)
@@ -119,15 +125,18 @@ def test_judge_baselines_through_fake_claude(tmp_path):
 
 
 def test_question_chains_score_alike_on_every_path():
-    "An MCQ chain (shared question) and a yes/no chain (questions in the continuations) in one batch: every shared-prefix path gives the full sequences' log-probs and gradients"
+    ("An MCQ chain (shared question) and a yes/no chain (questions in the continuations) in one batch: "
+     "every shared-prefix path gives the full sequences' log-probs and gradients")
     import numpy as np, torch
     from rcc_rank.data.chains import Chain, Mutation
     from rcc_rank.data.questions import question_chains
     from rcc_rank.modeling.models import tiny_model
     from rcc_rank.modeling.scoring import ChainCollator, compare_paths
     torch.set_num_threads(1)
-    ch = Chain('c1', ['A man in a red shirt throws two balls to the left.', 'A man in a blue shirt throws two balls to the left.',
-                      'A man in a blue shirt throws three balls to the left.'], [Mutation('colour', 'red', 'blue'), Mutation('count', 'two', 'three')])
+    ch = Chain('c1', ['A man in a red shirt throws two balls to the left.',
+                      'A man in a blue shirt throws two balls to the left.',
+                      'A man in a blue shirt throws three balls to the left.'],
+               [Mutation('colour', 'red', 'blue'), Mutation('count', 'two', 'three')])
     qs = [q.to_chain() for q in question_chains([ch], ['mcq', 'yesno'])]
     m, proc = tiny_model('qwen2_5_vl')
     batch = ChainCollator(proc, num_frames=2, frames=lambda c: np.zeros((2, 32, 32, 3), np.uint8))(qs)

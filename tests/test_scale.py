@@ -88,7 +88,8 @@ def test_checkpointing_same_loss(arch, tmp_path):
     for gc in (False, True):
         out = tmp_path/f'gc{gc}'
         res = train(dict(model=f'tiny:{arch}', objective='rank', gradient_checkpointing=gc, shared_prefix=True,
-                         freeze_vision=False, cpu=True, num_frames=2, batch_size=2, max_steps=2, warmup_steps=0, lr=1e-2,
+                         freeze_vision=False, cpu=True, num_frames=2, batch_size=2, max_steps=2, warmup_steps=0,
+                         lr=1e-2,
                          log_every=1, eval_every=0, save_every=0, log_with='none', output_dir=str(out)),
                     train_chains=chains(k=4))
         runs[gc] = ([h['loss'] for h in res['history']], load_file(str(out/'final'/'adapter_model.safetensors')))
@@ -108,7 +109,8 @@ def test_checkpointing_reaches_vision_blocks():
 
 
 class Recorder:
-    "Forward pre-hooks recording the first model call of a path: second_per_grid_ts and the positions of the video tokens"
+    ("Forward pre-hooks recording the first model call of a path: second_per_grid_ts and the positions of the "
+     "video tokens")
     def __init__(self, hf):
         self.hf, self.calls = hf, []
         self.h = [hf.model.register_forward_pre_hook(self.outer, with_kwargs=True),
@@ -129,12 +131,14 @@ class Recorder:
 
 
 def test_one_clock_on_every_path(tmp_path):
-    "One video: identical second_per_grid_ts and video-token positions in train, rank, generate, mcq, caption matching, sampling"
+    ("One video: identical second_per_grid_ts and video-token positions in train, rank, generate, mcq, "
+     "caption matching, sampling")
     from rcc_rank.modeling.models import tiny_model
     from rcc_rank.data.video import video_info
     from rcc_rank.testing.fixtures import write_test_video
     from rcc_rank.modeling.scoring import ChainCollator, chain_logps
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate, caption_matching
     from rcc_rank.recipes.baselines import policy_sampler
     model, proc = tiny_model('qwen2_5_vl')
     clip = str(write_test_video(tmp_path/'clip.mp4', n=30, fps=10, size=(56, 56)))
@@ -260,7 +264,8 @@ def test_accelerate_configs_parse():
 
 
 def test_chain_scorer_names_its_blocks_for_fsdp2():
-    "FSDP2's transformer auto-wrap reads `_no_split_modules` from the model it wraps (the ChainScorer): every class resolves"
+    ("FSDP2's transformer auto-wrap reads `_no_split_modules` from the model it wraps (the ChainScorer): "
+     "every class resolves")
     from accelerate.utils.dataclasses import get_module_class_from_name
     from rcc_rank.training.policy import ChainScorer
     for arch in ('qwen2_5_vl', 'perception_lm'):
@@ -275,7 +280,8 @@ def test_chain_scorer_names_its_blocks_for_fsdp2():
 
 
 def test_gpu_script_smoke(tmp_path):
-    "bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch check's error"
+    ("bench/gpu.sh --smoke runs every stage on the CPU and writes one JSON; the FSDP2 stage stops with the launch "
+     "check's error")
     import json, subprocess
     out = tmp_path/'gpu.json'
     r = subprocess.run(

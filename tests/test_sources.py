@@ -1,7 +1,8 @@
-"""Published dataset and benchmark formats (`rcc_rank.data.sources`, `rcc_rank.evaluation.benchmarks`) read from small fixtures in their
-published layouts, and the commands built on them: `rcc-generate --source` (PE-Video with recaptioning and a dataset card,
-MSR-VTT with every human reference reaching `recaption`, SSv2 question chains), `rcc-evaluate make-lfmcqa` then `mcq`
-against the local fake Claude server and a tiny model, and `rcc-evaluate tempcompass --benchmark`."""
+"""Published dataset and benchmark formats (`rcc_rank.data.sources`, `rcc_rank.evaluation.benchmarks`) read from small
+fixtures in their published layouts, and the commands built on them: `rcc-generate --source` (PE-Video with recaptioning
+and a dataset card, MSR-VTT with every human reference reaching `recaption`, SSv2 question chains),
+`rcc-evaluate make-lfmcqa` then `mcq` against the local fake Claude server and a tiny model, and
+`rcc-evaluate tempcompass --benchmark`."""
 import json, math
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from rcc_rank.core.basics import read_jsonl
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.recipes.generate import generate_command
-from rcc_rank.data.sources import load_source, SourceError
+from rcc_rank.data.sources import load_source
+from rcc_rank.data.source_rows import SourceError
 from rcc_rank.testing.fixtures import write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture
 from rcc_rank.evaluation.benchmarks import load_benchmark
 from rcc_rank.testing.fixtures import write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture
@@ -259,7 +261,8 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
     )
     assert {f'vdc/{d}/score' for d in ('short', 'detailed', 'background', 'main_object', 'camera')} <= set(vdc)
     assert vdc['n_items'] == 5 and len(vdc['per_item']) == 5
-    # a random tiny judge writes no usable review: the official lmms-eval rule skips those, so the score is NaN, and says why
+    # a random tiny judge writes no usable review: the official lmms-eval rule skips those, so the score is NaN,
+    # and says why
     assert 0 <= vdc['vdc/score'] <= 5 or (math.isnan(vdc['vdc/score']) and vdc['notes']), vdc['notes']
     ag = evaluate_task(
         'argus',
@@ -278,7 +281,8 @@ def test_vdc_and_argus_benchmarks_in_one_command(tmp_path):
 
 
 def test_lfmcqa_items_that_break_the_rules_are_asked_again(tmp_path, monkeypatch):
-    "A stored LF-MCQA item edited to an impossible answer is set aside and asked again, and counted; the output keeps one item per id"
+    ("A stored LF-MCQA item edited to an impossible answer is set aside and asked again, and counted; "
+     "the output keeps one item per id")
     from rcc_rank.evaluation.evaluate_cli import evaluate_task
     monkeypatch.setenv('ANTHROPIC_API_KEY', 'sk-ant-test-not-a-key')
     pe = write_pe_video_fixture(
@@ -309,7 +313,8 @@ def _pe_extended(tmp_path):
 
 
 def test_published_layouts_as_downloaded(tmp_path):
-    "PE-Video rows without human_caption, MSR-VTT official + CLIP4Clip files together, VDC in AuroraCap's release layout"
+    ("PE-Video rows without human_caption, MSR-VTT official + CLIP4Clip files together, "
+     "VDC in AuroraCap's release layout")
     rep = {}
     pe = load_source('pe-video', _pe_extended(tmp_path), cache_dir=tmp_path/'cache', report=rep)
     assert [r['caption'] for r in pe] == ['A man throws a red ball to a dog.'] and len(rep['no_caption']) == 2
@@ -343,7 +348,8 @@ def test_published_layouts_as_downloaded(tmp_path):
 
 
 def test_missing_videos_error_skip_or_keep(tmp_path, capsys):
-    "Every loader stops naming the first missing video and the count, or skips, or keeps it; rcc-generate writes the report beside its output"
+    ("Every loader stops naming the first missing video and the count, or skips, or keeps it; "
+     "rcc-generate writes the report beside its output")
     m = write_msr_vtt_fixture(tmp_path / 'MSRVTT')
     (m / 'TrainValVideo' / 'video1.mp4').unlink()
     (m / 'TestVideo' / 'video2.mp4').unlink()

@@ -1,10 +1,10 @@
 """System tests: nothing tampered is served, nothing secret leaks, a failed item does not crash a command.
 
-The commands run in subprocesses (`python -m rcc_rank.evaluation.evaluate_cli|generate`) and talk through the real `anthropic`
-SDK to the local fake Claude server (`rcc_rank.testing.fake_claude`), with faults injected: judge caches edited by hand
-are re-asked and counted, not served; an error body echoing the request's headers (the key among them) never
-reaches the terminal or a file, on the async builder, batch and judge paths; a VDC item whose judge calls fail
-is named and counted, with the result written.
+The commands run in subprocesses (`python -m rcc_rank.evaluation.evaluate_cli|generate`) and talk through the real
+`anthropic` SDK to the local fake Claude server (`rcc_rank.testing.fake_claude`), with faults injected: judge caches
+edited by hand are re-asked and counted, not served; an error body echoing the request's headers (the key among them)
+never reaches the terminal or a file, on the async builder, batch and judge paths; a VDC item whose judge calls fail is
+named and counted, with the result written.
 """
 import re, sys, json, subprocess
 from pathlib import Path
@@ -26,7 +26,8 @@ def run(module, args, env, timeout=180):
                           capture_output=True, text=True, timeout=timeout)
 
 def respond(body):
-    "Caption scores and VDC answers/reviews by word overlap, ARGUS lines all entailed; an item saying THE-BAD-ONE is refused (HTTP 400)"
+    ("Caption scores and VDC answers/reviews by word overlap, ARGUS lines all entailed; "
+     "an item saying THE-BAD-ONE is refused (HTTP 400)")
     text = request_text(body)
     if 'THE-BAD-ONE' in text: raise Rejected(400, 'invalid_request_error', 'this item is refused')
     if 'target_caption:' in text:
@@ -58,7 +59,8 @@ def _edit(cache, kind, fn):
     cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
 
 def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_named(tmp_path):
-    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
+    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, run_async
+    from rcc_rank.evaluation.vdc import avdc_score
     from rcc_rank.evaluation.argus import argus_score
     cache = tmp_path/'cache.jsonl'
     rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]
@@ -104,7 +106,8 @@ def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_name
 
 
 def _no_key(tmp_path, *procs):
-    "The key is in no stream of `procs` and no file under `tmp_path`, and the redacted marker is where it would have been"
+    ("The key is in no stream of `procs` and no file under `tmp_path`, and the redacted marker is where it would "
+     "have been")
     for p in procs: assert 'FAKEKEY' not in p.stdout + p.stderr, (p.stdout + p.stderr)[-3000:]
     leaked = [f for f in tmp_path.rglob('*') if f.is_file() and b'FAKEKEY' in f.read_bytes()]
     assert not leaked, leaked
@@ -171,10 +174,14 @@ def test_an_error_body_echoing_the_key_is_redacted_on_every_path(tmp_path):
 
 
 def test_bad_inputs_are_named_and_unknown_batch_results_counted(tmp_path):
-    "Invalid UTF-8, a list where a row belongs and an empty file name the input; a batch result under an unknown custom_id is logged and counted"
-    cases = {'latin1.jsonl': (b'{"id": "a", "caption": "A man walks."}\n{"id": "b", "caption": "caf\xe9 au lait"}\n', r'latin1.jsonl:2: not valid UTF-8 \(byte 66'),
-             'list.jsonl': (b'{"id": "a", "caption": "A man walks."}\n["b", "A dog runs."]\n', r'list.jsonl:2: expected a JSON object .*got a list'),
-             'rows.json': (b'[{"id": "a", "caption": "A man walks."}, ["b", "A dog runs."]]', r'rows.json: row 2: expected a JSON object, got list'),
+    ("Invalid UTF-8, a list where a row belongs and an empty file name the input; a batch result under an unknown "
+     "custom_id is logged and counted")
+    cases = {'latin1.jsonl': (b'{"id": "a", "caption": "A man walks."}\n{"id": "b", "caption": "caf\xe9 au lait"}\n',
+                              r'latin1.jsonl:2: not valid UTF-8 \(byte 66'),
+             'list.jsonl': (b'{"id": "a", "caption": "A man walks."}\n["b", "A dog runs."]\n',
+                            r'list.jsonl:2: expected a JSON object .*got a list'),
+             'rows.json': (b'[{"id": "a", "caption": "A man walks."}, ["b", "A dog runs."]]',
+                           r'rows.json: row 2: expected a JSON object, got list'),
              'empty.jsonl': (b'', r'empty.jsonl: the input has no rows')}
     for name, (data, msg) in cases.items():
         (tmp_path/name).write_bytes(data)

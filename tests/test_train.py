@@ -66,7 +66,8 @@ def _cli(data, out, steps, **kw):
     return [a for k, v in args.items() for a in (f'--{k}', str(v))] + ['--json']   # the result as one JSON line
 
 
-@pytest.mark.parametrize('objective,opt', [('lipo', ['--lipo_gain_base', '3']), ('listnet', ['--listnet_temperature', '0.5']),
+@pytest.mark.parametrize('objective,opt', [('lipo', ['--lipo_gain_base', '3']),
+                                           ('listnet', ['--listnet_temperature', '0.5']),
                                            ('pl_topk', ['--pl_topk_k', '1'])])
 def test_cli_listwise_objectives(objective, opt, data, tmp_path, capsys):
     "`rcc-train --objective lipo|listnet|pl_topk` with its setting runs two steps and saves the setting with the run"
@@ -168,6 +169,7 @@ def test_cli_help_yaml_and_overrides(tmp_path):
     exe = Path(sys.executable).parent/'rcc-train'
     if not exe.exists(): exe = Path(shutil.which('rcc-train') or 'rcc-train')
     assert exe.exists(), "the rcc-train console script is not installed (pip install -e .)"
-    p = subprocess.run([sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', '1', '--cpu', str(exe), '--help'],
+    p = subprocess.run([sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', '1', '--cpu',
+                        str(exe), '--help'],
                        env=ENV, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0 and '--max_nan_steps' in p.stdout and '--resume' in p.stdout, p.stderr[-2000:]

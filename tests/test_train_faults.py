@@ -27,8 +27,8 @@ from rcc_rank.testing.fixtures import write_test_video
 from rcc_rank.training.config import TrainConfig, MAX_FRAMES
 from rcc_rank.training.train import train
 
-FAST = dict(model='tiny:qwen2_5_vl', cpu=True, num_frames=2, lr=1e-3, batch_size=2, warmup_steps=0, log_every=1, eval_every=0,
-            save_every=0, log_with='none', objective='rank', precompute_ref_logps=True)
+FAST = dict(model='tiny:qwen2_5_vl', cpu=True, num_frames=2, lr=1e-3, batch_size=2, warmup_steps=0, log_every=1,
+            eval_every=0, save_every=0, log_with='none', objective='rank', precompute_ref_logps=True)
 
 
 @pytest.fixture(scope='module')
@@ -49,7 +49,8 @@ def data(tmp_path_factory):
     return d
 
 
-def table(run): return {k: v.clone() for k, v in load_file(str(Path(run)/'ref_logps.safetensors')).items()}   # a copy, not a view of the file
+def table(run):   # a copy, not a view of the file
+    return {k: v.clone() for k, v in load_file(str(Path(run)/'ref_logps.safetensors')).items()}
 
 
 def gap(a, b): return max(float((a[k] - b[k]).abs().max()) for k in a)
@@ -107,7 +108,8 @@ def test_oversized_caption_stops_before_a_step_naming_the_limit(data, tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(
         ValueError,
-        match=rf"train_data: chain '{long.id}', caption 0: \d+ tokens \(45\d+ characters\), over max_caption_tokens=2048",
+        match=rf"train_data: chain '{long.id}', caption 0: \d+ tokens \(45\d+ characters\), "
+        rf"over max_caption_tokens=2048",
     ):
         train(TrainConfig(**FAST, max_steps=1, output_dir=str(tmp_path/'run')), train_chains=chains)
     assert not (tmp_path/'run'/'history.jsonl').exists()
@@ -176,7 +178,8 @@ def test_full_disk_is_named(data, tmp_path):
     err = [line for line in r.stderr.splitlines() if line.startswith('OSError')]
     assert (
         err
-        and f'OSError: [Errno 28] disk full: could not write checkpoint step_0000001 to {out}/checkpoints/.tmp_step_0000001'
+        and f'OSError: [Errno 28] disk full: could not write checkpoint step_0000001 to '
+        f'{out}/checkpoints/.tmp_step_0000001'
         in err[-1]
     ), r.stderr[-3000:]
     print(err[-1])

@@ -1,4 +1,5 @@
-"""Full fine-tuning, precomputed reference log-probs and cached collation in `rcc_rank.training.train` (tiny models, CPU, seconds).
+"""Full fine-tuning, precomputed reference log-probs and cached collation in `rcc_rank.training.train`
+(tiny models, CPU, seconds).
 
 - `precompute_ref_logps=True` and `cache_batches=True` give the same losses and weights as scoring the reference and
   collating at every step, under LoRA and under full fine-tuning;

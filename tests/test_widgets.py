@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rcc_rank.data.chains import Chain, Mutation, write_chains
-from rcc_rank.views.widgets import ChainViewer, AblationExplorer, caption_ranks
+from rcc_rank.views.widgets import ChainViewer, caption_ranks
+from rcc_rank.views.ablation import AblationExplorer
 
 def _chains():
     a = Chain('a', ['A red square slides left.', 'A blue square slides left.', 'A blue square slides right.'],
@@ -17,7 +18,8 @@ def test_chain_viewer_scores_with_a_model(tmp_path):
     from rcc_rank.modeling.models import tiny_model
     write_chains(_chains(), tmp_path/'chains.jsonl')
     rng = np.random.default_rng(0)
-    frames = {'a': rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), 'b': rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}
+    frames = {'a': rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8),
+              'b': rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}
     model, proc = tiny_model(seed=0)
     v = ChainViewer(tmp_path/'chains.jsonl', frames=frames, model=(model, proc), num_frames=4)
     s = v.scores_for(v.chain)

@@ -11,8 +11,8 @@ from typing import Iterable
 from ..core.basics import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite, read_text
 from ..data.mutators import MalformedReply
 from ..core.basics import run_sync
-from ..data.backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator, refusal,
-                               _message, _usage)
+from ..data.backends import ClaudeMutator, Truncated, make_mutator, refusal, _message, _usage
+from ..data.claude_models import DEFAULT_MODEL, cached_system, estimate_cost
 from ..data.builder import (RunStopped, build_chains, classify_error, lock_path, move_aside, normalise_items, recaptioned_path,
                               side_paths, trim_partial_line, _TOKEN_KEYS)
 from ..data.batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,
@@ -377,7 +377,8 @@ def _generate_ssv2(a:AttrDict, # rcc_generate's options
                   )->dict:
     "SSv2 chains come from its templates and placeholders (no mutator): the new ones are appended to the output"
     from rcc_rank.data.chains import write_chains
-    from rcc_rank.data.sources import finish_generate, load_source, parse_source_spec, ssv2_chains, write_skip_report
+    from rcc_rank.data.sources import finish_generate, load_source, parse_source_spec, write_skip_report
+    from rcc_rank.data.sources_ssv2 import ssv2_chains
     have = {r['id'] for r in read_jsonl(a.output)}
     rep = {}
     new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep), a.length, a.seed) if c.id not in have][:a.limit]

@@ -49,9 +49,11 @@ def check_engine(distributed_type, # what accelerate set up (`accelerator.distri
         why = (f"accelerate cannot shard on CPU and set up {got} instead "
                f"({'plain data parallel' if got == 'MULTI_CPU' else 'each process training alone'})")
     else: why = f"accelerate set up {got} instead"
-    raise RuntimeError(f"rcc-train: the launch asked for {want} ({_ENGINES[want]}=true, from the accelerate config) but {why}. "
-                       f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
-                       "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.training.train --cpu ...")
+    raise RuntimeError(
+        f"rcc-train: the launch asked for {want} ({_ENGINES[want]}=true, from the accelerate config) but {why}. "
+        f"{want} needs CUDA GPUs visible to every process; on CPU launch plain DDP instead: accelerate launch "
+        "--multi_gpu --num_processes N --mixed_precision no -m rcc_rank.training.train --cpu ..."
+    )
 
 # %% ../../nbs/09e_runs.ipynb #131b8ac8
 def check_world(num_processes:int, # processes in this run (`accelerator.num_processes`)
@@ -62,23 +64,31 @@ def check_world(num_processes:int, # processes in this run (`accelerator.num_pro
     env = os.environ if env is None else env
     world, local = env.get('WORLD_SIZE'), env.get('LOCAL_WORLD_SIZE')
     if world is not None and int(world) != num_processes:
-        raise RuntimeError(f"rcc-train: the launcher started {world} processes (WORLD_SIZE) but this run joined {num_processes}: "
-                           "each process would train on its own and all would write the same output_dir. Launch with a "
-                           "distributed config (--multi_gpu, or an FSDP/DeepSpeed config on GPUs; --cpu for CPU processes)")
+        raise RuntimeError(
+            f"rcc-train: the launcher started {world} processes (WORLD_SIZE) but this run joined {num_processes}: "
+            "each process would train on its own and all would write the same output_dir. Launch with a "
+            "distributed config (--multi_gpu, or an FSDP/DeepSpeed config on GPUs; --cpu for CPU processes)"
+        )
     if world is None and num_processes == 1 and 'ACCELERATE_USE_CPU' in env and env.get('MASTER_PORT'):
-        raise RuntimeError("rcc-train: accelerate launch was asked for several processes (--num_processes > 1) but started only this "
-                           "one: with --cpu it runs a single process and drops the FSDP/DeepSpeed/multi-GPU part of its config. "
-                           "For CPU processes launch with --multi_gpu and pass --cpu to rcc-train instead; FSDP and DeepSpeed need GPUs")
+        raise RuntimeError(
+            "rcc-train: accelerate launch was asked for several processes (--num_processes > 1) but started only this "
+            "one: with --cpu it runs a single process and drops the FSDP/DeepSpeed/multi-GPU part of its config. "
+            "For CPU processes launch with --multi_gpu and pass --cpu to rcc-train instead; FSDP and DeepSpeed need GPUs"
+        )
     if gpus is not None and local is not None and int(local) > gpus:
-        raise RuntimeError(f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
-                           "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)")
+        raise RuntimeError(
+            f"rcc-train: {local} processes per machine (LOCAL_WORLD_SIZE) but only {gpus} GPU(s) visible: "
+            "lower --num_processes or make the GPUs visible (CUDA_VISIBLE_DEVICES)"
+        )
 
 # %% ../../nbs/09e_runs.ipynb #3b57066b
 def check_launch(accelerator # the run's `Accelerator`
                 ):
     "`check_engine` and `check_world` for a live Accelerator: call before any work"
     check_engine(accelerator.distributed_type, accelerator.device.type)
-    check_world(accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None)
+    check_world(
+        accelerator.num_processes, gpus=torch.cuda.device_count() if accelerator.device.type == 'cuda' else None
+    )
 
 # %% ../../nbs/09e_runs.ipynb #7ef31e62
 _CKPT_PREFIX = 'step_'
@@ -88,7 +98,9 @@ def list_checkpoints(output_dir:str|Path # a run's output folder
     "Complete checkpoints of a run, oldest first"
     d = Path(output_dir)/'checkpoints'
     if not d.is_dir(): return []
-    cks = [p for p in d.iterdir() if p.is_dir() and p.name.startswith(_CKPT_PREFIX) and (p/'trainer_state.json').exists()]
+    cks = [
+        p for p in d.iterdir() if p.is_dir() and p.name.startswith(_CKPT_PREFIX) and (p / 'trainer_state.json').exists()
+    ]
     return sorted(cks, key=lambda p: int(p.name[len(_CKPT_PREFIX):]))
 
 # %% ../../nbs/09e_runs.ipynb #d10a7a51
@@ -116,7 +128,10 @@ _CHECKED = {}
 
 def _checked(ck:Path)->str|None:
     "`check_checkpoint`, once per version of a checkpoint's files (a resume asks twice: to check the run, then to load it)"
-    k = (str(ck), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(ck).rglob('*')) if p.is_file()))
+    k = (
+        str(ck),
+        tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(ck).rglob('*')) if p.is_file()),
+    )
     if k not in _CHECKED: _CHECKED[k] = check_checkpoint(ck)
     return _CHECKED[k]
 
@@ -125,7 +140,9 @@ _WARNED = set()
 
 def _warn_once(msg:str):
     "Log `msg` once per process"
-    if msg not in _WARNED: _WARNED.add(msg); log.warning(msg)
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        log.warning(msg)
 
 # %% ../../nbs/09e_runs.ipynb #8973188d
 def find_resume(cfg:TrainConfig)->Path|None:
@@ -138,9 +155,13 @@ def find_resume(cfg:TrainConfig)->Path|None:
             _warn_once(f"checkpoint {ck} is damaged ({bad}); falling back to the checkpoint before it")
         return None
     p = Path(cfg.resume)
-    if not (p/'trainer_state.json').exists(): raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
+    if not (p / 'trainer_state.json').exists():
+        raise FileNotFoundError(f"resume: {p} is not a complete checkpoint (no trainer_state.json)")
     bad = _checked(p)
-    if bad: raise ValueError(f"resume: checkpoint {p} is damaged ({bad}); resume from an earlier one, or with --resume latest")
+    if bad:
+        raise ValueError(
+            f"resume: checkpoint {p} is damaged ({bad}); resume from an earlier one, or with --resume latest"
+        )
     return p
 
 # %% ../../nbs/09e_runs.ipynb #118be555
@@ -184,7 +205,8 @@ def _keep_steps(path:Path, upto:int):
     if not path.exists(): return
     recs = [r for r in read_jsonl(path) if r.get('step', 0) <= upto]
     tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in recs)); os.replace(tmp, path)
+    tmp.write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    os.replace(tmp, path)
 
 # %% ../../nbs/09e_runs.ipynb #dab8f40d
 def _saved_run(src:Path)->tuple[dict, str|None]:
@@ -206,15 +228,24 @@ def prepare_output_dir(cfg:TrainConfig, # this run's config
     src = ck if ck is not None else (out if left and cfg.resume == 'latest' and not cfg.overwrite_output_dir else None)
     if src is not None:      # a checkpoint, or (resume='latest' before any checkpoint) the same run started over
         old, old_hash = _saved_run(src)
-        diff = config_diff(old, cfg) + ([f"data: the training chains differ (hash {old_hash} -> {dhash})"] if old_hash != dhash else [])
-        if diff: raise ValueError(f"resume: {src} was made with other settings: {'; '.join(diff)}. Resume with the settings that made "
-                                  "it, or start a fresh run (another output_dir, or --overwrite_output_dir without --resume).")
-        step = json.loads((ck/'trainer_state.json').read_text())['step'] if ck is not None else -1   # no checkpoint: from scratch
+        diff = config_diff(old, cfg) + (
+            [f"data: the training chains differ (hash {old_hash} -> {dhash})"] if old_hash != dhash else []
+        )
+        if diff:
+            raise ValueError(
+                f"resume: {src} was made with other settings: {'; '.join(diff)}. Resume with the settings that made "
+                "it, or start a fresh run (another output_dir, or --overwrite_output_dir without --resume)."
+            )
+        step = (
+            json.loads((ck / 'trainer_state.json').read_text())['step'] if ck is not None else -1
+        )  # no checkpoint: from scratch
         for n in ('history.jsonl', 'eval.jsonl'): _keep_steps(out/n, step)
         if ck is None: shutil.rmtree(out/'final', ignore_errors=True)
     elif left and not cfg.overwrite_output_dir:
-        raise ValueError(f"output_dir {out} already holds a run ({', '.join(left)}); pass --overwrite_output_dir to replace it, "
-                         "--resume latest to continue it, or choose another output_dir")
+        raise ValueError(
+            f"output_dir {out} already holds a run ({', '.join(left)}); pass --overwrite_output_dir to replace it, "
+            "--resume latest to continue it, or choose another output_dir"
+        )
     elif left: _clear_run(out)
     out.mkdir(parents=True, exist_ok=True)
     (out/'run.json').write_text(json.dumps({'data_hash': dhash}))
@@ -232,7 +263,9 @@ def check_run(cfg:TrainConfig, # this run's config
     prepare_output_dir(cfg, find_resume(cfg), dhash, main)
     if main and (bad or bad_eval):
         (Path(cfg.output_dir)/'bad_videos.jsonl').write_text(''.join(json.dumps(b) + '\n' for b in bad + bad_eval))
-        log.warning(f"left out {len(bad)} training and {len(bad_eval)} held-out chain(s) with unreadable videos; see {cfg.output_dir}/bad_videos.jsonl")
+        log.warning(
+            f"left out {len(bad)} training and {len(bad_eval)} held-out chain(s) with unreadable videos; see {cfg.output_dir}/bad_videos.jsonl"
+        )
     if not train_set: raise ValueError("train_data: every chain's video is unreadable (see bad_videos.jsonl)")
     return train_set, eval_set, dhash
 
@@ -264,14 +297,40 @@ def disk_guard(path:str|Path, # the file or folder being written (removed if the
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         full = bool(_errnos(e) & {errno.ENOSPC, errno.EDQUOT}) or 'No space left' in str(e) or free < 2**20
         if not full: raise
-        raise OSError(errno.ENOSPC, f"disk full: could not write {what or 'output'} to {path} ({free / 2**20:.1f} MiB free there; "
-                                    f"{type(e).__name__}: {e}). Free some space or choose another output_dir") from e
+        raise OSError(
+            errno.ENOSPC,
+            f"disk full: could not write {what or 'output'} to {path} ({free / 2**20:.1f} MiB free there; "
+            f"{type(e).__name__}: {e}). Free some space or choose another output_dir",
+        ) from e
 
 # %% ../../nbs/09e_runs.ipynb #ee06ed9f
-REF_FREE = RESUME_FREE + ('lr', 'batch_size', 'grad_accum', 'num_train_epochs', 'warmup_steps', 'warmup_ratio', 'min_lr_ratio',
-                          'weight_decay', 'adam_beta1', 'adam_beta2', 'adam_eps', 'max_grad_norm', 'beta', 'ntp_weight', 'ntp_reduction',
-                          'cache_batches', 'precompute_ref_logps', 'lora_r', 'lora_alpha', 'lora_dropout', 'freeze_vision', 'seed',
-                          'project', 'run_name', 'train_split')
+REF_FREE = RESUME_FREE + (
+    'lr',
+    'batch_size',
+    'grad_accum',
+    'num_train_epochs',
+    'warmup_steps',
+    'warmup_ratio',
+    'min_lr_ratio',
+    'weight_decay',
+    'adam_beta1',
+    'adam_beta2',
+    'adam_eps',
+    'max_grad_norm',
+    'beta',
+    'ntp_weight',
+    'ntp_reduction',
+    'cache_batches',
+    'precompute_ref_logps',
+    'lora_r',
+    'lora_alpha',
+    'lora_dropout',
+    'freeze_vision',
+    'seed',
+    'project',
+    'run_name',
+    'train_split',
+)
 "Settings the reference log-probs do not depend on (the weights, chains and videos are hashed instead); every other field keys the table"
 
 # %% ../../nbs/09e_runs.ipynb #a1f0c3d2
@@ -311,10 +370,13 @@ def video_key(c:Chain)->str:
     if 'frames' in c.meta:
         h, fr = hashlib.sha256(), c.meta['frames']
         for f in (fr if isinstance(fr, (list, tuple)) else [fr]):
-            a = np.ascontiguousarray(np.asarray(f)); h.update(f'{a.dtype}{a.shape}'.encode()); h.update(a)
+            a = np.ascontiguousarray(np.asarray(f))
+            h.update(f'{a.dtype}{a.shape}'.encode())
+            h.update(a)
         src = h.hexdigest()
     elif c.video and '://' not in str(c.video) and Path(c.video).is_file():
-        st = Path(c.video).stat(); src = [str(Path(c.video).resolve()), st.st_size, st.st_mtime_ns]
+        st = Path(c.video).stat()
+        src = [str(Path(c.video).resolve()), st.st_size, st.st_mtime_ns]
     else: src = c.video
     return stable_hash(src, meta)
 
@@ -334,7 +396,11 @@ def key_changes(old:dict|None, # the key stored with a table
                )->list[str]:
     "What differs between two keys, as 'name: old -> new'"
     old = old or {}
-    return [f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [
+        f"{k}: {old.get(k, '(none)')} -> {new.get(k, '(none)')}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
 
 # %% ../../nbs/09e_runs.ipynb #5e8f70d5
 def read_reference(path:str|Path, # a stored ref_logps.safetensors
@@ -349,10 +415,14 @@ def read_reference(path:str|Path, # a stored ref_logps.safetensors
             changed = key_changes(f.metadata(), key)
             if not changed: return {k: f.get_tensor(k).clone() for k in f.keys()}   # copies: the file may change later
     except Exception as e:
-        log.warning(f"reference table {path} cannot be read ({type(e).__name__}: {e}); recomputing the reference log-probs")
+        log.warning(
+            f"reference table {path} cannot be read ({type(e).__name__}: {e}); recomputing the reference log-probs"
+        )
         return None
     more = f' (+{len(changed) - 6} more)' if len(changed) > 6 else ''
-    log.warning(f"reference table {path} was made from other inputs ({'; '.join(changed[:6])}{more}); recomputing the reference log-probs")
+    log.warning(
+        f"reference table {path} was made from other inputs ({'; '.join(changed[:6])}{more}); recomputing the reference log-probs"
+    )
     return None
 
 # %% ../../nbs/09e_runs.ipynb #b91f008c
@@ -362,7 +432,9 @@ def write_reference(table:dict, # {chain id: reference log-probs}
                    )->Path:
     "Write a reference table atomically (a temporary file renamed into place), keyed by `key`"
     from safetensors.torch import save_file
-    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
     path.parent.mkdir(parents=True, exist_ok=True)
     with disk_guard(tmp, 'the reference log-probs'): save_file(table, str(tmp), metadata=key)
     os.replace(tmp, path)
@@ -374,7 +446,8 @@ def lookup_reference(table:dict, ids:Sequence[str], K:int)->torch.Tensor:
     ref = torch.zeros(len(ids), K)
     for b, i in enumerate(ids):
         if i not in table: raise KeyError(f"chain {i!r} has no precomputed reference log-probs")
-        v = table[i]; ref[b, :len(v)] = v
+        v = table[i]
+        ref[b, : len(v)] = v
     return ref
 
 # %% ../../nbs/09e_runs.ipynb #4229e3de
@@ -400,8 +473,11 @@ class StopSignal:
              main:bool=True # the main process says it
             ):
         "Say where the run stopped and how to go on, then exit with status 143 (128 + SIGTERM) so a scheduler requeues the job"
-        if main: log.warning(f"rcc-train: {self.got or 'SIGTERM on another process'} at step {step} of {max_steps}: saved checkpoint "
-                             f"{ckpt}; continue with --resume latest")
+        if main:
+            log.warning(
+                f"rcc-train: {self.got or 'SIGTERM on another process'} at step {step} of {max_steps}: saved checkpoint "
+                f"{ckpt}; continue with --resume latest"
+            )
         raise SystemExit(143)
 
 # %% ../../nbs/09e_runs.ipynb #9d62fcf0
@@ -416,19 +492,28 @@ def _sha256(path)->str|None:
 
 # %% ../../nbs/09e_runs.ipynb #41a3ebd9
 def _metric_rows(ev:dict|None)->str:
-    if not ev: return "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
-    return "On " + ranking_summary(ev) + '\n'   # each metric beside its controls, the standard error, a small set flagged
+    if not ev:
+        return (
+            "No held-out chains were evaluated (give the chains a `test` split, e.g. `rcc-generate --test_size 0.2`).\n"
+        )
+    return (
+        "On " + ranking_summary(ev) + '\n'
+    )  # each metric beside its controls, the standard error, a small set flagged
 
 # %% ../../nbs/09e_runs.ipynb #93d48f7c
 def model_card(cfg:TrainConfig, # the run's config
                result:dict # what `train` returns (steps, eval, adapter_dir)
               )->str:
     "A filled model card (Markdown with Hub front matter) for the adapter a run saved"
-    base = cfg.model if not cfg.model.startswith('tiny:') else f"{cfg.model} (random-weight tiny model, seed {cfg.seed})"
+    base = (
+        cfg.model if not cfg.model.startswith('tiny:') else f"{cfg.model} (random-weight tiny model, seed {cfg.seed})"
+    )
     d = result['adapter_dir']
     front = "---\nlibrary_name: peft\ntags: [rcc-rank, lora, video-text, caption-ranking]\n" + \
             (f"base_model: {cfg.model}\n" if not cfg.model.startswith('tiny:') else '') + "---\n\n"
-    return front + f"""# {Path(cfg.output_dir).name}: a LoRA adapter trained with rcc-rank
+    return (
+        front
+        + f"""# {Path(cfg.output_dir).name}: a LoRA adapter trained with rcc-rank
 
 | | |
 |---|---|
@@ -455,3 +540,4 @@ model, processor = load_adapter("{d}")
 
 The full config is in `config.yaml` beside this card; `metrics.json` holds the final metrics.
 """
+    )

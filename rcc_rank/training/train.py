@@ -22,12 +22,15 @@ from ..objectives.losses import chain_objective, ntp_loss
 from ..objectives.metrics import ranking_metrics, _flatten
 from ..modeling.models import reference_mode
 from ..modeling.scoring import ChainCollator, chain_logps
-from .config import TrainConfig, load_config, save_config, parse_config, parse_train, resolve_schedule, tracker_kwargs, _coerce, check_environment  # noqa: F401 (parse_config: re-exported)
+from .config import (TrainConfig, load_config, save_config,  # noqa: F401 (parse_config: re-exported)
+                                      parse_config, parse_train, resolve_schedule, tracker_kwargs, _coerce,
+                                      check_environment)
 from .train_data import load_chains, check_chains, check_caption_tokens, EpochSampler, micro_batches
 from ..data.questions import question_note
 from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model, model_family
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
-from .runs import weights_hash, reference_key, read_reference, write_reference, lookup_reference, disk_guard, StopSignal
+from .runs import (weights_hash, reference_key, read_reference, write_reference, lookup_reference,
+                                    disk_guard, StopSignal)
 from ..core.cli import run_command, print_result, kv_summary, ranking_summary
 
 # %% auto #0
@@ -38,7 +41,9 @@ __all__ = ['log', 'NO_EVAL_WARNING', 'reference_scores', 'needs_reference', 'cha
            'push_run', 'train_summary', 'rcc_train']
 
 # %% ../../nbs/09_train.ipynb #7208538e
-log = process_logger(get_logger(__name__).name)   # accelerate's adapter (main process only by default) over the core logger, whose RedactingFilter still applies
+log = process_logger(
+    get_logger(__name__).name
+)  # accelerate's adapter (main process only by default) over the core logger, whose RedactingFilter still applies
 
 # %% ../../nbs/09_train.ipynb #8ff87bd0
 def reference_scores(model, # the (wrapped) `ChainScorer`
@@ -50,7 +55,9 @@ def reference_scores(model, # the (wrapped) `ChainScorer`
     if ref is not None:
         with torch.no_grad(): return chain_logps(ref, batch, shared_prefix=shared_prefix).logps.detach()
     if not hasattr(peft_model(model), 'disable_adapter'):
-        raise ValueError("full fine-tuning needs a reference: a frozen copy (ChainScorer(model, ref_model=...)) or precompute_ref_logps=True")
+        raise ValueError(
+            "full fine-tuning needs a reference: a frozen copy (ChainScorer(model, ref_model=...)) or precompute_ref_logps=True"
+        )
     with reference_mode(peft_model(model)): return model(batch, shared_prefix=shared_prefix).logps.detach()
 
 # %% ../../nbs/09_train.ipynb #6239fb75
@@ -66,12 +73,26 @@ def chain_loss(model, # the (wrapped) `ChainScorer`
               )->tuple[torch.Tensor, dict]:
     "Mean loss of one micro-batch, and detached diagnostics"
     ref = None
-    if needs_reference(cfg.objective):   # adapters off (or the frozen copy), no graph; or looked up
-        ref = ref_logps.to(batch['mask'].device) if ref_logps is not None else reference_scores(model, batch, cfg.shared_prefix)
+    if needs_reference(cfg.objective):  # adapters off (or the frozen copy), no graph; or looked up
+        ref = (
+            ref_logps.to(batch['mask'].device)
+            if ref_logps is not None
+            else reference_scores(model, batch, cfg.shared_prefix)
+        )
     pol = model(batch, shared_prefix=cfg.shared_prefix)
     ntp = ntp_loss(pol.logps, pol.ntokens, pol.mask, reduction=cfg.ntp_reduction)
-    loss, parts = chain_objective(cfg.objective, pol.logps, ref, ntp, beta=cfg.beta, ntp_weight=cfg.ntp_weight, mask=pol.mask,
-                                  pl_topk_k=cfg.pl_topk_k, listnet_temperature=cfg.listnet_temperature, lipo_gain_base=cfg.lipo_gain_base)
+    loss, parts = chain_objective(
+        cfg.objective,
+        pol.logps,
+        ref,
+        ntp,
+        beta=cfg.beta,
+        ntp_weight=cfg.ntp_weight,
+        mask=pol.mask,
+        pl_topk_k=cfg.pl_topk_k,
+        listnet_temperature=cfg.listnet_temperature,
+        lipo_gain_base=cfg.lipo_gain_base,
+    )
     stats = {k: float(v) for k, v in parts.items() if isinstance(v, (int, float))}
     return loss.mean(), dict(stats=stats, logps=pol.logps.detach().float(), ref=ref, mask=pol.mask, ntokens=pol.ntokens)
 
@@ -89,10 +110,19 @@ def precompute_reference(model, # the (prepared) `ChainScorer`, before any updat
     key = reference_key(cfg, chains, weights)
     if path is not None and (table := read_reference(path, key)) is not None: return table
     ids = [c.id for c in chains]
-    if len(set(ids)) != len(ids): raise ValueError(f"precompute_ref_logps: chain ids must be unique (e.g. {sorted({i for i in ids if ids.count(i) > 1})[:3]})")
+    if len(set(ids)) != len(ids):
+        raise ValueError(
+            f"precompute_ref_logps: chain ids must be unique (e.g. {sorted({i for i in ids if ids.count(i) > 1})[:3]})"
+        )
     was, out = model.training, {}
-    untouched = unwrap(model).ref_model is None and not hasattr(peft_model(model), 'disable_adapter')   # full FT: the weights before step 1
-    score = (lambda b: model(b, shared_prefix=cfg.shared_prefix).logps) if untouched else (lambda b: reference_scores(model, b, cfg.shared_prefix))
+    untouched = unwrap(model).ref_model is None and not hasattr(
+        peft_model(model), 'disable_adapter'
+    )  # full FT: the weights before step 1
+    score = (
+        (lambda b: model(b, shared_prefix=cfg.shared_prefix).logps)
+        if untouched
+        else (lambda b: reference_scores(model, b, cfg.shared_prefix))
+    )
     model.eval()
     for i in range(0, len(chains), cfg.eval_batch_size):
         part = list(chains[i:i + cfg.eval_batch_size])
@@ -110,9 +140,13 @@ def lr_schedule(optimizer, # the optimizer whose learning rate to schedule
                 min_ratio:float=0.0 # the cosine's floor, as a fraction of the peak
                ):
     "transformers' warm-up + cosine schedule down to `lr * min_ratio`, counted from step 1 (the first update already learns)"
-    from transformers import get_cosine_with_min_lr_schedule_with_warmup   # here, not at import: it pulls in the Trainer's utilities (and peft)
-    for g in optimizer.param_groups: g.setdefault('initial_lr', g['lr'])   # what a schedule made at `last_epoch=0` starts from
-    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, warmup_steps + 1, max_steps + 1, min_lr_rate=min_ratio, last_epoch=0)
+    from transformers import (get_cosine_with_min_lr_schedule_with_warmup)
+
+    for g in optimizer.param_groups:
+        g.setdefault('initial_lr', g['lr'])  # what a schedule made at `last_epoch=0` starts from
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, warmup_steps + 1, max_steps + 1, min_lr_rate=min_ratio, last_epoch=0
+    )
 
 # %% ../../nbs/09_train.ipynb #e0c7c91d
 @torch.no_grad()
@@ -122,17 +156,22 @@ def evaluate_chains(model, # the (prepared) model
                     shared_prefix:bool=True # score with the shared-prefix trick
                    )->dict:
     "`ranking_metrics` of the model on every chain of `dl`, gathered over processes"
-    was_training = model.training; model.eval()
+    was_training = model.training
+    model.eval()
     lps, masks, nts, refs, errs = [], [], [], [], []
     has_ref = hasattr(peft_model(model), 'disable_adapter')   # adapters off = the reference
     for batch in dl:
-        batch = dict(batch); batch.pop('chain_ids', None); errors = batch.pop('chain_errors', None)
+        batch = dict(batch)
+        batch.pop('chain_ids', None)
+        errors = batch.pop('chain_errors', None)
         s = model(batch, shared_prefix=shared_prefix)
         ts = [s.logps.float(), s.mask.long(), s.ntokens.long()]
         if has_ref:
             with reference_mode(peft_model(model)): ts.append(model(batch, shared_prefix=shared_prefix).logps.float())
         parts = accelerator.gather_for_metrics([accelerator.pad_across_processes(t, dim=1) for t in ts])
-        lps.append(parts[0].cpu()); masks.append(parts[1].cpu()); nts.append(parts[2].cpu())
+        lps.append(parts[0].cpu())
+        masks.append(parts[1].cpu())
+        nts.append(parts[2].cpu())
         if has_ref: refs.append(parts[3].cpu())
         if errors is not None: errs += accelerator.gather_for_metrics(errors, use_gather_object=True)
     model.train(was_training)
@@ -146,21 +185,28 @@ def evaluate_chains(model, # the (prepared) model
 def _adapter_only_hooks(accelerator):
     "Make `save_state`/`load_state` skip the full model (we save the adapter ourselves), except under FSDP/DeepSpeed"
     from accelerate.utils import DistributedType
-    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM): return False
+
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
+        return False
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
     def save_hook(models, weights, output_dir): weights.clear()
     def load_hook(models, input_dir):
         f = Path(input_dir)/'adapter'/'adapter_model.safetensors'
-        if not f.exists() and (Path(input_dir)/'adapter'/'model.safetensors').exists():   # full fine-tuning
-            for m in models: peft_model(m).load_state_dict(load_file(str(Path(input_dir)/'adapter'/'model.safetensors')), strict=False)
-            models.clear(); return
+        if not f.exists() and (Path(input_dir)/'adapter'/'model.safetensors').exists():  # full fine-tuning
+            for m in models:
+                peft_model(m).load_state_dict(
+                    load_file(str(Path(input_dir) / 'adapter' / 'model.safetensors')), strict=False
+                )
+            models.clear()
+            return
         if not f.exists(): raise FileNotFoundError(f"checkpoint {input_dir}: no adapter weights at {f}")
         sd = load_file(str(f))
         for m in models:
             res = set_peft_model_state_dict(peft_model(m), sd)
             unexpected = list(getattr(res, 'unexpected_keys', []))
-            if unexpected: raise ValueError(f"checkpoint {input_dir}: adapter keys not in the model, e.g. {unexpected[:3]}")
+            if unexpected:
+                raise ValueError(f"checkpoint {input_dir}: adapter keys not in the model, e.g. {unexpected[:3]}")
         models.clear()
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
@@ -171,10 +217,13 @@ def save_adapter(accelerator, model, path:str|Path)->Path:
     "Write the LoRA adapter (safetensors + adapter_config.json) from the main process; call on every process"
     sd = accelerator.get_state_dict(model)  # gathers shards under FSDP/DeepSpeed; must run on every process
     if accelerator.is_main_process:
-        if isinstance(unwrap(model), ChainScorer): sd = {k[len('model.'):]: v for k, v in sd.items() if k.startswith('model.')}
+        if isinstance(unwrap(model), ChainScorer):
+            sd = {k[len('model.') :]: v for k, v in sd.items() if k.startswith('model.')}
         pm = peft_model(model)
-        if hasattr(pm, 'peft_config'): pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True, save_embedding_layers=False)
-        else: pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True)   # full fine-tuning: the whole model
+        if hasattr(pm, 'peft_config'):
+            pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True, save_embedding_layers=False)
+        else:
+            pm.save_pretrained(str(path), state_dict=sd, safe_serialization=True)  # full fine-tuning: the whole model
     return Path(path)
 
 # %% ../../nbs/09_train.ipynb #c8739fa5
@@ -203,7 +252,8 @@ def _as_config(config, **overrides)->TrainConfig:
     if config is None: return load_config(**overrides)
     if isinstance(config, (str, Path)): return load_config(config, **overrides)
     if isinstance(config, dict): return load_config(**{**config, **overrides})
-    if isinstance(config, TrainConfig): return replace(config, **{k: _coerce(k, v) for k, v in overrides.items()}) if overrides else config
+    if isinstance(config, TrainConfig):
+        return replace(config, **{k: _coerce(k, v) for k, v in overrides.items()}) if overrides else config
     raise TypeError(f"config must be a TrainConfig, a dict or a YAML path, not {type(config).__name__}")
 
 # %% ../../nbs/09_train.ipynb #efc6cc32
@@ -221,9 +271,11 @@ class _Collate:
         return b
 
 # %% ../../nbs/09_train.ipynb #0bd49e07
-NO_EVAL_WARNING = ("NO HELD-OUT EVALUATION: no evaluation chains were found, so this run reports training metrics only. "
-                   "Give the chains a split (`rcc-generate ... --test_size 0.2`, or a `split` field per input row: "
-                   "`train`/`test`), or pass eval_data=FILE.")
+NO_EVAL_WARNING = (
+    "NO HELD-OUT EVALUATION: no evaluation chains were found, so this run reports training metrics only. "
+    "Give the chains a split (`rcc-generate ... --test_size 0.2`, or a `split` field per input row: "
+    "`train`/`test`), or pass eval_data=FILE."
+)
 
 def _flat(d:dict)->dict: return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.items()}
 
@@ -243,24 +295,36 @@ def train(config:TrainConfig|dict|str|Path|None=None, # a TrainConfig, a dict of
     mp, dtype = resolve_precision(cfg)
     trackers = check_environment(cfg)   # a missing tracker or an offline Hub push stops here, before any work
     model_family(cfg.model)   # so does a model of an unregistered family (read from its name or config.json alone)
-    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=mp, log_with=trackers or None, project_dir=cfg.output_dir,
-                              gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
-                              dataloader_config=DataLoaderConfiguration(split_batches=True), rng_types=[])
+    accelerator = Accelerator(
+        cpu=cfg.cpu,
+        mixed_precision=mp,
+        log_with=trackers or None,
+        project_dir=cfg.output_dir,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        rng_types=[],
+    )
     lock, stop = None, StopSignal()   # SIGTERM (preemption) is noted, and the loop checkpoints and exits
     try:
-        check_launch(accelerator)   # the engine and the world size the launcher asked for, before any work (or any file)
-        if accelerator.is_main_process: lock = OutputLock(Path(cfg.output_dir)/'.lock', f'output_dir {cfg.output_dir}').acquire()
+        check_launch(accelerator)  # the engine and the world size the launcher asked for, before any work (or any file)
+        if accelerator.is_main_process:
+            lock = OutputLock(Path(cfg.output_dir) / '.lock', f'output_dir {cfg.output_dir}').acquire()
         with stop: return _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model, stop)
     finally:
         if lock is not None: lock.release()
         accelerator.end_training()
-        if accelerator.num_processes == 1: AcceleratorState._reset_state(True); GradientState._reset_state()
+        if accelerator.num_processes == 1:
+            AcceleratorState._reset_state(True)
+            GradientState._reset_state()
 
 # %% ../../nbs/09_train.ipynb #909ca122
 def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model, stop):
     "Set up, then one pass per optimizer step: forward and backward, clip and update, schedule, log, evaluate, save"
-    cfg, r = setup_run(cfg, accelerator, dtype, train_chains, eval_chains)   # (2) data, model, optimizer, prepare, resume
-    if r.eval_dl is not None and r.step == 0 and cfg.eval_every: evaluate_run(r, cfg, accelerator)   # the starting point
+    cfg, r = setup_run(
+        cfg, accelerator, dtype, train_chains, eval_chains
+    )  # (2) data, model, optimizer, prepare, resume
+    if r.eval_dl is not None and r.step == 0 and cfg.eval_every:
+        evaluate_run(r, cfg, accelerator)  # the starting point
     r.model.train()
     t0, tokens = time.perf_counter(), 0
     while r.step < cfg.max_steps:
@@ -273,18 +337,29 @@ def _train(cfg, accelerator, mp, dtype, train_chains, eval_chains, return_model,
         else: r.optimizer.step()
         # (5) schedule
         lr = r.scheduler.get_last_lr()[0]
-        r.scheduler.step(); r.optimizer.zero_grad(set_to_none=True)
-        r.step += 1; tokens += n_tokens; r.bar.update(1)
-        r.step_times.append(time.perf_counter() - t_step); r.step_cpu.append(time.process_time() - c_step)
+        r.scheduler.step()
+        r.optimizer.zero_grad(set_to_none=True)
+        r.step += 1
+        tokens += n_tokens
+        r.bar.update(1)
+        r.step_times.append(time.perf_counter() - t_step)
+        r.step_cpu.append(time.process_time() - c_step)
         # (6) log the mean over processes
         if due(r.step, cfg.log_every) or r.step == cfg.max_steps:
-            log_step(r, accelerator, cfg, step_record(accelerator, r.step, sums, tokens, time.perf_counter() - t0, lr, grad_norm, r.nan_steps))
+            log_step(
+                r,
+                accelerator,
+                cfg,
+                step_record(accelerator, r.step, sums, tokens, time.perf_counter() - t0, lr, grad_norm, r.nan_steps),
+            )
             t0, tokens = time.perf_counter(), 0
         # (7) evaluate and save on their schedules; save at once when SIGTERM came (a preempted job), then exit 143
         if r.eval_dl is not None and due(r.step, cfg.eval_every): evaluate_run(r, cfg, accelerator)
         stopping = stop.requested(accelerator)
         if due(r.step, cfg.save_every) or stopping:
-            r.last_ckpt = save_checkpoint(accelerator, r.model, cfg, r.step, dict(nan_steps=r.nan_steps, data_hash=r.dhash))
+            r.last_ckpt = save_checkpoint(
+                accelerator, r.model, cfg, r.step, dict(nan_steps=r.nan_steps, data_hash=r.dhash)
+            )
         if stopping: stop.exit(r.step, cfg.max_steps, r.last_ckpt, accelerator.is_main_process)
     return finish_run(r, cfg, accelerator, mp, return_model)   # (8) a last evaluation, the final adapter and its card
 
@@ -310,12 +385,17 @@ def accumulate_grads(model, # the prepared `ChainScorer`
         batch = next(stream)
         ids, _errors = batch.pop('chain_ids'), batch.pop('chain_errors')
         with accelerator.accumulate(model):
-            if skipped: continue   # the step is lost: its micro-batches are still drawn, so the data stream stays in step
+            if skipped:
+                continue  # the step is lost: its micro-batches are still drawn, so the data stream stays in step
             ref = lookup_reference(ref_table, ids, batch['mask'].shape[1]) if ref_table is not None else None
             with accelerator.autocast(): loss, aux = chain_loss(model, batch, cfg, ref)
-            if any_process(accelerator, not torch.isfinite(loss.detach()).all()): skipped = f"non-finite loss on chains {ids}"; continue
+            if any_process(accelerator, not torch.isfinite(loss.detach()).all()):
+                skipped = f"non-finite loss on chains {ids}"
+                continue
             accelerator.backward(loss)
-        tokens += int(aux['ntokens'].sum()) + (int(batch['attention_mask'].sum()) if 'attention_mask' in batch else 0)  # captions + prefixes
+        tokens += int(aux['ntokens'].sum()) + (
+            int(batch['attention_mask'].sum()) if 'attention_mask' in batch else 0
+        )  # captions + prefixes
         st = dict(aux['stats'], batch_top1=ranking_metrics(aux['logps'], mask=aux['mask'])['top1'])
         for k, v in st.items(): sums[k] = sums.get(k, 0.0) + float(v) / cfg.grad_accum
     return sums, tokens, skipped
@@ -343,7 +423,9 @@ def count_skip(step:int, # optimizer steps done before this one
     nan_steps += 1
     log.warning(f"step {step + 1}: {why}; update skipped ({nan_steps} so far)")
     if nan_steps > max_nan_steps:
-        raise RuntimeError(f"stopping: {nan_steps} steps with a non-finite loss or gradient (max_nan_steps={max_nan_steps}); last: {why}")
+        raise RuntimeError(
+            f"stopping: {nan_steps} steps with a non-finite loss or gradient (max_nan_steps={max_nan_steps}); last: {why}"
+        )
     return nan_steps
 
 # %% ../../nbs/09_train.ipynb #fe4cfa2b
@@ -363,8 +445,14 @@ def step_record(accelerator, # the run's Accelerator
     keys, n = sorted(sums), accelerator.num_processes
     vals = torch.tensor([sums[k] for k in keys] + [float(tokens)], device=accelerator.device, dtype=torch.float64)
     if n > 1: vals = accelerator.reduce(vals, 'sum') / torch.tensor([n] * len(keys) + [1], device=vals.device)
-    return dict(step=step, **{k: float(v) for k, v in zip(keys, vals[:-1])}, lr=lr,
-                grad_norm=float(grad_norm) if grad_norm is not None else None, tokens_per_s=float(vals[-1]) / seconds, nan_steps=nan_steps)
+    return dict(
+        step=step,
+        **{k: float(v) for k, v in zip(keys, vals[:-1])},
+        lr=lr,
+        grad_norm=float(grad_norm) if grad_norm is not None else None,
+        tokens_per_s=float(vals[-1]) / seconds,
+        nan_steps=nan_steps,
+    )
 
 # %% ../../nbs/09_train.ipynb #cda49744
 def log_step(r, # the `TrainRun`
@@ -397,8 +485,11 @@ def micro_batch_size(cfg:TrainConfig, # batch_size and grad_accum
                     )->int:
     "Chains per micro-batch, all processes together; an error when they cannot be split evenly over the processes"
     micro = cfg.batch_size // cfg.grad_accum
-    if micro % nproc: raise ValueError(f"batch_size={cfg.batch_size} / grad_accum={cfg.grad_accum} = {micro} chains per micro-batch "
-                                       f"cannot be split evenly over {nproc} processes")
+    if micro % nproc:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} / grad_accum={cfg.grad_accum} = {micro} chains per micro-batch "
+            f"cannot be split evenly over {nproc} processes"
+        )
     return micro
 
 # %% ../../nbs/09_train.ipynb #2007bddf
@@ -407,14 +498,19 @@ def _eval_source(cfg:TrainConfig, train_chains, eval_chains)->list[Chain]:
     if cfg.eval_data is not None or eval_chains is not None:
         return load_chains(eval_chains if eval_chains is not None else cfg.eval_data, cfg.eval_split)
     if not (isinstance(cfg.train_data, str) and cfg.train_data and train_chains is None): return []
-    asked = cfg.eval_split != TrainConfig.eval_split   # a split named on purpose must exist; the default may be absent (a warning)
+    asked = (
+        cfg.eval_split != TrainConfig.eval_split
+    )  # a split named on purpose must exist; the default may be absent (a warning)
     try: eval_set = load_chains(cfg.train_data, cfg.eval_split)
     except ValueError:
         if asked: raise
         return []
     if any('split' in c.meta for c in eval_set): return eval_set
-    if asked: raise ValueError(f"eval_split {cfg.eval_split!r}: no chains of that split in {cfg.train_data} (splits there: "
-                               f"{sorted({str(c.meta.get('split')) for c in load_chains(cfg.train_data)})}); name one of them, or give eval_data")
+    if asked:
+        raise ValueError(
+            f"eval_split {cfg.eval_split!r}: no chains of that split in {cfg.train_data} (splits there: "
+            f"{sorted({str(c.meta.get('split')) for c in load_chains(cfg.train_data)})}); name one of them, or give eval_data"
+        )
     return []   # no splits: do not evaluate on training chains
 
 # %% ../../nbs/09_train.ipynb #42f6a327
@@ -429,13 +525,21 @@ def load_run_data(cfg:TrainConfig, # the run's config
     if cfg.max_eval_chains is not None: eval_set = eval_set[:cfg.max_eval_chains]
     if not eval_set: log.warning(NO_EVAL_WARNING)
     if cfg.chain_length:
-        train_set, eval_set = [c.truncate(cfg.chain_length) for c in train_set], [c.truncate(cfg.chain_length) for c in eval_set]
+        train_set, eval_set = (
+            [c.truncate(cfg.chain_length) for c in train_set],
+            [c.truncate(cfg.chain_length) for c in eval_set],
+        )
     check_chains(train_set, 'train_data', 1 if cfg.objective == 'sft' else 2)
     if eval_set: check_chains(eval_set, 'eval_data', 2)
     if note := question_note(train_set): log.warning(f"train_data: {note}")
     cfg = resolve_schedule(cfg, len(train_set))
-    train_set, eval_set, dhash = check_run(cfg, train_set, eval_set, main)   # bad videos; a resume or reuse that would mix runs
-    if len(train_set) < micro: raise ValueError(f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)")
+    train_set, eval_set, dhash = check_run(
+        cfg, train_set, eval_set, main
+    )  # bad videos; a resume or reuse that would mix runs
+    if len(train_set) < micro:
+        raise ValueError(
+            f"train_data: {len(train_set)} chains, fewer than one micro-batch of {micro} (lower batch_size)"
+        )
     return cfg, train_set, eval_set, dhash
 
 # %% ../../nbs/09_train.ipynb #563e104c
@@ -446,13 +550,22 @@ def make_loaders(cfg:TrainConfig, # the run's config
                  nproc:int=1 # processes in the run
                 )->tuple:
     "The training DataLoader (global micro-batches in `EpochSampler` order) and the held-out one (None without chains)"
-    for chains, what in ((train_set, 'train_data'), (eval_set, 'eval_data')):   # before any step: a 45k-character caption stops here
+    for chains, what in (
+        (train_set, 'train_data'),
+        (eval_set, 'eval_data'),
+    ):  # before any step: a 45k-character caption stops here
         check_caption_tokens(chains, processor.tokenizer, cfg.max_caption_tokens, what)
     coll = lambda caps, **kw: _Collate(ChainCollator(processor, num_frames=cfg.num_frames, max_captions=caps, **kw))
-    train_caps = {'dpo': 2, 'sft': 1}.get(cfg.objective, cfg.chain_length)  # DPO uses the top two captions, SFT the best one
+    train_caps = {'dpo': 2, 'sft': 1}.get(
+        cfg.objective, cfg.chain_length
+    )  # DPO uses the top two captions, SFT the best one
     train_dl = DataLoader(train_set, batch_size=micro, sampler=EpochSampler(len(train_set), cfg.seed), drop_last=True,
                           collate_fn=coll(train_caps, cache=cfg.cache_batches), num_workers=cfg.num_workers)
-    eval_dl = DataLoader(eval_set, batch_size=cfg.eval_batch_size * nproc, shuffle=False, collate_fn=coll(cfg.chain_length)) if eval_set else None
+    eval_dl = (
+        DataLoader(eval_set, batch_size=cfg.eval_batch_size * nproc, shuffle=False, collate_fn=coll(cfg.chain_length))
+        if eval_set
+        else None
+    )
     return train_dl, eval_dl
 
 # %% ../../nbs/09_train.ipynb #7d1c4876
@@ -460,8 +573,13 @@ def make_optimizer(cfg:TrainConfig, # lr, AdamW settings and the schedule's
                    model # the model whose trainable weights to optimise
                   )->tuple:
     "AdamW over the weights that train, and its learning-rate schedule (`lr_schedule`)"
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                            eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+    )
     return opt, lr_schedule(opt, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
 
 # %% ../../nbs/09_train.ipynb #91a76f9d
@@ -471,10 +589,14 @@ def resume_state(cfg:TrainConfig, # resume and output_dir
     "(step, skipped steps, checkpoint): restored from `cfg.resume` (optimizer, schedule, RNG, adapter), or a fresh start"
     ck = find_resume(cfg)
     if ck is None:
-        set_seed(cfg.seed, device_specific=True)   # seed + process index: dropout differs per process; the data order does not
+        set_seed(
+            cfg.seed, device_specific=True
+        )  # seed + process index: dropout differs per process; the data order does not
         return 0, 0, None
-    try: accelerator.load_state(str(ck))
-    except Exception as e: raise RuntimeError(f"resume: checkpoint {ck} cannot be loaded ({type(e).__name__}: {e})") from e
+    try:
+        accelerator.load_state(str(ck))
+    except Exception as e:
+        raise RuntimeError(f"resume: checkpoint {ck} cannot be loaded ({type(e).__name__}: {e})") from e
     st = json.loads((ck/'trainer_state.json').read_text())
     log.info(f"resumed from {ck} at step {st['step']}")
     return st['step'], st['nan_steps'], ck
@@ -483,13 +605,26 @@ def resume_state(cfg:TrainConfig, # resume and output_dir
 @dataclass
 class TrainRun:
     "What the loop works with: the prepared pieces from `setup_run`, and the counters and records it keeps"
-    model: Any; processor: Any; optimizer: Any; scheduler: Any   # prepared by accelerate
-    stream: Iterator; eval_dl: Any; params: list                  # micro-batches, held-out loader, weights that train
-    ref_table: dict|None; ref_s: float; dhash: str; bar: Any       # reference log-probs and their seconds, data hash, progress bar
-    step: int = 0; nan_steps: int = 0; last_ckpt: Path|None = None
+
+    model: Any
+    processor: Any
+    optimizer: Any
+    scheduler: Any  # prepared by accelerate
+    stream: Iterator
+    eval_dl: Any
+    params: list  # micro-batches, held-out loader, weights that train
+    ref_table: dict | None
+    ref_s: float
+    dhash: str
+    bar: Any  # reference log-probs and their seconds, data hash, progress bar
+    step: int = 0
+    nan_steps: int = 0
+    last_ckpt: Path | None = None
     eval: dict|None = None
-    history: list = field(default_factory=list); eval_history: list = field(default_factory=list)
-    step_times: list = field(default_factory=list); step_cpu: list = field(default_factory=list)
+    history: list = field(default_factory=list)
+    eval_history: list = field(default_factory=list)
+    step_times: list = field(default_factory=list)
+    step_cpu: list = field(default_factory=list)
 
 # %% ../../nbs/09_train.ipynb #6c2fb8c5
 def setup_run(cfg:TrainConfig, # the run's config
@@ -500,12 +635,16 @@ def setup_run(cfg:TrainConfig, # the run's config
     "Everything before the first step: data, model, loaders, optimizer and schedule, `prepare`, resume, reference, trackers"
     main, out, nproc = accelerator.is_main_process, Path(cfg.output_dir), accelerator.num_processes
     micro = micro_batch_size(cfg, nproc)
-    cfg, train_set, eval_set, dhash = load_run_data(cfg, train_chains, eval_chains, micro, main)   # before any model is built
+    cfg, train_set, eval_set, dhash = load_run_data(
+        cfg, train_chains, eval_chains, micro, main
+    )  # before any model is built
     model, processor = build_model(cfg, dtype)
     precompute = cfg.precompute_ref_logps and needs_reference(cfg.objective)
     weights = weights_hash(model) if precompute else ''   # the reference's weights, before any update or resume
     frozen = cfg.finetune == 'full' and needs_reference(cfg.objective) and not cfg.precompute_ref_logps
-    model = ChainScorer(model, _frozen_copy(model) if frozen else None)   # full fine-tuning: a frozen copy is the reference
+    model = ChainScorer(
+        model, _frozen_copy(model) if frozen else None
+    )  # full fine-tuning: a frozen copy is the reference
     train_dl, eval_dl = make_loaders(cfg, processor, train_set, eval_set, micro, nproc)
     optimizer, scheduler = make_optimizer(cfg, model)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, scheduler)
@@ -514,20 +653,34 @@ def setup_run(cfg:TrainConfig, # the run's config
     params = [p for p in model.parameters() if p.requires_grad]  # after prepare: FSDP2 swaps in sharded parameters
     _adapter_only_hooks(accelerator)
     t_ref, ref_table = time.perf_counter(), None
-    if precompute:   # before the resume: under full fine-tuning a checkpoint's weights are not the reference
-        ref_table = precompute_reference(model, train_set, train_dl.collate_fn, cfg, accelerator, out/'ref_logps.safetensors', weights)
+    if precompute:  # before the resume: under full fine-tuning a checkpoint's weights are not the reference
+        ref_table = precompute_reference(
+            model, train_set, train_dl.collate_fn, cfg, accelerator, out / 'ref_logps.safetensors', weights
+        )
     ref_s = time.perf_counter() - t_ref
     step, nan_steps, last_ckpt = resume_state(cfg, accelerator)
-    if main: out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.yaml')
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / 'config.yaml')
     accelerator.init_trackers(cfg.project, config=_flat(asdict(cfg)), init_kwargs=tracker_kwargs(cfg))
     stream = micro_batches(train_dl, start=step * cfg.grad_accum, accelerator=accelerator)
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not accelerator.is_local_main_process or os.environ.get('TQDM_DISABLE') == '1',
-               desc=f'rcc-train {cfg.objective}')   # TQDM_DISABLE: --quiet
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=step,
+        disable=not accelerator.is_local_main_process or os.environ.get('TQDM_DISABLE') == '1',
+        desc=f'rcc-train {cfg.objective}',
+    )   # TQDM_DISABLE: --quiet
     return cfg, TrainRun(model, processor, optimizer, scheduler, stream, eval_dl, params, ref_table, ref_s, dhash, bar,
                          step, nan_steps, last_ckpt)
 
 # %% ../../nbs/09_train.ipynb #88968c2b
-_NOT_SAVED = ('history', 'eval_history', 'step_times', 'step_cpu_s')   # per-step lists: in the result, not in metrics.json
+_NOT_SAVED = (
+    'history',
+    'eval_history',
+    'step_times',
+    'step_cpu_s',
+)  # per-step lists: in the result, not in metrics.json
+
 
 def finish_run(r:TrainRun, # the loop's state after the last step
                cfg:TrainConfig, # the run's config
@@ -536,21 +689,39 @@ def finish_run(r:TrainRun, # the loop's state after the last step
                return_model:bool=False # add the trained model and processor to the result
               )->dict:
     "A last evaluation, then the final adapter with its config, model card and metrics; returns the run's summary"
-    out = Path(cfg.output_dir); final = out/'final'
+    out = Path(cfg.output_dir)
+    final = out / 'final'
     r.bar.close()
-    if r.eval_dl is not None and not (r.eval_history and r.eval_history[-1]['step'] == r.step): evaluate_run(r, cfg, accelerator)
+    if r.eval_dl is not None and not (r.eval_history and r.eval_history[-1]['step'] == r.step):
+        evaluate_run(r, cfg, accelerator)
     with disk_guard(final, 'the final adapter'): save_adapter(accelerator, r.model, final)
-    result = dict(output_dir=str(out), adapter_dir=str(final), config_path=str(out/'config.yaml'),
-                  last_checkpoint=str(r.last_ckpt) if r.last_ckpt else None, history_path=str(out/'history.jsonl'),
-                  steps=r.step, nan_steps=r.nan_steps, num_processes=accelerator.num_processes, mixed_precision=mp,
-                  train=r.history[-1] if r.history else None, eval=r.eval, history=r.history, eval_history=r.eval_history,
-                  mean_step_s=sum(r.step_times) / len(r.step_times) if r.step_times else None, step_times=r.step_times,
-                  step_cpu_s=r.step_cpu, ref_precompute_s=r.ref_s)
+    result = dict(
+        output_dir=str(out),
+        adapter_dir=str(final),
+        config_path=str(out / 'config.yaml'),
+        last_checkpoint=str(r.last_ckpt) if r.last_ckpt else None,
+        history_path=str(out / 'history.jsonl'),
+        steps=r.step,
+        nan_steps=r.nan_steps,
+        num_processes=accelerator.num_processes,
+        mixed_precision=mp,
+        train=r.history[-1] if r.history else None,
+        eval=r.eval,
+        history=r.history,
+        eval_history=r.eval_history,
+        mean_step_s=sum(r.step_times) / len(r.step_times) if r.step_times else None,
+        step_times=r.step_times,
+        step_cpu_s=r.step_cpu,
+        ref_precompute_s=r.ref_s,
+    )
     if accelerator.is_main_process:
         save_config(cfg, final/'config.yaml')
-        if cfg.finetune == 'full': r.processor.save_pretrained(str(final))   # a whole model: `load_model(final)` restores it
-        (final/'README.md').write_text(model_card(cfg, result))   # replaces PEFT's blank template
-        (final/'metrics.json').write_text(json.dumps({k: v for k, v in result.items() if k not in _NOT_SAVED}, indent=1, default=str))
+        if cfg.finetune == 'full':
+            r.processor.save_pretrained(str(final))  # a whole model: `load_model(final)` restores it
+        (final/'README.md').write_text(model_card(cfg, result))  # replaces PEFT's blank template
+        (final / 'metrics.json').write_text(
+            json.dumps({k: v for k, v in result.items() if k not in _NOT_SAVED}, indent=1, default=str)
+        )
         if cfg.push_to_hub: result['pushed'] = push_run(cfg, final)
     accelerator.wait_for_everyone()
     if return_model: result.update(model=peft_model(r.model), processor=r.processor)
@@ -572,17 +743,30 @@ def train_summary(res:dict # what `train` returns
                  )->str:
     "What `rcc-train` prints: steps, the last loss, the adapter's folder, and the held-out ranking beside its controls"
     t = res.get('train') or {}
-    head = kv_summary(dict(steps=res.get('steps'), loss=t.get('loss'), last_lr=t.get('lr'), nan_steps=res.get('nan_steps'),
-                           adapter=res.get('adapter_dir'), pushed=res.get('pushed')))
+    head = kv_summary(
+        dict(
+            steps=res.get('steps'),
+            loss=t.get('loss'),
+            last_lr=t.get('lr'),
+            nan_steps=res.get('nan_steps'),
+            adapter=res.get('adapter_dir'),
+            pushed=res.get('pushed'),
+        )
+    )
     ev = res.get('eval')
-    tail = ranking_summary(ev) if ev else "No held-out chains: training metrics only (rcc-generate --test_size 0.2 holds some out)."
+    tail = (
+        ranking_summary(ev)
+        if ev
+        else "No held-out chains: training metrics only (rcc-generate --test_size 0.2 holds some out)."
+    )
     return head + '\n\n' + tail
 
 # %% ../../nbs/09_train.ipynb #acefcb47
 def _train_main(argv:list[str]):
     cfg, flags = parse_train(argv)
     res = train(cfg)
-    if int(os.environ.get('RANK', 0)) == 0: print_result({k: v for k, v in res.items() if k not in _NOT_SAVED}, train_summary, flags.json)
+    if int(os.environ.get('RANK', 0)) == 0:
+        print_result({k: v for k, v in res.items() if k not in _NOT_SAVED}, train_summary, flags.json)
 
 # %% ../../nbs/09_train.ipynb #ec2a668e
 def rcc_train(argv:Sequence[str]|None=None # command-line arguments (None: `sys.argv[1:]`)

@@ -26,10 +26,8 @@ _MODULES = {   # module -> the public names it defines
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
     'rcc_rank.data.builder': [
-        'FingerprintMismatch', 'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains',
-        'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
-        'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
-        'side_paths', 'step_seed', 'trim_partial_line'],
+        'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
+        'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
     'rcc_rank.data.chains': [
         'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
         'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
@@ -55,6 +53,9 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.run_files': [
+        'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
+        'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [

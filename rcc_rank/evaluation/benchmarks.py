@@ -350,7 +350,7 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
                )->dict:
     "Ask Claude for one five-choice long-form item per human description; append valid items to `out_path`"
     from rcc_rank.evaluation.judges import ClaudeJudge, JudgeError, gather_limited, run_async
-    from rcc_rank.data.builder import trim_partial_line
+    from rcc_rank.data.run_files import trim_partial_line
     from rcc_rank.data.claude_models import DEFAULT_MODEL
     judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
     fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)

@@ -514,7 +514,7 @@ def write_baseline(name:str, # one of `BASELINES`
                    **kw # `make_baseline` arguments: mutator, teacher, sampler, seed, negatives, n_samples, pairs
                   )->dict:
     "Build one baseline's chains for the rows not yet in `out_path`, append them, and return a summary"
-    from rcc_rank.data.builder import check_fingerprints
+    from rcc_rank.data.run_files import check_fingerprints
     from rcc_rank.data.chains import write_chains
     rows = normalise_items(rows)
     fp = lambda r: {'caption': stable_hash(r['caption'], n=12), 'baseline': name, **settings}

@@ -29,8 +29,8 @@ from .train_data import load_chains, check_chains, check_caption_tokens, EpochSa
 from ..data.questions import question_note
 from .policy import resolve_precision, build_model, ChainScorer, unwrap, peft_model, model_family
 from .runs import _CKPT_PREFIX, list_checkpoints, find_resume, check_launch, check_run, model_card
-from .runs import (weights_hash, reference_key, read_reference, write_reference, lookup_reference,
-                                    disk_guard, StopSignal)
+from .runs import disk_guard, StopSignal
+from .reference import weights_hash, reference_key, read_reference, write_reference, lookup_reference
 from ..core.cli import run_command, print_result, kv_summary, ranking_summary
 
 # %% auto #0

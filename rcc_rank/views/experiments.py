@@ -66,7 +66,7 @@ def make_data(source:str, # a name from the table above, a '+' mixture, or 'file
              )->list[Chain]:
     "Training or evaluation chains from a named data source"
     if source.startswith('file:'):
-        from rcc_rank.training.train import load_chains
+        from rcc_rank.training.train_data import load_chains
         return load_chains(source[5:], split)[:n] if n else load_chains(source[5:], split)
     parts = source.split('+')
     bad = [p for p in parts if p not in WORLD_SOURCES]

@@ -54,11 +54,17 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.source_rows': [
+        'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
-        'MISSING_VIDEO', 'MSR_VIDEO_DIRS', 'MissingVideo', 'PE_CAPTION_FIELDS', 'SOURCES', 'SSV2_SPLITS', 'SourceError',
-        'apply_missing', 'finish_generate', 'hf_rows', 'load_source', 'materialise_video', 'msr_vtt_rows',
-        'parse_source_spec', 'pe_video_rows', 'push_chain_dataset', 'source_items', 'ssv2_chains', 'ssv2_rows',
-        'video_cache', 'write_chain_dataset', 'write_skip_report'],
+        'MISSING_VIDEO', 'SOURCES', 'apply_missing', 'finish_generate', 'load_source', 'parse_source_spec',
+        'push_chain_dataset', 'source_items', 'write_chain_dataset', 'write_skip_report'],
+    'rcc_rank.data.sources_msrvtt': [
+        'MSR_VIDEO_DIRS', 'msr_vtt_rows'],
+    'rcc_rank.data.sources_pe': [
+        'PE_CAPTION_FIELDS', 'pe_video_rows'],
+    'rcc_rank.data.sources_ssv2': [
+        'SSV2_SPLITS', 'ssv2_chains', 'ssv2_rows'],
     'rcc_rank.data.video': [
         'DEFAULT_VIDEO_FPS', 'VIDEO_MAX_PIXELS', 'VIDEO_MAX_SIDE', 'VideoError', 'as_frames', 'fit_size', 'frame_count',
         'frame_strip', 'load_video', 'uniform_indices', 'video_clip', 'video_info'],
@@ -68,14 +74,16 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.objectives.metrics': [
         'chain_metrics', 'ranking_metrics'],
     'rcc_rank.synthetic.world': [
-        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'EDIT_KINDS', 'Group', 'MOTIONS',
-        'NUMBERS', 'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WORLD_ERROR_TYPES', 'WorldConfig', 'applicable_errors',
-        'apply_edit', 'candidate_edits', 'edit_spans', 'make_scene', 'render_caption', 'render_frames',
-        'rule_violations', 'scene_frames', 'thing_state', 'world_step'],
+        'BACKGROUNDS', 'CELLS', 'DIRECTIONS', 'DISTRACTOR_RGB', 'DISTRACTOR_SIZE', 'Group', 'MOTIONS', 'NUMBERS',
+        'RELATIONS', 'SPEEDS', 'Scene', 'Thing', 'WorldConfig', 'make_scene', 'render_caption', 'render_frames',
+        'scene_frames', 'thing_state'],
     'rcc_rank.synthetic.world_data': [
         'FOCUS_KINDS', 'LETTERS', 'SPLITS', 'WorldMutator', 'attach_frames', 'chain_programs', 'draw_error_type',
         'focus_chain', 'lf_mcq_item', 'lf_mcq_set', 'scene_seed', 'statement', 'token_length_changes', 'type_oracles',
         'world_chain', 'world_chains', 'world_item', 'world_items', 'world_mcq_chain', 'world_yesno_chain'],
+    'rcc_rank.synthetic.world_edits': [
+        'EDIT_KINDS', 'WORLD_ERROR_TYPES', 'applicable_errors', 'apply_edit', 'candidate_edits', 'edit_spans',
+        'rule_violations', 'world_step'],
     'rcc_rank.modeling.families': [
         'CHATML_TEMPLATE', 'CHATML_TOKENS', 'FramesFamily', 'GEMMA3_TEMPLATE', 'GLM4V_TEMPLATE', 'GLM4V_TOKENS',
         'Gemma3Family', 'Glm4vFamily', 'InternVLFamily', 'LlavaOnevisionFamily', 'QWEN3_TEMPLATE', 'Qwen3VLFamily',

@@ -12,7 +12,8 @@ from rcc_rank.core.basics import read_jsonl
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.recipes.generate import generate_command
-from rcc_rank.data.sources import load_source, SourceError
+from rcc_rank.data.sources import load_source
+from rcc_rank.data.source_rows import SourceError
 from rcc_rank.testing.fixtures import write_pe_video_fixture, write_msr_vtt_fixture, write_ssv2_fixture
 from rcc_rank.evaluation.benchmarks import load_benchmark
 from rcc_rank.testing.fixtures import write_vdc_fixture, write_argus_fixture, write_tempcompass_fixture

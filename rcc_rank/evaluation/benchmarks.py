@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
-from ..data.sources import SourceError, MissingVideo, materialise_video, hf_rows, _err, apply_missing
+from ..data.sources import apply_missing
+from ..data.source_rows import SourceError, MissingVideo, materialise_video, hf_rows, _err
 
 # %% auto #0
 __all__ = ['log', 'BENCHMARKS', 'VDC_DIMS', 'VDC_PROMPTS', 'ARGUS_PROMPT', 'LFMCQA_VERSION', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL',

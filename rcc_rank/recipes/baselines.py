@@ -76,7 +76,8 @@ def world_sampler(max_errors:int=2, # each sample has 0..max_errors errors
                   length_jitter:bool=True # sometimes drop the last sentence (a terser captioner)
                  )->Callable[[list[dict], int, int], list[list[str]]]:
     "A simulated imperfect captioner for synthetic-world items (true caption + random program edits)"
-    from rcc_rank.synthetic.world import Scene, world_step, applicable_errors, render_caption
+    from rcc_rank.synthetic.world import Scene, render_caption
+    from rcc_rank.synthetic.world_edits import world_step, applicable_errors
     def one(item, seed):
         if 'scene' not in (item.get('meta') or {}): raise ValueError(f"item {item['id']!r}: world_sampler needs a world item (meta['scene'])")
         rng = random.Random(int(stable_hash('world-sampler', item['id'], seed), 16))

@@ -377,7 +377,8 @@ def _generate_ssv2(a:AttrDict, # rcc_generate's options
                   )->dict:
     "SSv2 chains come from its templates and placeholders (no mutator): the new ones are appended to the output"
     from rcc_rank.data.chains import write_chains
-    from rcc_rank.data.sources import finish_generate, load_source, parse_source_spec, ssv2_chains, write_skip_report
+    from rcc_rank.data.sources import finish_generate, load_source, parse_source_spec, write_skip_report
+    from rcc_rank.data.sources_ssv2 import ssv2_chains
     have = {r['id'] for r in read_jsonl(a.output)}
     rep = {}
     new = [c for c in ssv2_chains(load_source('ssv2', parse_source_spec(a.source)[1], a.split, missing_video=a.missing_video, report=rep), a.length, a.seed) if c.id not in have][:a.limit]

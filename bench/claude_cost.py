@@ -22,7 +22,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core.basics import append_jsonl
 from rcc_rank.data.mutators import rule_types
-from rcc_rank.data.backends import DEFAULT_MODEL, estimate_cost
+from rcc_rank.data.claude_models import DEFAULT_MODEL, estimate_cost
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.testing.fake_claude import FakeClaude
 from rcc_rank.testing.fixtures import write_test_video

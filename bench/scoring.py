@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import numpy as np
 import torch
 from rcc_rank.data.chains import Chain
-from rcc_rank.modeling.models import FAMILIES, tiny_model, tiny_tokenizer, caption_prompt
+from rcc_rank.modeling.models import tiny_model, tiny_tokenizer, caption_prompt
+from rcc_rank.modeling.family import FAMILIES
 from rcc_rank.modeling.scoring import ChainCollator, chain_logps, ideal_speedup
 
 QWEN_3B = dict(  # Qwen2.5-VL-3B-Instruct config.json dimensions
@@ -123,7 +124,7 @@ def main():
     p.add_argument(
         '--arch',
         default='qwen2_5_vl',
-        help="model family (transformers' model_type, see rcc_rank.modeling.models.FAMILIES)",
+        help="model family (transformers' model_type, see rcc_rank.modeling.family.FAMILIES)",
     )
     p.add_argument(
         '--tiny',

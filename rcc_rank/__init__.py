@@ -20,10 +20,8 @@ _MODULES = {   # module -> the public names it defines
         'did_you_mean', 'field_types', 'kv_summary', 'make_options', 'md_table', 'option_names', 'options_from',
         'parse_cli', 'print_result', 'quiet_libraries', 'ranking_summary', 'run_command', 'std_error', 'yaml_options'],
     'rcc_rank.data.backends': [
-        'CACHE_MIN_TOKENS', 'ClaudeMutator', 'DEFAULT_MODEL', 'DEGRADE_TOOL', 'FORCED_TOOL_REJECTED', 'HFMutator',
-        'PRICES', 'TOOL_NAME', 'Truncated', 'approx_tokens', 'cache_min_tokens', 'cached_system', 'check_model',
-        'deprecated_models', 'error_type_text', 'estimate_cost', 'make_mutator', 'parse_json_reply', 'refusal',
-        'system_prompt', 'tiny_chat_model', 'tool_choice', 'tool_input', 'user_prompt'],
+        'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'TOOL_NAME', 'Truncated', 'error_type_text', 'make_mutator',
+        'parse_json_reply', 'refusal', 'system_prompt', 'tiny_chat_model', 'tool_input', 'user_prompt'],
     'rcc_rank.data.batches': [
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
@@ -36,6 +34,9 @@ _MODULES = {   # module -> the public names it defines
         'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
         'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
         'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+    'rcc_rank.data.claude_models': [
+        'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
+        'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
     'rcc_rank.data.errors': [
         'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
         'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
@@ -88,11 +89,13 @@ _MODULES = {   # module -> the public names it defines
         'CHATML_TEMPLATE', 'CHATML_TOKENS', 'FramesFamily', 'GEMMA3_TEMPLATE', 'GLM4V_TEMPLATE', 'GLM4V_TOKENS',
         'Gemma3Family', 'Glm4vFamily', 'InternVLFamily', 'LlavaOnevisionFamily', 'QWEN3_TEMPLATE', 'Qwen3VLFamily',
         'Qwen3VLMoeFamily', 'Qwen3_5Family', 'SMOLVLM_TEMPLATE', 'SmolVLMFamily'],
+    'rcc_rank.modeling.family': [
+        'ADD_MODEL_URL', 'FAMILIES', 'Family', 'family', 'register_family'],
     'rcc_rank.modeling.models': [
-        'ADD_MODEL_URL', 'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'FAMILIES', 'Family', 'PerceptionLMFamily',
-        'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS', 'add_lora', 'caption_prompt', 'chat_messages',
-        'config_model_type', 'end_of_turn', 'family', 'load_model', 'lora_step_check', 'lora_targets', 'model_arch',
-        'reference_mode', 'register_family', 'save_model', 'tiny_model', 'tiny_tokenizer', 'vision_modules'],
+        'CAPTION_PROMPT', 'CHAT_TEMPLATES', 'PerceptionLMFamily', 'Qwen2_5_VLFamily', 'SPECIAL_TOKENS', 'TINY_CORPUS',
+        'add_lora', 'caption_prompt', 'chat_messages', 'config_model_type', 'end_of_turn', 'load_model',
+        'lora_step_check', 'lora_targets', 'model_arch', 'reference_mode', 'save_model', 'tiny_model', 'tiny_tokenizer',
+        'vision_modules'],
     'rcc_rank.modeling.scoring': [
         'ChainCollator', 'ChainScores', 'chain_logps', 'compare_paths', 'ideal_speedup', 'merge_batches',
         'packed_attention_mask', 'reference_logps', 'split_attention', 'use_split_attention'],
@@ -167,17 +170,19 @@ _MODULES = {   # module -> the public names it defines
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.views.ablation': [
+        'AblationExplorer', 'KEY_COLUMNS', 'VIEWS', 'ablation_data', 'ablation_figure', 'load_results'],
+    'rcc_rank.views.experiment_data': [
+        'EVALS', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES', 'choice_accuracy', 'choice_chains',
+        'eval_sets', 'judged_metrics', 'judged_set', 'make_data', 'question_to_chain'],
     'rcc_rank.views.experiments': [
-        'DATA_DEFAULTS', 'EVALS', 'ExperimentConfig', 'JUDGED_EVALS', 'QUESTION_SOURCES', 'RANK_KEYS', 'WORLD_SOURCES',
-        'choice_accuracy', 'choice_chains', 'eval_sets', 'experiment_command', 'experiment_table', 'explorer',
-        'grid_cells', 'judged_metrics', 'judged_set', 'load_experiment', 'make_data', 'question_to_chain',
-        'rcc_experiment', 'run_cell', 'run_experiment'],
+        'DATA_DEFAULTS', 'ExperimentConfig', 'experiment_command', 'experiment_table', 'explorer', 'grid_cells',
+        'load_experiment', 'rcc_experiment', 'run_cell', 'run_experiment'],
     'rcc_rank.views.head_to_head': [
         'HeadToHead', 'win_rate'],
     'rcc_rank.views.widgets': [
-        'AblationExplorer', 'CHAIN_CSS', 'ChainViewer', 'KEY_COLUMNS', 'VIEWS', 'WIDGET_VIEW_MIME', 'ablation_data',
-        'ablation_figure', 'caption_ranks', 'dedupe_show_docs', 'fenced_links', 'frame_strip_html', 'load_results',
-        'static_widget_outputs'],
+        'CHAIN_CSS', 'ChainViewer', 'WIDGET_VIEW_MIME', 'caption_ranks', 'dedupe_show_docs', 'fenced_links',
+        'frame_strip_html', 'static_widget_outputs'],
 }
 _EXPORTS = {name: mod for mod, names in _MODULES.items() for name in names}
 

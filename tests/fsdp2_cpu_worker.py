@@ -17,7 +17,7 @@ from torch.distributed.checkpoint.state_dict import (get_state_dict, set_state_d
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import DefaultLoadPlanner
 from rcc_rank.data.chains import Chain, Mutation
-from rcc_rank.modeling.models import FAMILIES
+from rcc_rank.modeling.family import FAMILIES
 from rcc_rank.training.policy import build_model, ChainScorer
 from rcc_rank.modeling.scoring import ChainCollator
 from rcc_rank.training.train import TrainConfig

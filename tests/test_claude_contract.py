@@ -19,7 +19,8 @@ from rcc_rank.core.basics import read_jsonl, append_jsonl
 from rcc_rank.data.chains import read_chains
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
 from rcc_rank.data.mutators import rule_types
-from rcc_rank.data.backends import ClaudeMutator, DEFAULT_MODEL, deprecated_models
+from rcc_rank.data.backends import ClaudeMutator
+from rcc_rank.data.claude_models import DEFAULT_MODEL, deprecated_models
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
 from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches

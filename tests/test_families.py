@@ -1,4 +1,4 @@
-"""Every registered model family (`rcc_rank.modeling.models.FAMILIES`) on its tiny random-weight twin: the split
+"""Every registered model family (`rcc_rank.modeling.family.FAMILIES`) on its tiny random-weight twin: the split
 shared-prefix path gives the plain path's log-probs and gradients; a 2-step rank run with LoRA on language and vision
 under gradient checkpointing (reference log-probs precomputed); `rcc-evaluate rank` and `generate` on the adapter; the
 merged `rcc-export` folder opens with `AutoModelForImageTextToText` and scores as the adapter does; frozen-vision and
@@ -12,7 +12,8 @@ from conftest import CAPTIONS
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
-from rcc_rank.modeling.models import FAMILIES, family, tiny_model, add_lora, vision_modules
+from rcc_rank.modeling.models import tiny_model, add_lora, vision_modules
+from rcc_rank.modeling.family import FAMILIES, family
 from rcc_rank.data.chains import Chain, Mutation, write_chains
 from rcc_rank.modeling.scoring import ChainCollator, chain_logps, compare_paths
 from rcc_rank.testing.fixtures import write_test_video

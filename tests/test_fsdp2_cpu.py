@@ -15,7 +15,7 @@ from conftest import ENV
 
 ROOT = Path(__file__).resolve().parent
 try:
-    from rcc_rank.modeling.models import FAMILIES
+    from rcc_rank.modeling.family import FAMILIES
     ARCHS = sorted(FAMILIES)
 except ImportError:   # before the family registry: the two families of the first release
     ARCHS = ['qwen2_5_vl', 'perception_lm']

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rcc_rank.data.chains import Chain, Mutation, write_chains
-from rcc_rank.views.widgets import ChainViewer, AblationExplorer, caption_ranks
+from rcc_rank.views.widgets import ChainViewer, caption_ranks
+from rcc_rank.views.ablation import AblationExplorer
 
 def _chains():
     a = Chain('a', ['A red square slides left.', 'A blue square slides left.', 'A blue square slides right.'],

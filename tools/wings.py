@@ -129,7 +129,7 @@ from .synthetic import world as _world  # noqa: E402,F401  (registers the world'
 
 # what a wing's __init__ imports: registries filled by a module that sits above the registry's own module
 WING_IMPORTS = {
-    'modeling': 'from . import families  # noqa: F401  (registers the families of families.py with models.FAMILIES)\n'
+    'modeling': 'from . import families  # noqa: F401  (registers the families of families.py in family.FAMILIES)\n'
 }
 
 

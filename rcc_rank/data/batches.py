@@ -5,6 +5,7 @@
 # %% ../../nbs/03d_batches.ipynb #eb9c76e5
 from __future__ import annotations
 import re, json, time, random, asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -86,11 +87,13 @@ class BatchLedger:
     @property
     def ids(self)->set[str]: return {r['batch_id'] for r in self._ev('submitted')}
     @property
-    def closed(self)->set[str]: return {r['batch_id'] for r in self.state if r.get('event') in ('processed', 'forgotten')}
+    def closed(self)->set[str]:
+        return {r['batch_id'] for r in self.state if r.get('event') in ('processed', 'forgotten')}
     def open(self)->list[dict]: return [r for r in self._ev('submitted') if r['batch_id'] not in self.closed]
     def rounds(self)->int: return len({r['round'] for r in self._ev('submitted')})
     def intent(self, h:str)->dict|None: return next((r for r in self._ev('intent') if r['hash'] == h), None)
-    def requests(self)->dict: return {k: v for r in self._ev('submitted') for k, v in r['requests'].items()}   # every custom_id sent
+    def requests(self)->dict:   # every custom_id sent
+        return {k: v for r in self._ev('submitted') for k, v in r['requests'].items()}
 
 # %% ../../nbs/03d_batches.ipynb #6e025fa3
 async def _adopt(client, led:BatchLedger, intent:dict, skew:float=600.0):
@@ -148,24 +151,27 @@ async def wait_batch(client, sub:dict, # the ledger's 'submitted' record
 
 # %% ../../nbs/03d_batches.ipynb #5e98efe5
 def result_error(result)->tuple[str, str]:
-    "(kind, reason) of a batch result that did not succeed: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
+    "(kind, reason) of a failed batch result: 'expired', 'canceled', 'api' (transient) or 'rejected' (permanent)"
     if result.type in ('expired', 'canceled'): return result.type, f'batch request {result.type}'
     err = getattr(getattr(result, 'error', None), 'error', None)
     etype, emsg = getattr(err, 'type', 'api_error'), getattr(err, 'message', '')
     return ('api' if etype in TRANSIENT_ERRORS else 'rejected'), f'{etype}: {emsg}'
 
-# %% ../../nbs/03d_batches.ipynb #176079a1
-def _step_state(recs:list[dict], max_attempts:int)->dict:
-    "What the failures file says about one step: struck types, a type to retry with a larger budget, and why to hold it"
-    from collections import Counter
+# %% ../../nbs/03d_batches.ipynb #12cb09d4
+def _struck(recs:list[dict], max_attempts:int)->set:
+    "Error types struck for a step: refused (not for policy), invalid `max_attempts` times, or truncated twice"
     tries = Counter(f['error_type'] for f in recs if f['kind'] in ('invalid', 'malformed', 'truncated'))
     cut = Counter(f['error_type'] for f in recs if f['kind'] == 'truncated')
     struck = {f['error_type'] for f in recs if f['kind'] == 'refused' and not f.get('policy')}
-    struck |= {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
+    return struck | {t for t, n in tries.items() if n >= max_attempts} | {t for t, n in cut.items() if n >= 2}
+
+# %% ../../nbs/03d_batches.ipynb #176079a1
+def _step_state(recs:list[dict], max_attempts:int)->dict:
+    "What the failures file says about one step: struck types, a type to retry with a larger budget, and why to hold it"
     last = recs[-1] if recs else {}
     policy = [f for f in recs if f.get('policy')]
     return dict(
-        struck=struck,
+        struck=_struck(recs, max_attempts),
         n=len(recs),
         retry=last.get('error_type') if last.get('kind') == 'truncated' else None,
         policy=len(policy),
@@ -210,7 +216,7 @@ def _take(run:_Run, mutator, ch:Chain, et:str, msg):
 
 # %% ../../nbs/03d_batches.ipynb #3cbefbc8
 async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)->int:
-    "Read a finished batch's results by type (`known`: every custom_id the ledger sent); returns how many requests were cancelled"
+    "Read an ended batch's results by type (`known`: every custom_id the ledger sent); how many were cancelled"
     canceled = 0
     async for r in await client.messages.batches.results(sub['batch_id']):
         ent = sub['requests'].get(r.custom_id) or known.get(
@@ -218,7 +224,8 @@ async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)
         )  # a paid result of any recorded request is used
         if ent is None:
             log.warning(
-                f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; left out"
+                f"batch {sub['batch_id']}: a result for custom_id {r.custom_id!r}, which no recorded request has; "
+                "left out"
             )
             run.counts['unknown_results'] = run.counts.get('unknown_results', 0) + 1
             continue
@@ -235,6 +242,40 @@ async def _process(client, run:_Run, mutator, chains:dict, sub:dict, known:dict)
         run.fail(ch, kind, reason, error_type=et, batch_id=sub['batch_id'])
     return canceled
 
+# %% ../../nbs/03d_batches.ipynb #d3ab531a
+def _settle(run:_Run, chains:dict):
+    "Finish and drop the chains that are complete or ended early"
+    for cid, ch in list(chains.items()):
+        if ch.ended_early or len(ch.captions) >= run.length:
+            run.finish(ch)
+            del chains[cid]
+
+# %% ../../nbs/03d_batches.ipynb #78e4c233
+async def _submit_round(client, run:_Run, mutator, chains:dict, led:BatchLedger, max_attempts:int, limits:tuple,
+                        progress:bool)->list[dict]:
+    "Submit the next round's steps, split at the API's limits; [] when no chain can go on"
+    rnd = led.rounds()
+    reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
+    if not reqs: return []
+    subs = [
+        await submit_batch(client, led, part, meta, rnd, j) for j, part in enumerate(split_batches(reqs, *limits))
+    ]
+    if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
+    return subs
+
+# %% ../../nbs/03d_batches.ipynb #4d120383
+async def _read_batch(client, run:_Run, mutator, chains:dict, led:BatchLedger, sub:dict):
+    "Read an ended batch into the chains and record it processed; a cancelled one raises `BatchError`, results saved"
+    canceled = await _process(client, run, mutator, chains, sub, led.requests())
+    led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
+    if canceled:
+        _settle(run, chains)
+        run.sync()
+        raise BatchError(
+            f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
+            f"are saved. Rerun to submit the rest again."
+        )
+
 # %% ../../nbs/03d_batches.ipynb #7e3509f3
 async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "video"?, "meta"?}
                                 mutator:ClaudeMutator, # a Claude back end (its client submits the batches)
@@ -246,12 +287,12 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
                                 max_rounds:int=100, # give up after this many rounds
                                 check_kw:dict|None=None, # options for `check_step`
                                 progress:bool=True, # log each round
-                                max_wait:float|None=None, # stop waiting on an open batch after this many seconds (rerun to resume); None: wait
-                                forget:Iterable[str]=(), # batch ids gone from the API: give them up and resubmit their requests
+                                max_wait:float|None=None, # seconds to wait on open batches (rerun resumes); None: all
+                                forget:Iterable[str]=(), # batch ids gone from the API: resubmit their requests
                                 max_requests:int=BATCH_MAX_REQUESTS, # requests per batch (the API's limit)
                                 max_bytes:int=BATCH_MAX_BYTES # bytes per batch (the API's limit)
                                )->dict:
-    "Build chains with Message Batches, one round per step (split at the API's size limits); resumable, never billed twice"
+    "Build chains with Message Batches, a round per step (split at the API's limits); resumable, never billed twice"
     try:
         return await _batched(
             items,
@@ -271,48 +312,25 @@ async def abuild_chains_batched(items:Iterable[dict], # rows {"id", "caption", "
     finally: await mutator.aclose()
 
 # %% ../../nbs/03d_batches.ipynb #d9fbb6d1
-async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress, max_wait, forget, limits):
+async def _batched(items, mutator, length, seed, out_path, poll_interval, max_attempts, max_rounds, check_kw, progress,
+                   max_wait, forget, limits):
     run = _Run(items, mutator, length, seed, out_path, check_kw, durable=True)
     client, led = mutator.client, BatchLedger(run.side['batches'], forget, run.run_fp)
     for k in ('rejected', 'expired'): run.counts.setdefault(k, 0)
     chains = {it['id']: run.chain(it) for it in run.items if it['id'] not in run.done}
     run.counts['skipped'] = len(run.items) - len(chains)
-    def settle():
-        for cid, ch in list(chains.items()):
-            if ch.ended_early or len(ch.captions) >= run.length:
-                run.finish(ch)
-                del chains[cid]
-    def summary(**kw):
-        s = run.summary(batch=True)
-        s.update(batches=len(led.closed), **kw)
-        return s
+    summary = lambda **kw: {**run.summary(batch=True), 'batches': len(led.closed), **kw}
     for _ in range(max_rounds):
-        settle()
+        _settle(run, chains)
         if not chains: break
-        subs = led.open()
+        subs = led.open() or await _submit_round(client, run, mutator, chains, led, max_attempts, limits, progress)
         if not subs:
-            rnd = led.rounds()
-            reqs, meta = _round_requests(run, mutator, chains, rnd, max_attempts)
-            if not reqs:
-                settle()
-                break
-            subs = [
-                await submit_batch(client, led, part, meta, rnd, j)
-                for j, part in enumerate(split_batches(reqs, *limits))
-            ]
-            if progress: log.info(f'round {rnd}: {len(reqs)} steps in {len(subs)} batch(es)')
+            _settle(run, chains)
+            break
         for sub in subs:
             if not await wait_batch(client, sub, poll_interval, max_wait, led.path):
                 return summary(open_batch=sub['batch_id'])
-            canceled = await _process(client, run, mutator, chains, sub, led.requests())
-            led.add({'event': 'processed', 'batch_id': sub['batch_id'], 'canceled': canceled})
-            if canceled:
-                settle()
-                run.sync()
-                raise BatchError(
-                    f"batch {sub['batch_id']} was cancelled: {canceled} of its requests did not run; the results it has "
-                    f"are saved. Rerun to submit the rest again."
-                )
+            await _read_batch(client, run, mutator, chains, led, sub)
     return summary()
 
 # %% ../../nbs/03d_batches.ipynb #c8871e41

@@ -13,7 +13,8 @@ from ..core.basics import append_jsonl, read_jsonl, stable_hash, redact, get_log
 from .chains import Chain, Mutation
 from .mutators import Mutator, MutationResult, MalformedReply, RuleMutator, SWAPS, check_step, _norm
 from ..core.basics import run_sync
-from .backends import DEGRADE_TOOL, HFMutator, Truncated, system_prompt, estimate_cost, _HF_FORMAT
+from .backends import DEGRADE_TOOL, HFMutator, Truncated, system_prompt, _HF_FORMAT
+from .claude_models import estimate_cost
 
 # %% auto #0
 __all__ = ['log', 'POLICY_REFUSALS', 'side_paths', 'trim_partial_line', 'step_seed', 'normalise_items', 'FingerprintMismatch',

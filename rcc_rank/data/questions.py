@@ -23,8 +23,7 @@ __all__ = ['log', 'QUESTION_KINDS', 'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', '
 
 # %% ../../nbs/04_questions.ipynb #466860ed
 from ..core.basics import run_sync
-from .backends import (DEFAULT_MODEL,  # one default model, caching and tool choice for every module
-                                    check_model, cached_system, tool_choice)
+from .claude_models import DEFAULT_MODEL, check_model, cached_system, tool_choice
 
 # %% ../../nbs/04_questions.ipynb #0a7fde11
 log = get_logger(__name__)

@@ -351,7 +351,7 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     "Ask Claude for one five-choice long-form item per human description; append valid items to `out_path`"
     from rcc_rank.evaluation.judges import ClaudeJudge, JudgeError, gather_limited, run_async
     from rcc_rank.data.builder import trim_partial_line
-    from rcc_rank.data.backends import DEFAULT_MODEL
+    from rcc_rank.data.claude_models import DEFAULT_MODEL
     judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
     fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)
     out_path = Path(out_path); trim_partial_line(out_path)
@@ -395,7 +395,7 @@ def benchmark_task(task:str, # vdc, argus, tempcompass or make-lfmcqa
     if task == 'make-lfmcqa':
         from rcc_rank.data.sources import source_items
         from rcc_rank.evaluation.judges import ClaudeJudge
-        from rcc_rank.data.backends import DEFAULT_MODEL
+        from rcc_rank.data.claude_models import DEFAULT_MODEL
         if not (source and out): raise ValueError("make-lfmcqa needs --source NAME:PATH and --out FILE.jsonl")
         rows = [{**r, 'split': r['meta'].get('split')} for r in source_items(source, split)]
         res = make_lfmcqa(rows, out, ClaudeJudge(model or DEFAULT_MODEL), n=n, seed=seed, concurrency=conc, progress=progress)

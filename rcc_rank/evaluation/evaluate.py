@@ -176,7 +176,8 @@ def _frames(d:dict, num_frames:int|None)->tuple:
 # %% ../../nbs/10_evaluate.ipynb #68166034
 def _model_inputs(processor, prompts:Sequence[str], videos:Sequence[tuple], device):
     "Chat-formatted prompts with one `(frames, VideoMetadata)` video each, left-padded, on `device`"
-    from rcc_rank.modeling.models import caption_prompt, family
+    from rcc_rank.modeling.models import caption_prompt
+    from rcc_rank.modeling.family import family
     texts = [caption_prompt(processor, p) for p in prompts]
     fam = family(processor)
     enc = fam.processor_inputs(processor, texts, videos, padding_side='left')
@@ -424,7 +425,7 @@ _all_ = ['AXES', 'JudgeCache', 'JudgeError', 'ClaudeJudge', 'HFJudge', 'tiny_cha
          'argus_score', 'argus_average']
 
 # %% ../../nbs/10_evaluate.ipynb #09797cc4
-from ..data.backends import DEFAULT_MODEL   # one default model for every module
+from ..data.claude_models import DEFAULT_MODEL
 
 # %% ../../nbs/10_evaluate.ipynb #6a60364c
 def make_judge(spec:str, # 'claude:<model>', 'hf:<folder or hub id>' or 'tiny'

@@ -26,7 +26,7 @@ __all__ = ['log', 'AXES', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'AXIS_HINT
            'avdc_score', 'vdc_score']
 
 # %% ../../nbs/10a_judges.ipynb #f62c1552
-from ..data.backends import DEFAULT_MODEL, tool_choice   # one default model for every module
+from ..data.claude_models import DEFAULT_MODEL, tool_choice
 
 # %% ../../nbs/10a_judges.ipynb #782a19bf
 def run_async(coro):

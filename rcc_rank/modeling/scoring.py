@@ -10,7 +10,8 @@ import torch
 from fastcore.basics import patch
 from ..data.video import DEFAULT_VIDEO_FPS
 from ..data.chains import chain_clip
-from .models import caption_prompt, end_of_turn, family, CAPTION_PROMPT
+from .models import caption_prompt, end_of_turn, CAPTION_PROMPT
+from .family import family
 from ..objectives.losses import sequence_logps
 
 # %% auto #0

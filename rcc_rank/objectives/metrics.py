@@ -18,7 +18,8 @@ __all__ = ['chain_metrics', 'ranking_metrics']
 def _np(x, name:str, dtype=np.float64)->np.ndarray|None:
     "`x` (tensor, array or nested list) as a 2-D numpy array"
     if x is None: return None
-    if hasattr(x, 'detach'): x = x.detach().float().cpu().numpy() if x.dtype.is_floating_point else x.detach().cpu().numpy()
+    if hasattr(x, 'detach'):
+        x = x.detach().float().cpu().numpy() if x.dtype.is_floating_point else x.detach().cpu().numpy()
     a = np.asarray(x, dtype=dtype)
     if a.ndim == 1: a = a[None]
     if a.ndim != 2: raise ValueError(f"{name}: expected a (B, K) array, got shape {a.shape}")
@@ -40,11 +41,14 @@ def chain_metrics(scores:Sequence[float], # one chain's scores, best caption fir
     tau = stats.kendalltau(-np.arange(K), s).statistic
     tau = 0.0 if np.isnan(tau) else float(tau)
     adj = (s[:-1] > s[1:]) + 0.5 * (s[:-1] == s[1:])
-    return dict(top1=float(top1), pairwise=pairwise, kendall_tau=tau, adjacent=float(adj.mean()), adjacent_pairs=adj.tolist())
+    return dict(
+        top1=float(top1), pairwise=pairwise, kendall_tau=tau, adjacent=float(adj.mean()), adjacent_pairs=adj.tolist()
+    )
 
 # %% ../../nbs/05a_metrics.ipynb #71b7f4e8
 def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->dict:
-    per = []; by = defaultdict(list)
+    per = []
+    by = defaultdict(list)
     for b in range(scores.shape[0]):
         idx = np.flatnonzero(mask[b])
         if len(idx) < 2: continue
@@ -53,8 +57,9 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
         if error_types is not None:
             errs = list(error_types[b])
             for p, (j, k) in enumerate(zip(idx[:-1], idx[1:])):
-                if k != j + 1: continue   # a masked caption in between: no single mutation separates them
-                if j >= len(errs): raise ValueError(f"chain {b}: error_types has {len(errs)} entries but caption {k} is valid")
+                if k != j + 1: continue  # a masked caption in between: no single mutation separates them
+                if j >= len(errs):
+                    raise ValueError(f"chain {b}: error_types has {len(errs)} entries but caption {k} is valid")
                 by[errs[j]].append(m['adjacent_pairs'][p])
     out = {f'{k}{suffix}': float(np.mean([m[k] for m in per])) if per else float('nan')
            for k in ('top1', 'pairwise', 'kendall_tau', 'adjacent')}
@@ -66,16 +71,17 @@ def _summarise(scores:np.ndarray, mask:np.ndarray, error_types, suffix:str='')->
 # %% ../../nbs/05a_metrics.ipynb #d6e9f78b
 def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption (tensor, array or lists)
                     mask=None, # (B, K) bool, True where a caption exists; default all True
-                    ntokens=None, # (B, K) caption token counts; adds `*_norm` (length-normalised), `*_length` and `*_chance` controls
-                    error_types:Sequence[Sequence[str]]|None=None, # per chain, the error type of each mutation (`chain.errors`)
+                    ntokens=None, # (B, K) caption token counts; adds `*_norm`, `*_length`, `*_chance`
+                    error_types:Sequence[Sequence[str]]|None=None, # per chain, each mutation's type (`chain.errors`)
                     ref_logps=None, # (B, K) reference log-probs; adds the reward-order `*_reward` metrics
                    )->dict:
-    "Top-1, pairwise, Kendall tau, adjacent and by-error-type accuracy of chain scores (sum, length-normalised, reward order), beside the length-only ranker and chance"
+    "Top-1, pairwise, Kendall tau, adjacent, by-error-type accuracy of chain scores, with length and chance controls"
     s = _np(logps, 'logps')
     B, K = s.shape
     mk = np.ones((B, K), bool) if mask is None else _np(mask, 'mask', dtype=bool)
     if mk.shape != s.shape: raise ValueError(f"mask has shape {mk.shape}, logps {s.shape}")
-    if not mk[:, 0].all(): raise ValueError(f"chains {np.flatnonzero(~mk[:, 0]).tolist()}: column 0 (the best caption) is masked out")
+    if not mk[:, 0].all():
+        raise ValueError(f"chains {np.flatnonzero(~mk[:, 0]).tolist()}: column 0 (the best caption) is masked out")
     if error_types is not None and len(error_types) != B:
         raise ValueError(f"error_types has {len(error_types)} chains, logps {B}")
     bad = mk & ~np.isfinite(s)
@@ -86,21 +92,26 @@ def ranking_metrics(logps, # (B, K) summed log-probs, column 0 the best caption 
     if ntokens is not None:
         n = _np(ntokens, 'ntokens')
         if n.shape != s.shape: raise ValueError(f"ntokens has shape {n.shape}, logps {s.shape}")
-        if (n[mk] <= 0).any(): raise ValueError(f"chain {np.argwhere(mk & (n <= 0))[0][0]}: a valid caption has ntokens <= 0")
+        if (n[mk] <= 0).any():
+            raise ValueError(f"chain {np.argwhere(mk & (n <= 0))[0][0]}: a valid caption has ntokens <= 0")
         out.update(_summarise(np.where(mk, s / np.where(n > 0, n, 1), 0.0), mk, error_types, '_norm'))
         out.update(_summarise(np.where(mk, -n, 0.0), mk, error_types, '_length'))   # fewer tokens ranks higher
         out.update(_chance(mk))
     if ref_logps is not None:
         r = _np(ref_logps, 'ref_logps')
         if r.shape != s.shape: raise ValueError(f"ref_logps has shape {r.shape}, logps {s.shape}")
-        if (mk & ~np.isfinite(r)).any(): raise ValueError(f"chain {np.argwhere(mk & ~np.isfinite(r))[0][0]}: non-finite reference log-prob in a valid position")
+        if (mk & ~np.isfinite(r)).any():
+            raise ValueError(
+                f"chain {np.argwhere(mk & ~np.isfinite(r))[0][0]}: non-finite reference log-prob in a valid position"
+            )
         out.update(_summarise(np.where(mk, s - np.where(mk, r, 0.0), 0.0), mk, error_types, '_reward'))
     return out
 
 # %% ../../nbs/05a_metrics.ipynb #0853cd2b
 def _chance(mask:np.ndarray)->dict:
     "Expected metrics of a random ordering: top-1 1/K per chain, pairwise and adjacent 1/2, Kendall tau 0"
-    k = mask.sum(1); k = k[k >= 2]
+    k = mask.sum(1)
+    k = k[k >= 2]
     nan = float('nan')
     return dict(top1_chance=float(np.mean(1 / k)) if len(k) else nan, pairwise_chance=0.5 if len(k) else nan,
                 kendall_tau_chance=0.0 if len(k) else nan, adjacent_chance=0.5 if len(k) else nan)

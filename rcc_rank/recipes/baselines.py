@@ -13,7 +13,8 @@ from ..core.basics import get_logger, api_key, stable_hash
 from ..data.chains import Chain, Mutation, chain_clip
 from ..data.mutators import Mutator, MalformedReply, check_step
 from ..core.basics import run_sync
-from ..data.backends import ClaudeMutator, DEFAULT_MODEL
+from ..data.backends import ClaudeMutator
+from ..data.claude_models import DEFAULT_MODEL
 from ..data.builder import normalise_items, classify_error
 
 
@@ -25,7 +26,8 @@ __all__ = ['log', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'FREE_TOOL_NAME', 'FREE_TOO
            'write_baseline']
 
 # %% ../../nbs/14_baselines.ipynb #ed62ae5b
-from ..data.backends import check_model, cached_system, tool_choice, tool_input, refusal, _usage
+from ..data.backends import tool_input, refusal, _usage
+from ..data.claude_models import check_model, cached_system, tool_choice
 
 
 # %% ../../nbs/14_baselines.ipynb #03ebd514

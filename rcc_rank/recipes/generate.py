@@ -11,8 +11,8 @@ from typing import Iterable
 from ..core.basics import append_jsonl, read_jsonl, stable_hash, redact, get_logger, api_key, OutputLock, check_finite, read_text
 from ..data.mutators import MalformedReply
 from ..core.basics import run_sync
-from ..data.backends import (DEFAULT_MODEL, ClaudeMutator, Truncated, cached_system, estimate_cost, make_mutator, refusal,
-                               _message, _usage)
+from ..data.backends import ClaudeMutator, Truncated, make_mutator, refusal, _message, _usage
+from ..data.claude_models import DEFAULT_MODEL, cached_system, estimate_cost
 from ..data.builder import (RunStopped, build_chains, classify_error, lock_path, move_aside, normalise_items, recaptioned_path,
                               side_paths, trim_partial_line, _TOKEN_KEYS)
 from ..data.batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,

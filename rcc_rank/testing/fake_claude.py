@@ -62,22 +62,40 @@ def make_message(reply:str|dict, # what the responder returned
     "Turn a responder's reply into a full Messages API response dict"
     model = body.get('model', 'claude-fake')
     if isinstance(reply, dict) and reply.get('type') == 'message':
-        out = dict(reply); out.setdefault('id', msg_id or f'msg_{uuid.uuid4().hex[:24]}')
-        out.setdefault('model', model); out.setdefault('role', 'assistant'); out.setdefault('stop_sequence', None)
-        out.setdefault('usage', {'input_tokens': ntokens(body.get('messages', [])), 'output_tokens': ntokens(out.get('content', []))})
+        out = dict(reply)
+        out.setdefault('id', msg_id or f'msg_{uuid.uuid4().hex[:24]}')
+        out.setdefault('model', model)
+        out.setdefault('role', 'assistant')
+        out.setdefault('stop_sequence', None)
+        out.setdefault(
+            'usage',
+            {'input_tokens': ntokens(body.get('messages', [])), 'output_tokens': ntokens(out.get('content', []))},
+        )
         return out
     if isinstance(reply, str): content, stop, details = [{'type': 'text', 'text': reply}], 'end_turn', None
     elif isinstance(reply, dict) and 'refusal' in reply:
-        content, stop, details = [{'type': 'text', 'text': str(reply['refusal'] or "I can't help with that.")}], 'refusal', {
-            'type': 'refusal', 'category': reply.get('category'), 'explanation': reply.get('explanation')}
+        content, stop, details = (
+            [{'type': 'text', 'text': str(reply['refusal'] or "I can't help with that.")}],
+            'refusal',
+            {'type': 'refusal', 'category': reply.get('category'), 'explanation': reply.get('explanation')},
+        )
     elif isinstance(reply, dict) and 'tool_use' in reply:
         tu = reply['tool_use']
         content = ([{'type': 'text', 'text': reply['text']}] if reply.get('text') else []) + [
-            {'type': 'tool_use', 'id': f'toolu_{uuid.uuid4().hex[:24]}', 'name': tu['name'], 'input': tu.get('input', {})}]
+            {
+                'type': 'tool_use',
+                'id': f'toolu_{uuid.uuid4().hex[:24]}',
+                'name': tu['name'],
+                'input': tu.get('input', {}),
+            }
+        ]
         stop, details = 'tool_use', None
     elif isinstance(reply, dict) and 'content' in reply:
         content, stop, details = reply['content'], reply.get('stop_reason', 'end_turn'), None
-    else: raise TypeError(f"responder returned {type(reply).__name__} {str(reply)[:80]!r}: expected str, {{'tool_use': ...}}, {{'refusal': ...}} or a message dict")
+    else:
+        raise TypeError(
+            f"responder returned {type(reply).__name__} {str(reply)[:80]!r}: expected str, {{'tool_use': ...}}, {{'refusal': ...}} or a message dict"
+        )
     out_tokens = ntokens(content)
     usage = {'input_tokens': ntokens(body.get('messages', [])), 'output_tokens': out_tokens,
              'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
@@ -93,7 +111,8 @@ def request_caption(body:dict)->str|None:
 # %% ../../nbs/03a_fake_claude.ipynb #b2fd8e9d
 def wreck(text:str, seed:int=0)->str:
     "Scramble the words of `text` and keep only the first half: a caption whose structure is gone"
-    words = text.split(); random.Random(seed).shuffle(words)
+    words = text.split()
+    random.Random(seed).shuffle(words)
     return ' '.join(words[:max(1, len(words)//2)]) + ' lorem ipsum'
 
 # %% ../../nbs/03a_fake_claude.ipynb #93bb3f93
@@ -103,7 +122,10 @@ def apply_caption_fault(reply:str|dict, kind:str, body:dict)->str|dict:
     def f(s): return orig if kind == 'unchanged' else wreck(orig or s)
     if isinstance(reply, str): return f(reply)
     if isinstance(reply, dict) and 'tool_use' in reply:
-        inp = {k: (f(v) if k == 'caption' and isinstance(v, str) else v) for k, v in reply['tool_use'].get('input', {}).items()}
+        inp = {
+            k: (f(v) if k == 'caption' and isinstance(v, str) else v)
+            for k, v in reply['tool_use'].get('input', {}).items()
+        }
         return {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
     return reply
 
@@ -114,17 +136,29 @@ class Rejected(Exception):
 
 # %% ../../nbs/03a_fake_claude.ipynb #2856944d
 def _blocks(content)->list[dict]:
-    return [{'type': 'text', 'text': content}] if isinstance(content, str) else [b for b in (content or []) if isinstance(b, dict)]
+    return (
+        [{'type': 'text', 'text': content}]
+        if isinstance(content, str)
+        else [b for b in (content or []) if isinstance(b, dict)]
+    )
 
 # %% ../../nbs/03a_fake_claude.ipynb #db7560c8
 def _image_tokens(block:dict, i:int, limit:int, many:bool)->int:
     import base64, io, math
     from PIL import Image
-    try: w, h = Image.open(io.BytesIO(base64.b64decode(block['source']['data']))).size
-    except Exception: raise Rejected(400, 'invalid_request_error', f'messages.0.content.{i}.image.source.base64: invalid image data') from None
+    try:
+        w, h = Image.open(io.BytesIO(base64.b64decode(block['source']['data']))).size
+    except Exception:
+        raise Rejected(
+            400, 'invalid_request_error', f'messages.0.content.{i}.image.source.base64: invalid image data'
+        ) from None
     if max(w, h) > limit:
-        raise Rejected(400, 'invalid_request_error', f'messages.0.content.{i}.image.source.base64.data: At least one of the image dimensions '
-                                                     f"exceed max allowed size{' for many-image requests' if many else ''}: {limit} pixels")
+        raise Rejected(
+            400,
+            'invalid_request_error',
+            f'messages.0.content.{i}.image.source.base64.data: At least one of the image dimensions '
+            f"exceed max allowed size{' for many-image requests' if many else ''}: {limit} pixels",
+        )
     return math.ceil(w * h / 750)
 
 # %% ../../nbs/03a_fake_claude.ipynb #5c887dc4
@@ -134,22 +168,43 @@ def prompt_parts(body:dict)->list[tuple[int, bool, str]]:
     items = [(t, t) for t in body.get('tools') or []] + [(b, b.get('text', '')) for b in _blocks(sys_)]
     msg_blocks = [b for m in body.get('messages', []) for b in _blocks(m.get('content'))]
     imgs = [b for b in msg_blocks if b.get('type') == 'image']
-    if len(imgs) > 100: raise Rejected(400, 'invalid_request_error', f'too many images: {len(imgs)} (at most 100 per request)')
+    if len(imgs) > 100:
+        raise Rejected(400, 'invalid_request_error', f'too many images: {len(imgs)} (at most 100 per request)')
     limit = 2000 if len(imgs) > 20 else 8000
     parts = [(ntokens(x), bool(b.get('cache_control')), json.dumps(x, sort_keys=True, default=str)) for b, x in items]
     for i, b in enumerate(msg_blocks):
-        if b.get('type') == 'image': parts.append((_image_tokens(b, i, limit, len(imgs) > 20), bool(b.get('cache_control')), b['source'].get('data', '')[:64]))
-        else: parts.append((ntokens(b.get('text', b)), bool(b.get('cache_control')), json.dumps(b, sort_keys=True, default=str)))
+        if b.get('type') == 'image':
+            parts.append(
+                (
+                    _image_tokens(b, i, limit, len(imgs) > 20),
+                    bool(b.get('cache_control')),
+                    b['source'].get('data', '')[:64],
+                )
+            )
+        else:
+            parts.append(
+                (ntokens(b.get('text', b)), bool(b.get('cache_control')), json.dumps(b, sort_keys=True, default=str))
+            )
     n = sum(p[1] for p in parts)
-    if n > 4: raise Rejected(400, 'invalid_request_error', f'A maximum of 4 blocks with cache_control may be provided. Found {n}.')
+    if n > 4:
+        raise Rejected(
+            400, 'invalid_request_error', f'A maximum of 4 blocks with cache_control may be provided. Found {n}.'
+        )
     return parts
 
 # %% ../../nbs/03a_fake_claude.ipynb #fb3dc853
 def check_tool_choice(body:dict):
     "A forced tool choice on a model that rejects it raises `Rejected`"
     from rcc_rank.data.backends import FORCED_TOOL_REJECTED
-    if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(FORCED_TOOL_REJECTED):
-        raise Rejected(400, 'invalid_request_error', f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'")
+
+    if (body.get('tool_choice') or {}).get('type') in ('tool', 'any') and str(body.get('model', '')).startswith(
+        FORCED_TOOL_REJECTED
+    ):
+        raise Rejected(
+            400,
+            'invalid_request_error',
+            f"tool_choice of type {body['tool_choice']['type']!r} is not supported by {body['model']}; use 'auto'",
+        )
 
 # %% ../../nbs/03a_fake_claude.ipynb #c5233822
 def cut_reply(msg:dict, budget:int)->dict:
@@ -157,15 +212,19 @@ def cut_reply(msg:dict, budget:int)->dict:
     out, left = [], budget
     for b in msg['content']:
         if left <= 0: break
-        if b.get('type') == 'text': out.append({**b, 'text': b['text'][:left * 4]}); left -= ntokens(b['text'])
+        if b.get('type') == 'text':
+            out.append({**b, 'text': b['text'][: left * 4]})
+            left -= ntokens(b['text'])
         elif b.get('type') == 'tool_use':
             inp = {}
             for k, v in b.get('input', {}).items():
                 n = ntokens(json.dumps(v))
                 if n > left:
                     if isinstance(v, str): inp[k] = v[:max(0, left) * 4]
-                    left = 0; break
-                inp[k] = v; left -= n
+                    left = 0
+                    break
+                inp[k] = v
+                left -= n
             out.append({**b, 'input': inp})
         else: out.append(b)
     return {**msg, 'content': out, 'stop_reason': 'max_tokens', 'stop_details': None}
@@ -185,8 +244,10 @@ def _error_body(kind:str, msg:str)->dict:
 # %% ../../nbs/03a_fake_claude.ipynb #da555ba8
 _HTTP_FAULTS = {'429': (429, 'rate_limit_error'), '529': (529, 'overloaded_error'), '500': (500, 'api_error'),
                 'spend_limit': (429, 'rate_limit_error'), 'credit': (400, 'invalid_request_error')}
-_FAULT_MESSAGES = {'spend_limit': 'You have reached your specified API usage limits. You will regain access on 2027-01-01 at 00:00 UTC.',
-                   'credit': 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.'}
+_FAULT_MESSAGES = {
+    'spend_limit': 'You have reached your specified API usage limits. You will regain access on 2027-01-01 at 00:00 UTC.',
+    'credit': 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.',
+}
 _MAX_BYTES = {'messages': 32 * 1024**2, 'batches': 256 * 1024**2}
 
 def _iso(t:datetime)->str: return t.isoformat().replace('+00:00', 'Z')
@@ -212,10 +273,13 @@ def _send(self:_Handler, status:int, payload:Any=None, headers:dict|None=None, r
     data = raw if raw is not None else json.dumps(payload).encode()
     try:
         self.send_response(status)
-        self.send_header('content-type', ctype); self.send_header('content-length', str(len(data)))
+        self.send_header('content-type', ctype)
+        self.send_header('content-length', str(len(data)))
         self.send_header('request-id', f'req_{uuid.uuid4().hex[:16]}')
         for k, v in (headers or {}).items(): self.send_header(k, v)
-        self.end_headers(); self.wfile.write(data); self.wfile.flush()
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
     except (BrokenPipeError, ConnectionResetError): self.close_connection = True
 
 # %% ../../nbs/03a_fake_claude.ipynb #f3e3d718
@@ -255,11 +319,14 @@ def _batch(self:_Handler, method:str, bid:str, sub:str|None):
     b = fake.batches.get(bid)
     if b is None: return self._send(404, _error_body('not_found_error', f'no batch {bid}'))
     if sub == '/results':
-        if b['processing_status'] != 'ended': return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
+        if b['processing_status'] != 'ended':
+            return self._send(400, _error_body('invalid_request_error', 'batch not ended'))
         lines = ''.join(json.dumps(r) + '\n' for r in b['_results'])
         return self._send(200, raw=lines.encode(), ctype='application/binary')
     if sub == '/cancel' and method == 'POST': return self._send(200, fake._cancel_batch(b))
-    if method == 'DELETE': fake.batches.pop(b['id']); return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
+    if method == 'DELETE':
+        fake.batches.pop(b['id'])
+        return self._send(200, {'id': b['id'], 'type': 'message_batch_deleted'})
     return self._send(200, fake._poll_batch(b))
 
 # %% ../../nbs/03a_fake_claude.ipynb #86ed1f7d
@@ -274,7 +341,8 @@ def _http_fault(self:_Handler, fault:str, method:str='', path:str='', body:dict|
     if fault in _HTTP_FAULTS:
         status, kind = _HTTP_FAULTS[fault]
         hdrs = {'retry-after': f'{fake.retry_after:g}'} if fault == '429' else {}
-        self._send(status, _error_body(kind, _FAULT_MESSAGES.get(fault, f'fake {kind}')), headers=hdrs); return True
+        self._send(status, _error_body(kind, _FAULT_MESSAGES.get(fault, f'fake {kind}')), headers=hdrs)
+        return True
     if fault == 'drop':
         self.close_connection = True
         try: self.connection.shutdown(socket.SHUT_RDWR)
@@ -282,9 +350,11 @@ def _http_fault(self:_Handler, fault:str, method:str='', path:str='', body:dict|
         return True
     if fault == 'echo_headers':   # a proxy that echoes what it got: the key comes back inside the error text
         seen = ', '.join(f'{k}={v}' for k, v in self.headers.items())
-        self._send(400, _error_body('invalid_request_error', f'bad request {method} {path}; headers: {seen}')); return True
+        self._send(400, _error_body('invalid_request_error', f'bad request {method} {path}; headers: {seen}'))
+        return True
     if fault == 'malformed':
-        self._send(200, raw=b'{"id": "msg_broken", "type": "message", "content": [{"type": "te'); return True
+        self._send(200, raw=b'{"id": "msg_broken", "type": "message", "content": [{"type": "te')
+        return True
     if fault == 'slow': time.sleep(fake.slow_seconds)
     return False
 
@@ -295,9 +365,12 @@ def _messages(self:_Handler, body:dict):
     with fake._lock: fake.requests.append(body)
     if fake.latency: time.sleep(fake.latency)
     fault = fake._pop_fault('messages', http_only=False)
-    try: msg = fake._answer(body, fault)
-    except Rejected as e: return self._send(e.status, _error_body(e.kind, str(e)))
-    except Exception as e: return self._send(500, _error_body('api_error', f'responder failed: {type(e).__name__}: {e}'))
+    try:
+        msg = fake._answer(body, fault)
+    except Rejected as e:
+        return self._send(e.status, _error_body(e.kind, str(e)))
+    except Exception as e:
+        return self._send(500, _error_body('api_error', f'responder failed: {type(e).__name__}: {e}'))
     self._send(200, msg)
 
 # %% ../../nbs/03a_fake_claude.ipynb #d6896281
@@ -320,7 +393,12 @@ class FakeClaude:
                  refusal_category:str|None='cyber' # the `stop_details.category` of a 'refusal' fault
                 ):
         self.responder = responder or _default_responder
-        self.latency, self.retry_after, self.slow_seconds, self.batch_polls = latency, retry_after, slow_seconds, batch_polls
+        self.latency, self.retry_after, self.slow_seconds, self.batch_polls = (
+            latency,
+            retry_after,
+            slow_seconds,
+            batch_polls,
+        )
         self.refusal_category = refusal_category
         try: self._takes_fault = len(inspect.signature(self.responder).parameters) >= 2
         except (TypeError, ValueError): self._takes_fault = False
@@ -342,7 +420,8 @@ def start(self:FakeClaude)->FakeClaude:
     self._httpd = _Server(('127.0.0.1', self._port), _Handler, bind_and_activate=False)
     self._httpd.request_queue_size = 256   # many concurrent clients: do not let the listen backlog drop SYNs
     self._httpd.daemon_threads = True
-    self._httpd.server_bind(); self._httpd.server_activate()
+    self._httpd.server_bind()
+    self._httpd.server_activate()
     self._httpd.fake = self
     self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
     self._thread.start()
@@ -352,7 +431,10 @@ def start(self:FakeClaude)->FakeClaude:
 @patch
 def stop(self:FakeClaude):
     "Stop the server and close its socket"
-    if self._httpd: self._httpd.shutdown(); self._httpd.server_close(); self._httpd = None
+    if self._httpd:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd = None
 
 # %% ../../nbs/03a_fake_claude.ipynb #b5a0f715
 @patch(as_prop=True)
@@ -365,14 +447,20 @@ def base_url(self:FakeClaude)->str:
 def client(self:FakeClaude, max_retries:int=2, timeout:float=30.0, **kw):
     "A real `anthropic.Anthropic` client pointed at this server (fake key)"
     import anthropic
-    return anthropic.Anthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
+
+    return anthropic.Anthropic(
+        base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw
+    )
 
 # %% ../../nbs/03a_fake_claude.ipynb #13b68ca1
 @patch
 def async_client(self:FakeClaude, max_retries:int=2, timeout:float=30.0, **kw):
     "A real `anthropic.AsyncAnthropic` client pointed at this server (fake key)"
     import anthropic
-    return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw)
+
+    return anthropic.AsyncAnthropic(
+        base_url=self.base_url, api_key=kw.pop('api_key', 'test-key'), max_retries=max_retries, timeout=timeout, **kw
+    )
 
 # %% ../../nbs/03a_fake_claude.ipynb #8249b542
 @patch
@@ -408,14 +496,17 @@ def _pop_fault(self:FakeClaude, group:str, http_only:bool)->str|None:
     with self._lock:
         q = self._faults[group]
         if q and ((q[0] in http) == http_only) and (group == 'messages' or http_only):
-            f = q.popleft(); self.served_faults.append(f); return f
+            f = q.popleft()
+            self.served_faults.append(f)
+            return f
     return None
 
 # %% ../../nbs/03a_fake_claude.ipynb #68368b74
 @patch
 def _answer(self:FakeClaude, body:dict, fault:str|None)->dict:
     "Call the responder and build the full message, applying a content-level fault"
-    check_tool_choice(body); parts = prompt_parts(body)     # what the API refuses before answering
+    check_tool_choice(body)
+    parts = prompt_parts(body)  # what the API refuses before answering
     if fault == 'refusal': reply = {'refusal': "I can't help with that request.", 'category': self.refusal_category}
     else:
         reply = self.responder(body, fault) if self._takes_fault else self.responder(body)
@@ -424,8 +515,10 @@ def _answer(self:FakeClaude, body:dict, fault:str|None)->dict:
             inp = {k: v for k, v in reply['tool_use'].get('input', {}).items() if k not in ('before', 'after')}
             reply = {**reply, 'tool_use': {**reply['tool_use'], 'input': inp}}
     msg = make_message(reply, body)
-    if fault == 'max_tokens': msg = cut_reply(msg, max(1, _out_tokens(msg['content']) // 2))
-    elif _out_tokens(msg['content']) > int(body.get('max_tokens') or 10**9): msg = cut_reply(msg, int(body['max_tokens']))
+    if fault == 'max_tokens':
+        msg = cut_reply(msg, max(1, _out_tokens(msg['content']) // 2))
+    elif _out_tokens(msg['content']) > int(body.get('max_tokens') or 10**9):
+        msg = cut_reply(msg, int(body['max_tokens']))
     msg['usage'] = self._usage(body, parts, msg)
     return msg
 
@@ -435,13 +528,21 @@ def _usage(self:FakeClaude, body:dict, parts:list, msg:dict)->dict:
     "Usage as the API bills it: the prefix up to the last breakpoint cached only when it reaches the model's minimum"
     from rcc_rank.data.backends import cache_min_tokens
     total, model = sum(p[0] for p in parts), str(body.get('model', ''))
-    u = {'input_tokens': total, 'output_tokens': _out_tokens(msg['content']), 'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}
+    u = {
+        'input_tokens': total,
+        'output_tokens': _out_tokens(msg['content']),
+        'cache_creation_input_tokens': 0,
+        'cache_read_input_tokens': 0,
+    }
     last = max((i for i, p in enumerate(parts) if p[1]), default=-1)
     n = sum(p[0] for p in parts[:last + 1])
     if last >= 0 and n >= cache_min_tokens(model):
         key = model + '\x00' + '\x00'.join(p[2] for p in parts[:last + 1])
-        with self._lock: hit = key in self._seen_systems; self._seen_systems.add(key)
-        u['input_tokens'] -= n; u['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
+        with self._lock:
+            hit = key in self._seen_systems
+            self._seen_systems.add(key)
+        u['input_tokens'] -= n
+        u['cache_read_input_tokens' if hit else 'cache_creation_input_tokens'] = n
     return u
 
 # %% ../../nbs/03a_fake_claude.ipynb #f9424fb6
@@ -454,7 +555,9 @@ def _create_batch(self:FakeClaude, body:dict)->dict:
          'created_at': _iso(now), 'expires_at': _iso(now + timedelta(hours=24)), 'ended_at': None,
          'cancel_initiated_at': None, 'archived_at': None, 'results_url': None,
          '_requests': reqs, '_polls': 0, '_results': None, '_seq': len(self.batches)}
-    with self._lock: self.batches[b['id']] = b; self.requests += [r.get('params', {}) for r in reqs]
+    with self._lock:
+        self.batches[b['id']] = b
+        self.requests += [r.get('params', {}) for r in reqs]
     return self._public(b)
 
 # %% ../../nbs/03a_fake_claude.ipynb #418cd002
@@ -466,17 +569,40 @@ def _public(self:FakeClaude, b:dict)->dict: return {k: v for k, v in b.items() i
 def _finish(self:FakeClaude, b:dict, canceled:bool=False):
     res = []
     for r in b['_requests']:
-        if canceled: res.append({'custom_id': r['custom_id'], 'result': {'type': 'canceled'}}); continue
+        if canceled:
+            res.append({'custom_id': r['custom_id'], 'result': {'type': 'canceled'}})
+            continue
         fault = self._pop_fault('messages', http_only=False)
         if fault in ('errored', 'invalid'):
-            kind, why = ('api_error', 'fake errored item') if fault == 'errored' else ('invalid_request_error', 'fake invalid request')
-            res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}}})
+            kind, why = (
+                ('api_error', 'fake errored item')
+                if fault == 'errored'
+                else ('invalid_request_error', 'fake invalid request')
+            )
+            res.append(
+                {
+                    'custom_id': r['custom_id'],
+                    'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': kind, 'message': why}}},
+                }
+            )
             continue
-        if fault == 'expired': res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}}); continue
-        if fault == 'unknown_id': r = {**r, 'custom_id': r['custom_id'] + '-unknown'}; fault = None
+        if fault == 'expired':
+            res.append({'custom_id': r['custom_id'], 'result': {'type': 'expired'}})
+            continue
+        if fault == 'unknown_id':
+            r = {**r, 'custom_id': r['custom_id'] + '-unknown'}
+            fault = None
         try: msg = self._answer(r.get('params', {}), fault)
         except Rejected as e:
-            res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}}}})
+            res.append(
+                {
+                    'custom_id': r['custom_id'],
+                    'result': {
+                        'type': 'errored',
+                        'error': {'type': 'error', 'error': {'type': e.kind, 'message': str(e)}},
+                    },
+                }
+            )
             continue
         except Exception as e:
             res.append({'custom_id': r['custom_id'], 'result': {'type': 'errored', 'error': {
@@ -517,7 +643,9 @@ def cancel(self:FakeClaude, batch_id:str):
 # %% ../../nbs/03a_fake_claude.ipynb #1ea487e4
 @patch
 def _poll_batch(self:FakeClaude, b:dict)->dict:
-    with self._lock: b['_polls'] += 1; due = b['_polls'] > self.batch_polls and b['_results'] is None
+    with self._lock:
+        b['_polls'] += 1
+        due = b['_polls'] > self.batch_polls and b['_results'] is None
     if due: self._finish(b)
     return self._public(b)
 
@@ -525,5 +653,6 @@ def _poll_batch(self:FakeClaude, b:dict)->dict:
 @patch
 def _cancel_batch(self:FakeClaude, b:dict)->dict:
     if b['processing_status'] != 'ended':
-        b['cancel_initiated_at'] = _iso(datetime.now(timezone.utc)); self._finish(b, canceled=True)
+        b['cancel_initiated_at'] = _iso(datetime.now(timezone.utc))
+        self._finish(b, canceled=True)
     return self._public(b)

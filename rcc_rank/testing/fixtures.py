@@ -22,9 +22,11 @@ def write_test_video(path:str|Path, # where to write (.mp4 or .mkv)
                      size:tuple[int,int]=(64, 64), # (height, width); even numbers for yuv420p
                      codec:str='mpeg4' # a codec PyAV ships with
                     )->Path:
-    "Write a small synthetic clip (a square moving right; frame `t` has a top-left 16x16 block of brightness `8*t % 256`) and return its path"
+    "Write a small synthetic clip and return its path: a square moving right; frame `t`'s top-left 16x16 is `8*t % 256`"
     import av
-    path = Path(path); H, W = size
+
+    path = Path(path)
+    H, W = size
     with av.open(str(path), mode='w') as out:
         st = out.add_stream(codec, rate=fps)
         st.width, st.height, st.pix_fmt, st.bit_rate = W, H, 'yuv420p', 4_000_000
@@ -39,10 +41,9 @@ def write_test_video(path:str|Path, # where to write (.mp4 or .mkv)
 
 # %% ../../nbs/18a_fixtures.ipynb #53dad912
 def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/` shards
-                           captions:dict[str, list[str|None]]|None=None # split -> human captions (one clip each; None: only a `model_caption`, as in the `extended` split)
+                           captions:dict[str, list[str|None]]|None=None # split -> captions; None: `model_caption` only
                           )->Path:
     "A tiny PE-Video copy in its published layout (webdataset tar shards with mp4 + json members)"
-    from rcc_rank.testing.fixtures import write_test_video
     folder = Path(folder)
     captions = captions or {'train': ['A man in a red shirt throws a ball to a brown dog on the grass.',
                                       'Two children ride bicycles along a path next to a lake.'],
@@ -52,12 +53,20 @@ def write_pe_video_fixture(folder:str|Path, # where to write `train/` and `test/
         (folder/split).mkdir(parents=True, exist_ok=True)
         with tarfile.open(folder/split/f'{split}_000000.tar', 'w') as tf:
             for cap in caps:
-                key = f'{1000 + n:06d}'; n += 1
-                vid = write_test_video(folder/f'.{key}.mp4', n=6 + n).read_bytes(); (folder/f'.{key}.mp4').unlink()
-                text = {'human_caption': cap} if cap is not None else {'model_caption': f'A model describes clip {key}: a square moves.'}
+                key = f'{1000 + n:06d}'
+                n += 1
+                vid = write_test_video(folder / f'.{key}.mp4', n=6 + n).read_bytes()
+                (folder / f'.{key}.mp4').unlink()
+                text = (
+                    {'human_caption': cap}
+                    if cap is not None
+                    else {'model_caption': f'A model describes clip {key}: a square moves.'}
+                )
                 meta = json.dumps({'video_id': key, **text, 'duration': 0.6 + n / 10}).encode()
                 for ext, data in (('mp4', vid), ('json', meta)):
-                    ti = tarfile.TarInfo(f'{key}.{ext}'); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+                    ti = tarfile.TarInfo(f'{key}.{ext}')
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
     return folder
 
 # %% ../../nbs/18a_fixtures.ipynb #03c89374
@@ -66,12 +75,19 @@ def write_msr_vtt_fixture(folder:str|Path, # where to write the annotation files
                           captions_per_video:int=3 # sentences per clip (the release has 20)
                          )->Path:
     "A tiny MSR-VTT copy in its published layout (train_val/test videodatainfo JSON + clip folders)"
-    from rcc_rank.testing.fixtures import write_test_video
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    things = ['a man cooks pasta in a kitchen', 'a cartoon cat chases a mouse', 'a woman sings on a stage', 'people play football on a field']
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    things = [
+        'a man cooks pasta in a kitchen',
+        'a cartoon cat chases a mouse',
+        'a woman sings on a stage',
+        'people play football on a field',
+    ]
     k = 0
-    for fname, vdir, parts in (('train_val_videodatainfo.json', 'TrainValVideo', ['train'] * (n_train - 1) + ['validate']),
-                               ('test_videodatainfo.json', 'TestVideo', ['test'] * n_test)):
+    for fname, vdir, parts in (
+        ('train_val_videodatainfo.json', 'TrainValVideo', ['train'] * (n_train - 1) + ['validate']),
+        ('test_videodatainfo.json', 'TestVideo', ['test'] * n_test),
+    ):
         (folder/vdir).mkdir(exist_ok=True)
         videos, sents = [], []
         for s in parts:
@@ -86,15 +102,18 @@ def write_msr_vtt_fixture(folder:str|Path, # where to write the annotation files
     return folder
 
 # %% ../../nbs/18a_fixtures.ipynb #588281d3
-SSV2_FIXTURE = [('Putting [something] onto [something]', ['a cup', 'a book']), ('Pushing [something] from left to right', ['a pen']),
-                ('Taking [something] out of [something]', ['a phone', 'a bag']), ('Turning [something] upside down', ['a bottle'])]
+SSV2_FIXTURE = [('Putting [something] onto [something]', ['a cup', 'a book']),
+                ('Pushing [something] from left to right', ['a pen']),
+                ('Taking [something] out of [something]', ['a phone', 'a bag']),
+                ('Turning [something] upside down', ['a bottle'])]
 
 def write_ssv2_fixture(folder:str|Path # where to write labels/ and 20bn-something-something-v2/
                       )->Path:
     "A tiny Something-Something v2 copy in its published layout (labels/*.json + webm clips)"
-    from rcc_rank.testing.fixtures import write_test_video
-    folder = Path(folder); (folder/'labels').mkdir(parents=True, exist_ok=True)
-    vdir = folder/'20bn-something-something-v2'; vdir.mkdir(exist_ok=True)
+    folder = Path(folder)
+    (folder / 'labels').mkdir(parents=True, exist_ok=True)
+    vdir = folder / '20bn-something-something-v2'
+    vdir.mkdir(exist_ok=True)
     labels = {t.replace('[', '').replace(']', ''): str(i) for i, (t, _) in enumerate(SSV2_FIXTURE)}
     (folder/'labels'/'labels.json').write_text(json.dumps(labels, indent=1))
     def fill(t, ph):
@@ -104,7 +123,8 @@ def write_ssv2_fixture(folder:str|Path # where to write labels/ and 20bn-somethi
         rows = []
         for t, ph in items:
             vid = str(70000 + len(list(vdir.iterdir())))
-            write_test_video(vdir/f'{vid}.mkv', n=6); (vdir/f'{vid}.mkv').rename(vdir/f'{vid}.webm')
+            write_test_video(vdir / f'{vid}.mkv', n=6)
+            (vdir / f'{vid}.mkv').rename(vdir / f'{vid}.webm')
             rows.append({'id': vid, 'label': fill(t, ph), 'template': t, 'placeholders': ph})
         (folder/'labels'/f'{split}.json').write_text(json.dumps(rows, indent=1))
     return folder
@@ -112,23 +132,37 @@ def write_ssv2_fixture(folder:str|Path # where to write labels/ and 20bn-somethi
 # %% ../../nbs/18a_fixtures.ipynb #5e954814
 def write_vdc_fixture(folder:str|Path, # where to write the files
                       n:int=2, # clips
-                      layout:str='hub' # 'hub': VDC_1k.jsonl, VDCScore_qa/, videos/videos/; 'aurora': AuroraCap's post_eval/ + Test_Videos/
+                      layout:str='hub' # 'hub' (VDC_1k.jsonl, VDCScore_qa/) or 'aurora' (post_eval/, Test_Videos/)
                      )->Path:
-    "A tiny VDC copy in the Hub layout or in AuroraCap's release layout (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
-    from rcc_rank.testing.fixtures import write_test_video
+    "A tiny VDC copy in the Hub layout or AuroraCap's (`post_eval/VDC_1k_captions.jsonl` with nested `captions`)"
     hub = layout == 'hub'
-    folder = Path(folder); qdir, vdir = (folder/'VDCScore_qa', folder/'videos'/'videos') if hub else (folder/'post_eval', folder/'Test_Videos')
-    qdir.mkdir(parents=True, exist_ok=True); vdir.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    qdir, vdir = (
+        (folder / 'VDCScore_qa', folder / 'videos' / 'videos')
+        if hub
+        else (folder / 'post_eval', folder / 'Test_Videos')
+    )
+    qdir.mkdir(parents=True, exist_ok=True)
+    vdir.mkdir(parents=True, exist_ok=True)
     caps, qas = [], {d: [] for d in VDC_DIMS}
     for i in range(n):
         vid = f'vdc_clip_{i}'
         write_test_video(vdir/f'{vid}.mp4', n=6 + i)
         refs = {f'{d}_caption': f'The {d} of clip {i}: a red square slides right over a grey floor.' for d in VDC_DIMS}
-        caps.append({'video_id': vid, 'video_name': f'{vid}.mp4', **refs} if hub else {'video_id': vid, 'video_name': vid, 'captions': refs})
+        caps.append(
+            {'video_id': vid, 'video_name': f'{vid}.mp4', **refs}
+            if hub
+            else {'video_id': vid, 'video_name': vid, 'captions': refs}
+        )
         for d in VDC_DIMS:
-            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'}, {'question': 'Which way does it move?', 'answer': 'To the right.'}]
-            qas[d].append({vid: qa if hub else [{**q, 'category': c} for q, c in zip(qa, ('colour', 'direction'))]})   # the release adds a category
-    (folder/'VDC_1k.jsonl' if hub else qdir/'VDC_1k_captions.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in caps))
+            qa = [{'question': f'What colour is the square in clip {i}?', 'answer': 'Red.'},
+                  {'question': 'Which way does it move?', 'answer': 'To the right.'}]
+            qas[d].append(
+                {vid: qa if hub else [{**q, 'category': c} for q, c in zip(qa, ('colour', 'direction'))]}
+            )  # the release adds a category
+    (folder / 'VDC_1k.jsonl' if hub else qdir / 'VDC_1k_captions.jsonl').write_text(
+        ''.join(json.dumps(c) + '\n' for c in caps)
+    )
     for d in VDC_DIMS: (qdir/f'{d}.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qas[d]))
     return folder
 
@@ -138,13 +172,20 @@ def write_argus_fixture(folder:str|Path, # where to write data/train-*.parquet a
                        )->Path:
     "A tiny ARGUS copy in its Hub layout (parquet rows with clip_name/human_caption, clips in videos/)"
     import datasets
-    from rcc_rank.testing.fixtures import write_test_video
-    folder = Path(folder); (folder/'videos').mkdir(parents=True, exist_ok=True); (folder/'data').mkdir(exist_ok=True)
+    folder = Path(folder)
+    (folder / 'videos').mkdir(parents=True, exist_ok=True)
+    (folder / 'data').mkdir(exist_ok=True)
     rows = []
     for i in range(n):
         name = stable_hash('argus-fixture', i, n=16)
         write_test_video(folder/'videos'/f'{name}.mp4', n=6 + i)
-        rows.append({'clip_name': name, 'human_caption': f'A red square slides from left to right across a grey background. It stops near the edge in clip {i}.'})
+        rows.append(
+            {
+                'clip_name': name,
+                'human_caption': (f'A red square slides from left to right across a grey background. '
+                                  f'It stops near the edge in clip {i}.'),
+            }
+        )
     datasets.Dataset.from_list(rows).to_parquet(str(folder/'data'/'train-00000-of-00001.parquet'))
     return folder
 
@@ -152,18 +193,22 @@ def write_argus_fixture(folder:str|Path, # where to write data/train-*.parquet a
 def write_tempcompass_fixture(folder:str|Path # where to write questions/caption_matching.json and videos/
                              )->Path:
     "A tiny TempCompass copy in its repository layout (caption-matching questions + clips)"
-    from rcc_rank.testing.fixtures import write_test_video
-    folder = Path(folder); (folder/'questions').mkdir(parents=True, exist_ok=True); (folder/'videos').mkdir(exist_ok=True)
+    folder = Path(folder)
+    (folder / 'questions').mkdir(parents=True, exist_ok=True)
+    (folder / 'videos').mkdir(exist_ok=True)
+    match = 'Which caption matches the video better?\n'
+    lr, rl = 'The square moves from left to right.', 'The square moves from right to left.'
     q = {'1000000001': {'direction': [
-            {'question': 'Which caption matches the video better?\nCaption A: The square moves from left to right.\nCaption B: The square moves from right to left.',
-             'answer': 'Caption A: The square moves from left to right.'},
-            {'question': 'Which description is a more suitable match for the video?\nOption 1: The square moves from right to left.\nOption 2: The square moves from left to right.',
-             'answer': 'Option 2: The square moves from left to right.'}],
-                         'speed': [{'question': 'Which sentence better captures the essence of the video?\nSentence A: The video is in slow motion.\nSentence B: The video plays at normal speed.',
-                                    'answer': 'Sentence B: The video plays at normal speed.'}]},
+            {'question': f'{match}Caption A: {lr}\nCaption B: {rl}', 'answer': f'Caption A: {lr}'},
+            {'question': ('Which description is a more suitable match for the video?\n'
+                          f'Option 1: {rl}\nOption 2: {lr}'),
+             'answer': f'Option 2: {lr}'}],
+                        'speed': [{'question': ('Which sentence better captures the essence of the video?\n'
+                                                'Sentence A: The video is in slow motion.\n'
+                                                'Sentence B: The video plays at normal speed.'),
+                                   'answer': 'Sentence B: The video plays at normal speed.'}]},
          '1000000001_reverse': {'direction': [
-            {'question': 'Which caption matches the video better?\nCaption A: The square moves from left to right.\nCaption B: The square moves from right to left.',
-             'answer': 'Caption B: The square moves from right to left.'}]}}
+            {'question': f'{match}Caption A: {lr}\nCaption B: {rl}', 'answer': f'Caption B: {rl}'}]}}
     for vid in q: write_test_video(folder/'videos'/f'{vid}.mp4', n=6)
     (folder/'questions'/'caption_matching.json').write_text(json.dumps(q, indent=4))
     return folder

@@ -8,7 +8,7 @@ import re, random
 from typing import Callable, Sequence
 from ..core.basics import request_text, stable_hash
 from ..data.chains import Chain
-from ..data.mutators import MutationResult, RuleMutator, SWAPS
+from ..data.mutators import MutationResult, RuleMutator, SWAPS, rule_types
 from ..data.backends import TOOL_NAME, _tag
 from ..data.questions import QUESTION_TOOL, YESNO_TEMPLATE, focus_statements
 from ..evaluation.benchmarks import overlap_reply
@@ -22,7 +22,10 @@ __all__ = ['rule_responder', 'rule_question_responder', 'teacher_responder', 'fr
 def rule_responder(seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A fake-Claude responder that answers degradation requests with the rule mutator's edits"
-    rm = RuleMutator(types=list(SWAPS), tagger='keywords')   # words alone: a fake server must answer well within the client's timeout
+    rm = RuleMutator(
+        types=list(SWAPS), tagger='keywords'
+    )  # words alone: a fake server must answer well within the client's timeout
+
     def respond(body:dict)->dict|str:
         text = request_text(body)
         cap, et = _tag(text, 'caption'), _tag(text, 'error_type')
@@ -31,9 +34,20 @@ def rule_responder(seed:int=0 # mixed into every edit's seed
         prot = re.findall(r'<change>(.*?)</change>', text, flags=re.S)
         if et not in SWAPS: res = MutationResult(None, None, refused=f'unknown error type {et}')
         else: res = rm.mutate_text(cap, et, int(stable_hash(seed, cap, et), 16) % 2**31, prot)
-        if res.refused: return {'tool_use': {'name': TOOL_NAME, 'input': {'caption': '', 'before': '', 'after': '', 'refused': res.refused}}}
+        if res.refused:
+            return {
+                'tool_use': {
+                    'name': TOOL_NAME,
+                    'input': {'caption': '', 'before': '', 'after': '', 'refused': res.refused},
+                }
+            }
         m = res.mutation
-        return {'tool_use': {'name': TOOL_NAME, 'input': {'caption': res.caption, 'before': m.before, 'after': m.after, 'note': m.note}}}
+        return {
+            'tool_use': {
+                'name': TOOL_NAME,
+                'input': {'caption': res.caption, 'before': m.before, 'after': m.after, 'note': m.note},
+            }
+        }
     return respond
 
 # %% ../../nbs/18_responders.ipynb #7f866169
@@ -46,7 +60,11 @@ def rule_question_responder(broken:dict|None=None # {kind: 'count'|'repeat'|'ref
         kind = re.search(r'<kind>(\w+)</kind>', text).group(1)
         caps = re.findall(r'<caption index="\d+">(.*?)</caption>', text, flags=re.S)
         ch = Chain.from_captions('fake', caps)
-        if kind == 'mcq': inp = {'question': 'What happens in the video?', 'choices': [s[:1].upper() + s[1:] + '.' for s in focus_statements(ch)]}
+        if kind == 'mcq':
+            inp = {
+                'question': 'What happens in the video?',
+                'choices': [s[:1].upper() + s[1:] + '.' for s in focus_statements(ch)],
+            }
         else: inp = {'questions': [YESNO_TEMPLATE.format(statement=s) for s in focus_statements(ch)]}
         fault = broken.get(kind)
         key = 'choices' if kind == 'mcq' else 'questions'
@@ -67,7 +85,9 @@ def teacher_responder()->Callable[[dict], dict]:
         name = ((body.get('tools') or [{}])[0]).get('name')   # the one tool sent (the choice may be `auto`)
         if name not in tasks: return 'I can only answer teacher tool requests.'
         text = request_text(body)
-        cands = [tag(text, 'response_a'), tag(text, 'response_b')] if tasks[name] == 'compare' else [tag(text, 'response')]
+        cands = (
+            [tag(text, 'response_a'), tag(text, 'response_b')] if tasks[name] == 'compare' else [tag(text, 'response')]
+        )
         claims = re.findall(r'<claim n="\d+">(.*?)</claim>', text, flags=re.S)
         return {'tool_use': {'name': name, 'input': rule_answer(tasks[name], tag(text, 'reference'), cands, claims)}}
     return respond
@@ -77,25 +97,38 @@ def free_responder(kinds:Sequence[str]=('colour', 'object', 'size', 'shape'), # 
                    seed:int=0 # mixed into every edit's seed
                   )->Callable[[dict], dict]:
     "A FakeClaude responder for `FreeMutator`: rule edits of a type it picks itself among `kinds`"
-    from rcc_rank.data.mutators import RuleMutator, rule_types
     rm = RuleMutator(types=[k for k in rule_types()])
     def respond(body:dict)->dict:
         text = request_text(body)
         cap = re.findall(r'<caption>(.*?)</caption>', text, flags=re.S)[-1].strip()
         prot = re.findall(r'<change>(.*?)</change>', text, flags=re.S)
         rng = random.Random(int(stable_hash(seed, cap), 16))
-        order = [k for k in kinds if k in rm.types]; rng.shuffle(order)
+        order = [k for k in kinds if k in rm.types]
+        rng.shuffle(order)
         order += [k for k in rm.types if k not in order]
         for k in order:
             res = rm.mutate_text(cap, k, rng.randrange(2**31), prot)
             if res.caption and not res.refused:
-                return {'tool_use': {'name': FREE_TOOL_NAME, 'input': {'caption': res.caption, 'before': res.mutation.before,
-                                                                       'after': res.mutation.after, 'error_kind': k}}}
-        return {'tool_use': {'name': FREE_TOOL_NAME, 'input': {'caption': '', 'before': '', 'after': '', 'error_kind': '', 'refused': 'nothing to change'}}}
+                return {
+                    'tool_use': {
+                        'name': FREE_TOOL_NAME,
+                        'input': {
+                            'caption': res.caption,
+                            'before': res.mutation.before,
+                            'after': res.mutation.after,
+                            'error_kind': k,
+                        },
+                    }
+                }
+        return {
+            'tool_use': {
+                'name': FREE_TOOL_NAME,
+                'input': {'caption': '', 'before': '', 'after': '', 'error_kind': '', 'refused': 'nothing to change'},
+            }
+        }
     return respond
 
 # %% ../../nbs/18_responders.ipynb #87e720b5
 def overlap_judge_responder():
     "A responder for the fake Claude server (tests) that answers each request with `overlap_reply`"
-    from rcc_rank.core.basics import request_text
     return lambda body: overlap_reply(request_text(body))

@@ -33,7 +33,7 @@ class ModelConfig:
     "The model: which one, its dtype and frames, and what trains (LoRA or every weight)"
 
     model: str = _f('tiny:qwen2_5_vl', "HF id or local path for `load_model` (any registered family: "
-                    "`rcc_rank.modeling.models.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, "
+                    "`rcc_rank.modeling.family.FAMILIES`), or `tiny:<model_type>` (`tiny:qwen2_5_vl`, "
                     "`tiny:qwen3_vl`, ...) for a random-weight tiny model", 'Qwen2.5-VL-3B and PerceptionLM-1B')
     arch: str | None = _f(None, "expected model family (transformers' `model_type`, e.g. 'qwen3_vl'); `load_model` "
                           "checks it against the checkpoint's config.json")

@@ -12,7 +12,8 @@ from fastcore.imports import in_ipython
 
 from ..core.basics import get_logger
 from ..core.cli import cli_command
-from ..modeling.models import family, tiny_model, load_model, save_model
+from ..modeling.models import tiny_model, load_model, save_model
+from ..modeling.family import family
 from .policy import tiny_spec
 
 log = get_logger(__name__)

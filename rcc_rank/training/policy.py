@@ -8,7 +8,8 @@ import torch
 
 from ..core.basics import set_seed
 from .config import TrainConfig
-from ..modeling.models import tiny_model, load_model, add_lora, family, config_model_type, vision_modules
+from ..modeling.models import tiny_model, load_model, add_lora, config_model_type, vision_modules
+from ..modeling.family import family
 from ..modeling.scoring import chain_logps
 
 # %% auto #0

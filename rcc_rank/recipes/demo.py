@@ -19,7 +19,8 @@ from ..data.chains import Chain, write_chains
 from ..synthetic.world import WorldConfig
 from ..synthetic.world_data import world_chain, world_chains, scene_seed, lf_mcq_set, world_mcq_chain, type_oracles, attach_frames, LETTERS
 from ..modeling.models import tiny_model, tiny_tokenizer, save_model, load_model, CAPTION_PROMPT, SPECIAL_TOKENS
-from ..evaluation.evaluate import rank_chains, mcq_evaluate, mcq_prompt
+from ..evaluation.evaluate import rank_chains
+from ..evaluation.mcq import mcq_evaluate, mcq_prompt
 from ..objectives.metrics import chain_metrics, ranking_metrics
 from ..training.train import TrainConfig, train
 from .demo_report import summarise, matched_cpu, paired_table, demo_markdown, plot_curves, plot_paired

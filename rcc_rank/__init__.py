@@ -132,39 +132,49 @@ _MODULES = {   # module -> the public names it defines
         'argus_cost', 'argus_costs', 'argus_direction', 'argus_prompt', 'argus_score', 'check_argus_lines',
         'evidence_index', 'is_content_line', 'parse_line_judgments', 'split_sentences'],
     'rcc_rank.evaluation.benchmarks': [
-        'ARGUS_PROMPT', 'BENCHMARKS', 'LFMCQA_SYSTEM', 'LFMCQA_TOOL', 'LFMCQA_VERSION', 'OverlapJudge', 'VDC_DIMS',
-        'VDC_PROMPTS', 'benchmark_task', 'check_lfmcqa', 'lfmcqa_prompt', 'load_argus', 'load_benchmark',
-        'load_tempcompass', 'load_vdc', 'make_lfmcqa', 'on_main', 'overlap_reply', 'run_benchmark', 'shuffle_correct'],
+        'ARGUS_PROMPT', 'BENCHMARKS', 'OverlapJudge', 'VDC_DIMS', 'VDC_PROMPTS', 'benchmark_task', 'load_argus',
+        'load_benchmark', 'load_tempcompass', 'load_vdc', 'on_main', 'overlap_reply', 'run_benchmark'],
     'rcc_rank.evaluation.evaluate': [
-        'TEMPCOMPASS_DIMS', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_SUFFIX', 'caption_matching', 'generate_captions',
-        'make_judge', 'make_model', 'map_shards', 'mcq_evaluate', 'mcq_prompt', 'rank_chains', 'results_table',
-        'tempcompass_accuracy', 'tempcompass_match', 'tempcompass_prompt', 'tempcompass_records'],
+        'generate_captions', 'make_judge', 'make_model', 'map_shards', 'rank_chains', 'results_table'],
     'rcc_rank.evaluation.evaluate_cli': [
         'EvaluateArgs', 'MODEL_TASKS', 'TASKS', 'evaluate_parser', 'evaluate_summary', 'evaluate_task', 'rcc_evaluate'],
+    'rcc_rank.evaluation.hf_judge': [
+        'HFJudge', 'chat_text'],
     'rcc_rank.evaluation.judges': [
-        'AXES', 'AXIS_HINT', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'ClaudeJudge', 'HFJudge', 'JudgeCache',
-        'JudgeError', 'SCORE_TOOL', 'VDC_ANSWER_SYSTEM', 'VDC_PROMPT_VERSION', 'VDC_REVIEW_SYSTEM', 'VDC_RULES',
-        'ajudge_captions', 'avdc_score', 'chat_text', 'check_scores', 'check_vdc_reply', 'gather_limited',
-        'judge_agreement', 'judge_captions', 'judge_summary', 'parse_vdc_review', 'require_fields', 'run_async',
-        'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
+        'AXES', 'AXIS_HINT', 'CAPTION_PROMPT_VERSION', 'CAPTION_SYSTEM', 'ClaudeJudge', 'JudgeCache', 'JudgeError',
+        'SCORE_TOOL', 'ajudge_captions', 'check_scores', 'gather_limited', 'judge_agreement', 'judge_captions',
+        'judge_summary', 'require_fields', 'run_async'],
+    'rcc_rank.evaluation.lfmcqa': [
+        'LFMCQA_SYSTEM', 'LFMCQA_TOOL', 'LFMCQA_VERSION', 'check_lfmcqa', 'lfmcqa_prompt', 'make_lfmcqa',
+        'shuffle_correct'],
+    'rcc_rank.evaluation.mcq': [
+        'TEMPCOMPASS_DIMS', 'TEMPCOMPASS_RULES', 'TEMPCOMPASS_SUFFIX', 'caption_matching', 'mcq_evaluate', 'mcq_prompt',
+        'tempcompass_accuracy', 'tempcompass_match', 'tempcompass_prompt', 'tempcompass_records'],
+    'rcc_rank.evaluation.vdc': [
+        'VDC_ANSWER_SYSTEM', 'VDC_PROMPT_VERSION', 'VDC_REVIEW_SYSTEM', 'VDC_RULES', 'avdc_score', 'check_vdc_reply',
+        'parse_vdc_review', 'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
     'rcc_rank.recipes.baselines': [
-        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES', 'RuleTeacher',
-        'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds',
-        'error_injection', 'make_baseline', 'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v',
-        'rule_answer', 'support_f1', 'supported', 'teacher_prompt', 'unconditioned_world_chains', 'world_sampler',
-        'write_baseline'],
+        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES',
+        'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds', 'error_injection', 'make_baseline',
+        'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v', 'unconditioned_world_chains',
+        'world_sampler', 'write_baseline'],
     'rcc_rank.recipes.demo': [
-        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'checkpoint_hash', 'controls', 'demo_chains', 'demo_command',
-        'demo_data', 'demo_model', 'evaluate_model', 'mcq_score', 'pretrain', 'rcc_demo', 'results_record',
-        'reward_pairwise', 'run_arm', 'run_demo', 'setup_torch', 'splits', 'world_tokenizer', 'write_report'],
+        'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
+        'write_report'],
     'rcc_rank.recipes.demo_report': [
         'CLAIMS', 'METRICS', 'METRIC_NAMES', 'PENDING', 'claims', 'demo_markdown', 'fingerprint', 'matched_cpu',
         'paired_diff', 'paired_table', 'plot_curves', 'plot_paired', 'show_results', 'summarise'],
+    'rcc_rank.recipes.demo_setup': [
+        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'controls', 'demo_chains', 'demo_data', 'demo_model',
+        'evaluate_model', 'mcq_score', 'reward_pairwise', 'setup_torch', 'splits', 'world_tokenizer'],
     'rcc_rank.recipes.generate': [
         'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.recipes.teacher': [
+        'RuleTeacher', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'rule_answer', 'support_f1', 'supported',
+        'teacher_prompt'],
     'rcc_rank.views.ablation': [
         'AblationExplorer', 'KEY_COLUMNS', 'VIEWS', 'ablation_data', 'ablation_figure', 'load_results'],
     'rcc_rank.views.experiment_data': [

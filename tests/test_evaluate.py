@@ -58,7 +58,8 @@ SCRIPT = textwrap.dedent('''
     from rcc_rank.core.basics import read_jsonl
     from rcc_rank.data.chains import read_chains
     from rcc_rank.modeling.models import tiny_model
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     from rcc_rank.evaluation.evaluate_cli import evaluate_task
     tmp = Path(sys.argv[1])
     acc = Accelerator(cpu=True)
@@ -78,7 +79,8 @@ SCRIPT = textwrap.dedent('''
 def test_data_parallel_equals_single_process(tmp_path):
     "rank_chains, generate_captions, mcq_evaluate and `rcc-evaluate rank` on 2 CPU processes == one process"
     from rcc_rank.modeling.models import tiny_model
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate
     chains, mcq = _data(tmp_path)
     (tmp_path / 'dp.py').write_text(SCRIPT)
     cmd = [
@@ -257,7 +259,8 @@ def test_cli_judges_against_fake_claude(tmp_path):
 
 def test_official_scoring_rules(tmp_path):
     "TempCompass, VDC and ARGUS averaging on inputs in the official layouts; expected values read off the official code"
-    from rcc_rank.evaluation.evaluate import tempcompass_records, tempcompass_accuracy, vdc_aggregate, argus_average
+    from rcc_rank.evaluation.evaluate import vdc_aggregate, argus_average
+    from rcc_rank.evaluation.mcq import tempcompass_records, tempcompass_accuracy
 
     # TempCompass predictions file (llyx97/TempCompass@c2ec41e predictions/<model>/caption_matching.json layout):
     # replies with a leading space, as Reka-core's are; eval_caption_matching.py line 61 strips them, lmms-eval

@@ -137,7 +137,8 @@ def test_one_clock_on_every_path(tmp_path):
     from rcc_rank.data.video import video_info
     from rcc_rank.testing.fixtures import write_test_video
     from rcc_rank.modeling.scoring import ChainCollator, chain_logps
-    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching
+    from rcc_rank.evaluation.evaluate import rank_chains, generate_captions
+    from rcc_rank.evaluation.mcq import mcq_evaluate, caption_matching
     from rcc_rank.recipes.baselines import policy_sampler
     model, proc = tiny_model('qwen2_5_vl')
     clip = str(write_test_video(tmp_path/'clip.mp4', n=30, fps=10, size=(56, 56)))

@@ -60,7 +60,8 @@ def _edit(cache, kind, fn):
     cache.write_text(''.join(json.dumps(x) + '\n' for x in recs))
 
 def test_tampered_vdc_and_argus_caches_are_reasked_and_a_failed_vdc_item_is_named(tmp_path):
-    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, avdc_score, run_async
+    from rcc_rank.evaluation.judges import ClaudeJudge, JudgeCache, run_async
+    from rcc_rank.evaluation.vdc import avdc_score
     from rcc_rank.evaluation.argus import argus_score
     cache = tmp_path/'cache.jsonl'
     rows = [dict(id='a', prediction='The man walks. The dog is blue.', qa=QA)]

@@ -13,10 +13,15 @@ from fastcore.imports import in_ipython
 
 
 from ..core.basics import read_jsonl, check_finite, rcc_home
-from .evaluate import rank_chains, generate_captions, mcq_evaluate, caption_matching, results_table, make_judge, make_model
-from .judges import require_fields, judge_captions, judge_summary, judge_agreement, vdc_score, JudgeCache
+from .evaluate import rank_chains, generate_captions, results_table, make_judge, make_model
+from .mcq import mcq_evaluate, caption_matching
+from .judges import require_fields, judge_captions, judge_summary, judge_agreement, JudgeCache
+from .vdc import vdc_score
 from .argus import argus_score
-from ..core.cli import CliParser, parse_cli, make_options, options_from, run_command, print_result, kv_summary, ranking_summary
+from .benchmarks import benchmark_task
+from ..data.questions import read_ranked, question_note
+from ..core.cli import (CliParser, parse_cli, make_options, options_from, run_command, print_result, kv_summary,
+                               ranking_summary)
 
 # %% auto #0
 __all__ = ['TASKS', 'MODEL_TASKS', 'EvaluateArgs', 'evaluate_task', 'evaluate_parser', 'evaluate_summary', 'rcc_evaluate']
@@ -33,12 +38,13 @@ def _in_split(rows:list, split:str|None, path)->list:
     kept = [r for r in rows if _split_of(r) == split]
     if not kept:
         have = sorted({str(_split_of(r)) for r in rows})
-        raise ValueError(f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)")
+        raise ValueError(
+            f"{path}: no rows in split {split!r}; splits present: {have} (rcc-generate --test_size assigns them)"
+        )
     return kept
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #843a2a61
 def _chains(path, split=None):
-    from rcc_rank.data.questions import read_ranked
     if not path: raise ValueError("task 'rank' needs --data (a chains JSONL: caption or question chains)")
     return _in_split(read_ranked(path), split, path)
 
@@ -68,9 +74,10 @@ def _load(o):
 # %% ../../nbs/10c_evaluate_cli.ipynb #ecf671bd
 def _rank(o)->dict:
     "Chain ranking of `--data`'s chains (`rank_chains`), with a note when yes/no question chains are among them"
-    from rcc_rank.data.questions import question_note
     chains = _chains(o.data, o.split)
-    res = rank_chains(o.m, o.proc, chains, batch_size=o.batch_size, num_frames=o.num_frames, accelerator=o.acc, progress=o.progress)
+    res = rank_chains(
+        o.m, o.proc, chains, batch_size=o.batch_size, num_frames=o.num_frames, accelerator=o.acc, progress=o.progress
+    )
     if note := question_note(chains): res['note'] = note
     return res
 
@@ -101,10 +108,13 @@ def _tempcompass(o)->dict:
 # %% ../../nbs/10c_evaluate_cli.ipynb #15417b62
 def _judge(o)->dict:
     "An LLM judge's 1-10 scores per axis of each prediction against its reference"
-    rows = require_fields(_rows(o.data, o.task, o.split), ('prediction', 'reference'), o.data); j = make_judge(o.judge)
+    rows = require_fields(_rows(o.data, o.task, o.split), ('prediction', 'reference'), o.data)
+    j = make_judge(o.judge)
     ids = [r.get('id', i) for i, r in enumerate(rows)]
     with JudgeCache(rcc_home() / 'judge_cache.jsonl' if o.cache_path == 'default' else o.cache_path) as cache:
-        scores = judge_captions([r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache, o.concurrency, o.progress, ids)
+        scores = judge_captions(
+            [r['prediction'] for r in rows], [r['reference'] for r in rows], j, cache, o.concurrency, o.progress, ids
+        )
     return dict(judge_summary(scores), judge=j.name, n_items=len(rows), n_cache_rejected=cache.rejected,
                 per_item=[dict(id=i, **s) for i, s in zip(ids, scores) if 'error' not in s],
                 failures=[s for s in scores if 'error' in s])
@@ -123,13 +133,27 @@ def _agreement(o)->dict:
 def _argus(o)->dict:
     "ARGUS hallucination and omission costs of each prediction against its reference"
     rows = _rows(o.data, o.task, o.split)
-    return argus_score([r['prediction'] for r in rows], [r['reference'] for r in rows], make_judge(o.judge), o.order_penalty,
-                       o.cache_path, o.concurrency, o.progress)
+    return argus_score(
+        [r['prediction'] for r in rows],
+        [r['reference'] for r in rows],
+        make_judge(o.judge),
+        o.order_penalty,
+        o.cache_path,
+        o.concurrency,
+        o.progress,
+    )
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #653dec77
 def _vdc(o)->dict:
     "VDC question answering from each prediction, scored by the judge"
-    return vdc_score(_rows(o.data, o.task, o.split), make_judge(o.judge), o.rule or 'lmms-eval', o.cache_path, o.concurrency, o.progress)
+    return vdc_score(
+        _rows(o.data, o.task, o.split),
+        make_judge(o.judge),
+        o.rule or 'lmms-eval',
+        o.cache_path,
+        o.concurrency,
+        o.progress,
+    )
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #59a9b8d1
 def _table(o)->str:
@@ -137,7 +161,9 @@ def _table(o)->str:
     if not o.data or not o.out: raise ValueError("table needs --data a.json,b.json and --out STEM")
     rows = []
     for p in o.data.split(','):
-        r = json.loads(Path(p).read_text()); r.setdefault('run', Path(p).stem); rows.append(r)
+        r = json.loads(Path(p).read_text())
+        r.setdefault('run', Path(p).stem)
+        rows.append(r)
     md, _ = results_table(rows, path=o.out)
     if o.echo: print(md)
     return md
@@ -145,15 +171,34 @@ def _table(o)->str:
 # %% ../../nbs/10c_evaluate_cli.ipynb #22fecf28
 def _benchmark(o)->dict:
     "A published benchmark end to end, or the LF-MCQA set (`rcc_rank.evaluation.benchmarks.benchmark_task`)"
-    from rcc_rank.evaluation.benchmarks import benchmark_task
-    return benchmark_task(o.task, o.benchmark, o.source, o.split, o.n, o.out, o.model, o.judge, o.adapter, o.seed, rule=o.rule,
-                          order_penalty=o.order_penalty, cache=o.cache, concurrency=o.concurrency, batch_size=o.batch_size,
-                          num_frames=o.num_frames, max_new_tokens=o.max_new_tokens, quiet=o.quiet, run=o.run, echo=o.echo)
+
+    return benchmark_task(
+        o.task,
+        o.benchmark,
+        o.source,
+        o.split,
+        o.n,
+        o.out,
+        o.model,
+        o.judge,
+        o.adapter,
+        o.seed,
+        rule=o.rule,
+        order_penalty=o.order_penalty,
+        cache=o.cache,
+        concurrency=o.concurrency,
+        batch_size=o.batch_size,
+        num_frames=o.num_frames,
+        max_new_tokens=o.max_new_tokens,
+        quiet=o.quiet,
+        run=o.run,
+        echo=o.echo,
+    )
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #f63196a1
 TASKS = {'rank': _rank, 'generate': _generate, 'mcq': _mcq, 'tempcompass': _tempcompass, 'judge': _judge,
          'agreement': _agreement, 'argus': _argus, 'vdc': _vdc, 'table': _table, 'make-lfmcqa': _benchmark}
-MODEL_TASKS = ('rank', 'generate', 'mcq', 'tempcompass')   # these load a model (data-parallel under `accelerate launch`)
+MODEL_TASKS = ('rank', 'generate', 'mcq', 'tempcompass')  # these load a model (data-parallel under `accelerate launch`)
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #05fb20b8
 def _report(res:dict, out:str|None, echo:bool):
@@ -167,13 +212,13 @@ def _report(res:dict, out:str|None, echo:bool):
 def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, agreement, argus, vdc, table, make-lfmcqa
                   data:str=None, # input JSONL (table: comma-separated result JSON files)
                   out:str=None, # where to write the full result (JSON; generate: captions JSONL; table: path stem)
-                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type> (tiny:qwen2_5_vl, tiny:qwen3_vl, ...)
-                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); its base model comes from the run's config
-                  split:str=None, # only rows/chains of this split (`split` or `meta.split`); make-lfmcqa: the source split
+                  model:str=None, # model folder / hub id (any registered family), or tiny:<model_type>
+                  adapter:str=None, # a LoRA adapter folder from training (RUN/final); base model from the run's config
+                  split:str=None, # only rows/chains of this split (`split`/`meta.split`); make-lfmcqa: source split
                   judge:str='claude', # claude (the package's DEFAULT_MODEL), claude:<model>, hf:<model> or tiny
                   other:str=None, # agreement: the second judge's result JSON
                   run:str=None, # a name for this run (the `run` column of results tables)
-                  rule:str=None, # scoring rule; VDC: lmms-eval (default) or official; TempCompass: tempcompass (default) or lmms-eval
+                  rule:str=None, # VDC: lmms-eval (default) or official; TempCompass: tempcompass (default), lmms-eval
                   order_penalty:float=0.1, # ARGUS order-penalty factor
                   cache:str='default', # judge cache JSONL ('default': under RCC_RANK_HOME; 'none': no cache)
                   concurrency:int=8, # judge calls in flight
@@ -187,14 +232,16 @@ def evaluate_task(task:str, # one of: rank, generate, mcq, tempcompass, judge, a
                   prompt:str=None, # caption instruction (generate)
                   quiet:bool=False, # no progress bars
                   echo:bool=False, # print the summary (JSON; table: markdown) on the main process
-                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generates and scores in one go
+                  benchmark:str=None, # vdc/argus/tempcompass: the published benchmark (folder or file); generate, score
                   source:str=None, # make-lfmcqa: NAME:PATH of the human descriptions (e.g. pe-video:data/PE-Video)
                   n:int=None, # make-lfmcqa / --benchmark: at most this many items
                  ):
     "Run one evaluation (the `rcc-evaluate` tasks) and return its result"
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     check_finite(dict(order_penalty=order_penalty, temperature=temperature, top_p=top_p), '--')
-    o = SimpleNamespace(**locals(), cache_path=None if cache == 'none' else cache, progress=not quiet, acc=None, main=True)
+    o = SimpleNamespace(
+        **locals(), cache_path=None if cache == 'none' else cache, progress=not quiet, acc=None, main=True
+    )
     if task == 'make-lfmcqa' or (benchmark and task in ('vdc', 'argus', 'tempcompass')): return _benchmark(o)
     if task == 'table': return _table(o)
     if task in MODEL_TASKS: _load(o)
@@ -212,17 +259,26 @@ EvaluateArgs = options_from(evaluate_task, 'EvaluateArgs', skip=['echo'], positi
 # %% ../../nbs/10c_evaluate_cli.ipynb #bac46ad0
 def evaluate_parser()->CliParser:
     "The `rcc-evaluate` argument parser"
-    return CliParser(EvaluateArgs, 'rcc-evaluate', yaml_positional=True,
-                     description="Run one evaluation and print its summary (--json: one JSON line; --out saves the full result).",
-                     epilog=f"Tasks: {', '.join(TASKS)}.\nrcc-evaluate eval.yaml --split test: a YAML file of options, then overrides.\n"
-                            "Exit status: 0 done, 1 items failed (their count is printed), 2 a usage or input error.")
+    return CliParser(
+        EvaluateArgs,
+        'rcc-evaluate',
+        yaml_positional=True,
+        description="Run one evaluation and print its summary (--json: one JSON line; --out saves the full result).",
+        epilog=f"Tasks: {', '.join(TASKS)}.\n"
+        "rcc-evaluate eval.yaml --split test: a YAML file of options, then overrides.\n"
+        "Exit status: 0 done, 1 items failed (their count is printed), 2 a usage or input error.",
+    )
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #2ab83e25
 def evaluate_summary(res:dict # a result of `evaluate_task` (lists left out)
                     )->str:
     "The summary `rcc-evaluate` prints: ranking metrics beside their controls, or the result's numbers"
     head = ', '.join(f"{k} {res[k]}" for k in ('task', 'adapter', 'split') if res.get(k))
-    body = ranking_summary(res) if 'pairwise' in res else kv_summary({k: v for k, v in res.items() if k not in ('run', 'task', 'adapter', 'split')})
+    body = (
+        ranking_summary(res)
+        if 'pairwise' in res
+        else kv_summary({k: v for k, v in res.items() if k not in ('run', 'task', 'adapter', 'split')})
+    )
     return head + '\n\n' + body
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #ed272ecb
@@ -234,15 +290,22 @@ def _evaluate_main(argv:list[str])->int:
     if not isinstance(res, dict) or int(os.environ.get('RANK', 0)) != 0: return 0
     print_result(_summary(res), evaluate_summary, flags.json)
     n_failed = res.get('n_failed', 0)
-    bad = res.get('failures') or res.get('failed') or []   # judge: failure records; vdc and argus: ids or positions
-    if n_failed: print(f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] if isinstance(f, dict) else f for f in bad][:20]}", file=sys.stderr)
+    bad = res.get('failures') or res.get('failed') or []  # judge: failure records; vdc and argus: ids or positions
+    if n_failed:
+        print(
+            f"rcc-evaluate: {n_failed} item(s) failed: {[f['id'] if isinstance(f, dict) else f for f in bad][:20]}",
+            file=sys.stderr,
+        )
     return n_failed
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #1eaa6899
 def rcc_evaluate(argv:list[str]|None=None # command-line arguments (None: `sys.argv[1:]`)
                 ):
     "Run one evaluation and print its summary (`--json`: one JSON line; `--out` saves the full result)"
-    run_command('rcc-evaluate', _evaluate_main, argv)   # returns None: a console script passes its return value to sys.exit
+    run_command(
+        'rcc-evaluate', _evaluate_main, argv
+    )  # returns None: a console script passes its return value to sys.exit
 
 # %% ../../nbs/10c_evaluate_cli.ipynb #5dccb06d
-if __name__ == "__main__" and not in_ipython(): rcc_evaluate()   # `python -m rcc_rank.evaluation.evaluate_cli` (and under `accelerate launch -m`)
+if __name__ == "__main__" and not in_ipython():
+    rcc_evaluate()  # `python -m rcc_rank.evaluation.evaluate_cli` (and under `accelerate launch -m`)

@@ -13,7 +13,8 @@ from ..synthetic import world_data as W
 from ..synthetic.world_data import attach_frames, lf_mcq_set, LETTERS
 from ..recipes import baselines as B
 from ..training.train_data import load_chains
-from ..evaluation.evaluate import rank_chains, mcq_evaluate, generate_captions
+from ..evaluation.evaluate import rank_chains, generate_captions
+from ..evaluation.mcq import mcq_evaluate
 from ..evaluation.benchmarks import load_benchmark, run_benchmark, on_main
 from ..evaluation.judges import judge_captions, judge_summary
 

@@ -113,17 +113,22 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.training.policy': [
         'ChainScorer', 'build_model', 'enable_checkpointing', 'model_family', 'peft_model', 'resolve_precision',
         'tiny_spec', 'unwrap'],
+    'rcc_rank.training.reference': [
+        'REF_FREE', 'key_changes', 'lookup_reference', 'read_reference', 'reference_key', 'video_key', 'weight_files',
+        'weights_hash', 'write_reference'],
     'rcc_rank.training.runs': [
-        'REF_FREE', 'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run',
-        'check_world', 'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'key_changes', 'list_checkpoints',
-        'lookup_reference', 'model_card', 'prepare_output_dir', 'previous_run', 'read_reference', 'reference_key',
-        'requested_engine', 'video_key', 'weight_files', 'weights_hash', 'write_reference'],
+        'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run', 'check_world',
+        'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'list_checkpoints', 'model_card', 'prepare_output_dir',
+        'previous_run', 'requested_engine'],
+    'rcc_rank.training.setup': [
+        'NO_EVAL_WARNING', 'TrainRun', 'load_run_data', 'make_loaders', 'make_optimizer', 'micro_batch_size',
+        'resume_state'],
+    'rcc_rank.training.step': [
+        'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip', 'due', 'evaluate_chains',
+        'evaluate_run', 'log_step', 'lr_schedule', 'needs_reference', 'precompute_reference', 'reference_scores',
+        'save_adapter', 'save_checkpoint', 'step_record'],
     'rcc_rank.training.train': [
-        'NO_EVAL_WARNING', 'TrainRun', 'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip',
-        'due', 'evaluate_chains', 'evaluate_run', 'finish_run', 'load_run_data', 'log_step', 'lr_schedule',
-        'make_loaders', 'make_optimizer', 'micro_batch_size', 'needs_reference', 'precompute_reference', 'push_run',
-        'rcc_train', 'reference_scores', 'resume_state', 'save_adapter', 'save_checkpoint', 'setup_run', 'step_record',
-        'train', 'train_summary'],
+        'finish_run', 'push_run', 'rcc_train', 'setup_run', 'train', 'train_summary'],
     'rcc_rank.training.train_data': [
         'EpochSampler', 'check_caption_tokens', 'check_chains', 'load_chains', 'micro_batches', 'probe_video',
         'probe_videos'],

@@ -26,10 +26,8 @@ _MODULES = {   # module -> the public names it defines
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
     'rcc_rank.data.builder': [
-        'FingerprintMismatch', 'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains',
-        'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
-        'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
-        'side_paths', 'step_seed', 'trim_partial_line'],
+        'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
+        'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
     'rcc_rank.data.chain_datasets': [
         'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
@@ -58,6 +56,9 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.run_files': [
+        'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
+        'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
@@ -115,17 +116,22 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.training.policy': [
         'ChainScorer', 'build_model', 'enable_checkpointing', 'model_family', 'peft_model', 'resolve_precision',
         'tiny_spec', 'unwrap'],
+    'rcc_rank.training.reference': [
+        'REF_FREE', 'key_changes', 'lookup_reference', 'read_reference', 'reference_key', 'video_key', 'weight_files',
+        'weights_hash', 'write_reference'],
     'rcc_rank.training.runs': [
-        'REF_FREE', 'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run',
-        'check_world', 'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'key_changes', 'list_checkpoints',
-        'lookup_reference', 'model_card', 'prepare_output_dir', 'previous_run', 'read_reference', 'reference_key',
-        'requested_engine', 'video_key', 'weight_files', 'weights_hash', 'write_reference'],
+        'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run', 'check_world',
+        'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'list_checkpoints', 'model_card', 'prepare_output_dir',
+        'previous_run', 'requested_engine'],
+    'rcc_rank.training.setup': [
+        'NO_EVAL_WARNING', 'TrainRun', 'load_run_data', 'make_loaders', 'make_optimizer', 'micro_batch_size',
+        'resume_state'],
+    'rcc_rank.training.step': [
+        'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip', 'due', 'evaluate_chains',
+        'evaluate_run', 'log_step', 'lr_schedule', 'needs_reference', 'precompute_reference', 'reference_scores',
+        'save_adapter', 'save_checkpoint', 'step_record'],
     'rcc_rank.training.train': [
-        'NO_EVAL_WARNING', 'TrainRun', 'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip',
-        'due', 'evaluate_chains', 'evaluate_run', 'finish_run', 'load_run_data', 'log_step', 'lr_schedule',
-        'make_loaders', 'make_optimizer', 'micro_batch_size', 'needs_reference', 'precompute_reference', 'push_run',
-        'rcc_train', 'reference_scores', 'resume_state', 'save_adapter', 'save_checkpoint', 'setup_run', 'step_record',
-        'train', 'train_summary'],
+        'finish_run', 'push_run', 'rcc_train', 'setup_run', 'train', 'train_summary'],
     'rcc_rank.training.train_data': [
         'EpochSampler', 'check_caption_tokens', 'check_chains', 'load_chains', 'micro_batches', 'probe_video',
         'probe_videos'],

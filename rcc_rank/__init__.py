@@ -36,6 +36,9 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.data.claude_models': [
         'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
         'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
+    'rcc_rank.data.claude_questions': [
+        'QUESTION_SYSTEM', 'QUESTION_TOOL', 'QuestionReplyError', 'allm_question_chain', 'allm_question_chains',
+        'llm_question_chains', 'parse_question_reply', 'question_request'],
     'rcc_rank.data.errors': [
         'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
         'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
@@ -50,12 +53,10 @@ _MODULES = {   # module -> the public names it defines
         'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
         'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
     'rcc_rank.data.questions': [
-        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QUESTION_SYSTEM', 'QUESTION_TOOL',
-        'QuestionChain', 'QuestionReplyError', 'YESNO_NOTE', 'YESNO_TEMPLATE', 'allm_question_chain',
-        'allm_question_chains', 'focus_segments', 'focus_statements', 'is_question_row', 'llm_question_chains',
-        'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
-        'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
-        'yesno_chain'],
+        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QuestionChain', 'YESNO_NOTE', 'YESNO_TEMPLATE',
+        'focus_segments', 'focus_statements', 'is_question_row', 'make_mcq', 'make_yesno', 'mcq_chain',
+        'question_chains', 'question_note', 'read_question_chains', 'read_ranked', 'segments', 'span_values',
+        'write_question_chains', 'yesno_chain'],
     'rcc_rank.data.run_files': [
         'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
         'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],

@@ -24,7 +24,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     logging.getLogger('rcc_rank').setLevel(logging.WARNING)
-    from rcc_rank.recipes.demo import DemoConfig, demo_model, demo_data
+    from rcc_rank.recipes.demo_setup import DemoConfig, demo_model, demo_data
     from rcc_rank.modeling.models import save_model
     from rcc_rank.training.train import TrainConfig, train
 

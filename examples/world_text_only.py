@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from rcc_rank.recipes.demo import DemoConfig, warm_start, run_arm
+from rcc_rank.recipes.demo import warm_start, run_arm
+from rcc_rank.recipes.demo_setup import DemoConfig
 from rcc_rank.synthetic.world_data import world_chains
 from rcc_rank.evaluation.evaluate import rank_chains
 from rcc_rank.objectives.metrics import chain_metrics

@@ -26,25 +26,26 @@ _MODULES = {   # module -> the public names it defines
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
     'rcc_rank.data.builder': [
-        'FingerprintMismatch', 'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains',
-        'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
-        'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
-        'side_paths', 'step_seed', 'trim_partial_line'],
+        'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
+        'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
+    'rcc_rank.data.chain_datasets': [
+        'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
-        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
-        'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
-        'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
+        'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.claude_models': [
         'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
         'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
     'rcc_rank.data.errors': [
-        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
-        'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
-        'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS', 'PERSON_OPPOSITES', 'PREFERRED_PIPELINES',
-        'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES', 'SPATIAL_OPPOSITES',
-        'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'Tagged', 'Token', 'applicable_types',
-        'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
-        'tag', 'tag_many', 'taxonomy_markdown'],
+        'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
+        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
+        'tag_many', 'taxonomy_markdown'],
+    'rcc_rank.data.lexicons': [
+        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
+        'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',
+        'PERSON_OPPOSITES', 'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES',
+        'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
+        'same_category'],
     'rcc_rank.data.mutators': [
         'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
         'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
@@ -55,6 +56,9 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.run_files': [
+        'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
+        'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
@@ -112,17 +116,22 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.training.policy': [
         'ChainScorer', 'build_model', 'enable_checkpointing', 'model_family', 'peft_model', 'resolve_precision',
         'tiny_spec', 'unwrap'],
+    'rcc_rank.training.reference': [
+        'REF_FREE', 'key_changes', 'lookup_reference', 'read_reference', 'reference_key', 'video_key', 'weight_files',
+        'weights_hash', 'write_reference'],
     'rcc_rank.training.runs': [
-        'REF_FREE', 'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run',
-        'check_world', 'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'key_changes', 'list_checkpoints',
-        'lookup_reference', 'model_card', 'prepare_output_dir', 'previous_run', 'read_reference', 'reference_key',
-        'requested_engine', 'video_key', 'weight_files', 'weights_hash', 'write_reference'],
+        'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run', 'check_world',
+        'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'list_checkpoints', 'model_card', 'prepare_output_dir',
+        'previous_run', 'requested_engine'],
+    'rcc_rank.training.setup': [
+        'NO_EVAL_WARNING', 'TrainRun', 'load_run_data', 'make_loaders', 'make_optimizer', 'micro_batch_size',
+        'resume_state'],
+    'rcc_rank.training.step': [
+        'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip', 'due', 'evaluate_chains',
+        'evaluate_run', 'log_step', 'lr_schedule', 'needs_reference', 'precompute_reference', 'reference_scores',
+        'save_adapter', 'save_checkpoint', 'step_record'],
     'rcc_rank.training.train': [
-        'NO_EVAL_WARNING', 'TrainRun', 'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip',
-        'due', 'evaluate_chains', 'evaluate_run', 'finish_run', 'load_run_data', 'log_step', 'lr_schedule',
-        'make_loaders', 'make_optimizer', 'micro_batch_size', 'needs_reference', 'precompute_reference', 'push_run',
-        'rcc_train', 'reference_scores', 'resume_state', 'save_adapter', 'save_checkpoint', 'setup_run', 'step_record',
-        'train', 'train_summary'],
+        'finish_run', 'push_run', 'rcc_train', 'setup_run', 'train', 'train_summary'],
     'rcc_rank.training.train_data': [
         'EpochSampler', 'check_caption_tokens', 'check_chains', 'load_chains', 'micro_batches', 'probe_video',
         'probe_videos'],
@@ -154,23 +163,27 @@ _MODULES = {   # module -> the public names it defines
         'VDC_ANSWER_SYSTEM', 'VDC_PROMPT_VERSION', 'VDC_REVIEW_SYSTEM', 'VDC_RULES', 'avdc_score', 'check_vdc_reply',
         'parse_vdc_review', 'vdc_aggregate', 'vdc_answer_prompt', 'vdc_review_prompt', 'vdc_score'],
     'rcc_rank.recipes.baselines': [
-        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES', 'RuleTeacher',
-        'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds',
-        'error_injection', 'make_baseline', 'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v',
-        'rule_answer', 'support_f1', 'supported', 'teacher_prompt', 'unconditioned_world_chains', 'world_sampler',
-        'write_baseline'],
+        'BASELINES', 'FREE_SYSTEM', 'FREE_TOOL', 'FREE_TOOL_NAME', 'FreeMutator', 'JUDGE_BASELINES',
+        'UNCONDITIONED_WORLD_TYPES', 'baseline_teacher', 'chosen_kinds', 'error_injection', 'make_baseline',
+        'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v', 'unconditioned_world_chains',
+        'world_sampler', 'write_baseline'],
     'rcc_rank.recipes.demo': [
-        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'checkpoint_hash', 'controls', 'demo_chains', 'demo_command',
-        'demo_data', 'demo_model', 'evaluate_model', 'mcq_score', 'pretrain', 'rcc_demo', 'results_record',
-        'reward_pairwise', 'run_arm', 'run_demo', 'setup_torch', 'splits', 'world_tokenizer', 'write_report'],
+        'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
+        'write_report'],
     'rcc_rank.recipes.demo_report': [
         'CLAIMS', 'METRICS', 'METRIC_NAMES', 'PENDING', 'claims', 'demo_markdown', 'fingerprint', 'matched_cpu',
         'paired_diff', 'paired_table', 'plot_curves', 'plot_paired', 'show_results', 'summarise'],
+    'rcc_rank.recipes.demo_setup': [
+        'ARMS', 'DemoConfig', 'PAPER_ARMS', 'blank_video', 'controls', 'demo_chains', 'demo_data', 'demo_model',
+        'evaluate_model', 'mcq_score', 'reward_pairwise', 'setup_torch', 'splits', 'world_tokenizer'],
     'rcc_rank.recipes.generate': [
         'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
         'arecaption_items', 'assign_splits', 'frame_blocks', 'generate_command', 'generate_summary', 'generation_exit',
         'parse_recaption', 'rcc_generate', 'read_items', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'split_counts', 'with_recaption'],
+    'rcc_rank.recipes.teacher': [
+        'RuleTeacher', 'TEACHER_SYSTEM', 'TEACHER_TOOLS', 'Teacher', 'rule_answer', 'support_f1', 'supported',
+        'teacher_prompt'],
     'rcc_rank.views.ablation': [
         'AblationExplorer', 'KEY_COLUMNS', 'VIEWS', 'ablation_data', 'ablation_figure', 'load_results'],
     'rcc_rank.views.experiment_data': [

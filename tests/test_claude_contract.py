@@ -22,7 +22,8 @@ from rcc_rank.data.mutators import rule_types
 from rcc_rank.data.backends import ClaudeMutator
 from rcc_rank.data.claude_models import DEFAULT_MODEL, deprecated_models
 from rcc_rank.testing.responders import rule_responder
-from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.data.builder import abuild_chains, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.data.run_files import side_paths
 from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
 from rcc_rank.recipes.generate import arecaption_file, arecaption_file_batched
 

@@ -77,7 +77,7 @@ def test_rcc_demo_quick(tmp_path):
 
 def test_demo_chains_match_committed_results():
     "The default demo's chains, rebuilt, hash to what the committed fingerprint and results were made from"
-    from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
+    from rcc_rank.recipes.demo_setup import DemoConfig, demo_chains, data_hash
     got = data_hash(demo_chains(DemoConfig()))
     assert got == json.loads((DEMO / 'quick.json').read_text())['default_data_hash'], (
         f"the demo's chains changed: {RERUN}"

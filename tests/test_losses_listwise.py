@@ -121,7 +121,7 @@ def test_experiment_config_and_demo_arms():
     "The listwise comparison loads with the experiment loader (both sizes) and the demo accepts the new arms"
     from pathlib import Path
     from rcc_rank.views.experiments import load_experiment, grid_cells
-    from rcc_rank.recipes.demo import ARMS, DemoConfig
+    from rcc_rank.recipes.demo_setup import ARMS, DemoConfig
     from rcc_rank.training.config import TrainConfig
     root = Path(__file__).resolve().parents[1]/'examples'/'experiments'
     for sub in ('synthetic', 'gpu'):

@@ -345,7 +345,8 @@ DEMO_PAGES = (ROOT/'index.ipynb', ROOT/'nbs'/'12_demo.ipynb')
 
 def demo_run(quick:bool, out:Path)->dict:
     "One `rcc-demo` run (default or `--quick` settings) into `out`, pretraining from scratch in a throwaway home"
-    from rcc_rank.recipes.demo import DemoConfig, run_demo
+    from rcc_rank.recipes.demo import run_demo
+    from rcc_rank.recipes.demo_setup import DemoConfig
 
     old = os.environ.get('RCC_RANK_HOME')
     os.environ['RCC_RANK_HOME'] = str(out / 'home')
@@ -384,7 +385,7 @@ def demo_cmd(quick=False, src=None):
     import json, tempfile
     from rcc_rank.recipes.demo_report import fingerprint
     DEMO.mkdir(parents=True, exist_ok=True)
-    from rcc_rank.recipes.demo import DemoConfig, demo_chains, data_hash
+    from rcc_rank.recipes.demo_setup import DemoConfig, demo_chains, data_hash
     with tempfile.TemporaryDirectory() as d:
         fp = dict(quick=fingerprint(demo_run(True, Path(d))), default_data_hash=data_hash(demo_chains(DemoConfig())))
         (DEMO / 'quick.json').write_text(json.dumps(fp, indent=1) + '\n')

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
 from ..data.claude_models import DEFAULT_MODEL
-from ..data.builder import trim_partial_line
+from ..data.run_files import trim_partial_line
 from .judges import ClaudeJudge, JudgeError, gather_limited, run_async
 
 log = get_logger(__name__)

@@ -12,7 +12,8 @@ from ..data.mutators import MutationResult, RuleMutator, SWAPS, rule_types
 from ..data.backends import TOOL_NAME, _tag
 from ..data.questions import QUESTION_TOOL, YESNO_TEMPLATE, focus_statements
 from ..evaluation.benchmarks import overlap_reply
-from ..recipes.baselines import FREE_TOOL_NAME, TEACHER_TOOLS, rule_answer
+from ..recipes.baselines import FREE_TOOL_NAME
+from ..recipes.teacher import TEACHER_TOOLS, rule_answer
 
 
 # %% auto #0

@@ -44,8 +44,8 @@ _MODULES = {   # module -> the public names it defines
         'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
         'tag', 'tag_many', 'taxonomy_markdown'],
     'rcc_rank.data.mutators': [
-        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
-        'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
+        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
+        'similarity'],
     'rcc_rank.data.questions': [
         'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QUESTION_SYSTEM', 'QUESTION_TOOL',
         'QuestionChain', 'QuestionReplyError', 'YESNO_NOTE', 'YESNO_TEMPLATE', 'allm_question_chain',
@@ -53,6 +53,8 @@ _MODULES = {   # module -> the public names it defines
         'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
         'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
         'yesno_chain'],
+    'rcc_rank.data.rule_sites': [
+        'SWAPS', 'Site', 'rule_sites', 'rule_types'],
     'rcc_rank.data.run_files': [
         'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
         'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],

@@ -28,21 +28,24 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.data.builder': [
         'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
         'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
+    'rcc_rank.data.chain_datasets': [
+        'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
-        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
-        'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
-        'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
+        'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.claude_models': [
         'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
         'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
     'rcc_rank.data.errors': [
-        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
-        'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
-        'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS', 'PERSON_OPPOSITES', 'PREFERRED_PIPELINES',
-        'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES', 'SPATIAL_OPPOSITES',
-        'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'Tagged', 'Token', 'applicable_types',
-        'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
-        'tag', 'tag_many', 'taxonomy_markdown'],
+        'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
+        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
+        'tag_many', 'taxonomy_markdown'],
+    'rcc_rank.data.lexicons': [
+        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
+        'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',
+        'PERSON_OPPOSITES', 'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES',
+        'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
+        'same_category'],
     'rcc_rank.data.mutators': [
         'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
         'similarity'],

@@ -50,13 +50,15 @@ _MODULES = {   # module -> the public names it defines
         'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
         'same_category'],
     'rcc_rank.data.mutators': [
-        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
-        'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
+        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
+        'similarity'],
     'rcc_rank.data.questions': [
         'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QuestionChain', 'YESNO_NOTE', 'YESNO_TEMPLATE',
         'focus_segments', 'focus_statements', 'is_question_row', 'make_mcq', 'make_yesno', 'mcq_chain',
         'question_chains', 'question_note', 'read_question_chains', 'read_ranked', 'segments', 'span_values',
         'write_question_chains', 'yesno_chain'],
+    'rcc_rank.data.rule_sites': [
+        'SWAPS', 'Site', 'rule_sites', 'rule_types'],
     'rcc_rank.data.run_files': [
         'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
         'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],

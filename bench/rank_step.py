@@ -66,7 +66,8 @@ def main():
     from rcc_rank.data.chains import Chain, Mutation
     from rcc_rank.modeling.models import tiny_model, add_lora
     from rcc_rank.modeling.scoring import ChainCollator
-    from rcc_rank.training.train import TrainConfig, ChainScorer, chain_loss
+    from rcc_rank.training.train import TrainConfig, ChainScorer
+    from rcc_rank.training.step import chain_loss
     from rcc_rank.training.policy import enable_checkpointing
     from scoring import full_size_qwen   # bench/scoring.py
     device = torch.device(a.device or ('cpu' if a.smoke or not torch.cuda.is_available() else 'cuda'))

@@ -26,39 +26,46 @@ _MODULES = {   # module -> the public names it defines
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
     'rcc_rank.data.builder': [
-        'FingerprintMismatch', 'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains',
-        'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
-        'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
-        'side_paths', 'step_seed', 'trim_partial_line'],
+        'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
+        'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
+    'rcc_rank.data.chain_datasets': [
+        'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
-        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
-        'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
-        'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
+        'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.claude_models': [
         'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
         'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
+    'rcc_rank.data.claude_questions': [
+        'QUESTION_SYSTEM', 'QUESTION_TOOL', 'QuestionReplyError', 'allm_question_chain', 'allm_question_chains',
+        'llm_question_chains', 'parse_question_reply', 'question_request'],
     'rcc_rank.data.errors': [
-        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
-        'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
-        'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS', 'PERSON_OPPOSITES', 'PREFERRED_PIPELINES',
-        'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES', 'SPATIAL_OPPOSITES',
-        'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'Tagged', 'Token', 'applicable_types',
-        'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
-        'tag', 'tag_many', 'taxonomy_markdown'],
+        'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
+        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
+        'tag_many', 'taxonomy_markdown'],
+    'rcc_rank.data.lexicons': [
+        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
+        'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',
+        'PERSON_OPPOSITES', 'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES',
+        'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
+        'same_category'],
     'rcc_rank.data.mutators': [
-        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
-        'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
+        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
+        'similarity'],
     'rcc_rank.data.questions': [
-        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QUESTION_SYSTEM', 'QUESTION_TOOL',
-        'QuestionChain', 'QuestionReplyError', 'YESNO_NOTE', 'YESNO_TEMPLATE', 'allm_question_chain',
-        'allm_question_chains', 'focus_segments', 'focus_statements', 'is_question_row', 'llm_question_chains',
-        'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
-        'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
-        'yesno_chain'],
+        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QuestionChain', 'YESNO_NOTE', 'YESNO_TEMPLATE',
+        'focus_segments', 'focus_statements', 'is_question_row', 'make_mcq', 'make_yesno', 'mcq_chain',
+        'question_chains', 'question_note', 'read_question_chains', 'read_ranked', 'segments', 'span_values',
+        'write_question_chains', 'yesno_chain'],
     'rcc_rank.data.recaption': [
         'FRAME_SIDE', 'IMAGE_LIMITS', 'RECAPTION_SYSTEM', 'arecaption', 'arecaption_file', 'arecaption_file_batched',
         'arecaption_items', 'frame_blocks', 'parse_recaption', 'recaption', 'recaption_request', 'recaption_rows',
         'references', 'with_recaption'],
+    'rcc_rank.data.rule_sites': [
+        'SWAPS', 'Site', 'rule_sites', 'rule_types'],
+    'rcc_rank.data.run_files': [
+        'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
+        'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [
@@ -116,17 +123,22 @@ _MODULES = {   # module -> the public names it defines
     'rcc_rank.training.policy': [
         'ChainScorer', 'build_model', 'enable_checkpointing', 'model_family', 'peft_model', 'resolve_precision',
         'tiny_spec', 'unwrap'],
+    'rcc_rank.training.reference': [
+        'REF_FREE', 'key_changes', 'lookup_reference', 'read_reference', 'reference_key', 'video_key', 'weight_files',
+        'weights_hash', 'write_reference'],
     'rcc_rank.training.runs': [
-        'REF_FREE', 'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run',
-        'check_world', 'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'key_changes', 'list_checkpoints',
-        'lookup_reference', 'model_card', 'prepare_output_dir', 'previous_run', 'read_reference', 'reference_key',
-        'requested_engine', 'video_key', 'weight_files', 'weights_hash', 'write_reference'],
+        'RESUME_FREE', 'StopSignal', 'check_checkpoint', 'check_engine', 'check_launch', 'check_run', 'check_world',
+        'config_diff', 'data_hash', 'disk_guard', 'find_resume', 'list_checkpoints', 'model_card', 'prepare_output_dir',
+        'previous_run', 'requested_engine'],
+    'rcc_rank.training.setup': [
+        'NO_EVAL_WARNING', 'TrainRun', 'load_run_data', 'make_loaders', 'make_optimizer', 'micro_batch_size',
+        'resume_state'],
+    'rcc_rank.training.step': [
+        'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip', 'due', 'evaluate_chains',
+        'evaluate_run', 'log_step', 'lr_schedule', 'needs_reference', 'precompute_reference', 'reference_scores',
+        'save_adapter', 'save_checkpoint', 'step_record'],
     'rcc_rank.training.train': [
-        'NO_EVAL_WARNING', 'TrainRun', 'accumulate_grads', 'any_process', 'chain_loss', 'clip_gradients', 'count_skip',
-        'due', 'evaluate_chains', 'evaluate_run', 'finish_run', 'load_run_data', 'log_step', 'lr_schedule',
-        'make_loaders', 'make_optimizer', 'micro_batch_size', 'needs_reference', 'precompute_reference', 'push_run',
-        'rcc_train', 'reference_scores', 'resume_state', 'save_adapter', 'save_checkpoint', 'setup_run', 'step_record',
-        'train', 'train_summary'],
+        'finish_run', 'push_run', 'rcc_train', 'setup_run', 'train', 'train_summary'],
     'rcc_rank.training.train_data': [
         'EpochSampler', 'check_caption_tokens', 'check_chains', 'load_chains', 'micro_batches', 'probe_video',
         'probe_videos'],

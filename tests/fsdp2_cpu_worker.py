@@ -20,7 +20,9 @@ from rcc_rank.data.chains import Chain, Mutation
 from rcc_rank.modeling.family import FAMILIES
 from rcc_rank.training.policy import build_model, ChainScorer
 from rcc_rank.modeling.scoring import ChainCollator
-from rcc_rank.training.train import TrainConfig, chain_loss, make_optimizer
+from rcc_rank.training.train import TrainConfig
+from rcc_rank.training.setup import make_optimizer
+from rcc_rank.training.step import chain_loss
 
 CAPS = [['A red ball rolls left.', 'A blue ball rolls left.', 'A blue cube rolls left.'],
         ['Two dogs run on grass.', 'Three dogs run on grass.', 'Three cats run on grass.'],

@@ -14,7 +14,8 @@ from conftest import ENV as _ENV
 ENV = {k: v for k, v in _ENV.items() if k not in ('ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL')}
 
 from rcc_rank.core.basics import append_jsonl, read_jsonl
-from rcc_rank.testing.fake_claude import FakeClaude, Rejected, request_text
+from rcc_rank.testing.fake_claude import FakeClaude, request_text
+from rcc_rank.testing.fake_replies import Rejected
 from rcc_rank.testing.responders import rule_responder
 from rcc_rank.evaluation.benchmarks import overlap_reply
 from rcc_rank.data.mutators import rule_types

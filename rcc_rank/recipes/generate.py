@@ -10,11 +10,12 @@ from typing import Iterable
 
 from ..core.basics import read_jsonl, stable_hash, get_logger, OutputLock, check_finite, read_text
 from ..data.backends import ClaudeMutator, make_mutator
-from ..data.builder import RunStopped, build_chains, lock_path, move_aside, recaptioned_path, side_paths
+from ..data.builder import RunStopped, build_chains
+from ..data.run_files import lock_path, move_aside, recaptioned_path, side_paths
 from ..data.batches import BatchError, BatchLedger, build_chains_batched
 from ..data.recaption import recaption_rows, with_recaption
 from ..data.chains import write_chains
-from ..data.builder import FingerprintMismatch
+from ..data.run_files import FingerprintMismatch
 from ..data.sources import source_items, finish_generate, load_source, parse_source_spec, write_skip_report
 from ..data.sources_ssv2 import ssv2_chains
 from ..evaluation.evaluate import make_model

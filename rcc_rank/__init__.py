@@ -26,35 +26,42 @@ _MODULES = {   # module -> the public names it defines
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
     'rcc_rank.data.builder': [
-        'FingerprintMismatch', 'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains',
-        'check_fingerprints', 'classify_error', 'failures', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
-        'move_aside', 'mutation_problem', 'normalise_items', 'prompt_version', 'recaptioned_path', 'retry_delay',
-        'side_paths', 'step_seed', 'trim_partial_line'],
+        'POLICY_REFUSALS', 'RunStopped', 'abuild_chains', 'accept_step', 'build_chains', 'classify_error', 'failures',
+        'mutation_problem', 'normalise_items', 'retry_delay', 'step_seed'],
+    'rcc_rank.data.chain_datasets': [
+        'chain_features', 'chain_stats', 'chains_to_dataset', 'dataset_to_chains', 'write_dataset_card'],
     'rcc_rank.data.chains': [
-        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_features',
-        'chain_markdown', 'chain_stats', 'chains_to_dataset', 'changed_spans', 'dataset_to_chains', 'diff_html',
-        'read_chains', 'register_renderer', 'word_diff', 'write_chains', 'write_dataset_card'],
+        'CHAIN_KEYS', 'Chain', 'DiffOp', 'FRAME_RENDERERS', 'Mutation', 'NoFrames', 'chain_clip', 'chain_markdown',
+        'changed_spans', 'diff_html', 'read_chains', 'register_renderer', 'word_diff', 'write_chains'],
     'rcc_rank.data.claude_models': [
         'CACHE_MIN_TOKENS', 'DEFAULT_MODEL', 'FORCED_TOOL_REJECTED', 'PRICES', 'approx_tokens', 'cache_min_tokens',
         'cached_system', 'check_model', 'deprecated_models', 'estimate_cost', 'tool_choice'],
+    'rcc_rank.data.claude_questions': [
+        'QUESTION_SYSTEM', 'QUESTION_TOOL', 'QuestionReplyError', 'allm_question_chain', 'allm_question_chains',
+        'llm_question_chains', 'parse_question_reply', 'question_request'],
     'rcc_rank.data.errors': [
-        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'ERROR_TYPES',
-        'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'LEXICONS', 'LIGHTING_OPPOSITES', 'MATERIALS',
-        'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS', 'PERSON_OPPOSITES', 'PREFERRED_PIPELINES',
-        'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES', 'SPATIAL_OPPOSITES',
-        'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'Tagged', 'Token', 'applicable_types',
-        'error_type_order', 'get_nlp', 'inflect_like', 'register_error_type', 'same_category', 'sample_error_type',
-        'tag', 'tag_many', 'taxonomy_markdown'],
+        'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
+        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
+        'tag_many', 'taxonomy_markdown'],
+    'rcc_rank.data.lexicons': [
+        'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
+        'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',
+        'PERSON_OPPOSITES', 'QUANTIFIER_OPPOSITES', 'SCENES', 'SCENE_WORDS', 'SHAPES', 'SIZES', 'SIZE_OPPOSITES',
+        'SPATIAL_OPPOSITES', 'SPEED_OPPOSITES', 'TEMPORAL_OPPOSITES', 'TEMPORAL_WORDS', 'inflect_like',
+        'same_category'],
     'rcc_rank.data.mutators': [
-        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'SWAPS', 'Site', 'check_step',
-        'parse_batch', 'rule_sites', 'rule_types', 'similarity'],
+        'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
+        'similarity'],
     'rcc_rank.data.questions': [
-        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QUESTION_SYSTEM', 'QUESTION_TOOL',
-        'QuestionChain', 'QuestionReplyError', 'YESNO_NOTE', 'YESNO_TEMPLATE', 'allm_question_chain',
-        'allm_question_chains', 'focus_segments', 'focus_statements', 'is_question_row', 'llm_question_chains',
-        'make_mcq', 'make_yesno', 'mcq_chain', 'parse_question_reply', 'question_chains', 'question_note',
-        'question_request', 'read_question_chains', 'read_ranked', 'segments', 'span_values', 'write_question_chains',
-        'yesno_chain'],
+        'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QuestionChain', 'YESNO_NOTE', 'YESNO_TEMPLATE',
+        'focus_segments', 'focus_statements', 'is_question_row', 'make_mcq', 'make_yesno', 'mcq_chain',
+        'question_chains', 'question_note', 'read_question_chains', 'read_ranked', 'segments', 'span_values',
+        'write_question_chains', 'yesno_chain'],
+    'rcc_rank.data.rule_sites': [
+        'SWAPS', 'Site', 'rule_sites', 'rule_types'],
+    'rcc_rank.data.run_files': [
+        'FingerprintMismatch', 'check_fingerprints', 'fingerprint_diff', 'generation_fingerprint', 'lock_path',
+        'move_aside', 'prompt_version', 'recaptioned_path', 'side_paths', 'trim_partial_line'],
     'rcc_rank.data.source_rows': [
         'MissingVideo', 'SourceError', 'hf_rows', 'materialise_video', 'video_cache'],
     'rcc_rank.data.sources': [

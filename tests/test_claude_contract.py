@@ -22,7 +22,8 @@ from rcc_rank.data.mutators import rule_types
 from rcc_rank.data.backends import ClaudeMutator
 from rcc_rank.data.claude_models import DEFAULT_MODEL, deprecated_models
 from rcc_rank.testing.responders import rule_responder
-from rcc_rank.data.builder import abuild_chains, side_paths, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.data.builder import abuild_chains, failures, RunStopped, POLICY_REFUSALS
+from rcc_rank.data.run_files import side_paths
 from rcc_rank.data.batches import abuild_chains_batched, BatchLedger, BatchError, split_batches
 from rcc_rank.recipes.generate import arecaption_file, arecaption_file_batched
 
@@ -385,7 +386,7 @@ def test_cache_marks_only_above_the_model_minimum(tmp_path):
     assert s_old['cache_read_input_tokens'] == s_old['cache_creation_input_tokens'] == 0   # 4.6: 2048, no mark sent
 
 def test_one_default_model_current_and_deprecated_warned(caplog):
-    import typing, rcc_rank.data.questions as q, rcc_rank.evaluation.judges as j
+    import typing, rcc_rank.data.claude_questions as q, rcc_rank.evaluation.judges as j
     import rcc_rank.recipes.baselines as b, rcc_rank.evaluation.evaluate as e
     from anthropic.types import ModelParam
     assert DEFAULT_MODEL in typing.get_args(typing.get_args(ModelParam)[0]) and DEFAULT_MODEL not in deprecated_models()
@@ -404,7 +405,7 @@ def test_one_default_model_current_and_deprecated_warned(caplog):
     assert set(defaults) == {DEFAULT_MODEL}
     assert e.make_judge('claude', max_retries=0).model == DEFAULT_MODEL
     for path in (
-        'rcc_rank/data/questions.py',
+        'rcc_rank/data/claude_questions.py',
         'rcc_rank/evaluation/judges.py',
         'rcc_rank/evaluation/evaluate.py',
         'rcc_rank/recipes/baselines.py',

@@ -18,7 +18,8 @@ from rcc_rank.testing.fake_claude import FakeClaude
 from rcc_rank.data.mutators import MalformedReply, rule_types, check_step
 from rcc_rank.data.backends import ClaudeMutator, HFMutator, tiny_chat_model
 from rcc_rank.testing.responders import rule_responder
-from rcc_rank.data.builder import abuild_chains, side_paths, failures
+from rcc_rank.data.builder import abuild_chains, failures
+from rcc_rank.data.run_files import side_paths
 
 FAKE_KEY = 'sk-ant-FAKEKEY-rcc-rank-test-7f3a9c0d2b'
 

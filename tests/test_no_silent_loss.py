@@ -22,7 +22,8 @@ from rcc_rank.data.chains import read_chains, write_chains
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
 from rcc_rank.data.mutators import rule_types, RuleMutator
 from rcc_rank.testing.responders import rule_responder
-from rcc_rank.data.builder import side_paths, build_chains
+from rcc_rank.data.builder import build_chains
+from rcc_rank.data.run_files import side_paths
 
 FAKE_KEY = 'sk-ant-FAKEKEY-rcc-rank-iss16-0000'
 

@@ -11,7 +11,8 @@ from fastcore.basics import patch
 
 from ..core.basics import get_logger, api_key
 from .chains import Chain, Mutation
-from .mutators import Mutator, MutationResult, MalformedReply, RuleMutator, SWAPS, _taxonomy
+from .mutators import Mutator, MutationResult, MalformedReply, RuleMutator, SWAPS
+from .rule_sites import _taxonomy
 from .claude_models import DEFAULT_MODEL, cached_system, tool_choice, check_model
 from .claude_models import FORCED_TOOL_REJECTED, cache_min_tokens  # noqa: F401 (older imports from here)
 

@@ -14,8 +14,8 @@ from .chains import Chain
 from .mutators import MalformedReply
 from ..core.basics import run_sync
 from .backends import ClaudeMutator, Truncated
-from .builder import (_Run, POLICY_REFUSALS, accept_step, classify_error, retry_delay, step_seed,
-                              trim_partial_line)
+from .builder import _Run, POLICY_REFUSALS, accept_step, classify_error, retry_delay, step_seed
+from .run_files import trim_partial_line
 
 # %% auto #0
 __all__ = ['log', 'BATCH_MAX_REQUESTS', 'BATCH_MAX_BYTES', 'TRANSIENT_ERRORS', 'MAX_TRANSIENT', 'BatchError', 'split_batches',

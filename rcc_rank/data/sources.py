@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.basics import get_logger
-from .chains import chains_to_dataset, write_dataset_card, read_chains
+from .chains import read_chains
+from .chain_datasets import chains_to_dataset, write_dataset_card
 from .questions import question_chains, write_question_chains
 from .source_rows import SourceError, MissingVideo
 from .sources_pe import pe_video_rows

@@ -246,19 +246,13 @@ Line 3: Then she slices the bread with a red knife.
     - Reasoning: Slicing happens, but the knife colour is not given in the source.
     - Verdict: underdetermined"""
 
+# %% ../../nbs/10b_argus.ipynb #8177aa78
 def argus_prompt(source:str, target:str, text_format:bool=True)->str:
     "The user message: the example (text format only), then both captions"
-    fmt = (
-        (
-            "Answer in exactly this format for every target line, and nothing else:\n"
-            "Line {num}: {line text}\n    - Type: {type}\n    - Evidence: {quote or empty}\n"
-            "    - Reasoning: {reasoning}\n    - Verdict: {verdict}\n\n"
-            + ARGUS_EXAMPLE
-            + "\n\n"
-        )
-        if text_format
-        else "Record one entry per target line, in order.\n\n"
-    )
+    fmt = ("Answer in exactly this format for every target line, and nothing else:\n"
+           "Line {num}: {line text}\n    - Type: {type}\n    - Evidence: {quote or empty}\n"
+           "    - Reasoning: {reasoning}\n    - Verdict: {verdict}\n\n" + ARGUS_EXAMPLE + "\n\n"
+           if text_format else "Record one entry per target line, in order.\n\n")
     return f'{fmt}source_caption:\n"""\n{source}\n"""\n\ntarget_caption:\n"""\n{target}\n"""'
 
 # %% ../../nbs/10b_argus.ipynb #1e9c4a8a
@@ -370,10 +364,8 @@ def argus_average(per_item:Sequence[dict] # per item: cost_h/cost_o, or error_h/
             notes.append(f"every item failed {name}, so it is NaN; the official compute_metrics.py stops here with a "
                          f"KeyError (line {line}: its {name} table is empty)")
         elif nan:
-            notes.append(
-                f"{len(nan)} {name} value(s) are NaN (0/0) and are skipped by the mean, "
-                "as pandas does in the official main()"
-            )
+            notes.append(f"{len(nan)} {name} value(s) are NaN (0/0) and are skipped by the mean, "
+                         "as pandas does in the official main()")
         if any(math.isinf(v) for v in vals):
             notes.append(f"{name} has an infinite value (1/0), so its mean is infinite, as in the official code")
     out['notes'] = notes
@@ -383,9 +375,8 @@ def argus_average(per_item:Sequence[dict] # per item: cost_h/cost_o, or error_h/
 async def aargus_costs(prediction:str, reference:str, judge, order_penalty:float=0.1, cache:JudgeCache|None=None)->dict:
     "Async `argus_costs`"
     cache = JudgeCache(None) if cache is None else cache
-    lh, lo = await asyncio.gather(
-        aargus_lines(reference, prediction, judge, cache), aargus_lines(prediction, reference, judge, cache)
-    )
+    lh, lo = await asyncio.gather(aargus_lines(reference, prediction, judge, cache),
+                                  aargus_lines(prediction, reference, judge, cache))
     h, o = argus_direction(lh, reference, order_penalty), argus_direction(lo, prediction, order_penalty)
     return dict(cost_h=h['normalized'], cost_o=o['normalized'], cost_h_raw=h['cost'], cost_o_raw=o['cost'], h=h, o=o)
 
@@ -409,9 +400,8 @@ async def _aargus_item(prediction, reference, judge, order_penalty, cache)->dict
         except JudgeError as e:
             row[f'error_{d}'] = f"judge reply: {e}"
             if d == 'h':
-                row['error_o'] = (
-                    "not asked: the Cost-H reply failed (the official nli_eval.py asks for Cost-O only after it)"
-                )
+                row['error_o'] = ("not asked: the Cost-H reply failed "
+                                  "(the official nli_eval.py asks for Cost-O only after it)")
                 break
     for d, src in (('h', reference), ('o', prediction)):
         if d not in lines: continue
@@ -451,13 +441,6 @@ def argus_score(predictions:Sequence[str], # model captions
     for n in out['notes']: log.warning(f"ARGUS: {n}")
     failed = [i for i, p in enumerate(per) if 'error' in p]
     keys = ('cost_h', 'cost_o', 'cost_h_raw', 'cost_o_raw', 'error_h', 'error_o', 'error')
-    return dict(
-        cost_h=out.pop('cost_h'),
-        cost_o=out.pop('cost_o'),
-        n_items=len(per) - len(failed),
-        n_failed=len(failed),
-        failed=failed,
-        n_cache_rejected=cache.rejected,
-        **out,
-        per_item=[{k: p.get(k) for k in keys if k in p} for p in per],
-    )
+    return dict(cost_h=out.pop('cost_h'), cost_o=out.pop('cost_o'), n_items=len(per) - len(failed),
+                n_failed=len(failed), failed=failed, n_cache_rejected=cache.rejected, **out,
+                per_item=[{k: p.get(k) for k in keys if k in p} for p in per])

@@ -133,62 +133,62 @@ def load_vdc(path, # VDC folder (VDC_1k.jsonl, VDCScore_qa/, videos/)
         items += [_vdc_item(root, cap, qf, j, r, dim, qa) for j, r in enumerate(_jsonl(cap))]
     return items
 
+# %% ../../nbs/17_benchmarks.ipynb #a1f4f206
+def _argus_table(path)->tuple:
+    "(root folder, rows) of an ARGUS table file (parquet, JSON(L) or CSV), read with `datasets`"
+    root = Path(path).parent.parent if Path(path).parent.name == 'data' else Path(path).parent
+    import datasets
+    kind = {'.parquet': 'parquet', '.jsonl': 'json', '.json': 'json', '.csv': 'csv'}.get(Path(path).suffix)
+    if kind is None: raise SourceError(f"{path}: expected a parquet, JSON(L) or CSV table of ARGUS rows")
+    return root, datasets.load_dataset(kind, data_files=str(path), split='train')
+
+# %% ../../nbs/17_benchmarks.ipynb #78d0c5eb
+def _argus_item(r:dict, where:str, i, vroot:Path)->dict:
+    "One ARGUS row as an item; a missing clip name or caption is named with its row, a missing clip by `_found`"
+    name, ref = r.get('clip_name'), r.get('human_caption')
+    if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
+    if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
+    v = r.get('video')
+    video = _found(lambda: materialise_video(v, where, name) if v is not None
+                   else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name))
+    meta = {k: x for k, x in r.items()
+            if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))}
+    return {'id': name, **video, 'prompt': ARGUS_PROMPT, 'reference': ref.strip(), 'meta': meta}
+
 # %% ../../nbs/17_benchmarks.ipynb #0ce944e7
 def load_argus(path, # ARGUS Hub-layout folder (data/*.parquet + videos/), a table file, or a `datasets` object
                video_dir:str|Path|None=None # where the clips are (default: videos/ or assets/clips/ next to the data)
               )->list[dict]:
     "ARGUS items `{id, video, prompt, reference}` from its dataset rows"
     root = Path(path) if isinstance(path, (str, Path)) else Path(video_dir or '.')
-    if isinstance(path, (str, Path)) and Path(path).is_file():
-        root = Path(path).parent.parent if Path(path).parent.name == 'data' else Path(path).parent
-        import datasets
-        kind = {'.parquet': 'parquet', '.jsonl': 'json', '.json': 'json', '.csv': 'csv'}.get(Path(path).suffix)
-        if kind is None: raise SourceError(f"{path}: expected a parquet, JSON(L) or CSV table of ARGUS rows")
-        path = datasets.load_dataset(kind, data_files=str(path), split='train')
+    if isinstance(path, (str, Path)) and Path(path).is_file(): root, path = _argus_table(path)
     vroot = Path(video_dir) if video_dir else root
-    items = []
-    for s, i, r in hf_rows(path):
-        where = f'{root}' if s is None else f'{root}[{s}]'
-        name, ref = r.get('clip_name'), r.get('human_caption')
-        if not isinstance(name, str) or not name: raise _err(where, i, 'clip_name', 'missing')
-        if not isinstance(ref, str) or not ref.strip(): raise _err(where, name, 'human_caption', 'missing or empty')
-        v = r.get('video')
-        video = _found(
-            lambda: (
-                materialise_video(v, where, name)
-                if v is not None
-                else _clip(vroot, name, ('videos', 'assets/clips', 'clips', '.'), where, name)
-            )
-        )
-        items.append(
-            {
-                'id': name,
-                **video,
-                'prompt': ARGUS_PROMPT,
-                'reference': ref.strip(),
-                'meta': {
-                    k: x
-                    for k, x in r.items()
-                    if k not in ('clip_name', 'human_caption', 'video') and not isinstance(x, (bytes, dict))
-                },
-            }
-        )
-    return items
+    return [_argus_item(r, f'{root}' if s is None else f'{root}[{s}]', i, vroot) for s, i, r in hf_rows(path)]
+
+# %% ../../nbs/17_benchmarks.ipynb #70ebfcae
+def _tc_file(path)->Path:
+    "The caption-matching question file of a TempCompass folder, or `path` itself when it is a file"
+    p = Path(path)
+    if p.is_file(): return p
+    f = next((x for x in (p / 'questions' / 'caption_matching.json', p / 'caption_matching.json') if x.exists()), None)
+    if f is None: raise SourceError(f"{p}: no questions/caption_matching.json")
+    return f
+
+# %% ../../nbs/17_benchmarks.ipynb #6f2c6fe2
+def _tc_check(f:Path, key:str, q)->dict:
+    "Question record `q` (item `key` of file `f`), checked: two strings, the answer one of the option lines"
+    if not (isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)):
+        raise _err(str(f), key, 'question', "expected {'question': str, 'answer': str}")
+    if q['answer'] not in q['question'].split('\n')[1:]:
+        raise _err(str(f), key, 'answer', f"{q['answer']!r} is not one of the question's option lines")
+    return q
 
 # %% ../../nbs/17_benchmarks.ipynb #95fa15d3
 def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json, videos/) or the question file
                      video_dir:str|Path|None=None # where the clips are (default: videos/ next to questions/)
                     )->list[dict]:
     "TempCompass caption-matching items `{id, video, dim, question, answer}`"
-    p = Path(path)
-    f = (
-        p
-        if p.is_file()
-        else next(
-            (x for x in (p / 'questions' / 'caption_matching.json', p / 'caption_matching.json') if x.exists()), None
-        )
-    )
-    if f is None: raise SourceError(f"{p}: no questions/caption_matching.json")
+    f = _tc_file(path)
     root = Path(video_dir) if video_dir else (f.parent.parent if f.parent.name == 'questions' else f.parent)
     d = json.loads(f.read_text(encoding='utf-8'))
     if not isinstance(d, dict): raise SourceError(f"{f}: expected an object mapping video ids to dimensions")
@@ -198,20 +198,9 @@ def load_tempcompass(path, # TempCompass folder (questions/caption_matching.json
         video = _found(lambda: _clip(root, vid, ('videos', '.'), str(f), vid))
         for dim, qs in dims.items():
             for k, q in enumerate(qs):
-                if not (
-                    isinstance(q, dict) and isinstance(q.get('question'), str) and isinstance(q.get('answer'), str)
-                ):
-                    raise _err(str(f), f'{vid}/{dim}/{k}', 'question', "expected {'question': str, 'answer': str}")
-                if q['answer'] not in q['question'].split('\n')[1:]:
-                    raise _err(
-                        str(f),
-                        f'{vid}/{dim}/{k}',
-                        'answer',
-                        f"{q['answer']!r} is not one of the question's option lines",
-                    )
-                items.append(
-                    {'id': f'{vid}/{dim}/{k}', **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']}
-                )
+                key = f'{vid}/{dim}/{k}'
+                q = _tc_check(f, key, q)
+                items.append({'id': key, **video, 'dim': dim, 'question': q['question'], 'answer': q['answer']})
     return items
 
 # %% ../../nbs/17_benchmarks.ipynb #7ba1489d

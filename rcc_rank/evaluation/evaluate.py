@@ -253,23 +253,12 @@ def generate_captions(model, # a VLM from `rcc_rank.modeling.models`
     items = [_item(x, i) for i, x in enumerate(items)]
     if not items: raise ValueError("generate_captions: no items")
     prompt = prompt or CAPTION_PROMPT
-    settings = dict(
-        model=_model_name(model),
-        num_frames=num_frames,
-        max_new_tokens=max_new_tokens,
-        do_sample=do_sample,
-        temperature=temperature if do_sample else None,
-        top_p=top_p if do_sample else None,
-        seed=seed if do_sample else None,
-    )
+    settings = dict(model=_model_name(model), num_frames=num_frames, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                    temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+                    seed=seed if do_sample else None)
     dev, tok = _device(model, accelerator), processor.tokenizer
-    gen = _gen_kwargs(
-        max_new_tokens,
-        do_sample,
-        temperature,
-        top_p,
-        tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-    )
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    gen = _gen_kwargs(max_new_tokens, do_sample, temperature, top_p, pad)
     main = accelerator is None or accelerator.is_main_process
     def run(part):
         prompts = [d.get('prompt') or prompt for d in part]

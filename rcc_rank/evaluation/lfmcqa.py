@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
 from ..data.claude_models import DEFAULT_MODEL
-from ..data.builder import trim_partial_line
+from ..data.run_files import trim_partial_line
 from .judges import ClaudeJudge, JudgeError, gather_limited, run_async
 
 log = get_logger(__name__)
@@ -91,6 +91,36 @@ def shuffle_correct(item:dict, # {'question', 'choices', 'answer' (index)}
     choices = others[:pos] + [item['choices'][item['answer']]] + others[pos:]
     return {**item, 'choices': choices, 'answer': pos}
 
+# %% ../../nbs/17a_lfmcqa.ipynb #93c0c621
+def _lfmcqa_stored(out_path:Path, fp:str)->tuple[list, int]:
+    "The stored items a resume keeps and how many it set aside; a file written with other settings is refused"
+    trim_partial_line(out_path)
+    have = read_jsonl(out_path)
+    other = {r.get('fingerprint') for r in have} - {fp}
+    if other:
+        raise ValueError(
+            f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file"
+        )
+    good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
+    rejected = len(have) - len(good)
+    if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
+    return good, rejected
+
+# %% ../../nbs/17a_lfmcqa.ipynb #ee2674ef
+async def _lfmcqa_item(judge, r:dict, seed:int, fp:str, out_path:Path)->dict|None:
+    "Row `r`'s item from `judge`, its correct choice shuffled, appended to `out_path`; None (logged) if the judge fails"
+    desc = r.get('caption') or ' '.join(r.get('captions') or [])
+    try:
+        it = await judge.atool(LFMCQA_SYSTEM, lfmcqa_prompt(desc), LFMCQA_TOOL, check_lfmcqa)
+    except JudgeError as e:
+        log.warning(f"LF-MCQA {r['id']}: {e}")
+        return None
+    it = shuffle_correct(it, seed, str(r['id']))
+    rec = {'id': str(r['id']), 'video': r.get('video'), **it, 'answer': 'ABCDE'[it['answer']],
+           'description': desc, 'split': r.get('split'), 'fingerprint': fp}
+    append_jsonl(out_path, [rec])
+    return rec
+
 # %% ../../nbs/17a_lfmcqa.ipynb #c9da36d8
 def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions', 'video'}
                 out_path:str|Path, # JSONL to append items to (resumable)
@@ -105,31 +135,11 @@ def make_lfmcqa(rows:Sequence[dict], # source rows {'id', 'caption' or 'captions
     judge = judge or ClaudeJudge(model or DEFAULT_MODEL)
     fp = stable_hash(LFMCQA_VERSION, LFMCQA_SYSTEM, judge.name, seed, n=16)
     out_path = Path(out_path)
-    trim_partial_line(out_path)
-    have = read_jsonl(out_path)
-    other = {r.get('fingerprint') for r in have} - {fp}
-    if other:
-        raise ValueError(
-            f"{out_path}: written with other settings (fingerprint {sorted(other)[0]}, now {fp}); use a new file"
-        )
-    good = [r for r in have if _valid_lfmcqa(r)]   # a stored item is kept only if it passes the rule a new reply passes
-    rejected = len(have) - len(good)
-    if rejected: _set_aside(out_path, good, [r for r in have if not _valid_lfmcqa(r)])
+    good, rejected = _lfmcqa_stored(out_path, fp)
     done = {r['id'] for r in good}
     todo = [r for r in rows if str(r['id']) not in done][:None if n is None else max(0, n - len(done))]
-    async def one(r):
-        desc = r.get('caption') or ' '.join(r.get('captions') or [])
-        try:
-            it = await judge.atool(LFMCQA_SYSTEM, lfmcqa_prompt(desc), LFMCQA_TOOL, check_lfmcqa)
-        except JudgeError as e:
-            log.warning(f"LF-MCQA {r['id']}: {e}")
-            return None
-        it = shuffle_correct(it, seed, str(r['id']))
-        rec = {'id': str(r['id']), 'video': r.get('video'), **it, 'answer': 'ABCDE'[it['answer']],
-               'description': desc, 'split': r.get('split'), 'fingerprint': fp}
-        append_jsonl(out_path, [rec])
-        return rec
-    async def go(): return await gather_limited([lambda r=r: one(r) for r in todo], concurrency, progress and 'lf-mcqa')
+    jobs = [lambda r=r: _lfmcqa_item(judge, r, seed, fp, out_path) for r in todo]
+    async def go(): return await gather_limited(jobs, concurrency, progress and 'lf-mcqa')
     recs = run_async(go()) if todo else []
     return {
         'written': sum(r is not None for r in recs),

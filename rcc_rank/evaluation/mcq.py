@@ -138,15 +138,32 @@ def tempcompass_match(output:str|None, # the model's reply (None: no reply)
         or (len(label) > 1 and pred == label[1])
     )
 
-# %% ../../nbs/10f_mcq.ipynb #e7f065ed
+# %% ../../nbs/10f_mcq.ipynb #bc50f27b
 TEMPCOMPASS_DIMS = ('action', 'direction', 'speed', 'order', 'attribute_change')
 
+def _tc_notes(by:dict, n:int, no_reply:int, rule:str)->list[str]:
+    "Where the official code divides by zero or raises instead of scoring (`by`: dimension -> 0/1 ratings)"
+    notes = []
+    if not n:
+        notes.append(
+            "no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)"
+        )
+    missing = [d for d in TEMPCOMPASS_DIMS if d not in by]
+    if by and set(by) <= set(TEMPCOMPASS_DIMS) and missing:
+        notes.append(
+            f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)"
+        )
+    if no_reply and rule == 'lmms-eval':
+        notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
+    return notes
+
+# %% ../../nbs/10f_mcq.ipynb #e7f065ed
 def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer', 'prediction'}
                          rule:str='tempcompass', # 'tempcompass' (the benchmark's own) or 'lmms-eval'
                         )->dict:
     "Accuracy per dimension and overall; unmatched or missing replies count as wrong"
     if rule not in TEMPCOMPASS_RULES: raise ValueError(f"rule must be one of {TEMPCOMPASS_RULES}, got {rule!r}")
-    by, unmatched, no_reply, notes = defaultdict(list), 0, 0, []
+    by, unmatched, no_reply = defaultdict(list), 0, 0
     for k, r in enumerate(records):
         try:
             m = tempcompass_match(r['prediction'], r['question'], r['answer'], rule)
@@ -164,18 +181,7 @@ def tempcompass_accuracy(records:Sequence[dict], # {'dim', 'question', 'answer',
         rule=rule,
     )
     out.update({f'tempcompass/{d}': float(np.mean(v)) for d, v in sorted(by.items())})
-    if not records:
-        notes.append(
-            "no records: accuracy is NaN (the official print_result divides by zero, utils/eval_utils.py line 31)"
-        )
-    missing = [d for d in TEMPCOMPASS_DIMS if d not in by]
-    if by and set(by) <= set(TEMPCOMPASS_DIMS) and missing:
-        notes.append(
-            f"no questions for {', '.join(missing)}: left out (the official print_result divides by zero, line 35)"
-        )
-    if no_reply and rule == 'lmms-eval':
-        notes.append(f"{no_reply} missing replies rated 0 (lmms-eval's eval_rule raises TypeError on None)")
-    out['notes'] = notes
+    out['notes'] = _tc_notes(by, len(records), no_reply, rule)
     return out
 
 # %% ../../nbs/10f_mcq.ipynb #9a6dee81

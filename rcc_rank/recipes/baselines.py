@@ -12,7 +12,8 @@ from ..data.chains import Chain, Mutation, chain_clip, write_chains
 from ..data.mutators import Mutator, check_step
 from ..data.backends import ClaudeMutator
 from ..data.claude_models import DEFAULT_MODEL
-from ..data.builder import normalise_items, classify_error, check_fingerprints
+from ..data.builder import normalise_items, classify_error
+from ..data.run_files import check_fingerprints
 from ..synthetic.world import Scene, render_caption
 from ..synthetic.world_edits import world_step, applicable_errors
 from ..synthetic.world_data import world_chains, WorldMutator

@@ -13,8 +13,8 @@ from ..data.mutators import MalformedReply
 from ..core.basics import run_sync
 from ..data.backends import ClaudeMutator, Truncated, make_mutator, refusal, _message, _usage
 from ..data.claude_models import DEFAULT_MODEL, cached_system, estimate_cost
-from ..data.builder import (RunStopped, build_chains, classify_error, lock_path, move_aside, normalise_items, recaptioned_path,
-                              side_paths, trim_partial_line, _TOKEN_KEYS)
+from ..data.builder import RunStopped, build_chains, classify_error, normalise_items, _TOKEN_KEYS
+from ..data.run_files import lock_path, move_aside, recaptioned_path, side_paths, trim_partial_line
 from ..data.batches import (BATCH_MAX_BYTES, BATCH_MAX_REQUESTS, BatchError, BatchLedger, build_chains_batched, result_error,
                               submit_batch, wait_batch, _custom_id)
 from fastcore.basics import AttrDict
@@ -413,7 +413,7 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
                       )->dict:
     "One Table-1 baseline (`--baseline`, `rcc_rank.recipes.baselines.write_baseline`) built from the rows and appended to the output"
     from rcc_rank.recipes.baselines import baseline_teacher, policy_sampler, write_baseline
-    from rcc_rank.data.builder import FingerprintMismatch
+    from rcc_rank.data.run_files import FingerprintMismatch
     other = [f'--{k}' for k in ('questions', 'dataset', 'push_to_hub', 'recaption', 'batch') if a[k]]
     if other: raise SystemExit(f"rcc-generate: --baseline writes preference chains only; drop {', '.join(other)}")
     try: teacher = baseline_teacher(a.baseline, a.mutator, a.model, max_retries=a.max_retries, timeout=a.timeout, concurrency=a.concurrency)

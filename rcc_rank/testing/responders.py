@@ -10,7 +10,8 @@ from ..core.basics import request_text, stable_hash
 from ..data.chains import Chain
 from ..data.mutators import MutationResult, RuleMutator, SWAPS, rule_types
 from ..data.backends import TOOL_NAME, _tag
-from ..data.questions import QUESTION_TOOL, YESNO_TEMPLATE, focus_statements
+from ..data.questions import YESNO_TEMPLATE, focus_statements
+from ..data.claude_questions import QUESTION_TOOL
 from ..evaluation.benchmarks import overlap_reply
 from ..recipes.baselines import FREE_TOOL_NAME
 from ..recipes.teacher import TEACHER_TOOLS, rule_answer

@@ -10,7 +10,8 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
-from ..data.chains import Chain, dataset_to_chains
+from ..data.chains import Chain
+from ..data.chain_datasets import dataset_to_chains
 from ..data.questions import QuestionChain, read_ranked
 from ..data.video import frame_count
 

@@ -17,7 +17,7 @@ from fastcore.imports import in_ipython
 from ..core.basics import get_logger, append_jsonl, read_jsonl, stable_hash
 from ..core.cli import cli_command
 from ..data.chains import Chain
-from ..data.builder import trim_partial_line
+from ..data.run_files import trim_partial_line
 from ..synthetic.world_data import attach_frames
 from ..training.config import TrainConfig, load_config
 from ..training.policy import build_model, resolve_precision

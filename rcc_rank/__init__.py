@@ -201,7 +201,7 @@ _MODULES = {   # module -> the public names it defines
         'HeadToHead', 'win_rate'],
     'rcc_rank.views.widgets': [
         'CHAIN_CSS', 'ChainViewer', 'WIDGET_VIEW_MIME', 'caption_ranks', 'dedupe_show_docs', 'fenced_links',
-        'frame_strip_html', 'static_widget_outputs'],
+        'frame_strip_html', 'public_links', 'static_widget_outputs'],
 }
 _EXPORTS = {name: mod for mod, names in _MODULES.items() for name in names}
 

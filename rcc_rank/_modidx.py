@@ -2111,5 +2111,6 @@ d = { 'settings': { 'branch': 'main',
                                         'rcc_rank.views.widgets.fenced_links': ('widgets.html#fenced_links', 'rcc_rank/views/widgets.py'),
                                         'rcc_rank.views.widgets.frame_strip_html': ( 'widgets.html#frame_strip_html',
                                                                                      'rcc_rank/views/widgets.py'),
+                                        'rcc_rank.views.widgets.public_links': ('widgets.html#public_links', 'rcc_rank/views/widgets.py'),
                                         'rcc_rank.views.widgets.static_widget_outputs': ( 'widgets.html#static_widget_outputs',
                                                                                           'rcc_rank/views/widgets.py')}}}

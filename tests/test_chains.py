@@ -5,7 +5,8 @@ import json, random, re
 import pytest
 
 from rcc_rank.data.chains import Chain, Mutation, word_diff, changed_spans, diff_html, read_chains, write_chains
-from rcc_rank.data.chain_datasets import chains_to_dataset, dataset_to_chains, chain_features, write_dataset_card, chain_stats
+from rcc_rank.data.chain_datasets import (chains_to_dataset, dataset_to_chains, chain_features, write_dataset_card,
+                                          chain_stats)
 from rcc_rank.data.errors import ERROR_TYPES, applicable_types, sample_error_type, error_type_order, tag_many
 from rcc_rank.data.questions import (question_chains, read_question_chains, write_question_chains, QuestionChain)
 

@@ -19,7 +19,7 @@ from ..evaluation.evaluate import rank_chains
 
 # %% auto #0
 __all__ = ['CHAIN_CSS', 'WIDGET_VIEW_MIME', 'frame_strip_html', 'caption_ranks', 'ChainViewer', 'static_widget_outputs',
-           'fenced_links', 'dedupe_show_docs']
+           'public_links', 'fenced_links', 'dedupe_show_docs']
 
 # %% ../../nbs/13_widgets.ipynb #37e2eed8
 CHAIN_CSS = ('<style>.rcc-chain del{background:#ffd7d5;color:#82071e}'
@@ -270,15 +270,27 @@ def static_widget_outputs(cell):
         data = o.get('data', {})
         if WIDGET_VIEW_MIME in data and 'text/html' in data: del data[WIDGET_VIEW_MIME]
 
+# %% ../../nbs/13_widgets.ipynb #619441e8
+_PRIVATE_LINK = re.compile(r'\[(`_[\w.]*`)\]\([^)\s]*\)')   # a linkified private name: [`_name`](page.html#_name)
+
+
+# %% ../../nbs/13_widgets.ipynb #99c9ae69
+def public_links(md:str # markdown after nbdev's linkify
+                )->str:
+    "The markdown with links to private names turned back into plain code"
+    return _PRIVATE_LINK.sub(r'\1', md)
+
+
 # %% ../../nbs/13_widgets.ipynb #6f05dc6d
 def fenced_links(cell):
     "nbdev processor (for nbdev's `add_links`): link backticked names in markdown and outputs, never inside code fences"
     from nbdev.doclinks import NbdevLookup
     nl = NbdevLookup()
-    if cell.get('cell_type') == 'markdown': cell['source'] = nl.linkify(cell['source'])
+    if cell.get('cell_type') == 'markdown': cell['source'] = public_links(nl.linkify(cell['source']))
     for o in cell.get('outputs', None) or []:
         md = (o.get('data') or {}).get('text/markdown')
-        if md is not None: o['data']['text/markdown'] = nl.linkify(''.join(md) if isinstance(md, list) else md)
+        if md is None: continue
+        o['data']['text/markdown'] = public_links(nl.linkify(''.join(md) if isinstance(md, list) else md))
 
 # %% ../../nbs/13_widgets.ipynb #07741822
 class dedupe_show_docs:

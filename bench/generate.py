@@ -13,8 +13,11 @@ Client CPU is the process CPU time of the run itself; the one-time setup (import
 building the rule tables) is reported apart as `setup_cpu_s`. Of it, `applicable_cpu_ms_per_request` is the part spent
 deciding which types apply (the spaCy parse of each new caption, batched across the chains in flight, and the rules'
 fit checks) and `other_cpu_ms_per_request` the rest (the SDK, its HTTP stack, the builder); `parse_batch_mean` is the
-mean number of captions parsed in one batch. `--applicable spacy|keywords` uses the Claude mutator's own check (the
+mean number of captions parsed in one batch. `--parse-workers N` parses in N worker processes
+(`Mutator.parse_workers`): `worker_cpu_ms_per_request` is their CPU, `total_cpu_ms_per_request` the run's and theirs.
+`--applicable spacy|keywords` uses the Claude mutator's own check (the
 taxonomy's rules with that tagger) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
+The fake server's own CPU per request (`server_cpu_ms_per_request`) shares this machine's cores with the client.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
 Prints one JSON object.
 """
@@ -58,8 +61,9 @@ def _serve(latency, q, stop):
     from rcc_rank.testing.responders import rule_responder
     with FakeClaude(responder=rule_responder(), latency=latency) as srv:
         q.put(srv.base_url)
+        c = time.process_time()
         stop.wait()
-        q.put(len(srv.requests))
+        q.put((len(srv.requests), time.process_time() - c))
 
 def _timed(fn, acc):
     "`fn`, adding the process CPU time of each call to `acc[0]`"
@@ -69,10 +73,11 @@ def _timed(fn, acc):
         finally: acc[0] += time.process_time() - c
     return f
 
-async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx', applicable='rules'):
+async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx', applicable='rules', workers=0):
     c0 = time.process_time()
     import anthropic
     rm = RuleMutator()
+    rm.parse_workers = workers
     hc = (
         anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()
     )  # the SDK's two transports
@@ -83,6 +88,8 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
         types=rule_types(),
         tagger='keywords' if applicable == 'rules' else applicable,
     )
+    m.parse_workers = workers
+    if workers: mutators.parse_pool(workers).submit(len, []).result()   # the workers start (and load spaCy) now
     app_cpu, src = [0.0], (rm if applicable == 'rules' else m)
     m.applicable, m.aapplicable = _timed(src.applicable, app_cpu), src.aapplicable
     m.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
@@ -96,6 +103,7 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     ideal = steps * latency * math.ceil(n / concurrency)
     mine = mutators._BATCHES.get(asyncio.get_running_loop(), {}).values()   # this run's batched parses
     app = app_cpu[0] + sum(b.cpu_s for b in mine)
+    worker = sum(b.worker_cpu_s for b in mine)
     batches, parsed = sum(b.batches for b in mine), sum(b.parsed for b in mine)
     return {
         'chains': n,
@@ -112,6 +120,9 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
         'client_cpu_ms_per_request': round(1000 * cpu / requests, 2),
         'applicable_cpu_ms_per_request': round(1000 * app / requests, 2),
         'other_cpu_ms_per_request': round(1000 * (cpu - app) / requests, 2),
+        'parse_workers': workers,
+        'worker_cpu_ms_per_request': round(1000 * worker / requests, 2),
+        'total_cpu_ms_per_request': round(1000 * (cpu + worker) / requests, 2),
         'parse_batch_mean': round(parsed / batches, 1) if batches else None,
         'steps': s['steps'],
         'steps_ideal': n * steps,
@@ -149,6 +160,8 @@ if __name__ == '__main__':
     )
     ap.add_argument('--http', choices=['httpx', 'aiohttp'], default='httpx',
                     help="the SDK's HTTP transport: httpx (default) or aiohttp (pip install 'anthropic[aiohttp]')")
+    ap.add_argument('--parse-workers', type=int, default=0,
+                    help='parse captions in this many worker processes (0: on the event loop, the default)')
     a = ap.parse_args()
     res = {
         'claude_fake': [],
@@ -165,9 +178,10 @@ if __name__ == '__main__':
             server.start()
             base_url = q.get(timeout=120)
             n = a.c1_chains if (c == 1 and a.c1_chains) else a.chains
-            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http, a.applicable))
+            r = asyncio.run(claude_run(n, a.length, c, a.latency, tmp, base_url, a.http, a.applicable, a.parse_workers))
             stop.set()
-            r['server_requests'] = q.get(timeout=60)
+            r['server_requests'], server_cpu = q.get(timeout=60)
+            r['server_cpu_ms_per_request'] = round(1000 * server_cpu / max(1, r['server_requests']), 2)
             server.join(10)
             res['claude_fake'].append(r)
             print(json.dumps(r), file=sys.stderr)

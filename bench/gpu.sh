@@ -37,10 +37,10 @@ while [ $# -gt 0 ]; do
 done
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PY=${PYTHON:-python}
-[ -n "$ADAPTERS" ] || ADAPTERS=$($PY -c "from rcc_rank.modeling.models import FAMILIES; print(','.join(sorted(FAMILIES)))")
+[ -n "$ADAPTERS" ] || ADAPTERS=$($PY -c "from rcc_rank.modeling.family import FAMILIES; print(','.join(sorted(FAMILIES)))")
 for a in ${ADAPTERS//,/ }; do
-  $PY -c "import sys; from rcc_rank.modeling.models import FAMILIES; sys.exit(sys.argv[1] not in FAMILIES)" "$a" \
-    || { echo "--adapters $a: not a registered family ($($PY -c "from rcc_rank.modeling.models import FAMILIES; print(', '.join(sorted(FAMILIES)))"))" >&2; exit 2; }
+  $PY -c "import sys; from rcc_rank.modeling.family import FAMILIES; sys.exit(sys.argv[1] not in FAMILIES)" "$a" \
+    || { echo "--adapters $a: not a registered family ($($PY -c "from rcc_rank.modeling.family import FAMILIES; print(', '.join(sorted(FAMILIES)))"))" >&2; exit 2; }
 done
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 [ -n "$OUT" ] || OUT="bench/results/gpu-$STAMP$([ $SMOKE = 1 ] && echo -smoke).json"

@@ -51,7 +51,7 @@ _MODULES = {   # module -> the public names it defines
         'same_category'],
     'rcc_rank.data.mutators': [
         'MalformedReply', 'MutationResult', 'Mutator', 'ParseBatch', 'RuleMutator', 'check_step', 'parse_batch',
-        'similarity'],
+        'parse_pool', 'similarity'],
     'rcc_rank.data.questions': [
         'DEFAULT_MCQ_QUESTION', 'MCQ_INSTRUCTION', 'QUESTION_KINDS', 'QuestionChain', 'YESNO_NOTE', 'YESNO_TEMPLATE',
         'focus_segments', 'focus_statements', 'is_question_row', 'make_mcq', 'make_yesno', 'mcq_chain',

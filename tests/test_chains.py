@@ -145,3 +145,25 @@ def test_bad_chains_name_the_chain():
         Chain('dup', ['A cat sits.', 'A dog sits.', 'A cat sits.'], [Mutation('object', 'cat', 'dog')] * 2).validate()
     with pytest.raises(ValueError, match=r"question chain 'q': 3 prompts for 2 responses"):
         QuestionChain('q', 'mcq', ['a', 'a', 'a'], ['(a)', '(b)']).validate()
+
+
+def test_parse_workers_give_the_same_chains(rule_chains, tmp_path):
+    "Captions parsed in a worker process (`Mutator.parse_workers`) give the chains the event loop's own parse gives"
+    import asyncio
+    from rcc_rank.data import mutators
+    from rcc_rank.data.builder import abuild_chains
+    from rcc_rank.data.rule_sites import _SITES
+    items = [{'id': c.id, 'caption': c.captions[0], 'video': c.video, 'meta': c.meta} for c in rule_chains]
+    m = mutators.RuleMutator()
+    m.parse_workers = 1
+    _SITES.clear()   # nothing cached here: every caption goes to the worker
+
+    async def run():
+        await abuild_chains(items, m, 5, 0, tmp_path / 'w.jsonl', concurrency=4, progress=False)
+        return list(mutators._BATCHES[asyncio.get_running_loop()].values())
+
+    batches = asyncio.run(run())
+    by_id = {c.id: c for c in read_chains(tmp_path / 'w.jsonl')}   # written as they finish: the order may differ
+    assert by_id == {c.id: c for c in rule_chains}
+    assert [b.offload is not None for b in batches] == [True]
+    assert batches[0].parsed >= len(items) and batches[0].worker_cpu_s > 0

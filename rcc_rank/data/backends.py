@@ -368,15 +368,17 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
                  types:list[str]|None=None, # restrict error types
                  max_retries:int=4, # SDK retries (claude)
                  timeout:float=120.0, # request timeout (claude)
-                 tagger:str='spacy' # applicability tagging for claude/hf: 'spacy' or 'keywords'
+                 tagger:str='spacy', # applicability tagging for claude/hf: 'spacy' or 'keywords'
+                 parse_workers:int=0 # parse captions in this many worker processes (0: on the event loop)
                 )->Mutator:
     "A mutator from command-line options"
-    if kind == 'rules': return RuleMutator(types=types)
-    if kind == 'claude':
-        return ClaudeMutator(
+    if kind not in ('rules', 'claude', 'hf'): raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
+    if kind == 'hf' and not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
+    if kind == 'rules': m = RuleMutator(types=types)
+    elif kind == 'claude':
+        m = ClaudeMutator(
             model=model or DEFAULT_MODEL, types=types, max_retries=max_retries, timeout=timeout, tagger=tagger
         )
-    if kind == 'hf':
-        if not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
-        return HFMutator(model, types=types, tagger=tagger)
-    raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
+    else: m = HFMutator(model, types=types, tagger=tagger)
+    m.parse_workers = int(parse_workers)
+    return m

@@ -4,19 +4,21 @@
 
 # %% ../../nbs/03_mutators.ipynb #4e57be05
 from __future__ import annotations
-import re, time, random, asyncio, difflib, functools, weakref
+import re, time, random, asyncio, difflib, functools, weakref, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
+from fastcore.basics import patch
 
 from .chains import Chain, Mutation
 from . import errors as _errors
 from ..core.basics import get_logger, run_sync
-from .rule_sites import (SWAPS, rule_types, rule_sites, _sites_many, _nlp, _noun_as, _match_case,
-                                      _fix_article, _SENT)
+from .rule_sites import (SWAPS, rule_types, rule_sites, _sites_many, _all_sites, _SITES, _nlp, _noun_as,
+                                      _match_case, _fix_article, _SENT)
 
 # %% auto #0
-__all__ = ['log', 'MutationResult', 'MalformedReply', 'ParseBatch', 'parse_batch', 'Mutator', 'RuleMutator', 'similarity',
-           'check_step']
+__all__ = ['log', 'MutationResult', 'MalformedReply', 'ParseBatch', 'parse_batch', 'parse_pool', 'Mutator', 'RuleMutator',
+           'similarity', 'check_step']
 
 # %% ../../nbs/03_mutators.ipynb #84dac099
 log = get_logger(__name__)
@@ -43,28 +45,31 @@ class MalformedReply(ValueError):
 
 # %% ../../nbs/03_mutators.ipynb #4dc63620
 class ParseBatch:
-    "Gathers the captions that chains in flight want parsed and parses them together at the event loop's next turn"
-    def __init__(self, parse_many): # called with a list of captions; fills the cache the sync path reads
-        self.parse_many, self.todo, self.fut = parse_many, [], None
-        self.batches, self.parsed, self.cpu_s = 0, 0, 0.0   # what the batches did, for benchmarks
+    "Gathers the captions that chains in flight want parsed and parses them together, on the loop or in a worker"
+    def __init__(self, parse_many, # called with a list of captions; fills the cache the sync path reads
+                 offload=None, # (pool, work, store): `work(captions)` runs in `pool`, `store(captions, result)` here
+                 slots:int=1): # batches in the pool at once (its workers)
+        self.parse_many, self.offload, self.slots, self.todo, self.fut = parse_many, offload, slots, [], None
+        self.busy = 0   # batches in the pool now
+        self.batches, self.parsed, self.cpu_s, self.worker_cpu_s = 0, 0, 0.0, 0.0   # what was done, for benchmarks
     async def wait(self, caption:str):
         "Return once `caption` has been parsed, together with every caption asked for in the same turn"
         loop = asyncio.get_running_loop()
         if self.fut is None:
             self.todo, self.fut = [], loop.create_future()
-            loop.call_soon(self._flush)
+            if self.busy < self.slots: loop.call_soon(self._flush)   # else it goes when a worker's batch is back
         self.todo.append(caption)
         await asyncio.shield(self.fut)   # one chain cancelled leaves the others waiting
     def _flush(self):
-        todo, fut, self.todo, self.fut = self.todo, self.fut, [], None
-        todo, c = list(dict.fromkeys(todo)), time.process_time()
+        if self.fut is None: return   # already sent
+        todo, fut, self.todo, self.fut = list(dict.fromkeys(self.todo)), self.fut, [], None
+        if self.offload is not None: return self._send(todo, fut)
+        c = time.process_time()
         try: self.parse_many(todo)
         except Exception as e: log.debug(f'batched parse failed ({e!r}): each caption is parsed when it is asked about')
-        self.batches, self.parsed, self.cpu_s = (
-            self.batches + 1,
-            self.parsed + len(todo),
-            self.cpu_s + time.process_time() - c,
-        )
+        self._done(todo, fut, time.process_time() - c)
+    def _done(self, todo, fut, cpu_s):
+        self.batches, self.parsed, self.cpu_s = self.batches + 1, self.parsed + len(todo), self.cpu_s + cpu_s
         if not fut.done(): fut.set_result(None)
 
 # %% ../../nbs/03_mutators.ipynb #04149d70
@@ -74,12 +79,84 @@ _BATCHES = (
 
 
 def parse_batch(key, # names the parser (e.g. ('tag', 'spacy'))
-                parse_many # makes its batch: called with a list of captions
+                parse_many, # makes its batch: called with a list of captions
+                offload=None, # (pool, work, store) to parse in worker processes (see `ParseBatch`)
+                slots:int=1 # batches in the pool at once
                )->ParseBatch:
     "The running event loop's `ParseBatch` of one parser, made on first use"
     mine = _BATCHES.setdefault(asyncio.get_running_loop(), {})
-    if key not in mine: mine[key] = ParseBatch(parse_many)
+    if key not in mine: mine[key] = ParseBatch(parse_many, offload, slots)
     return mine[key]
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a002
+def _timed_work(work, # a worker function of a list of captions
+                captions:list[str] # the batch
+               )->tuple:
+    "Worker side: `work(captions)` and the CPU seconds it took in the worker"
+    c = time.process_time()
+    out = work(captions)
+    return out, time.process_time() - c
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a003
+@patch
+def _send(self:ParseBatch, todo:list[str], fut):
+    "Hand a batch to a worker process; the loop goes on serving replies while it parses"
+    pool, work, _ = self.offload
+    self.busy += 1
+    try: job = asyncio.wrap_future(pool.submit(_timed_work, work, todo))
+    except Exception as e: return self._received(todo, fut, e)   # a pool that is shut down or broken
+    job.add_done_callback(lambda j: self._received(todo, fut, j))
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a004
+@patch
+def _received(self:ParseBatch, todo:list[str], fut, job):
+    "Store a worker's parses in this process's cache, then send the captions that came in meanwhile"
+    c = time.process_time()
+    self.busy -= 1
+    try:
+        if isinstance(job, Exception): raise job
+        out, worker_s = job.result()
+        self.offload[2](todo, out)
+        self.worker_cpu_s += worker_s
+    except Exception as e:
+        log.warning(f'parse worker failed ({e!r}): these captions are parsed on the event loop when asked about')
+    self._done(todo, fut, time.process_time() - c)
+    if self.fut is not None: asyncio.get_running_loop().call_soon(self._flush)
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a006
+def _warm_parser():
+    "Worker start: load the English pipeline and the inflection tables before the first batch"
+    _nlp()
+    _noun_as('dog', True)
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a007
+@functools.lru_cache(maxsize=None)
+def parse_pool(workers:int # worker processes
+              )->ProcessPoolExecutor:
+    "This process's pool of `workers` caption parsers (spawned: no worker inherits the event loop's threads)"
+    ctx = multiprocessing.get_context('spawn')
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm_parser)
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a008
+def _tags_of(captions:list[str], tagger:str)->list:
+    "Worker side: each caption's `Tagged`"
+    return _errors.tag_many(captions, tagger)
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a00d
+def _store_tags(captions:list[str], tagged:list, tagger:str):
+    "Loop side: put a worker's `Tagged` where `errors.tag` finds them"
+    for c, t in zip(captions, tagged): _errors._CACHE[(tagger, c)] = t
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a009
+def _sites_list(captions:list[str])->list:
+    "Worker side: each caption's substitution sites, checked against its parse"
+    _sites_many(captions)
+    return [_all_sites(c, True) for c in captions]
+
+# %% ../../nbs/03_mutators.ipynb #b7e0a00f
+def _store_sites(captions:list[str], sites:list):
+    "Loop side: put a worker's sites where `rule_sites` finds them"
+    for c, s in zip(captions, sites): _SITES[(c, True)] = s
 
 # %% ../../nbs/03_mutators.ipynb #140671ae
 class Mutator:
@@ -87,6 +164,7 @@ class Mutator:
     name:str = 'base'
     tagger:str = 'spacy'   # how the taxonomy's rules tag captions: 'spacy' or 'keywords' (no spaCy needed)
     types:list[str]|None = None   # restrict to these error types (None: all)
+    parse_workers:int = 0   # parse captions in this many worker processes (0: on the event loop; see `ParseBatch`)
     def applicable(self, chain:Chain)->list[str]:
         "Error types this mutator may apply to `chain.captions[-1]` (default: the taxonomy's rules)"
         return list(_errors.applicable_types(chain.captions[-1], tagger=self.tagger, types=self.types))
@@ -97,9 +175,15 @@ class Mutator:
             and self.tagger != 'keywords'
             and getattr(self.applicable, '__func__', None) is Mutator.applicable
         ):
-            tag_many = functools.partial(_errors.tag_many, tagger=self.tagger)
-            await parse_batch(('tag', self.tagger), tag_many).wait(chain.captions[-1])
+            t, cap = self.tagger, chain.captions[-1]
+            off = (functools.partial(_tags_of, tagger=t), functools.partial(_store_tags, tagger=t))
+            if (t, cap) not in _errors._CACHE:
+                await self._batch(('tag', t), functools.partial(_errors.tag_many, tagger=t), *off).wait(cap)
         return self.applicable(chain)
+    def _batch(self, key, parse_many, work, store)->ParseBatch:
+        "This loop's `ParseBatch` of `key`: parsed in `parse_pool(self.parse_workers)` when that is set"
+        n = int(self.parse_workers or 0)
+        return parse_batch((*key, n), parse_many, (parse_pool(n), work, store) if n > 0 else None, max(1, n))
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         "Introduce one error of `error_type` into `chain.captions[-1]`"
         raise NotImplementedError(f'{type(self).__name__} must implement amutate')
@@ -128,7 +212,9 @@ class RuleMutator(Mutator):
 
     async def aapplicable(self, chain:Chain)->list[str]:
         "`applicable`, with the captions of all chains in flight parsed in one batch"
-        if self.tagger != 'keywords': await parse_batch(('sites',), _sites_many).wait(chain.captions[-1])
+        cap = chain.captions[-1]
+        if self.tagger != 'keywords' and (cap, True) not in _SITES:
+            await self._batch(('sites',), _sites_many, _sites_list, _store_sites).wait(cap)
         return self.applicable(chain)
 
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:

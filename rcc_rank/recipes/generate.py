@@ -203,7 +203,8 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
     except ValueError as e:
         raise SystemExit(f'rcc-generate: {e}') from None
     types = [t.strip() for t in a.types.split(',')] if a.types else None
-    m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger) if teacher is None else None
+    m = None
+    if teacher is None: m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger, a.parse_workers)
     sampler = _baseline_sampler(a, teacher, rows)
     settings = {'backend': (m or teacher).name, 'policy': a.policy, 'seed': a.seed, 'length': a.length, 'types': types}
     try:
@@ -250,6 +251,7 @@ def _generate(a:AttrDict # rcc_generate's options
         a.max_retries,
         a.timeout,
         a.tagger,
+        a.parse_workers,
     )
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
@@ -291,6 +293,7 @@ def generate_command(
     concurrency:int=8, # chains in flight at once
     types:str=None, # comma-separated error types to use (default: all the back end can apply)
     tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
+    parse_workers:int=0, # parse captions in worker processes (many chains in flight: the loop keeps up with replies)
     limit:int=None, # only the first N input rows
     split:str=None, # the split of a DatasetDict input
     test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
@@ -308,8 +311,7 @@ def generate_command(
 )->dict:
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes; returns the summary"
     if source and output is None: input, output = None, input  # `rcc-generate --source NAME:PATH OUT`
-    if output is None or bool(input) == bool(source):
-        raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    if not output or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
     check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
     with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))  # one writer, to the end (recaptions too)
     return {'splits': split_counts(output), **s}  # rows per split (a dataset folder's own names, if one was written)

@@ -1,8 +1,9 @@
-"""Text-only control for the synthetic world: a tiny Qwen2.5-VL trained on world chains whose frames are blank,
-then scored on held-out chains (also blank). If the captions carried tells a model could learn without looking,
-this model would rank above chance. Prints one JSON object: pairwise accuracy and top-1 with 95% bootstrap
-intervals over held-out chains, summed and length-normalised, beside chance; and the held-out pairwise accuracy
-of a second text-only model, a logistic regression on the captions' word n-grams (`ngram_probe`).
+"""Text-only control for the synthetic world: the demo's tiny Qwen2.5-VL, pretrained (SFT) and then trained with one
+of the demo's arms on world chains whose frames are blank, scored on held-out chains (also blank). If the captions
+carried tells a model could learn without looking, this model would rank above chance. Prints one JSON object:
+pairwise accuracy and top-1 with 95% bootstrap intervals over held-out chains, summed and length-normalised, beside
+chance; and the held-out pairwise accuracy of a second text-only model, a logistic regression on the captions' word
+n-grams (`ngram_probe`).
 
 Chance for pairwise accuracy is 0.5. Chance for top-1 is *not* 1/K here: edits accumulate along a chain, so
 the scores of an order-blind model drift like a random walk from caption 0 to caption K-1 and its maximum
@@ -11,26 +12,22 @@ often the *worst* caption scores highest (equal to top-1 in expectation when the
 `top1_minus_worst` is their paired difference.
 
     python examples/world_text_only.py --out /tmp/text_only --steps 300
+    python examples/world_text_only.py --out /tmp/t --n_pretrain 32 --pretrain_steps 4 --steps 4 --n_test 16  # seconds
     python examples/world_text_only.py --out /tmp/text_only --summarise_only   # re-read per_chain.json
 """
-import argparse, json, time
+import argparse, json, os, time
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import stats
 
-from rcc_rank.recipes.demo import warm_start, run_arm
-from rcc_rank.recipes.demo_setup import DemoConfig
-from rcc_rank.synthetic.world_data import world_chains
+from rcc_rank.recipes.demo import pretrain, ARMS
+from rcc_rank.recipes.demo_setup import DemoConfig, demo_data, blank_video, setup_torch
+from rcc_rank.training.config import TrainConfig
+from rcc_rank.training.train import train
 from rcc_rank.evaluation.evaluate import rank_chains
 from rcc_rank.objectives.metrics import chain_metrics
-
-
-def blank(chains, cfg):
-    "Put all-black frames in every chain's meta (the model sees no video)"
-    for c in chains: c.meta['frames'] = np.zeros((cfg.n_frames, cfg.image_size, cfg.image_size, 3), np.uint8)
-    return chains
 
 
 def interval(x, seed=0):
@@ -69,7 +66,7 @@ def ngram_features(text, dim=1 << 12):
 
 
 def ngram_probe(train_c, test_c, epochs=200, seed=0):
-    "A second text-only model: logistic regression on n-gram count differences of caption pairs; held-out pairwise accuracy"
+    "A second text-only model: logistic regression on n-gram differences of caption pairs; held-out pairwise accuracy"
     torch.manual_seed(seed)
     def pairs(chains):
         X, who = [], []
@@ -100,12 +97,13 @@ def ngram_probe(train_c, test_c, epochs=200, seed=0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', default='text_only')
+    ap.add_argument('--n_pretrain', type=int, default=768)
     ap.add_argument('--n_train', type=int, default=512)
     ap.add_argument('--n_test', type=int, default=256)
     ap.add_argument('--length', type=int, default=5)
-    ap.add_argument('--warm_steps', type=int, default=150)
+    ap.add_argument('--pretrain_steps', type=int, default=1200)
     ap.add_argument('--steps', type=int, default=150)
-    ap.add_argument('--objective', default='rank')
+    ap.add_argument('--objective', default='rank', help='an arm of the demo (rcc_rank.recipes.demo.ARMS)')
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument(
@@ -117,29 +115,36 @@ def main():
         print(json.dumps(summarise(json.loads((Path(a.out) / 'per_chain.json').read_text())), indent=1))
         return
     torch.set_num_threads(1)
-    cfg = DemoConfig(out_dir=a.out, n_train=a.n_train, n_test=a.n_test, chain_length=a.length,
-                     warm_steps=a.warm_steps, steps=a.steps, lr=a.lr)
-    out = Path(a.out)
+    out = Path(a.out).resolve()
+    os.environ['RCC_RANK_HOME'] = str(out / 'home')   # a blank-video pretraining never enters the demo's own cache
+    cfg = DemoConfig(out_dir=str(out), n_pretrain=a.n_pretrain, n_train=a.n_train, n_test=a.n_test,
+                     n_curve=min(a.n_test, 64), chain_length=a.length, pretrain_steps=a.pretrain_steps, steps=a.steps,
+                     lr=a.lr, eval_every=max(1, a.steps // 2))
+    setup_torch(cfg)
     t0 = time.time()
-    train_c = world_chains(cfg.n_train, cfg.chain_length, 'train', cfg.data_seed, cfg.world())
-    test_c = world_chains(cfg.n_test, cfg.chain_length, 'test', cfg.data_seed, cfg.world())
+    data = demo_data(cfg, stages=('pretrain', 'train', 'test'))
     if a.ngram_only:
-        print(
-            json.dumps(
-                {'ngram_probe': ngram_probe(train_c, test_c), 'n_train': cfg.n_train, 'n_test': cfg.n_test}, indent=1
-            )
-        )
+        probe = ngram_probe(data['train'], data['test'])
+        print(json.dumps({'ngram_probe': probe, 'n_train': cfg.n_train, 'n_test': cfg.n_test}, indent=1))
         return
-    blank(train_c, cfg)
-    blank(test_c, cfg)
-    base, _ = warm_start(cfg, train_c, out/'warm')
-    res = run_arm(cfg, a.objective, a.seed, base, train_c, out/a.objective)
+    for k in ('pretrain', 'train', 'test'): data[k] = blank_video(data[k])
+    data['curve'] = data['test'][:cfg.n_curve]
+    train_c, test_c = data['train'], data['test']
+    base, _ = pretrain(cfg, data, say=lambda *x: None)
+    res = train(
+        TrainConfig(arch='qwen2_5_vl', model=str(base), output_dir=str(out / a.objective), num_frames=cfg.n_frames,
+                    log_with='none', save_every=0, cpu=True, mixed_precision='no', overwrite_output_dir=True,
+                    lr=cfg.lr, max_steps=cfg.steps, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 10),
+                    lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, beta=cfg.beta, ntp_weight=cfg.ntp_weight,
+                    seed=a.seed, eval_every=cfg.eval_every, **ARMS[a.objective]),
+        train_chains=train_c, eval_chains=data['curve'], return_model=True)
     model, proc = res['model'], res['processor']
     r = rank_chains(model, proc, test_c, batch_size=16, num_frames=cfg.n_frames, progress=False)
     (out/'per_chain.json').write_text(json.dumps(r['per_chain']))
     print(json.dumps({
-        'setting': dict(n_train=cfg.n_train, n_test=cfg.n_test, length=cfg.chain_length, warm_steps=cfg.warm_steps,
-                        steps=cfg.steps, objective=a.objective, lr=a.lr, frames='blank'),
+        'setting': dict(n_train=cfg.n_train, n_test=cfg.n_test, length=cfg.chain_length,
+                        pretrain_steps=cfg.pretrain_steps, steps=cfg.steps, objective=a.objective, lr=a.lr,
+                        frames='blank'),
         **summarise(r['per_chain']), 'ngram_probe': ngram_probe(train_c, test_c),
         'by_error_type': r.get('by_error_type'), 'n_by_error_type': r.get('n_by_error_type'),
         'train_final': {k: v for k, v in (res.get('train') or {}).items() if isinstance(v, (int, float))},

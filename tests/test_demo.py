@@ -118,3 +118,20 @@ def test_committed_results_hold_what_the_docs_state():
     readme = (ROOT/'README.md').read_text()
     first = next(l for l in readme.splitlines() if l.startswith(('| sft |', '| dpo |', '| rank |')))
     assert first in md, f'README.md does not show the committed results: {RERUN}'
+
+
+def test_text_only_example_runs_tiny(tmp_path):
+    "examples/world_text_only.py trains and scores on blank frames, and keeps its pretraining out of the demo's cache"
+    from conftest import ENV
+    out = tmp_path / 'text_only'
+    args = ['--out', str(out), '--n_pretrain', '16', '--n_train', '8', '--n_test', '8', '--length', '3',
+            '--pretrain_steps', '2', '--steps', '2']
+    p = subprocess.run([sys.executable, str(ROOT / 'examples' / 'world_text_only.py'), *args], env=ENV,
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout[p.stdout.index('{'):])
+    assert r['setting']['frames'] == 'blank'
+    assert r['n_chains'] == 8 == len(json.loads((out / 'per_chain.json').read_text()))
+    assert 0 <= r['pairwise']['low'] <= r['pairwise']['mean'] <= r['pairwise']['high'] <= 1
+    assert r['chance']['pairwise'] == 0.5 and 0 <= r['ngram_probe']['pairwise']['mean'] <= 1
+    assert list((out / 'home' / 'demo').glob('pretrain-*/model'))   # the blank-video checkpoint lives under --out

@@ -283,3 +283,26 @@ def test_sigkill_resume_fake_claude_and_key_never_leaks(tmp_path, monkeypatch, c
     for t in texts: assert FAKE_KEY not in t
     for f in tmp_path.rglob('*'):
         if f.is_file(): assert FAKE_KEY.encode() not in f.read_bytes(), f
+
+
+def test_parse_workers_cli_writes_the_same_chains(tmp_path, monkeypatch):
+    "rcc-generate --parse_workers 1 (the taxonomy's spaCy parse in a worker process) writes what an in-loop parse writes"
+    from rcc_rank.data import errors
+    from rcc_rank.data.mutators import parse_pool
+    from rcc_rank.recipes.generate import generate_command
+    items = make_items(12, seed=5)
+    append_jsonl(tmp_path / 'in.jsonl', items)
+    monkeypatch.setenv('ANTHROPIC_API_KEY', FAKE_KEY)
+    out = {}
+    with FakeClaude(responder=rule_responder(), latency=0.01) as srv:
+        monkeypatch.setenv('ANTHROPIC_BASE_URL', srv.base_url)
+        for workers in (1, 0):
+            errors._CACHE.clear()   # every caption parsed afresh, in the worker or on the loop
+            path = tmp_path / f'w{workers}.jsonl'
+            s = generate_command(str(tmp_path / 'in.jsonl'), str(path), mutator='claude', model='claude-fake',
+                                 types=','.join(rule_types()), length=4, seed=2, concurrency=6, parse_workers=workers,
+                                 quiet=True)
+            assert s['finished'] == 12, s
+            out[workers] = {c.id: (c.captions, c.errors) for c in read_chains(path)}
+    assert parse_pool.cache_info().currsize >= 1
+    assert out[1] == out[0]

@@ -286,7 +286,7 @@ def test_sigkill_resume_fake_claude_and_key_never_leaks(tmp_path, monkeypatch, c
 
 
 def test_parse_workers_cli_writes_the_same_chains(tmp_path, monkeypatch):
-    "rcc-generate --parse_workers 1 (the taxonomy's spaCy parse in a worker process) writes what an in-loop parse writes"
+    "rcc-generate --parse_workers 1 (the spaCy parse in a worker process) writes what an in-loop parse writes"
     from rcc_rank.data import errors
     from rcc_rank.data.mutators import parse_pool
     from rcc_rank.recipes.generate import generate_command

@@ -118,7 +118,7 @@ def _received(self:ParseBatch, todo:list[str], fut, job):
         out, worker_s = job.result()
         self.offload[2](todo, out)
         self.worker_cpu_s += worker_s
-    except Exception as e:
+    except (Exception, asyncio.CancelledError) as e:   # a job cancelled by a pool shutdown too
         log.warning(f'parse worker failed ({e!r}): these captions are parsed on the event loop when asked about')
     self._done(todo, fut, time.process_time() - c)
     if self.fut is not None: asyncio.get_running_loop().call_soon(self._flush)

@@ -167,3 +167,20 @@ def test_parse_workers_give_the_same_chains(rule_chains, tmp_path):
     assert by_id == {c.id: c for c in rule_chains}
     assert [b.offload is not None for b in batches] == [True]
     assert batches[0].parsed >= len(items) and batches[0].worker_cpu_s > 0
+
+
+def test_parse_pool_made_in_a_worker_process_lets_it_exit(tmp_path):
+    "A parse pool made inside a multiprocessing worker (as nbdev_test runs notebooks) is shut down when it exits"
+    import subprocess, sys
+    from conftest import ENV
+    script = tmp_path / 'nested.py'
+    script.write_text(
+        'from concurrent.futures import ProcessPoolExecutor\n'
+        'def task(_):\n'
+        '    from rcc_rank.data.mutators import parse_pool\n'
+        '    return parse_pool(1).submit(len, [1, 2]).result()\n'
+        "if __name__ == '__main__':\n"
+        '    with ProcessPoolExecutor(1) as ex: print(list(ex.map(task, [0])))\n'
+    )
+    p = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == '[2]', p.stderr[-2000:]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import re, time, random, asyncio, difflib, functools, weakref, multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.util import Finalize
 from dataclasses import dataclass, field
 from typing import Iterable
 from fastcore.basics import patch
@@ -134,8 +135,9 @@ def _warm_parser():
 def parse_pool(workers:int # worker processes
               )->ProcessPoolExecutor:
     "This process's pool of `workers` caption parsers (spawned: no worker inherits the event loop's threads)"
-    ctx = multiprocessing.get_context('spawn')
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm_parser)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'), initializer=_warm_parser)
+    Finalize(pool, pool.shutdown, exitpriority=100)   # before its queues close, when a process that made it exits
+    return pool
 
 # %% ../../nbs/03_mutators.ipynb #b7e0a008
 def _tags_of(captions:list[str], tagger:str)->list:

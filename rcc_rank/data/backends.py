@@ -374,6 +374,7 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
     "A mutator from command-line options"
     if kind not in ('rules', 'claude', 'hf'): raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
     if kind == 'hf' and not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
+    if int(parse_workers) < 0: raise ValueError(f'--parse_workers must be 0 or more, got {parse_workers}')
     if kind == 'rules': m = RuleMutator(types=types)
     elif kind == 'claude':
         m = ClaudeMutator(

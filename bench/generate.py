@@ -15,8 +15,8 @@ deciding which types apply (the spaCy parse of each new caption, batched across 
 fit checks) and `other_cpu_ms_per_request` the rest (the SDK, its HTTP stack, the builder); `parse_batch_mean` is the
 mean number of captions parsed in one batch. `--parse-workers N` parses in N worker processes
 (`Mutator.parse_workers`): `worker_cpu_ms_per_request` is their CPU, `total_cpu_ms_per_request` the run's and theirs.
-`--applicable spacy|keywords` uses the Claude mutator's own check (the
-taxonomy's rules with that tagger) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
+`--applicable spacy|keywords` uses the Claude mutator's own check (the taxonomy's rules with that tagger, batched as in
+a real run) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
 The fake server's own CPU per request (`server_cpu_ms_per_request`) shares this machine's cores with the client.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
 Prints one JSON object.
@@ -30,7 +30,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 from rcc_rank.core.basics import read_jsonl
 from rcc_rank.data.chains import Chain
-from rcc_rank.data import mutators
+from rcc_rank.data import mutators, errors
 from rcc_rank.data.mutators import RuleMutator, rule_types
 from rcc_rank.data.backends import ClaudeMutator
 from rcc_rank.data.builder import abuild_chains
@@ -67,9 +67,9 @@ def _serve(latency, q, stop):
 
 def _timed(fn, acc):
     "`fn`, adding the process CPU time of each call to `acc[0]`"
-    def f(*a):
+    def f(*a, **kw):
         c = time.process_time()
-        try: return fn(*a)
+        try: return fn(*a, **kw)
         finally: acc[0] += time.process_time() - c
     return f
 
@@ -90,8 +90,13 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     )
     m.parse_workers = workers
     if workers: mutators.parse_pool(workers).submit(len, []).result()   # the workers start (and load spaCy) now
-    app_cpu, src = [0.0], (rm if applicable == 'rules' else m)
-    m.applicable, m.aapplicable = _timed(src.applicable, app_cpu), src.aapplicable
+    app_cpu, own = [0.0], errors.applicable_types
+    if applicable == 'rules': m.applicable, m.aapplicable = _timed(rm.applicable, app_cpu), rm.aapplicable
+    else: errors.applicable_types = _timed(own, app_cpu)   # the mutator's own check stays batched, as in a real run
+    try: return await _claude_timed(n, length, concurrency, latency, tmp, http, applicable, workers, m, client, c0, app_cpu)
+    finally: errors.applicable_types = own
+
+async def _claude_timed(n, length, concurrency, latency, tmp, http, applicable, workers, m, client, c0, app_cpu):
     m.applicable(Chain('warm-up', [items(1, seed=99)[0]['caption']], []))   # loads the tagger once, as any run does
     setup_cpu, app_cpu[0] = time.process_time() - c0, 0.0
     out = Path(tmp)/f'claude-c{concurrency}.jsonl'

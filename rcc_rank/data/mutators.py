@@ -14,8 +14,8 @@ from fastcore.basics import patch
 from .chains import Chain, Mutation
 from . import errors as _errors
 from ..core.basics import get_logger, run_sync
-from .rule_sites import (SWAPS, rule_types, rule_sites, _sites_many, _all_sites, _SITES, _nlp, _noun_as,
-                                      _match_case, _fix_article, _SENT)
+from .rule_sites import (SWAPS, rule_types, rule_sites, _sites_many, _SITES, _nlp, _noun_as, _match_case,
+                                      _fix_article, _SENT)
 
 # %% auto #0
 __all__ = ['log', 'MutationResult', 'MalformedReply', 'ParseBatch', 'parse_batch', 'parse_pool', 'Mutator', 'RuleMutator',
@@ -139,21 +139,10 @@ def parse_pool(workers:int # worker processes
     Finalize(pool, pool.shutdown, exitpriority=100)   # before its queues close, when a process that made it exits
     return pool
 
-# %% ../../nbs/03_mutators.ipynb #b7e0a008
-def _tags_of(captions:list[str], tagger:str)->list:
-    "Worker side: each caption's `Tagged`"
-    return _errors.tag_many(captions, tagger)
-
 # %% ../../nbs/03_mutators.ipynb #b7e0a00d
 def _store_tags(captions:list[str], tagged:list, tagger:str):
     "Loop side: put a worker's `Tagged` where `errors.tag` finds them"
     for c, t in zip(captions, tagged): _errors._CACHE[(tagger, c)] = t
-
-# %% ../../nbs/03_mutators.ipynb #b7e0a009
-def _sites_list(captions:list[str])->list:
-    "Worker side: each caption's substitution sites, checked against its parse"
-    _sites_many(captions)
-    return [_all_sites(c, True) for c in captions]
 
 # %% ../../nbs/03_mutators.ipynb #b7e0a00f
 def _store_sites(captions:list[str], sites:list):
@@ -178,14 +167,14 @@ class Mutator:
             and getattr(self.applicable, '__func__', None) is Mutator.applicable
         ):
             t, cap = self.tagger, chain.captions[-1]
-            off = (functools.partial(_tags_of, tagger=t), functools.partial(_store_tags, tagger=t))
             if (t, cap) not in _errors._CACHE:
-                await self._batch(('tag', t), functools.partial(_errors.tag_many, tagger=t), *off).wait(cap)
+                store = functools.partial(_store_tags, tagger=t)
+                await self._batch(('tag', t), functools.partial(_errors.tag_many, tagger=t), store).wait(cap)
         return self.applicable(chain)
-    def _batch(self, key, parse_many, work, store)->ParseBatch:
-        "This loop's `ParseBatch` of `key`: parsed in `parse_pool(self.parse_workers)` when that is set"
+    def _batch(self, key, parse_many, store)->ParseBatch:
+        "This loop's `ParseBatch` of `key`: `parse_many` runs in `parse_pool(self.parse_workers)` when that is set"
         n = int(self.parse_workers or 0)
-        return parse_batch((*key, n), parse_many, (parse_pool(n), work, store) if n > 0 else None, max(1, n))
+        return parse_batch((*key, n), parse_many, (parse_pool(n), parse_many, store) if n > 0 else None, max(1, n))
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:
         "Introduce one error of `error_type` into `chain.captions[-1]`"
         raise NotImplementedError(f'{type(self).__name__} must implement amutate')
@@ -216,7 +205,7 @@ class RuleMutator(Mutator):
         "`applicable`, with the captions of all chains in flight parsed in one batch"
         cap = chain.captions[-1]
         if self.tagger != 'keywords' and (cap, True) not in _SITES:
-            await self._batch(('sites',), _sites_many, _sites_list, _store_sites).wait(cap)
+            await self._batch(('sites',), _sites_many, _store_sites).wait(cap)
         return self.applicable(chain)
 
     async def amutate(self, chain:Chain, error_type:str, seed:int)->MutationResult:

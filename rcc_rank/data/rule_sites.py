@@ -214,12 +214,13 @@ def _sites_of(caption:str, doc)->dict[str, tuple[Site, ...]]:
     return out
 
 # %% ../../nbs/03h_rule_sites.ipynb #7cae7780
-def _sites_many(captions:list[str]):
-    "Fill `_all_sites`'s cache for many captions with one batched spaCy call"
+def _sites_many(captions:list[str])->list:
+    "Fill `_all_sites`'s cache for many captions with one batched spaCy call; returns each caption's sites"
     nlp = _nlp()
     todo = [c for c in captions if (c, True) not in _SITES]
-    if nlp is None or not todo: return
-    for c, doc in zip(todo, nlp.pipe(todo, batch_size=64)): _SITES[(c, True)] = _sites_of(c, doc)
+    if nlp is not None and todo:
+        for c, doc in zip(todo, nlp.pipe(todo, batch_size=64)): _SITES[(c, True)] = _sites_of(c, doc)
+    return [_all_sites(c) for c in captions]
 
 # %% ../../nbs/03h_rule_sites.ipynb #67e66289
 _POS = dict(object={'NOUN'}, scene={'NOUN', 'PROPN'}, action={'VERB'}, colour={'ADJ', 'NOUN', 'PROPN'},

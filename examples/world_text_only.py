@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from rcc_rank.recipes.demo import pretrain, ARMS
+from rcc_rank.recipes.demo import pretrain, arm_config
 from rcc_rank.recipes.demo_setup import DemoConfig, demo_data, blank_video, setup_torch
-from rcc_rank.training.config import TrainConfig
 from rcc_rank.training.train import train
 from rcc_rank.evaluation.evaluate import rank_chains
 from rcc_rank.objectives.metrics import chain_metrics
@@ -103,7 +102,7 @@ def main():
     ap.add_argument('--length', type=int, default=5)
     ap.add_argument('--pretrain_steps', type=int, default=1200)
     ap.add_argument('--steps', type=int, default=150)
-    ap.add_argument('--objective', default='rank', help='an arm of the demo (rcc_rank.recipes.demo.ARMS)')
+    ap.add_argument('--objective', default='rank', help='an arm of the demo (rcc_rank.recipes.demo_setup.ARMS)')
     ap.add_argument('--lr', type=float, default=1e-3)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument(
@@ -131,13 +130,8 @@ def main():
     data['curve'] = data['test'][:cfg.n_curve]
     train_c, test_c = data['train'], data['test']
     base, _ = pretrain(cfg, data, say=lambda *x: None)
-    res = train(
-        TrainConfig(arch='qwen2_5_vl', model=str(base), output_dir=str(out / a.objective), num_frames=cfg.n_frames,
-                    log_with='none', save_every=0, cpu=True, mixed_precision='no', overwrite_output_dir=True,
-                    lr=cfg.lr, max_steps=cfg.steps, batch_size=cfg.batch_size, warmup_steps=max(1, cfg.steps // 10),
-                    lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, beta=cfg.beta, ntp_weight=cfg.ntp_weight,
-                    seed=a.seed, eval_every=cfg.eval_every, **ARMS[a.objective]),
-        train_chains=train_c, eval_chains=data['curve'], return_model=True)
+    res = train(arm_config(cfg, a.objective, a.seed, base, out / a.objective), train_chains=train_c,
+                eval_chains=data['curve'], return_model=True)
     model, proc = res['model'], res['processor']
     r = rank_chains(model, proc, test_c, batch_size=16, num_frames=cfg.n_frames, progress=False)
     (out/'per_chain.json').write_text(json.dumps(r['per_chain']))

@@ -175,8 +175,8 @@ _MODULES = {   # module -> the public names it defines
         'policy_sampler', 'response_comparison', 'response_improvement', 'rlaif_v', 'unconditioned_world_chains',
         'world_sampler', 'write_baseline'],
     'rcc_rank.recipes.demo': [
-        'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm', 'run_demo',
-        'write_report'],
+        'arm_config', 'checkpoint_hash', 'demo_command', 'pretrain', 'rcc_demo', 'results_record', 'run_arm',
+        'run_demo', 'write_report'],
     'rcc_rank.recipes.demo_report': [
         'CLAIMS', 'METRICS', 'METRIC_NAMES', 'PENDING', 'claims', 'demo_markdown', 'fingerprint', 'matched_cpu',
         'paired_diff', 'paired_table', 'plot_curves', 'plot_paired', 'show_results', 'summarise'],

@@ -21,8 +21,8 @@ from .demo_setup import (ARMS, DemoConfig, setup_torch, demo_model, demo_data, c
                                          evaluate_model)
 
 # %% auto #0
-__all__ = ['log', 'rcc_demo', 'checkpoint_hash', 'pretrain', 'run_arm', 'results_record', 'write_report', 'run_demo',
-           'demo_command']
+__all__ = ['log', 'rcc_demo', 'checkpoint_hash', 'pretrain', 'arm_config', 'run_arm', 'results_record', 'write_report',
+           'run_demo', 'demo_command']
 
 # %% ../../nbs/12_demo.ipynb #21c67e67
 log = get_logger(__name__)
@@ -106,8 +106,14 @@ def pretrain(cfg:DemoConfig, # settings
     return final/'model', {**info, 'cached': False}
 
 # %% ../../nbs/12_demo.ipynb #055f5f82
-def _arm_config(cfg:DemoConfig, arm:str, seed:int, base:Path, out:Path)->TrainConfig:
+def arm_config(cfg:DemoConfig, # settings
+               arm:str, # a key of `ARMS`
+               seed:int, # data order and adapter init
+               base:Path, # the pretrained model folder
+               out:Path # run folder
+              )->TrainConfig:
     "The training settings of one arm run: LoRA on the pretrained model, the arm's objective, the run's seed"
+    if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; known: {list(ARMS)}")
     return TrainConfig(
         **_train_kw(
             cfg,
@@ -139,9 +145,8 @@ def run_arm(cfg:DemoConfig, # settings
             ref:list|None=None # the pretrained model's per-chain log-probs on `test` (for `pairwise_reward`)
            )->dict:
     "Train one arm from the pretrained model and evaluate it on every held-out chain; returns its row"
-    if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; known: {list(ARMS)}")
     c0 = time.process_time()
-    res = train(_arm_config(cfg, arm, seed, base, out), train_chains=data['train'], eval_chains=data['curve'],
+    res = train(arm_config(cfg, arm, seed, base, out), train_chains=data['train'], eval_chains=data['curve'],
                 return_model=True)
     train_cpu = time.process_time() - c0
     ev = evaluate_model(res['model'], res['processor'], data['test'], cfg, ref=ref)

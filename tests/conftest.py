@@ -1,6 +1,7 @@
-"""What several test files share: the repository root, the environment for the subprocesses they start, and the
-captions their chains are made from. Test files import these names (`from conftest import ENV, CAPTIONS`)."""
-import os
+"""What several test files share: the repository root, the environment for the subprocesses they start, the
+two-process launch and the captions their chains are made from. Test files import these names
+(`from conftest import ENV, CAPTIONS`)."""
+import os, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,10 @@ ENV = dict(
     MPLBACKEND='Agg',
     PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''),
 )
+
+# two CPU processes under `accelerate launch` (the data-parallel tests); append the script or `-m module` and its args
+LAUNCH_TWO = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
+              '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no']
 
 CAPTIONS = [
     "A man in a red shirt throws two yellow balls to a small brown dog on the green grass.",

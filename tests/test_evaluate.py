@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parent.parent
 
+from conftest import LAUNCH_TWO
 from rcc_rank.core.basics import append_jsonl, read_jsonl
 from rcc_rank.data.chains import Chain, Mutation, write_chains
 from rcc_rank.testing.fake_claude import FakeClaude, request_text
@@ -84,17 +85,7 @@ def test_data_parallel_equals_single_process(tmp_path):
     chains, mcq = _data(tmp_path)
     (tmp_path / 'dp.py').write_text(SCRIPT)
     cmd = [
-        'accelerate',
-        'launch',
-        '--multi_gpu',
-        '--num_processes',
-        '2',
-        '--num_machines',
-        '1',
-        '--mixed_precision',
-        'no',
-        '--dynamo_backend',
-        'no',
+        *LAUNCH_TWO,
         str(tmp_path / 'dp.py'),
         str(tmp_path),
     ]

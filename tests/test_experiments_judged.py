@@ -2,12 +2,12 @@
 end with the offline judge and writes a paper-shaped table with those columns; under `accelerate launch` on two CPU
 processes the evaluation is sharded, only the main process writes `cells.jsonl`, and the table equals a one-process
 run."""
-import json, subprocess, sys
+import json, subprocess
 from pathlib import Path
 
 import yaml
 
-from conftest import ENV
+from conftest import ENV, LAUNCH_TWO
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT/'examples'/'experiments'/'judged'/'table4_captioning_judged.yaml'
@@ -45,18 +45,7 @@ def test_two_processes_give_the_same_table(tmp_path):
     (tmp_path/'dp.yaml').write_text(yaml.safe_dump(cfg))
     one = run_experiment(tmp_path/'dp.yaml', tmp_path/'one', quick=True, threads=1)
     cmd = [
-        sys.executable,
-        '-m',
-        'accelerate.commands.launch',
-        '--multi_gpu',
-        '--num_processes',
-        '2',
-        '--num_machines',
-        '1',
-        '--mixed_precision',
-        'no',
-        '--dynamo_backend',
-        'no',
+        *LAUNCH_TWO,
         '-m',
         'rcc_rank.views.experiments',
         str(tmp_path / 'dp.yaml'),

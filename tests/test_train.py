@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
 
-from conftest import ENV, CAPTIONS
+from conftest import ENV, CAPTIONS, LAUNCH_TWO
 os.environ.update(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false')
 torch.set_num_threads(1)
 
@@ -84,18 +84,7 @@ def test_two_processes_match_one(data, tmp_path):
     args = dict(objective='rank', max_steps=3, batch_size=4, min_lr_ratio=1.0)
     one = train(TrainConfig(**{**FAST, **args}, train_data=str(data), output_dir=str(tmp_path/'one')))
     cmd = [
-        sys.executable,
-        '-m',
-        'accelerate.commands.launch',
-        '--multi_gpu',
-        '--num_processes',
-        '2',
-        '--num_machines',
-        '1',
-        '--mixed_precision',
-        'no',
-        '--dynamo_backend',
-        'no',
+        *LAUNCH_TWO,
         '--main_process_port',
         '29517',
         '-m',

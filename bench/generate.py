@@ -15,7 +15,9 @@ deciding which types apply (the spaCy parse of each new caption, batched across 
 fit checks) and `other_cpu_ms_per_request` the rest (the SDK, its HTTP stack, the builder); `parse_batch_mean` is the
 mean number of captions parsed in one batch. `--parse-workers N` parses in N worker processes
 (`Mutator.parse_workers`): `worker_cpu_ms_per_request` is their CPU, `total_cpu_ms_per_request` the run's and theirs.
-`--applicable spacy|keywords` uses the Claude mutator's own check (the taxonomy's rules with that tagger, batched as in
+`--http auto|httpx|aiohttp` picks the SDK's transport (auto, the package's default: aiohttp when installed); `transport`
+names the client class it gave. Captions are parsed a sentence at a time (`errors.parse_docs`): a step re-parses the
+sentence its edit changed. `--applicable spacy|keywords` uses the Claude mutator's own check (the taxonomy's rules with that tagger, batched as in
 a real run) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
 The fake server's own CPU per request (`server_cpu_ms_per_request`) shares this machine's cores with the client.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
@@ -32,7 +34,7 @@ from rcc_rank.core.basics import read_jsonl
 from rcc_rank.data.chains import Chain
 from rcc_rank.data import mutators, errors
 from rcc_rank.data.mutators import RuleMutator, rule_types
-from rcc_rank.data.backends import ClaudeMutator
+from rcc_rank.data.backends import ClaudeMutator, sdk_http_client
 from rcc_rank.data.builder import abuild_chains
 
 _SUBJ = ['A man', 'A woman', 'Two boys', 'Three girls', 'An elderly man', 'A young woman']
@@ -78,9 +80,7 @@ async def claude_run(n, length, concurrency, latency, tmp, base_url, http='httpx
     import anthropic
     rm = RuleMutator()
     rm.parse_workers = workers
-    hc = (
-        anthropic.DefaultAioHttpClient() if http == 'aiohttp' else anthropic.DefaultAsyncHttpxClient()
-    )  # the SDK's two transports
+    hc = sdk_http_client(http)   # the SDK's transport, as `ClaudeMutator(http=...)` builds it
     client = anthropic.AsyncAnthropic(base_url=base_url, api_key='bench-key', max_retries=2, timeout=60, http_client=hc)
     m = ClaudeMutator(
         model='claude-fake',
@@ -116,6 +116,7 @@ async def _claude_timed(n, length, concurrency, latency, tmp, http, applicable, 
         'concurrency': concurrency,
         'latency_s': latency,
         'http': http,
+        'transport': type(client._client).__name__,
         'applicable': applicable,
         'wall_s': round(wall, 3),
         'ideal_s': round(ideal, 3),
@@ -163,8 +164,8 @@ if __name__ == '__main__':
         default='rules',
         help="which types apply: the rule back end's (default; the fake never refuses) or the Claude mutator's own with that tagger",
     )
-    ap.add_argument('--http', choices=['httpx', 'aiohttp'], default='httpx',
-                    help="the SDK's HTTP transport: httpx (default) or aiohttp (pip install 'anthropic[aiohttp]')")
+    ap.add_argument('--http', choices=['auto', 'httpx', 'aiohttp'], default='auto',
+                    help="the SDK's HTTP transport: auto (the package's default: aiohttp when installed), httpx or aiohttp")
     ap.add_argument('--parse-workers', type=int, default=0,
                     help='parse captions in this many worker processes (0: on the event loop, the default)')
     a = ap.parse_args()

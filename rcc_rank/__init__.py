@@ -21,7 +21,8 @@ _MODULES = {   # module -> the public names it defines
         'parse_cli', 'print_result', 'quiet_libraries', 'ranking_summary', 'run_command', 'std_error', 'yaml_options'],
     'rcc_rank.data.backends': [
         'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'TOOL_NAME', 'Truncated', 'error_type_text', 'make_mutator',
-        'parse_json_reply', 'refusal', 'system_prompt', 'tiny_chat_model', 'tool_input', 'user_prompt'],
+        'parse_json_reply', 'refusal', 'sdk_http_client', 'system_prompt', 'tiny_chat_model', 'tool_input',
+        'user_prompt'],
     'rcc_rank.data.batches': [
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],
@@ -41,8 +42,8 @@ _MODULES = {   # module -> the public names it defines
         'llm_question_chains', 'parse_question_reply', 'question_request'],
     'rcc_rank.data.errors': [
         'ERROR_TYPES', 'EnglishPipelineMissing', 'ErrorType', 'INSTALL_HINT', 'PREFERRED_PIPELINES', 'Tagged', 'Token',
-        'applicable_types', 'error_type_order', 'get_nlp', 'register_error_type', 'sample_error_type', 'tag',
-        'tag_many', 'taxonomy_markdown'],
+        'applicable_types', 'error_type_order', 'get_nlp', 'parse_docs', 'register_error_type', 'sample_error_type',
+        'sentence_pieces', 'tag', 'tag_many', 'taxonomy_markdown'],
     'rcc_rank.data.lexicons': [
         'ACTION_OPPOSITES', 'CAMERA_OPPOSITES', 'CAMERA_WORDS', 'COLOURS', 'DIRECTION_OPPOSITES', 'LEXICONS',
         'LIGHTING_OPPOSITES', 'MATERIALS', 'MOTION_VERBS', 'NUMBER_WORDS', 'OBJECT_CATEGORIES', 'PERSON_NOUNS',

@@ -136,6 +136,28 @@ def test_each_fault_is_retried_resampled_or_recorded(fault, tmp_path):
     for r in chains.values():                                  # no wrecked or unchanged caption slipped into a chain
         for a, b in zip(r['captions'], r['captions'][1:]): assert check_step(a, b) is None
 
+TRANSPORT_FAULTS = ['429', '529', '500', 'drop', 'slow']
+
+def test_both_http_transports_absorb_faults_and_write_the_same_chains(tmp_path, monkeypatch):
+    "The client ClaudeMutator builds itself, on httpx and on aiohttp, rides out transport faults to the same chains"
+    pytest.importorskip('aiohttp')
+    monkeypatch.setenv('ANTHROPIC_API_KEY', FAKE_KEY)
+    out = {}
+    for http in ('httpx', 'aiohttp'):
+        path = tmp_path / f'{http}.jsonl'
+        with FakeClaude(responder=rule_responder(), retry_after=0.02, slow_seconds=0.6) as srv:
+            for f in TRANSPORT_FAULTS: srv.inject(f)
+            m = ClaudeMutator(model='claude-fake', types=rule_types(), tagger='keywords', max_retries=6, timeout=0.3,
+                              base_url=srv.base_url, http=http)
+            s = asyncio.run(
+                abuild_chains(ITEMS, m, length=4, seed=0, out_path=path, concurrency=2, backoff=0.01, progress=False)
+            )
+            assert srv.pending == [] and sorted(set(srv.served_faults)) == sorted(TRANSPORT_FAULTS), srv.served_faults
+        assert s['finished'] == len(ITEMS) and s['api_errors'] == 0, s
+        assert {f['kind'] for f in failures(path)} <= {'refused'}   # the rule responder's own refusals only
+        out[http] = {c.id: (c.captions, c.errors) for c in read_chains(path)}
+    assert out['httpx'] == out['aiohttp']
+
 def test_persistent_api_errors_leave_chain_unfinished_then_resume(tmp_path):
     out = tmp_path/'chains.jsonl'
     with FakeClaude(responder=rule_responder(), retry_after=0.01) as srv:

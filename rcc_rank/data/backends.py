@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03b_backends.ipynb #01f525fc
 from __future__ import annotations
-import re, json, asyncio, threading
+import re, json, asyncio, threading, importlib.util
 from pathlib import Path
 from typing import Iterable
 from fastcore.basics import patch
@@ -18,7 +18,8 @@ from .claude_models import FORCED_TOOL_REJECTED, cache_min_tokens  # noqa: F401 
 
 # %% auto #0
 __all__ = ['log', 'TOOL_NAME', 'DEGRADE_TOOL', 'error_type_text', 'system_prompt', 'user_prompt', 'Truncated', 'refusal',
-           'tool_input', 'ClaudeMutator', 'parse_json_reply', 'HFMutator', 'tiny_chat_model', 'make_mutator']
+           'tool_input', 'sdk_http_client', 'ClaudeMutator', 'parse_json_reply', 'HFMutator', 'tiny_chat_model',
+           'make_mutator']
 
 # %% ../../nbs/03b_backends.ipynb #67ca232b
 log = get_logger(__name__)
@@ -138,6 +139,20 @@ def tool_input(msg, name:str, schema:dict)->dict:
     if missing: raise MalformedReply(f'the {name} call lacks required field(s) {missing}', usage)
     return inp
 
+# %% ../../nbs/03b_backends.ipynb #16fca9ae
+def sdk_http_client(http:str='auto' # 'aiohttp', 'httpx', or 'auto' (aiohttp when installed)
+                   ):
+    "A new async HTTP client for the `anthropic` SDK, on the transport asked for"
+    import anthropic
+    if http not in ('auto', 'aiohttp', 'httpx'):
+        raise ValueError(f"unknown HTTP transport {http!r}: use auto, aiohttp or httpx")
+    if http == 'httpx' or (http == 'auto' and importlib.util.find_spec('aiohttp') is None):
+        return anthropic.DefaultAsyncHttpxClient()
+    try: return anthropic.DefaultAioHttpClient()
+    except (RuntimeError, AttributeError, ImportError) as e:
+        if http == 'auto': return anthropic.DefaultAsyncHttpxClient()   # an SDK too old for its aiohttp client
+        raise RuntimeError(f'the aiohttp transport needs the extra: pip install "rcc-rank[aiohttp]" ({e})') from e
+
 # %% ../../nbs/03b_backends.ipynb #16f95d41
 class ClaudeMutator(Mutator):
     "Mutator backed by Claude through the official async SDK (tool use, prompt caching)"
@@ -151,9 +166,11 @@ class ClaudeMutator(Mutator):
                  types:Iterable[str]|None=None, # restrict error types (default: the taxonomy)
                  base_url:str|None=None, # API base URL (default: the SDK's, or `$ANTHROPIC_BASE_URL`)
                  tagger:str='spacy', # how applicability is decided: 'spacy' or 'keywords' (see `rcc_rank.data.errors`)
-                 retry_max_tokens:int=8192 # the budget of the one retry after a reply cut off by `max_tokens`
+                 retry_max_tokens:int=8192, # the budget of the one retry after a reply cut off by `max_tokens`
+                 http:str='auto' # HTTP transport of the client built here: auto, aiohttp or httpx (`sdk_http_client`)
                 ):
         self.model, self.max_tokens, self.tagger, self.retry_max_tokens = model, max_tokens, tagger, retry_max_tokens
+        self.http = http
         self.name = f'claude:{model}'
         self.types = list(types) if types is not None else None
         self._given, self._client, self._client_kw, self._client_loop = (
@@ -184,12 +201,10 @@ def client(self:ClaudeMutator):
         import anthropic
         if self._given is None:
             kw = {k: v for k, v in self._client_kw.items() if v is not None}
-            self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), **kw)
+            http = sdk_http_client(self.http)
+            self._client = anthropic.AsyncAnthropic(api_key=api_key('ANTHROPIC_API_KEY'), http_client=http, **kw)
         elif self._client_loop is None: self._client = self._given
-        else:
-            self._client = self._given.copy(
-                http_client=anthropic.DefaultAsyncHttpxClient()
-            )  # same settings, own connections
+        else: self._client = self._given.copy(http_client=sdk_http_client(self.http))   # same settings, own connections
     if loop is not None: self._client_loop = loop
     return self._client
 
@@ -369,17 +384,19 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
                  max_retries:int=4, # SDK retries (claude)
                  timeout:float=120.0, # request timeout (claude)
                  tagger:str='spacy', # applicability tagging for claude/hf: 'spacy' or 'keywords'
-                 parse_workers:int=0 # parse captions in this many worker processes (0: on the event loop)
+                 parse_workers:int=0, # parse captions in this many worker processes (0: on the event loop)
+                 http:str='auto' # the Claude client's HTTP transport: auto, aiohttp or httpx
                 )->Mutator:
     "A mutator from command-line options"
     if kind not in ('rules', 'claude', 'hf'): raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
     if kind == 'hf' and not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
     if int(parse_workers) < 0: raise ValueError(f'--parse_workers must be 0 or more, got {parse_workers}')
+    if http not in ('auto', 'aiohttp', 'httpx'):
+        raise ValueError(f'--http must be auto, aiohttp or httpx, got {http!r}')
     if kind == 'rules': m = RuleMutator(types=types)
     elif kind == 'claude':
-        m = ClaudeMutator(
-            model=model or DEFAULT_MODEL, types=types, max_retries=max_retries, timeout=timeout, tagger=tagger
-        )
+        m = ClaudeMutator(model=model or DEFAULT_MODEL, types=types, max_retries=max_retries, timeout=timeout,
+                          tagger=tagger, http=http)
     else: m = HFMutator(model, types=types, tagger=tagger)
     m.parse_workers = int(parse_workers)
     return m

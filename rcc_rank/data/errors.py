@@ -4,7 +4,7 @@
 
 # %% ../../nbs/02_errors.ipynb #c24d75d7
 from __future__ import annotations
-import os, re, sys, random, functools
+import os, re, sys, random, functools, weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Any
 from ..core.basics import SizedCache, markdown_table
@@ -15,9 +15,9 @@ from .lexicons import (
 from .lexicons import LEXICONS  # noqa: F401 (the rule mutator reads `errors.LEXICONS`)
 
 # %% auto #0
-__all__ = ['PREFERRED_PIPELINES', 'INSTALL_HINT', 'ERROR_TYPES', 'EnglishPipelineMissing', 'get_nlp', 'Token', 'Tagged', 'tag',
-           'tag_many', 'ErrorType', 'taxonomy_markdown', 'register_error_type', 'applicable_types', 'sample_error_type',
-           'error_type_order']
+__all__ = ['PREFERRED_PIPELINES', 'INSTALL_HINT', 'ERROR_TYPES', 'EnglishPipelineMissing', 'get_nlp', 'Token', 'Tagged',
+           'sentence_pieces', 'parse_docs', 'tag', 'tag_many', 'ErrorType', 'taxonomy_markdown', 'register_error_type',
+           'applicable_types', 'sample_error_type', 'error_type_order']
 
 # %% ../../nbs/02_errors.ipynb #87f483bb
 PREFERRED_PIPELINES = (
@@ -135,12 +135,53 @@ def _kw_tag(text:str)->Tagged:
     return Tagged(text, tuple(toks), sents, 'keywords')
 
 # %% ../../nbs/02_errors.ipynb #03046a74
-def _spacy_tag(text:str, nlp)->Tagged:
-    doc = nlp(text)
+def _tagged(text:str, doc, name:str)->Tagged:
+    "A `Tagged` from a caption's spaCy `Doc`"
     toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
-    return Tagged(
-        text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), 'spacy:' + nlp.meta.get('name', '')
-    )
+    return Tagged(text, toks, tuple(s.text.strip() for s in doc.sents if s.text.strip()), name)
+
+# %% ../../nbs/02_errors.ipynb #0eb9eb9b
+_CUT = re.compile(r'(?<=[.!?])\s+(?=["\'(]?[A-Z])')
+_TITLE = re.compile(r'(?<![\w.])(?:Mr|Mrs|Ms|Dr|St|Mt|Jr|Sr|Prof|vs|e\.g|i\.e)\.\s*$')
+
+def sentence_pieces(text:str # a caption
+                   )->list[str]:
+    "`text` cut after each sentence and the spaces that follow it; the pieces join back to `text`"
+    out, pos = [], 0
+    for m in _CUT.finditer(text):
+        if _TITLE.search(text[pos:m.end()]): continue
+        out.append(text[pos:m.end()])
+        pos = m.end()
+    out.append(text[pos:])
+    return [p for p in out if p]
+
+# %% ../../nbs/02_errors.ipynb #31b731f8
+_DOCS = weakref.WeakKeyDictionary()   # spaCy pipeline -> SizedCache of sentence -> Doc
+
+def _doc_cache(nlp)->SizedCache:
+    "The sentence `Doc`s parsed by `nlp` (about 2 kB and 0.4 kB a token each)"
+    if nlp not in _DOCS: _DOCS[nlp] = SizedCache(_TAG_CACHE_BYTES // 4, lambda d: 2048 + 400 * len(d))
+    return _DOCS[nlp]
+
+# %% ../../nbs/02_errors.ipynb #221cc70a
+def parse_docs(texts:Iterable[str], # captions
+               nlp, # a loaded spaCy pipeline
+               batch_size:int=64 # spaCy batch size
+              )->list:
+    "spaCy `Doc`s of `texts`, parsed a sentence at a time: a sentence parsed before is not parsed again"
+    from spacy.tokens import Doc
+    cache = _doc_cache(nlp)
+    pieces = [sentence_pieces(t) for t in texts]
+    docs = {p: cache.get(p) for ps in pieces for p in ps}
+    todo = [p for p, d in docs.items() if d is None]
+    for p, d in zip(todo, nlp.pipe(todo, batch_size=batch_size)):
+        docs[p] = cache[p] = d
+    return [Doc.from_docs([docs[p] for p in ps], ensure_whitespace=False) if ps else nlp(t)
+            for t, ps in zip(texts, pieces)]
+
+# %% ../../nbs/02_errors.ipynb #32411104
+def _spacy_tag(text:str, nlp)->Tagged:
+    return _tagged(text, parse_docs([text], nlp)[0], 'spacy:' + nlp.meta.get('name', ''))
 
 # %% ../../nbs/02_errors.ipynb #d5b7a2e7
 def _tagged_bytes(t:Tagged)->int:
@@ -185,11 +226,7 @@ def tag_many(captions:Iterable[str], # captions to tag
     if todo and tagger != 'keywords':
         nlp = get_nlp(None if tagger == 'spacy' else tagger)
         name = 'spacy:' + nlp.meta.get('name', '')
-        for text, doc in zip(todo, nlp.pipe(todo, batch_size=batch_size)):
-            toks = tuple(Token(t.text, t.lower_, t.lemma_.lower(), t.pos_, t.tag_) for t in doc if not t.is_space)
-            _CACHE[(tagger, text)] = Tagged(
-                text, toks, tuple(x.text.strip() for x in doc.sents if x.text.strip()), name
-            )
+        for text, doc in zip(todo, parse_docs(todo, nlp, batch_size)): _CACHE[(tagger, text)] = _tagged(text, doc, name)
     return [tag(c, tagger) for c in captions]
 
 # %% ../../nbs/02_errors.ipynb #99772394
@@ -296,7 +333,6 @@ _THINGS = [
 ]
 # _THINGS: the error types about objects and their attributes
 
-
 # %% ../../nbs/02_errors.ipynb #er000002
 _EVENTS = [
     ErrorType('action', "Change what someone or something does to a different, visibly distinct action.",
@@ -316,7 +352,6 @@ _EVENTS = [
 ]
 # _EVENTS: the error types about what happens, where things are and when
 
-
 # %% ../../nbs/02_errors.ipynb #er000004
 _SETTING = [
     ErrorType('scene', "Change the setting or location where the video takes place (kitchen↔garage, park↔beach, "
@@ -335,7 +370,6 @@ _SETTING = [
 
 ERROR_TYPES: dict[str, ErrorType] = {e.name: e for e in _THINGS + _EVENTS + _SETTING}
 # ERROR_TYPES: the error taxonomy, name → `ErrorType` (extend it with `register_error_type`)
-
 
 # %% ../../nbs/02_errors.ipynb #fef6584f
 def taxonomy_markdown(types:Iterable[str]|None=None # which types (default: all)

@@ -199,7 +199,7 @@ def _all_sites(caption:str, parse:bool=True)->dict[str, tuple[Site, ...]]:
     key = (caption, parse)
     if key not in _SITES:
         nlp = _nlp() if parse else None
-        _SITES[key] = _sites_of(caption, nlp(caption) if nlp is not None else None)
+        _SITES[key] = _sites_of(caption, _errors.parse_docs([caption], nlp)[0] if nlp is not None else None)
     return _SITES[key]
 
 # %% ../../nbs/03h_rule_sites.ipynb #073ccb3d
@@ -219,7 +219,7 @@ def _sites_many(captions:list[str])->list:
     nlp = _nlp()
     todo = [c for c in captions if (c, True) not in _SITES]
     if nlp is not None and todo:
-        for c, doc in zip(todo, nlp.pipe(todo, batch_size=64)): _SITES[(c, True)] = _sites_of(c, doc)
+        for c, doc in zip(todo, _errors.parse_docs(todo, nlp)): _SITES[(c, True)] = _sites_of(c, doc)
     return [_all_sites(c) for c in captions]
 
 # %% ../../nbs/03h_rule_sites.ipynb #67e66289

@@ -204,7 +204,8 @@ def _generate_baseline(a:AttrDict, # rcc_generate's options
         raise SystemExit(f'rcc-generate: {e}') from None
     types = [t.strip() for t in a.types.split(',')] if a.types else None
     m = None
-    if teacher is None: m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger, a.parse_workers)
+    if teacher is None:
+        m = make_mutator(a.mutator, a.model, types, a.max_retries, a.timeout, a.tagger, a.parse_workers, a.http)
     sampler = _baseline_sampler(a, teacher, rows)
     settings = {'backend': (m or teacher).name, 'policy': a.policy, 'seed': a.seed, 'length': a.length, 'types': types}
     try:
@@ -252,6 +253,7 @@ def _generate(a:AttrDict # rcc_generate's options
         a.timeout,
         a.tagger,
         a.parse_workers,
+        a.http,
     )
     forget = _forget_batches(a.forget_batch, a.output)
     try: s = _build(a, rows, m, forget)
@@ -274,6 +276,13 @@ def split_counts(path:str|Path # a JSONL output (chains, question chains, baseli
         out[k] = out.get(k, 0) + 1
     return out
 
+# %% ../../nbs/03e_generate.ipynb #c5389d83
+def _in_out(input:str|None, output:str|None, source:str|None)->tuple:
+    "`rcc-generate`'s (input, output): INPUT OUTPUT, or --source NAME:PATH OUTPUT (its one path is the output)"
+    if source and output is None: input, output = None, input
+    if not output or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    return input, output
+
 # %% ../../nbs/03e_generate.ipynb #ca16edc2
 def generate_command(
     input:str=None, # captions: JSONL, CSV or a saved `datasets` folder (id, caption; video optional); not with --source
@@ -294,6 +303,7 @@ def generate_command(
     types:str=None, # comma-separated error types to use (default: all the back end can apply)
     tagger:str='spacy', # how claude/hf decide which types apply: spacy, or keywords (no spaCy needed)
     parse_workers:int=0, # parse captions in worker processes (many chains in flight: the loop keeps up with replies)
+    http:str='auto', # the Claude client's HTTP transport: auto (aiohttp when installed), aiohttp or httpx
     limit:int=None, # only the first N input rows
     split:str=None, # the split of a DatasetDict input
     test_size:float=0.0, # put this fraction of rows in split 'test' by a hash of the id (0: keep rows' own `split`)
@@ -310,8 +320,7 @@ def generate_command(
     quiet:bool=False # no progress bar
 )->dict:
     "Build ranked caption chains by repeated degradation; rerunning the same command resumes; returns the summary"
-    if source and output is None: input, output = None, input  # `rcc-generate --source NAME:PATH OUT`
-    if not output or bool(input) == bool(source): raise ValueError('give INPUT OUTPUT, or --source NAME:PATH OUTPUT')
+    input, output = _in_out(input, output, source)
     check_finite(dict(timeout=timeout, backoff=backoff, poll_interval=poll_interval), '--')
     with _lock_output(output, overwrite): s = _generate(AttrDict(locals()))  # one writer, to the end (recaptions too)
     return {'splits': split_counts(output), **s}  # rows per split (a dataset folder's own names, if one was written)

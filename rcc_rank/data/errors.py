@@ -159,8 +159,8 @@ def sentence_pieces(text:str # a caption
 _DOCS = weakref.WeakKeyDictionary()   # spaCy pipeline -> SizedCache of sentence -> Doc
 
 def _doc_cache(nlp)->SizedCache:
-    "The sentence `Doc`s parsed by `nlp` (about 2 kB and 0.4 kB a token each)"
-    if nlp not in _DOCS: _DOCS[nlp] = SizedCache(_TAG_CACHE_BYTES // 4, lambda d: 2048 + 400 * len(d))
+    "The sentence `Doc`s parsed by `nlp` (about 2 kB and 0.8 kB a token each, the tagger's vectors included)"
+    if nlp not in _DOCS: _DOCS[nlp] = SizedCache(_TAG_CACHE_BYTES // 4, lambda d: 2048 + 800 * len(d))
     return _DOCS[nlp]
 
 # %% ../../nbs/02_errors.ipynb #221cc70a
@@ -170,14 +170,14 @@ def parse_docs(texts:Iterable[str], # captions
               )->list:
     "spaCy `Doc`s of `texts`, parsed a sentence at a time: a sentence parsed before is not parsed again"
     from spacy.tokens import Doc
-    cache = _doc_cache(nlp)
+    cache, texts = _doc_cache(nlp), list(texts)
     pieces = [sentence_pieces(t) for t in texts]
     docs = {p: cache.get(p) for ps in pieces for p in ps}
     todo = [p for p, d in docs.items() if d is None]
     for p, d in zip(todo, nlp.pipe(todo, batch_size=batch_size)):
         docs[p] = cache[p] = d
-    return [Doc.from_docs([docs[p] for p in ps], ensure_whitespace=False) if ps else nlp(t)
-            for t, ps in zip(texts, pieces)]
+    join = lambda ds: Doc.from_docs(ds, ensure_whitespace=False, exclude=['tensor', 'user_data', 'spans'])
+    return [join([docs[p] for p in ps]) if ps else nlp(t) for t, ps in zip(texts, pieces)]
 
 # %% ../../nbs/02_errors.ipynb #32411104
 def _spacy_tag(text:str, nlp)->Tagged:

@@ -15,10 +15,11 @@ deciding which types apply (the spaCy parse of each new caption, batched across 
 fit checks) and `other_cpu_ms_per_request` the rest (the SDK, its HTTP stack, the builder); `parse_batch_mean` is the
 mean number of captions parsed in one batch. `--parse-workers N` parses in N worker processes
 (`Mutator.parse_workers`): `worker_cpu_ms_per_request` is their CPU, `total_cpu_ms_per_request` the run's and theirs.
-`--http auto|httpx|aiohttp` picks the SDK's transport (auto, the package's default: aiohttp when installed); `transport`
-names the client class it gave. Captions are parsed a sentence at a time (`errors.parse_docs`): a step re-parses the
-sentence its edit changed. `--applicable spacy|keywords` uses the Claude mutator's own check (the taxonomy's rules with that tagger, batched as in
-a real run) instead; the fake then refuses the types its rules cannot apply, so a chain may take more requests.
+`--http auto|httpx|aiohttp` picks the SDK's transport (auto, the package's default: aiohttp when installed);
+`transport` names the client class it gave. Captions are parsed a sentence at a time (`errors.parse_docs`): a step
+re-parses the sentence its edit changed. `--applicable spacy|keywords` uses the Claude mutator's own check (the
+taxonomy's rules with that tagger, batched as in a real run) instead; the fake then refuses the types its rules cannot
+apply, so a chain may take more requests.
 The fake server's own CPU per request (`server_cpu_ms_per_request`) shares this machine's cores with the client.
 Rule back end: chains per second, by wall time and by CPU time of this (single-threaded) process.
 Prints one JSON object.
@@ -165,7 +166,7 @@ if __name__ == '__main__':
         help="which types apply: the rule back end's (default; the fake never refuses) or the Claude mutator's own with that tagger",
     )
     ap.add_argument('--http', choices=['auto', 'httpx', 'aiohttp'], default='auto',
-                    help="the SDK's HTTP transport: auto (the package's default: aiohttp when installed), httpx or aiohttp")
+                    help="the SDK's transport: auto (the package's default: aiohttp when installed), httpx or aiohttp")
     ap.add_argument('--parse-workers', type=int, default=0,
                     help='parse captions in this many worker processes (0: on the event loop, the default)')
     a = ap.parse_args()

@@ -20,9 +20,9 @@ _MODULES = {   # module -> the public names it defines
         'did_you_mean', 'field_types', 'kv_summary', 'make_options', 'md_table', 'option_names', 'options_from',
         'parse_cli', 'print_result', 'quiet_libraries', 'ranking_summary', 'run_command', 'std_error', 'yaml_options'],
     'rcc_rank.data.backends': [
-        'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'TOOL_NAME', 'Truncated', 'error_type_text', 'make_mutator',
-        'parse_json_reply', 'refusal', 'sdk_http_client', 'system_prompt', 'tiny_chat_model', 'tool_input',
-        'user_prompt'],
+        'ClaudeMutator', 'DEGRADE_TOOL', 'HFMutator', 'HTTP_TRANSPORTS', 'TOOL_NAME', 'Truncated', 'error_type_text',
+        'make_mutator', 'parse_json_reply', 'refusal', 'sdk_http_client', 'system_prompt', 'tiny_chat_model',
+        'tool_input', 'user_prompt'],
     'rcc_rank.data.batches': [
         'BATCH_MAX_BYTES', 'BATCH_MAX_REQUESTS', 'BatchError', 'BatchLedger', 'MAX_TRANSIENT', 'TRANSIENT_ERRORS',
         'abuild_chains_batched', 'build_chains_batched', 'result_error', 'split_batches', 'submit_batch', 'wait_batch'],

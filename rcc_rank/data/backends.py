@@ -17,9 +17,9 @@ from .claude_models import DEFAULT_MODEL, cached_system, tool_choice, check_mode
 from .claude_models import FORCED_TOOL_REJECTED, cache_min_tokens  # noqa: F401 (older imports from here)
 
 # %% auto #0
-__all__ = ['log', 'TOOL_NAME', 'DEGRADE_TOOL', 'error_type_text', 'system_prompt', 'user_prompt', 'Truncated', 'refusal',
-           'tool_input', 'sdk_http_client', 'ClaudeMutator', 'parse_json_reply', 'HFMutator', 'tiny_chat_model',
-           'make_mutator']
+__all__ = ['log', 'TOOL_NAME', 'DEGRADE_TOOL', 'HTTP_TRANSPORTS', 'error_type_text', 'system_prompt', 'user_prompt', 'Truncated',
+           'refusal', 'tool_input', 'sdk_http_client', 'ClaudeMutator', 'parse_json_reply', 'HFMutator',
+           'tiny_chat_model', 'make_mutator']
 
 # %% ../../nbs/03b_backends.ipynb #67ca232b
 log = get_logger(__name__)
@@ -140,11 +140,13 @@ def tool_input(msg, name:str, schema:dict)->dict:
     return inp
 
 # %% ../../nbs/03b_backends.ipynb #16fca9ae
+HTTP_TRANSPORTS = ('auto', 'aiohttp', 'httpx')   # what `sdk_http_client` and `--http` accept
+
 def sdk_http_client(http:str='auto' # 'aiohttp', 'httpx', or 'auto' (aiohttp when installed)
                    ):
     "A new async HTTP client for the `anthropic` SDK, on the transport asked for"
     import anthropic
-    if http not in ('auto', 'aiohttp', 'httpx'):
+    if http not in HTTP_TRANSPORTS:
         raise ValueError(f"unknown HTTP transport {http!r}: use auto, aiohttp or httpx")
     if http == 'httpx' or (http == 'auto' and importlib.util.find_spec('aiohttp') is None):
         return anthropic.DefaultAsyncHttpxClient()
@@ -391,7 +393,7 @@ def make_mutator(kind:str, # 'rules', 'claude' or 'hf'
     if kind not in ('rules', 'claude', 'hf'): raise ValueError(f"unknown mutator {kind!r}: use rules, claude or hf")
     if kind == 'hf' and not model: raise ValueError('--mutator hf needs --model (a local model name or path)')
     if int(parse_workers) < 0: raise ValueError(f'--parse_workers must be 0 or more, got {parse_workers}')
-    if http not in ('auto', 'aiohttp', 'httpx'):
+    if http not in HTTP_TRANSPORTS:
         raise ValueError(f'--http must be auto, aiohttp or httpx, got {http!r}')
     if kind == 'rules': m = RuleMutator(types=types)
     elif kind == 'claude':
